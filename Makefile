@@ -1,0 +1,38 @@
+# Everything a newcomer needs: python3 (3.11+) and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run migrate test schema seed clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+		|| $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+## Serve the API on http://127.0.0.1:8000/graphql (embedded PostgreSQL unless DATABASE_URL is set).
+run: install
+	$(BIN)/incidents migrate
+	$(BIN)/incidents serve --demo
+
+migrate: install
+	$(BIN)/incidents migrate
+
+## The whole suite against real PostgreSQL (embedded unless TEST_DATABASE_URL is set).
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Regenerate the committed schema.graphql from the code.
+schema: install
+	$(BIN)/python -m app.api.schema > schema.graphql
+
+seed: install
+	$(BIN)/incidents seed
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,1 @@
+"""incident-graph: a GraphQL API for moving alerts between incidents."""

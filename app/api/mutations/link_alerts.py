@@ -1,0 +1,86 @@
+"""linkAlerts: move alerts to an existing or a new incident, in one transaction."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+from strawberry.types import Info
+
+from app.api.context import Context
+from app.api.types import ActivityLogEntry, Alert, Incident
+from app.db import in_transaction
+from app.domain import linking
+from app.domain.errors import Refused
+
+
+@strawberry.input(one_of=True, description="Where the alerts go: exactly one of the two.")
+class LinkTarget:
+    existing_incident_id: strawberry.ID | None = strawberry.UNSET
+    create_new: bool | None = strawberry.UNSET
+
+
+@strawberry.enum
+class LinkAlertsErrorCode(Enum):
+    INVALID_INPUT = "INVALID_INPUT"
+    ALERT_NOT_FOUND = "ALERT_NOT_FOUND"
+    INCIDENT_NOT_FOUND = "INCIDENT_NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    TARGET_NOT_LINKABLE = "TARGET_NOT_LINKABLE"
+
+
+@strawberry.type
+class LinkAlertsError:
+    code: LinkAlertsErrorCode
+    message: str
+    field: str | None
+    alert_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class LinkAlertsPayload:
+    target_incident: Incident | None
+    source_incidents: list[Incident] = strawberry.field(description="As they are after the move.")
+    alerts: list[Alert]
+    log_entries: list[ActivityLogEntry] = strawberry.field(description="Every entry the move wrote, in every incident.")
+    errors: list[LinkAlertsError]
+
+
+def _given(value):
+    return None if value is strawberry.UNSET else value
+
+
+async def link_alerts(
+    info: Info[Context, None], alert_ids: list[strawberry.ID], target: LinkTarget, comment: str
+) -> LinkAlertsPayload:
+    """Move alerts to another incident: all of them, or none. Replaying a move changes nothing."""
+    ctx = info.context
+    domain_target = linking.Target(
+        existing_incident_id=_given(target.existing_incident_id), create_new=_given(target.create_new)
+    )
+    try:
+        result = await in_transaction(
+            ctx.pool,
+            lambda conn: linking.link_alerts(
+                conn=conn, viewer=ctx.viewer, alert_ids=[str(i) for i in alert_ids],
+                target=domain_target, comment=comment,
+            ),
+        )
+    except Refused as refused:
+        return LinkAlertsPayload(
+            target_incident=None, source_incidents=[], alerts=[], log_entries=[],
+            errors=[
+                LinkAlertsError(
+                    code=LinkAlertsErrorCode(p.code), message=p.message, field=p.field,
+                    alert_ids=[strawberry.ID(i) for i in p.ids],
+                )
+                for p in refused.problems
+            ],
+        )
+    return LinkAlertsPayload(
+        target_incident=Incident.of(result.target),
+        source_incidents=[Incident.of(i) for i in result.sources],
+        alerts=[Alert.of(a) for a in result.alerts],
+        log_entries=[ActivityLogEntry.of(e, ctx) for e in result.entries],
+        errors=[],
+    )

@@ -1,0 +1,176 @@
+"""The `incidents` command: migrate, serve, user add/revoke, seed.
+
+Every command reads DATABASE_URL, or starts the embedded PostgreSQL under .data/ when unset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+import asyncpg
+
+from app import db
+from app.config import Settings
+
+
+def _url(settings: Settings) -> str:
+    return db.resolve_database_url(settings)
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(url, server_settings=db.SERVER_SETTINGS)
+
+
+async def _migrate(url: str) -> list[str]:
+    conn = await _connect(url)
+    try:
+        return await db.migrate(conn)
+    finally:
+        await conn.close()
+
+
+def cmd_migrate(args, settings: Settings) -> None:
+    applied = asyncio.run(_migrate(_url(settings)))
+    print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+
+
+def cmd_user_add(args, settings: Settings) -> None:
+    from app.domain import users
+
+    try:
+        grants = [users.parse_grant(g) for g in args.grant]
+    except ValueError as exc:
+        sys.exit(f"incidents: {exc}")
+
+    async def run() -> str:
+        conn = await _connect(_url(settings))
+        try:
+            return await users.add_user(
+                conn=conn, name=args.name, grants=grants,
+                can_view_incidents=False if args.no_queue else None,
+                can_ingest=True if args.ingest else None,
+            )
+        finally:
+            await conn.close()
+
+    try:
+        token = asyncio.run(run())
+    except ValueError as exc:
+        sys.exit(f"incidents: {exc}")
+    print(f"user {args.name}: token (shown once, keep it secret):")
+    print(token)
+
+
+def cmd_user_revoke(args, settings: Settings) -> None:
+    from app.domain import users
+
+    async def run() -> int:
+        conn = await _connect(_url(settings))
+        try:
+            return await users.revoke_tokens(conn=conn, name=args.name)
+        finally:
+            await conn.close()
+
+    print(f"revoked {asyncio.run(run())} token(s) of {args.name}")
+
+
+def cmd_seed(args, settings: Settings) -> None:
+    from app.domain import seed
+
+    async def run() -> None:
+        url = _url(settings)
+        await _migrate(url)
+        conn = await _connect(url)
+        try:
+            created = await seed.seed(conn=conn, incidents=args.incidents)
+            print(f"seeded {created.alerts} alerts into {created.incidents} incidents")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def cmd_serve(args, settings: Settings) -> None:
+    import uvicorn
+
+    from app.server import create_app
+
+    url = _url(settings)
+    asyncio.run(_migrate(url))
+    if args.demo:
+        asyncio.run(_demo(url, args.host, args.port))
+    settings = Settings(**{**settings.__dict__, "database_url": url})
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, workers=None, loop="uvloop",
+        http="httptools", log_level=os.environ.get("LOG_LEVEL", "info").lower(), access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _demo(url: str, host: str, port: int) -> None:
+    """First start on an empty database: demo data, and a user `demo` who may do everything."""
+    from app.domain import seed, users
+
+    conn = await _connect(url)
+    try:
+        if await conn.fetchval("SELECT count(*) FROM incidents") == 0:
+            created = await seed.seed(conn=conn, incidents=seed.DEMO_INCIDENTS)
+            print(f"loaded demo data: {created.alerts} alerts in {created.incidents} incidents")
+        token = await users.add_user(conn=conn, name="demo", grants=[("*", "write")], can_view_incidents=True, can_ingest=True)
+    finally:
+        await conn.close()
+    endpoint = f"http://{host}:{port}/graphql"
+    print(
+        f"""
+  incident-graph is starting on {endpoint}
+  GraphiQL: open {endpoint} and add this header:  {{"Authorization": "Bearer {token}"}}
+  demo token: {token}
+
+  curl -s {endpoint} -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+       -d '{{"query": "{{ incidents(first: 3) {{ edges {{ node {{ id name severity alertCount }} }} }} }}"}}'
+""",
+        flush=True,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="incidents", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply db/ migrations (idempotent, ordered, recorded)").set_defaults(func=cmd_migrate)
+
+    serve = sub.add_parser("serve", help="serve the API (default 127.0.0.1:8000)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="load demo data into an empty database and print a demo token")
+    serve.set_defaults(func=cmd_serve)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    add = user.add_parser("add", help="create the user if new, print a fresh API token as the last line")
+    add.add_argument("name")
+    add.add_argument("--grant", action="append", default=[], metavar="SCOPE=read|write",
+                     help="repeatable; '*=write' means every scope")
+    add.add_argument("--no-queue", action="store_true", help="without the 'view incidents queue' permission")
+    add.add_argument("--ingest", action="store_true", help="may call ingestAlerts")
+    add.set_defaults(func=cmd_user_add)
+    revoke = user.add_parser("revoke", help="revoke all of a user's tokens at once")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_user_revoke)
+
+    seed = sub.add_parser("seed", help="realistic demo data through the ingestion path")
+    seed.add_argument("--incidents", type=int, default=200)
+    seed.set_defaults(func=cmd_seed)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    args.func(args, Settings.from_env())
+
+
+if __name__ == "__main__":
+    main()

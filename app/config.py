@@ -1,0 +1,69 @@
+"""Settings read from the environment, with typed casts and clear errors."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    data_dir: Path
+    pool_min: int
+    pool_max: int
+    pool_timeout: float
+    statement_timeout_ms: int
+    correlation_window_hours: float
+    introspection: bool
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            data_dir=Path(os.environ.get("INCIDENTS_DATA_DIR") or ROOT / ".data"),
+            pool_min=_int("DB_POOL_MIN", 1),
+            pool_max=_int("DB_POOL_MAX", 10),
+            pool_timeout=_float("DB_POOL_TIMEOUT", 5.0),
+            statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 15000),
+            correlation_window_hours=_float("CORRELATION_WINDOW_HOURS", 24.0),
+            introspection=_bool("GRAPHQL_INTROSPECTION", True),
+        )

@@ -1,0 +1,136 @@
+"""The incidents' activity logs: writing entries and reading them, newest first.
+
+Messages are rendered when read, for the viewer who reads them: an alert the viewer may not
+read appears as "an alert you cannot view", never by its title.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.domain import models, pagination
+from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, ActivityEntry
+from app.domain.viewers import SYSTEM_ACTOR, Viewer
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+INSERT_ENTRIES = """
+INSERT INTO activity_log (incident_id, kind, actor, comment, alert_id, other_incident_id, alert_count)
+SELECT * FROM unnest($1::bigint[], $2::activity_kind[], $3::text[], $4::text[], $5::bigint[],
+                     $6::bigint[], $7::integer[])
+RETURNING id
+"""
+
+ENTRIES_BY_ID = f"SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} WHERE l.id = ANY($1::bigint[]) ORDER BY l.id"
+
+FIRST_ENTRIES_OF_INCIDENTS = f"""
+SELECT e.* FROM unnest($1::bigint[]) AS t(incident_id)
+ CROSS JOIN LATERAL (
+     SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM}
+      WHERE l.incident_id = t.incident_id ORDER BY l.id DESC LIMIT $2
+ ) e
+"""
+
+ENTRIES_AFTER = f"""
+SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM}
+ WHERE l.incident_id = $1 AND l.id < $2 ORDER BY l.id DESC LIMIT $3
+"""
+
+COUNT_ENTRIES = "SELECT count(*) FROM activity_log WHERE incident_id = $1"
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    incident_id: int
+    kind: str
+    actor: str
+    comment: str | None = None
+    alert_id: int | None = None
+    other_incident_id: int | None = None
+    alert_count: int | None = None
+
+
+async def write(*, conn: asyncpg.Connection, entries: list[NewEntry]) -> list[ActivityEntry]:
+    """Append entries in the given order and return them as stored."""
+    if not entries:
+        return []
+    ids = [
+        r["id"]
+        for r in await conn.fetch(
+            INSERT_ENTRIES,
+            [e.incident_id for e in entries],
+            [e.kind for e in entries],
+            [e.actor for e in entries],
+            [e.comment for e in entries],
+            [e.alert_id for e in entries],
+            [e.other_incident_id for e in entries],
+            [e.alert_count for e in entries],
+        )
+    ]
+    return await entries_by_id(conn=conn, ids=ids)
+
+
+async def entries_by_id(*, conn: Conn, ids: list[int]) -> list[ActivityEntry]:
+    return [models.entry(r) for r in await conn.fetch(ENTRIES_BY_ID, ids)]
+
+
+def _cursor(entry: ActivityEntry) -> str:
+    return pagination.encode("l", entry.id)
+
+
+async def first_entries_of_incidents(
+    *, conn: Conn, incident_ids: list[int], first: int
+) -> dict[int, pagination.Page[ActivityEntry]]:
+    """The newest entries of each incident's log, in one query."""
+    pagination.check_first(first)
+    grouped: dict[int, list[ActivityEntry]] = {i: [] for i in incident_ids}
+    for row in await conn.fetch(FIRST_ENTRIES_OF_INCIDENTS, incident_ids, first + 1):
+        grouped[row["incident_id"]].append(models.entry(row))
+    return {i: pagination.page_of(items, first, _cursor) for i, items in grouped.items()}
+
+
+async def entries_after(
+    *, conn: Conn, incident_id: int, first: int, after: str
+) -> pagination.Page[ActivityEntry]:
+    pagination.check_first(first)
+    (before_id,) = pagination.decode(after, "l", (int,))
+    rows = await conn.fetch(ENTRIES_AFTER, incident_id, before_id, first + 1)
+    return pagination.page_of([models.entry(r) for r in rows], first, _cursor)
+
+
+async def count_entries(*, conn: Conn, incident_id: int) -> int:
+    return await conn.fetchval(COUNT_ENTRIES, incident_id)
+
+
+def _alert_ref(entry: ActivityEntry, viewer: Viewer) -> str:
+    if entry.alert_id is None:
+        return "an alert"
+    if entry.alert_scope is not None and viewer.can_read(entry.alert_scope):
+        return f'#{entry.alert_id} "{entry.alert_title}"'
+    return "an alert you cannot view"
+
+
+def message(entry: ActivityEntry, viewer: Viewer) -> str:
+    """The sentence a person reads in the log, as this viewer may read it."""
+    alert = _alert_ref(entry, viewer)
+    other = f"incident {entry.other_incident_id}"
+    by = "" if entry.actor == SYSTEM_ACTOR else f" by {entry.actor}"
+    match entry.kind:
+        case "alert_correlated":
+            return f"Alert {alert} was correlated with this incident by shared evidence."
+        case "alert_linked":
+            return f"Alert {alert} was moved here from {other}{by}."
+        case "alert_unlinked":
+            return f"Alert {alert} was moved to {other}{by}."
+        case "incident_created" if entry.actor == SYSTEM_ACTOR:
+            return f"Incident created for alert {alert}."
+        case "incident_created":
+            n = entry.alert_count or 0
+            return f"Incident created{by} to hold {n} alert{'s' if n != 1 else ''} moved from other incidents."
+        case "incident_resolved":
+            return f"Incident resolved automatically: its last alert was moved to {other}{by}."
+        case "incident_reopened":
+            return f"Incident reopened: alerts were moved here from {other}{by}."
+    return entry.kind.replace("_", " ").capitalize() + "."

@@ -1,0 +1,37 @@
+"""Expected failures. Each carries a code that the API layer maps to its own error types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+
+
+@dataclass
+class Problem:
+    """One reason an operation was refused."""
+
+    code: str  # INVALID_INPUT, ALERT_NOT_FOUND, INCIDENT_NOT_FOUND, FORBIDDEN, TARGET_NOT_LINKABLE
+    message: str
+    field: str | None = None
+    ids: list[str] = dataclass_field(default_factory=list)
+
+
+class Refused(Exception):
+    """An operation was refused as a whole and changed nothing."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+class NotAllowed(Exception):
+    """The viewer lacks a permission needed to ask this at all."""
+
+
+class InvalidArgument(Exception):
+    """A query argument is malformed (a bad cursor, a page size out of range...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message

@@ -1,0 +1,192 @@
+"""Moving alerts to another incident: the flow behind linkAlerts.
+
+All-or-nothing: either every alert moves, or the caller's transaction is rolled back by the
+Refused exception and nothing changes. Row locks are taken in a fixed order (alerts by id, then
+incidents by id) so that concurrent moves of overlapping alerts queue up instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.domain import activity, aggregates, models, naming
+from app.domain.activity import NewEntry
+from app.domain.errors import Problem, Refused
+from app.domain.incidents import is_visible
+from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Alert, Incident
+from app.domain.viewers import Viewer
+
+MAX_ALERTS = 1000
+MAX_COMMENT = 30_000
+_ID = re.compile(r"^\d{1,18}$")
+
+LOCK_ALERTS = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE"
+LOCK_INCIDENTS = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY($1::bigint[]) ORDER BY i.id FOR UPDATE"
+DEVICES = """
+SELECT DISTINCT ON (value_key) value FROM alert_entities
+ WHERE alert_id = ANY($1::bigint[]) AND kind = 'device' ORDER BY value_key, value
+"""
+CREATE_INCIDENT = f"""
+INSERT INTO incidents AS i (name, severity, last_activity_at) VALUES ($1, $2::severity, $3)
+RETURNING {INCIDENT_COLUMNS}
+"""
+MOVE = "UPDATE alerts SET incident_id = $1 WHERE id = ANY($2::bigint[])"
+SET_STATUS = f"""
+UPDATE incidents i SET status = $2::incident_status WHERE i.id = ANY($1::bigint[])
+RETURNING {INCIDENT_COLUMNS}
+"""
+ALERTS_BY_ID = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[])"
+
+SEVERITY_ORDER = ["informational", "low", "medium", "high"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Exactly one of: an existing incident's number, or create_new=True."""
+
+    existing_incident_id: str | None = None
+    create_new: bool | None = None
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    target: Incident
+    sources: list[Incident]
+    alerts: list[Alert]
+    entries: list[ActivityEntry]
+
+
+def _check_input(
+    viewer: Viewer, alert_ids: list[str], target: Target, comment: str
+) -> tuple[list[str], str]:
+    problems: list[Problem] = []
+    if not viewer.can_view_incidents:
+        problems.append(Problem("FORBIDDEN", "You may not view the incidents queue, so you may not move alerts."))
+    ids = list(dict.fromkeys(i.strip() for i in alert_ids))
+    if not ids:
+        problems.append(Problem("INVALID_INPUT", "Select at least one alert.", "alertIds"))
+    elif len(ids) > MAX_ALERTS:
+        problems.append(
+            Problem("INVALID_INPUT", f"At most {MAX_ALERTS} alerts can move at once; got {len(ids)}.", "alertIds")
+        )
+    text = comment.strip()
+    if not text:
+        problems.append(Problem("INVALID_INPUT", "A comment saying why is required.", "comment"))
+    elif len(text) > MAX_COMMENT:
+        problems.append(
+            Problem("INVALID_INPUT", f"The comment is limited to {MAX_COMMENT} characters; got {len(text)}.", "comment")
+        )
+    given = [target.existing_incident_id is not None, target.create_new is not None]
+    if sum(given) != 1:
+        problems.append(Problem("INVALID_INPUT", "Give exactly one of existingIncidentId or createNew.", "target"))
+    elif target.create_new is False:
+        problems.append(
+            Problem("INVALID_INPUT", "createNew must be true; to use an existing incident give existingIncidentId.", "target.createNew")
+        )
+    if problems:
+        raise Refused(problems)
+    return ids, text
+
+
+async def link_alerts(
+    *, conn: asyncpg.Connection, viewer: Viewer, alert_ids: list[str], target: Target, comment: str
+) -> LinkResult:
+    """Move alerts to an existing or a new incident, writing both incidents' logs.
+
+    Must run inside a transaction owned by the caller; raises Refused with every problem found.
+    """
+    ids, comment = _check_input(viewer, alert_ids, target, comment)
+    numeric = sorted({int(i) for i in ids if _ID.match(i)})
+    locked = {r["id"]: models.alert(r) for r in await conn.fetch(LOCK_ALERTS, numeric)}
+
+    # Unknown and unreadable alerts are reported alike, so nobody learns an unreadable one exists.
+    not_found = [i for i in ids if not _ID.match(i) or int(i) not in locked or not viewer.can_read(locked[int(i)].scope)]
+    forbidden = [i for i in ids if i not in not_found and not viewer.can_write(locked[int(i)].scope)]
+    problems: list[Problem] = []
+    if not_found:
+        problems.append(Problem("ALERT_NOT_FOUND", f"No alert found with id {', '.join(not_found)}.", "alertIds", not_found))
+    if forbidden:
+        problems.append(Problem("FORBIDDEN", f"You may read but not move alert {', '.join(forbidden)}.", "alertIds", forbidden))
+
+    selected = [locked[int(i)] for i in ids if i not in not_found]
+    source_ids = {a.incident_id for a in selected}
+    target_id: int | None = None
+    if target.existing_incident_id is not None:
+        raw = target.existing_incident_id.strip().lstrip("#")
+        target_id = int(raw) if _ID.match(raw) else None
+    incidents = {
+        r["id"]: models.incident(r)
+        for r in await conn.fetch(LOCK_INCIDENTS, sorted(source_ids | ({target_id} if target_id is not None else set())))
+    }
+    if target.existing_incident_id is not None:
+        found = incidents.get(target_id) if target_id is not None else None
+        if found is None or not is_visible(found, viewer):
+            problems.append(
+                Problem("INCIDENT_NOT_FOUND", f"No incident found with id {target.existing_incident_id}.", "target.existingIncidentId")
+            )
+        elif found.status == "redirected":
+            problems.append(
+                Problem(
+                    "TARGET_NOT_LINKABLE",
+                    f"Incident {found.id} was merged into incident {found.redirect_incident_id}; move the alerts there.",
+                    "target.existingIncidentId",
+                )
+            )
+    if problems:
+        raise Refused(problems)
+
+    entries: list[NewEntry] = []
+    if target.create_new:
+        target_incident = await _create_incident(conn, selected)
+        entries.append(NewEntry(target_incident.id, "incident_created", viewer.name, comment, alert_count=len(selected)))
+    else:
+        target_incident = incidents[target_id]  # type: ignore[index]
+
+    moving = [a for a in selected if a.incident_id != target_incident.id]
+    if not moving:  # a replay: every alert is already there
+        return LinkResult(target_incident, [], await _alerts_in_order(conn, ids), [])
+
+    await conn.execute(MOVE, target_incident.id, [a.id for a in moving])
+    for a in moving:
+        entries.append(NewEntry(a.incident_id, "alert_unlinked", viewer.name, comment, a.id, target_incident.id))
+        entries.append(NewEntry(target_incident.id, "alert_linked", viewer.name, comment, a.id, a.incident_id))
+
+    moved_from = sorted({a.incident_id for a in moving})
+    after = await aggregates.recompute(conn=conn, incident_ids=[target_incident.id, *moved_from])
+
+    # An incident left with no alerts is finished: resolve it and say where its last alert went.
+    emptied = [i for i in moved_from if after[i].alert_count == 0 and after[i].status in ("active", "in_progress")]
+    if emptied:
+        for row in await conn.fetch(SET_STATUS, emptied, "resolved"):
+            after[row["id"]] = models.incident(row)
+        entries += [NewEntry(i, "incident_resolved", viewer.name, comment, other_incident_id=target_incident.id) for i in emptied]
+    # Alerts arriving in a resolved incident are unhandled work: reopen it.
+    if after[target_incident.id].status == "resolved":
+        for row in await conn.fetch(SET_STATUS, [target_incident.id], "active"):
+            after[row["id"]] = models.incident(row)
+        entries.append(NewEntry(target_incident.id, "incident_reopened", viewer.name, comment, other_incident_id=moved_from[0]))
+
+    written = await activity.write(conn=conn, entries=entries)
+    return LinkResult(
+        target=after[target_incident.id],
+        sources=[after[i] for i in moved_from],
+        alerts=await _alerts_in_order(conn, ids),
+        entries=written,
+    )
+
+
+async def _create_incident(conn: asyncpg.Connection, alerts: list[Alert]) -> Incident:
+    by_time = sorted(alerts, key=lambda a: (a.detected_at, a.id))
+    devices = [r["value"] for r in await conn.fetch(DEVICES, [a.id for a in alerts])]
+    name = naming.incident_name([a.title for a in by_time], [a.category for a in by_time], devices)
+    severity = max((a.severity for a in alerts), key=SEVERITY_ORDER.index)
+    row = await conn.fetchrow(CREATE_INCIDENT, name, severity, max(a.detected_at for a in alerts))
+    return models.incident(row)
+
+
+async def _alerts_in_order(conn: asyncpg.Connection, ids: list[str]) -> list[Alert]:
+    rows = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, [int(i) for i in ids])}
+    return [rows[int(i)] for i in ids]

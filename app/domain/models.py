@@ -1,0 +1,79 @@
+"""Plain records the domain hands out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+INCIDENT_COLUMNS = (
+    "i.id, i.name, i.status::text AS status, i.severity::text AS severity, i.created_at,"
+    " i.last_activity_at, i.alert_count, i.alert_scopes, i.redirect_incident_id"
+)
+ALERT_COLUMNS = (
+    "a.id, a.external_id, a.title, a.severity::text AS severity, a.status::text AS status,"
+    " a.category, a.scope, a.detected_at, a.incident_id"
+)
+ENTRY_COLUMNS = (
+    "l.id, l.incident_id, l.kind::text AS kind, l.created_at, l.actor, l.comment, l.alert_id,"
+    " l.other_incident_id, l.alert_count, la.title AS alert_title, la.scope AS alert_scope"
+)
+ENTRY_FROM = "activity_log l LEFT JOIN alerts la ON la.id = l.alert_id"
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    name: str
+    status: str
+    severity: str
+    created_at: datetime
+    last_activity_at: datetime
+    alert_count: int  # every alert, readable or not: see incidents.visible_alert_count
+    alert_scopes: list[str]
+    redirect_incident_id: int | None
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    external_id: str
+    title: str
+    severity: str
+    status: str
+    category: str
+    scope: str
+    detected_at: datetime
+    incident_id: int
+
+
+@dataclass(frozen=True)
+class Entity:
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    id: int
+    incident_id: int
+    kind: str
+    created_at: datetime
+    actor: str
+    comment: str | None
+    alert_id: int | None
+    other_incident_id: int | None
+    alert_count: int | None
+    alert_title: str | None
+    alert_scope: str | None
+
+
+def incident(row) -> Incident:
+    return Incident(**dict(row))
+
+
+def alert(row) -> Alert:
+    return Alert(**dict(row))
+
+
+def entry(row) -> ActivityEntry:
+    return ActivityEntry(**dict(row))

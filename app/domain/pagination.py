@@ -1,0 +1,64 @@
+"""Opaque keyset cursors and the page-size rule."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import orjson
+
+from app.domain.errors import InvalidArgument
+
+MAX_PAGE = 100
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    cursors: list[str]
+    has_next: bool
+
+
+def check_first(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE:
+        raise InvalidArgument("first", f"first must be between 1 and {MAX_PAGE}, got {first}")
+    return first
+
+
+def encode(kind: str, *key: object) -> str:
+    parts = [kind, *(k.isoformat() if isinstance(k, datetime) else k for k in key)]
+    return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
+
+
+def decode(cursor: str | None, kind: str, shape: tuple[type, ...]) -> tuple | None:
+    """The key inside a cursor of this kind, or None for no cursor; InvalidArgument if foreign."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parts = orjson.loads(raw)
+        if not isinstance(parts, list) or parts[0] != kind or len(parts) != len(shape) + 1:
+            raise ValueError
+        key = []
+        for value, typ in zip(parts[1:], shape, strict=True):
+            if typ is datetime:
+                key.append(datetime.fromisoformat(value))
+            elif typ is int and isinstance(value, int) and not isinstance(value, bool):
+                key.append(value)
+            elif typ is str and isinstance(value, str):
+                key.append(value)
+            else:
+                raise ValueError
+        return tuple(key)
+    except (ValueError, TypeError, IndexError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidArgument("after", "after is not a cursor from this list") from None
+
+
+def page_of(rows: list, first: int, cursor_of) -> Page:
+    """Build a page from up to first+1 rows (the extra row only says there is more)."""
+    items = rows[:first]
+    return Page(items=items, cursors=[cursor_of(r) for r in items], has_next=len(rows) > first)

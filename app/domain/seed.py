@@ -1,0 +1,109 @@
+"""Realistic demo data, fed through the normal ingestion path so correlation builds incidents.
+
+Each "attack story" is a handful of alerts on one host and account over a few hours, with MITRE
+tactics as categories, host names, accounts, emails, IPs and file names as evidence. Some stories
+share a command-and-control IP, so correlation merges them into multi-stage incidents. The data is
+deterministic for a given size.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from app.domain.ingestion import MAX_BATCH, AlertIn, ingest_alerts
+from app.domain.viewers import Viewer
+
+DEMO_INCIDENTS = 60
+SCOPES = ["default", "default", "default", "finance", "engineering"]
+FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+         "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yusuf"]
+LAST = ["smith", "jones", "garcia", "miller", "davis", "martin", "lee", "walker", "hall", "young",
+        "king", "wright", "lopez", "hill", "scott", "green", "adams", "baker", "nelson", "carter"]
+FILES = ["invoice_2026.pdf.exe", "mimikatz.exe", "rclone.exe", "payload.dll", "update.ps1",
+         "svchost32.exe", "AnyDesk.exe", "procdump64.exe", "Q3-report.xlsm", "run.bat"]
+DOMAINS = ["contoso.com", "fabrikam.com", "northwind.io"]
+C2_IPS = [f"185.220.{a}.{b}" for a in range(100, 104) for b in (7, 19, 42, 77)]
+SEVERITY_WEIGHTS = (["informational"] * 1 + ["low"] * 3 + ["medium"] * 4 + ["high"] * 2)
+
+# (category, title template). Templates use {host}, {user}, {email}, {file}, {ip}.
+DETECTIONS = [
+    ("InitialAccess", "Phishing email with malicious attachment delivered to {email}"),
+    ("InitialAccess", "Anomalous sign-in for {user} from {ip}"),
+    ("Execution", "Suspicious PowerShell command line on {host}"),
+    ("Execution", "Malicious file {file} executed on {host}"),
+    ("Persistence", "New scheduled task created by {user} on {host}"),
+    ("PrivilegeEscalation", "Token impersonation attempt on {host}"),
+    ("DefenseEvasion", "Security tooling disabled on {host}"),
+    ("CredentialAccess", "Credential dumping via LSASS access on {host}"),
+    ("CredentialAccess", "Password spray against {user}"),
+    ("Discovery", "Domain reconnaissance with net.exe by {user}"),
+    ("LateralMovement", "Possible lateral movement from {host} using remote services"),
+    ("LateralMovement", "Pass-the-hash activity from {host}"),
+    ("Collection", "Suspicious inbox forwarding rule for {email}"),
+    ("Exfiltration", "Large upload with {file} from {host}"),
+    ("CommandAndControl", "Connection to known C2 server {ip} from {host}"),
+    ("Impact", "Ransomware behavior detected on {host}"),
+]
+
+
+@dataclass(frozen=True)
+class Seeded:
+    incidents: int
+    alerts: int
+
+
+def generate(n_stories: int, *, now: datetime, rng: random.Random) -> list[AlertIn]:
+    """Alerts for about n_stories incidents, in detection order."""
+    alerts: list[AlertIn] = []
+    span = timedelta(days=30)
+    for story in range(n_stories):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        user = f"{first}.{last}"
+        email = f"{user}@{rng.choice(DOMAINS)}"
+        host = f"{rng.choice(['WS', 'LT', 'SRV', 'DC'])}-{rng.randint(1000, 9999)}-{story}"
+        ip = rng.choice(C2_IPS) if rng.random() < 0.15 else f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        scope = rng.choice(SCOPES)
+        start = now - span * rng.random() ** 2 - timedelta(hours=6)
+        for step in range(rng.choice([1, 1, 2, 2, 3, 3, 4, 5, 6])):
+            category, template = rng.choice(DETECTIONS)
+            file = rng.choice(FILES)
+            title = template.format(host=host, user=user, email=email, file=file, ip=ip)
+            entities = [("device", host), ("user", user)]
+            if "{email}" in template:
+                entities.append(("mailbox", email))
+            if "{file}" in template:
+                entities.append(("file", file))
+            if "{ip}" in template:
+                entities.append(("ip", ip))
+            alerts.append(
+                AlertIn(
+                    external_id=f"seed-{story}-{step}",
+                    title=title,
+                    severity=rng.choice(SEVERITY_WEIGHTS),
+                    category=category,
+                    scope=scope,
+                    detected_at=start + timedelta(minutes=37 * step + rng.randint(0, 30)),
+                    entities=entities,
+                )
+            )
+    alerts.sort(key=lambda a: a.detected_at)
+    return alerts
+
+
+async def seed(*, conn: asyncpg.Connection, incidents: int, seed_value: int = 42) -> Seeded:
+    """Ingest about `incidents` attack stories; returns how many incidents and alerts exist now."""
+    now = await conn.fetchval("SELECT now()")
+    rng = random.Random(seed_value)
+    ingester = Viewer(id=0, name="seed", can_view_incidents=True, can_ingest=True, grants={"*": "write"})
+    batch = generate(incidents, now=now.astimezone(UTC), rng=rng)
+    for start in range(0, len(batch), MAX_BATCH):
+        async with conn.transaction():
+            await ingest_alerts(
+                conn=conn, viewer=ingester, batch=batch[start : start + MAX_BATCH], window=timedelta(hours=24)
+            )
+    counts = await conn.fetchrow("SELECT (SELECT count(*) FROM incidents) AS i, (SELECT count(*) FROM alerts) AS a")
+    return Seeded(incidents=counts["i"], alerts=counts["a"])

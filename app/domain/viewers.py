@@ -1,0 +1,47 @@
+"""Who is asking, and what they may read and write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL_SCOPES = "*"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """An authenticated user with their grants (scope -> 'read' | 'write')."""
+
+    id: int
+    name: str
+    can_view_incidents: bool
+    can_ingest: bool
+    grants: dict[str, str] = field(default_factory=dict)
+
+    def access(self, scope: str) -> str | None:
+        levels = {self.grants.get(scope), self.grants.get(ALL_SCOPES)}
+        if "write" in levels:
+            return "write"
+        if "read" in levels:
+            return "read"
+        return None
+
+    def can_read(self, scope: str) -> bool:
+        return self.access(scope) is not None
+
+    def can_write(self, scope: str) -> bool:
+        return self.access(scope) == "write"
+
+    @property
+    def reads_everything(self) -> bool:
+        return ALL_SCOPES in self.grants
+
+    @property
+    def readable_scopes(self) -> list[str]:
+        return sorted(self.grants)
+
+    def scope_args(self) -> tuple[bool, list[str]]:
+        """The ($all, $scopes) pair that the SQL visibility predicates take."""
+        return self.reads_everything, self.readable_scopes
+
+
+SYSTEM_ACTOR = "system"

@@ -1,0 +1,123 @@
+"""The ASGI app: /graphql (GraphiQL on GET), /healthz.
+
+Every GraphQL request is authenticated with `Authorization: Bearer <token>`; without a valid
+token it gets HTTP 401 and an UNAUTHENTICATED error. The GraphiQL page itself (a GET without a
+query) needs no token: paste it into GraphiQL's headers editor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+
+import asyncpg
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from app import db
+from app.api.context import Context
+from app.api.schema import schema
+from app.config import Settings
+from app.domain import users
+
+log = logging.getLogger("app.server")
+
+
+class GraphQLApp(GraphQL):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+        self.settings = settings
+
+    async def get_context(self, request, response) -> Context:
+        return request.state.context
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def _unauthenticated(message: str, request_id: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    return JSONResponse(
+        body, status_code=401, headers={"WWW-Authenticate": "Bearer", "X-Request-Id": request_id}
+    )
+
+
+def _wants_ide(request: Request) -> bool:
+    return request.method == "GET" and "query" not in request.query_params and "text/html" in request.headers.get("accept", "")
+
+
+class _AsgiEndpoint:
+    """Lets a plain ASGI callable be a Route endpoint (Starlette wraps functions otherwise)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = None) -> Starlette:
+    """The app. With a pool given, the caller owns it; otherwise the app opens one on startup."""
+    settings = settings or Settings.from_env()
+    graphql_app = GraphQLApp(settings)
+    window = timedelta(hours=settings.correlation_window_hours)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if pool is not None:
+            app.state.pool = pool
+            yield
+            return
+        url = db.resolve_database_url(settings)
+        app.state.pool = await db.create_pool(url, settings)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    async def graphql(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if scope["type"] != "http" or _wants_ide(request):
+            await graphql_app(scope, receive, send)
+            return
+        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16]
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            await _unauthenticated("Send an API token as 'Authorization: Bearer <token>'.", request_id)(scope, receive, send)
+            return
+        app_pool: asyncpg.Pool = request.app.state.pool
+        try:
+            viewer = await users.viewer_for_token(conn=app_pool, token=token.strip())
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError):
+            log.warning("request %s: database unavailable during authentication", request_id)
+            body = {"errors": [{"message": "The database is unavailable. Retry shortly.",
+                                "extensions": {"code": "DATABASE_UNAVAILABLE", "retryable": True}}]}
+            await JSONResponse(body, status_code=503, headers={"Retry-After": "1"})(scope, receive, send)
+            return
+        if viewer is None:
+            await _unauthenticated("The API token is unknown or revoked.", request_id)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["context"] = Context(
+            pool=app_pool, viewer=viewer, request_id=request_id, correlation_window=window
+        )
+        await graphql_app(scope, receive, send)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            async with request.app.state.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1", timeout=2)
+        except Exception as exc:  # any failure means: not healthy
+            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[Route("/healthz", healthz), Route("/graphql", _AsgiEndpoint(graphql), methods=["GET", "POST"])],
+        lifespan=lifespan,
+    )
