@@ -117,7 +117,10 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
+    app = Starlette(
         routes=[Route("/healthz", healthz), Route("/graphql", _AsgiEndpoint(graphql), methods=["GET", "POST"])],
         lifespan=lifespan,
     )
+    if pool is not None:
+        app.state.pool = pool
+    return app

@@ -1,0 +1,156 @@
+"""Test fixtures: a real PostgreSQL database for the whole run, emptied before each test.
+
+The server is the embedded one under .data/test-pg, or the one TEST_DATABASE_URL names; either
+way the suite creates its own database there and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from app import db
+from app.config import ROOT, Settings
+from app.domain import ingestion, users
+from app.domain.ingestion import AlertIn
+from app.domain.viewers import Viewer
+from app.server import create_app
+
+TABLES = "activity_log, alert_entities, alerts, incidents, api_tokens, grants, users"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return db.embedded_database_url(Path(os.environ.get("TEST_DATA_DIR", ROOT / ".data" / "test")))
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str):
+    name = f"incident_graph_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(server_url, name)
+    try:
+        conn = await asyncpg.connect(url)
+        await db.migrate(conn)
+        await conn.close()
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(**{**Settings.from_env().__dict__, "database_url": database_url})
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str, settings: Settings):
+    p = await db.create_pool(database_url, settings)
+    yield p
+    await p.close()
+
+
+@pytest.fixture(autouse=True)
+async def clean(request, pool: asyncpg.Pool):
+    await pool.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    yield
+
+
+@pytest.fixture
+async def client(pool: asyncpg.Pool, settings: Settings):
+    app = create_app(settings, pool=pool)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        yield c
+
+
+@dataclass
+class Api:
+    """A GraphQL client acting as one user."""
+
+    client: httpx.AsyncClient
+    token: str
+
+    async def post(self, query: str, variables: dict | None = None) -> httpx.Response:
+        return await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+
+    async def __call__(self, query: str, **variables) -> dict:
+        response = await self.post(query, variables)
+        body = response.json()
+        assert response.status_code == 200, body
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    async def errors(self, query: str, **variables) -> list[dict]:
+        body = (await self.post(query, variables)).json()
+        assert body.get("errors"), body
+        return body["errors"]
+
+
+@pytest.fixture
+def make_user(pool: asyncpg.Pool, client: httpx.AsyncClient):
+    async def make(name: str, *grants: str, queue: bool = True, ingest: bool = False) -> Api:
+        async with pool.acquire() as conn:
+            token = await users.add_user(
+                conn=conn, name=name, grants=[users.parse_grant(g) for g in grants],
+                can_view_incidents=queue, can_ingest=ingest,
+            )
+        return Api(client, token)
+
+    return make
+
+
+@pytest.fixture
+async def admin(make_user) -> Api:
+    """A user who may read and write everything and ingest."""
+    return await make_user("admin", "*=write", ingest=True)
+
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def alert_in(external_id: str, title: str | None = None, *, severity: str = "medium",
+             category: str = "Execution", scope: str = "default", minutes: float = 0,
+             entities: list[tuple[str, str]] | None = None) -> AlertIn:
+    """An alert as a detection source would send it, detected `minutes` after NOW."""
+    return AlertIn(
+        external_id=external_id, title=title or f"Alert {external_id}", severity=severity,
+        category=category, scope=scope, detected_at=NOW + timedelta(minutes=minutes),
+        entities=entities if entities is not None else [("device", f"host-{external_id}")],
+    )
+
+
+@pytest.fixture
+def ingest(pool: asyncpg.Pool):
+    """Ingest alerts through the domain, as a detection source; returns the stored alerts."""
+    source = Viewer(id=0, name="source", can_view_incidents=True, can_ingest=True, grants={"*": "write"})
+
+    async def run(*alerts: AlertIn, window_hours: float = 24):
+        async with pool.acquire() as conn, conn.transaction():
+            result = await ingestion.ingest_alerts(
+                conn=conn, viewer=source, batch=list(alerts), window=timedelta(hours=window_hours)
+            )
+        return result.alerts
+
+    return run
