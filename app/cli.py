@@ -101,17 +101,16 @@ def cmd_serve(args, settings: Settings) -> None:
 
     url = _url(settings)
     asyncio.run(_migrate(url))
-    if args.demo:
-        asyncio.run(_demo(url, args.host, args.port))
+    demo_token = asyncio.run(_demo(url, args.host, args.port)) if args.demo else None
     settings = Settings(**{**settings.__dict__, "database_url": url})
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, workers=None, loop="uvloop",
+        create_app(settings, demo_token=demo_token), host=args.host, port=args.port, workers=None, loop="uvloop",
         http="httptools", log_level=os.environ.get("LOG_LEVEL", "info").lower(), access_log=False,
         timeout_graceful_shutdown=10,
     )
 
 
-async def _demo(url: str, host: str, port: int) -> None:
+async def _demo(url: str, host: str, port: int) -> str:
     """First start on an empty database: demo data, and a user `demo` who may do everything."""
     from app.domain import seed, users
 
@@ -135,6 +134,7 @@ async def _demo(url: str, host: str, port: int) -> None:
 """,
         flush=True,
     )
+    return token
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from app import db
+from app import db, web
 from app.api.context import Context
 from app.api.schema import schema
 from app.config import Settings
@@ -40,6 +40,9 @@ class GraphQLApp(GraphQL):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return web.graphiql_page(request, self.graphql_ide_html)
 
 
 def _unauthenticated(message: str, request_id: str) -> Response:
@@ -63,8 +66,13 @@ class _AsgiEndpoint:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = None) -> Starlette:
-    """The app. With a pool given, the caller owns it; otherwise the app opens one on startup."""
+def create_app(
+    settings: Settings | None = None, pool: asyncpg.Pool | None = None, demo_token: str | None = None
+) -> Starlette:
+    """The app. With a pool given, the caller owns it; otherwise the app opens one on startup.
+
+    demo_token, set by `incidents serve --demo`, lets the console at / sign in the demo user.
+    """
     settings = settings or Settings.from_env()
     graphql_app = GraphQLApp(settings)
     window = timedelta(hours=settings.correlation_window_hours)
@@ -118,9 +126,14 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
         return JSONResponse({"status": "ok"})
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/graphql", _AsgiEndpoint(graphql), methods=["GET", "POST"])],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/graphql", _AsgiEndpoint(graphql), methods=["GET", "POST"]),
+            *web.routes(),
+        ],
         lifespan=lifespan,
     )
+    app.state.demo_token = demo_token
     if pool is not None:
         app.state.pool = pool
     return app
