@@ -54,6 +54,8 @@ class Settings:
     statement_timeout_ms: int
     correlation_window_hours: float
     introspection: bool
+    max_body_bytes: int
+    cors_origins: tuple[str, ...]
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -66,4 +68,8 @@ class Settings:
             statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 15000),
             correlation_window_hours=_float("CORRELATION_WINDOW_HOURS", 24.0),
             introspection=_bool("GRAPHQL_INTROSPECTION", True),
+            max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
+            cors_origins=tuple(
+                o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
+            ),
         )

@@ -15,15 +15,18 @@ from datetime import timedelta
 import asyncpg
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from cross_web import HTTPException
 
 from app import db, web
 from app.api.context import Context
-from app.api.schema import schema
+from app.api.limits import Limits
+from app.api.schema import build_schema
 from app.config import Settings
 from app.domain import users
 
@@ -32,8 +35,25 @@ log = logging.getLogger("app.server")
 
 class GraphQLApp(GraphQL):
     def __init__(self, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+        super().__init__(
+            build_schema(Limits.from_env(introspection=settings.introspection)),
+            graphql_ide="graphiql",
+            allow_queries_via_get=True,
+        )
         self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:  # malformed requests: JSON errors, never plain text
+            response = JSONResponse(
+                {"errors": [{"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}]},
+                status_code=exc.status_code,
+            )
+        await response(scope, receive, send)
 
     async def get_context(self, request, response) -> Context:
         return request.state.context
@@ -54,6 +74,47 @@ def _unauthenticated(message: str, request_id: str) -> Response:
 
 def _wants_ide(request: Request) -> bool:
     return request.method == "GET" and "query" not in request.query_params and "text/html" in request.headers.get("accept", "")
+
+
+class BodyLimit:
+    """Refuses request bodies over max_bytes with 413, whether announced or streamed."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = JSONResponse(
+            {"errors": [{"message": f"Request body over {self.max_bytes} bytes.",
+                         "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+            status_code=413,
+        )
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await too_large(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
 
 
 class _AsgiEndpoint:
@@ -133,6 +194,15 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            max_age=600,
+        )
     app.state.demo_token = demo_token
     if pool is not None:
         app.state.pool = pool

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from app.api import ids
 from app.api.context import Context
 from app.api.errors import ErrorPolicy
+from app.api.limits import Limits, extensions
 from app.api.mutations.ingest_alerts import IngestAlertsPayload, ingest_alerts
 from app.api.mutations.link_alerts import LinkAlertsPayload, link_alerts
 from app.api.types import (
@@ -116,15 +117,15 @@ class Mutation:
     ingest_alerts: IngestAlertsPayload = strawberry.mutation(resolver=ingest_alerts)
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(limits: Limits | None = None) -> strawberry.Schema:
+    """The schema with its extensions: error policy, parser and validation caches, limits."""
+    before, after = extensions(limits or Limits())
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[ErrorPolicy, ParserCache, ValidationCache],
+        extensions=[ErrorPolicy, *before, ParserCache, ValidationCache, *after],
     )
 
 
-schema = build_schema()
-
 if __name__ == "__main__":
-    print(schema.as_str())
+    print(build_schema().as_str())

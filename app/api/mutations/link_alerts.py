@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -10,7 +11,7 @@ from strawberry.types import Info
 from app.api.context import Context
 from app.api.types import ActivityLogEntry, Alert, Incident
 from app.db import in_transaction
-from app.domain import linking
+from app.domain import idempotency, linking
 from app.domain.errors import Refused
 
 
@@ -51,21 +52,37 @@ def _given(value):
 
 
 async def link_alerts(
-    info: Info[Context, None], alert_ids: list[strawberry.ID], target: LinkTarget, comment: str
+    info: Info[Context, None],
+    alert_ids: list[strawberry.ID],
+    target: LinkTarget,
+    comment: str,
+    idempotency_key: Annotated[
+        str | None,
+        strawberry.argument(
+            description="Makes retries safe: a replay with the same key and input returns the first "
+            "result and changes nothing; the same key with another input is INVALID_INPUT. Kept 24 hours."
+        ),
+    ] = None,
 ) -> LinkAlertsPayload:
     """Move alerts to another incident: all of them, or none. Replaying a move changes nothing."""
     ctx = info.context
     domain_target = linking.Target(
         existing_incident_id=_given(target.existing_incident_id), create_new=_given(target.create_new)
     )
-    try:
-        result = await in_transaction(
-            ctx.pool,
-            lambda conn: linking.link_alerts(
-                conn=conn, viewer=ctx.viewer, alert_ids=[str(i) for i in alert_ids],
-                target=domain_target, comment=comment,
-            ),
+    ids = [str(i) for i in alert_ids]
+
+    async def work(conn):
+        if idempotency_key is None:
+            return await linking.link_alerts(
+                conn=conn, viewer=ctx.viewer, alert_ids=ids, target=domain_target, comment=comment
+            )
+        return await idempotency.link_alerts_once(
+            conn=conn, viewer=ctx.viewer, key=idempotency_key, alert_ids=ids,
+            target=domain_target, comment=comment,
         )
+
+    try:
+        result = await in_transaction(ctx.pool, work)
     except Refused as refused:
         return LinkAlertsPayload(
             target_incident=None, source_incidents=[], alerts=[], log_entries=[],

@@ -1,0 +1,190 @@
+"""Hostile and oversized requests, error masking, CORS, introspection and safe retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+from strawberry.extensions.validation_cache import _get_validate_cache
+
+from app.config import Settings
+from app.server import create_app
+from tests.conftest import alert_in
+
+LINK = """
+mutation($ids: [ID!]!, $target: LinkTarget!, $comment: String!, $key: String) {
+  linkAlerts(alertIds: $ids, target: $target, comment: $comment, idempotencyKey: $key) {
+    targetIncident { id }
+    logEntries { id kind }
+    errors { code field message }
+  }
+}
+"""
+
+
+async def test_deep_query_is_refused_before_it_runs(admin):
+    hop = "incident { alerts(first: 1) { edges { node { "
+    query = "{ alert(id: 1) { " + hop * 3 + "id" + " } } } }" * 3 + " } }"
+    errors = await admin.errors(query)
+    assert "exceeds maximum operation depth" in errors[0]["message"]
+
+
+async def test_too_many_aliases_are_refused(admin):
+    query = "{ " + " ".join(f"a{i}: viewer {{ name }}" for i in range(31)) + " }"
+    errors = await admin.errors(query)
+    assert "aliases" in errors[0]["message"].lower()
+    ok = "{ " + " ".join(f"a{i}: viewer {{ name }}" for i in range(30)) + " }"
+    assert len(await admin(ok)) == 30
+
+
+async def test_too_many_tokens_are_refused(admin):
+    query = "{ viewer { " + "name " * 5001 + "} }"
+    errors = await admin.errors(query)
+    assert "more than 5000 tokens" in errors[0]["message"]
+
+
+async def test_body_over_one_mebibyte_gets_413(admin):
+    response = await admin.client.post(
+        "/graphql",
+        content=b'{"query": "{ viewer { name } }", "pad": "' + b"x" * (1024 * 1024) + b'"}',
+        headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_every_response_reports_its_cost(admin):
+    response = await admin.post("{ incidents(first: 10) { edges { node { id alerts(first: 5) { edges { node { id } } } } } } }")
+    cost = response.json()["extensions"]["cost"]
+    # incidents: 1 + 10 x (edges 1 + node 1 + alerts (1 + 5 x (edges 1 + node 1)))
+    assert cost == {"requested": 1 + 10 * (2 + 1 + 5 * 2), "maximum": 50_000}
+
+
+async def test_costly_query_is_refused_before_it_runs(admin, pool):
+    query = """query($n: Int) { incidents(first: $n) { edges { node {
+      alerts(first: 100) { edges { node { entities { value } incident { activityLog(first: 100) { totalCount } } } } } } } } }"""
+    response = await admin.post(query, {"n": 100})
+    body = response.json()
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    assert body["extensions"]["cost"]["requested"] > 50_000
+    assert body.get("data") is None
+
+
+async def test_cost_counts_fragments(admin):
+    response = await admin.post(
+        "query { incidents(first: 100) { ...F } } fragment F on IncidentConnection { edges { node { alerts(first: 100) { edges { node { entities { value } incident { id } } } } } } }"
+    )
+    # 1 + 100 x (edges 1 + node 1 + alerts (1 + 100 x (edges, node, entities, incident: 4)))
+    assert response.json()["extensions"]["cost"]["requested"] == 1 + 100 * (2 + 1 + 100 * 4)
+
+
+async def test_validation_cache_is_hit_with_all_limits_on(admin):
+    query = "{ viewer { name canIngest } }"
+    await admin(query)
+    cache = _get_validate_cache(128)
+    hits = cache.cache_info().hits
+    misses = cache.cache_info().misses
+    for _ in range(3):
+        await admin(query)
+    assert cache.cache_info().hits == hits + 3
+    assert cache.cache_info().misses == misses
+
+
+async def test_unexpected_errors_are_masked_and_logged_with_a_request_id(admin, monkeypatch, caplog):
+    from app.domain import incidents
+
+    async def broken(**kwargs):
+        raise RuntimeError("secret internals: password=hunter2")
+
+    monkeypatch.setattr(incidents, "list_incidents", broken)
+    with caplog.at_level(logging.ERROR, logger="app.errors"):
+        response = await admin.post("{ incidents { totalCount } }")
+    [error] = response.json()["errors"]
+    assert "hunter2" not in response.text
+    request_id = error["extensions"]["requestId"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert request_id in error["message"]
+    logged = [r for r in caplog.records if request_id in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
+    assert "hunter2" in str(logged[0].exc_info[1])
+
+
+async def test_validation_errors_keep_their_message(admin):
+    errors = await admin.errors("{ incidents { nope } }")
+    assert "Cannot query field 'nope'" in errors[0]["message"]
+
+
+async def test_cors_allows_no_origin_by_default(admin):
+    response = await admin.client.options(
+        "/graphql", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_cors_allows_configured_origins(pool, settings):
+    configured = Settings(**{**settings.__dict__, "cors_origins": ("https://soc.example",)})
+    app = create_app(configured, pool=pool)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        ok = await c.options("/graphql", headers={"Origin": "https://soc.example", "Access-Control-Request-Method": "POST"})
+        bad = await c.options("/graphql", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert ok.headers["access-control-allow-origin"] == "https://soc.example"
+    assert "access-control-allow-origin" not in bad.headers
+
+
+async def test_introspection_is_on_by_default_and_can_be_switched_off(admin, pool, settings, make_user):
+    query = "{ __schema { queryType { name } } }"
+    assert (await admin(query))["__schema"]["queryType"]["name"] == "Query"
+    closed = Settings(**{**settings.__dict__, "introspection": False})
+    app = create_app(closed, pool=pool)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        response = await c.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {admin.token}"})
+    assert "introspection" in response.json()["errors"][0]["message"].lower()
+
+
+async def test_idempotent_replay_returns_first_result_and_creates_nothing(admin, ingest, pool):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": "one story", "key": "run-42"}
+    first = (await admin(LINK, **variables))["linkAlerts"]
+    incidents_after_first = await pool.fetchval("SELECT count(*) FROM incidents")
+    entries_after_first = await pool.fetchval("SELECT count(*) FROM activity_log")
+
+    again = (await admin(LINK, **variables))["linkAlerts"]
+
+    assert again == first
+    assert await pool.fetchval("SELECT count(*) FROM incidents") == incidents_after_first
+    assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_after_first
+
+
+async def test_concurrent_replays_create_one_incident(admin, ingest, pool):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": "x", "key": "burst"}
+    results = await asyncio.gather(*[admin(LINK, **variables) for _ in range(5)])
+    targets = {r["linkAlerts"]["targetIncident"]["id"] for r in results}
+    assert len(targets) == 1
+    assert await pool.fetchval("SELECT count(*) FROM incidents") == 3
+
+
+async def test_same_key_with_other_input_is_invalid(admin, ingest, pool):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    await admin(LINK, ids=[str(a.id)], target={"createNew": True}, comment="x", key="k1")
+    other = (await admin(LINK, ids=[str(b.id)], target={"createNew": True}, comment="x", key="k1"))["linkAlerts"]
+    assert [(e["code"], e["field"]) for e in other["errors"]] == [("INVALID_INPUT", "idempotencyKey")]
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", b.id) == b.incident_id
+
+
+async def test_keys_belong_to_their_user(admin, make_user, ingest):
+    other = await make_user("other", "*=write")
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    first = (await admin(LINK, ids=[str(a.id)], target={"createNew": True}, comment="x", key="shared"))["linkAlerts"]
+    second = (await other(LINK, ids=[str(b.id)], target={"createNew": True}, comment="x", key="shared"))["linkAlerts"]
+    assert second["errors"] == []
+    assert second["targetIncident"] != first["targetIncident"]
+
+
+@pytest.mark.parametrize("query", ["mutation { linkAlerts }", "{", "query { incident(id: 1.5) { id } }", ""])
+async def test_malformed_documents_get_errors_not_500(admin, query):
+    response = await admin.post(query)
+    assert response.status_code in (200, 400)
+    assert response.json()["errors"]
