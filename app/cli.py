@@ -10,19 +10,35 @@ import asyncio
 import logging
 import os
 import sys
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from app import db
-from app.config import Settings
+from app.config import ConfigError, Settings
 
 
 def _url(settings: Settings) -> str:
     return db.resolve_database_url(settings)
 
 
+class CliError(Exception):
+    """A failure the operator can fix (bad configuration, database unreachable): one line, no traceback."""
+
+
+def _where(url: str) -> str:
+    """The database a URL names, for messages: never the password."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
 async def _connect(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(url, server_settings=db.SERVER_SETTINGS)
+    # A database that is down, unknown or refuses the credentials is an operator's problem, not
+    # a bug: say which database and why in one line instead of a stack trace.
+    try:
+        return await asyncpg.connect(url, server_settings=db.SERVER_SETTINGS)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CliError(f"cannot connect to the database at {_where(url)}: {exc}") from None
 
 
 async def _migrate(url: str) -> list[str]:
@@ -107,6 +123,8 @@ def cmd_serve(args, settings: Settings) -> None:
         create_app(settings, demo_token=demo_token), host=args.host, port=args.port, workers=None, loop="uvloop",
         http="httptools", log_level=os.environ.get("LOG_LEVEL", "info").lower(), access_log=False,
         timeout_graceful_shutdown=10,
+        # Shed load rather than queue without bound: over this many connections, answer 503.
+        limit_concurrency=settings.max_concurrency,
     )
 
 
@@ -169,7 +187,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
-    args.func(args, Settings.from_env())
+    try:
+        args.func(args, Settings.from_env())
+    except (CliError, ConfigError) as exc:
+        sys.exit(f"incidents: {exc}")
 
 
 if __name__ == "__main__":

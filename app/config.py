@@ -55,6 +55,7 @@ class Settings:
     correlation_window_hours: float
     introspection: bool
     max_body_bytes: int
+    max_concurrency: int
     cors_origins: tuple[str, ...]
 
     @classmethod
@@ -69,6 +70,7 @@ class Settings:
             correlation_window_hours=_float("CORRELATION_WINDOW_HOURS", 24.0),
             introspection=_bool("GRAPHQL_INTROSPECTION", True),
             max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
+            max_concurrency=_int("MAX_CONCURRENT_REQUESTS", 256),
             cors_origins=tuple(
                 o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -56,7 +57,50 @@ async def create_pool(url: str, settings: Settings) -> asyncpg.Pool:
         max_size=settings.pool_max,
         server_settings=server_settings,
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
+        timeout=settings.pool_timeout,  # connecting: a database that is down fails fast
     )
+
+
+class Busy(Exception):
+    """No database connection became free within the configured wait."""
+
+
+class Database:
+    """A pool whose callers wait at most acquire_timeout for a connection, then get Busy.
+
+    Offers the query methods of asyncpg's Pool, so the domain takes it as its `conn`.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    @contextlib.asynccontextmanager
+    async def acquire(self):
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+        except TimeoutError:
+            raise Busy(f"no database connection free within {self.acquire_timeout:g} s") from None
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+    async def fetch(self, query: str, *args):
+        async with self.acquire() as conn:
+            return await conn.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args):
+        async with self.acquire() as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args):
+        async with self.acquire() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def execute(self, query: str, *args):
+        async with self.acquire() as conn:
+            return await conn.execute(query, *args)
 
 
 RETRYABLE = (
@@ -66,7 +110,7 @@ RETRYABLE = (
 
 
 async def in_transaction(
-    pool: asyncpg.Pool | asyncpg.Connection,
+    pool: Database | asyncpg.Pool | asyncpg.Connection,
     work: Callable[[asyncpg.Connection], Awaitable[T]],
     *,
     attempts: int = 5,
@@ -74,11 +118,11 @@ async def in_transaction(
     """Run work(conn) in one transaction, retrying serialization failures and deadlocks."""
     for attempt in range(1, attempts + 1):
         try:
-            if isinstance(pool, asyncpg.Pool):
-                async with pool.acquire() as conn, conn.transaction():
-                    return await work(conn)
-            async with pool.transaction():
-                return await work(pool)
+            if isinstance(pool, asyncpg.Connection):
+                async with pool.transaction():
+                    return await work(pool)
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
         except RETRYABLE:
             if attempt == attempts:
                 raise
@@ -92,12 +136,15 @@ MIGRATION_LOCK = 7_340_001
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply the db/migrations files not yet recorded, in name order. Returns those applied."""
     applied: list[str] = []
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-    )
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        # Created under the lock: two processes migrating a fresh database at once (two
+        # `incidents serve` starting together) would otherwise both run CREATE TABLE IF NOT
+        # EXISTS, and the loser fails on pg_type's unique index instead of waiting its turn.
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
             if path.stem in done:

@@ -25,6 +25,7 @@ from cross_web import HTTPException
 
 from app import db, web
 from app.api.context import Context
+from app.api.errors import UNAVAILABLE, unavailable
 from app.api.limits import Limits
 from app.api.schema import build_schema
 from app.config import Settings
@@ -161,20 +162,20 @@ def create_app(
         if scheme.lower() != "bearer" or not token.strip():
             await _unauthenticated("Send an API token as 'Authorization: Bearer <token>'.", request_id)(scope, receive, send)
             return
-        app_pool: asyncpg.Pool = request.app.state.pool
+        database = db.Database(request.app.state.pool, settings.pool_timeout)
         try:
-            viewer = await users.viewer_for_token(conn=app_pool, token=token.strip())
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError):
-            log.warning("request %s: database unavailable during authentication", request_id)
-            body = {"errors": [{"message": "The database is unavailable. Retry shortly.",
-                                "extensions": {"code": "DATABASE_UNAVAILABLE", "retryable": True}}]}
+            viewer = await users.viewer_for_token(conn=database, token=token.strip())
+        except UNAVAILABLE + (db.Busy,) as exc:
+            code, message = unavailable(exc)
+            log.warning("request %s: %s during authentication: %r", request_id, code, exc)
+            body = {"errors": [{"message": message, "extensions": {"code": code, "retryable": True, "requestId": request_id}}]}
             await JSONResponse(body, status_code=503, headers={"Retry-After": "1"})(scope, receive, send)
             return
         if viewer is None:
             await _unauthenticated("The API token is unknown or revoked.", request_id)(scope, receive, send)
             return
         scope.setdefault("state", {})["context"] = Context(
-            pool=app_pool, viewer=viewer, request_id=request_id, correlation_window=window
+            pool=database, viewer=viewer, request_id=request_id, correlation_window=window
         )
         await graphql_app(scope, receive, send)
 

@@ -14,6 +14,7 @@ import asyncpg
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from app.db import Busy
 from app.domain.errors import InvalidArgument, NotAllowed
 
 log = logging.getLogger("app.errors")
@@ -28,6 +29,13 @@ UNAVAILABLE = (
     OSError,
     TimeoutError,
 )
+
+
+def unavailable(exc: BaseException) -> tuple[str, str]:
+    """The code and message for a request that could not reach the database."""
+    if isinstance(exc, Busy):
+        return "SERVER_BUSY", "The server is busy; nothing was changed. Retry shortly."
+    return "DATABASE_UNAVAILABLE", "The database is unavailable, so the request did not complete. Retry shortly."
 
 
 class ErrorPolicy(MaskErrors):
@@ -46,13 +54,10 @@ class ErrorPolicy(MaskErrors):
         if isinstance(original, NotAllowed):
             return self._with(error, str(original), {"code": "FORBIDDEN"})
         request_id = getattr(self.execution_context.context, "request_id", None)
-        if isinstance(original, UNAVAILABLE):
-            log.warning("request %s: database unavailable: %r", request_id, original)
-            return self._with(
-                error,
-                "The database is unavailable; nothing was changed. Retry shortly.",
-                {"code": "DATABASE_UNAVAILABLE", "retryable": True, "requestId": request_id},
-            )
+        if isinstance(original, (*UNAVAILABLE, Busy)):
+            code, message = unavailable(original)
+            log.warning("request %s: %s: %r", request_id, code, original)
+            return self._with(error, message, {"code": code, "retryable": True, "requestId": request_id})
         log.error("request %s: unexpected error", request_id, exc_info=original)
         return self._with(
             error,
