@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run migrate test schema seed clean
+.PHONY: install run migrate test schema seed clean audit fuzz
 
 install: $(STAMP)
 
@@ -36,3 +36,11 @@ seed: install
 
 clean:
 	rm -rf $(VENV) .data
+
+## GraphQL-over-HTTP compliance: graphql-http's auditServer against a live server.
+tests/audit/node_modules/.installed: tests/audit/package.json tests/audit/package-lock.json
+	cd tests/audit && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+audit: install tests/audit/node_modules/.installed
+	$(BIN)/python -m tests.live -- node tests/audit/audit.mjs

@@ -47,13 +47,16 @@ class GraphQLApp(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self.run(request)
         except HTTPException as exc:  # malformed requests: JSON errors, never plain text
             response = JSONResponse(
                 {"errors": [{"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}]},
                 status_code=exc.status_code,
             )
+        if GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.media_type != "text/html":
+            response = _as_graphql_response(response)
         await response(scope, receive, send)
 
     async def get_context(self, request, response) -> Context:
@@ -64,6 +67,27 @@ class GraphQLApp(GraphQL):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return web.graphiql_page(request, self.graphql_ide_html)
+
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def _as_graphql_response(response: Response) -> Response:
+    """GraphQL over HTTP's own media type: a request error (parse, validation, variables: errors
+    without a path and no data) is HTTP 400 without a data entry; anything executed stays 200."""
+    status = response.status_code
+    body = response.body
+    if status == 200:
+        try:
+            result = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            result = None
+        errors = result.get("errors") if isinstance(result, dict) else None
+        if errors and result.get("data") is None and all("path" not in e for e in errors):
+            result.pop("data", None)
+            status, body = 400, orjson.dumps(result)
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+    return Response(body, status_code=status, headers=headers, media_type=GRAPHQL_RESPONSE)
 
 
 def _unauthenticated(message: str, request_id: str) -> Response:
