@@ -44,3 +44,12 @@ tests/audit/node_modules/.installed: tests/audit/package.json tests/audit/packag
 
 audit: install tests/audit/node_modules/.installed
 	$(BIN)/python -m tests.live -- node tests/audit/audit.mjs
+
+## Fuzzing with schemathesis (GraphQL mode) against a live server; FUZZ_EXAMPLES per operation.
+.venv-fuzz/.installed: tests/fuzz/requirements.lock
+	@test -x .venv-fuzz/bin/python || $(PYTHON) -m venv .venv-fuzz
+	.venv-fuzz/bin/python -m pip install --quiet --disable-pip-version-check -r tests/fuzz/requirements.lock
+	@touch $@
+
+fuzz: install .venv-fuzz/.installed
+	$(BIN)/python -m tests.live -- tests/fuzz/fuzz.sh

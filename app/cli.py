@@ -84,14 +84,17 @@ def cmd_user_add(args, settings: Settings) -> None:
 def cmd_user_revoke(args, settings: Settings) -> None:
     from app.domain import users
 
-    async def run() -> int:
+    async def run() -> int | None:
         conn = await _connect(_url(settings))
         try:
             return await users.revoke_tokens(conn=conn, name=args.name)
         finally:
             await conn.close()
 
-    print(f"revoked {asyncio.run(run())} token(s) of {args.name}")
+    revoked = asyncio.run(run())
+    if revoked is None:  # a mistyped name in an emergency must not look like success
+        raise CliError(f"no user named {args.name!r}; nothing was revoked")
+    print(f"revoked {revoked} token(s) of {args.name}")
 
 
 def cmd_seed(args, settings: Settings) -> None:

@@ -8,6 +8,7 @@ query) needs no token: paste it into GraphiQL's headers editor.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import uuid
 from datetime import timedelta
@@ -63,7 +64,10 @@ class GraphQLApp(GraphQL):
         return request.state.context
 
     def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+        try:
+            return orjson.dumps(data)
+        except orjson.JSONEncodeError:  # lone surrogates echoed back from the input
+            return json.dumps(data, default=str).encode()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return web.graphiql_page(request, self.graphql_ide_html)

@@ -108,24 +108,25 @@ def _alert_ref(entry: ActivityEntry, viewer: Viewer) -> str:
     if entry.alert_id is None:
         return "an alert"
     if entry.alert_scope is not None and viewer.can_read(entry.alert_scope):
-        return f'#{entry.alert_id} "{entry.alert_title}"'
+        return f'alert #{entry.alert_id} "{entry.alert_title}"'
     return "an alert you cannot view"
 
 
 def message(entry: ActivityEntry, viewer: Viewer) -> str:
     """The sentence a person reads in the log, as this viewer may read it."""
     alert = _alert_ref(entry, viewer)
+    subject = alert[:1].upper() + alert[1:]  # the same words, opening a sentence
     other = f"incident {entry.other_incident_id}"
     by = "" if entry.actor == SYSTEM_ACTOR else f" by {entry.actor}"
     match entry.kind:
         case "alert_correlated":
-            return f"Alert {alert} was correlated with this incident by shared evidence."
+            return f"{subject} was correlated with this incident by shared evidence."
         case "alert_linked":
-            return f"Alert {alert} was moved here from {other}{by}."
+            return f"{subject} was moved here from {other}{by}."
         case "alert_unlinked":
-            return f"Alert {alert} was moved to {other}{by}."
+            return f"{subject} was moved to {other}{by}."
         case "incident_created" if entry.actor == SYSTEM_ACTOR:
-            return f"Incident created for alert {alert}."
+            return f"Incident created for {alert}."
         case "incident_created":
             n = entry.alert_count or 0
             return f"Incident created{by} to hold {n} alert{'s' if n != 1 else ''} moved from other incidents."

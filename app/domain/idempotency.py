@@ -17,6 +17,7 @@ import orjson
 from app.domain import activity, linking, models
 from app.domain.errors import Problem, Refused
 from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS
+from app.domain.text import storable
 from app.domain.viewers import Viewer
 
 KEY_TTL = timedelta(hours=24)
@@ -47,8 +48,10 @@ async def link_alerts_once(
     target: linking.Target, comment: str,
 ) -> linking.LinkResult:
     """linkAlerts under an idempotency key; runs in the caller's transaction."""
-    if not 1 <= len(key) <= MAX_KEY:
-        raise Refused([Problem("INVALID_INPUT", f"idempotencyKey must be 1 to {MAX_KEY} characters.", "idempotencyKey")])
+    if not 1 <= len(key) <= MAX_KEY or not storable(key):
+        raise Refused(
+            [Problem("INVALID_INPUT", f"idempotencyKey must be 1 to {MAX_KEY} characters, without NUL.", "idempotencyKey")]
+        )
     digest = request_hash(alert_ids, target, comment)
     await conn.execute(PURGE, KEY_TTL)
     if await conn.fetchval(CLAIM, viewer.id, key, digest):

@@ -2,9 +2,10 @@
 
 Each new alert joins the ACTIVE or IN_PROGRESS incident of the most recently detected alert
 that shares an entity with it (same kind, case-insensitive value), detected at most `window`
-earlier; otherwise it opens a new incident named after it. A batch is one transaction, and its
-alerts correlate with each other in the order given. An externalId seen before returns the
-existing alert unchanged.
+earlier, and writes ALERT_CORRELATED there; otherwise it opens a new incident named after it,
+whose log gets INCIDENT_CREATED only (that alert shared no evidence with anything). A batch is
+one transaction, and its alerts correlate with each other in the order given. An externalId
+seen before returns the existing alert unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app.domain import activity, models
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, Refused
 from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Alert, Incident
+from app.domain.text import storable
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 MAX_BATCH = 500
@@ -101,20 +103,27 @@ def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
     for n, a in enumerate(batch):
         values = {"externalId": a.external_id, "title": a.title, "category": a.category, "scope": a.scope}
         for name, value in values.items():
-            if not value.strip() or len(value) > LIMITS[name]:
+            if not value.strip() or len(value) > LIMITS[name] or not storable(value):
                 problems.append(
-                    Problem("INVALID_INPUT", f"{name} must be 1 to {LIMITS[name]} characters.", f"alerts.{n}.{name}", [a.external_id])
+                    Problem(
+                        "INVALID_INPUT", f"{name} must be 1 to {LIMITS[name]} characters, without NUL.",
+                        f"alerts.{n}.{name}", [a.external_id] if storable(a.external_id) else [],
+                    )
                 )
+        named = [a.external_id] if storable(a.external_id) else []
         if a.severity not in SEVERITIES:
-            problems.append(Problem("INVALID_INPUT", "Unknown severity.", f"alerts.{n}.severity", [a.external_id]))
+            problems.append(Problem("INVALID_INPUT", "Unknown severity.", f"alerts.{n}.severity", named))
         if len(a.entities) > MAX_ENTITIES:
             problems.append(
-                Problem("INVALID_INPUT", f"At most {MAX_ENTITIES} entities per alert.", f"alerts.{n}.entities", [a.external_id])
+                Problem("INVALID_INPUT", f"At most {MAX_ENTITIES} entities per alert.", f"alerts.{n}.entities", named)
             )
         for kind, value in a.entities:
-            if kind not in ENTITY_KINDS or not value.strip() or len(value) > 1000:
+            if kind not in ENTITY_KINDS or not value.strip() or len(value) > 1000 or not storable(value):
                 problems.append(
-                    Problem("INVALID_INPUT", "Entity values must be 1 to 1000 characters.", f"alerts.{n}.entities", [a.external_id])
+                    Problem(
+                        "INVALID_INPUT", "Entity values must be 1 to 1000 characters, without NUL.",
+                        f"alerts.{n}.entities", [a.external_id] if storable(a.external_id) else [],
+                    )
                 )
                 break
     if problems:
@@ -140,10 +149,9 @@ async def ingest_alerts(
         incident_id = await _correlated_incident(conn, entities, detected, window)
         if incident_id is None:
             incident_id = await conn.fetchval(CREATE_INCIDENT, item.title.strip(), item.severity, detected)
-            entries.append(NewEntry(incident_id, "incident_created", SYSTEM_ACTOR, alert_id=None))
-            created = True
+            kind = "incident_created"
         else:
-            created = False
+            kind = "alert_correlated"
         row = await conn.fetchrow(
             INSERT_ALERT, item.external_id, item.title.strip(), item.severity, item.category.strip(),
             item.scope.strip(), detected, incident_id,
@@ -153,9 +161,7 @@ async def ingest_alerts(
         if entities:
             await conn.execute(INSERT_ENTITIES, alert.id, [k for k, _ in entities], [v for _, v in entities], detected)
         await conn.execute(ADD_TO_INCIDENT, incident_id, item.severity, detected, alert.scope)
-        if created:
-            entries[-1] = NewEntry(incident_id, "incident_created", SYSTEM_ACTOR, alert_id=alert.id)
-        entries.append(NewEntry(incident_id, "alert_correlated", SYSTEM_ACTOR, alert_id=alert.id))
+        entries.append(NewEntry(incident_id, kind, SYSTEM_ACTOR, alert_id=alert.id))
         touched.add(incident_id)
     written = await activity.write(conn=conn, entries=entries)
     incidents = [models.incident(r) for r in await conn.fetch(INCIDENTS_BY_ID, sorted(touched))]

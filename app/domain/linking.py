@@ -17,6 +17,7 @@ from app.domain.activity import NewEntry
 from app.domain.errors import Problem, Refused
 from app.domain.incidents import is_visible
 from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Alert, Incident
+from app.domain.text import storable
 from app.domain.viewers import Viewer
 
 MAX_ALERTS = 1000
@@ -75,6 +76,8 @@ def _check_input(
     text = comment.strip()
     if not text:
         problems.append(Problem("INVALID_INPUT", "A comment saying why is required.", "comment"))
+    elif not storable(text):
+        problems.append(Problem("INVALID_INPUT", "The comment must not contain NUL characters.", "comment"))
     elif len(text) > MAX_COMMENT:
         problems.append(
             Problem("INVALID_INPUT", f"The comment is limited to {MAX_COMMENT} characters; got {len(text)}.", "comment")

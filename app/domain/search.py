@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from app.domain.text import only_storable
+
 MAX_WORDS = 8
 MAX_SEARCH_LENGTH = 200
 _NUMBER = re.compile(r"^#?(\d{1,18})$")
@@ -20,7 +22,7 @@ def words(search: str | None) -> list[str]:
     if not search:
         return []
     found: list[str] = []
-    for word in search[:MAX_SEARCH_LENGTH].lower().split():
+    for word in only_storable(search[:MAX_SEARCH_LENGTH]).lower().split():
         if word not in found:
             found.append(word)
     # A word contained in another adds nothing: "lat lateral" means "lateral".

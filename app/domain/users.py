@@ -81,8 +81,10 @@ async def add_user(
     return token
 
 
-async def revoke_tokens(*, conn: asyncpg.Connection, name: str) -> int:
-    """Revoke every token of a user at once. Returns how many were revoked."""
+async def revoke_tokens(*, conn: asyncpg.Connection, name: str) -> int | None:
+    """Revoke every token of a user at once. Returns how many were revoked; None: no such user."""
+    if await conn.fetchval("SELECT id FROM users WHERE name = $1", name) is None:
+        return None
     status = await conn.execute(REVOKE_TOKENS, name)
     return int(status.split()[-1])
 
