@@ -18,6 +18,7 @@ import asyncpg
 from app.domain import activity, models
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, Refused
+from app.domain.incidents import is_visible
 from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Alert, Incident
 from app.domain.text import storable
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
@@ -165,7 +166,15 @@ async def ingest_alerts(
         touched.add(incident_id)
     written = await activity.write(conn=conn, entries=entries)
     incidents = [models.incident(r) for r in await conn.fetch(INCIDENTS_BY_ID, sorted(touched))]
-    return IngestResult(alerts=[known[e] for e in external_ids], incidents=incidents, entries=written)
+    # The payload shows only what the viewer may read, like every query: a source with the
+    # ingest permission but no read grant stores its alerts and learns nothing of the incidents
+    # they joined (whose other alerts it may not read).
+    visible = {i.id for i in incidents if is_visible(i, viewer)}
+    return IngestResult(
+        alerts=[known[e] for e in external_ids if viewer.can_read(known[e].scope)],
+        incidents=[i for i in incidents if i.id in visible],
+        entries=[e for e in written if e.incident_id in visible],
+    )
 
 
 async def _correlated_incident(

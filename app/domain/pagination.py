@@ -47,7 +47,7 @@ def decode(cursor: str | None, kind: str, shape: tuple[type, ...]) -> tuple | No
         for value, typ in zip(parts[1:], shape, strict=True):
             if typ is datetime:
                 key.append(datetime.fromisoformat(value))
-            elif typ is int and isinstance(value, int) and not isinstance(value, bool):
+            elif typ is int and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
                 key.append(value)
             elif typ is str and isinstance(value, str):
                 key.append(value)

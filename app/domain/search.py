@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from app.domain.errors import InvalidArgument
 from app.domain.text import only_storable
 
 MAX_WORDS = 8
@@ -19,15 +20,23 @@ _NUMBER = re.compile(r"^#?(\d{1,18})$")
 
 
 def words(search: str | None) -> list[str]:
+    """The distinct words of a search; InvalidArgument past MAX_SEARCH_LENGTH or MAX_WORDS.
+
+    Words are never dropped silently: a search either means all of its words, or is refused.
+    """
     if not search:
         return []
+    if len(search) > MAX_SEARCH_LENGTH:
+        raise InvalidArgument("filter.search", f"search is limited to {MAX_SEARCH_LENGTH} characters")
     found: list[str] = []
-    for word in only_storable(search[:MAX_SEARCH_LENGTH]).lower().split():
+    for word in only_storable(search).lower().split():
         if word not in found:
             found.append(word)
     # A word contained in another adds nothing: "lat lateral" means "lateral".
     kept = [w for w in found if not any(w != o and w in o for o in found)]
-    return kept[:MAX_WORDS]
+    if len(kept) > MAX_WORDS:
+        raise InvalidArgument("filter.search", f"search is limited to {MAX_WORDS} words")
+    return kept
 
 
 def like_pattern(word: str) -> str:

@@ -1,0 +1,84 @@
+// Alerts with checkboxes, the selection they feed, and the toolbar's move button.
+import { h, incidentLink, plural, severity, status, time } from "./dom.js";
+import { openMovePanel } from "./move-panel.js";
+
+/** The alerts checked in one view. */
+export class Selection {
+  #alerts = new Map();
+  #listeners = [];
+
+  get size() { return this.#alerts.size; }
+  has(id) { return this.#alerts.has(id); }
+  list() { return [...this.#alerts.values()]; }
+  onChange(listener) { this.#listeners.push(listener); }
+
+  set(alert, checked) {
+    if (checked) this.#alerts.set(alert.id, alert);
+    else this.#alerts.delete(alert.id);
+    this.#changed();
+  }
+
+  /** Unchecks the alerts that no longer show, e.g. when their incident collapses. */
+  drop(predicate) {
+    for (const alert of this.list()) if (predicate(alert)) this.#alerts.delete(alert.id);
+    this.#changed();
+  }
+
+  #changed() { for (const listener of this.#listeners) listener(this); }
+}
+
+/** The move button of a toolbar: it shows as soon as one or more alerts are checked. */
+export function moveButton(selection, onMoved) {
+  const button = h("button", {
+    type: "button", class: "primary", hidden: true,
+    onclick: () => openMovePanel(selection.list(), { onMoved }),
+  });
+  selection.onChange(() => {
+    button.hidden = selection.size === 0;
+    button.textContent = `Move ${plural(selection.size, "alert")} to another incident`;
+  });
+  return button;
+}
+
+/** A table of alerts, one checkbox each; alerts the viewer may not move cannot be checked. */
+export function alertTable(selection, { caption, showIncident = true }) {
+  const body = h("tbody");
+  const headers = ["Alert", "Severity", "Status", "Category", showIncident && "Incident", "Detected"];
+  const table = h("table", { class: "alerts" },
+    h("caption", { class: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", {},
+      h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Select")),
+      headers.filter(Boolean).map((title) => h("th", { scope: "col" }, title)))),
+    body);
+
+  function row(alert) {
+    const movable = alert.viewerCanLink;
+    const box = h("input", {
+      type: "checkbox", checked: selection.has(alert.id), disabled: !movable,
+      "aria-label": movable
+        ? `Select alert ${alert.id}: ${alert.title}`
+        : `Alert ${alert.id} is read-only for you and cannot be moved: ${alert.title}`,
+      onchange: (event) => selection.set(alert, event.target.checked),
+    });
+    return h("tr", { "data-alert-id": alert.id },
+      h("td", { class: "check" }, box),
+      h("td", {}, h("a", { href: `#/alerts/${alert.id}` }, alert.title),
+        !movable && h("span", { class: "read-only" }, " read-only")),
+      h("td", {}, severity(alert.severity)),
+      h("td", {}, status(alert.status)),
+      h("td", {}, alert.category),
+      showIncident && h("td", {}, incidentLink(alert.incident)),
+      h("td", {}, time(alert.detectedAt)));
+  }
+
+  return {
+    table,
+    show(alerts, { reset = true } = {}) {
+      if (reset) body.replaceChildren();
+      body.append(...alerts.map(row));
+      if (!body.children.length) {
+        body.append(h("tr", {}, h("td", { colspan: headers.filter(Boolean).length + 1, class: "empty" }, "No alerts")));
+      }
+    },
+  };
+}

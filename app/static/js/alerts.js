@@ -1,0 +1,65 @@
+// The alerts queue, and an alert's details pane.
+import { alertTable, moveButton, Selection } from "./alert-table.js";
+import { ALERT_DETAILS, ALERTS, graphql } from "./api.js";
+import { debounce, h, incidentLink, severity, status, time } from "./dom.js";
+import { openMovePanel } from "./move-panel.js";
+import { pager } from "./pager.js";
+
+export function alertsQueue(ctx) {
+  const selection = new Selection();
+  const search = h("input", {
+    id: "alert-search", type: "search", autocomplete: "off", placeholder: "e.g. powershell ws-4821",
+  });
+  const alerts = alertTable(selection, { caption: "Alerts, most recently detected first" });
+  const list = pager({
+    noun: "alert",
+    load: async (after) => (await graphql(ALERTS, { search: search.value.trim() || null, after })).alerts,
+    show: (nodes, { reset }) => {
+      if (reset) selection.drop(() => true);
+      alerts.show(nodes, { reset });
+    },
+    onError: ctx.fail,
+  });
+  search.addEventListener("input", debounce(list.reload, 250));
+
+  ctx.render(
+    h("h1", { tabindex: -1 }, "Alerts"),
+    h("div", { class: "toolbar" },
+      h("label", { for: "alert-search" }, "Search alerts"), search,
+      moveButton(selection, ctx.moved)),
+    alerts.table,
+    list.footer);
+  list.reload();
+}
+
+export async function alertDetails(ctx, id) {
+  const { alert } = await graphql(ALERT_DETAILS, { id });
+  if (!alert) {
+    ctx.render(h("h1", { tabindex: -1 }, `Alert ${id} not found`),
+      h("p", {}, "There is no such alert, or you may not read it. ", h("a", { href: "#/alerts" }, "Back to the alerts")));
+    return;
+  }
+  const field = (term, ...value) => [h("dt", {}, term), h("dd", {}, ...value)];
+  ctx.render(
+    h("p", { class: "crumbs" }, h("a", { href: "#/alerts" }, "Alerts"), " / ", `#${id}`),
+    h("section", { class: "details", "aria-labelledby": "alert-title" },
+      h("h1", { id: "alert-title", tabindex: -1 }, alert.title),
+      h("div", { class: "toolbar" },
+        h("button", {
+          type: "button", class: "primary", disabled: !alert.viewerCanLink,
+          "aria-describedby": alert.viewerCanLink ? null : "alert-read-only",
+          onclick: () => openMovePanel([alert], { onMoved: ctx.moved }),
+        }, "Move alert to another incident"),
+        !alert.viewerCanLink && h("p", { id: "alert-read-only", class: "hint" },
+          `You may read alerts in scope “${alert.scope}” but not move them.`)),
+      h("dl", {},
+        field("Incident", incidentLink(alert.incident)),
+        field("Severity", severity(alert.severity)),
+        field("Status", status(alert.status)),
+        field("Category", alert.category),
+        field("Detected", time(alert.detectedAt)),
+        field("Scope", alert.scope),
+        field("External ID", h("code", {}, alert.externalId)),
+        field("Evidence", h("ul", { class: "entities" },
+          alert.entities.map((e) => h("li", {}, h("span", { class: "entity-kind" }, e.kind.toLowerCase()), " ", e.value)))))));
+}

@@ -1,0 +1,148 @@
+// The console: sign-in, the header, and a hash router over the views.
+import { alertDetails, alertsQueue } from "./alerts.js";
+import { ApiError, demoToken, graphql, token, VIEWER } from "./api.js";
+import { h, plural } from "./dom.js";
+import { incidentPage, incidentsQueue } from "./incidents.js";
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const account = document.getElementById("account");
+const announcer = document.getElementById("announcer");
+
+const ROUTES = [
+  [/^#?\/?(?:incidents)?$/, (ctx) => incidentsQueue(ctx)],
+  [/^#\/incidents\/(\d+)(?:\/(log|alerts))?$/, (ctx, id, tab) => incidentPage(ctx, id, tab)],
+  [/^#\/alerts$/, (ctx) => alertsQueue(ctx)],
+  [/^#\/alerts\/(\d+)$/, (ctx, id) => alertDetails(ctx, id)],
+];
+
+let viewer = null;
+let lastMove = null;  // { incidentId, entryIds } of the move just saved, shown once
+let generation = 0;
+
+async function route() {
+  if (!token.get()) return signIn();
+  const mine = ++generation;
+  const ctx = context(mine);
+  try {
+    viewer ??= (await graphql(VIEWER)).viewer;
+    showAccount();
+    const [pattern, view] = ROUTES.find(([p]) => p.test(location.hash)) ?? [];
+    if (!view) {
+      ctx.render(h("h1", { tabindex: -1 }, "Page not found"), h("p", {}, h("a", { href: "#/incidents" }, "Incidents")));
+      return;
+    }
+    main.setAttribute("aria-busy", "true");
+    await view(ctx, ...location.hash.match(pattern).slice(1));
+  } catch (error) {
+    ctx.fail(error);
+  } finally {
+    if (mine === generation) main.removeAttribute("aria-busy");
+  }
+}
+
+/** What a view may do: render into main (unless the user navigated on), report errors... */
+function context(mine) {
+  const current = () => mine === generation;
+  return {
+    render(...children) {
+      if (!current()) return;
+      main.replaceChildren(...children);
+      main.removeAttribute("aria-busy");
+      for (const link of nav.querySelectorAll("a")) {
+        const section = link.getAttribute("href").split("/")[1];
+        link.toggleAttribute("aria-current", location.hash.startsWith(`#/${section}`) ||
+          (section === "incidents" && ["", "#", "#/"].includes(location.hash)));
+      }
+      main.querySelector("h1")?.focus();
+    },
+    fail(error) {
+      if (!current()) return;
+      if (error instanceof ApiError && error.status === 401) {
+        token.clear();
+        viewer = null;
+        signIn(`Signed out: ${error.message}`);
+        return;
+      }
+      main.replaceChildren(
+        h("h1", { tabindex: -1 }, error.code === "FORBIDDEN" ? "Not allowed" : "Something went wrong"),
+        h("p", { class: "error", role: "alert" }, error.message),
+        h("button", { type: "button", onclick: route }, "Retry"));
+      main.querySelector("h1").focus();
+    },
+    moved(payload) {
+      const target = payload.targetIncident;
+      const entries = payload.logEntries.filter((e) => e.incident.id === target.id);
+      lastMove = { incidentId: target.id, entryIds: new Set(entries.map((e) => e.id)) };
+      announcer.textContent = `Moved. Incident #${target.id} now shows ${plural(entries.length, "new log entry", "new log entries")}.`;
+      const hash = `#/incidents/${target.id}/log`;
+      if (location.hash === hash) route();
+      else location.hash = hash;
+    },
+    takeMoved(incidentId) {
+      const ids = lastMove?.incidentId === incidentId ? lastMove.entryIds : new Set();
+      lastMove = null;
+      return ids;
+    },
+  };
+}
+
+function showAccount() {
+  nav.hidden = false;
+  account.replaceChildren(
+    h("span", {}, "Signed in as ", h("strong", {}, viewer.name)),
+    h("button", { type: "button", onclick: signOut }, "Sign out"));
+}
+
+function signOut() {
+  token.clear();
+  viewer = null;
+  signIn("Signed out.");
+}
+
+async function signIn(message = null) {
+  ++generation;
+  nav.hidden = true;
+  account.replaceChildren();
+  const input = h("input", {
+    id: "token", type: "password", autocomplete: "off", spellcheck: "false", required: true,
+    "aria-describedby": "token-hint token-error",
+  });
+  const hint = h("p", { id: "token-hint", class: "hint" },
+    "Paste an API token. ", h("code", {}, "incidents user add NAME"), " prints one. ",
+    "It is kept in this tab only (sessionStorage).");
+  const error = h("p", { id: "token-error", class: "error", role: "alert", hidden: !message }, message ?? "");
+  const submit = async (event) => {
+    event.preventDefault();
+    const value = input.value.trim();
+    try {
+      if (!value) throw new Error("Paste a token first.");
+      viewer = (await graphql(VIEWER, {}, { bearer: value })).viewer;
+      token.set(value);
+      route();
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+  };
+  main.replaceChildren(h("section", { class: "sign-in" },
+    h("h1", { tabindex: -1 }, "Sign in"),
+    h("form", { onsubmit: submit, novalidate: true },
+      h("label", { for: "token" }, "API token"), input, hint, error,
+      h("button", { type: "submit", class: "primary" }, "Sign in"))));
+  input.focus();
+  const demo = await demoToken();
+  if (demo && !input.value) {
+    input.value = demo;
+    hint.append(h("br"), "Prefilled with the demo user's token: this server runs with ", h("code", {}, "--demo"), ".");
+  }
+}
+
+document.getElementById("skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+window.addEventListener("hashchange", route);
+route();

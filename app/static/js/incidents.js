@@ -1,0 +1,151 @@
+// The incidents queue, and an incident's page with its Alerts and Activity log tabs.
+import { alertTable, moveButton, Selection } from "./alert-table.js";
+import { ACTIVITY_LOG, graphql, INCIDENT_ALERTS, INCIDENT_PAGE, INCIDENTS } from "./api.js";
+import { debounce, h, incidentLink, kind, plural, severity, status, time } from "./dom.js";
+import { pager } from "./pager.js";
+
+export function incidentsQueue(ctx) {
+  const selection = new Selection();
+  const search = h("input", {
+    id: "incident-search", type: "search", autocomplete: "off",
+    placeholder: "e.g. lat mov, 4821, smith",
+  });
+  const body = h("tbody");
+  const list = pager({
+    noun: "incident",
+    load: async (after) => (await graphql(INCIDENTS, { search: search.value.trim() || null, after })).incidents,
+    show: (incidents, { reset }) => {
+      if (reset) {
+        body.replaceChildren();
+        selection.drop(() => true);
+      }
+      body.append(...incidents.map((incident) => queueRow(incident, selection)));
+    },
+    onError: ctx.fail,
+  });
+  search.addEventListener("input", debounce(list.reload, 250));
+
+  ctx.render(
+    h("h1", { tabindex: -1 }, "Incidents"),
+    h("div", { class: "toolbar" },
+      h("label", { for: "incident-search" }, "Search incidents"), search,
+      moveButton(selection, ctx.moved)),
+    h("table", { class: "queue" },
+      h("caption", { class: "visually-hidden" }, "Incidents, most recently active first"),
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Expand")),
+        ["ID", "Name", "Severity", "Status", "Alerts", "Last activity"].map((t) => h("th", { scope: "col" }, t)))),
+      body),
+    list.footer);
+  list.reload();
+}
+
+function queueRow(incident, selection) {
+  const detailId = `incident-${incident.id}-alerts`;
+  const toggle = h("button", {
+    type: "button", class: "expand", "aria-expanded": "false", "aria-controls": detailId,
+    "aria-label": `Alerts of incident ${incident.id}`,
+  }, "▸");
+  const row = h("tr", {},
+    h("td", {}, toggle),
+    h("td", {}, incident.id),
+    h("td", {}, h("a", { href: `#/incidents/${incident.id}` }, incident.name)),
+    h("td", {}, severity(incident.severity)),
+    h("td", {}, status(incident.status)),
+    h("td", { class: "number" }, String(incident.alertCount)),
+    h("td", {}, time(incident.lastActivityAt)));
+  let detail = null;
+
+  toggle.addEventListener("click", () => {
+    const expanded = !detail;
+    toggle.setAttribute("aria-expanded", String(expanded));
+    toggle.textContent = expanded ? "▾" : "▸";
+    if (!expanded) {
+      detail.remove();
+      detail = null;
+      selection.drop((alert) => alert.incident.id === incident.id);
+      return;
+    }
+    const alerts = alertTable(selection, { caption: `Alerts of incident ${incident.id}`, showIncident: false });
+    const list = pager({
+      noun: "alert",
+      load: async (after) => (await graphql(INCIDENT_ALERTS, { id: incident.id, after })).incident.alerts,
+      show: alerts.show,
+      onError: (error) => list.footer.prepend(h("p", { class: "error", role: "alert" }, error.message)),
+    });
+    detail = h("tr", { id: detailId, class: "expansion" }, h("td", { colspan: 7 }, alerts.table, list.footer));
+    row.after(detail);
+    list.reload();
+  });
+  return row;
+}
+
+export async function incidentPage(ctx, id, tab) {
+  const { incident } = await graphql(INCIDENT_PAGE, { id });
+  if (!incident) {
+    ctx.render(h("h1", { tabindex: -1 }, `Incident ${id} not found`),
+      h("p", {}, "There is no such incident, or you may not see it. ", h("a", { href: "#/incidents" }, "Back to the queue")));
+    return;
+  }
+  const base = `#/incidents/${id}`;
+  const tabLink = (href, label, current) => h("a", { href, "aria-current": current ? "page" : null }, label);
+  ctx.render(
+    h("p", { class: "crumbs" }, h("a", { href: "#/incidents" }, "Incidents"), " / ", `#${id}`),
+    h("h1", { tabindex: -1 }, incident.name),
+    h("p", { class: "meta" }, severity(incident.severity), " ", status(incident.status),
+      ` · ${plural(incident.alertCount, "alert")} · created `, time(incident.createdAt),
+      " · last activity ", time(incident.lastActivityAt),
+      incident.redirectIncident && h("span", {}, " · merged into ", incidentLink(incident.redirectIncident))),
+    h("nav", { class: "tabs", "aria-label": "Incident" },
+      tabLink(base, `Alerts (${incident.alertCount})`, tab !== "log"),
+      tabLink(`${base}/log`, "Activity log", tab === "log")),
+    tab === "log" ? activityLog(ctx, id) : incidentAlerts(ctx, id));
+}
+
+function incidentAlerts(ctx, id) {
+  const selection = new Selection();
+  const alerts = alertTable(selection, { caption: `Alerts of incident ${id}`, showIncident: false });
+  const list = pager({
+    noun: "alert",
+    load: async (after) => (await graphql(INCIDENT_ALERTS, { id, after })).incident.alerts,
+    show: alerts.show,
+    onError: ctx.fail,
+  });
+  list.reload();
+  return h("section", { class: "tab-panel", "aria-label": "Alerts" },
+    h("div", { class: "toolbar" }, moveButton(selection, ctx.moved)), alerts.table, list.footer);
+}
+
+// Where the other incident of an entry stands, in words.
+const OTHER = {
+  ALERT_LINKED: "Moved here from ", ALERT_UNLINKED: "Moved to ", INCIDENT_RESOLVED: "Its last alert went to ",
+};
+
+function activityLog(ctx, id) {
+  const fresh = ctx.takeMoved(id);  // entries the move just wrote: marked as new
+  const entries = h("ol", { class: "log" });
+  const list = pager({
+    noun: "entry", nouns: "entries",
+    load: async (after) => (await graphql(ACTIVITY_LOG, { id, after })).incident.activityLog,
+    show: (nodes, { reset }) => {
+      if (reset) entries.replaceChildren();
+      entries.append(...nodes.map((entry) => logEntry(entry, fresh.has(entry.id))));
+    },
+    onError: ctx.fail,
+  });
+  list.reload();
+  return h("section", { class: "tab-panel", "aria-label": "Activity log, newest first" }, entries, list.footer);
+}
+
+function logEntry(entry, isNew) {
+  return h("li", { class: isNew ? "entry new" : "entry", "data-kind": entry.kind },
+    h("p", { class: "entry-head" },
+      h("span", { class: "kind" }, kind(entry.kind)), " by ", h("strong", { class: "actor" }, entry.actor),
+      " · ", time(entry.createdAt), isNew && h("span", { class: "badge new-badge" }, "new")),
+    h("p", { class: "message" }, entry.message),
+    entry.comment && h("blockquote", { class: "comment" }, entry.comment),
+    entry.otherIncident && h("p", { class: "other" }, OTHER[entry.kind] ?? "Other incident: ",
+      incidentLink(entry.otherIncident)),
+    entry.alert && h("p", { class: "about" }, "Alert ",
+      h("a", { href: `#/alerts/${entry.alert.id}` }, `#${entry.alert.id} ${entry.alert.title}`)));
+}

@@ -1,0 +1,403 @@
+"""ingestAlerts: a detection source sends alerts; each joins a correlated incident or opens one."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.server import create_app
+from tests.conftest import NOW, Api
+from tests.test_link_alerts import LINK
+
+INGEST = """
+mutation($alerts: [AlertInput!]!) {
+  ingestAlerts(alerts: $alerts) {
+    alerts { id externalId title severity category scope detectedAt incident { id name } entities { kind value } }
+    incidents { id name status severity alertCount lastActivityAt }
+    logEntries { kind actor comment message incident { id } alert { id } otherIncident { id } }
+    errors { code message field externalIds }
+  }
+}
+"""
+
+INCIDENT = """
+query($id: ID!) {
+  incident(id: $id) {
+    id name status severity alertCount lastActivityAt
+    activityLog { edges { node { kind actor message alert { id } } } }
+  }
+}
+"""
+
+
+def detection(external_id: str, title: str | None = None, *, minutes: float = 0, severity: str = "MEDIUM",
+              entities: list[tuple[str, str]] | None = None, **extra) -> dict:
+    """An AlertInput as a detection source sends it, detected `minutes` after NOW."""
+    return {
+        "externalId": external_id, "title": title or f"Detection {external_id}", "severity": severity,
+        "category": "Execution", "detectedAt": (NOW + timedelta(minutes=minutes)).isoformat(),
+        "entities": [
+            {"kind": k, "value": v}
+            for k, v in (entities if entities is not None else [("DEVICE", f"host-{external_id}")])
+        ],
+        **extra,
+    }
+
+
+async def send(api: Api, *alerts: dict) -> dict:
+    return (await api(INGEST, alerts=list(alerts)))["ingestAlerts"]
+
+
+async def incident_of(api: Api, incident_id) -> dict:
+    return (await api(INCIDENT, id=str(incident_id)))["incident"]
+
+
+async def stored(pool) -> dict:
+    row = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM alerts) AS alerts, (SELECT count(*) FROM incidents) AS incidents,"
+        " (SELECT count(*) FROM activity_log) AS entries, (SELECT count(*) FROM alert_entities) AS entities"
+    )
+    return dict(row)
+
+
+def incident_ids(result: dict) -> list[str]:
+    return [a["incident"]["id"] for a in result["alerts"]]
+
+
+# --- a new incident, and replays ------------------------------------------------------------
+
+
+async def test_an_alert_sharing_nothing_opens_an_incident_named_after_it(admin):
+    result = await send(admin, detection(
+        "edr-1", "  Ransomware behavior detected on WS-4821 ", severity="HIGH",
+        entities=[("DEVICE", "WS-4821"), ("USER", "alice")], scope="finance",
+    ))
+
+    assert result["errors"] == []
+    [alert] = result["alerts"]
+    assert alert == {
+        "id": alert["id"], "externalId": "edr-1", "title": "Ransomware behavior detected on WS-4821",
+        "severity": "HIGH", "category": "Execution", "scope": "finance", "detectedAt": "2026-11-20T12:00:00+00:00",
+        "incident": {"id": alert["incident"]["id"], "name": "Ransomware behavior detected on WS-4821"},
+        "entities": [{"kind": "DEVICE", "value": "WS-4821"}, {"kind": "USER", "value": "alice"}],
+    }
+    assert result["incidents"] == [{
+        "id": alert["incident"]["id"], "name": "Ransomware behavior detected on WS-4821", "status": "ACTIVE",
+        "severity": "HIGH", "alertCount": 1, "lastActivityAt": "2026-11-20T12:00:00+00:00",
+    }]
+
+
+async def test_a_new_incident_logs_its_creation_only(admin):
+    """The alert that opens an incident was not correlated by shared evidence, so the log says
+    "Incident created for alert ..." and nothing more about it."""
+    result = await send(admin, detection("edr-1", "Beacon on WS-1"))
+    [alert] = result["alerts"]
+    expected = [{
+        "kind": "INCIDENT_CREATED", "actor": "system", "comment": None,
+        "message": f'Incident created for alert #{alert["id"]} "Beacon on WS-1".',
+        "incident": {"id": alert["incident"]["id"]}, "alert": {"id": alert["id"]}, "otherIncident": None,
+    }]
+
+    assert result["logEntries"] == expected
+    log = (await incident_of(admin, alert["incident"]["id"]))["activityLog"]["edges"]
+    assert [e["node"]["kind"] for e in log] == ["INCIDENT_CREATED"]
+
+
+async def test_scope_defaults_to_default(admin):
+    result = await send(admin, detection("a"), detection("b", scope=None))
+    assert [a["scope"] for a in result["alerts"]] == ["default", "default"]
+
+
+async def test_detected_at_defaults_to_the_time_of_ingestion(admin, pool):
+    alert = detection("a")
+    del alert["detectedAt"]
+    [stored_alert] = (await send(admin, alert))["alerts"]
+    row = await pool.fetchrow("SELECT detected_at, created_at FROM alerts WHERE id = $1", int(stored_alert["id"]))
+    assert row["detected_at"] == row["created_at"]
+
+
+async def test_replay_returns_the_existing_alert_unchanged(admin, pool):
+    """A replay touches no incident, so the payload's incidents (those the batch changed) is empty."""
+    [first] = (await send(admin, detection("edr-1", "Beacon on WS-1", severity="LOW")))["alerts"]
+    before = await stored(pool)
+
+    replay = await send(admin, detection("edr-1", "Something else entirely", severity="HIGH", minutes=5,
+                                          entities=[("USER", "someone")]))
+
+    assert replay["errors"] == []
+    assert replay["alerts"] == [first]
+    assert replay["logEntries"] == []
+    assert replay["incidents"] == []
+    assert await stored(pool) == before
+
+
+async def test_replay_of_a_moved_alert_does_not_move_it_back(admin, pool):
+    a, b = (await send(admin, detection("a"), detection("b")))["alerts"]
+    moved = await admin(LINK, ids=[a["id"]], target={"existingIncidentId": b["incident"]["id"]}, comment="same story")
+    assert moved["linkAlerts"]["errors"] == []
+    before = await stored(pool)
+
+    replay = await send(admin, detection("a"))
+
+    assert replay["alerts"][0]["incident"] == b["incident"]
+    assert await stored(pool) == before
+
+
+async def test_the_same_external_id_twice_in_one_batch_is_stored_once(admin, pool):
+    result = await send(admin, detection("dup", "first"), detection("dup", "second"))
+    assert result["errors"] == []
+    assert [a["title"] for a in result["alerts"]] == ["first", "first"]
+    assert result["alerts"][0]["id"] == result["alerts"][1]["id"]
+    assert (await stored(pool))["alerts"] == 1
+
+
+# --- correlation ----------------------------------------------------------------------------
+
+
+async def test_an_alert_sharing_an_entity_joins_that_incident(admin):
+    [first] = (await send(admin, detection("a", "Phish to WS-1", entities=[("DEVICE", "WS-1")])))["alerts"]
+
+    result = await send(admin, detection("b", "Beacon from ws-1", minutes=30, entities=[("DEVICE", "  ws-1 ")]))
+
+    [second] = result["alerts"]
+    assert second["incident"] == first["incident"]
+    assert result["logEntries"] == [{
+        "kind": "ALERT_CORRELATED", "actor": "system", "comment": None,
+        "message": f'Alert #{second["id"]} "Beacon from ws-1" was correlated with this incident by shared evidence.',
+        "incident": {"id": first["incident"]["id"]}, "alert": {"id": second["id"]}, "otherIncident": None,
+    }]
+    [incident] = result["incidents"]
+    assert (incident["id"], incident["name"], incident["alertCount"]) == (first["incident"]["id"], "Phish to WS-1", 2)
+    log = (await incident_of(admin, first["incident"]["id"]))["activityLog"]["edges"]
+    assert [(e["node"]["kind"], e["node"]["actor"]) for e in log] == [
+        ("ALERT_CORRELATED", "system"), ("INCIDENT_CREATED", "system"),
+    ]
+
+
+async def test_the_most_recently_detected_sharing_alert_decides(admin):
+    on_host, by_user = (await send(
+        admin,
+        detection("a", entities=[("DEVICE", "WS-1")], minutes=0),
+        detection("b", entities=[("USER", "alice")], minutes=60),
+    ))["alerts"]
+    assert on_host["incident"] != by_user["incident"]
+
+    result = await send(
+        admin,
+        detection("c", entities=[("DEVICE", "WS-1"), ("USER", "Alice")], minutes=90),
+        detection("d", entities=[("DEVICE", "ws-1")], minutes=91),
+    )
+
+    # c shares WS-1 with a and alice with b; b is the more recent. Then d shares WS-1 with c.
+    assert incident_ids(result) == [by_user["incident"]["id"], by_user["incident"]["id"]]
+
+
+@pytest.mark.parametrize(("gap", "joins"), [(timedelta(hours=24), True), (timedelta(hours=24, seconds=1), False)])
+async def test_correlation_window_is_24_hours_back(admin, gap, joins):
+    [old] = (await send(admin, detection("a", entities=[("IP", "185.220.101.7")])))["alerts"]
+
+    [new] = (await send(admin, detection("b", entities=[("IP", "185.220.101.7")],
+                                         minutes=gap.total_seconds() / 60)))["alerts"]
+
+    assert (new["incident"] == old["incident"]) is joins
+
+
+@pytest.mark.parametrize(("status", "joins"), [("in_progress", True), ("resolved", False), ("redirected", False)])
+async def test_only_active_or_in_progress_incidents_take_correlated_alerts(admin, pool, status, joins):
+    old, elsewhere = (await send(admin, detection("a", entities=[("FILE", "mimikatz.exe")]), detection("x")))["alerts"]
+    redirect = int(elsewhere["incident"]["id"]) if status == "redirected" else None
+    await pool.execute(
+        "UPDATE incidents SET status = $2::incident_status, redirect_incident_id = $3 WHERE id = $1",
+        int(old["incident"]["id"]), status, redirect,
+    )
+
+    result = await send(admin, detection("b", "Mimikatz again", entities=[("FILE", "MIMIKATZ.EXE")], minutes=10))
+
+    [new] = result["alerts"]
+    assert (new["incident"] == old["incident"]) is joins
+    if not joins:
+        assert new["incident"]["name"] == "Mimikatz again"
+        assert [e["kind"] for e in result["logEntries"]] == ["INCIDENT_CREATED"]
+
+
+async def test_a_closed_incident_is_skipped_for_the_latest_open_one(admin, pool):
+    """When the most recent sharing alert sits in a resolved incident, the alert joins the open
+    incident of the most recent sharing alert that is still in one: that story is still live."""
+    older, newer = (await send(
+        admin,
+        detection("a", entities=[("USER", "bob")], minutes=0),
+        detection("b", entities=[("USER", "bob")], minutes=10),
+    ))["alerts"]
+    assert older["incident"] == newer["incident"]
+    split = await admin(LINK, ids=[newer["id"]], target={"createNew": True}, comment="different story")
+    moved_to = split["linkAlerts"]["targetIncident"]["id"]
+    await pool.execute("UPDATE incidents SET status = 'resolved' WHERE id = $1", int(moved_to))
+
+    [new] = (await send(admin, detection("d", entities=[("USER", "BOB")], minutes=30)))["alerts"]
+
+    assert new["incident"]["id"] == older["incident"]["id"]
+
+
+async def test_correlation_follows_an_alert_that_was_moved(admin):
+    a, b = (await send(admin, detection("a", entities=[("DEVICE", "WS-1")]), detection("b")))["alerts"]
+    await admin(LINK, ids=[a["id"]], target={"existingIncidentId": b["incident"]["id"]}, comment="same story")
+
+    [new] = (await send(admin, detection("c", entities=[("DEVICE", "WS-1")], minutes=5)))["alerts"]
+
+    assert new["incident"] == b["incident"]
+
+
+async def test_same_value_of_different_kinds_does_not_correlate(admin):
+    [user] = (await send(admin, detection("a", entities=[("USER", "backup")])))["alerts"]
+    result = await send(
+        admin,
+        detection("b", entities=[("DEVICE", "backup")], minutes=1),
+        detection("c", entities=[("FILE", "backup"), ("URL", "BACKUP")], minutes=2),
+    )
+    assert len({user["incident"]["id"], *incident_ids(result)}) == 3
+
+
+async def test_an_alert_without_entities_opens_its_own_incident(admin):
+    result = await send(admin, detection("a", entities=[]), detection("b", entities=[], minutes=1))
+    assert len(set(incident_ids(result))) == 2
+
+
+async def test_alerts_in_one_batch_correlate_with_each_other_in_order(admin):
+    result = await send(
+        admin,
+        detection("a", "Phish opened on WS-1", entities=[("DEVICE", "WS-1")], minutes=0),
+        detection("b", "Token theft", entities=[("DEVICE", "WS-1"), ("USER", "carol")], minutes=1),
+        detection("c", "Mailbox rule by carol", entities=[("USER", "CAROL")], minutes=2),
+        detection("z", "Unrelated", minutes=3),
+    )
+
+    a, b, c, z = result["alerts"]
+    assert a["incident"] == b["incident"] == c["incident"] != z["incident"]
+    assert [(e["kind"], e["alert"]["id"]) for e in result["logEntries"]] == [
+        ("INCIDENT_CREATED", a["id"]), ("ALERT_CORRELATED", b["id"]), ("ALERT_CORRELATED", c["id"]),
+        ("INCIDENT_CREATED", z["id"]),
+    ]
+    assert [(i["id"], i["alertCount"]) for i in result["incidents"]] == [
+        (a["incident"]["id"], 3), (z["incident"]["id"], 1),
+    ]
+
+
+async def test_derived_fields_follow_the_alerts(admin):
+    shared = [("DEVICE", "WS-3")]
+    await send(admin, detection("a", severity="LOW", minutes=0, entities=shared))
+    result = await send(
+        admin,
+        detection("b", severity="HIGH", minutes=30, entities=shared),
+        detection("c", severity="INFORMATIONAL", minutes=20, entities=shared),
+    )
+
+    # c was detected before b: it correlates with a, and leaves the latest activity at b's time.
+    [incident] = result["incidents"]
+    assert (incident["severity"], incident["alertCount"], incident["lastActivityAt"]) == (
+        "HIGH", 3, "2026-11-20T12:30:00+00:00"
+    )
+    assert {k: v for k, v in (await incident_of(admin, incident["id"])).items() if k != "activityLog"} == incident
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"title": "   "}, "title"),
+        ({"title": "t" * 1001}, "title"),
+        ({"externalId": "x" * 501}, "externalId"),
+        ({"category": ""}, "category"),
+        ({"scope": " "}, "scope"),
+        ({"entities": [{"kind": "DEVICE", "value": "  "}]}, "entities"),
+        ({"entities": [{"kind": "DEVICE", "value": "v" * 1001}]}, "entities"),
+        ({"entities": [{"kind": "IP", "value": f"10.0.0.{n}"} for n in range(101)]}, "entities"),
+    ],
+)
+async def test_one_invalid_alert_refuses_the_whole_batch(admin, pool, bad, field):
+    broken = {**detection("bad-one"), **bad}
+
+    result = await send(admin, detection("good-1"), broken, detection("good-2", entities=[("DEVICE", "host-good-1")]))
+
+    assert result["alerts"] == [] and result["incidents"] == [] and result["logEntries"] == []
+    [error] = result["errors"]
+    assert error["code"] == "INVALID_INPUT"
+    assert error["field"] == f"alerts.1.{field}"
+    assert error["externalIds"] == [broken["externalId"]]
+    assert await stored(pool) == {"alerts": 0, "incidents": 0, "entries": 0, "entities": 0}
+
+
+async def test_every_invalid_alert_is_named(admin, pool):
+    result = await send(admin, detection("a", title=" "), detection("ok"), detection("c", category=" "))
+    assert [(e["code"], e["field"], e["externalIds"]) for e in result["errors"]] == [
+        ("INVALID_INPUT", "alerts.0.title", ["a"]), ("INVALID_INPUT", "alerts.2.category", ["c"]),
+    ]
+    assert (await stored(pool))["alerts"] == 0
+
+
+async def test_more_than_500_alerts_is_invalid_input(admin, pool):
+    result = await send(admin, *[detection(f"a{n}") for n in range(501)])
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_INPUT", "alerts")]
+    assert "500" in result["errors"][0]["message"]
+    assert (await stored(pool))["alerts"] == 0
+
+
+async def test_500_alerts_are_accepted(admin, pool):
+    batch = [detection(f"a{n}", entities=[("DEVICE", "shared")], minutes=n / 60) for n in range(500)]
+    result = await send(admin, *batch)
+    assert result["errors"] == []
+    assert len(result["incidents"]) == 1 and result["incidents"][0]["alertCount"] == 500
+
+
+async def test_an_empty_batch_is_invalid_input(admin):
+    result = await send(admin)
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_INPUT", "alerts")]
+
+
+async def test_a_user_without_ingest_permission_is_forbidden(make_user, pool):
+    analyst = await make_user("analyst", "*=write")
+    result = await send(analyst, detection("a"))
+    assert [e["code"] for e in result["errors"]] == ["FORBIDDEN"]
+    assert result["alerts"] == []
+    assert await stored(pool) == {"alerts": 0, "incidents": 0, "entries": 0, "entities": 0}
+
+
+async def test_a_sensor_without_grants_stores_alerts_and_learns_nothing_else(make_user, admin, pool):
+    """The payload shows only what the viewer may read, like every query."""
+    (existing,) = (await send(admin, detection("known", "Secret finance alert", scope="finance",
+                                               entities=[("DEVICE", "shared-host")])))["alerts"]
+    sensor = await make_user("sensor", queue=False, ingest=True)
+    result = await send(sensor, detection("a", entities=[("DEVICE", "shared-host")]))
+    assert result == {**result, "errors": [], "alerts": [], "incidents": [], "logEntries": []}
+    assert (await stored(pool))["alerts"] == 2
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE external_id = 'a'") == int(existing["incident"]["id"])
+
+
+# --- a configurable window ------------------------------------------------------------------
+
+
+@pytest.fixture
+def client_with_window(pool, database_url, monkeypatch):
+    """A client of an app whose settings came from CORRELATION_WINDOW_HOURS in the environment."""
+
+    async def make(hours: str) -> httpx.AsyncClient:
+        monkeypatch.setenv("CORRELATION_WINDOW_HOURS", hours)
+        settings = Settings(**{**Settings.from_env().__dict__, "database_url": database_url})
+        assert settings.correlation_window_hours == float(hours)
+        app = create_app(settings, pool=pool)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+    return make
+
+
+@pytest.mark.parametrize(("hours", "gap_hours", "joins"), [("2", 1.5, True), ("2", 3, False), ("48", 36, True)])
+async def test_correlation_window_comes_from_settings(client_with_window, admin, hours, gap_hours, joins):
+    async with await client_with_window(hours) as client:
+        source = Api(client, admin.token)
+        [old] = (await send(source, detection("a", entities=[("USER", "dave")])))["alerts"]
+        [new] = (await send(source, detection("b", entities=[("USER", "dave")], minutes=gap_hours * 60)))["alerts"]
+    assert (new["incident"] == old["incident"]) is joins

@@ -1,0 +1,112 @@
+"""How many SQL statements a request runs: it must not grow with list sizes, and it must not
+tell an unreadable alert from a nonexistent one."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+
+from app import db
+from app.server import create_app
+from tests.conftest import alert_in
+
+DETAIL = """
+query($id: ID!) {
+  incident(id: $id) {
+    id name severity status alertCount lastActivityAt
+    alerts(first: 50) { totalCount edges { cursor node {
+      id title severity status category scope detectedAt viewerCanLink
+      entities { kind value } incident { id name }
+    } } pageInfo { hasNextPage endCursor } }
+    activityLog(first: 50) { totalCount edges { node {
+      id kind createdAt actor message comment
+      alert { id title } otherIncident { id name } incident { id }
+    } } }
+  }
+}
+"""
+
+
+@pytest.fixture
+async def recorded(database_url, settings):
+    """An app whose pool records every statement the app sends; yields (client, statements)."""
+    statements: list[str] = []
+
+    async def record(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(lambda q: ours(q.query) and statements.append(q.query))
+
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=4, init=record, reset=db.keep_session,
+        server_settings=db.SERVER_SETTINGS,
+    )
+    app = create_app(settings, pool=pool)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        yield client, statements
+    await pool.close()
+
+
+@pytest.fixture
+def counted(recorded, admin):
+    """Runs a query as admin and returns the statements it sent."""
+    client, statements = recorded
+
+    async def run(query: str, **variables) -> list[str]:
+        statements.clear()
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {admin.token}"},
+        )
+        assert response.status_code == 200 and "errors" not in response.json(), response.text
+        return list(statements)
+
+    return run
+
+
+def ours(statement: str) -> bool:
+    """Statements the app sends, not asyncpg's own type introspection on a fresh connection."""
+    return "typeinfo_tree" not in statement and "set_config('jit'" not in statement
+
+
+async def _incident_with(ingest, admin, name: str, n_alerts: int, n_moves: int) -> str:
+    alerts = await ingest(*[
+        alert_in(f"{name}-{i}", f"{name} alert {i}", minutes=i, entities=[("device", f"{name}-host"), ("user", f"u{i}")])
+        for i in range(n_alerts)
+    ])
+    incident = alerts[0].incident_id
+    for i in range(n_moves):  # moves write log entries that name other incidents and alerts
+        (other,) = await ingest(alert_in(f"{name}-extra-{i}", minutes=100 + i))
+        await admin(
+            'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code } } }',
+            ids=[str(other.id)], to=str(incident),
+        )
+    return str(incident)
+
+
+async def test_incident_detail_statement_count_does_not_depend_on_list_sizes(counted, ingest, admin):
+    small = await _incident_with(ingest, admin, "small", n_alerts=2, n_moves=1)
+    large = await _incident_with(ingest, admin, "large", n_alerts=60, n_moves=30)
+
+    small_statements = await counted(DETAIL, id=small)
+    large_statements = await counted(DETAIL, id=large)
+
+    assert len(large_statements) == len(small_statements)
+    # authentication, incident, first alerts, first log entries, entities, log entries' alerts,
+    # their other incidents, and the two counts.
+    assert len(small_statements) <= 9, small_statements
+
+
+async def test_unreadable_and_unknown_alerts_run_the_same_statements(make_user, ingest, recorded):
+    client, statements = recorded
+    analyst = await make_user("analyst", "default=write")
+    a, secret, target = await ingest(alert_in("a"), alert_in("s", scope="hr"), alert_in("t"))
+    runs = []
+    for hidden in (secret.id, 987654):
+        statements.clear()
+        response = await client.post("/graphql", headers={"Authorization": f"Bearer {analyst.token}"}, json={
+            "query": 'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code alertIds } } }',
+            "variables": {"ids": [str(a.id), str(hidden)], "to": str(target.incident_id)},
+        })
+        assert response.json()["data"]["linkAlerts"]["errors"] == [{"code": "ALERT_NOT_FOUND", "alertIds": [str(hidden)]}]
+        runs.append(list(statements))
+    assert runs[0] == runs[1]
