@@ -60,8 +60,9 @@ class GraphQLApp(GraphQL):
             response = _as_graphql_response(response)
         await response(scope, receive, send)
 
-    async def get_context(self, request, response) -> Context:
-        return request.state.context
+    async def get_context(self, request, response) -> Context | None:
+        # None only for the GraphiQL page, which strawberry asks a context for but never executes.
+        return getattr(request.state, "context", None)
 
     def encode_json(self, data: object) -> bytes:
         try:

@@ -188,3 +188,15 @@ async def test_malformed_documents_get_errors_not_500(admin, query):
     response = await admin.post(query)
     assert response.status_code in (200, 400)
     assert response.json()["errors"]
+
+
+async def test_graphiql_page_needs_no_token(client):
+    response = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_a_get_query_needs_a_token(client):
+    response = await client.get("/graphql", params={"query": "{ viewer { name } }"})
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
