@@ -11,8 +11,7 @@ install: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
-		|| $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
 ## Serve the API on http://127.0.0.1:8000/graphql (embedded PostgreSQL unless DATABASE_URL is set).
@@ -53,3 +52,21 @@ audit: install tests/audit/node_modules/.installed
 
 fuzz: install .venv-fuzz/.installed
 	$(BIN)/python -m tests.live -- tests/fuzz/fuzz.sh
+
+## Web console (issue 5): browser tests in Debian's Chromium, driven by Playwright for Python,
+## which launches /usr/bin/chromium and downloads no browser of its own.
+.PHONY: e2e-deps e2e screenshots
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+## Debian's chromium package, once (idempotent).
+e2e-deps:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+## The end-to-end tests: a live `incidents serve`, real PostgreSQL, headless Chromium.
+e2e: install e2e-deps
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+## PNGs of the console over the demo data, into docs/screenshots/ (or SCREENSHOTS_DIR).
+screenshots: install e2e-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/screenshots.py

@@ -2,8 +2,8 @@
 
 Both are static files under app/static/, served by the app itself: no CDN, no build step. The
 console talks to the public GraphQL API only, with the token the user pastes. When the app was
-started with `incidents serve --demo`, /demo.json hands out the demo user's token so that a
-newcomer is signed in at once; otherwise its token is null.
+started with `incidents serve --demo`, /demo.json hands out the demo user's token to browsers on
+the same machine so that a newcomer is signed in at once; otherwise its token is null.
 """
 
 from __future__ import annotations
@@ -56,7 +56,15 @@ GRAPHIQL_PAGE = """<!doctype html>
 """
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
 def _demo_token(request: Request) -> str | None:
+    """The demo token, handed only to browsers on this machine: `--demo --host 0.0.0.0` must not
+    publish a token that may write everything."""
+    client = request.client.host if request.client else None
+    if client not in LOOPBACK and not (client or "").startswith("127."):
+        return None
     return getattr(request.app.state, "demo_token", None)
 
 
@@ -80,4 +88,6 @@ def routes() -> list[BaseRoute]:
 def graphiql_page(request: Request, default_html: str) -> HTMLResponse:
     """The GraphiQL page served on GET /graphql, prefilled with the demo token when there is one."""
     html = GRAPHIQL_PAGE.replace("{demo_token}", escape(_demo_token(request) or ""))
-    return HTMLResponse(html, headers={"Content-Security-Policy": GRAPHIQL_CSP, "Cache-Control": "no-store"})
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": GRAPHIQL_CSP, "Cache-Control": "no-store"}
+    )

@@ -43,12 +43,13 @@ export function moveButton(selection, onMoved) {
 /** A table of alerts, one checkbox each; alerts the viewer may not move cannot be checked. */
 export function alertTable(selection, { caption, showIncident = true }) {
   const body = h("tbody");
-  const headers = ["Alert", "Severity", "Status", "Category", showIncident && "Incident", "Detected"];
+  const headers = ["Alert", "Severity", "Status", "Category", showIncident && "Incident", "Detected"]
+    .filter(Boolean);
   const table = h("table", { class: "alerts" },
     h("caption", { class: "visually-hidden" }, caption),
     h("thead", {}, h("tr", {},
       h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Select")),
-      headers.filter(Boolean).map((title) => h("th", { scope: "col" }, title)))),
+      headers.map((title) => h("th", { scope: "col" }, title)))),
     body);
 
   function row(alert) {
@@ -77,7 +78,7 @@ export function alertTable(selection, { caption, showIncident = true }) {
       if (reset) body.replaceChildren();
       body.append(...alerts.map(row));
       if (!body.children.length) {
-        body.append(h("tr", {}, h("td", { colspan: headers.filter(Boolean).length + 1, class: "empty" }, "No alerts")));
+        body.append(h("tr", {}, h("td", { colspan: headers.length + 1, class: "empty" }, "No alerts")));
       }
     },
   };

@@ -36,7 +36,8 @@ export async function alertDetails(ctx, id) {
   const { alert } = await graphql(ALERT_DETAILS, { id });
   if (!alert) {
     ctx.render(h("h1", { tabindex: -1 }, `Alert ${id} not found`),
-      h("p", {}, "There is no such alert, or you may not read it. ", h("a", { href: "#/alerts" }, "Back to the alerts")));
+      h("p", {}, "There is no such alert, or you may not read it. ",
+        h("a", { href: "#/alerts" }, "Back to the alerts")));
     return;
   }
   const field = (term, ...value) => [h("dt", {}, term), h("dd", {}, ...value)];
@@ -61,5 +62,6 @@ export async function alertDetails(ctx, id) {
         field("Scope", alert.scope),
         field("External ID", h("code", {}, alert.externalId)),
         field("Evidence", h("ul", { class: "entities" },
-          alert.entities.map((e) => h("li", {}, h("span", { class: "entity-kind" }, e.kind.toLowerCase()), " ", e.value)))))));
+          alert.entities.map((e) => h("li", {},
+            h("span", { class: "entity-kind" }, e.kind.toLowerCase()), " ", e.value)))))));
 }

@@ -29,7 +29,8 @@ async function route() {
     showAccount();
     const [pattern, view] = ROUTES.find(([p]) => p.test(location.hash)) ?? [];
     if (!view) {
-      ctx.render(h("h1", { tabindex: -1 }, "Page not found"), h("p", {}, h("a", { href: "#/incidents" }, "Incidents")));
+      ctx.render(h("h1", { tabindex: -1 }, "Page not found"),
+        h("p", {}, h("a", { href: "#/incidents" }, "Go to the incidents queue")));
       return;
     }
     main.setAttribute("aria-busy", "true");
@@ -74,7 +75,8 @@ function context(mine) {
       const target = payload.targetIncident;
       const entries = payload.logEntries.filter((e) => e.incident.id === target.id);
       lastMove = { incidentId: target.id, entryIds: new Set(entries.map((e) => e.id)) };
-      announcer.textContent = `Moved. Incident #${target.id} now shows ${plural(entries.length, "new log entry", "new log entries")}.`;
+      const count = plural(entries.length, "new log entry", "new log entries");
+      announcer.textContent = `Moved. Incident #${target.id} now shows ${count}.`;
       const hash = `#/incidents/${target.id}/log`;
       if (location.hash === hash) route();
       else location.hash = hash;

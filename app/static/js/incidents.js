@@ -84,7 +84,8 @@ export async function incidentPage(ctx, id, tab) {
   const { incident } = await graphql(INCIDENT_PAGE, { id });
   if (!incident) {
     ctx.render(h("h1", { tabindex: -1 }, `Incident ${id} not found`),
-      h("p", {}, "There is no such incident, or you may not see it. ", h("a", { href: "#/incidents" }, "Back to the queue")));
+      h("p", {}, "There is no such incident, or you may not see it. ",
+        h("a", { href: "#/incidents" }, "Back to the queue")));
     return;
   }
   const base = `#/incidents/${id}`;

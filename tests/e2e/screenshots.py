@@ -1,0 +1,58 @@
+"""`make screenshots`: PNGs of the console over the demo data, for the README.
+
+Not collected by `pytest` (the file name has no test_ prefix); the Makefile names it explicitly.
+The pictures go to $SCREENSHOTS_DIR, docs/screenshots/ by default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from playwright.async_api import expect
+
+from app.config import ROOT
+from app.domain import seed
+
+OUT = Path(os.environ.get("SCREENSHOTS_DIR") or ROOT / "docs" / "screenshots")
+
+
+async def test_screenshots(console, make_user, pool):
+    async with pool.acquire() as conn:
+        await seed.seed(conn=conn, incidents=seed.DEMO_INCIDENTS)
+    OUT.mkdir(parents=True, exist_ok=True)
+    page = console.page
+    await page.set_viewport_size({"width": 1280, "height": 760})
+    await console.sign_in(await make_user("analyst", "*=write"))
+
+    # the incidents queue, its first incident expanded with two alerts checked
+    await page.locator("button.expand").first.click()
+    boxes = page.locator("tr.expansion input[type=checkbox]:enabled")
+    await boxes.nth(0).check()
+    await boxes.nth(1).check()
+    await expect(
+        page.get_by_role("button", name="Move 2 alerts to another incident")
+    ).to_be_visible()
+    await page.screenshot(path=OUT / "incidents-queue.png")
+
+    # the panel, from the alerts queue, with typeahead results and the second one active
+    await page.get_by_role("link", name="Alerts", exact=True).click()
+    boxes = page.locator("table.alerts input[type=checkbox]:enabled")
+    await boxes.nth(0).check()
+    await boxes.nth(1).check()
+    await page.get_by_role("button", name="Move 2 alerts to another incident").click()
+    await page.get_by_label("Comment").fill(
+        "Same operator: both run from the C2 server seen on the SRV hosts."
+    )
+    field = page.get_by_role("combobox", name="Incident name or ID")
+    await field.press_sequentially("on srv")
+    await expect(page.get_by_role("option").nth(2)).to_be_visible()
+    await field.press("ArrowDown")
+    await field.press("ArrowDown")
+    await page.screenshot(path=OUT / "move-panel.png")
+
+    # the target's activity log right after the move, its new entries marked
+    await field.press("Enter")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator(".entry.new").first).to_be_visible()
+    await page.screenshot(path=OUT / "activity-log.png")
