@@ -131,23 +131,37 @@ def cmd_serve(args, settings: Settings) -> None:
     )
 
 
-async def _demo(url: str, host: str, port: int) -> str:
-    """First start on an empty database: demo data, and a user `demo` who may do everything."""
+async def _demo(url: str, host: str, port: int) -> str | None:
+    """Demo mode, for `make run`.
+
+    On a first start with an empty database it loads demo data and creates the user `demo`, who
+    may do everything. On later starts it replaces the demo user's tokens with a fresh one (tokens
+    are shown once). A database that holds data but no demo user is left alone: demo mode never
+    creates a write-everything user in a database it did not fill.
+    """
     from app.domain import seed, users
 
     conn = await _connect(url)
     try:
-        if await conn.fetchval("SELECT count(*) FROM incidents") == 0:
+        empty = await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM incidents) AND NOT EXISTS (SELECT 1 FROM users)")
+        has_demo = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE name = 'demo')")
+        if not empty and not has_demo:
+            print("demo mode: this database holds data and no demo user, so no demo user was created", flush=True)
+            return None
+        if empty:
             created = await seed.seed(conn=conn, incidents=seed.DEMO_INCIDENTS)
             print(f"loaded demo data: {created.alerts} alerts in {created.incidents} incidents")
+        await users.revoke_tokens(conn=conn, name="demo")
         token = await users.add_user(conn=conn, name="demo", grants=[("*", "write")], can_view_incidents=True, can_ingest=True)
     finally:
         await conn.close()
-    endpoint = f"http://{host}:{port}/graphql"
+    site = f"http://{host}:{port}"
+    endpoint = f"{site}/graphql"
     print(
         f"""
-  incident-graph is starting on {endpoint}
-  GraphiQL: open {endpoint} and add this header:  {{"Authorization": "Bearer {token}"}}
+  incident-graph is starting on {site}
+  console:  open {site}/ (signed in as demo)
+  GraphiQL: open {endpoint} (the demo token is filled in)
   demo token: {token}
 
   curl -s {endpoint} -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\

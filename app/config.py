@@ -42,6 +42,14 @@ def _bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def limit(name: str, default: int) -> int:
+    """A size limit the domain enforces, read once from the environment at import."""
+    value = _int(name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -54,6 +62,7 @@ class Settings:
     introspection: bool
     max_body_bytes: int
     max_concurrency: int
+    connections_per_request: int
     cors_origins: tuple[str, ...]
 
     @classmethod
@@ -69,6 +78,7 @@ class Settings:
             introspection=_bool("GRAPHQL_INTROSPECTION", True),
             max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
             max_concurrency=_int("MAX_CONCURRENT_REQUESTS", 256),
+            connections_per_request=_int("DB_CONNECTIONS_PER_REQUEST", 3),
             cors_origins=tuple(
                 o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),

@@ -86,25 +86,29 @@ class Busy(Exception):
 
 
 class Database:
-    """A pool whose callers wait at most acquire_timeout for a connection, then get Busy.
+    """One request's view of the pool: it waits at most acquire_timeout for a connection, then
+    gets Busy, and holds at most max_connections at once, so that one request of many parallel
+    fields cannot take every connection of the process.
 
     Offers the query methods of asyncpg's Pool, so the domain takes it as its `conn`.
     """
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, max_connections: int = 3) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        self.slots = asyncio.Semaphore(max_connections)
 
     @contextlib.asynccontextmanager
     async def acquire(self):
-        try:
-            conn = await self.pool.acquire(timeout=self.acquire_timeout)
-        except TimeoutError:
-            raise Busy(f"no database connection free within {self.acquire_timeout:g} s") from None
-        try:
-            yield conn
-        finally:
-            await self.pool.release(conn)
+        async with self.slots:
+            try:
+                conn = await self.pool.acquire(timeout=self.acquire_timeout)
+            except TimeoutError:
+                raise Busy(f"no database connection free within {self.acquire_timeout:g} s") from None
+            try:
+                yield conn
+            finally:
+                await self.pool.release(conn)
 
     async def fetch(self, query: str, *args):
         async with self.acquire() as conn:

@@ -186,12 +186,12 @@ def create_app(
         if scope["type"] != "http" or _wants_ide(request):
             await graphql_app(scope, receive, send)
             return
-        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16]
+        request_id = uuid.uuid4().hex[:16]  # ours: a client-sent id could collide or forge log lines
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             await _unauthenticated("Send an API token as 'Authorization: Bearer <token>'.", request_id)(scope, receive, send)
             return
-        database = db.Database(request.app.state.pool, settings.pool_timeout)
+        database = db.Database(request.app.state.pool, settings.pool_timeout, settings.connections_per_request)
         try:
             viewer = await users.viewer_for_token(conn=database, token=token.strip())
         except UNAVAILABLE + (db.Busy,) as exc:

@@ -60,10 +60,16 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def _demo_token(request: Request) -> str | None:
-    """The demo token, handed only to browsers on this machine: `--demo --host 0.0.0.0` must not
-    publish a token that may write everything."""
-    client = request.client.host if request.client else None
-    if client not in LOOPBACK and not (client or "").startswith("127."):
+    """The demo token, handed only to browsers on this machine that asked for this machine.
+
+    `--demo --host 0.0.0.0` must not publish a token that may write everything, and the Host
+    check stops a page elsewhere from reading it through DNS rebinding (its name, pointed at
+    127.0.0.1, would still be its own name in the Host header).
+    """
+    client = request.client.host if request.client else ""
+    if client not in LOOPBACK and not client.startswith("127."):
+        return None
+    if request.url.hostname not in LOOPBACK and not (request.url.hostname or "").startswith("127."):
         return None
     return getattr(request.app.state, "demo_token", None)
 

@@ -7,6 +7,7 @@ itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 
@@ -186,3 +187,14 @@ async def _waiting_on_a_lock(pool) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def test_one_request_holds_at_most_its_share_of_connections(pool):
+    database = db.Database(pool, acquire_timeout=5, max_connections=3)
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(3):
+            await stack.enter_async_context(database.acquire())
+        fourth = asyncio.create_task(database.fetchval("SELECT 4"))
+        await asyncio.sleep(0.2)
+        assert not fourth.done()  # waits for one of the request's own three
+    assert await asyncio.wait_for(fourth, BOUND) == 4

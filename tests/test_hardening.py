@@ -200,3 +200,56 @@ async def test_a_get_query_needs_a_token(client):
     response = await client.get("/graphql", params={"query": "{ viewer { name } }"})
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+NESTED = "incidents(first: $n) { edges { node { alerts(first: $n) { edges { node { incident { alerts(first: $n) { edges { node { id } } } } } } } } } }"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("query($n: Int = 100) { " + NESTED + " }", {}),  # the operation's default
+        ("query($n: Int) { " + NESTED + " }", {"n": 100.0}),  # a float that coerces to 100
+    ],
+)
+async def test_cost_counts_first_as_execution_will_see_it(admin, query, variables):
+    body = (await admin.post(query, variables)).json()
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    assert body["extensions"]["cost"]["requested"] == 1 + 100 * (3 + 100 * (3 + 1 + 100 * 2))
+
+
+async def test_null_first_costs_the_default(admin):
+    body = (await admin.post("{ incidents(first: null) { edges { node { id } } } }")).json()
+    assert body["extensions"]["cost"]["requested"] == 1 + 20 * 2
+
+
+async def test_total_count_is_charged(admin):
+    body = (await admin.post("{ incidents(first: 1) { totalCount } }")).json()
+    assert body["extensions"]["cost"]["requested"] == 1 + 1 * 10
+
+
+async def test_aliased_mutations_cannot_multiply_the_per_call_limits(admin):
+    alerts = [
+        {"externalId": f"x{i}", "title": "t", "severity": "LOW", "category": "Execution", "entities": []}
+        for i in range(500)
+    ]
+    query = "mutation($a: [AlertInput!]!) { " + " ".join(
+        f"m{i}: ingestAlerts(alerts: $a) {{ errors {{ code }} }}" for i in range(20)
+    ) + " }"
+    body = (await admin.post(query, {"a": alerts})).json()
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    single = (await admin.post("mutation($a: [AlertInput!]!) { ingestAlerts(alerts: $a) { errors { code } } }", {"a": alerts})).json()
+    assert single["data"]["ingestAlerts"]["errors"] == []
+
+
+async def test_keys_are_kept_for_24_hours_then_forgotten(admin, ingest, pool):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    variables = {"target": {"createNew": True}, "comment": "x"}
+    first = (await admin(LINK, ids=[str(a.id)], key="day-old", **variables))["linkAlerts"]
+    await pool.execute("UPDATE idempotency_keys SET created_at = now() - interval '23 hours'")
+    assert (await admin(LINK, ids=[str(a.id)], key="day-old", **variables))["linkAlerts"] == first
+
+    await pool.execute("UPDATE idempotency_keys SET created_at = now() - interval '26 hours'")
+    reused = (await admin(LINK, ids=[str(b.id)], key="day-old", **variables))["linkAlerts"]
+    assert reused["errors"] == []
+    assert reused["targetIncident"] != first["targetIncident"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.conftest import alert_in
@@ -283,3 +285,50 @@ async def test_move_a_thousand_alerts_at_once(admin, ingest, pool):
     assert result["errors"] == []
     assert result["targetIncident"]["alertCount"] == 1001
     assert await pool.fetchval("SELECT count(*) FROM alerts WHERE incident_id = $1", target.incident_id) == 1001
+
+
+async def test_one_alert_spelled_two_ways_moves_once(admin, ingest):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    result = await link(admin, [str(a.id), f"0{a.id}"], existingIncidentId=str(b.incident_id))
+    assert result["errors"] == []
+    assert [x["id"] for x in result["alerts"]] == [str(a.id)]
+    assert sorted(e["kind"] for e in result["logEntries"]) == ["ALERT_LINKED", "ALERT_UNLINKED", "INCIDENT_RESOLVED"]
+
+
+async def test_non_ascii_digits_are_not_ids(admin, ingest):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    result = await link(admin, ["١"], existingIncidentId=str(b.incident_id))
+    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("ALERT_NOT_FOUND", ["١"])]
+
+
+async def test_an_unreadable_alert_locked_elsewhere_does_not_make_the_answer_wait(make_user, ingest, pool):
+    """Waiting on its row lock would tell, by timing, that the unreadable alert exists."""
+    analyst = await make_user("analyst", "default=write")
+    a, secret, t = await ingest(alert_in("a"), alert_in("s", scope="hr"), alert_in("t"))
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("SELECT 1 FROM alerts WHERE id = ANY($1::bigint[]) FOR UPDATE", [secret.id, secret.incident_id])
+        await other.execute("SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE", secret.incident_id)
+        result = await asyncio.wait_for(link(analyst, [a.id, secret.id], existingIncidentId=str(t.incident_id)), 10)
+        hidden_target = await asyncio.wait_for(link(analyst, [a.id], existingIncidentId=str(secret.incident_id)), 10)
+    assert [e["code"] for e in result["errors"]] == ["ALERT_NOT_FOUND"]
+    assert [e["code"] for e in hidden_target["errors"]] == ["INCIDENT_NOT_FOUND"]
+
+
+async def test_a_source_left_with_only_unreadable_alerts_is_not_shown(make_user, ingest):
+    analyst = await make_user("analyst", "default=write")
+    shared = [("device", "ws-9")]
+    mine, hidden = await ingest(
+        alert_in("mine", severity="low", entities=shared),
+        alert_in("hidden", "Payroll export to dropbox", severity="high", scope="hr", minutes=1, entities=shared),
+    )
+    (t,) = await ingest(alert_in("t"))
+    assert mine.incident_id == hidden.incident_id
+
+    query = LINK.replace("logEntries { kind", "logEntries { incident { id name severity } kind")
+    data = await analyst(query, ids=[str(mine.id)], target={"existingIncidentId": str(t.incident_id)}, comment="c")
+    result = data["linkAlerts"]
+
+    assert result["errors"] == []
+    assert result["sourceIncidents"] == []
+    assert {e["incident"]["id"] for e in result["logEntries"]} == {str(t.incident_id)}
+    assert "Payroll" not in str(result)

@@ -387,6 +387,13 @@ async def test_forged_cursor_with_an_id_beyond_bigint_is_bad_user_input(admin, i
     assert codes(errors) == ["BAD_USER_INPUT"], errors
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2026-11-20T12:00:00"])
+async def test_forged_cursor_with_an_impossible_time_is_bad_user_input(admin, ingest, moment):
+    await ingest(alert_in("a"))
+    errors = await admin.errors(INCIDENTS, first=5, after=cursor("i", moment, 1))
+    assert codes(errors) == ["BAD_USER_INPUT"], errors
+
+
 # --- single incidents and alerts --------------------------------------------------------------
 
 

@@ -4,9 +4,12 @@ Validation rule classes are built once per limit value and reused, so that the
 ValidationCache keeps hitting: a rule class made anew for each request would be a new cache key
 every time (strawberry issue #4635), and validation would then cost about 9x more.
 
-Cost, in the spirit of Shopify's and GitHub's: every field costs 1, scalars and enums 0, and a
-connection field (a type named ...Connection) costs 1 + first x the cost of its selection, with
-`first` taken from the literal, the variable or the argument's default. A query whose cost is
+Cost, in the spirit of Shopify's and GitHub's: every object field costs 1, scalars and enums 0,
+`totalCount` 10, and a connection field (a type named ...Connection) costs 1 + first x the cost
+of its selection, with `first` as the resolver will see it (literal, coerced variable, operation
+default or argument default). A mutation costs 1 + n x (10 + the cost of its payload selection),
+n being the length of its input list (alertIds, alerts), so aliases cannot multiply the
+per-call limits for free. A query whose cost is
 over the maximum is refused before it runs; every response reports
 extensions.cost = {requested, maximum}.
 """
@@ -31,6 +34,7 @@ from graphql import (
     is_leaf_type,
     value_from_ast,
 )
+from graphql.execution.values import get_variable_values
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.max_tokens import MaxTokensLimiter
@@ -68,16 +72,30 @@ def validation_rules(max_depth: int, max_aliases: int, introspection: bool) -> t
     return rules
 
 
-def _first(field_node: FieldNode, field_def, variables: dict) -> int:
-    arg_def = field_def.args.get("first")
+# What a mutation's input list costs per item, and which argument holds it: writing costs more
+# than reading, and the payload's lists grow with the input.
+WRITE_COST = 10
+MUTATION_LISTS = {"linkAlerts": "alertIds", "ingestAlerts": "alerts"}
+COUNT_COST = 10  # totalCount: a count over the whole filtered list
+
+
+def _argument(field_node: FieldNode, field_def, name: str, variables: dict):
+    """The value an argument will have at execution: literal, variable or default."""
+    arg_def = field_def.args.get(name)
     if arg_def is None:
-        return 1
-    for arg in field_node.arguments:
-        if arg.name.value == "first":
-            value = value_from_ast(arg.value, arg_def.type, variables)
-            return value if isinstance(value, int) and value > 0 else 1
-    default = arg_def.default_value
-    return default if isinstance(default, int) and default > 0 else 1
+        return None
+    for arg in field_node.arguments or ():
+        if arg.name.value == name:
+            return value_from_ast(arg.value, arg_def.type, variables)
+    return None
+
+
+def _first(field_node: FieldNode, field_def, variables: dict) -> int:
+    """`first` as the resolver will use it: null or absent means the argument's default."""
+    value = _argument(field_node, field_def, "first", variables)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        value = field_def.args["first"].default_value
+    return value if isinstance(value, int) and value > 0 else 1
 
 
 def selection_cost(
@@ -97,11 +115,18 @@ def selection_cost(
             if field_def is None:  # __typename and introspection fields
                 continue
             named = get_named_type(field_def.type)
+            if selection.name.value == "totalCount":
+                total += COUNT_COST
+                continue
             if is_leaf_type(named):
                 continue
             inner = selection_cost(selection.selection_set, named, fragments, variables, schema, seen)
             if named.name.endswith("Connection"):
                 total += 1 + _first(selection, field_def, variables) * max(inner, 1)
+            elif selection.name.value in MUTATION_LISTS and parent is schema.mutation_type:
+                items = _argument(selection, field_def, MUTATION_LISTS[selection.name.value], variables)
+                n = len(items) if isinstance(items, list) else 1
+                total += 1 + n * (WRITE_COST + inner)
             else:
                 total += 1 + inner
         elif isinstance(selection, InlineFragmentNode):
@@ -117,16 +142,21 @@ def selection_cost(
     return total
 
 
-def query_cost(document, schema, operation_name: str | None, variables: dict) -> int:
+def query_cost(document, schema, operation_name: str | None, variables: dict) -> int | None:
+    """The requested cost, or None when the variables do not fit (execution reports that)."""
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if not operations:
-        return 0
+    if len(operations) != 1:
+        return None
     operation = operations[0]
+    # Coerced as execution will coerce them: operation defaults applied, 100.0 read as 100.
+    coerced = get_variable_values(schema, operation.variable_definitions or [], variables or {})
+    if isinstance(coerced, list):
+        return None
     root = schema.get_root_type(operation.operation)
-    return selection_cost(operation.selection_set, root, fragments, variables or {}, schema)
+    return selection_cost(operation.selection_set, root, fragments, coerced.coerced, schema)
 
 
 class CostLimiter(SchemaExtension):
@@ -140,12 +170,9 @@ class CostLimiter(SchemaExtension):
         ctx = self.execution_context
         # Runs after the validation cache has validated the document: cost needs a valid one.
         if ctx.pre_execution_errors == [] and ctx.graphql_document is not None:
-            try:
-                self.requested = query_cost(
-                    ctx.graphql_document, ctx.schema._schema, ctx.operation_name, ctx.variables or {}
-                )
-            except Exception:  # malformed variables: execution will report them properly
-                self.requested = None
+            self.requested = query_cost(
+                ctx.graphql_document, ctx.schema._schema, ctx.operation_name, ctx.variables or {}
+            )
             if self.requested is not None and self.requested > self.max_cost:
                 ctx.pre_execution_errors = [
                     GraphQLError(

@@ -23,7 +23,12 @@ from app.domain.viewers import Viewer
 KEY_TTL = timedelta(hours=24)
 MAX_KEY = 200
 
-PURGE = "DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval - interval '1 hour'"
+# Expired keys go a few at a time; rows another request is purging are skipped, not waited on.
+PURGE = """
+DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval - interval '1 hour'
+     LIMIT 100 FOR UPDATE SKIP LOCKED))
+"""
 CLAIM = """
 INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)
 ON CONFLICT (user_id, key) DO NOTHING RETURNING true
@@ -63,7 +68,7 @@ async def link_alerts_once(
         raise Refused(
             [Problem("INVALID_INPUT", "This idempotencyKey was used with a different input.", "idempotencyKey")]
         )
-    return await _replay(conn, orjson.loads(row["result"]))
+    return linking.visible_result(await _replay(conn, orjson.loads(row["result"])), viewer)
 
 
 def _ids(result: linking.LinkResult) -> dict:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from app.config import limit
 from app.domain import activity, aggregates, models, naming
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, Refused
@@ -20,9 +21,9 @@ from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Al
 from app.domain.text import storable
 from app.domain.viewers import Viewer
 
-MAX_ALERTS = 1000
+MAX_ALERTS = limit("LINK_MAX_ALERTS", 1000)
 MAX_COMMENT = 30_000
-_ID = re.compile(r"^\d{1,18}$")
+_ID = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only: int() also reads "١" as 1
 
 LOCK_ALERTS = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE"
 LOCK_INCIDENTS = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY($1::bigint[]) ORDER BY i.id FOR UPDATE"
@@ -40,6 +41,7 @@ UPDATE incidents i SET status = $2::incident_status WHERE i.id = ANY($1::bigint[
 RETURNING {INCIDENT_COLUMNS}
 """
 ALERTS_BY_ID = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[])"
+INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
 
 SEVERITY_ORDER = ["informational", "low", "medium", "high"]
 
@@ -100,46 +102,40 @@ async def link_alerts(
     """Move alerts to an existing or a new incident, writing both incidents' logs.
 
     Must run inside a transaction owned by the caller; raises Refused with every problem found.
+    The result shows only what the viewer may see after the move.
     """
     ids, comment = _check_input(viewer, alert_ids, target, comment)
-    numeric = sorted({int(i) for i in ids if _ID.match(i)})
-    locked = {r["id"]: models.alert(r) for r in await conn.fetch(LOCK_ALERTS, numeric)}
+    ids = _distinct_alerts(ids)
+    numbers = {i: int(i) for i in ids if _ID.match(i)}
 
+    # Permissions are decided before any lock is taken: waiting on the lock of an alert or an
+    # incident the viewer may not see would tell, by its timing, that it exists.
+    found = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, sorted(numbers.values()))}
     # Unknown and unreadable alerts are reported alike, so nobody learns an unreadable one exists.
-    not_found = [i for i in ids if not _ID.match(i) or int(i) not in locked or not viewer.can_read(locked[int(i)].scope)]
-    forbidden = [i for i in ids if i not in not_found and not viewer.can_write(locked[int(i)].scope)]
+    not_found = [i for i in ids if i not in numbers or numbers[i] not in found or not viewer.can_read(found[numbers[i]].scope)]
+    forbidden = [i for i in ids if i not in not_found and not viewer.can_write(found[numbers[i]].scope)]
     problems: list[Problem] = []
     if not_found:
         problems.append(Problem("ALERT_NOT_FOUND", f"No alert found with id {', '.join(not_found)}.", "alertIds", not_found))
     if forbidden:
         problems.append(Problem("FORBIDDEN", f"You may read but not move alert {', '.join(forbidden)}.", "alertIds", forbidden))
-
-    selected = [locked[int(i)] for i in ids if i not in not_found]
-    source_ids = {a.incident_id for a in selected}
-    target_id: int | None = None
+    target_id = _target_number(target)
     if target.existing_incident_id is not None:
-        raw = target.existing_incident_id.strip().lstrip("#")
-        target_id = int(raw) if _ID.match(raw) else None
+        problems += _target_problems(target, await _incident(conn, target_id), viewer)
+    if problems:
+        raise Refused(problems)
+
+    selected_ids = [numbers[i] for i in ids]
+    locked = {r["id"]: models.alert(r) for r in await conn.fetch(LOCK_ALERTS, sorted(selected_ids))}
+    selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
+    source_ids = {a.incident_id for a in selected}
     incidents = {
         r["id"]: models.incident(r)
         for r in await conn.fetch(LOCK_INCIDENTS, sorted(source_ids | ({target_id} if target_id is not None else set())))
     }
-    if target.existing_incident_id is not None:
-        found = incidents.get(target_id) if target_id is not None else None
-        if found is None or not is_visible(found, viewer):
-            problems.append(
-                Problem("INCIDENT_NOT_FOUND", f"No incident found with id {target.existing_incident_id}.", "target.existingIncidentId")
-            )
-        elif found.status == "redirected":
-            problems.append(
-                Problem(
-                    "TARGET_NOT_LINKABLE",
-                    f"Incident {found.id} was merged into incident {found.redirect_incident_id}; move the alerts there.",
-                    "target.existingIncidentId",
-                )
-            )
-    if problems:
-        raise Refused(problems)
+    if target.existing_incident_id is not None:  # it may have changed before we locked it
+        if problems := _target_problems(target, incidents.get(target_id), viewer):
+            raise Refused(problems)
 
     entries: list[NewEntry] = []
     if target.create_new:
@@ -150,7 +146,7 @@ async def link_alerts(
 
     moving = [a for a in selected if a.incident_id != target_incident.id]
     if not moving:  # a replay: every alert is already there
-        return LinkResult(target_incident, [], await _alerts_in_order(conn, ids), [])
+        return LinkResult(target_incident, [], await _alerts_in_order(conn, selected_ids), [])
 
     await conn.execute(MOVE, target_incident.id, [a.id for a in moving])
     for a in moving:
@@ -173,12 +169,68 @@ async def link_alerts(
         entries.append(NewEntry(target_incident.id, "incident_reopened", viewer.name, comment, other_incident_id=moved_from[0]))
 
     written = await activity.write(conn=conn, entries=entries)
-    return LinkResult(
-        target=after[target_incident.id],
-        sources=[after[i] for i in moved_from],
-        alerts=await _alerts_in_order(conn, ids),
-        entries=written,
+    return visible_result(
+        LinkResult(
+            target=after[target_incident.id],
+            sources=[after[i] for i in moved_from],
+            alerts=await _alerts_in_order(conn, selected_ids),
+            entries=written,
+        ),
+        viewer,
     )
+
+
+def visible_result(result: LinkResult, viewer: Viewer) -> LinkResult:
+    """What the viewer may see of a move: a source left holding only alerts they may not read
+    (and its log entries) is not shown, nor are its severity and activity, which come from those."""
+    shown = {i.id for i in [result.target, *result.sources] if is_visible(i, viewer)}
+    return LinkResult(
+        target=result.target,  # the viewer's own alerts are in it
+        sources=[i for i in result.sources if i.id in shown],
+        alerts=[a for a in result.alerts if viewer.can_read(a.scope)],
+        entries=[e for e in result.entries if e.incident_id in shown],
+    )
+
+
+def _distinct_alerts(ids: list[str]) -> list[str]:
+    """The ids in order, once per alert: "1" and "01" name the same one."""
+    seen: set[int] = set()
+    kept = []
+    for i in ids:
+        if _ID.match(i):
+            if int(i) in seen:
+                continue
+            seen.add(int(i))
+        kept.append(i)
+    return kept
+
+
+def _target_number(target: Target) -> int | None:
+    if target.existing_incident_id is None:
+        return None
+    raw = target.existing_incident_id.strip().lstrip("#")
+    return int(raw) if _ID.match(raw) else None
+
+
+def _target_problems(target: Target, found: Incident | None, viewer: Viewer) -> list[Problem]:
+    if found is None or not is_visible(found, viewer):
+        return [Problem("INCIDENT_NOT_FOUND", f"No incident found with id {target.existing_incident_id}.", "target.existingIncidentId")]
+    if found.status == "redirected":
+        return [
+            Problem(
+                "TARGET_NOT_LINKABLE",
+                f"Incident {found.id} was merged into incident {found.redirect_incident_id}; move the alerts there.",
+                "target.existingIncidentId",
+            )
+        ]
+    return []
+
+
+async def _incident(conn: asyncpg.Connection, number: int | None) -> Incident | None:
+    if number is None:
+        return None
+    row = await conn.fetchrow(INCIDENT_BY_ID, number)
+    return models.incident(row) if row else None
 
 
 async def _create_incident(conn: asyncpg.Connection, alerts: list[Alert]) -> Incident:
@@ -190,6 +242,6 @@ async def _create_incident(conn: asyncpg.Connection, alerts: list[Alert]) -> Inc
     return models.incident(row)
 
 
-async def _alerts_in_order(conn: asyncpg.Connection, ids: list[str]) -> list[Alert]:
-    rows = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, [int(i) for i in ids])}
-    return [rows[int(i)] for i in ids]
+async def _alerts_in_order(conn: asyncpg.Connection, ids: list[int]) -> list[Alert]:
+    rows = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, ids)}
+    return [rows[i] for i in ids]

@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import orjson
 
+from app.config import limit
 from app.domain.errors import InvalidArgument
 
-MAX_PAGE = 100
+MAX_PAGE = limit("MAX_PAGE_SIZE", 100)
 T = TypeVar("T")
 
 
@@ -46,7 +47,10 @@ def decode(cursor: str | None, kind: str, shape: tuple[type, ...]) -> tuple | No
         key = []
         for value, typ in zip(parts[1:], shape, strict=True):
             if typ is datetime:
-                key.append(datetime.fromisoformat(value))
+                moment = datetime.fromisoformat(value)
+                if moment.tzinfo is None:
+                    raise ValueError
+                key.append(moment.astimezone(UTC))
             elif typ is int and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
                 key.append(value)
             elif typ is str and isinstance(value, str):
@@ -54,7 +58,7 @@ def decode(cursor: str | None, kind: str, shape: tuple[type, ...]) -> tuple | No
             else:
                 raise ValueError
         return tuple(key)
-    except (ValueError, TypeError, IndexError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, TypeError, IndexError, OverflowError, binascii.Error, orjson.JSONDecodeError):
         raise InvalidArgument("after", "after is not a cursor from this list") from None
 
 

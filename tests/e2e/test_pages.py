@@ -19,7 +19,7 @@ HTML = {"Accept": "text/html"}
 async def demo_client(pool, settings):
     app = create_app(settings, pool=pool, demo_token="igt_demo<&>")
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000"
     ) as c:
         yield c
 
@@ -75,3 +75,9 @@ async def test_the_demo_token_is_not_handed_to_other_machines(pool, settings):
         assert (await remote.get("/demo.json")).json() == {"token": None}
         page = await remote.get("/graphql", headers=HTML)
     assert "igt_demo" not in page.text
+
+
+async def test_the_demo_token_is_not_handed_to_a_rebound_name(demo_client):
+    """A page on evil.example whose name now points at 127.0.0.1 still says evil.example."""
+    response = await demo_client.get("/demo.json", headers={"Host": "evil.example:8000"})
+    assert response.json() == {"token": None}
