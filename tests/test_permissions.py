@@ -189,8 +189,9 @@ async def test_queue_hides_incidents_whose_alerts_are_all_unreadable(make_user, 
     )
     assert theirs["totalCount"] == 2
     assert (await admin(QUEUE))["incidents"]["totalCount"] == 3
-    # An incident with no alerts hides nothing, so everyone sees it.
-    assert [e["node"]["id"] for e in (await nobody(QUEUE))["incidents"]["edges"]] == [str(floor.emptied_id)]
+    # An incident emptied by moves keeps the scopes of the alerts it held (its name and log came
+    # from them): dana, who could read them, still sees it; a user with no grant sees nothing.
+    assert (await nobody(QUEUE))["incidents"] == {"edges": [], "totalCount": 0}
 
     secret = str(floor.secret.incident_id)
     assert await dana(INCIDENT, id=secret) == {"incident": None}
@@ -284,3 +285,17 @@ async def test_viewer_can_link_needs_write_access_and_the_queue(
     for alert, expected in [(floor.shared, default_alert), (floor.payroll, hr_alert)]:
         found = (await viewer(ALERT, id=str(alert.id)))["alert"]
         assert (found["viewerCanLink"] if found else None) is expected
+
+
+async def test_an_emptied_incident_stays_invisible_to_those_who_could_not_see_it(make_user, admin, ingest):
+    outsider = await make_user("outsider", "default=write")
+    secret, other = await ingest(alert_in("s", "Payroll export by j.doe to dropbox", scope="hr"), alert_in("o", scope="hr"))
+    await admin(
+        'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code } } }',
+        ids=[str(secret.id)], to=str(other.incident_id),
+    )
+    found = await outsider("{ incidents(filter: {search: \"payroll\"}) { totalCount edges { node { id } } } }")
+    assert found["incidents"] == {"totalCount": 0, "edges": []}
+    assert (await outsider("query($id: ID!) { incident(id: $id) { id } }", id=str(secret.incident_id)))["incident"] is None
+    # whoever could see it still can
+    assert (await admin("query($id: ID!) { incident(id: $id) { status } }", id=str(secret.incident_id)))["incident"] == {"status": "RESOLVED"}
