@@ -70,3 +70,17 @@ e2e: install e2e-deps
 ## PNGs of the console over the demo data, into docs/screenshots/ (or SCREENSHOTS_DIR).
 screenshots: install e2e-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/screenshots.py
+
+## Benchmark (issue 3): `make bench` at 1,000,000 incidents, `make bench SCALE=small` at 100,000.
+## Seeds its own database under .data/bench once per scale (or on BENCH_DATABASE_URL's server),
+## installs Debian's wrk once, prints a table and a JSON line.
+.PHONY: bench bench-deps
+SCALE ?= full
+BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+bench-deps:
+	@command -v wrk >/dev/null || { $(BENCH_SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(BENCH_SUDO) apt-get install -y -qq wrk; }
+
+bench: install bench-deps
+	$(BIN)/python -m tests.bench.run $(SCALE)

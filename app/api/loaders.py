@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cached_property
 
 import asyncpg
 from strawberry.dataloader import DataLoader
@@ -28,34 +29,54 @@ def _grouped_by_first(fetch):
 
 
 class Loaders:
+    """A request's loaders, each made when first used: most requests need one or two."""
+
     def __init__(self, pool: asyncpg.Pool, viewer: Viewer) -> None:
-        async def load_incidents(ids):
-            found = await incidents.get_incidents(conn=pool, viewer=viewer, ids=list(ids))
+        self.pool = pool
+        self.viewer = viewer
+
+    @cached_property
+    def incident(self) -> DataLoader:
+        async def load(ids):
+            found = await incidents.get_incidents(conn=self.pool, viewer=self.viewer, ids=list(ids))
             return [found.get(i) for i in ids]
 
-        async def load_alerts(ids):
-            found = await alerts.get_alerts(conn=pool, viewer=viewer, ids=list(ids))
+        return DataLoader(load)
+
+    @cached_property
+    def alert(self) -> DataLoader:
+        async def load(ids):
+            found = await alerts.get_alerts(conn=self.pool, viewer=self.viewer, ids=list(ids))
             return [found.get(i) for i in ids]
 
-        async def load_entities(ids):
-            found = await alerts.entities_of(conn=pool, alert_ids=list(ids))
+        return DataLoader(load)
+
+    @cached_property
+    def entities(self) -> DataLoader:
+        async def load(ids):
+            found = await alerts.entities_of(conn=self.pool, alert_ids=list(ids))
             return [found.get(i, []) for i in ids]
 
-        async def load_readable_counts(ids):
-            found = await incidents.count_readable_alerts(conn=pool, viewer=viewer, incident_ids=list(ids))
+        return DataLoader(load)
+
+    @cached_property
+    def readable_alert_count(self) -> DataLoader:
+        async def load(ids):
+            found = await incidents.count_readable_alerts(conn=self.pool, viewer=self.viewer, incident_ids=list(ids))
             return [found.get(i, 0) for i in ids]
 
-        self.incident = DataLoader(load_incidents)
-        self.alert = DataLoader(load_alerts)
-        self.entities = DataLoader(load_entities)
-        self.readable_alert_count = DataLoader(load_readable_counts)
-        self.first_alerts = _grouped_by_first(
+        return DataLoader(load)
+
+    @cached_property
+    def first_alerts(self) -> DataLoader:
+        return _grouped_by_first(
             lambda ids, first: alerts.first_alerts_of_incidents(
-                conn=pool, viewer=viewer, incident_ids=ids, first=first
+                conn=self.pool, viewer=self.viewer, incident_ids=ids, first=first
             )
         )
-        self.first_entries = _grouped_by_first(
-            lambda ids, first: activity.first_entries_of_incidents(
-                conn=pool, incident_ids=ids, first=first
-            )
+
+    @cached_property
+    def first_entries(self) -> DataLoader:
+        return _grouped_by_first(
+            lambda ids, first: activity.first_entries_of_incidents(conn=self.pool, incident_ids=ids, first=first)
         )

@@ -48,6 +48,12 @@ def _cursor(alert: Alert) -> str:
     return pagination.encode("a", alert.detected_at, alert.id)
 
 
+def first_page(rows: list[Alert], first: int) -> pagination.Page[Alert]:
+    """The first page of an incident's alerts from up to first+1 of them, newest first."""
+    rows = sorted(rows, key=lambda a: (a.detected_at, a.id), reverse=True)
+    return pagination.page_of(rows, first, _cursor)
+
+
 async def get_alerts(*, conn: Conn, viewer: Viewer, ids: list[int]) -> dict[int, Alert]:
     """The alerts with these ids that the viewer may read."""
     rows = await conn.fetch(ALERTS_BY_ID, *viewer.scope_args(), ids)

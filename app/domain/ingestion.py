@@ -10,6 +10,7 @@ seen before returns the existing alert unchanged.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,46 +36,81 @@ SELECT pg_advisory_xact_lock(k)
   FROM (SELECT DISTINCT hashtextextended(x, 7411) AS k FROM unnest($1::text[]) AS x ORDER BY 1) s
 """
 EXISTING = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.external_id = ANY($1::text[])"
-CORRELATE = """
-SELECT a.incident_id
-  FROM unnest($1::entity_kind[], $2::text[]) AS e(kind, value)
-  CROSS JOIN LATERAL (
+# Ids for the new alerts, in the batch's order (a sequence hands them out increasing).
+NEW_ALERT_IDS = """
+SELECT now() AS now,
+       array(SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, $1)) AS ids
+"""
+NEW_INCIDENT_IDS = "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) AS id FROM generate_series(1, $1)"
+# For every evidence row of the batch: its case-folded key, and the most recently detected
+# stored alert sharing it, within the window, in an ACTIVE or IN_PROGRESS incident.
+CANDIDATES = """
+SELECT e.n, lower(e.value) AS key, m.alert_id, m.detected_at, a.incident_id
+  FROM unnest($1::entity_kind[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS e(kind, value, detected, n)
+  LEFT JOIN LATERAL (
       SELECT ae.alert_id, ae.detected_at
         FROM alert_entities ae
         JOIN alerts a ON a.id = ae.alert_id
         JOIN incidents i ON i.id = a.incident_id
        WHERE ae.kind = e.kind AND ae.value_key = lower(e.value)
-         AND ae.detected_at <= $3 AND ae.detected_at >= $3 - $4::interval
+         AND ae.detected_at <= e.detected AND ae.detected_at >= e.detected - $4::interval
          AND i.status IN ('active', 'in_progress')
        ORDER BY ae.detected_at DESC, ae.alert_id DESC
        LIMIT 1
-  ) m
-  JOIN alerts a ON a.id = m.alert_id
- ORDER BY m.detected_at DESC, m.alert_id DESC
- LIMIT 1
+  ) m ON true
+  LEFT JOIN alerts a ON a.id = m.alert_id
+ ORDER BY e.n
 """
-LOCK_OPEN_INCIDENT = "SELECT id FROM incidents WHERE id = $1 AND status IN ('active', 'in_progress') FOR UPDATE"
-CREATE_INCIDENT = "INSERT INTO incidents (name, severity, last_activity_at) VALUES ($1, $2::severity, $3) RETURNING id"
-INSERT_ALERT = f"""
-INSERT INTO alerts AS a (external_id, title, severity, category, scope, detected_at, incident_id)
-VALUES ($1, $2, $3::severity, $4, $5, $6, $7)
+LOCK_OPEN_INCIDENTS = """
+SELECT id FROM incidents WHERE id = ANY($1::bigint[]) AND status IN ('active', 'in_progress') ORDER BY id FOR UPDATE
+"""
+# New incidents are written with their final derived fields: no second write per row.
+CREATE_INCIDENTS = """
+INSERT INTO incidents (id, name, severity, last_activity_at, alert_count, alert_scopes)
+SELECT t.id, t.name, t.severity, t.last_activity_at, t.alert_count,
+       (SELECT array_agg(DISTINCT m.scope ORDER BY m.scope)
+          FROM unnest($6::bigint[], $7::text[]) AS m(incident_id, scope) WHERE m.incident_id = t.id)
+  FROM unnest($1::bigint[], $2::text[], $3::severity[], $4::timestamptz[], $5::integer[])
+       AS t(id, name, severity, last_activity_at, alert_count)
+"""
+INSERT_ALERTS = f"""
+INSERT INTO alerts AS a (id, external_id, title, severity, category, scope, detected_at, incident_id)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::severity[], $5::text[], $6::text[],
+                     $7::timestamptz[], $8::bigint[])
 RETURNING {ALERT_COLUMNS}
 """
 INSERT_ENTITIES = """
 INSERT INTO alert_entities (alert_id, kind, value, detected_at)
-SELECT $1, k, v, $4 FROM unnest($2::entity_kind[], $3::text[]) AS t(k, v)
+SELECT * FROM unnest($1::bigint[], $2::entity_kind[], $3::text[], $4::timestamptz[])
 ON CONFLICT DO NOTHING
 """
-ADD_TO_INCIDENT = """
-UPDATE incidents
-   SET severity = greatest(severity, $2::severity),
-       last_activity_at = greatest(last_activity_at, $3),
-       alert_count = alert_count + 1,
-       alert_scopes = CASE WHEN $4 = ANY(alert_scopes) THEN alert_scopes
-                           ELSE (SELECT array_agg(s ORDER BY s) FROM unnest(alert_scopes || $4::text) s) END
- WHERE id = $1
+# What adding the alerts one by one would have left: the highest severity, the latest activity,
+# the count, and the sorted distinct scopes.
+ADD_TO_INCIDENTS = """
+UPDATE incidents i
+   SET severity = greatest(i.severity, s.severity),
+       last_activity_at = greatest(i.last_activity_at, s.detected_at),
+       alert_count = i.alert_count + s.n,
+       alert_scopes = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(i.alert_scopes || s.scopes) x)
+  FROM (SELECT incident_id, max(severity) AS severity, max(detected_at) AS detected_at, count(*)::integer AS n,
+               array_agg(DISTINCT scope) AS scopes
+          FROM unnest($1::bigint[], $2::severity[], $3::timestamptz[], $4::text[])
+               AS t(incident_id, severity, detected_at, scope)
+         GROUP BY incident_id) s
+ WHERE i.id = s.incident_id
 """
 INCIDENTS_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY($1::bigint[]) ORDER BY i.id"
+# The trigram indexes collect new entries in a pending list, and whichever write finds it full
+# merges all of it, which at millions of alerts stalls that write for seconds: a move of one
+# alert, as likely as anything. Ingestion, the bulk writer, merges the list after each batch
+# instead (tens of milliseconds, cheaper per entry than writing each into the index), so that
+# interactive writes find it short. Only the indexes' owner may (as for VACUUM); for anyone
+# else autovacuum does it.
+MERGE_PENDING_INDEX_ENTRIES = """
+SELECT sum(gin_clean_pending_list(c.oid)) FROM pg_class c
+ WHERE c.oid IN ('alerts_title_trgm'::regclass, 'incidents_name_trgm'::regclass)
+   AND pg_has_role(c.relowner, 'USAGE')
+"""
 
 
 @dataclass(frozen=True)
@@ -131,41 +167,89 @@ def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
         raise Refused(problems)
 
 
+@dataclass
+class _New:
+    """A new alert of the batch, and what correlation decided for it."""
+
+    item: AlertIn
+    detected: datetime
+    entities: list[tuple[str, str]]
+    incident_id: int | None = None      # a stored incident it joins, or (later) its new incident
+    joins: _New | None = None           # an earlier alert of the batch whose incident it joins
+    creates: bool = False               # it opens an incident of its own
+
+
 async def ingest_alerts(
     *, conn: asyncpg.Connection, viewer: Viewer, batch: list[AlertIn], window: timedelta
 ) -> IngestResult:
-    """Store new alerts and correlate each into an incident. Runs in the caller's transaction."""
+    """Store new alerts and correlate each into an incident. Runs in the caller's transaction.
+
+    A fixed number of statements per batch, whatever its size: the stored alerts each new one
+    could join are looked up at once, and the batch's own alerts are correlated with each other,
+    in order, in memory, by the same rule.
+    """
     _check(viewer, batch)
     external_ids = [a.external_id for a in batch]
     await conn.execute(LOCK_EXTERNAL_IDS, external_ids)
     known = {r["external_id"]: models.alert(r) for r in await conn.fetch(EXISTING, external_ids)}
-    now = await conn.fetchval("SELECT now()")
-    touched: set[int] = set()
-    entries: list[NewEntry] = []
+    fresh: dict[str, AlertIn] = {}
     for item in batch:
-        if item.external_id in known:
-            continue
-        detected = item.detected_at or now
-        entities = list(dict.fromkeys((k, v.strip()) for k, v in item.entities))
-        incident_id = await _correlated_incident(conn, entities, detected, window)
-        if incident_id is None:
-            incident_id = await conn.fetchval(CREATE_INCIDENT, item.title.strip(), item.severity, detected)
-            kind = "incident_created"
-        else:
-            kind = "alert_correlated"
-        row = await conn.fetchrow(
-            INSERT_ALERT, item.external_id, item.title.strip(), item.severity, item.category.strip(),
-            item.scope.strip(), detected, incident_id,
+        if item.external_id not in known:
+            fresh.setdefault(item.external_id, item)  # the first of a repeated externalId counts
+    written: list[ActivityEntry] = []
+    touched: list[int] = []
+    if fresh:
+        allocated = await conn.fetchrow(NEW_ALERT_IDS, len(fresh))
+        new = [
+            _New(item, item.detected_at or allocated["now"], list(dict.fromkeys((k, v.strip()) for k, v in item.entities)))
+            for item in fresh.values()
+        ]
+        await _correlate(conn, new, window)
+        created = [n for n in new if n.creates]
+        if created:
+            incident_ids = sorted(r["id"] for r in await conn.fetch(NEW_INCIDENT_IDS, len(created)))
+            for n, incident_id in zip(created, incident_ids, strict=True):
+                n.incident_id = incident_id
+        for n in new:  # in order: an earlier alert's incident is known by now
+            if n.joins is not None:
+                n.incident_id = n.joins.incident_id
+        if created:
+            members: dict[int, list[_New]] = defaultdict(list)
+            for n in new:
+                members[n.incident_id].append(n)
+            groups = [members[n.incident_id] for n in created]
+            await conn.execute(
+                CREATE_INCIDENTS, [n.incident_id for n in created], [n.item.title.strip() for n in created],
+                [max((m.item.severity for m in g), key=SEVERITIES.index) for g in groups],
+                [max(m.detected for m in g) for g in groups], [len(g) for g in groups],
+                [m.incident_id for g in groups for m in g], [m.item.scope.strip() for g in groups for m in g],
+            )
+        rows = await conn.fetch(
+            INSERT_ALERTS, sorted(allocated["ids"]), [n.item.external_id for n in new],
+            [n.item.title.strip() for n in new], [n.item.severity for n in new],
+            [n.item.category.strip() for n in new], [n.item.scope.strip() for n in new],
+            [n.detected for n in new], [n.incident_id for n in new],
         )
-        alert = models.alert(row)
-        known[item.external_id] = alert
-        if entities:
-            await conn.execute(INSERT_ENTITIES, alert.id, [k for k, _ in entities], [v for _, v in entities], detected)
-        await conn.execute(ADD_TO_INCIDENT, incident_id, item.severity, detected, alert.scope)
-        entries.append(NewEntry(incident_id, kind, SYSTEM_ACTOR, alert_id=alert.id))
-        touched.add(incident_id)
-    written = await activity.write(conn=conn, entries=entries)
-    incidents = [models.incident(r) for r in await conn.fetch(INCIDENTS_BY_ID, sorted(touched))]
+        for row in rows:
+            known[row["external_id"]] = models.alert(row)
+        evidence = [(known[n.item.external_id].id, k, v, n.detected) for n in new for k, v in n.entities]
+        if evidence:
+            await conn.execute(INSERT_ENTITIES, *([e[c] for e in evidence] for c in range(4)))
+        joining = [n for n in new if not n.creates and (n.joins is None or not _root(n).creates)]
+        if joining:
+            await conn.execute(
+                ADD_TO_INCIDENTS, [n.incident_id for n in joining], [n.item.severity for n in joining],
+                [n.detected for n in joining], [n.item.scope.strip() for n in joining],
+            )
+        entries = [
+            NewEntry(n.incident_id, "incident_created" if n.creates else "alert_correlated", SYSTEM_ACTOR,
+                     alert_id=known[n.item.external_id].id)
+            for n in new
+        ]
+        written = await activity.write(conn=conn, entries=entries)
+        touched = sorted({n.incident_id for n in new})
+        await conn.fetchval(MERGE_PENDING_INDEX_ENTRIES)
+    incidents = [models.incident(r) for r in await conn.fetch(INCIDENTS_BY_ID, touched)] if touched else []
     # The payload shows only what the viewer may read, like every query: a source with the
     # ingest permission but no read grant stores its alerts and learns nothing of the incidents
     # they joined (whose other alerts it may not read).
@@ -177,17 +261,51 @@ async def ingest_alerts(
     )
 
 
-async def _correlated_incident(
-    conn: asyncpg.Connection, entities: list[tuple[str, str]], detected: datetime, window: timedelta
-) -> int | None:
-    if not entities:
-        return None
-    while True:
-        incident_id = await conn.fetchval(
-            CORRELATE, [k for k, _ in entities], [v for _, v in entities], detected, window
-        )
-        if incident_id is None:
-            return None
-        # Lock it; if it was resolved meanwhile, look again (it no longer qualifies).
-        if await conn.fetchval(LOCK_OPEN_INCIDENT, incident_id) is not None:
-            return incident_id
+def _root(n: _New) -> _New:
+    """The alert of the batch whose incident this one joined, following joins back."""
+    while n.joins is not None:
+        n = n.joins
+    return n
+
+
+async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelta) -> None:
+    """Decide, in batch order, the incident each new alert joins.
+
+    Candidates are the stored alert that the database finds for each of its entities, and the
+    batch's earlier alerts sharing one; the most recently detected wins, ties going to the
+    higher alert id (the batch's alerts get higher ids than any stored one, in batch order).
+    The stored incidents chosen are then locked; if one was closed meanwhile, decide again.
+    """
+    evidence = [(n, k, v) for n in new for k, v in n.entities]
+    for _ in range(10):
+        stored: dict[int, list[tuple[tuple[str, str], tuple | None]]] = {id(n): [] for n in new}
+        if evidence:
+            rows = await conn.fetch(
+                CANDIDATES, [k for _, k, _ in evidence], [v for _, _, v in evidence],
+                [n.detected for n, _, _ in evidence], window,
+            )
+            for (n, kind, _), row in zip(evidence, rows, strict=True):
+                match = (row["detected_at"], 0, row["alert_id"], row["incident_id"]) if row["alert_id"] else None
+                stored[id(n)].append(((kind, row["key"]), match))
+        seen: dict[tuple[str, str], list[tuple[int, _New]]] = defaultdict(list)
+        for position, n in enumerate(new):
+            best: tuple | None = None
+            for key, match in stored[id(n)]:
+                candidates = [match] if match else []
+                candidates += [
+                    (e.detected, 1, p, e) for p, e in seen[key] if n.detected - window <= e.detected <= n.detected
+                ]
+                for c in candidates:
+                    if best is None or c[:3] > best[:3]:
+                        best = c
+            n.incident_id, n.joins, n.creates = None, None, best is None
+            if best is not None and best[1] == 0:
+                n.incident_id = best[3]
+            elif best is not None:
+                n.joins = best[3]
+            for key, _ in stored[id(n)]:
+                seen[key].append((position, n))
+        chosen = sorted({n.incident_id for n in new if n.incident_id is not None})
+        if not chosen or len(await conn.fetch(LOCK_OPEN_INCIDENTS, chosen)) == len(chosen):
+            return
+    raise asyncpg.SerializationError("incidents kept closing while alerts were correlated")

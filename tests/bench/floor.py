@@ -1,0 +1,104 @@
+"""The floor: a bare Starlette app with no GraphQL, under the same uvicorn settings as
+`incidents serve`, so the benchmark can show what the GraphQL layer costs.
+
+- POST /floor  {"q": ...}: the typeahead exactly as the resolver runs it (the same domain
+  functions, so the same SQL): authentication, the first 10 incidents with each one's first 5
+  alerts in one statement, and the first 5 alerts of a pinned incident number.
+- POST /anchor {"q": ...}: the SQL the issue's anchors measured:
+  `name ILIKE '%w1%w2%' ORDER BY last_activity_at DESC LIMIT 10`, plus the first 5 alerts.
+
+    python -m tests.bench.floor PORT   (DATABASE_URL names the database)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app import db
+from app.config import Settings
+from app.domain import alerts, incidents, models, users
+from app.domain.models import INCIDENT_COLUMNS
+
+ANCHOR = f"""
+SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.name ILIKE $1
+ ORDER BY i.last_activity_at DESC LIMIT 10
+"""
+
+
+def _incident(i: models.Incident, first_alerts) -> dict:
+    return {
+        "id": str(i.id), "name": i.name, "status": i.status.upper(), "severity": i.severity.upper(),
+        "lastActivityAt": i.last_activity_at.isoformat(), "alertCount": i.alert_count,
+        "alerts": {"edges": [
+            {"node": {"id": str(a.id), "title": a.title, "severity": a.severity.upper(),
+                      "detectedAt": a.detected_at.isoformat()}}
+            for a in first_alerts[i.id].items
+        ]},
+    }
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        app.state.pool = await db.create_pool(settings.database_url, settings)
+        yield
+        await app.state.pool.close()
+
+    async def viewer_of(request: Request):
+        _, _, token = request.headers.get("authorization", "").partition(" ")
+        return await users.viewer_for_token(conn=request.app.state.pool, token=token.strip())
+
+    async def floor(request: Request) -> Response:
+        pool = request.app.state.pool
+        q = orjson.loads(await request.body())["q"]
+        viewer = await viewer_of(request)
+        page, first = await incidents.list_incidents_with_alerts(
+            conn=pool, viewer=viewer, flt=incidents.IncidentFilter(search=q), first=10, after=None, alerts_first=5
+        )
+        missing = [i.id for i in page.items if i.id not in first]  # the pinned number
+        if missing:
+            first.update(await alerts.first_alerts_of_incidents(conn=pool, viewer=viewer, incident_ids=missing, first=5))
+        edges = [{"node": _incident(i, first)} for i in page.items]
+        return Response(orjson.dumps({"data": {"incidents": {"edges": edges}}}), media_type="application/json")
+
+    async def anchor(request: Request) -> Response:
+        pool = request.app.state.pool
+        q = orjson.loads(await request.body())["q"]
+        viewer = await viewer_of(request)
+        escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in q.split()]
+        rows = await pool.fetch(ANCHOR, "%" + "%".join(escaped) + "%")
+        found = [models.incident(r) for r in rows]
+        first = await alerts.first_alerts_of_incidents(
+            conn=pool, viewer=viewer, incident_ids=[i.id for i in found], first=5
+        )
+        edges = [{"node": _incident(i, first)} for i in found]
+        return Response(orjson.dumps({"data": {"incidents": {"edges": edges}}}), media_type="application/json")
+
+    return Starlette(
+        routes=[Route("/floor", floor, methods=["POST"]), Route("/anchor", anchor, methods=["POST"])],
+        lifespan=lifespan,
+    )
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    settings = Settings.from_env()
+    # The same uvicorn settings as `incidents serve` (app/cli.py).
+    uvicorn.run(
+        create_app(settings), host="127.0.0.1", port=port, workers=None, loop="uvloop", http="httptools",
+        log_level=os.environ.get("LOG_LEVEL", "warning").lower(), access_log=False,
+        timeout_graceful_shutdown=10, limit_concurrency=settings.max_concurrency,
+    )
+
+
+if __name__ == "__main__":
+    main()

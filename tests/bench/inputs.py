@@ -1,0 +1,132 @@
+"""What the load generator sends: typeahead inputs, incidents to open, alerts to move and ingest.
+
+Everything is drawn from the seeded data with a fixed random seed, so that two runs at the same
+scale send the same inputs.
+
+- The cheap set: incident numbers and rare words (host names and accounts that appear in a
+  handful of incidents): each answers from an index in about a millisecond.
+- The realistic mix: 200 inputs typed the way analysts type: numbers and number prefixes,
+  prefixes of 1-3 characters, common and mid-frequency words, host names (whole and partial),
+  emails (whole and partial), file names, and several words at once.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import asyncpg
+
+COMMON = ["suspicious", "on", "from", "powershell", "connection", "server", "by", "command", "file",
+          "executed", "malicious", "sign-in", "credential", "phishing", "activity", "created", "host",
+          "lateral", "user", "email", "known", "access", "detected", "new", "task", "line"]
+MID = ["kerberoasting", "impersonation", "ransomware", "shadow", "sharepoint", "oauth", "tunneling",
+       "masquerading", "encryption", "forwarding", "brute", "travel", "adfind", "wmi", "rdp",
+       "driver", "beaconing", "registry", "injection", "staged", "alice", "priya", "nakamura",
+       "smith", "okafor", "mimikatz", "rclone", "psexec", "fabrikam", "northwind", "litware",
+       "woodgrovebank", "vssadmin", "rubeus", "7z.exe", "anydesk", "cleared", "spray", "consent", "upload"]
+PREFIXES = ["l", "la", "lat", "p", "po", "pow", "c", "cr", "cre", "m", "mi", "mim", "s", "su", "sus",
+            "ph", "phi", "k", "ke", "ker", "ws", "ws-", "dc", "sr", "srv", "ra", "ran", "e", "ex", "exf"]
+SEVERAL = ["lat mov", "credential lsass", "phish alice", "ransomware srv", "alice smith", "mimikatz executed",
+           "c2 185.220", "powershell line", "task scheduled", "spray bob", "token impersonation",
+           "shadow copies", "dns tunneling", "oauth consent", "brute force"]
+
+
+@dataclass
+class Inputs:
+    cheap: list[str]
+    mix: list[str]
+    detail_incidents: list[int]
+    move_alerts: list[int]
+    move_targets: list[int]
+    link_sets: dict[int, list[list[int]]] = field(default_factory=dict)
+    link_targets: list[int] = field(default_factory=list)
+    ingest_entities: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def _values(conn, kind: str, alert_ids: list[int]) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT value FROM alert_entities WHERE alert_id = ANY($1::bigint[]) AND kind = $2::entity_kind ORDER BY alert_id",
+        alert_ids, kind,
+    )
+    return [r["value"] for r in rows]
+
+
+async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs:
+    rng = random.Random(seed)
+    conn = await asyncpg.connect(url)
+    try:
+        max_incident = await conn.fetchval("SELECT max(id) FROM incidents")
+        max_alert = await conn.fetchval("SELECT max(id) FROM alerts")
+        sample = sorted(rng.sample(range(1, max_alert + 1), 3000))
+        hosts = await _values(conn, "device", sample)
+        accounts = await _values(conn, "user", sample)
+        emails = await _values(conn, "mailbox", sample)
+        files = await _values(conn, "file", sample)
+
+        async def rare(values: list[str], kind: str, want: int) -> list[str]:
+            found = []
+            for v in dict.fromkeys(values):
+                n = await conn.fetchval(
+                    "SELECT count(*) FROM alert_entities WHERE kind = $1::entity_kind AND value_key = lower($2)", kind, v
+                )
+                if n <= 8:
+                    found.append(v)
+                if len(found) == want:
+                    break
+            return found
+
+        numbers = [str(rng.randint(1, max_incident)) for _ in range(40)]
+        cheap = numbers[:20] + (await rare(hosts, "device", 14)) + (await rare(accounts, "user", 6))
+        rng.shuffle(cheap)
+
+        mix = numbers[20:36]                                                     # 16 whole numbers
+        mix += [str(rng.randint(1, 999))[: rng.randint(1, 3)] for _ in range(8)]  # 8 number prefixes
+        mix += PREFIXES                                                          # 30 short prefixes
+        mix += COMMON                                                            # 26 common words
+        mix += MID                                                               # 40 mid-frequency
+        mix += hosts[:16]                                                        # 16 whole host names
+        mix += [h.lower()[: rng.randint(4, len(h) - 1)] for h in hosts[16:24]]   # 8 partial host names
+        mix += emails[:8]                                                        # 8 whole emails
+        mix += [e.split(".", 1)[1].split("@")[0] + "@" + e.split("@")[1].split(".")[0] for e in emails[8:16]]
+        mix += files[:16]                                                        # 16 file names
+        mix += SEVERAL[:12]                                                      # 24 several words
+        mix += [f"powershell {hosts[30 + i]}" for i in range(4)]
+        mix += [f"{accounts[40 + i].split('.')[0]} {files[40 + i].split('.')[0]}" for i in range(4)]
+        mix += [f"{emails[20 + i].split('@')[1]} {accounts[50 + i].split('.')[1]}" for i in range(4)]
+        assert len(mix) == 200, len(mix)
+        rng.shuffle(mix)
+
+        detail = [r["id"] for r in await conn.fetch(
+            "SELECT id FROM incidents WHERE alert_count >= 50 ORDER BY id LIMIT 200"
+        )]
+        recent = [r["id"] for r in await conn.fetch(
+            "SELECT id FROM incidents WHERE status IN ('active', 'in_progress') AND alert_count BETWEEN 3 AND 20"
+            " ORDER BY last_activity_at DESC LIMIT 400"
+        )]
+        pool_incidents = recent[:40]
+        move_alerts = [r["id"] for r in await conn.fetch(
+            "SELECT id FROM alerts WHERE incident_id = ANY($1::bigint[]) ORDER BY id LIMIT 200", pool_incidents
+        )]
+        inputs = Inputs(
+            cheap=cheap, mix=mix, detail_incidents=detail, move_alerts=move_alerts,
+            move_targets=pool_incidents[:20], link_targets=recent[100:140],
+        )
+        # Alerts to move in bulk: a fresh random set each run, from the last days' alerts (about
+        # 50,000 at full scale, spread over thousands of incidents): a script consolidating
+        # what one indicator touched.
+        recent_alerts = range(max(1, max_alert - max(max_incident // 20, 20_000)), max_alert + 1)
+        for size, runs in link_runs.items():
+            ids = sorted(rng.sample(recent_alerts, min(len(recent_alerts), size * runs * 2)))
+            existing = [r["id"] for r in await conn.fetch("SELECT id FROM alerts WHERE id = ANY($1::bigint[])", ids)]
+            rng.shuffle(existing)
+            inputs.link_sets[size] = [existing[i * size:(i + 1) * size] for i in range(runs)]
+        # Evidence for ingestion: half from alerts of the last day (so that correlation joins them).
+        rows = await conn.fetch(
+            "SELECT kind::text, value FROM alert_entities WHERE detected_at > now() - interval '20 hours'"
+            " AND kind IN ('device', 'user', 'ip') ORDER BY alert_id DESC LIMIT 3000"
+        )
+        inputs.ingest_entities = [(r["kind"], r["value"]) for r in rows]
+        return inputs
+    finally:
+        await conn.close()

@@ -1,0 +1,466 @@
+"""The benchmark: `make bench` (1,000,000 incidents) or `make bench SCALE=small` (100,000).
+
+    python -m tests.bench.run [full|small]
+
+Seeds its own database when needed (tests/bench/database.py), starts the real server
+(`incidents serve`) and the floor (tests/bench/floor.py) under the same uvicorn settings, and
+drives them from this machine's loopback with wrk (bodies.lua, moves.lua) and, for the
+sequential measurements, a Python client. Every loop is bounded in count and time. It prints a
+table, and as its last line one JSON object with the figures.
+
+The machine has 2 cores, shared by the server, PostgreSQL and the load generator: the figures
+are for that, and are compared with the floor measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+import psutil
+
+from app.config import ROOT
+from tests.bench import database, inputs as bench_inputs
+from tests.live import Server, free_port
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Scale:
+    incidents: int
+    seconds: float        # each wrk measurement
+    warmup: float         # wrk warm-up before each measurement
+    link_runs: dict[int, int]
+    ingest_batches: int
+
+
+SCALES = {
+    "full": Scale(1_000_000, seconds=15, warmup=3, link_runs={100: 20, 1000: 8}, ingest_batches=10),
+    "small": Scale(100_000, seconds=6, warmup=2, link_runs={100: 10, 1000: 4}, ingest_batches=4),
+}
+
+TYPEAHEAD = (
+    "query Typeahead($q: String!) { incidents(filter: {search: $q}, first: 10) { edges { node {"
+    " id name status severity lastActivityAt alertCount"
+    " alerts(first: 5) { edges { node { id title severity detectedAt } } } } } } }"
+)
+DETAIL = """query Detail($id: ID!) {
+  incident(id: $id) {
+    id name severity status alertCount lastActivityAt
+    alerts(first: 50) { totalCount edges { cursor node {
+      id title severity status category scope detectedAt viewerCanLink
+      entities { kind value } incident { id name }
+    } } pageInfo { hasNextPage endCursor } }
+    activityLog(first: 50) { totalCount edges { node {
+      id kind createdAt actor message comment
+      alert { id title } otherIncident { id name } incident { id }
+    } } }
+  }
+}"""
+LINK = (
+    "mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to},"
+    " comment: \"bench: consolidating\") { targetIncident { id alertCount } sourceIncidents { id status }"
+    " alerts { id } logEntries { id kind } errors { code message } } }"
+)
+INGEST = (
+    "mutation($alerts: [AlertInput!]!) { ingestAlerts(alerts: $alerts) {"
+    " alerts { id incident { id } } errors { code message } } }"
+)
+JSON_KEYS = [
+    "typeahead_cheap_rps", "typeahead_cheap_floor_rps", "typeahead_mix_rps", "typeahead_mix_floor_rps",
+    "typeahead_mix_anchor_rps", "typeahead_mix_p99_ms", "link_100_p95_ms", "link_1000_p95_ms",
+    "moves_per_s", "move_errors", "detail_p95_ms", "detail_sql_statements", "ingest_alerts_per_s",
+    "seed_seconds", "server_rss_mb", "incidents", "alerts",
+]
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+class RssSampler:
+    """The largest resident set of a process and its children, sampled every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                procs = [self.process, *self.process.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+            except psutil.Error:
+                pass
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+def wrk(url: str, script: str, *, seconds: float, connections: int, threads: int = 1,
+        env: dict[str, str]) -> dict:
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s",
+               str(HERE / script), url]
+    result = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
+                            timeout=seconds + 60)
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk failed: {result.stderr}\n{result.stdout}")
+    last = [line for line in result.stdout.splitlines() if line.startswith("{")][-1]
+    out = json.loads(last)
+    out["rps"] = out["requests"] / out["seconds"]
+    return out
+
+
+def bodies_file(directory: Path, name: str, bodies: list[dict]) -> str:
+    path = directory / name
+    path.write_bytes(b"\n".join(orjson.dumps(b) for b in bodies) + b"\n")
+    return str(path)
+
+
+def load(url: str, bodies: str, *, path: str, token: str, seconds: float, warmup: float,
+         connections: int = 8, check: bool = True) -> dict:
+    env = {"BENCH_BODIES": bodies, "BENCH_PATH": path, "BENCH_TOKEN": token, "BENCH_CHECK": "1" if check else "0"}
+    if warmup:
+        wrk(url, "bodies.lua", seconds=warmup, connections=connections, env=env)
+    return wrk(url, "bodies.lua", seconds=seconds, connections=connections, env=env)
+
+
+def start_floor(db_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
+    out = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", str(port)], cwd=ROOT, env=env,
+                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"floor exited: {log_path.read_text()}")
+        try:
+            httpx.get(base + "/", timeout=1)
+            return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError("floor did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+async def make_token(db_url: str) -> str:
+    from app.domain import users
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        return await users.add_user(conn=conn, name="bench", grants=[("*", "write")], can_ingest=True)
+    finally:
+        await conn.close()
+
+
+REFERENCE = """
+SELECT i.id FROM incidents i WHERE {words} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT 11
+"""
+
+
+async def reference_ids(db_url: str, inputs: list[str]) -> list[list[str] | None]:
+    """The first 10 incidents of each search by the plain rule (every word ILIKE, the number
+    first, newest first), to check that the server's answers are the same. None: timed out."""
+    from app.domain import search
+
+    conn = await asyncpg.connect(db_url, server_settings={"statement_timeout": "20000"})
+    out: list[list[str] | None] = []
+    try:
+        for q in inputs:
+            words = search.words(q)
+            number = search.as_number(q)
+            clauses = [f"i.name ILIKE ${n + 1}" for n in range(len(words))] or ["true"]
+            args: list[object] = [search.like_pattern(w) for w in words]
+            if number is not None:
+                clauses.append(f"i.id <> ${len(args) + 1}")
+                args.append(number)
+            try:
+                rows = await conn.fetch(REFERENCE.format(words=" AND ".join(clauses)), *args)
+            except asyncpg.QueryCanceledError:
+                out.append(None)
+                continue
+            ids = [str(r["id"]) for r in rows]
+            if number is not None and await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1", number):
+                ids = [str(number), *ids]
+            out.append(ids[:10])
+    finally:
+        await conn.close()
+    return out
+
+
+def graphql_ids(client: httpx.Client, base: str, token: str, q: str) -> list[str]:
+    response = client.post(base + "/graphql", json={"query": TYPEAHEAD, "variables": {"q": q}},
+                           headers={"Authorization": f"Bearer {token}"})
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"typeahead {q!r}: {body['errors']}")
+    return [e["node"]["id"] for e in body["data"]["incidents"]["edges"]]
+
+
+def timed_mutations(client: httpx.Client, base: str, token: str, requests: list[tuple[str, dict]]) -> list[float]:
+    """Sends the mutations one after another; their latencies in ms. Fails on any error."""
+    latencies = []
+    for query, variables in requests:
+        started = time.perf_counter()
+        response = client.post(base + "/graphql", json={"query": query, "variables": variables},
+                               headers={"Authorization": f"Bearer {token}"})
+        latencies.append((time.perf_counter() - started) * 1000)
+        body = response.json()
+        payload = next(iter((body.get("data") or {}).values()), None) or {}
+        if body.get("errors") or payload.get("errors"):
+            raise RuntimeError(f"mutation failed: {body}")
+    return latencies
+
+
+async def count_detail_statements(db_url: str, incident_id: int, token: str) -> int:
+    """How many SQL statements one incident-detail request sends (the app in process)."""
+    from app import db
+    from app.config import Settings
+    from app.server import create_app
+
+    statements: list[str] = []
+
+    async def record(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(lambda q: "typeinfo_tree" not in q.query and statements.append(q.query))
+
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4, init=record, reset=db.keep_session,
+                                     server_settings=db.SERVER_SETTINGS)
+    settings = Settings(**{**Settings.from_env().__dict__, "database_url": db_url})
+    app = create_app(settings, pool=pool)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            for _ in range(2):  # the second request: a warm connection
+                statements.clear()
+                response = await client.post("/graphql", json={"query": DETAIL, "variables": {"id": str(incident_id)}},
+                                             headers={"Authorization": f"Bearer {token}"})
+                assert response.status_code == 200 and "errors" not in response.json(), response.text
+    finally:
+        await pool.close()
+    return len(statements)
+
+
+def ingest_batches(entities: list[tuple[str, str]], batches: int, run_id: str) -> list[list[dict]]:
+    """Alerts as a detection source sends them, written like the seeded ones: half share a host,
+    account or IP with an alert of the last day (correlation joins them), half are new stories."""
+    import random
+
+    from app.domain import bulk_seed as vocabulary
+
+    rng = random.Random(int(run_id))
+    out = []
+    for b in range(batches):
+        batch = []
+        for n in range(500):
+            category, template = vocabulary.DETECTIONS[rng.randrange(len(vocabulary.DETECTIONS))]
+            host = f"{rng.choice(vocabulary.HOST_PREFIXES)}-{rng.randint(1000, 99999)}"
+            user = f"{rng.choice(vocabulary.FIRST)}.{rng.choice(vocabulary.LAST)}"
+            ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randint(1, 254)}"
+            evidence = [("device", host), ("user", user)]
+            if rng.random() < 0.5 and entities:
+                shared = entities[rng.randrange(len(entities))]
+                evidence = [shared, *(e for e in evidence if e[0] != shared[0])]
+                host = next(v for k, v in evidence if k == "device")
+                user = next(v for k, v in evidence if k == "user")
+                ip = next((v for k, v in evidence if k == "ip"), ip)
+            email = f"{user}@{rng.choice(vocabulary.DOMAINS)}"
+            title = template.format(host=host, user=user, email=email, file=rng.choice(vocabulary.TOOLS), ip=ip,
+                                    url=f"https://{rng.choice(vocabulary.WORDS)}-{rng.choice(vocabulary.WORDS)}.com/a")
+            batch.append({
+                "externalId": f"bench-{run_id}-{b}-{n}", "title": title,
+                "severity": rng.choice(["LOW", "MEDIUM", "MEDIUM", "HIGH"]), "category": category,
+                "entities": [{"kind": k.upper(), "value": v} for k, v in dict.fromkeys(evidence)],
+            })
+        out.append(batch)
+    return out
+
+
+def main() -> None:
+    scale_name = (sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SCALE") or "full").lower()
+    if scale_name not in SCALES:
+        sys.exit(f"unknown scale {scale_name!r}: use full or small")
+    scale = SCALES[scale_name]
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `make bench` installs it (Debian package wrk)")
+    started = time.monotonic()
+
+    db_url, seed_seconds = asyncio.run(database.prepare(scale.incidents, log=log))
+    token = asyncio.run(make_token(db_url))
+    log("choosing inputs")
+    data = asyncio.run(bench_inputs.build(db_url, link_runs=scale.link_runs))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / ".data"))
+
+    server = Server(db_url, workdir / "server.log")
+    floor_proc = None
+    try:
+        server.wait_healthy()
+        floor_proc, floor = start_floor(db_url, workdir / "floor.log")
+        api = server.url
+        rss = RssSampler(server.proc.pid)
+        results: dict[str, object] = {}
+        table: list[tuple[str, str, str]] = []
+
+        # Same answers as the plain rule, before timing anything.
+        log("checking typeahead answers against the plain SQL rule")
+        all_inputs = list(dict.fromkeys(data.cheap + data.mix))
+        expected = asyncio.run(reference_ids(db_url, all_inputs))
+        with httpx.Client(timeout=30) as client:
+            mismatches = [
+                q for q, want in zip(all_inputs, expected, strict=True)
+                if want is not None and graphql_ids(client, api, token, q) != want
+            ]
+        checked = sum(1 for e in expected if e is not None)
+        if mismatches:
+            raise SystemExit(f"typeahead answers differ from the plain rule for {mismatches[:10]}")
+        log(f"{checked} inputs answered as the plain rule does")
+
+        def graphql_body(q: str) -> dict:
+            return {"query": TYPEAHEAD, "variables": {"q": q}}
+
+        sets = {"cheap": data.cheap, "mix": data.mix}
+        for name, qs in sets.items():
+            gq = bodies_file(workdir, f"{name}-graphql.jsonl", [graphql_body(q) for q in qs])
+            fq = bodies_file(workdir, f"{name}-floor.jsonl", [{"q": q} for q in qs])
+            log(f"typeahead {name}: GraphQL")
+            results[f"{name}_graphql"] = load(api, gq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup)
+            log(f"typeahead {name}: floor")
+            results[f"{name}_floor"] = load(floor, fq, path="/floor", token=token, seconds=scale.seconds, warmup=scale.warmup)
+            if name == "mix":
+                log("typeahead mix: the anchors' SQL on the floor")
+                results["mix_anchor"] = load(floor, fq, path="/anchor", token=token, seconds=scale.seconds, warmup=scale.warmup)
+
+        log("incident detail")
+        dq = bodies_file(workdir, "detail.jsonl", [{"query": DETAIL, "variables": {"id": str(i)}} for i in data.detail_incidents])
+        detail = load(api, dq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup, connections=1)
+        detail_statements = asyncio.run(count_detail_statements(db_url, data.detail_incidents[0], token))
+
+        log("linkAlerts, 100 and 1,000 alerts, one after another")
+        link: dict[int, list[float]] = {}
+        with httpx.Client(timeout=60) as client:
+            for size, sets_ in data.link_sets.items():
+                requests = [(LINK, {"ids": [str(a) for a in ids], "to": str(data.link_targets[n % len(data.link_targets)])})
+                            for n, ids in enumerate(sets_)]
+                timed_mutations(client, api, token, requests[:1])  # warm-up
+                link[size] = timed_mutations(client, api, token, requests[1:])
+
+        log("16 clients moving 1-10 overlapping alerts")
+        moves = wrk(api, "moves.lua", seconds=scale.seconds, connections=16, threads=2, env={
+            "BENCH_TOKEN": token, "BENCH_ALERTS": ",".join(map(str, data.move_alerts)),
+            "BENCH_TARGETS": ",".join(map(str, data.move_targets)),
+        })
+
+        log("ingestAlerts, batches of 500")
+        run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        batches = ingest_batches(data.ingest_entities, scale.ingest_batches, run_id)
+        with httpx.Client(timeout=120) as client:
+            timed_mutations(client, api, token, [(INGEST, {"alerts": batches[0]})])  # warm-up
+            ingest_ms = timed_mutations(client, api, token, [(INGEST, {"alerts": b}) for b in batches[1:]])
+        server_rss = rss.stop()
+
+        counts = asyncio.run(_counts(db_url))
+        cheap, cheap_floor = results["cheap_graphql"], results["cheap_floor"]
+        mix, mix_floor, anchor = results["mix_graphql"], results["mix_floor"], results["mix_anchor"]
+        final = {
+            "typeahead_cheap_rps": round(cheap["rps"]),
+            "typeahead_cheap_floor_rps": round(cheap_floor["rps"]),
+            "typeahead_mix_rps": round(mix["rps"]),
+            "typeahead_mix_floor_rps": round(mix_floor["rps"]),
+            "typeahead_mix_anchor_rps": round(anchor["rps"]),
+            "typeahead_mix_p99_ms": round(mix["p99_ms"], 1),
+            "link_100_p95_ms": round(percentile(link[100], 95), 1),
+            "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
+            "moves_per_s": round(moves["rps"], 1),
+            "move_errors": moves["errors"] + moves["socket_errors"] + moves["non_2xx"],
+            "detail_p95_ms": round(detail["p95_ms"], 1),
+            "detail_sql_statements": detail_statements,
+            "ingest_alerts_per_s": round(500 * len(ingest_ms) / (sum(ingest_ms) / 1000)),
+            "seed_seconds": round(seed_seconds),
+            "server_rss_mb": round(server_rss),
+            "incidents": counts["incidents"],
+            "alerts": counts["alerts"],
+        }
+        typeahead_errors = sum(r["errors"] + r["socket_errors"] + r["non_2xx"] for r in results.values())
+
+        def row(what, value, target):
+            table.append((what, value, target))
+
+        row("typeahead, cheap inputs, 8 connections",
+            f"{cheap['rps']:,.0f} rps (floor {cheap_floor['rps']:,.0f}: {cheap['rps'] / cheap_floor['rps']:.0%});"
+            f" p99 {cheap['p99_ms']:.1f} ms (floor {cheap_floor['p99_ms']:.1f})", ">= 60% of the floor")
+        row("typeahead, realistic mix, 8 connections",
+            f"{mix['rps']:,.0f} rps (floor {mix_floor['rps']:,.0f}; anchors' SQL {anchor['rps']:,.0f}:"
+            f" {mix['rps'] / anchor['rps']:.2f}x); p99 {mix['p99_ms']:.1f} ms (floor {mix_floor['p99_ms']:.1f},"
+            f" anchors {anchor['p99_ms']:.1f})", ">= 1.2x anchors, p99 <= 25 ms")
+        row("typeahead errors", f"{typeahead_errors}", "0")
+        row("linkAlerts, 100 alerts", f"p95 {final['link_100_p95_ms']} ms (median {statistics.median(link[100]):.0f}, n={len(link[100])})", "p95 <= 100 ms")
+        row("linkAlerts, 1,000 alerts", f"p95 {final['link_1000_p95_ms']} ms (median {statistics.median(link[1000]):.0f}, n={len(link[1000])})", "p95 <= 1,000 ms")
+        row("16 clients moving 1-10 overlapping alerts", f"{moves['rps']:,.0f} moves/s, {final['move_errors']} errors", ">= 200/s, 0 errors")
+        row("incident detail (50 alerts, 50 log entries), 1 connection",
+            f"p95 {detail['p95_ms']:.1f} ms (p50 {detail['p50_ms']:.1f}), {detail_statements} SQL statements", "p95 <= 15 ms")
+        row("ingestAlerts, batches of 500", f"{final['ingest_alerts_per_s']:,} alerts/s", ">= 2,000/s")
+        row("seed", f"{seed_seconds:.0f} s", "<= 600 s")
+        row("server RSS under load (peak)", f"{server_rss:.0f} MB", "< 200 MB")
+        row("data", f"{counts['incidents']:,} incidents, {counts['alerts']:,} alerts", "")
+
+        width = max(len(t[0]) for t in table)
+        print(f"incident-graph benchmark, {scale_name} scale, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
+              f" {os.cpu_count()} cores, {time.monotonic() - started:.0f} s")
+        print(f"| {'what'.ljust(width)} | measured | target |")
+        print(f"|{'-' * (width + 2)}|---|---|")
+        for what, value, target in table:
+            print(f"| {what.ljust(width)} | {value} | {target} |")
+        assert list(final) == JSON_KEYS
+        print(json.dumps(final))
+    finally:
+        if floor_proc is not None:
+            stop(floor_proc)
+        server.stop()
+
+
+async def _counts(db_url: str) -> dict:
+    conn = await asyncpg.connect(db_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM incidents) AS incidents, (SELECT count(*) FROM alerts) AS alerts"
+        )
+        return dict(row)
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The lean path for read queries (app/api/compiled.py) answers exactly as graphql-core does."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.api.compiled import CompiledQueries
+from tests.conftest import alert_in
+from tests.test_link_alerts import LINK
+from tests.test_statements import DETAIL
+
+TYPEAHEAD = """
+query Typeahead($q: String!) { incidents(filter: {search: $q}, first: 10) { edges { node {
+  id name status severity lastActivityAt alertCount
+  alerts(first: 5) { edges { node { id title severity detectedAt } } } } } } }
+"""
+SHAPES = """
+query($first: Int, $after: String, $status: [IncidentStatus!]) {
+  queue: incidents(first: $first, after: $after, filter: {status: $status}) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { cursor node { __typename ...Card redirectIncident { id }
+      log: activityLog(first: 2) { totalCount edges { node { kind message alert { ...Line } } } } } }
+  }
+  scoped: alerts(filter: {severity: [HIGH, MEDIUM], search: "on"}, first: 3) {
+    totalCount edges { node { ...Line entities { kind value } viewerCanLink } }
+  }
+}
+fragment Card on Incident { id name alertCount createdAt ... on Incident { severity status } }
+fragment Line on Alert { id externalId title category scope status incident { id alertCount } }
+"""
+ONE = "query($id: ID!) { alert(id: $id) { id title incident { id } } missing: incident(id: \"999999\") { id } }"
+
+
+@pytest.fixture
+def lean_answers(monkeypatch):
+    """Records what the lean path answered (None: it left the request to the normal path)."""
+    answers: list[bytes | None] = []
+    execute = CompiledQueries.execute
+
+    async def recording(self, body, ctx):
+        answer = await execute(self, body, ctx)
+        answers.append(answer)
+        return answer
+
+    monkeypatch.setattr(CompiledQueries, "execute", recording)
+    return answers
+
+
+async def _both(api, query: str, variables: dict) -> tuple[bytes, bytes]:
+    headers = {"Authorization": f"Bearer {api.token}"}
+    lean = await api.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    # A request with an "extensions" entry is left to the normal path.
+    normal = await api.client.post(
+        "/graphql", json={"query": query, "variables": variables, "extensions": {}}, headers=headers
+    )
+    assert lean.status_code == normal.status_code == 200
+    assert lean.headers["content-type"] == normal.headers["content-type"]
+    return lean.content, normal.content
+
+
+async def test_lean_and_normal_paths_give_the_same_bytes(make_user, admin, ingest, lean_answers):
+    # Given incidents with alerts in two scopes, moves that wrote log entries, a redirect-free queue
+    a, b, c, secret = await ingest(
+        alert_in("a", "Lateral movement on WS-1", severity="high", entities=[("device", "WS-1")]),
+        alert_in("b", "Beacon on WS-1", minutes=5, entities=[("device", "WS-1"), ("user", "bob")]),
+        alert_in("c", "Phishing on WS-2", severity="low", minutes=9),
+        alert_in("s", "Payroll export on WS-1", scope="hr", minutes=12, entities=[("device", "WS-1")]),
+    )
+    await admin(LINK, ids=[str(b.id)], target={"existingIncidentId": str(c.incident_id)}, comment="same actor")
+    analyst = await make_user("analyst", "default=write")
+
+    cases = [
+        (TYPEAHEAD, {"q": "on"}), (TYPEAHEAD, {"q": "ws-1 lateral"}), (TYPEAHEAD, {"q": str(c.incident_id)}),
+        (DETAIL, {"id": str(a.incident_id)}), (DETAIL, {"id": str(c.incident_id)}),
+        (SHAPES, {"first": 2}), (SHAPES, {"first": 1, "status": ["ACTIVE", "RESOLVED"]}),
+        (ONE, {"id": str(b.id)}), (ONE, {"id": str(secret.id)}),
+    ]
+    for viewer in (admin, analyst):
+        for query, variables in cases:
+            lean_answers.clear()
+            # When each document is asked through the lean path and through the normal one
+            lean, normal = await _both(viewer, query, variables)
+            # Then the lean path answered, with the normal path's very bytes
+            assert lean_answers[0] is not None, (query, variables)
+            assert lean == normal, (query, variables)
+
+
+async def test_what_the_lean_path_does_not_know_goes_the_normal_way(admin, ingest, lean_answers):
+    await ingest(alert_in("a"))
+    for query in (
+        "{ viewer { name } }",
+        "{ incidents(first: 1) { edges { node { id @include(if: true) } } } }",
+        "{ __schema { queryType { name } } }",
+        "{ incidents(first: 0) { edges { node { id } } } }",  # an error: the normal path reports it
+        "{ nope }",
+    ):
+        lean_answers.clear()
+        await admin.post(query)
+        assert lean_answers == [None], query
+    errors = await admin.errors("{ incidents(first: 0) { edges { node { id } } } }")
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+INGEST = """
+mutation($alerts: [AlertInput!]!) { ingestAlerts(alerts: $alerts) {
+  alerts { id externalId title severity status category scope detectedAt incident { id name alertCount }
+           entities { kind value } viewerCanLink }
+  incidents { id name status severity alertCount lastActivityAt }
+  logEntries { id kind actor message comment incident { id } alert { id title } otherIncident { id } }
+  errors { code message field externalIds }
+} }
+"""
+
+
+def _detections(prefix: str) -> list[dict]:
+    return [
+        {"externalId": f"{prefix}-1", "title": "Phish on WS-1", "severity": "LOW", "category": "InitialAccess",
+         "detectedAt": "2026-11-20T12:00:00Z", "entities": [{"kind": "DEVICE", "value": "WS-1"}]},
+        {"externalId": f"{prefix}-2", "title": "Beacon from ws-1", "severity": "HIGH", "category": "CommandAndControl",
+         "scope": "hr", "detectedAt": "2026-11-20T12:05:00", "entities": [{"kind": "DEVICE", "value": " ws-1 "}]},
+        {"externalId": f"{prefix}-1", "title": "a repeat", "severity": "LOW", "category": "x", "entities": []},
+        {"externalId": f"{prefix}-3", "title": "Unrelated", "severity": "MEDIUM", "category": "Discovery",
+         "detectedAt": "2026-11-20T12:06:00Z", "entities": []},
+    ]
+
+
+async def test_ingestion_answers_as_the_normal_path_does(make_user, pool, lean_answers):
+    sensor = await make_user("sensor", "default=read", ingest=True)
+    bad = [{**_detections("x")[0], "title": " "}]
+    outcomes = []
+    for extensions in (None, {}):  # the lean path, then the normal one, each on an empty database
+        await pool.execute("TRUNCATE activity_log, alert_entities, alerts, incidents RESTART IDENTITY CASCADE")
+        lean_answers.clear()
+        bodies = []
+        for alerts in (_detections("a"), _detections("a"), bad):
+            body = {"query": INGEST, "variables": {"alerts": alerts}}
+            if extensions is not None:
+                body["extensions"] = extensions
+            response = await sensor.client.post("/graphql", json=body, headers={"Authorization": f"Bearer {sensor.token}"})
+            assert response.status_code == 200
+            bodies.append(response.content)
+        outcomes.append(bodies)
+        if extensions is None:
+            assert all(answer is not None for answer in lean_answers)
+    assert outcomes[0] == outcomes[1]
+    assert b'"INVALID_INPUT"' in outcomes[0][2]
