@@ -401,3 +401,12 @@ async def test_correlation_window_comes_from_settings(client_with_window, admin,
         [old] = (await send(source, detection("a", entities=[("USER", "dave")])))["alerts"]
         [new] = (await send(source, detection("b", entities=[("USER", "dave")], minutes=gap_hours * 60)))["alerts"]
     assert (new["incident"] == old["incident"]) is joins
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2999-01-01T00:00:00+00:00", "1900-01-01T00:00:00+00:00"])
+async def test_an_impossible_detection_time_is_invalid_input(admin, pool, moment):
+    result = await send(admin, detection("odd", detectedAt=moment))
+    assert [(e["code"], e["field"], e["externalIds"]) for e in result["errors"]] == [
+        ("INVALID_INPUT", "alerts.0.detectedAt", ["odd"])
+    ]
+    assert (await stored(pool))["alerts"] == 0

@@ -607,3 +607,9 @@ async def test_a_search_too_long_or_with_too_many_words_is_refused_not_truncated
         assert codes(errors) == ["BAD_USER_INPUT"], errors
         assert limit in errors[0]["message"]
         assert errors[0]["extensions"]["field"] == "filter.search"
+
+
+async def test_an_empty_incident_id_filter_is_bad_input_not_no_filter(admin, ingest):
+    await ingest(alert_in("a"))
+    errors = await admin.errors("query { alerts(filter: {incidentId: \"\"}) { totalCount } }")
+    assert codes(errors) == ["BAD_USER_INPUT"]

@@ -294,7 +294,7 @@ async def _root_alerts(args, ctx: Context, field, variables):
     incident_id = _get(flt_in, "incident_id")
     flt = alerts.AlertFilter(
         search=_get(flt_in, "search"),
-        incident_id=ids.number(incident_id, "filter.incidentId") if incident_id else None,
+        incident_id=ids.number(incident_id, "filter.incidentId") if incident_id is not None else None,
         statuses=_values(_get(flt_in, "status")), severities=_values(_get(flt_in, "severity")),
     )
     page = await alerts.list_alerts(conn=ctx.pool, viewer=ctx.viewer, flt=flt, first=first, after=args.get("after"))

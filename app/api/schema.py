@@ -103,7 +103,7 @@ class Query:
         first = 50 if first is None else first
         flt = alerts.AlertFilter(
             search=filter.search if filter else None,
-            incident_id=ids.number(filter.incident_id, "filter.incidentId") if filter and filter.incident_id else None,
+            incident_id=ids.number(filter.incident_id, "filter.incidentId") if filter and filter.incident_id is not None else None,
             statuses=_values(filter.status) if filter else None,
             severities=_values(filter.severity) if filter else None,
         )

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from app.config import limit
 from app.domain import activity, models
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, Refused
@@ -24,7 +25,7 @@ from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Al
 from app.domain.text import storable
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
-MAX_BATCH = 500
+MAX_BATCH = limit("INGEST_MAX_ALERTS", 500)
 MAX_ENTITIES = 100
 LIMITS = {"externalId": 500, "title": 1000, "category": 200, "scope": 200}
 SEVERITIES = ("informational", "low", "medium", "high")
@@ -131,6 +132,20 @@ class IngestResult:
     entries: list[ActivityEntry]
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)  # clocks of detection sources drift; a year-9999 alert would
+                                  # stay at the top of the queue for good
+
+
+def _plausible(moment: datetime) -> bool:
+    if moment.tzinfo is None:
+        return False
+    try:
+        return EARLIEST <= moment.astimezone(UTC) <= datetime.now(UTC) + FUTURE_SLACK
+    except OverflowError:
+        return False
+
+
 def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
     if not viewer.can_ingest:
         raise Refused([Problem("FORBIDDEN", "You may not ingest alerts.")])
@@ -148,6 +163,11 @@ def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
                     )
                 )
         named = [a.external_id] if storable(a.external_id) else []
+        if a.detected_at is not None and not _plausible(a.detected_at):
+            problems.append(
+                Problem("INVALID_INPUT", "detectedAt must be a time with a zone, from 1970 to a day from now.",
+                        f"alerts.{n}.detectedAt", named)
+            )
         if a.severity not in SEVERITIES:
             problems.append(Problem("INVALID_INPUT", "Unknown severity.", f"alerts.{n}.severity", named))
         if len(a.entities) > MAX_ENTITIES:
