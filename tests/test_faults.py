@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
+import tempfile
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
 from app import db
-from app.config import Settings
+from app.config import ROOT, Settings
 from app.domain import aggregates, users
 from app.server import create_app
 from tests.conftest import alert_in
@@ -94,7 +97,10 @@ async def test_exhausted_pool_answers_busy_then_recovers(admin, ingest, small_po
 
 
 def _embedded(tmp_path):
-    return db.embedded_server(tmp_path / "pg", cleanup_mode="delete")
+    # Under .data/, not pytest's tmp_path: the embedded server's own user must be able to reach
+    # it, and pytest's base directory is private to root and pruned by other pytest runs.
+    home = Path(tempfile.mkdtemp(prefix="faults-", dir=ROOT / ".data"))
+    return db.embedded_server(home / "pg", cleanup_mode="delete")
 
 
 def _pg_ctl(server, *args):
@@ -134,6 +140,7 @@ async def test_database_restart_while_serving(tmp_path):
     finally:
         server.stop()
         pg.cleanup()
+        shutil.rmtree(pg.pgdata.parent, ignore_errors=True)
 
 
 async def _eventually(client: httpx.AsyncClient, path: str, status: int) -> bool:
