@@ -94,17 +94,22 @@ class Server:
         return self.proc.returncode
 
 
-async def prepare(server_url: str, name: str, seed_incidents: int) -> tuple[str, str]:
-    """A fresh, migrated, seeded database and a token that may do everything."""
-    from app.domain import seed, users
-
+async def fresh_database(server_url: str, name: str) -> str:
+    """Drop and create the database `name` on that server; returns its URL."""
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = with_database(server_url, name)
+    return with_database(server_url, name)
+
+
+async def prepare(server_url: str, name: str, seed_incidents: int) -> tuple[str, str]:
+    """A fresh, migrated, seeded database and a token that may do everything."""
+    from app.domain import seed, users
+
+    url = await fresh_database(server_url, name)
     conn = await asyncpg.connect(url)
     try:
         await db.migrate(conn)

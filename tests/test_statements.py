@@ -10,22 +10,8 @@ import pytest
 from app import db
 from app.server import create_app
 from tests.conftest import alert_in
+from tests.documents import DETAIL
 
-DETAIL = """
-query($id: ID!) {
-  incident(id: $id) {
-    id name severity status alertCount lastActivityAt
-    alerts(first: 50) { totalCount edges { cursor node {
-      id title severity status category scope detectedAt viewerCanLink
-      entities { kind value } incident { id name }
-    } } pageInfo { hasNextPage endCursor } }
-    activityLog(first: 50) { totalCount edges { node {
-      id kind createdAt actor message comment
-      alert { id title } otherIncident { id name } incident { id }
-    } } }
-  }
-}
-"""
 
 
 @pytest.fixture

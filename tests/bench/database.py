@@ -16,7 +16,7 @@ import asyncpg
 
 from app import db
 from app.config import ROOT
-from tests.live import incidents_command, with_database
+from tests.live import fresh_database, incidents_command, with_database
 
 META = """
 CREATE TABLE IF NOT EXISTS bench_meta (
@@ -87,12 +87,7 @@ async def prepare(incidents: int, log=print) -> tuple[str, float]:
     if seconds is not None:
         log(f"reusing {name}, seeded in {seconds:.0f} s")
         return url, seconds
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await fresh_database(server, name)
     env = {**os.environ, "DATABASE_URL": url}
     subprocess.run([*incidents_command(), "migrate"], env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     log(f"seeding {name} with {incidents:,} incidents (incidents seed)")

@@ -35,6 +35,7 @@ import psutil
 
 from app.config import ROOT
 from tests.bench import database, inputs as bench_inputs
+from tests.documents import DETAIL
 from tests.live import Server, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -59,19 +60,7 @@ TYPEAHEAD = (
     " id name status severity lastActivityAt alertCount"
     " alerts(first: 5) { edges { node { id title severity detectedAt } } } } } } }"
 )
-DETAIL = """query Detail($id: ID!) {
-  incident(id: $id) {
-    id name severity status alertCount lastActivityAt
-    alerts(first: 50) { totalCount edges { cursor node {
-      id title severity status category scope detectedAt viewerCanLink
-      entities { kind value } incident { id name }
-    } } pageInfo { hasNextPage endCursor } }
-    activityLog(first: 50) { totalCount edges { node {
-      id kind createdAt actor message comment
-      alert { id title } otherIncident { id name } incident { id }
-    } } }
-  }
-}"""
+
 LINK = (
     "mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to},"
     " comment: \"bench: consolidating\") { targetIncident { id alertCount } sourceIncidents { id status }"
