@@ -410,3 +410,15 @@ async def test_an_impossible_detection_time_is_invalid_input(admin, pool, moment
         ("INVALID_INPUT", "alerts.0.detectedAt", ["odd"])
     ]
     assert (await stored(pool))["alerts"] == 0
+
+
+async def test_an_external_id_names_an_alert_within_its_scope(make_user, admin, pool):
+    """A source reading only `default` learns nothing of an `hr` alert with the same externalId."""
+    await send(admin, detection("shared-id", "Payroll export", scope="hr"))
+    sensor = await make_user("sensor", "default=read", ingest=True)
+    result = await send(sensor, detection("shared-id", "Beacon on WS-1"))
+    assert [(a["externalId"], a["title"], a["scope"]) for a in result["alerts"]] == [("shared-id", "Beacon on WS-1", "default")]
+    assert (await stored(pool))["alerts"] == 2
+    again = await send(sensor, detection("shared-id", "Beacon on WS-1"))
+    assert again["alerts"][0]["id"] == result["alerts"][0]["id"]
+    assert (await stored(pool))["alerts"] == 2

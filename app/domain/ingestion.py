@@ -5,7 +5,7 @@ that shares an entity with it (same kind, case-insensitive value), detected at m
 earlier, and writes ALERT_CORRELATED there; otherwise it opens a new incident named after it,
 whose log gets INCIDENT_CREATED only (that alert shared no evidence with anything). A batch is
 one transaction, and its alerts correlate with each other in the order given. An externalId
-seen before returns the existing alert unchanged.
+seen before in the same scope returns the existing alert unchanged.
 """
 
 from __future__ import annotations
@@ -32,11 +32,17 @@ SEVERITIES = ("informational", "low", "medium", "high")
 ENTITY_KINDS = ("device", "user", "ip", "mailbox", "file", "url")
 
 # Two batches carrying the same externalId take turns: the second sees the first's alert.
+# An externalId is a source's name for an alert within its scope: the same id in another scope
+# is another alert, so a source learns nothing of scopes it may not read.
 LOCK_EXTERNAL_IDS = """
 SELECT pg_advisory_xact_lock(k)
-  FROM (SELECT DISTINCT hashtextextended(x, 7411) AS k FROM unnest($1::text[]) AS x ORDER BY 1) s
+  FROM (SELECT DISTINCT hashtextextended(s || chr(31) || x, 7411) AS k
+          FROM unnest($1::text[], $2::text[]) AS t(s, x) ORDER BY 1) l
 """
-EXISTING = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.external_id = ANY($1::text[])"
+EXISTING = f"""
+SELECT {ALERT_COLUMNS} FROM alerts a
+ WHERE (a.scope, a.external_id) IN (SELECT s, x FROM unnest($1::text[], $2::text[]) AS t(s, x))
+"""
 # Ids for the new alerts, in the batch's order (a sequence hands them out increasing).
 NEW_ALERT_IDS = """
 SELECT now() AS now,
@@ -146,6 +152,10 @@ def _plausible(moment: datetime) -> bool:
         return False
 
 
+def _key(item: AlertIn) -> tuple[str, str]:
+    return item.scope.strip(), item.external_id
+
+
 def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
     if not viewer.can_ingest:
         raise Refused([Problem("FORBIDDEN", "You may not ingest alerts.")])
@@ -209,13 +219,14 @@ async def ingest_alerts(
     in order, in memory, by the same rule.
     """
     _check(viewer, batch)
-    external_ids = [a.external_id for a in batch]
-    await conn.execute(LOCK_EXTERNAL_IDS, external_ids)
-    known = {r["external_id"]: models.alert(r) for r in await conn.fetch(EXISTING, external_ids)}
-    fresh: dict[str, AlertIn] = {}
+    keys = [_key(a) for a in batch]
+    scopes, external_ids = [k[0] for k in keys], [k[1] for k in keys]
+    await conn.execute(LOCK_EXTERNAL_IDS, scopes, external_ids)
+    known = {(r["scope"], r["external_id"]): models.alert(r) for r in await conn.fetch(EXISTING, scopes, external_ids)}
+    fresh: dict[tuple[str, str], AlertIn] = {}
     for item in batch:
-        if item.external_id not in known:
-            fresh.setdefault(item.external_id, item)  # the first of a repeated externalId counts
+        if _key(item) not in known:
+            fresh.setdefault(_key(item), item)  # the first of a repeated externalId counts
     written: list[ActivityEntry] = []
     touched: list[int] = []
     if fresh:
@@ -251,8 +262,8 @@ async def ingest_alerts(
             [n.detected for n in new], [n.incident_id for n in new],
         )
         for row in rows:
-            known[row["external_id"]] = models.alert(row)
-        evidence = [(known[n.item.external_id].id, k, v, n.detected) for n in new for k, v in n.entities]
+            known[(row["scope"], row["external_id"])] = models.alert(row)
+        evidence = [(known[_key(n.item)].id, k, v, n.detected) for n in new for k, v in n.entities]
         if evidence:
             await conn.execute(INSERT_ENTITIES, *([e[c] for e in evidence] for c in range(4)))
         joining = [n for n in new if not n.creates and (n.joins is None or not _root(n).creates)]
@@ -263,7 +274,7 @@ async def ingest_alerts(
             )
         entries = [
             NewEntry(n.incident_id, "incident_created" if n.creates else "alert_correlated", SYSTEM_ACTOR,
-                     alert_id=known[n.item.external_id].id)
+                     alert_id=known[_key(n.item)].id)
             for n in new
         ]
         written = await activity.write(conn=conn, entries=entries)
@@ -275,7 +286,7 @@ async def ingest_alerts(
     # they joined (whose other alerts it may not read).
     visible = {i.id for i in incidents if is_visible(i, viewer)}
     return IngestResult(
-        alerts=[known[e] for e in external_ids if viewer.can_read(known[e].scope)],
+        alerts=[known[k] for k in keys if viewer.can_read(k[0])],
         incidents=[i for i in incidents if i.id in visible],
         entries=[e for e in written if e.incident_id in visible],
     )
