@@ -3,14 +3,7 @@
 -- comma-separated ids. A response that is not HTTP 200 or carries any error (top-level or in
 -- the payload) is counted. done() prints one JSON line like bodies.lua.
 
-local threads = {}
-local thread_count = 0
-
-function setup(thread)
-  thread:set("id", thread_count)
-  thread_count = thread_count + 1
-  table.insert(threads, thread)
-end
+dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
 
 local function split(text)
   local out = {}
@@ -19,7 +12,7 @@ local function split(text)
 end
 
 function init(args)
-  math.randomseed(1000 + id)
+  math.randomseed(1000 + thread_number)
   token = os.getenv("BENCH_TOKEN") or ""
   alerts = split(os.getenv("BENCH_ALERTS"))
   targets = split(os.getenv("BENCH_TARGETS"))
@@ -45,18 +38,4 @@ function response(status, headers, body)
   if status ~= 200 or string.find(body, '"errors":%[{') then
     errors = errors + 1
   end
-end
-
-function done(summary, latency, requests_)
-  local errors_total = 0
-  for _, t in ipairs(threads) do
-    errors_total = errors_total + (t:get("errors") or 0)
-  end
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests": %d, "seconds": %.3f, "p50_ms": %.3f, "p95_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f, ' ..
-    '"errors": %d, "socket_errors": %d, "non_2xx": %d}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
-    latency:percentile(99) / 1e3, latency.max / 1e3, errors_total,
-    e.connect + e.read + e.write + e.timeout, e.status))
 end

@@ -115,7 +115,7 @@ def wrk(url: str, script: str, *, seconds: float, connections: int, threads: int
         env: dict[str, str]) -> dict:
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s",
                str(HERE / script), url]
-    result = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
+    result = subprocess.run(command, env={**os.environ, "BENCH_LUA_DIR": str(HERE), **env}, capture_output=True, text=True,
                             timeout=seconds + 60)
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed: {result.stderr}\n{result.stdout}")
