@@ -551,6 +551,13 @@ class RecordingConnection:
         return await self.conn.fetchval(sql, *args)
 
 
+def index_conditions(plan: dict) -> str:
+    found = plan.get("Index Cond", "")
+    for child in plan.get("Plans", []):
+        found += index_conditions(child)
+    return found
+
+
 def index_names(plan: dict) -> set[str]:
     found = {plan["Index Name"]} if "Index Name" in plan else set()
     for child in plan.get("Plans", []):
@@ -582,7 +589,7 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer)
         )
         # Rows inserted after the index was built wait in GIN's pending list until (auto)vacuum
         # moves them into the index; until then the planner prices the index far too high.
-        await conn.execute("SELECT gin_clean_pending_list('incidents_name_trgm')")
+        await conn.execute("SELECT gin_clean_pending_list('incidents_name_search')")
         await conn.execute("ANALYZE incidents")
         # At 5,000 rows the planner may rightly prefer a sequential scan of so small a table;
         # the point here is that the statement as built (one ILIKE per word, nothing wrapped
@@ -595,9 +602,14 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer)
         )
 
         assert [i.name for i in page.items] == ["Zanzibar exfiltration on WS-77"]
-        sql, args = recorder.statements[-1]
-        plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
-        assert "incidents_name_trgm" in index_names(plan), json.dumps(plan, indent=1)
+        # The newest incidents first, then those of the last days, then all: the last two
+        # through the trigram index, the second with the day of last activity in its condition.
+        near, recent, everything = recorder.statements
+        for sql, args in (recent, everything):
+            plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
+            assert "incidents_name_search" in index_names(plan), json.dumps(plan, indent=1)
+        plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {recent[0]}", *recent[1]))[0]["Plan"]
+        assert "last_activity_at" in index_conditions(plan), json.dumps(plan, indent=1)
 
 
 async def test_a_search_too_long_or_with_too_many_words_is_refused_not_truncated(admin, ingest):

@@ -54,7 +54,7 @@ async def test_bulk_seed_writes_what_ingestion_would_have(pool):
         )
         # The secondary indexes are back, and the sequences continue after the rows.
         names = {r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'incidents'")}
-        assert {"incidents_name_trgm", "incidents_recent"} <= names
+        assert {"incidents_name_search", "incidents_recent"} <= names
         assert await conn.fetchval("SELECT nextval(pg_get_serial_sequence('alerts', 'id'))") == counts["a"] + 1
 
 

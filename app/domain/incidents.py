@@ -5,6 +5,8 @@ A viewer sees an incident that holds at least one alert they may read, or no ale
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -113,49 +115,43 @@ def _cursor(incident: Incident) -> str:
     return pagination.encode("i", incident.last_activity_at, incident.id)
 
 
-# Typeahead, in one statement that answers exactly what the plain
+# Typeahead: the answer of the plain
 #   WHERE <every word ILIKE> ORDER BY last_activity_at DESC, id DESC LIMIT n
-# answers, choosing its way by what it finds (the planner cannot choose well: it judges a
-# '%word%' by a sample of 100 names, so that any word in fewer than about 1% of them looks rare
-# and goes to the trigram index, which for a word in 20,000 names costs 20-40 ms):
-# 1. the newest NEAR incidents, walking the recency index: a word that many
-#    names hold ("on", "lateral", "ws-", "alice": most of what analysts type) has its first page
-#    there, after a few hundred rows;
-# 2. when that came up short but found at least SPARSE matches (the word is in about 0.2% or
-#    more of the names), the newest FAR incidents the same way;
-# 3. otherwise the trigram index (fed the words' runs of letters and digits: search.index_parts),
-#    which is quick for words that few names hold: all matches, then the newest of them (the
-#    order is by an expression, so that the planner never walks the recency index here, which
-#    for a rare word would read the whole table).
-# Each step runs only when the one before came up short (one-time filters over the CTEs, which
-# PostgreSQL evaluates only when read; the last one sits above the LIMIT so that a parallel plan
-# does not start its workers for nothing), and each gives the first rows of the full answer.
-NEAR, FAR, SPARSE = 1_000, 5_000, 2
+# found in up to three steps, each a statement of its own that gives the first n rows of that
+# answer when it finds n rows (the last one always does). The planner cannot choose the way
+# itself: it judges a '%word%' by a sample of 100 names, so any word in fewer than about 1% of
+# them looks rare to it. And for a search of the whole table the trigram index must return
+# every match, each read from the table to be ordered: 4,000 rows for a word in 0.4% of a
+# million names. So:
+# 1. NEAR: the newest NEAR incidents, walking the recency index. A word that many names hold
+#    ("on", "lateral", "ws-", "alice": most of what analysts type) has its first page there.
+# 2. RECENT: the trigram index asked only for incidents active on the last RECENT_DAYS days
+#    (it also holds each incident's day: db/migrations/0005), so that a word in 0.01-1% of the
+#    names reads at most a few hundred rows.
+# 3. INDEXED: the trigram index over everything: a word rare enough to get here has few matches.
+# Steps 2 and 3 feed the index the words' runs of letters and digits (search.index_parts), and
+# order by an expression, so that the planner never walks the recency index there (for a rare
+# word that reads the whole table).
+NEAR, RECENT_DAYS = 1_000, 7
 
-SEARCH = """
-WITH near AS MATERIALIZED (
-    SELECT {columns} FROM (
-        SELECT * FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}
-    ) i
-     WHERE {where} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {limit}
-), far AS MATERIALIZED (
-    SELECT {columns} FROM (
-        SELECT * FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {far}
-    ) i
-     WHERE {where} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {limit}
-)
-SELECT * FROM near WHERE (SELECT count(*) FROM near) >= {limit}
-UNION ALL
-SELECT * FROM far
- WHERE (SELECT count(*) FROM near) < {limit} AND (SELECT count(*) FROM near) >= {sparse}
-   AND (SELECT count(*) FROM far) >= {limit}
-UNION ALL
-SELECT * FROM (
-    SELECT {columns} FROM incidents i WHERE {indexed} AND {keyset}
-     ORDER BY i.last_activity_at + interval '0' DESC, i.id DESC LIMIT {limit}
-) indexed
- WHERE (SELECT count(*) FROM near) < {limit}
-   AND ((SELECT count(*) FROM near) < {sparse} OR (SELECT count(*) FROM far) < {limit})
+NEAR_STEP = """
+SELECT {columns} FROM (
+    SELECT * FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}
+) i WHERE {where} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {limit}
+"""
+RECENT_STEP = """
+SELECT {columns} FROM incidents i
+ WHERE activity_day(i.last_activity_at) >= activity_day({since}) - {days} AND {where} AND {keyset}
+ ORDER BY i.last_activity_at + interval '0' DESC, i.id DESC LIMIT {limit}
+"""
+INDEXED_STEP = """
+SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
+ ORDER BY i.last_activity_at + interval '0' DESC, i.id DESC LIMIT {limit}
+"""
+# No words, or only ones the trigram index cannot narrow: the planner walks the recency index.
+PLAIN = """
+SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
+ ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {limit}
 """
 
 
@@ -168,7 +164,7 @@ async def list_incidents(
     filters), then the incidents whose names contain every typed word.
     """
     queue = await _queue(conn, viewer, flt, first, after)
-    rows = await conn.fetch(queue.sql, *queue.values)
+    rows = await queue.fetch(conn)
     return queue.page([models.incident(r) for r in rows])
 
 
@@ -190,8 +186,9 @@ async def list_incidents_with_alerts(
     alerts.first_alerts_of_incidents gives them), in one statement (the pinned number aside)."""
     pagination.check_first(alerts_first)
     queue = await _queue(conn, viewer, flt, first, after)
-    limit = f"${len(queue.values) + 1}"
-    rows = await conn.fetch(WITH_FIRST_ALERTS.format(queue=queue.sql, limit=limit), *queue.values, alerts_first + 1)
+    rows = await queue.fetch(conn, lambda sql, values: (
+        WITH_FIRST_ALERTS.format(queue=sql, limit=f"${len(values) + 1}"), [*values, alerts_first + 1]
+    ))
     found: dict[int, Incident] = {}
     by_incident: dict[int, list[Alert]] = {}
     for r in rows:
@@ -206,15 +203,40 @@ async def list_incidents_with_alerts(
     return page, alert_pages
 
 
+@contextlib.asynccontextmanager
+async def _one_connection(conn: Conn):
+    if isinstance(conn, asyncpg.Connection) or not hasattr(conn, "acquire"):
+        yield conn
+    else:
+        async with conn.acquire() as c:
+            yield c
+
+
 @dataclass
 class _Queue:
-    """One queue statement, and how its rows become a page (the pinned number first)."""
+    """The queue's statements (steps, tried in turn), and how their rows become a page (the
+    pinned number first)."""
 
-    sql: str
-    values: list
+    steps: list[tuple[str, list]]  # (statement, its parameters)
+    limit: int
     first: int
     pinned: list[Incident]
     number: int | None
+
+    async def fetch(self, conn: Conn, wrap: Callable[[str, list], tuple[str, list]] | None = None) -> list[asyncpg.Record]:
+        """The rows of the first step that finds `limit` incidents, or of the last step.
+
+        wrap(statement, parameters) may extend a step's statement (it must keep the `id` column).
+        """
+        steps = [wrap(*s) for s in self.steps] if wrap else self.steps
+        if len(steps) == 1:
+            return await conn.fetch(steps[0][0], *steps[0][1])
+        async with _one_connection(conn) as c:
+            for sql, values in steps:
+                rows = await c.fetch(sql, *values)
+                if len({r["id"] for r in rows}) >= self.limit:
+                    break
+            return rows
 
     def page(self, rows: list[Incident]) -> pagination.Page[Incident]:
         page = pagination.page_of(self.pinned + rows, self.first, _cursor)
@@ -242,24 +264,26 @@ async def _queue(conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, af
     else:
         key = pagination.decode(after, "i", (datetime, int))
 
-    p = search.Params()
-    filters = _filters(p, viewer, flt)  # $1 and $2: the viewer's scopes
-    if number is not None:
-        filters.append(f"i.id <> {p(number)}")
-    keyset = "true" if key is None else f"(i.last_activity_at, i.id) < ({p(key[0])}, {p(key[1])})"
-    limit = p(first + 1 - len(pinned))
+    limit = first + 1 - len(pinned)
+
+    def step(template: str, indexed: bool = False) -> tuple[str, list]:
+        p = search.Params()
+        filters = _filters(p, viewer, flt)  # $1 and $2: the viewer's scopes
+        if number is not None:
+            filters.append(f"i.id <> {p(number)}")
+        keyset = "true" if key is None else f"(i.last_activity_at, i.id) < ({p(key[0])}, {p(key[1])})"
+        sql = template.format(
+            columns=INCIDENT_COLUMNS, keyset=keyset, limit=p(limit), near=NEAR, days=RECENT_DAYS - 1,
+            where=" AND ".join(filters + _words(p, flt, indexed=indexed)),
+            since="now()" if key is None or "{since}" not in template else f"{p(key[0])}::timestamptz",
+        )
+        return sql, p.values
+
     if any(search.has_trigrams(w) for w in search.words(flt.search)):
-        sql = SEARCH.format(
-            columns=INCIDENT_COLUMNS, keyset=keyset, near=NEAR, far=FAR, sparse=SPARSE, limit=limit,
-            where=" AND ".join(filters + _words(p, flt)),
-            indexed=" AND ".join(filters + _words(p, flt, indexed=True)),
-        )
-    else:  # no words, or only ones the trigram index cannot narrow: the planner walks the recency index
-        sql = (
-            f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE {' AND '.join(filters + _words(p, flt))}"
-            f" AND {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {limit}"
-        )
-    return _Queue(sql, p.values, first, pinned, number)
+        steps = [step(NEAR_STEP), step(RECENT_STEP, indexed=True), step(INDEXED_STEP, indexed=True)]
+    else:
+        steps = [step(PLAIN)]
+    return _Queue(steps, limit, first, pinned, number)
 
 
 async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) -> int:

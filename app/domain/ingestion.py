@@ -115,7 +115,7 @@ INCIDENTS_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY(
 # else autovacuum does it.
 MERGE_PENDING_INDEX_ENTRIES = """
 SELECT sum(gin_clean_pending_list(c.oid)) FROM pg_class c
- WHERE c.oid IN ('alerts_title_trgm'::regclass, 'incidents_name_trgm'::regclass)
+ WHERE c.oid IN ('alerts_title_trgm'::regclass, 'incidents_name_search'::regclass)
    AND pg_has_role(c.relowner, 'USAGE')
 """
 
