@@ -67,18 +67,20 @@ async def count_readable_alerts(*, conn: Conn, viewer: Viewer, incident_ids: lis
 
 
 def _words(p: search.Params, flt: IncidentFilter, indexed: bool = False) -> list[str]:
-    """Every word in the name. `indexed`: as the trigram index reads them best
-    (search.index_parts), each word then checked on the rows the index found, as a function call
-    so that the index does not look up its own trigrams too."""
+    """Every word in the name (name_folded is the name in lower case, so that plain LIKE, five
+    times cheaper than ILIKE, does). `indexed`: as the trigram index reads them best
+    (search.index_parts), each word then checked on the rows the index found as a function call,
+    so that the index does not look up its trigrams too, nor any word it cannot narrow."""
     clauses = []
     for word in search.words(flt.search):
-        pattern = p(search.like_pattern(word))
+        pattern = f"lower({p(search.like_pattern(word))})"
         parts = search.index_parts(word) if indexed else [word]
-        if parts == [word]:
-            clauses.append(f"i.name ILIKE {pattern}")
+        if parts == [word] and (search.has_trigrams(word) or not indexed):
+            clauses.append(f"i.name_folded LIKE {pattern}")
             continue
-        clauses += [f"i.name ILIKE {p(search.like_pattern(part))}" for part in parts]
-        clauses.append(f"texticlike(i.name, {pattern})")
+        if search.has_trigrams(word):
+            clauses += [f"i.name_folded LIKE lower({p(search.like_pattern(part))})" for part in parts]
+        clauses.append(f"textlike(i.name_folded, {pattern})")
     return clauses
 
 

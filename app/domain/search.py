@@ -57,8 +57,18 @@ def index_parts(word: str) -> list[str]:
 
 
 def has_trigrams(word: str) -> bool:
-    """Whether the trigram index can narrow a search for this word at all."""
-    return any(len(run) >= 3 for run in _RUNS.split(word))
+    """Whether pg_trgm finds any trigram in '%word%', so that its index can narrow a search.
+
+    pg_trgm reads the runs of letters and digits, padding a run with two spaces before it and
+    one after it where punctuation (not the pattern's % ) borders it: "lateral" has trigrams,
+    "fs-1" has "fs " and "  1", "12", "c2" and "%" have none.
+    """
+    runs = _RUNS.split(word)
+    for n, run in enumerate(runs):
+        padding = (2 if n > 0 else 0) + (1 if n < len(runs) - 1 else 0)
+        if run and len(run) + padding >= 3:
+            return True
+    return False
 
 
 def like_pattern(word: str) -> str:
