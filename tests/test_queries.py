@@ -625,3 +625,60 @@ async def test_an_empty_incident_id_filter_is_bad_input_not_no_filter(admin, ing
     await ingest(alert_in("a"))
     errors = await admin.errors("query { alerts(filter: {incidentId: \"\"}) { totalCount } }")
     assert codes(errors) == ["BAD_USER_INPUT"]
+
+
+# --- the typeahead's steps ------------------------------------------------------------------
+
+# 3,000 incidents over 21 days, newest first by number: words in most names, in some, in few,
+# hosts with punctuation, and emails, so that every step of the search (the newest 1,000, the
+# last 7 days, everything) has to answer some of these.
+STEPPED_SEARCHES = [
+    "on", "lateral", "ws-12", "ws-2999", "ws-29", "fs-1", "fs-2", "user5@contoso", "user50@fabrikam.com",
+    "powershell ws-77", "rare ws-3", "c2 ws-1", "c2", "s-1", "rare", "zanzibar", "alpha beta", "nothing-like-this",
+]
+
+
+async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool):
+    viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
+    await pool.execute(
+        """
+        INSERT INTO incidents (name, severity, last_activity_at, alert_count, alert_scopes)
+        SELECT concat_ws(' ',
+                   CASE WHEN g % 5 = 0 THEN 'Lateral movement' ELSE 'Suspicious PowerShell' END,
+                   'on', CASE WHEN g % 7 = 0 THEN 'FS-' ELSE 'WS-' END || g,
+                   CASE WHEN g % 3 = 0 THEN 'by user' || (g % 97) || '@' || (ARRAY['contoso.com', 'fabrikam.com'])[g % 2 + 1] END,
+                   CASE WHEN g % 211 = 0 THEN 'rare' END, CASE WHEN g = 2500 THEN 'Zanzibar alpha beta' END,
+                   CASE WHEN g % 13 = 0 THEN 'C2 beacon' END),
+               'medium', now() - g * interval '10 minutes', 1, ARRAY['default']
+          FROM generate_series(1, 3000) g
+        """
+    )
+    await pool.execute("ANALYZE incidents")
+    plain = "SELECT id FROM incidents WHERE {words} ORDER BY last_activity_at DESC, id DESC"
+    conn = await pool.acquire()
+    recorder = RecordingConnection(conn)
+    for text in STEPPED_SEARCHES:
+        words = text.split()
+        expected = [r["id"] for r in await pool.fetch(
+            plain.format(words=" AND ".join(f"name ILIKE ${n + 1}" for n in range(len(words)))),
+            *[f"%{w}%" for w in words],
+        )]
+        found: list[int] = []
+        after = None
+        for _ in range(3):  # three pages of 10: the first 30 matches, in order
+            page = await incidents.list_incidents(
+                conn=recorder, viewer=viewer, flt=incidents.IncidentFilter(search=text), first=10, after=after
+            )
+            found += [i.id for i in page.items]
+            if not page.has_next:
+                break
+            after = page.cursors[-1]
+        assert found == expected[:30], text
+    await pool.release(conn)
+    # Every step answered some of them: the newest 1,000, the sample of which words to look up,
+    # the last 7 days, and everything.
+    statements = [sql for sql, _ in recorder.statements]
+    assert any("LIMIT 1000" in sql for sql in statements)
+    assert any("reltuples" in sql for sql in statements)
+    assert any("activity_day" in sql for sql in statements)
+    assert any("interval '0'" in sql and "activity_day" not in sql for sql in statements)

@@ -66,20 +66,24 @@ async def count_readable_alerts(*, conn: Conn, viewer: Viewer, incident_ids: lis
     return {r["incident_id"]: r["n"] for r in rows}
 
 
-def _words(p: search.Params, flt: IncidentFilter, indexed: bool = False) -> list[str]:
+def _words(p: search.Params, flt: IncidentFilter, indexed: frozenset[str] | None = None) -> list[str]:
     """Every word in the name (name_folded is the name in lower case, so that plain LIKE, five
-    times cheaper than ILIKE, does). `indexed`: as the trigram index reads them best
-    (search.index_parts), each word then checked on the rows the index found as a function call,
-    so that the index does not look up its trigrams too, nor any word it cannot narrow."""
+    times cheaper than ILIKE, does).
+
+    `indexed`: the parts of the words (search.index_parts) that the trigram index should look up;
+    each word is then checked on the rows it found as a function call, which the index cannot
+    serve, so that it does not look up the word's other trigrams too.
+    """
     clauses = []
     for word in search.words(flt.search):
         pattern = f"lower({p(search.like_pattern(word))})"
-        parts = search.index_parts(word) if indexed else [word]
-        if parts == [word] and (search.has_trigrams(word) or not indexed):
+        if indexed is None or search.index_parts(word) == [word] and word in indexed:
             clauses.append(f"i.name_folded LIKE {pattern}")
             continue
-        if search.has_trigrams(word):
-            clauses += [f"i.name_folded LIKE lower({p(search.like_pattern(part))})" for part in parts]
+        clauses += [
+            f"i.name_folded LIKE lower({p(search.like_pattern(part))})"
+            for part in search.index_parts(word) if part in indexed
+        ]
         clauses.append(f"textlike(i.name_folded, {pattern})")
     return clauses
 
@@ -135,6 +139,15 @@ def _cursor(incident: Incident) -> str:
 # order by an expression, so that the planner never walks the recency index there (for a rare
 # word that reads the whole table).
 NEAR, RECENT_DAYS = 1_000, 7
+
+# Before steps 2 and 3 of a search with several parts, which parts the index should look up: a
+# part in most names ("com", "powershell") costs the index more than it saves (it has to read
+# every trigram's list). The newest NEAR names are the sample, as step 1 saw them.
+SAMPLE = """
+SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 0)::bigint AS total,
+       ARRAY[{counts}]::integer[] AS counts
+  FROM (SELECT i.name_folded FROM incidents i ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}) i
+"""
 
 NEAR_STEP = """
 SELECT {columns} FROM (
@@ -216,10 +229,12 @@ async def _one_connection(conn: Conn):
 
 @dataclass
 class _Queue:
-    """The queue's statements (steps, tried in turn), and how their rows become a page (the
-    pinned number first)."""
+    """How the queue's statements are built and tried in turn, and how their rows become a page
+    (the pinned number first)."""
 
-    steps: list[tuple[str, list]]  # (statement, its parameters)
+    statement: Callable[[str, frozenset[str] | None], tuple[str, list]]  # (template, index parts)
+    templates: list[str]
+    parts: list[str]  # what the trigram index can look up (search.index_parts of each word)
     limit: int
     first: int
     pinned: list[Incident]
@@ -230,21 +245,40 @@ class _Queue:
 
         wrap(statement, parameters) may extend a step's statement (it must keep the `id` column).
         """
-        steps = [wrap(*s) for s in self.steps] if wrap else self.steps
-        if len(steps) == 1:
-            return await conn.fetch(steps[0][0], *steps[0][1])
+        wrap = wrap or (lambda sql, values: (sql, values))
+        if len(self.templates) == 1:
+            return await conn.fetch(*_flat(wrap(*self.statement(self.templates[0], None))))
         async with _one_connection(conn) as c:
-            for sql, values in steps:
-                rows = await c.fetch(sql, *values)
+            near, *indexed = self.templates
+            rows = await c.fetch(*_flat(wrap(*self.statement(near, None))))
+            if len({r["id"] for r in rows}) >= self.limit:
+                return rows
+            parts = frozenset(await self._index_parts(c))
+            for template in indexed:
+                rows = await c.fetch(*_flat(wrap(*self.statement(template, parts))))
                 if len({r["id"] for r in rows}) >= self.limit:
                     break
             return rows
+
+    async def _index_parts(self, conn: Conn) -> list[str]:
+        if len(self.parts) == 1:
+            return self.parts
+        p = search.Params()
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE i.name_folded LIKE lower({p(search.like_pattern(part))}))" for part in self.parts
+        )
+        row = await conn.fetchrow(SAMPLE.format(counts=counts, near=NEAR), *p.values)
+        return search.choose_index_parts(self.parts, row["counts"], sample=NEAR, total=row["total"])
 
     def page(self, rows: list[Incident]) -> pagination.Page[Incident]:
         page = pagination.page_of(self.pinned + rows, self.first, _cursor)
         if self.pinned:
             page.cursors[0] = pagination.encode("p", self.number)
         return page
+
+
+def _flat(statement: tuple[str, list]) -> list:
+    return [statement[0], *statement[1]]
 
 
 async def _queue(conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None) -> _Queue:
@@ -268,7 +302,7 @@ async def _queue(conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, af
 
     limit = first + 1 - len(pinned)
 
-    def step(template: str, indexed: bool = False) -> tuple[str, list]:
+    def statement(template: str, indexed: frozenset[str] | None) -> tuple[str, list]:
         p = search.Params()
         filters = _filters(p, viewer, flt)  # $1 and $2: the viewer's scopes
         if number is not None:
@@ -276,16 +310,15 @@ async def _queue(conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, af
         keyset = "true" if key is None else f"(i.last_activity_at, i.id) < ({p(key[0])}, {p(key[1])})"
         sql = template.format(
             columns=INCIDENT_COLUMNS, keyset=keyset, limit=p(limit), near=NEAR, days=RECENT_DAYS - 1,
-            where=" AND ".join(filters + _words(p, flt, indexed=indexed)),
+            where=" AND ".join(filters + _words(p, flt, indexed)),
             since="now()" if key is None or "{since}" not in template else f"{p(key[0])}::timestamptz",
         )
         return sql, p.values
 
-    if any(search.has_trigrams(w) for w in search.words(flt.search)):
-        steps = [step(NEAR_STEP), step(RECENT_STEP, indexed=True), step(INDEXED_STEP, indexed=True)]
-    else:
-        steps = [step(PLAIN)]
-    return _Queue(steps, limit, first, pinned, number)
+    words = search.words(flt.search)
+    parts = [part for w in words if search.has_trigrams(w) for part in search.index_parts(w)]
+    templates = [NEAR_STEP, RECENT_STEP, INDEXED_STEP] if parts else [PLAIN]
+    return _Queue(statement, templates, list(dict.fromkeys(parts)), limit, first, pinned, number)
 
 
 async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) -> int:

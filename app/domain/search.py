@@ -56,6 +56,30 @@ def index_parts(word: str) -> list[str]:
     return runs if len(runs) >= 2 else [word]
 
 
+# What one entry of a trigram's list costs the index to read, against what one row costs the
+# table scan that checks it (measured at a million incidents: 0.065 against 2 microseconds).
+INDEX_ENTRY_COST = 0.03
+
+
+def choose_index_parts(parts: list[str], counts: list[int], *, sample: int, total: int) -> list[str]:
+    """Which parts the trigram index should look up, given how many of `sample` names hold each.
+
+    The rarest, then the next rarest while it saves more rows to check than it costs the index
+    to read its trigrams' lists (at least as long as the names holding it): "alice smith" looks
+    up both words, "powershell WS-4821" only the host. The rows found are checked for every word.
+    """
+    by_rarity = sorted(zip(((n + 1) / (sample + 1) for n in counts), parts))
+    total = max(total, sample)
+    chosen: list[str] = []
+    expected = float(total)
+    for share, part in by_rarity:
+        if chosen and expected * (1 - share) <= share * total * INDEX_ENTRY_COST:
+            break
+        chosen.append(part)
+        expected *= share
+    return chosen
+
+
 def has_trigrams(word: str) -> bool:
     """Whether pg_trgm finds any trigram in '%word%', so that its index can narrow a search.
 

@@ -1,0 +1,40 @@
+"""How typed words become what the trigram index looks up (app/domain/search.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.domain import search
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("lateral", True), ("lat", True), ("ws-4821", True),
+        # A run bordered by punctuation is padded: "fs " and "  1".
+        ("fs-1", True), ("ws-", True), ("-1", True), ("a.b", True),
+        # Two characters, or only punctuation: nothing for the index to look up.
+        ("12", False), ("c2", False), ("la", False), ("%", False), ("a.", False), ("", False),
+    ],
+)
+def test_which_words_the_trigram_index_can_narrow(word, expected):
+    assert search.has_trigrams(word) is expected
+
+
+def test_index_parts_are_runs_only_when_there_are_two_long_ones():
+    assert search.index_parts("alice.smith@contoso.com") == ["alice", "smith", "contoso", "com"]
+    assert search.index_parts("ws-4821") == ["ws-4821"]
+    assert search.index_parts("7z.exe") == ["7z.exe"]
+
+
+def test_the_rarest_part_is_looked_up_then_others_while_they_pay():
+    parts = ["powershell", "ws-4821"]
+    # The host is in none of the 1,000 sampled names, PowerShell in 150: only the host.
+    assert search.choose_index_parts(parts, [150, 0], sample=1000, total=1_000_000) == ["ws-4821"]
+    # Two words in 5% and 7% of the names: both, each narrows the other.
+    assert search.choose_index_parts(["alice", "smith"], [50, 70], sample=1000, total=1_000_000) == ["alice", "smith"]
+    # A part in most names is never worth its lists.
+    chosen = search.choose_index_parts(["proseware", "ivan", "com"], [9, 11, 700], sample=1000, total=1_000_000)
+    assert chosen == ["proseware", "ivan"]
+    # A rare part leaves too few rows to check for a common one to pay.
+    assert search.choose_index_parts(["on", "ws-4821"], [400, 0], sample=1000, total=1_000_000) == ["ws-4821"]
