@@ -638,7 +638,8 @@ STEPPED_SEARCHES = [
 ]
 
 
-async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool):
+@pytest.mark.parametrize("with_alerts", [False, True])
+async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool, with_alerts):
     viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
     await pool.execute(
         """
@@ -653,28 +654,42 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool)
           FROM generate_series(1, 3000) g
         """
     )
+    # Some of them with alerts: the typeahead can read each one's first alerts in its statements.
+    await pool.execute(
+        """
+        INSERT INTO alerts (external_id, title, severity, category, scope, detected_at, incident_id)
+        SELECT 'x' || i.id || '-' || n, i.name, 'medium', 'Execution', 'default', i.last_activity_at, i.id
+          FROM incidents i, generate_series(1, 3) n WHERE i.id % 2 = 0
+        """
+    )
     await pool.execute("ANALYZE incidents")
     plain = "SELECT id FROM incidents WHERE {words} ORDER BY last_activity_at DESC, id DESC"
-    conn = await pool.acquire()
-    recorder = RecordingConnection(conn)
-    for text in STEPPED_SEARCHES:
-        words = text.split()
-        expected = [r["id"] for r in await pool.fetch(
-            plain.format(words=" AND ".join(f"name ILIKE ${n + 1}" for n in range(len(words)))),
-            *[f"%{w}%" for w in words],
-        )]
-        found: list[int] = []
-        after = None
-        for _ in range(3):  # three pages of 10: the first 30 matches, in order
-            page = await incidents.list_incidents(
-                conn=recorder, viewer=viewer, flt=incidents.IncidentFilter(search=text), first=10, after=after
-            )
-            found += [i.id for i in page.items]
-            if not page.has_next:
-                break
-            after = page.cursors[-1]
-        assert found == expected[:30], text
-    await pool.release(conn)
+    async with pool.acquire() as conn:
+        recorder = RecordingConnection(conn)
+        for text in STEPPED_SEARCHES:
+            words = text.split()
+            expected = [r["id"] for r in await pool.fetch(
+                plain.format(words=" AND ".join(f"name ILIKE ${n + 1}" for n in range(len(words)))),
+                *[f"%{w}%" for w in words],
+            )]
+            found: list[int] = []
+            after = None
+            for _ in range(3):  # three pages of 10: the first 30 matches, in order
+                flt = incidents.IncidentFilter(search=text)
+                if with_alerts:
+                    page, alert_pages = await incidents.list_incidents_with_alerts(
+                        conn=recorder, viewer=viewer, flt=flt, first=10, after=after, alerts_first=2
+                    )
+                    assert [len(alert_pages[i.id].items) for i in page.items] == [
+                        2 if i.id % 2 == 0 else 0 for i in page.items
+                    ]
+                else:
+                    page = await incidents.list_incidents(conn=recorder, viewer=viewer, flt=flt, first=10, after=after)
+                found += [i.id for i in page.items]
+                if not page.has_next:
+                    break
+                after = page.cursors[-1]
+            assert found == expected[:30], text
     # Every step answered some of them: the newest 1,000, the sample of which words to look up,
     # the last 7 days, and everything.
     statements = [sql for sql, _ in recorder.statements]

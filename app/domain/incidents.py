@@ -243,7 +243,7 @@ class _Queue:
     async def fetch(self, conn: Conn, wrap: Callable[[str, list], tuple[str, list]] | None = None) -> list[asyncpg.Record]:
         """The rows of the first step that finds `limit` incidents, or of the last step.
 
-        wrap(statement, parameters) may extend a step's statement (it must keep the `id` column).
+        wrap(statement, parameters) may extend a step's statement; the incident's id stays its first column.
         """
         wrap = wrap or (lambda sql, values: (sql, values))
         if len(self.templates) == 1:
@@ -251,12 +251,12 @@ class _Queue:
         async with _one_connection(conn) as c:
             near, *indexed = self.templates
             rows = await c.fetch(*_flat(wrap(*self.statement(near, None))))
-            if len({r["id"] for r in rows}) >= self.limit:
+            if len({r[0] for r in rows}) >= self.limit:
                 return rows
             parts = frozenset(await self._index_parts(c))
             for template in indexed:
                 rows = await c.fetch(*_flat(wrap(*self.statement(template, parts))))
-                if len({r["id"] for r in rows}) >= self.limit:
+                if len({r[0] for r in rows}) >= self.limit:
                     break
             return rows
 
