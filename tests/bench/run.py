@@ -323,6 +323,8 @@ def main() -> None:
         results: dict[str, object] = {}
         table: list[tuple[str, str, str]] = []
 
+        log("building the anchors' index (pg_trgm on the name) for their SQL and the plain rule")
+        asyncio.run(database.anchor_index(db_url, present=True))
         # Same answers as the plain rule, before timing anything.
         log("checking typeahead answers against the plain SQL rule")
         all_inputs = list(dict.fromkeys(data.cheap + data.mix))
@@ -351,6 +353,7 @@ def main() -> None:
             if name == "mix":
                 log("typeahead mix: the anchors' SQL on the floor")
                 results["mix_anchor"] = load(floor, fq, path="/anchor", token=token, seconds=scale.seconds, warmup=scale.warmup)
+        asyncio.run(database.anchor_index(db_url, present=False))
 
         log("incident detail")
         dq = bodies_file(workdir, "detail.jsonl", [{"query": DETAIL, "variables": {"id": str(i)}} for i in data.detail_incidents])
