@@ -46,7 +46,7 @@ from strawberry.schema.schema import validate_document
 from app.api import ids
 from app.api.context import Context
 from app.api.limits import Limits, selection_cost, validation_rules
-from app.db import in_transaction
+from app.api.mutations import ingest_alerts
 from app.domain import activity, alerts, incidents, ingestion, models
 from app.domain.errors import Problem, Refused
 from app.domain.pagination import Page
@@ -329,10 +329,7 @@ async def _root_ingest(args, ctx: Context, field, variables):
         for a in args["alerts"]
     ]
     try:
-        result = await in_transaction(
-            ctx.pool,
-            lambda conn: ingestion.ingest_alerts(conn=conn, viewer=ctx.viewer, batch=batch, window=ctx.correlation_window),
-        )
+        result = await ingest_alerts.ingest(ctx, batch)
     except Refused as refused:
         return IngestPayload([], [], [], refused.problems)
     return IngestPayload(result.alerts, result.incidents, result.entries, [])

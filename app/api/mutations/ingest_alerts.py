@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -13,6 +15,8 @@ from app.api.types import ActivityLogEntry, Alert, EntityKind, Incident, Severit
 from app.db import in_transaction
 from app.domain import ingestion
 from app.domain.errors import Refused
+
+log = logging.getLogger(__name__)
 
 
 @strawberry.input
@@ -63,17 +67,36 @@ def _domain(a: AlertInput) -> ingestion.AlertIn:
     )
 
 
+_merges: set[asyncio.Task] = set()  # running merges, held so that they are not collected
+
+
+async def ingest(ctx: Context, batch: list[ingestion.AlertIn]) -> ingestion.IngestResult:
+    """Ingest in one transaction, then have the trigram indexes' pending entries merged in the
+    background: the answer does not wait for it, nor does the transaction hold its row locks
+    through it. Raises Refused (nothing stored) like ingestion.ingest_alerts."""
+    result = await in_transaction(
+        ctx.pool,
+        lambda conn: ingestion.ingest_alerts(conn=conn, viewer=ctx.viewer, batch=batch, window=ctx.correlation_window),
+    )
+    task = asyncio.create_task(_merge(ctx))
+    _merges.add(task)
+    task.add_done_callback(_merges.discard)
+    return result
+
+
+async def _merge(ctx: Context) -> None:
+    try:
+        async with ctx.pool.acquire() as conn:
+            await ingestion.merge_pending_index_entries(conn=conn)
+    except Exception:  # an optimisation only: autovacuum merges what this leaves
+        log.debug("merging pending index entries failed", exc_info=True)
+
+
 async def ingest_alerts(info: Info[Context, None], alerts: list[AlertInput]) -> IngestAlertsPayload:
     """Store alerts from a detection source; each joins a correlated incident or opens one."""
     ctx = info.context
-    batch = [_domain(a) for a in alerts]
     try:
-        result = await in_transaction(
-            ctx.pool,
-            lambda conn: ingestion.ingest_alerts(
-                conn=conn, viewer=ctx.viewer, batch=batch, window=ctx.correlation_window
-            ),
-        )
+        result = await ingest(ctx, [_domain(a) for a in alerts])
     except Refused as refused:
         return IngestAlertsPayload(
             alerts=[], incidents=[], log_entries=[],
