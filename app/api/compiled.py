@@ -66,8 +66,13 @@ class Connection:
 
 @dataclass(frozen=True)
 class Edge:
-    cursor: str
+    page: Page
+    n: int
     node: Record
+
+    @property
+    def cursor(self) -> str:
+        return self.page.cursor(self.n)
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ SCALARS: dict[str, dict[str, Callable[[Record, Context], Any]]] = {
     },
     "PageInfo": {
         "hasNextPage": lambda p, c: p.has_next,
-        "endCursor": lambda p, c: p.cursors[-1] if p.cursors else None,
+        "endCursor": lambda p, c: p.end_cursor,
     },
 }
 for _edge in ("IncidentEdge", "AlertEdge", "ActivityLogEntryEdge"):
@@ -198,7 +203,7 @@ async def _entities(parents, args, ctx: Context):
 
 
 async def _edges(parents, args, ctx):
-    return [[Edge(c, item) for c, item in zip(p.page.cursors, p.page.items, strict=True)] for p in parents]
+    return [[Edge(p.page, n, item) for n, item in enumerate(p.page.items)] for p in parents]
 
 
 async def _page_info(parents, args, ctx):
@@ -473,7 +478,9 @@ async def _resolve_level(plans: list[FieldPlan], parents: list, variables, ctx: 
             columns[n] = [plan.scalar(p, ctx) for p in parents]
         else:
             pending.append(n)
-    if pending:
+    if len(pending) == 1:  # the usual case: no task to create
+        columns[pending[0]] = await _resolve_field(plans[pending[0]], parents, variables, ctx)
+    elif pending:
         results = await asyncio.gather(*(
             _resolve_field(plans[n], parents, variables, ctx) for n in pending
         ))

@@ -93,7 +93,7 @@ def connection(page: Page, node: Callable, count: Callable[[], Awaitable[int]]) 
     return Connection(
         edges=[Edge(cursor=c, node=node(item)) for c, item in zip(page.cursors, page.items, strict=True)],
         page_info=PageInfo(
-            has_next_page=page.has_next, end_cursor=page.cursors[-1] if page.cursors else None
+            has_next_page=page.has_next, end_cursor=page.end_cursor
         ),
         count=count,
     )

@@ -271,10 +271,8 @@ class _Queue:
         return search.choose_index_parts(self.parts, row["counts"], sample=NEAR, total=row["total"])
 
     def page(self, rows: list[Incident]) -> pagination.Page[Incident]:
-        page = pagination.page_of(self.pinned + rows, self.first, _cursor)
-        if self.pinned:
-            page.cursors[0] = pagination.encode("p", self.number)
-        return page
+        pinned = pagination.encode("p", self.number) if self.pinned else None
+        return pagination.page_of(self.pinned + rows, self.first, _cursor, first_cursor=pinned)
 
 
 def _flat(statement: tuple[str, list]) -> list:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -19,9 +20,26 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
+    """Up to `first` items, whether more follow, and each item's cursor, made only when asked
+    for (a typeahead reads none of its 60)."""
+
     items: list[T]
-    cursors: list[str]
     has_next: bool
+    cursor_of: Callable[[T], str]
+    first_cursor: str | None = None  # instead of cursor_of(items[0]): a pinned incident's
+
+    def cursor(self, n: int) -> str:
+        if n == 0 and self.first_cursor is not None:
+            return self.first_cursor
+        return self.cursor_of(self.items[n])
+
+    @property
+    def cursors(self) -> list[str]:
+        return [self.cursor(n) for n in range(len(self.items))]
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursor(len(self.items) - 1) if self.items else None
 
 
 def check_first(first: int) -> int:
@@ -62,7 +80,6 @@ def decode(cursor: str | None, kind: str, shape: tuple[type, ...]) -> tuple | No
         raise InvalidArgument("after", "after is not a cursor from this list") from None
 
 
-def page_of(rows: list, first: int, cursor_of) -> Page:
+def page_of(rows: list, first: int, cursor_of: Callable, first_cursor: str | None = None) -> Page:
     """Build a page from up to first+1 rows (the extra row only says there is more)."""
-    items = rows[:first]
-    return Page(items=items, cursors=[cursor_of(r) for r in items], has_next=len(rows) > first)
+    return Page(items=rows[:first], has_next=len(rows) > first, cursor_of=cursor_of, first_cursor=first_cursor)
