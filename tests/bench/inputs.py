@@ -1,7 +1,7 @@
 """What the load generator sends: typeahead inputs, incidents to open, alerts to move and ingest.
 
 Everything is drawn from the seeded data with a fixed random seed, so that two runs at the same
-scale send the same inputs.
+scale send the same inputs (what earlier runs moved or ingested aside).
 
 - The cheap set: incident numbers and rare words (host names and accounts that appear in a
   handful of incidents): each answers from an index in about a millisecond.
@@ -52,12 +52,25 @@ async def _values(conn, kind: str, alert_ids: list[int]) -> list[str]:
     return [r["value"] for r in rows]
 
 
+async def _seeded(conn) -> tuple[int, int]:
+    """The last incident number and alert id the seed wrote: inputs are drawn from those only, so
+    that what earlier runs ingested does not change them (the seed numbers both from 1, in time
+    order)."""
+    if await conn.fetchval("SELECT to_regclass('bench_meta') IS NOT NULL"):
+        row = await conn.fetchrow("SELECT incidents, seeded_at FROM bench_meta ORDER BY seeded_at DESC LIMIT 1")
+        if row is not None:
+            last_alert = await conn.fetchval(
+                "SELECT id FROM alerts WHERE detected_at <= $1 ORDER BY detected_at DESC, id DESC LIMIT 1", row["seeded_at"]
+            )
+            return row["incidents"], last_alert
+    return await conn.fetchval("SELECT max(id) FROM incidents"), await conn.fetchval("SELECT max(id) FROM alerts")
+
+
 async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs:
     rng = random.Random(seed)
     conn = await asyncpg.connect(url)
     try:
-        max_incident = await conn.fetchval("SELECT max(id) FROM incidents")
-        max_alert = await conn.fetchval("SELECT max(id) FROM alerts")
+        max_incident, max_alert = await _seeded(conn)
         sample = sorted(rng.sample(range(1, max_alert + 1), 3000))
         hosts = await _values(conn, "device", sample)
         accounts = await _values(conn, "user", sample)
@@ -98,11 +111,11 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
         rng.shuffle(mix)
 
         detail = [r["id"] for r in await conn.fetch(
-            "SELECT id FROM incidents WHERE alert_count >= 50 ORDER BY id LIMIT 200"
+            "SELECT id FROM incidents WHERE alert_count >= 50 AND id <= $1 ORDER BY id LIMIT 200", max_incident
         )]
         recent = [r["id"] for r in await conn.fetch(
             "SELECT id FROM incidents WHERE status IN ('active', 'in_progress') AND alert_count BETWEEN 3 AND 20"
-            " ORDER BY last_activity_at DESC LIMIT 400"
+            " AND id <= $1 ORDER BY last_activity_at DESC LIMIT 400", max_incident
         )]
         pool_incidents = recent[:40]
         move_alerts = [r["id"] for r in await conn.fetch(
