@@ -9,11 +9,13 @@ scalars read straight off the records and serialized as the schema does.
 
 It takes only what it fully understands: queries on incidents and alerts, their connections,
 entities and activity logs, and the ingestAlerts mutation (whose 500 alert inputs cost strawberry
-more to convert than the ingestion itself), with aliases, fragments and variables, no
+more to convert than the ingestion itself) and linkAlerts (16 analysts moving alerts spend more
+of the server on graphql-core than on the move), with aliases, fragments and variables, no
 directives and no introspection. Anything else, and anything that fails (a bad argument, a
 permission, an unexpected error), goes the normal way, which then gives the proper errors: a
-read can safely be run twice, and so can an ingestion (a failed one changed nothing; a stored
-alert is returned unchanged). The responses are the ones the normal path gives, byte for byte
+read can safely be run twice, and so can a mutation that failed (it changed nothing). One that
+committed and then failed would run again as a replay (alerts already there), whose payload
+has no log entries; nothing after the commit but building the answer can fail. The responses are the ones the normal path gives, byte for byte
 (a test holds both paths to that).
 """
 
@@ -46,8 +48,8 @@ from strawberry.schema.schema import validate_document
 from app.api import ids
 from app.api.context import Context
 from app.api.limits import Limits, selection_cost, validation_rules
-from app.api.mutations import ingest_alerts
-from app.domain import activity, alerts, incidents, ingestion, models
+from app.api.mutations import ingest_alerts, link_alerts
+from app.domain import activity, alerts, incidents, ingestion, linking, models
 from app.domain.errors import Problem, Refused
 from app.domain.pagination import Page
 
@@ -73,6 +75,15 @@ class Edge:
     @property
     def cursor(self) -> str:
         return self.page.cursor(self.n)
+
+
+@dataclass(frozen=True)
+class LinkPayload:
+    target: models.Incident | None
+    sources: list[models.Incident]
+    alerts: list[models.Alert]
+    entries: list[models.ActivityEntry]
+    errors: list[Problem]
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,12 @@ SCALARS: dict[str, dict[str, Callable[[Record, Context], Any]]] = {
 }
 for _edge in ("IncidentEdge", "AlertEdge", "ActivityLogEntryEdge"):
     SCALARS[_edge] = {"cursor": lambda e, c: e.cursor}
+SCALARS["LinkAlertsError"] = {
+    "code": lambda p, c: p.code,
+    "message": lambda p, c: p.message,
+    "field": lambda p, c: p.field,
+    "alertIds": lambda p, c: list(p.ids),
+}
 SCALARS["IngestAlertsError"] = {
     "code": lambda p, c: p.code,
     "message": lambda p, c: p.message,
@@ -245,6 +262,10 @@ OBJECTS: dict[str, dict[str, Callable]] = {
     "IncidentConnection": CONNECTION_FIELDS,
     "AlertConnection": CONNECTION_FIELDS,
     "ActivityLogEntryConnection": CONNECTION_FIELDS,
+    "LinkAlertsPayload": {
+        "targetIncident": _payload("target"), "sourceIncidents": _payload("sources"), "alerts": _payload("alerts"),
+        "logEntries": _payload("entries"), "errors": _payload("errors"),
+    },
     "IngestAlertsPayload": {
         "alerts": _payload("alerts"), "incidents": _payload("incidents"),
         "logEntries": _payload("entries"), "errors": _payload("errors"),
@@ -322,6 +343,18 @@ def _get(value, name: str):
     return getattr(value, name, None)
 
 
+async def _root_link(args, ctx: Context, field, variables):
+    """As the linkAlerts resolver (app/api/mutations/link_alerts.py) does it."""
+    target = linking.Target(
+        existing_incident_id=_get(args["target"], "existing_incident_id"), create_new=_get(args["target"], "create_new")
+    )
+    try:
+        result = await link_alerts.link(ctx, [str(i) for i in args["alertIds"]], target, args["comment"], args.get("idempotencyKey"))
+    except Refused as refused:
+        return LinkPayload(None, [], [], [], refused.problems)
+    return LinkPayload(result.target, result.sources, result.alerts, result.entries, [])
+
+
 async def _root_ingest(args, ctx: Context, field, variables):
     """As the ingestAlerts resolver (app/api/mutations/ingest_alerts.py) does it."""
     batch = [
@@ -347,7 +380,7 @@ def _utc(value):
 
 
 ROOTS = {"incidents": _root_incidents, "alerts": _root_alerts, "incident": _root_incident, "alert": _root_alert}
-MUTATIONS = {"ingestAlerts": _root_ingest}
+MUTATIONS = {"ingestAlerts": _root_ingest, "linkAlerts": _root_link}
 
 
 # --- the plan ---------------------------------------------------------------------------------

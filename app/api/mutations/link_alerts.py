@@ -47,6 +47,22 @@ class LinkAlertsPayload:
     errors: list[LinkAlertsError]
 
 
+async def link(
+    ctx: Context, alert_ids: list[str], target: linking.Target, comment: str, idempotency_key: str | None
+) -> linking.LinkResult:
+    """The move in one transaction, once per idempotency key when one is given. Raises Refused
+    (nothing changed) like linking.link_alerts."""
+
+    async def work(conn):
+        if idempotency_key is None:
+            return await linking.link_alerts(conn=conn, viewer=ctx.viewer, alert_ids=alert_ids, target=target, comment=comment)
+        return await idempotency.link_alerts_once(
+            conn=conn, viewer=ctx.viewer, key=idempotency_key, alert_ids=alert_ids, target=target, comment=comment,
+        )
+
+    return await in_transaction(ctx.pool, work)
+
+
 def _given(value):
     return None if value is strawberry.UNSET else value
 
@@ -69,20 +85,8 @@ async def link_alerts(
     domain_target = linking.Target(
         existing_incident_id=_given(target.existing_incident_id), create_new=_given(target.create_new)
     )
-    ids = [str(i) for i in alert_ids]
-
-    async def work(conn):
-        if idempotency_key is None:
-            return await linking.link_alerts(
-                conn=conn, viewer=ctx.viewer, alert_ids=ids, target=domain_target, comment=comment
-            )
-        return await idempotency.link_alerts_once(
-            conn=conn, viewer=ctx.viewer, key=idempotency_key, alert_ids=ids,
-            target=domain_target, comment=comment,
-        )
-
     try:
-        result = await in_transaction(ctx.pool, work)
+        result = await link(ctx, [str(i) for i in alert_ids], domain_target, comment, idempotency_key)
     except Refused as refused:
         return LinkAlertsPayload(
             target_incident=None, source_incidents=[], alerts=[], log_entries=[],
