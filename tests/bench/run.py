@@ -139,6 +139,37 @@ def load(url: str, bodies: str, *, path: str, token: str, seconds: float, warmup
     return wrk(url, "bodies.lua", seconds=seconds, connections=connections, env=env)
 
 
+def load_side_by_side(targets: dict[str, tuple[str, str, str]], *, token: str, seconds: float, warmup: float,
+                      rounds: int = 3, connections: int = 8) -> dict[str, dict]:
+    """Each target (url, bodies, path) in turn for seconds/rounds, `rounds` times over, so that
+    whatever else the machine does in that minute weighs on all of them alike.
+
+    Requests per second are over all rounds; p50 and p95 are the rounds' weighted by requests
+    (near enough), p99 and max the worst round's (an upper bound of the whole's).
+    """
+    envs = {name: {"BENCH_BODIES": bodies, "BENCH_PATH": path, "BENCH_TOKEN": token, "BENCH_CHECK": "1"}
+            for name, (url, bodies, path) in targets.items()}
+    for name, (url, _, _) in targets.items():
+        wrk(url, "bodies.lua", seconds=warmup, connections=connections, env=envs[name])
+    runs: dict[str, list[dict]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, (url, _, _) in targets.items():
+            runs[name].append(wrk(url, "bodies.lua", seconds=max(1, round(seconds / rounds)), connections=connections,
+                                  env=envs[name]))
+    merged = {}
+    for name, parts in runs.items():
+        requests = sum(r["requests"] for r in parts)
+        merged[name] = {
+            "requests": requests, "seconds": sum(r["seconds"] for r in parts),
+            "p50_ms": sum(r["p50_ms"] * r["requests"] for r in parts) / requests,
+            "p95_ms": sum(r["p95_ms"] * r["requests"] for r in parts) / requests,
+            "p99_ms": max(r["p99_ms"] for r in parts), "max_ms": max(r["max_ms"] for r in parts),
+            **{k: sum(r[k] for r in parts) for k in ("errors", "socket_errors", "non_2xx")},
+        }
+        merged[name]["rps"] = requests / merged[name]["seconds"]
+    return merged
+
+
 def start_floor(db_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
@@ -346,13 +377,12 @@ def main() -> None:
         for name, qs in sets.items():
             gq = bodies_file(workdir, f"{name}-graphql.jsonl", [graphql_body(q) for q in qs])
             fq = bodies_file(workdir, f"{name}-floor.jsonl", [{"q": q} for q in qs])
-            log(f"typeahead {name}: GraphQL")
-            results[f"{name}_graphql"] = load(api, gq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup)
-            log(f"typeahead {name}: floor")
-            results[f"{name}_floor"] = load(floor, fq, path="/floor", token=token, seconds=scale.seconds, warmup=scale.warmup)
+            targets = {"graphql": (api, gq, "/graphql"), "floor": (floor, fq, "/floor")}
             if name == "mix":
-                log("typeahead mix: the anchors' SQL on the floor")
-                results["mix_anchor"] = load(floor, fq, path="/anchor", token=token, seconds=scale.seconds, warmup=scale.warmup)
+                targets["anchor"] = (floor, fq, "/anchor")
+            log(f"typeahead {name}: {', '.join(targets)}, side by side")
+            for target, result in load_side_by_side(targets, token=token, seconds=scale.seconds, warmup=scale.warmup).items():
+                results[f"{name}_{target}"] = result
         asyncio.run(database.anchor_index(db_url, present=False))
 
         log("incident detail")
