@@ -102,7 +102,10 @@ class Database:
     async def acquire(self):
         async with self.slots:
             try:
-                conn = await self.pool.acquire(timeout=self.acquire_timeout)
+                # asyncio.timeout, not acquire(timeout=): that one runs the wait in a task of its
+                # own, on every statement.
+                async with asyncio.timeout(self.acquire_timeout):
+                    conn = await self.pool.acquire()
             except TimeoutError:
                 raise Busy(f"no database connection free within {self.acquire_timeout:g} s") from None
             try:
