@@ -111,7 +111,9 @@ class Database:
             try:
                 yield conn
             finally:
-                await self.pool.release(conn)
+                # A timeout here too: the connection would otherwise wait without end for a
+                # cancelled statement's acknowledgement (asyncpg takes acquire's as the default).
+                await self.pool.release(conn, timeout=self.acquire_timeout)
 
     async def fetch(self, query: str, *args):
         async with self.acquire() as conn:

@@ -180,3 +180,20 @@ async def test_moves_answer_as_the_normal_path_does(make_user, pool, ingest, lea
             assert all(answer is not None for answer in lean_answers)
     assert outcomes[0] == outcomes[1]
     assert b'"ALERT_NOT_FOUND"' in outcomes[0][3]
+
+
+async def test_a_move_the_lean_path_committed_is_not_run_again(admin, ingest, pool, lean_answers):
+    """The move commits, then its answer cannot be built the lean way (first: 0 is refused):
+    the normal path answers from the move that was made, and makes no second one."""
+    await ingest(alert_in("a", "Beacon on WS-1", entities=[("device", "ws-1")]))
+    split = (
+        'mutation { linkAlerts(alertIds: ["1"], target: {createNew: true}, comment: "split") {'
+        " targetIncident { id alerts(first: 0) { totalCount } } errors { code } } }"
+    )
+    response = await admin.client.post("/graphql", json={"query": split}, headers={"Authorization": f"Bearer {admin.token}"})
+
+    assert lean_answers == [None]  # the lean path left the answer to the normal one
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["BAD_USER_INPUT"]
+    assert await pool.fetchval("SELECT count(*) FROM incidents") == 2
+    assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor = 'admin'") == 1
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = 1") == 2

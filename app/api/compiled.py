@@ -13,9 +13,9 @@ more to convert than the ingestion itself) and linkAlerts (16 analysts moving al
 of the server on graphql-core than on the move), with aliases, fragments and variables, no
 directives and no introspection. Anything else, and anything that fails (a bad argument, a
 permission, an unexpected error), goes the normal way, which then gives the proper errors: a
-read can safely be run twice, and so can a mutation that failed (it changed nothing). One that
-committed and then failed would run again as a replay (alerts already there), whose payload
-has no log entries; nothing after the commit but building the answer can fail. The responses are the ones the normal path gives, byte for byte
+read can safely be run twice, and so can a mutation that failed (it changed nothing). A
+mutation that committed is never run twice: when building its answer fails (a bad `first` in
+the selection, no free connection), the normal path answers from its result (Context.committed). The responses are the ones the normal path gives, byte for byte
 (a test holds both paths to that).
 """
 
@@ -352,6 +352,7 @@ async def _root_link(args, ctx: Context, field, variables):
         result = await link_alerts.link(ctx, [str(i) for i in args["alertIds"]], target, args["comment"], args.get("idempotencyKey"))
     except Refused as refused:
         return LinkPayload(None, [], [], [], refused.problems)
+    ctx.committed[field.key] = result
     return LinkPayload(result.target, result.sources, result.alerts, result.entries, [])
 
 
@@ -370,6 +371,7 @@ async def _root_ingest(args, ctx: Context, field, variables):
         result = await ingest_alerts.ingest(ctx, batch)
     except Refused as refused:
         return IngestPayload([], [], [], refused.problems)
+    ctx.committed[field.key] = result
     return IngestPayload(result.alerts, result.incidents, result.entries, [])
 
 

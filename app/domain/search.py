@@ -87,6 +87,8 @@ def has_trigrams(word: str) -> bool:
     one after it where punctuation (not the pattern's % ) borders it: "lateral" has trigrams,
     "fs-1" has "fs " and "  1", "12", "c2" and "%" have none.
     """
+    if any(c.isalnum() and not (c.isalpha() or c in "0123456789") for c in word):
+        return False  # "²", "½", "①": letters or digits to Python, perhaps not to pg_trgm
     runs = _RUNS.split(word)
     for n, run in enumerate(runs):
         padding = (2 if n > 0 else 0) + (1 if n < len(runs) - 1 else 0)

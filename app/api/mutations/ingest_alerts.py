@@ -78,10 +78,17 @@ async def ingest(ctx: Context, batch: list[ingestion.AlertIn]) -> ingestion.Inge
         ctx.pool,
         lambda conn: ingestion.ingest_alerts(conn=conn, viewer=ctx.viewer, batch=batch, window=ctx.correlation_window),
     )
-    task = asyncio.create_task(_merge(ctx))
-    _merges.add(task)
-    task.add_done_callback(_merges.discard)
+    if not _merges:  # one at a time in a process (and in PostgreSQL, across processes)
+        task = asyncio.create_task(_merge(ctx))
+        _merges.add(task)
+        task.add_done_callback(_merges.discard)
     return result
+
+
+async def finish_merges(timeout: float = 10.0) -> None:
+    """Let a running merge end before the pool closes (at shutdown)."""
+    if _merges:
+        await asyncio.wait(list(_merges), timeout=timeout)
 
 
 async def _merge(ctx: Context) -> None:
@@ -96,7 +103,7 @@ async def ingest_alerts(info: Info[Context, None], alerts: list[AlertInput]) -> 
     """Store alerts from a detection source; each joins a correlated incident or opens one."""
     ctx = info.context
     try:
-        result = await ingest(ctx, [_domain(a) for a in alerts])
+        result = ctx.committed.pop(info.path.key, None) or await ingest(ctx, [_domain(a) for a in alerts])
     except Refused as refused:
         return IngestAlertsPayload(
             alerts=[], incidents=[], log_entries=[],

@@ -86,7 +86,9 @@ async def link_alerts(
         existing_incident_id=_given(target.existing_incident_id), create_new=_given(target.create_new)
     )
     try:
-        result = await link(ctx, [str(i) for i in alert_ids], domain_target, comment, idempotency_key)
+        result = ctx.committed.pop(info.path.key, None) or await link(
+            ctx, [str(i) for i in alert_ids], domain_target, comment, idempotency_key
+        )
     except Refused as refused:
         return LinkAlertsPayload(
             target_incident=None, source_incidents=[], alerts=[], log_entries=[],
