@@ -197,3 +197,20 @@ async def test_a_move_the_lean_path_committed_is_not_run_again(admin, ingest, po
     assert await pool.fetchval("SELECT count(*) FROM incidents") == 2
     assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor = 'admin'") == 1
     assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = 1") == 2
+
+
+async def test_a_move_with_its_target_written_in_the_document_takes_the_lean_path(admin, ingest, lean_answers):
+    await ingest(alert_in("a", entities=[("device", "ws-1")]), alert_in("b", entities=[("device", "ws-2")]))
+    move = (
+        'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to},'
+        ' comment: "consolidating") { targetIncident { id alertCount } errors { code message } } }'
+    )
+    response = await admin.client.post(
+        "/graphql", json={"query": move, "variables": {"ids": ["2"], "to": "1"}},
+        headers={"Authorization": f"Bearer {admin.token}"},
+    )
+    assert response.json() == {
+        "data": {"linkAlerts": {"targetIncident": {"id": "1", "alertCount": 2}, "errors": []}},
+        "extensions": response.json()["extensions"],
+    }
+    assert lean_answers and lean_answers[0] is not None
