@@ -26,11 +26,11 @@ from strawberry.asgi import GraphQL
 from cross_web import HTTPException
 
 from app import db, web
+from app.api import background
 from app.api.compiled import CompiledQueries
 from app.api.context import Context
 from app.api.errors import UNAVAILABLE, unavailable
 from app.api.limits import Limits
-from app.api.mutations import ingest_alerts
 from app.api.schema import build_schema
 from app.config import Settings
 from app.domain import users
@@ -191,7 +191,7 @@ def create_app(
         if pool is not None:
             app.state.pool = pool
             yield
-            await ingest_alerts.finish_merges()
+            await background.finish()
             return
         url = db.resolve_database_url(settings)
         app.state.pool = await db.create_pool(url, settings)
@@ -201,7 +201,7 @@ def create_app(
         try:
             yield
         finally:
-            await ingest_alerts.finish_merges()
+            await background.finish()
             await app.state.pool.close()
 
     async def graphql(scope: Scope, receive: Receive, send: Send) -> None:

@@ -107,19 +107,6 @@ UPDATE incidents i
  WHERE i.id = s.incident_id
 """
 INCIDENTS_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY($1::bigint[]) ORDER BY i.id"
-# The trigram indexes collect new entries in a pending list, and whichever write finds it full
-# merges all of it, which at millions of alerts stalls that write for seconds: a move of one
-# alert, as likely as anything. Ingestion, the bulk writer, has the lists merged after each
-# batch instead (tens of milliseconds, cheaper per entry than writing each into the index), so
-# that interactive writes find them short. One merge at a time: a batch that finds one running
-# leaves its entries to it or the next. Only the indexes' owner may merge (as for VACUUM); for
-# anyone else autovacuum does it.
-MERGE_LOCK = 7_340_002
-MERGE_PENDING_INDEX_ENTRIES = """
-SELECT sum(gin_clean_pending_list(c.oid)) FROM pg_class c
- WHERE c.oid IN ('alerts_title_trgm'::regclass, 'incidents_name_search'::regclass)
-   AND pg_has_role(c.relowner, 'USAGE') AND pg_try_advisory_xact_lock($1)
-"""
 
 
 @dataclass(frozen=True)
@@ -143,13 +130,6 @@ class IngestResult:
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)  # clocks of detection sources drift; a year-9999 alert would
                                   # stay at the top of the queue for good
-
-
-async def merge_pending_index_entries(*, conn: asyncpg.Connection) -> None:
-    """Merge the trigram indexes' pending entries; after an ingestion has committed, outside its
-    transaction (whose row locks would otherwise be held while it runs)."""
-    async with conn.transaction():
-        await conn.fetchval(MERGE_PENDING_INDEX_ENTRIES, MERGE_LOCK)
 
 
 def _plausible(moment: datetime) -> bool:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import UTC, datetime
 from enum import Enum
 
 import strawberry
 from strawberry.types import Info
 
+from app.api import background
 from app.api.context import Context
 from app.api.types import ActivityLogEntry, Alert, EntityKind, Incident, Severity
 from app.db import in_transaction
 from app.domain import ingestion
 from app.domain.errors import Refused
-
-log = logging.getLogger(__name__)
 
 
 @strawberry.input
@@ -67,36 +64,15 @@ def _domain(a: AlertInput) -> ingestion.AlertIn:
     )
 
 
-_merges: set[asyncio.Task] = set()  # running merges, held so that they are not collected
-
-
 async def ingest(ctx: Context, batch: list[ingestion.AlertIn]) -> ingestion.IngestResult:
     """Ingest in one transaction, then have the trigram indexes' pending entries merged in the
-    background: the answer does not wait for it, nor does the transaction hold its row locks
-    through it. Raises Refused (nothing stored) like ingestion.ingest_alerts."""
+    background. Raises Refused (nothing stored) like ingestion.ingest_alerts."""
     result = await in_transaction(
         ctx.pool,
         lambda conn: ingestion.ingest_alerts(conn=conn, viewer=ctx.viewer, batch=batch, window=ctx.correlation_window),
     )
-    if not _merges:  # one at a time in a process (and in PostgreSQL, across processes)
-        task = asyncio.create_task(_merge(ctx))
-        _merges.add(task)
-        task.add_done_callback(_merges.discard)
+    background.merge_pending_index_entries(ctx)
     return result
-
-
-async def finish_merges(timeout: float = 10.0) -> None:
-    """Let a running merge end before the pool closes (at shutdown)."""
-    if _merges:
-        await asyncio.wait(list(_merges), timeout=timeout)
-
-
-async def _merge(ctx: Context) -> None:
-    try:
-        async with ctx.pool.acquire() as conn:
-            await ingestion.merge_pending_index_entries(conn=conn)
-    except Exception:  # an optimisation only: autovacuum merges what this leaves
-        log.debug("merging pending index entries failed", exc_info=True)
 
 
 async def ingest_alerts(info: Info[Context, None], alerts: list[AlertInput]) -> IngestAlertsPayload:
