@@ -124,24 +124,36 @@ def _detections(prefix: str) -> list[dict]:
     ]
 
 
-async def test_ingestion_answers_as_the_normal_path_does(make_user, pool, lean_answers):
-    sensor = await make_user("sensor", "default=read", ingest=True)
-    bad = [{**_detections("x")[0], "title": " "}]
+async def _on_both_paths(api, lean_answers, prepare, query: str, requests: list[dict]) -> list[list[bytes]]:
+    """The responses to the same mutations, on the same data prepared anew: through the lean
+    path (which must take every one), then through the normal one."""
     outcomes = []
-    for extensions in (None, {}):  # the lean path, then the normal one, each on an empty database
-        await pool.execute("TRUNCATE activity_log, alert_entities, alerts, incidents RESTART IDENTITY CASCADE")
+    for extensions in (None, {}):  # a request with an "extensions" entry is left to the normal path
+        await prepare()
         lean_answers.clear()
         bodies = []
-        for alerts in (_detections("a"), _detections("a"), bad):
-            body = {"query": INGEST, "variables": {"alerts": alerts}}
+        for variables in requests:
+            body = {"query": query, "variables": variables}
             if extensions is not None:
                 body["extensions"] = extensions
-            response = await sensor.client.post("/graphql", json=body, headers={"Authorization": f"Bearer {sensor.token}"})
+            response = await api.client.post("/graphql", json=body, headers={"Authorization": f"Bearer {api.token}"})
             assert response.status_code == 200
             bodies.append(response.content)
         outcomes.append(bodies)
         if extensions is None:
             assert all(answer is not None for answer in lean_answers)
+    return outcomes
+
+
+async def test_ingestion_answers_as_the_normal_path_does(make_user, pool, lean_answers):
+    sensor = await make_user("sensor", "default=read", ingest=True)
+    bad = [{**_detections("x")[0], "title": " "}]
+
+    async def empty() -> None:
+        await pool.execute("TRUNCATE activity_log, alert_entities, alerts, incidents RESTART IDENTITY CASCADE")
+
+    batches = [{"alerts": a} for a in (_detections("a"), _detections("a"), bad)]
+    outcomes = await _on_both_paths(sensor, lean_answers, empty, INGEST, batches)
     assert outcomes[0] == outcomes[1]
     assert b'"INVALID_INPUT"' in outcomes[0][2]
 
@@ -161,23 +173,12 @@ async def test_moves_answer_as_the_normal_path_does(make_user, pool, ingest, lea
         {"ids": ["5", "999"], "target": {"existingIncidentId": "1"}, "comment": "hidden and unknown"},
         {"ids": ["2"], "target": {"existingIncidentId": "1"}, "comment": "already there"},
     ]
-    outcomes = []
-    for extensions in (None, {}):  # the lean path, then the normal one
+    async def five_alerts() -> None:
         await pool.execute("TRUNCATE activity_log, alert_entities, alerts, incidents, idempotency_keys RESTART IDENTITY CASCADE")
         for n, scope in enumerate(["default", "default", "default", "default", "hr"]):
             await ingest(alert_in(f"x{n}", f"Alert {n} on WS-{n}", minutes=n, scope=scope, entities=[("device", f"ws-{n}")]))
-        lean_answers.clear()
-        bodies = []
-        for variables in moves:
-            body = {"query": LINK_WITH_KEY, "variables": variables}
-            if extensions is not None:
-                body["extensions"] = extensions
-            response = await analyst.client.post("/graphql", json=body, headers={"Authorization": f"Bearer {analyst.token}"})
-            assert response.status_code == 200
-            bodies.append(response.content)
-        outcomes.append(bodies)
-        if extensions is None:
-            assert all(answer is not None for answer in lean_answers)
+
+    outcomes = await _on_both_paths(analyst, lean_answers, five_alerts, LINK_WITH_KEY, moves)
     assert outcomes[0] == outcomes[1]
     assert b'"ALERT_NOT_FOUND"' in outcomes[0][3]
 
