@@ -15,8 +15,9 @@ directives and no introspection. Anything else, and anything that fails (a bad a
 permission, an unexpected error), goes the normal way, which then gives the proper errors: a
 read can safely be run twice, and so can a mutation that failed (it changed nothing). A
 mutation that committed is never run twice: when building its answer fails (a bad `first` in
-the selection, no free connection), the normal path answers from its result (Context.committed). The responses are the ones the normal path gives, byte for byte
-(a test holds both paths to that).
+the selection, no free connection), the normal path answers from its result
+(Context.committed). The responses are the ones the normal path gives, byte for byte (a test
+holds both paths to that).
 """
 
 from __future__ import annotations

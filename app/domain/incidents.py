@@ -135,14 +135,14 @@ def _cursor(incident: Incident) -> str:
 #    (it also holds each incident's day: db/migrations/0005), so that a word in 0.01-1% of the
 #    names reads at most a few hundred rows.
 # 3. INDEXED: the trigram index over everything: a word rare enough to get here has few matches.
-# Steps 2 and 3 feed the index the words' runs of letters and digits (search.index_parts), and
-# order by an expression, so that the planner never walks the recency index there (for a rare
-# word that reads the whole table).
+# Steps 2 and 3 feed the index the words' runs of letters and digits (search.index_parts), only
+# those that pay (SAMPLE below), and order by an expression, so that the planner never walks
+# the recency index there (for a rare word that reads the whole table).
 NEAR, RECENT_DAYS = 1_000, 7
 
 # Before steps 2 and 3 of a search with several parts, which parts the index should look up: a
 # part in most names ("com", "powershell") costs the index more than it saves (it has to read
-# every trigram's list). The newest NEAR names are the sample, as step 1 saw them.
+# every trigram's list). The newest NEAR names of the queue are the sample.
 SAMPLE = """
 SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 0)::bigint AS total,
        ARRAY[{counts}]::integer[] AS counts
