@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -37,9 +38,13 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectFieldNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
     parse,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
@@ -160,18 +165,35 @@ SCALARS["IngestAlertsError"] = {
 
 # --- object fields: each takes the parents of one level at once -------------------------------
 # A batch gets (parents, args, ctx) and returns one value per parent: a record, None, or a list.
+# A batch of a scalar field (SCALAR_BATCHES) may return the list itself instead of an
+# awaitable, when it needs no I/O.
 
-async def _readable_alert_count(parents, args, ctx: Context):
+async def _load_many(loader, keys: list) -> list:
+    """loader.load_many, without a gather and a turn of the event loop when every key is
+    already known (primed by the statement that listed the parents, or loaded before)."""
+    futures = [loader.load(k) for k in keys]
+    if all(f.done() for f in futures):
+        return [f.result() for f in futures]
+    return await asyncio.gather(*futures)
+
+
+def _readable_alert_count(parents, args, ctx: Context):
     unknown = [i.id for i in parents if not incidents.reads_all_alerts(i, ctx.viewer)]
-    counts = dict(zip(unknown, await ctx.loaders.readable_alert_count.load_many(unknown), strict=True)) if unknown else {}
-    return [counts.get(i.id, i.alert_count) for i in parents]
+    if not unknown:  # the incidents' own counts are the viewer's
+        return [i.alert_count for i in parents]
+
+    async def counted():
+        counts = dict(zip(unknown, await _load_many(ctx.loaders.readable_alert_count, unknown), strict=True))
+        return [counts.get(i.id, i.alert_count) for i in parents]
+
+    return counted()
 
 
 async def _incident_alerts(parents, args, ctx: Context):
     first = 50 if args.get("first") is None else args["first"]
     after = args.get("after")
     if after is None:
-        pages = await ctx.loaders.first_alerts.load_many([(i.id, first) for i in parents])
+        pages = await _load_many(ctx.loaders.first_alerts, [(i.id, first) for i in parents])
     else:
         pages = await asyncio.gather(*(
             alerts.list_alerts(conn=ctx.pool, viewer=ctx.viewer, flt=alerts.AlertFilter(incident_id=i.id),
@@ -183,7 +205,8 @@ async def _incident_alerts(parents, args, ctx: Context):
 
 def _count_of(incident: models.Incident, ctx: Context):
     async def count() -> int:
-        return (await _readable_alert_count([incident], {}, ctx))[0]
+        counts = _readable_alert_count([incident], {}, ctx)
+        return (counts if isinstance(counts, list) else await counts)[0]
 
     return count
 
@@ -192,7 +215,7 @@ async def _incident_log(parents, args, ctx: Context):
     first = 50 if args.get("first") is None else args["first"]
     after = args.get("after")
     if after is None:
-        pages = await ctx.loaders.first_entries.load_many([(i.id, first) for i in parents])
+        pages = await _load_many(ctx.loaders.first_entries, [(i.id, first) for i in parents])
     else:
         pages = await asyncio.gather(*(
             activity.entries_after(conn=ctx.pool, incident_id=i.id, first=first, after=after) for i in parents
@@ -207,7 +230,7 @@ def _by_id(loader: str, attribute: str, required: bool):
     async def batch(parents, args, ctx: Context):
         keys = [getattr(p, attribute) for p in parents]
         wanted = [k for k in keys if k is not None]
-        found = dict(zip(wanted, await getattr(ctx.loaders, loader).load_many(wanted), strict=True)) if wanted else {}
+        found = dict(zip(wanted, await _load_many(getattr(ctx.loaders, loader), wanted), strict=True)) if wanted else {}
         values = [found.get(k) if k is not None else None for k in keys]
         if required and any(v is None for v in values):
             raise LookupError(f"{loader} not visible")  # the normal path reports it
@@ -217,7 +240,7 @@ def _by_id(loader: str, attribute: str, required: bool):
 
 
 async def _entities(parents, args, ctx: Context):
-    return list(await ctx.loaders.entities.load_many([a.id for a in parents]))
+    return await _load_many(ctx.loaders.entities, [a.id for a in parents])
 
 
 async def _edges(parents, args, ctx):
@@ -309,7 +332,7 @@ def _first_alerts_asked(field: FieldPlan, variables) -> int | None:
     for edges in (f for f in field.sub if f.name == "edges"):
         for node in (f for f in edges.sub if f.name == "node"):
             for alerts_field in (f for f in node.sub if f.name == "alerts"):
-                args = get_argument_values(alerts_field.definition, alerts_field.node, variables)
+                args = alerts_field.arguments(variables)
                 if args.get("after") is None:
                     return 50 if args.get("first") is None else args["first"]
     return None
@@ -398,6 +421,31 @@ class FieldPlan:
     batch: Callable | None = None
     many: bool = False          # the value is a list of records
     sub: list[FieldPlan] | None = None
+    _fixed: dict | None = None  # the arguments, when no variable is among them
+
+    def arguments(self, variables) -> dict:
+        if self._fixed is not None:
+            return self._fixed
+        if not self.node.arguments:
+            return {}
+        values = get_argument_values(self.definition, self.node, variables)
+        if not _has_variables(self.node.arguments):
+            self._fixed = values
+        return values
+
+
+def _has_variables(node) -> bool:
+    if isinstance(node, VariableNode):
+        return True
+    if isinstance(node, (list, tuple)):
+        return any(_has_variables(n) for n in node)
+    if isinstance(node, ArgumentNode | ObjectFieldNode):
+        return _has_variables(node.value)
+    if isinstance(node, ListValueNode):
+        return _has_variables(node.values)
+    if isinstance(node, ObjectValueNode):
+        return _has_variables(node.fields)
+    return False
 
 
 @dataclass
@@ -406,6 +454,31 @@ class Plan:
     operation: OperationDefinitionNode
     roots: list[FieldPlan]
     fragments: dict[str, FragmentDefinitionNode]
+    costs: dict[tuple, int] = dataclass_field(default_factory=dict)
+
+    def cost(self, schema: GraphQLSchema, variables: dict) -> int:
+        """As limits.query_cost counts it, from the variables already coerced.
+
+        The cost reads variables only as `first` (a number) and as mutation input lists (their
+        length), so it is kept by the shape of the variables: numbers, nulls and list lengths.
+        """
+        shape = tuple(_shape(variables.get(d.variable.name.value)) for d in self.operation.variable_definitions or ())
+        cost = self.costs.get(shape)
+        if cost is None:
+            root_type = schema.get_root_type(self.operation.operation)
+            cost = selection_cost(self.operation.selection_set, root_type, self.fragments, variables, schema)
+            if len(self.costs) >= 64:
+                self.costs.clear()
+            self.costs[shape] = cost
+        return cost
+
+
+def _shape(value) -> object:
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    if isinstance(value, list):
+        return ("list", len(value))
+    return type(value).__name__
 
 
 def _collect(selection_set: SelectionSetNode, type_name: str, fragments) -> dict[str, list[FieldNode]]:
@@ -508,29 +581,30 @@ def compile_document(schema: GraphQLSchema, query: str, operation_name: str | No
 async def _resolve_level(plans: list[FieldPlan], parents: list, variables, ctx: Context) -> list[dict]:
     """The response objects for a list of parent records of one type, one batch per field."""
     columns: list[list] = [None] * len(plans)  # type: ignore[list-item]
-    pending = []
+    pending: list[tuple[int, Awaitable]] = []
     for n, plan in enumerate(plans):
         if plan.scalar is not None:
             columns[n] = [plan.scalar(p, ctx) for p in parents]
+        elif plan.sub is None:  # a scalar computed by a batch: perhaps at once
+            values = plan.batch(parents, plan.arguments(variables), ctx)
+            if isinstance(values, list):
+                columns[n] = values
+            else:
+                pending.append((n, values))
         else:
-            pending.append(n)
+            pending.append((n, _resolve_field(plan, parents, variables, ctx)))
     if len(pending) == 1:  # the usual case: no task to create
-        columns[pending[0]] = await _resolve_field(plans[pending[0]], parents, variables, ctx)
+        columns[pending[0][0]] = await pending[0][1]
     elif pending:
-        results = await asyncio.gather(*(
-            _resolve_field(plans[n], parents, variables, ctx) for n in pending
-        ))
-        for n, values in zip(pending, results, strict=True):
+        results = await asyncio.gather(*(awaitable for _, awaitable in pending))
+        for (n, _), values in zip(pending, results, strict=True):
             columns[n] = values
     keys = [p.key for p in plans]
     return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)] if parents else []
 
 
 async def _resolve_field(plan: FieldPlan, parents: list, variables, ctx: Context) -> list:
-    args = get_argument_values(plan.definition, plan.node, variables) if plan.node.arguments else {}
-    values = await plan.batch(parents, args, ctx)
-    if plan.sub is None:
-        return values
+    values = await plan.batch(parents, plan.arguments(variables), ctx)
     if plan.many:
         flat = [child for children in values for child in children]
         done = iter(await _resolve_level(plan.sub, flat, variables, ctx))
@@ -542,12 +616,13 @@ async def _resolve_field(plan: FieldPlan, parents: list, variables, ctx: Context
 
 async def _run_roots(plan: Plan, variables, ctx: Context) -> dict:
     async def root(field: FieldPlan):
-        args = get_argument_values(field.definition, field.node, variables)
-        value = await field.batch(args, ctx, field, variables)
+        value = await field.batch(field.arguments(variables), ctx, field, variables)
         if value is None:
             return None
         return (await _resolve_level(field.sub, [value], variables, ctx))[0]
 
+    if len(plan.roots) == 1:
+        return {plan.roots[0].key: await root(plan.roots[0])}
     values = await asyncio.gather(*(root(f) for f in plan.roots))
     return dict(zip((f.key for f in plan.roots), values, strict=True))
 
@@ -587,9 +662,7 @@ class CompiledQueries:
         coerced = get_variable_values(self.schema, plan.operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
             return None
-        # As limits.query_cost counts it, from the variables already coerced.
-        root_type = self.schema.get_root_type(plan.operation.operation)
-        cost = selection_cost(plan.operation.selection_set, root_type, plan.fragments, coerced.coerced, self.schema)
+        cost = plan.cost(self.schema, coerced.coerced)
         if cost > self.limits.max_cost:
             return None
         try:
