@@ -215,3 +215,18 @@ async def test_a_move_with_its_target_written_in_the_document_takes_the_lean_pat
         "extensions": response.json()["extensions"],
     }
     assert lean_answers and lean_answers[0] is not None
+
+
+async def test_one_document_is_charged_by_each_requests_own_variables(admin, lean_answers):
+    # The lean path keeps a document's cost by the shape of its variables: a cheap request must
+    # not let the same document through later with a costly `first`, nor the other way round.
+    nested = "alerts(first: $n) { edges { node { incident { alerts(first: $n) { edges { node { id } } } } } } }"
+    query = "query($n: Int, $q: String) { incidents(first: $n, filter: {search: $q}) { edges { node { " + nested + " } } } }"
+    cheap = (await admin.post(query, {"n": 2, "q": "a"})).json()
+    costly = (await admin.post(query, {"n": 100, "q": "a"})).json()
+    cheap_again = (await admin.post(query, {"n": 2, "q": "b"})).json()
+    assert lean_answers[0] is not None and lean_answers[2] is not None  # the lean path answered both
+    assert "errors" not in cheap and "errors" not in cheap_again
+    assert cheap["extensions"]["cost"]["requested"] == cheap_again["extensions"]["cost"]["requested"] == 1 + 2 * (3 + 2 * (3 + 1 + 2 * 2))
+    assert costly["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    assert costly["extensions"]["cost"]["requested"] == 1 + 100 * (3 + 100 * (3 + 1 + 100 * 2))
