@@ -635,6 +635,7 @@ async def test_an_empty_incident_id_filter_is_bad_input_not_no_filter(admin, ing
 STEPPED_SEARCHES = [
     "on", "lateral", "ws-12", "ws-2999", "ws-29", "fs-1", "fs-2", "user5@contoso", "user50@fabrikam.com",
     "powershell ws-77", "rare ws-3", "c2 ws-1", "c2", "s-1", "rare", "zanzibar", "alpha beta", "nothing-like-this",
+    "hq-10143", "-10143", "q-1014", "hq-12", "lateral hq-11",
 ]
 
 
@@ -649,7 +650,7 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
                    'on', CASE WHEN g % 7 = 0 THEN 'FS-' ELSE 'WS-' END || g,
                    CASE WHEN g % 3 = 0 THEN 'by user' || (g % 97) || '@' || (ARRAY['contoso.com', 'fabrikam.com'])[g % 2 + 1] END,
                    CASE WHEN g % 211 = 0 THEN 'rare' END, CASE WHEN g = 2500 THEN 'Zanzibar alpha beta' END,
-                   CASE WHEN g % 13 = 0 THEN 'C2 beacon' END),
+                   CASE WHEN g % 13 = 0 THEN 'C2 beacon' END, CASE WHEN g % 11 = 0 THEN 'HQ-' || (10000 + g) END),
                'medium', now() - g * interval '10 minutes', 1, ARRAY['default']
           FROM generate_series(1, 3000) g
         """

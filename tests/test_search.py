@@ -23,10 +23,12 @@ def test_which_words_the_trigram_index_can_narrow(word, expected):
     assert search.has_trigrams(word) is expected
 
 
-def test_index_parts_are_runs_only_when_there_are_two_long_ones():
+def test_index_parts_are_runs_when_there_are_two_long_ones_or_one_of_five():
     assert search.index_parts("alice.smith@contoso.com") == ["alice", "smith", "contoso", "com"]
+    assert search.index_parts("ws-48213") == ["48213"]
     assert search.index_parts("ws-4821") == ["ws-4821"]
     assert search.index_parts("7z.exe") == ["7z.exe"]
+    assert search.index_parts("kerberoasting") == ["kerberoasting"]
 
 
 def test_the_rarest_part_is_looked_up_then_others_while_they_pay():

@@ -49,11 +49,15 @@ def index_parts(word: str) -> list[str]:
     hold, and make the index read a good part of itself. A word with two or more runs of 3 or
     more letters and digits is looked up by those runs instead: they are substrings of the word,
     so a name holding the word holds them, and the word itself is then checked on the rows found.
-    A word with fewer such runs keeps its own trigrams ("ws-4821", "7z.exe": there the padded
-    trigram of the short run is the rare one).
+    A word whose only such run has 5 or more characters is looked up by that run alone
+    ("ws-48213" by "48213": its three trigrams are rare, where the padded "ws " and "  4" are in
+    a good part of the names). A word with a shorter one keeps its own trigrams ("ws-4821",
+    "7z.exe": there the padded trigram of the short run is what narrows it).
     """
     runs = [run for run in _RUNS.split(word) if len(run) >= 3]
-    return runs if len(runs) >= 2 else [word]
+    if len(runs) >= 2 or len(runs) == 1 and len(runs[0]) >= 5 and runs[0] != word:
+        return runs
+    return [word]
 
 
 # What one entry of a trigram's list costs the index to read, against what one row costs the
