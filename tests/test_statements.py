@@ -96,3 +96,25 @@ async def test_unreadable_and_unknown_alerts_run_the_same_statements(make_user, 
         assert response.json()["data"]["linkAlerts"]["errors"] == [{"code": "ALERT_NOT_FOUND", "alertIds": [str(hidden)]}]
         runs.append(list(statements))
     assert runs[0] == runs[1]
+
+
+async def test_a_move_runs_the_same_statements_for_one_alert_or_forty(counted, ingest, admin):
+    move = (
+        'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c")'
+        " { targetIncident { id alertCount } sourceIncidents { id } alerts { id incident { id } } logEntries { id kind message }"
+        " errors { code } } }"
+    )
+    (target,) = await ingest(alert_in("target"))
+    one = await ingest(alert_in("one", entities=[("device", "one-host")]))
+    # (40: a move of 50 or more also starts a merge of the trigram indexes' pending entries, after
+    # its transaction, in the background.)
+    forty = await ingest(*[alert_in(f"many-{i}", entities=[("device", f"host-{i % 7}")]) for i in range(40)])
+
+    one_statements = await counted(move, ids=[str(a.id) for a in one], to=str(target.incident_id))
+    forty_statements = await counted(move, ids=[str(a.id) for a in forty], to=str(target.incident_id))
+
+    assert len(forty_statements) == len(one_statements)
+    # authentication, begin, the alerts and the target read before any lock, the alerts' and the
+    # incidents' locks, the move, the counts, the emptied source resolved, the log entries,
+    # commit, and the alerts' incident.
+    assert len(one_statements) <= 12, one_statements

@@ -16,11 +16,16 @@ from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
-INSERT_ENTRIES = """
-INSERT INTO activity_log (incident_id, kind, actor, comment, alert_id, other_incident_id, alert_count)
-SELECT * FROM unnest($1::bigint[], $2::activity_kind[], $3::text[], $4::text[], $5::bigint[],
-                     $6::bigint[], $7::integer[])
-RETURNING id
+# The entries as stored, in one statement: the alerts it joins are read as the transaction's
+# earlier statements left them (this one writes only the log).
+INSERT_ENTRIES = f"""
+WITH l AS (
+    INSERT INTO activity_log (incident_id, kind, actor, comment, alert_id, other_incident_id, alert_count)
+    SELECT * FROM unnest($1::bigint[], $2::activity_kind[], $3::text[], $4::text[], $5::bigint[],
+                         $6::bigint[], $7::integer[])
+    RETURNING *
+)
+SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id ORDER BY l.id
 """
 
 ENTRIES_BY_ID = f"SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} WHERE l.id = ANY($1::bigint[]) ORDER BY l.id"
@@ -56,20 +61,17 @@ async def write(*, conn: asyncpg.Connection, entries: list[NewEntry]) -> list[Ac
     """Append entries in the given order and return them as stored."""
     if not entries:
         return []
-    ids = [
-        r["id"]
-        for r in await conn.fetch(
-            INSERT_ENTRIES,
-            [e.incident_id for e in entries],
-            [e.kind for e in entries],
-            [e.actor for e in entries],
-            [e.comment for e in entries],
-            [e.alert_id for e in entries],
-            [e.other_incident_id for e in entries],
-            [e.alert_count for e in entries],
-        )
-    ]
-    return await entries_by_id(conn=conn, ids=ids)
+    rows = await conn.fetch(
+        INSERT_ENTRIES,
+        [e.incident_id for e in entries],
+        [e.kind for e in entries],
+        [e.actor for e in entries],
+        [e.comment for e in entries],
+        [e.alert_id for e in entries],
+        [e.other_incident_id for e in entries],
+        [e.alert_count for e in entries],
+    )
+    return [models.entry(r) for r in rows]
 
 
 async def entries_by_id(*, conn: Conn, ids: list[int]) -> list[ActivityEntry]:

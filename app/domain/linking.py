@@ -7,6 +7,7 @@ incidents by id) so that concurrent moves of overlapping alerts queue up instead
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -146,7 +147,7 @@ async def link_alerts(
 
     moving = [a for a in selected if a.incident_id != target_incident.id]
     if not moving:  # a replay: every alert is already there
-        return LinkResult(target_incident, [], await _alerts_in_order(conn, selected_ids), [])
+        return LinkResult(target_incident, [], selected, [])
 
     await conn.execute(MOVE, target_incident.id, [a.id for a in moving])
     for a in moving:
@@ -173,7 +174,8 @@ async def link_alerts(
         LinkResult(
             target=after[target_incident.id],
             sources=[after[i] for i in moved_from],
-            alerts=await _alerts_in_order(conn, selected_ids),
+            # As they are now: locked since they were read, and only moved since.
+            alerts=[dataclasses.replace(a, incident_id=target_incident.id) for a in selected],
             entries=written,
         ),
         viewer,
@@ -241,7 +243,3 @@ async def _create_incident(conn: asyncpg.Connection, alerts: list[Alert]) -> Inc
     row = await conn.fetchrow(CREATE_INCIDENT, name, severity, max(a.detected_at for a in alerts))
     return models.incident(row)
 
-
-async def _alerts_in_order(conn: asyncpg.Connection, ids: list[int]) -> list[Alert]:
-    rows = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, ids)}
-    return [rows[i] for i in ids]
