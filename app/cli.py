@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from app import db
-from app.config import ConfigError, Settings
+from app.config import DEMO_TOKEN_VARIABLE, ConfigError, Settings
 
 
 def _url(settings: Settings) -> str:
@@ -118,17 +118,36 @@ def cmd_serve(args, settings: Settings) -> None:
 
     from app.server import create_app
 
+    workers = args.workers if args.workers is not None else _workers_from_env()
+    if workers < 1:
+        raise CliError(f"--workers must be at least 1, got {workers}")
     url = _url(settings)
     asyncio.run(_migrate(url))
     demo_token = asyncio.run(_demo(url, args.host, args.port)) if args.demo else None
     settings = Settings(**{**settings.__dict__, "database_url": url})
-    uvicorn.run(
-        create_app(settings, demo_token=demo_token), host=args.host, port=args.port, workers=None, loop="uvloop",
-        http="httptools", log_level=os.environ.get("LOG_LEVEL", "info").lower(), access_log=False,
-        timeout_graceful_shutdown=10,
-        # Shed load rather than queue without bound: over this many connections, answer 503.
+    options = dict(
+        host=args.host, port=args.port, loop="uvloop", http="httptools",
+        log_level=os.environ.get("LOG_LEVEL", "info").lower(), access_log=False, timeout_graceful_shutdown=10,
+        # Shed load rather than queue without bound: over this many connections (per worker), answer 503.
         limit_concurrency=settings.max_concurrency,
     )
+    if workers == 1:
+        uvicorn.run(create_app(settings, demo_token=demo_token), workers=None, **options)
+        return
+    # Each worker process builds its own app and pool from the environment (app.server.app_from_env);
+    # this one supervises them (and keeps the embedded PostgreSQL, if any, running).
+    os.environ["DATABASE_URL"] = url
+    if demo_token:
+        os.environ[DEMO_TOKEN_VARIABLE] = demo_token
+    uvicorn.run("app.server:app_from_env", factory=True, workers=workers, **options)
+
+
+def _workers_from_env() -> int:
+    raw = os.environ.get("WEB_CONCURRENCY") or "1"
+    try:
+        return int(raw)
+    except ValueError:
+        raise CliError(f"WEB_CONCURRENCY must be an integer, got {raw!r}") from None
 
 
 async def _demo(url: str, host: str, port: int) -> str | None:
@@ -181,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="load demo data into an empty database and print a demo token")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes (default: WEB_CONCURRENCY, else 1); each has its own pool of DB_POOL_MAX connections")
     serve.set_defaults(func=cmd_serve)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)

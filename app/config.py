@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# How `incidents serve --demo --workers N` hands the demo token to its worker processes.
+DEMO_TOKEN_VARIABLE = "INCIDENTS_SERVE_DEMO_TOKEN"
 
 
 class ConfigError(ValueError):

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import uuid
 from datetime import timedelta
 
@@ -32,7 +33,7 @@ from app.api.context import Context
 from app.api.errors import UNAVAILABLE, unavailable
 from app.api.limits import Limits
 from app.api.schema import build_schema
-from app.config import Settings
+from app.config import DEMO_TOKEN_VARIABLE, Settings
 from app.domain import users
 
 log = logging.getLogger("app.server")
@@ -173,6 +174,12 @@ class _AsgiEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+
+def app_from_env() -> Starlette:
+    """One worker's app under `incidents serve --workers N`: the settings come from the
+    environment, where the command put the database URL it resolved (and the demo token)."""
+    return create_app(Settings.from_env(), demo_token=os.environ.get(DEMO_TOKEN_VARIABLE) or None)
 
 
 def create_app(

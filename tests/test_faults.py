@@ -185,6 +185,27 @@ async def test_sigterm_finishes_requests_in_flight_and_refuses_new_ones(database
         server.stop()
 
 
+async def test_several_worker_processes_serve_and_stop_together(database_url, admin, ingest, tmp_path):
+    import psutil
+
+    (a,) = await ingest(alert_in("a", "Beacon on WS-77"))
+    server = Server(database_url, tmp_path / "server.log", env={"WEB_CONCURRENCY": "2"})
+    try:
+        server.wait_healthy()
+        workers = [p for p in psutil.Process(server.proc.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        async with httpx.AsyncClient(base_url=server.url, timeout=BOUND, trust_env=False) as c:
+            headers = {"Authorization": f"Bearer {admin.token}"}
+            body = {"query": "query($q: String!) { incidents(filter: {search: $q}) { edges { node { id } } } }",
+                    "variables": {"q": "ws-77"}}
+            answers = await asyncio.gather(*(c.post("/graphql", json=body, headers=headers) for _ in range(20)))
+        assert {r.status_code for r in answers} == {200}
+        assert all(r.json()["data"]["incidents"]["edges"] == [{"node": {"id": str(a.incident_id)}}] for r in answers)
+    finally:
+        server.stop()
+    assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
 async def _waiting_on_a_lock(pool) -> bool:
     deadline = time.monotonic() + BOUND
     while time.monotonic() < deadline:

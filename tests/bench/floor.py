@@ -7,7 +7,7 @@
 - POST /anchor {"q": ...}: the SQL the issue's anchors measured:
   `name ILIKE '%w1%w2%' ORDER BY last_activity_at DESC LIMIT 10`, plus the first 5 alerts.
 
-    python -m tests.bench.floor PORT   (DATABASE_URL names the database)
+    python -m tests.bench.floor PORT   (DATABASE_URL names the database, WEB_CONCURRENCY the workers)
 """
 
 from __future__ import annotations
@@ -89,12 +89,18 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
+def app_from_env() -> Starlette:
+    return create_app(Settings.from_env())
+
+
 def main() -> None:
     port = int(sys.argv[1])
     settings = Settings.from_env()
+    workers = int(os.environ.get("WEB_CONCURRENCY") or "1")
     # The same uvicorn settings as `incidents serve` (app/cli.py).
     uvicorn.run(
-        create_app(settings), host="127.0.0.1", port=port, workers=None, loop="uvloop", http="httptools",
+        "tests.bench.floor:app_from_env" if workers > 1 else create_app(settings), factory=workers > 1,
+        host="127.0.0.1", port=port, workers=workers if workers > 1 else None, loop="uvloop", http="httptools",
         log_level=os.environ.get("LOG_LEVEL", "warning").lower(), access_log=False,
         timeout_graceful_shutdown=10, limit_concurrency=settings.max_concurrency,
     )

@@ -55,6 +55,9 @@ SCALES = {
     "small": Scale(100_000, seconds=6, warmup=2, link_runs={100: 10, 1000: 4}, ingest_batches=4),
 }
 
+# Worker processes of the server and of the floor alike: one per core (`incidents serve --workers`).
+WORKERS = os.cpu_count() or 1
+
 TYPEAHEAD = (
     "query Typeahead($q: String!) { incidents(filter: {search: $q}, first: 10) { edges { node {"
     " id name status severity lastActivityAt alertCount"
@@ -172,7 +175,8 @@ def load_side_by_side(targets: dict[str, tuple[str, str, str]], *, token: str, s
 
 def start_floor(db_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DATABASE_URL": db_url, "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1",
+           "WEB_CONCURRENCY": str(WORKERS)}
     out = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", str(port)], cwd=ROOT, env=env,
                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -344,7 +348,7 @@ def main() -> None:
     data = asyncio.run(bench_inputs.build(db_url, link_runs=scale.link_runs))
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / ".data"))
 
-    server = Server(db_url, workdir / "server.log")
+    server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
     floor_proc = None
     try:
         server.wait_healthy()
@@ -460,7 +464,7 @@ def main() -> None:
 
         width = max(len(t[0]) for t in table)
         print(f"incident-graph benchmark, {scale_name} scale, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
-              f" {os.cpu_count()} cores, {time.monotonic() - started:.0f} s")
+              f" {os.cpu_count()} cores, {WORKERS} workers, {time.monotonic() - started:.0f} s")
         print(f"| {'what'.ljust(width)} | measured | target |")
         print(f"|{'-' * (width + 2)}|---|---|")
         for what, value, target in table:
