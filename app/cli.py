@@ -116,8 +116,6 @@ def cmd_seed(args, settings: Settings) -> None:
 def cmd_serve(args, settings: Settings) -> None:
     import uvicorn
 
-    from app.server import create_app
-
     workers = args.workers if args.workers is not None else _workers_from_env()
     if workers < 1:
         raise CliError(f"--workers must be at least 1, got {workers}")
@@ -132,6 +130,8 @@ def cmd_serve(args, settings: Settings) -> None:
         limit_concurrency=settings.max_concurrency,
     )
     if workers == 1:
+        from app.server import create_app
+
         uvicorn.run(create_app(settings, demo_token=demo_token), workers=None, **options)
         return
     # Each worker process builds its own app and pool from the environment (app.server.app_from_env);
