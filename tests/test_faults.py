@@ -43,14 +43,15 @@ async def _where(pool, alert_id):
 async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_nothing(admin, ingest, pool, monkeypatch):
     a, b = await ingest(alert_in("a"), alert_in("b"))
     entries_before = await pool.fetchval("SELECT count(*) FROM activity_log")
-    recompute = aggregates.recompute
+    move = aggregates.move
 
-    async def killed_midway(*, conn, incident_ids):
+    async def killed_midway(**kwargs):
         # The alerts are locked and moved, the transaction is open: now the connection dies.
-        await pool.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
-        return await recompute(conn=conn, incident_ids=incident_ids)
+        moved = await move(**kwargs)
+        await pool.execute("SELECT pg_terminate_backend($1)", kwargs["conn"].get_server_pid())
+        return moved
 
-    monkeypatch.setattr(aggregates, "recompute", killed_midway)
+    monkeypatch.setattr(aggregates, "move", killed_midway)
     response = await admin.post(LINK, {"ids": [str(a.id)], "to": str(b.incident_id)})
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
@@ -58,7 +59,7 @@ async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_not
     assert await _where(pool, a.id) == a.incident_id
     assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_before
 
-    monkeypatch.setattr(aggregates, "recompute", recompute)
+    monkeypatch.setattr(aggregates, "move", move)
     retried = (await admin(LINK, ids=[str(a.id)], to=str(b.incident_id)))["linkAlerts"]
     assert retried["errors"] == []
     assert await _where(pool, a.id) == b.incident_id

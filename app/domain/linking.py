@@ -36,11 +36,6 @@ CREATE_INCIDENT = f"""
 INSERT INTO incidents AS i (name, severity, last_activity_at) VALUES ($1, $2::severity, $3)
 RETURNING {INCIDENT_COLUMNS}
 """
-MOVE = "UPDATE alerts SET incident_id = $1 WHERE id = ANY($2::bigint[])"
-SET_STATUS = f"""
-UPDATE incidents i SET status = $2::incident_status WHERE i.id = ANY($1::bigint[])
-RETURNING {INCIDENT_COLUMNS}
-"""
 ALERTS_BY_ID = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[])"
 INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
 
@@ -149,24 +144,17 @@ async def link_alerts(
     if not moving:  # a replay: every alert is already there
         return LinkResult(target_incident, [], selected, [])
 
-    await conn.execute(MOVE, target_incident.id, [a.id for a in moving])
     for a in moving:
         entries.append(NewEntry(a.incident_id, "alert_unlinked", viewer.name, comment, a.id, target_incident.id))
         entries.append(NewEntry(target_incident.id, "alert_linked", viewer.name, comment, a.id, a.incident_id))
 
     moved_from = sorted({a.incident_id for a in moving})
-    after = await aggregates.recompute(conn=conn, incident_ids=[target_incident.id, *moved_from])
-
-    # An incident left with no alerts is finished: resolve it and say where its last alert went.
-    emptied = [i for i in moved_from if after[i].alert_count == 0 and after[i].status in ("active", "in_progress")]
-    if emptied:
-        for row in await conn.fetch(SET_STATUS, emptied, "resolved"):
-            after[row["id"]] = models.incident(row)
-        entries += [NewEntry(i, "incident_resolved", viewer.name, comment, other_incident_id=target_incident.id) for i in emptied]
-    # Alerts arriving in a resolved incident are unhandled work: reopen it.
-    if after[target_incident.id].status == "resolved":
-        for row in await conn.fetch(SET_STATUS, [target_incident.id], "active"):
-            after[row["id"]] = models.incident(row)
+    # The move, the incidents' counts, and their status: an incident left with no alerts is
+    # finished (resolved), and alerts arriving in a resolved incident are unhandled work (reopened).
+    after = await aggregates.move(conn=conn, alert_ids=[a.id for a in moving], target_id=target_incident.id, source_ids=moved_from)
+    emptied = [i for i in moved_from if after[i].alert_count == 0 and incidents[i].status in ("active", "in_progress")]
+    entries += [NewEntry(i, "incident_resolved", viewer.name, comment, other_incident_id=target_incident.id) for i in emptied]
+    if target_incident.status == "resolved":
         entries.append(NewEntry(target_incident.id, "incident_reopened", viewer.name, comment, other_incident_id=moved_from[0]))
 
     written = await activity.write(conn=conn, entries=entries)
