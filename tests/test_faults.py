@@ -20,7 +20,7 @@ import pytest
 
 from app import db
 from app.config import ROOT, Settings
-from app.domain import aggregates, users
+from app.domain import linking, users
 from app.server import create_app
 from tests.conftest import alert_in
 from tests.live import Server
@@ -43,15 +43,9 @@ async def _where(pool, alert_id):
 async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_nothing(admin, ingest, pool, monkeypatch):
     a, b = await ingest(alert_in("a"), alert_in("b"))
     entries_before = await pool.fetchval("SELECT count(*) FROM activity_log")
-    move = aggregates.move
-
-    async def killed_midway(**kwargs):
-        # The alerts are locked and moved, the transaction is open: now the connection dies.
-        moved = await move(**kwargs)
-        await pool.execute("SELECT pg_terminate_backend($1)", kwargs["conn"].get_server_pid())
-        return moved
-
-    monkeypatch.setattr(aggregates, "move", killed_midway)
+    move = linking.MOVE
+    # The alerts are locked and being moved, the transaction is open: now the connection dies.
+    monkeypatch.setattr(linking, "MOVE", move.rstrip() + ", pg_terminate_backend(pg_backend_pid()) AS killed")
     response = await admin.post(LINK, {"ids": [str(a.id)], "to": str(b.incident_id)})
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
@@ -59,7 +53,7 @@ async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_not
     assert await _where(pool, a.id) == a.incident_id
     assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_before
 
-    monkeypatch.setattr(aggregates, "move", move)
+    monkeypatch.setattr(linking, "MOVE", move)
     retried = (await admin(LINK, ids=[str(a.id)], to=str(b.incident_id)))["linkAlerts"]
     assert retried["errors"] == []
     assert await _where(pool, a.id) == b.incident_id

@@ -16,14 +16,20 @@ from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
+INSERT_COLUMNS = "incident_id, kind, actor, comment, alert_id, other_incident_id, alert_count"
+
+
+def entry_parameters(first: int) -> str:
+    """New entries as 7 array parameters from ${first} on, which entry_arrays gives."""
+    types = ["bigint", "activity_kind", "text", "text", "bigint", "bigint", "integer"]
+    return ", ".join(f"${first + n}::{t}[]" for n, t in enumerate(types))
+
+
 # The entries as stored, in one statement: the alerts it joins are read as the transaction's
 # earlier statements left them (this one writes only the log).
 INSERT_ENTRIES = f"""
 WITH l AS (
-    INSERT INTO activity_log (incident_id, kind, actor, comment, alert_id, other_incident_id, alert_count)
-    SELECT * FROM unnest($1::bigint[], $2::activity_kind[], $3::text[], $4::text[], $5::bigint[],
-                         $6::bigint[], $7::integer[])
-    RETURNING *
+    INSERT INTO activity_log ({INSERT_COLUMNS}) SELECT * FROM unnest({entry_parameters(1)}) RETURNING *
 )
 SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id ORDER BY l.id
 """
@@ -61,8 +67,13 @@ async def write(*, conn: asyncpg.Connection, entries: list[NewEntry]) -> list[Ac
     """Append entries in the given order and return them as stored."""
     if not entries:
         return []
-    rows = await conn.fetch(
-        INSERT_ENTRIES,
+    rows = await conn.fetch(INSERT_ENTRIES, *entry_arrays(entries))
+    return [models.entry(r) for r in rows]
+
+
+def entry_arrays(entries: list[NewEntry]) -> list[list]:
+    """The entries as the 7 parameters of entry_parameters."""
+    return [
         [e.incident_id for e in entries],
         [e.kind for e in entries],
         [e.actor for e in entries],
@@ -70,8 +81,7 @@ async def write(*, conn: asyncpg.Connection, entries: list[NewEntry]) -> list[Ac
         [e.alert_id for e in entries],
         [e.other_incident_id for e in entries],
         [e.alert_count for e in entries],
-    )
-    return [models.entry(r) for r in rows]
+    ]
 
 
 async def entries_by_id(*, conn: Conn, ids: list[int]) -> list[ActivityEntry]:

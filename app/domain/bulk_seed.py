@@ -8,7 +8,7 @@ by a handful of INSERT ... SELECT statements inside PostgreSQL instead of one ca
   writes the log entry ingestion writes: INCIDENT_CREATED (actor "system") for the first,
   ALERT_CORRELATED for the others, at the alert's detection time.
 - The incident is named after its first alert; severity, last activity, alert count and scopes
-  are computed from its alerts, as aggregates.recompute would.
+  are computed from its alerts, as aggregates.RECOMPUTE does.
 - Names carry MITRE tactics, host names (WS-4821), accounts (alice.smith), emails, file names
   and IPs. Hosts, accounts, files and detections are drawn from long-tailed (1/k) distributions:
   a few are everywhere, most are rare, and popular hosts and accounts recur across stories,
@@ -219,7 +219,7 @@ SELECT a.id, e.kind, e.value, a.detected_at
  ORDER BY a.id
 """
 
-# Named after the first alert, derived fields from all of them (as aggregates.recompute).
+# Named after the first alert, derived fields from all of them (as aggregates.RECOMPUTE).
 INSERT_INCIDENTS = """
 INSERT INTO incidents (id, name, status, severity, last_activity_at, alert_count, alert_scopes, created_at)
 SELECT st.incident_id, s.name, st.status, s.severity, s.last_activity_at, s.n, s.scopes, s.created_at

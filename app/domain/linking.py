@@ -18,7 +18,7 @@ from app.domain import activity, aggregates, models, naming
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, Refused
 from app.domain.incidents import is_visible
-from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Alert, Incident
+from app.domain.models import ALERT_COLUMNS, ENTRY_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Alert, Incident
 from app.domain.text import storable
 from app.domain.viewers import Viewer
 
@@ -26,7 +26,19 @@ MAX_ALERTS = limit("LINK_MAX_ALERTS", 1000)
 MAX_COMMENT = 30_000
 _ID = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only: int() also reads "١" as 1
 
-LOCK_ALERTS = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE"
+# The alerts $1 locked in id order, then their incidents and the target $2 (if any) in id order,
+# in one statement: the incidents are those of the alerts as locked, after any move that
+# finished while this one waited.
+LOCK = f"""
+WITH a AS MATERIALIZED (SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE),
+i AS (
+    SELECT {INCIDENT_COLUMNS} FROM incidents i
+     WHERE i.id = ANY(ARRAY(SELECT a.incident_id FROM a) || $2::bigint) ORDER BY i.id FOR UPDATE
+)
+SELECT (SELECT array_agg(a) FROM a) AS alerts, (SELECT array_agg(i) FROM i) AS incidents
+"""
+# An incident created by a move that finished while LOCK waited is not in its snapshot: then the
+# incidents are locked again, with a snapshot of their own.
 LOCK_INCIDENTS = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY($1::bigint[]) ORDER BY i.id FOR UPDATE"
 DEVICES = """
 SELECT DISTINCT ON (value_key) value FROM alert_entities
@@ -37,6 +49,48 @@ INSERT INTO incidents AS i (name, severity, last_activity_at) VALUES ($1, $2::se
 RETURNING {INCIDENT_COLUMNS}
 """
 ALERTS_BY_ID = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[])"
+
+# The move, in one statement (the movers hold their row locks for one round trip): the alerts'
+# new incident; the incidents' derived fields and status (an incident left with no alerts is
+# finished: resolved; alerts arriving in a resolved incident are unhandled work: reopened); and
+# the log entries, in order: the given ones ($8-$14: the new incident's, then each alert's
+# unlinked and linked), then each resolved source's, then the reopened target's.
+# Every part reads the snapshot from before the move, so an incident's alerts are counted as
+# they will be: its own but the moving ones, and for the target those too.
+#   $1 the target and the sources, $2 the target, $3 the moving alerts, $4 the sources that
+#   were open (active or in progress), $5 the actor, $6 the comment, $7 the source the reopened
+#   entry names (or null: the target was not resolved).
+_RECOMPUTE_AFTER_MOVE = aggregates.RECOMPUTE.format(
+    alerts="""(
+             SELECT a.severity, a.detected_at, a.scope FROM alerts a WHERE a.incident_id = t.id AND a.id <> ALL($3::bigint[])
+             UNION ALL
+             SELECT a.severity, a.detected_at, a.scope FROM alerts a WHERE t.id = $2 AND a.id = ANY($3::bigint[])
+        ) a""",
+    status=""",
+       status = CASE WHEN i.id <> $2 AND s.n = 0 AND i.status IN ('active', 'in_progress') THEN 'resolved'::incident_status
+                     WHEN i.id = $2 AND i.status = 'resolved' THEN 'active'::incident_status
+                     ELSE i.status END""",
+)
+MOVE = f"""
+WITH moved AS (UPDATE alerts SET incident_id = $2 WHERE id = ANY($3::bigint[]) RETURNING id),
+incident AS ({_RECOMPUTE_AFTER_MOVE}),
+l AS (
+    INSERT INTO activity_log ({activity.INSERT_COLUMNS})
+    SELECT {activity.INSERT_COLUMNS} FROM (
+        SELECT 1 AS part, n, {activity.INSERT_COLUMNS} FROM unnest({activity.entry_parameters(8)})
+             WITH ORDINALITY AS e({activity.INSERT_COLUMNS}, n)
+        UNION ALL
+        SELECT 2, i.id, i.id, 'incident_resolved'::activity_kind, $5::text, $6::text, NULL::bigint, $2, NULL::integer
+          FROM incident i WHERE i.alert_count = 0 AND i.id = ANY($4::bigint[])
+        UNION ALL
+        SELECT 3, 0, $2, 'incident_reopened'::activity_kind, $5::text, $6::text, NULL::bigint, $7::bigint, NULL::integer
+         WHERE $7::bigint IS NOT NULL
+    ) e ORDER BY part, n
+    RETURNING *
+)
+SELECT (SELECT array_agg(i) FROM incident i) AS incidents,
+       (SELECT array_agg(e ORDER BY e.id) FROM (SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id) e) AS entries
+"""
 INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
 
 SEVERITY_ORDER = ["informational", "low", "medium", "high"]
@@ -122,13 +176,13 @@ async def link_alerts(
         raise Refused(problems)
 
     selected_ids = [numbers[i] for i in ids]
-    locked = {r["id"]: models.alert(r) for r in await conn.fetch(LOCK_ALERTS, sorted(selected_ids))}
+    row = await conn.fetchrow(LOCK, sorted(selected_ids), target_id)
+    locked = {r[0]: Alert(*r) for r in row["alerts"]}
     selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
-    source_ids = {a.incident_id for a in selected}
-    incidents = {
-        r["id"]: models.incident(r)
-        for r in await conn.fetch(LOCK_INCIDENTS, sorted(source_ids | ({target_id} if target_id is not None else set())))
-    }
+    incidents = {r[0]: Incident(*r) for r in row["incidents"]}
+    wanted = {a.incident_id for a in selected} | ({target_id} if target_id is not None else set())
+    if not wanted <= incidents.keys():
+        incidents = {r["id"]: models.incident(r) for r in await conn.fetch(LOCK_INCIDENTS, sorted(wanted))}
     if target.existing_incident_id is not None:  # it may have changed before we locked it
         if problems := _target_problems(target, incidents.get(target_id), viewer):
             raise Refused(problems)
@@ -147,17 +201,14 @@ async def link_alerts(
     for a in moving:
         entries.append(NewEntry(a.incident_id, "alert_unlinked", viewer.name, comment, a.id, target_incident.id))
         entries.append(NewEntry(target_incident.id, "alert_linked", viewer.name, comment, a.id, a.incident_id))
-
     moved_from = sorted({a.incident_id for a in moving})
-    # The move, the incidents' counts, and their status: an incident left with no alerts is
-    # finished (resolved), and alerts arriving in a resolved incident are unhandled work (reopened).
-    after = await aggregates.move(conn=conn, alert_ids=[a.id for a in moving], target_id=target_incident.id, source_ids=moved_from)
-    emptied = [i for i in moved_from if after[i].alert_count == 0 and incidents[i].status in ("active", "in_progress")]
-    entries += [NewEntry(i, "incident_resolved", viewer.name, comment, other_incident_id=target_incident.id) for i in emptied]
-    if target_incident.status == "resolved":
-        entries.append(NewEntry(target_incident.id, "incident_reopened", viewer.name, comment, other_incident_id=moved_from[0]))
-
-    written = await activity.write(conn=conn, entries=entries)
+    row = await conn.fetchrow(
+        MOVE, sorted({target_incident.id, *moved_from}), target_incident.id, [a.id for a in moving],
+        [i for i in moved_from if incidents[i].status in ("active", "in_progress")], viewer.name, comment,
+        moved_from[0] if target_incident.status == "resolved" else None, *activity.entry_arrays(entries),
+    )
+    after = {r[0]: Incident(*r) for r in row["incidents"]}
+    written = [ActivityEntry(*r) for r in row["entries"]]
     return visible_result(
         LinkResult(
             target=after[target_incident.id],
