@@ -388,6 +388,8 @@ def main() -> None:
             for target, result in load_side_by_side(targets, token=token, seconds=scale.seconds, warmup=scale.warmup).items():
                 results[f"{name}_{target}"] = result
         asyncio.run(database.anchor_index(db_url, present=False))
+        log("vacuuming what the writes touch")
+        asyncio.run(database.vacuum_written(db_url))
 
         log("incident detail")
         dq = bodies_file(workdir, "detail.jsonl", [{"query": DETAIL, "variables": {"id": str(i)}} for i in data.detail_incidents])
