@@ -136,17 +136,20 @@ def _cursor(incident: Incident) -> str:
 #    names reads at most a few hundred rows.
 # 3. INDEXED: the trigram index over everything: a word rare enough to get here has few matches.
 # Steps 2 and 3 feed the index the words' runs of letters and digits (search.index_parts), only
-# those that pay (SAMPLE below), and order by an expression, so that the planner never walks
+# those that pay (PART_COUNTS below), and order by an expression, so that the planner never walks
 # the recency index there (for a rare word that reads the whole table).
 NEAR, RECENT_DAYS = 1_000, 7
 
 # Before steps 2 and 3 of a search with several parts, which parts the index should look up: a
 # part in most names ("com", "powershell") costs the index more than it saves (it has to read
-# every trigram's list). The newest NEAR names of the queue are the sample.
-SAMPLE = """
-SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 0)::bigint AS total,
-       ARRAY[{counts}]::integer[] AS counts
-  FROM (SELECT i.name_folded FROM incidents i ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}) i
+# every trigram's list). The NEAR names are the sample: the NEAR step counts each part in them
+# as it reads them (PART_COUNTS), and always answers at least one row to carry the counts.
+PART_COUNTS = """
+SELECT w.*, c.part_counts FROM (
+    SELECT ARRAY[greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 0)::bigint,
+                 {counts}] AS part_counts
+      FROM (SELECT i.name_folded FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}) i
+) c LEFT JOIN ({statement}) w ON true
 """
 
 NEAR_STEP = """
@@ -180,7 +183,7 @@ async def list_incidents(
     """
     queue = await _queue(conn, viewer, flt, first, after)
     rows = await queue.fetch(conn)
-    return queue.page([models.incident(r) for r in rows])
+    return queue.page([Incident(*r) for r in rows])
 
 
 # The typeahead's page and each incident's first alerts in one round trip.
@@ -207,7 +210,7 @@ async def list_incidents_with_alerts(
     found: dict[int, Incident] = {}
     by_incident: dict[int, list[Alert]] = {}
     for r in rows:
-        values = list(r.values())
+        values = list(r)
         incident = found.setdefault(values[0], Incident(*values[:_INCIDENT_FIELDS]))
         by_incident.setdefault(incident.id, [])
         if values[_INCIDENT_FIELDS] is not None:
@@ -239,36 +242,46 @@ class _Queue:
     first: int
     pinned: list[Incident]
     number: int | None
+    key: tuple | None  # the keyset cursor the queue reads after
 
-    async def fetch(self, conn: Conn, wrap: Callable[[str, list], tuple[str, list]] | None = None) -> list[asyncpg.Record]:
+    async def fetch(self, conn: Conn, wrap: Callable[[str, list], tuple[str, list]] | None = None) -> list:
         """The rows of the first step that finds `limit` incidents, or of the last step.
 
-        wrap(statement, parameters) may extend a step's statement; the incident's id stays its first column.
+        wrap(statement, parameters) may extend a step's statement; the incident's id stays its
+        first column. Rows are records or tuples, the statement's columns in order.
         """
         wrap = wrap or (lambda sql, values: (sql, values))
         if len(self.templates) == 1:
             return await conn.fetch(*_flat(wrap(*self.statement(self.templates[0], None))))
         async with _one_connection(conn) as c:
             near, *indexed = self.templates
-            rows = await c.fetch(*_flat(wrap(*self.statement(near, None))))
+            statement = wrap(*self.statement(near, None))
+            if len(self.parts) == 1:
+                rows = await c.fetch(*_flat(statement))
+                parts = frozenset(self.parts)
+            else:
+                counted = await c.fetch(*_flat(self.counting(*statement)))
+                total, *counts = counted[0][-1]
+                rows = [r[:-1] for r in counted if r[0] is not None]
+                parts = frozenset(search.choose_index_parts(self.parts, counts, sample=NEAR, total=total))
             if len({r[0] for r in rows}) >= self.limit:
                 return rows
-            parts = frozenset(await self._index_parts(c))
             for template in indexed:
                 rows = await c.fetch(*_flat(wrap(*self.statement(template, parts))))
                 if len({r[0] for r in rows}) >= self.limit:
                     break
             return rows
 
-    async def _index_parts(self, conn: Conn) -> list[str]:
-        if len(self.parts) == 1:
-            return self.parts
+    def counting(self, sql: str, values: list) -> tuple[str, list]:
+        """The NEAR step's statement, answering one row more (or the only one, its other
+        columns null) that ends with the sampled part counts: the table's size, then each part's."""
         p = search.Params()
+        p.values = list(values)
         counts = ", ".join(
             f"count(*) FILTER (WHERE i.name_folded LIKE lower({p(search.like_pattern(part))}))" for part in self.parts
         )
-        row = await conn.fetchrow(SAMPLE.format(counts=counts, near=NEAR), *p.values)
-        return search.choose_index_parts(self.parts, row["counts"], sample=NEAR, total=row["total"])
+        keyset = "true" if self.key is None else f"(i.last_activity_at, i.id) < ({p(self.key[0])}, {p(self.key[1])})"
+        return PART_COUNTS.format(counts=counts, keyset=keyset, near=NEAR, statement=sql), p.values
 
     def page(self, rows: list[Incident]) -> pagination.Page[Incident]:
         pinned = pagination.encode("p", self.number) if self.pinned else None
@@ -316,7 +329,7 @@ async def _queue(conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, af
     words = search.words(flt.search)
     parts = [part for w in words if search.has_trigrams(w) for part in search.index_parts(w)]
     templates = [NEAR_STEP, RECENT_STEP, INDEXED_STEP] if parts else [PLAIN]
-    return _Queue(statement, templates, list(dict.fromkeys(parts)), limit, first, pinned, number)
+    return _Queue(statement, templates, list(dict.fromkeys(parts)), limit, first, pinned, number, key)
 
 
 async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) -> int:
