@@ -66,17 +66,23 @@ class Unsupported(Exception):
     """The document uses something this path does not do: the normal path takes it."""
 
 
-@dataclass(frozen=True)
 class Connection:
-    page: Page
-    count: Callable[[], Awaitable[int]]
+    __slots__ = ("page", "count")
+
+    def __init__(self, page: Page, count: Callable[[], Awaitable[int]]) -> None:
+        self.page = page
+        self.count = count
 
 
-@dataclass(frozen=True)
 class Edge:
-    page: Page
-    n: int
-    node: Record
+    """The n-th item of a page (a typeahead page has 60: a plain slotted class)."""
+
+    __slots__ = ("page", "n", "node")
+
+    def __init__(self, page: Page, n: int, node: Record) -> None:
+        self.page = page
+        self.n = n
+        self.node = node
 
     @property
     def cursor(self) -> str:
@@ -102,51 +108,49 @@ class IngestPayload:
 
 # --- scalars, as the schema serializes them ---------------------------------------------------
 
-def _enum(value: str) -> str:
-    return value.upper()  # every enum of the schema is named as its value in capitals
-
-
-def _datetime(value) -> str:
-    return value.isoformat()
-
-
-SCALARS: dict[str, dict[str, Callable[[Record, Context], Any]]] = {
+# Scalars as Python expressions of the record `p` and the context `c`: each level's response
+# objects are built by one generated comprehension (Level.build), the others call SCALARS.
+SOURCES: dict[str, dict[str, str]] = {
     "Incident": {
-        "id": lambda i, c: str(i.id),
-        "name": lambda i, c: i.name,
-        "status": lambda i, c: _enum(i.status),
-        "severity": lambda i, c: _enum(i.severity),
-        "createdAt": lambda i, c: _datetime(i.created_at),
-        "lastActivityAt": lambda i, c: _datetime(i.last_activity_at),
+        "id": "str(p.id)",
+        "name": "p.name",
+        "status": "p.status.upper()",  # every enum of the schema is named as its value in capitals
+        "severity": "p.severity.upper()",
+        "createdAt": "p.created_at.isoformat()",
+        "lastActivityAt": "p.last_activity_at.isoformat()",
     },
     "Alert": {
-        "id": lambda a, c: str(a.id),
-        "externalId": lambda a, c: a.external_id,
-        "title": lambda a, c: a.title,
-        "severity": lambda a, c: _enum(a.severity),
-        "status": lambda a, c: _enum(a.status),
-        "category": lambda a, c: a.category,
-        "scope": lambda a, c: a.scope,
-        "detectedAt": lambda a, c: _datetime(a.detected_at),
-        "viewerCanLink": lambda a, c: c.viewer.can_view_incidents and c.viewer.can_write(a.scope),
+        "id": "str(p.id)",
+        "externalId": "p.external_id",
+        "title": "p.title",
+        "severity": "p.severity.upper()",
+        "status": "p.status.upper()",
+        "category": "p.category",
+        "scope": "p.scope",
+        "detectedAt": "p.detected_at.isoformat()",
+        "viewerCanLink": "c.viewer.can_view_incidents and c.viewer.can_write(p.scope)",
     },
     "Entity": {
-        "kind": lambda e, c: _enum(e.kind),
-        "value": lambda e, c: e.value,
+        "kind": "p.kind.upper()",
+        "value": "p.value",
     },
     "ActivityLogEntry": {
-        "id": lambda e, c: str(e.id),
-        "kind": lambda e, c: _enum(e.kind),
-        "createdAt": lambda e, c: _datetime(e.created_at),
-        "actor": lambda e, c: e.actor,
-        "message": lambda e, c: activity.message(e, c.viewer),
-        "comment": lambda e, c: e.comment,
+        "id": "str(p.id)",
+        "kind": "p.kind.upper()",
+        "createdAt": "p.created_at.isoformat()",
+        "actor": "p.actor",
+        "comment": "p.comment",
     },
     "PageInfo": {
-        "hasNextPage": lambda p, c: p.has_next,
-        "endCursor": lambda p, c: p.end_cursor,
+        "hasNextPage": "p.has_next",
+        "endCursor": "p.end_cursor",
     },
 }
+SCALARS: dict[str, dict[str, Callable[[Record, Context], Any]]] = {
+    type_name: {name: eval(f"lambda p, c: {source}") for name, source in fields.items()}  # noqa: S307 - our own table
+    for type_name, fields in SOURCES.items()
+}
+SCALARS["ActivityLogEntry"]["message"] = lambda e, c: activity.message(e, c.viewer)
 for _edge in ("IncidentEdge", "AlertEdge", "ActivityLogEntryEdge"):
     SCALARS[_edge] = {"cursor": lambda e, c: e.cursor}
 SCALARS["LinkAlertsError"] = {
@@ -420,7 +424,8 @@ class FieldPlan:
     scalar: Callable | None = None
     batch: Callable | None = None
     many: bool = False          # the value is a list of records
-    sub: list[FieldPlan] | None = None
+    sub: Level | None = None
+    source: str | None = None   # the scalar as an expression of the record p (SOURCES)
     _fixed: dict | None = None  # the arguments, when no variable is among them
 
     def arguments(self, variables) -> dict:
@@ -432,6 +437,32 @@ class FieldPlan:
         if not _has_variables(self.node.arguments):
             self._fixed = values
         return values
+
+
+class Level(list):
+    """The fields selected on one type, and `build`: a comprehension generated for them that
+    makes the response objects from the parent records and the batch fields' values."""
+
+    build: Callable
+
+    def __init__(self, plans: list[FieldPlan]) -> None:
+        super().__init__(plans)
+        namespace: dict[str, Any] = {}
+        values, batches = [], []
+        for n, plan in enumerate(plans):
+            if plan.source is not None:
+                values.append(plan.source)
+            elif plan.scalar is not None:
+                namespace[f"f{n}"] = plan.scalar
+                values.append(f"f{n}(p, c)")
+            else:
+                batches.append(f"b{n}")
+                values.append(f"v{n}")
+        items = ", ".join(f"{plan.key!r}: {value}" for plan, value in zip(plans, values, strict=True))
+        loop = f"for p, {', '.join(v.replace('b', 'v', 1) for v in batches)} in zip(parents, {', '.join(batches)}, strict=True)" if batches else "for p in parents"
+        source = f"def build(parents, c, {''.join(b + ', ' for b in batches)}):\n    return [{{{items}}} {loop}]\n"
+        exec(source, namespace)  # noqa: S102 - generated from the schema's names and SOURCES
+        self.build = namespace["build"]
 
 
 def _has_variables(node) -> bool:
@@ -513,7 +544,7 @@ def _merged(nodes: list[FieldNode]) -> SelectionSetNode | None:
 
 def _plan_fields(
     schema: GraphQLSchema, selection_set, type_name: str, fragments, root: dict | None = None
-) -> list[FieldPlan]:
+) -> Level:
     from graphql import get_named_type, is_list_type, is_non_null_type
 
     gql_type = schema.get_type(type_name)
@@ -521,7 +552,7 @@ def _plan_fields(
     for key, nodes in _collect(selection_set, type_name, fragments).items():
         name = nodes[0].name.value
         if name == "__typename":
-            plans.append(FieldPlan(key, name, nodes[0], None, scalar=lambda r, c, t=type_name: t))
+            plans.append(FieldPlan(key, name, nodes[0], None, scalar=lambda r, c, t=type_name: t, source=repr(type_name)))
             continue
         if name.startswith("__"):
             raise Unsupported("introspection")
@@ -536,6 +567,7 @@ def _plan_fields(
             plan.batch = root[name]
         elif name in SCALARS.get(type_name, {}):
             plan.scalar = SCALARS[type_name][name]
+            plan.source = SOURCES.get(type_name, {}).get(name)
             plans.append(plan)
             continue
         elif name in OBJECTS.get(type_name, {}):
@@ -550,7 +582,7 @@ def _plan_fields(
             raise Unsupported("object without selection")
         plan.sub = _plan_fields(schema, merged, target, fragments)
         plans.append(plan)
-    return plans
+    return Level(plans)
 
 
 def compile_document(schema: GraphQLSchema, query: str, operation_name: str | None, limits: Limits) -> Plan:
@@ -578,29 +610,30 @@ def compile_document(schema: GraphQLSchema, query: str, operation_name: str | No
 
 # --- running a plan ---------------------------------------------------------------------------
 
-async def _resolve_level(plans: list[FieldPlan], parents: list, variables, ctx: Context) -> list[dict]:
+async def _resolve_level(plans: Level, parents: list, variables, ctx: Context) -> list[dict]:
     """The response objects for a list of parent records of one type, one batch per field."""
-    columns: list[list] = [None] * len(plans)  # type: ignore[list-item]
+    if not parents:
+        return []
+    columns: list[list] = []
     pending: list[tuple[int, Awaitable]] = []
-    for n, plan in enumerate(plans):
+    for plan in plans:
         if plan.scalar is not None:
-            columns[n] = [plan.scalar(p, ctx) for p in parents]
-        elif plan.sub is None:  # a scalar computed by a batch: perhaps at once
+            continue
+        if plan.sub is None:  # a scalar computed by a batch: perhaps at once
             values = plan.batch(parents, plan.arguments(variables), ctx)
-            if isinstance(values, list):
-                columns[n] = values
-            else:
-                pending.append((n, values))
+            if not isinstance(values, list):
+                pending.append((len(columns), values))
         else:
-            pending.append((n, _resolve_field(plan, parents, variables, ctx)))
+            values = None
+            pending.append((len(columns), _resolve_field(plan, parents, variables, ctx)))
+        columns.append(values)
     if len(pending) == 1:  # the usual case: no task to create
         columns[pending[0][0]] = await pending[0][1]
     elif pending:
         results = await asyncio.gather(*(awaitable for _, awaitable in pending))
         for (n, _), values in zip(pending, results, strict=True):
             columns[n] = values
-    keys = [p.key for p in plans]
-    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)] if parents else []
+    return plans.build(parents, ctx, *columns)
 
 
 async def _resolve_field(plan: FieldPlan, parents: list, variables, ctx: Context) -> list:
