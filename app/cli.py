@@ -132,11 +132,14 @@ def cmd_serve(args, settings: Settings) -> None:
     if workers == 1:
         from app.server import create_app
 
-        uvicorn.run(create_app(settings, demo_token=demo_token), workers=None, **options)
+        # workers=1, not None: uvicorn would read WEB_CONCURRENCY itself.
+        uvicorn.run(create_app(settings, demo_token=demo_token), workers=1, **options)
         return
     # Each worker process builds its own app and pool from the environment (app.server.app_from_env);
-    # this one supervises them (and keeps the embedded PostgreSQL, if any, running).
+    # this one supervises them (and keeps the embedded PostgreSQL, if any, running). The demo
+    # token reaches them only from here, never from the environment the command was given.
     os.environ["DATABASE_URL"] = url
+    os.environ.pop(DEMO_TOKEN_VARIABLE, None)
     if demo_token:
         os.environ[DEMO_TOKEN_VARIABLE] = demo_token
     uvicorn.run("app.server:app_from_env", factory=True, workers=workers, **options)

@@ -49,7 +49,7 @@ def with_database(url: str, name: str) -> str:
 class Server:
     """One `incidents serve` subprocess; its output goes to a log file, shown on failure."""
 
-    def __init__(self, database_url: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, database_url: str, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -59,7 +59,7 @@ class Server:
         }
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [*incidents_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*incidents_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
             cwd=ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 

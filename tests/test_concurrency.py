@@ -304,3 +304,32 @@ async def test_identical_concurrent_moves_both_succeed_and_write_once(servers, p
             assert Counter(r["alert_id"] for r in in_db if r["kind"] == "alert_unlinked") == Counter(ids)
 
     await _check_invariants(pool, original)
+
+
+async def test_two_moves_of_one_alert_into_new_incidents_both_succeed(pool, ingest):
+    # The second waits for the first's lock on the alert; when it gets it, the alert is in an
+    # incident the first created after the second's statement began: it starts over and moves it.
+    from app import db
+    from app.domain import linking
+    from app.domain.viewers import Viewer
+
+    viewer = Viewer(id=1, name="admin", can_view_incidents=True, can_ingest=True, grants={"*": "write"})
+    (a,) = await ingest(alert_in("a"))
+    first, second = await pool.acquire(), await pool.acquire()
+    try:
+        tx = first.transaction()
+        await tx.start()
+        one = await linking.link_alerts(conn=first, viewer=viewer, alert_ids=[str(a.id)], target=linking.Target(create_new=True), comment="one")
+        waiting = asyncio.create_task(db.in_transaction(second, lambda conn: linking.link_alerts(
+            conn=conn, viewer=viewer, alert_ids=[str(a.id)], target=linking.Target(create_new=True), comment="two",
+        )))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await tx.commit()
+        two = await asyncio.wait_for(waiting, 20)
+    finally:
+        await pool.release(first)
+        await pool.release(second)
+    assert [s.id for s in two.sources] == [one.target.id]
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", a.id) == two.target.id != one.target.id
+    assert await pool.fetchval("SELECT status::text FROM incidents WHERE id = $1", one.target.id) == "resolved"

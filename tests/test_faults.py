@@ -201,6 +201,20 @@ async def test_several_worker_processes_serve_and_stop_together(database_url, ad
     assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
+async def test_workers_given_on_the_command_line_win_over_the_environment(database_url, admin, tmp_path):
+    import psutil
+
+    server = Server(database_url, tmp_path / "server.log", env={"WEB_CONCURRENCY": "2"}, args=("--workers", "1"))
+    try:
+        server.wait_healthy()
+        assert psutil.Process(server.proc.pid).children() == []  # one process serves
+        async with httpx.AsyncClient(base_url=server.url, timeout=BOUND, trust_env=False) as c:
+            body = (await c.post("/graphql", json={"query": "{ viewer { name } }"}, headers={"Authorization": f"Bearer {admin.token}"})).json()
+        assert body["data"] == {"viewer": {"name": "admin"}}
+    finally:
+        server.stop()
+
+
 async def _waiting_on_a_lock(pool) -> bool:
     deadline = time.monotonic() + BOUND
     while time.monotonic() < deadline:

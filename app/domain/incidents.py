@@ -183,7 +183,7 @@ async def list_incidents(
     """
     queue = await _queue(conn, viewer, flt, first, after)
     rows = await queue.fetch(conn)
-    return queue.page([Incident(*r) for r in rows])
+    return queue.page(_newest_first(Incident(*r) for r in rows))
 
 
 # The typeahead's page and each incident's first alerts in one round trip.
@@ -215,10 +215,14 @@ async def list_incidents_with_alerts(
         by_incident.setdefault(incident.id, [])
         if values[_INCIDENT_FIELDS] is not None:
             by_incident[incident.id].append(Alert(*values[_INCIDENT_FIELDS:]))
-    listed = sorted(found.values(), key=lambda i: (i.last_activity_at, i.id), reverse=True)
-    page = queue.page(listed)
-    alert_pages = {i: alerts_page(items, alerts_first) for i, items in by_incident.items()}
+    page = queue.page(_newest_first(found.values()))
+    alert_pages = {i: alerts_page(items, alerts_first) for i, items in by_incident.items()}  # (it sorts them)
     return page, alert_pages
+
+
+def _newest_first(found) -> list[Incident]:
+    """The queue's order, whatever order the statement's joins gave the rows in."""
+    return sorted(found, key=lambda i: (i.last_activity_at, i.id), reverse=True)
 
 
 @contextlib.asynccontextmanager
