@@ -308,7 +308,8 @@ async def test_identical_concurrent_moves_both_succeed_and_write_once(servers, p
 
 async def test_two_moves_of_one_alert_into_new_incidents_both_succeed(pool, ingest):
     # The second waits for the first's lock on the alert; when it gets it, the alert is in an
-    # incident the first created after the second's statement began: it starts over and moves it.
+    # incident the first created after the second's locking statement began: the second still
+    # locks that incident (a review found an earlier version crashing here) and moves the alert.
     from app import db
     from app.domain import linking
     from app.domain.viewers import Viewer

@@ -26,18 +26,10 @@ MAX_ALERTS = limit("LINK_MAX_ALERTS", 1000)
 MAX_COMMENT = 30_000
 _ID = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only: int() also reads "١" as 1
 
-# The alerts $1 locked in id order, then their incidents and the target $2 (if any) in id order,
-# in one statement: the incidents are those of the alerts as locked, after any move that
-# finished while this one waited (but one that the statement's snapshot does not hold yet:
-# link_alerts starts over then).
-LOCK = f"""
-WITH a AS MATERIALIZED (SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE),
-i AS (
-    SELECT {INCIDENT_COLUMNS} FROM incidents i
-     WHERE i.id = ANY(ARRAY(SELECT a.incident_id FROM a) || $2::bigint) ORDER BY i.id FOR UPDATE
-)
-SELECT (SELECT array_agg(a) FROM a) AS alerts, (SELECT array_agg(i) FROM i) AS incidents
-"""
+LOCK_ALERTS = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE"
+# A statement of its own, after LOCK_ALERTS: its snapshot holds an incident that a move which
+# finished while this one waited for the alerts created and took them to.
+LOCK_INCIDENTS = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY($1::bigint[]) ORDER BY i.id FOR UPDATE"
 DEVICES = """
 SELECT DISTINCT ON (value_key) value FROM alert_entities
  WHERE alert_id = ANY($1::bigint[]) AND kind = 'device' ORDER BY value_key, value
@@ -149,8 +141,7 @@ async def link_alerts(
 ) -> LinkResult:
     """Move alerts to an existing or a new incident, writing both incidents' logs.
 
-    Must run inside a transaction owned by the caller; raises Refused with every problem found,
-    and asyncpg.SerializationError when the transaction must start over (db.in_transaction does).
+    Must run inside a transaction owned by the caller; raises Refused with every problem found.
     The result shows only what the viewer may see after the move.
     """
     ids, comment = _check_input(viewer, alert_ids, target, comment)
@@ -175,16 +166,13 @@ async def link_alerts(
         raise Refused(problems)
 
     selected_ids = [numbers[i] for i in ids]
-    row = await conn.fetchrow(LOCK, sorted(selected_ids), target_id)
-    locked = {r[0]: Alert(*r) for r in row["alerts"] or []}
+    locked = {r["id"]: models.alert(r) for r in await conn.fetch(LOCK_ALERTS, sorted(selected_ids))}
     selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
-    incidents = {r[0]: Incident(*r) for r in row["incidents"] or []}
-    if not {a.incident_id for a in selected} <= incidents.keys():
-        # A move that finished while LOCK waited for the alerts took them to an incident it
-        # created, which LOCK's snapshot does not hold. Locking it now could take it after an
-        # incident of higher id, out of order: the transaction starts over instead (the
-        # caller's in_transaction retries it), and then sees it.
-        raise asyncpg.SerializationError("the alerts moved to a new incident while this move waited for them")
+    source_ids = {a.incident_id for a in selected}
+    incidents = {
+        r["id"]: models.incident(r)
+        for r in await conn.fetch(LOCK_INCIDENTS, sorted(source_ids | ({target_id} if target_id is not None else set())))
+    }
     if target.existing_incident_id is not None:  # it may have changed before we locked it
         if problems := _target_problems(target, incidents.get(target_id), viewer):
             raise Refused(problems)
