@@ -26,10 +26,17 @@ MAX_ALERTS = limit("LINK_MAX_ALERTS", 1000)
 MAX_COMMENT = 30_000
 _ID = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only: int() also reads "١" as 1
 
-LOCK_ALERTS = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE"
-# A statement of its own, after LOCK_ALERTS: its snapshot holds an incident that a move which
-# finished while this one waited for the alerts created and took them to.
-LOCK_INCIDENTS = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY($1::bigint[]) ORDER BY i.id FOR UPDATE"
+# The alerts $1 locked in id order, then their incidents and the target $2 (if any) in id order,
+# in one statement. The incidents are those of the alerts as locked, after any move that finished
+# while this one waited for them, and lock_incidents (db/migrations/0006) reads them with a
+# snapshot taken after that wait, so it also holds an incident such a move created.
+LOCK = f"""
+WITH a AS MATERIALIZED (SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE)
+SELECT (SELECT array_agg(a) FROM a) AS alerts,
+       (SELECT array_agg(i) FROM (
+            SELECT {INCIDENT_COLUMNS} FROM lock_incidents(ARRAY(SELECT a.incident_id FROM a) || $2::bigint) i
+       ) i) AS incidents
+"""
 DEVICES = """
 SELECT DISTINCT ON (value_key) value FROM alert_entities
  WHERE alert_id = ANY($1::bigint[]) AND kind = 'device' ORDER BY value_key, value
@@ -166,13 +173,10 @@ async def link_alerts(
         raise Refused(problems)
 
     selected_ids = [numbers[i] for i in ids]
-    locked = {r["id"]: models.alert(r) for r in await conn.fetch(LOCK_ALERTS, sorted(selected_ids))}
+    row = await conn.fetchrow(LOCK, sorted(selected_ids), target_id)
+    locked = {r[0]: Alert(*r) for r in row["alerts"] or []}
     selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
-    source_ids = {a.incident_id for a in selected}
-    incidents = {
-        r["id"]: models.incident(r)
-        for r in await conn.fetch(LOCK_INCIDENTS, sorted(source_ids | ({target_id} if target_id is not None else set())))
-    }
+    incidents = {r[0]: Incident(*r) for r in row["incidents"] or []}
     if target.existing_incident_id is not None:  # it may have changed before we locked it
         if problems := _target_problems(target, incidents.get(target_id), viewer):
             raise Refused(problems)
