@@ -284,12 +284,16 @@ class _Queue:
         counts = ", ".join(
             f"count(*) FILTER (WHERE i.name_folded LIKE lower({p(search.like_pattern(part))}))" for part in self.parts
         )
-        keyset = "true" if self.key is None else f"(i.last_activity_at, i.id) < ({p(self.key[0])}, {p(self.key[1])})"
-        return PART_COUNTS.format(counts=counts, keyset=keyset, near=NEAR, statement=sql), p.values
+        return PART_COUNTS.format(counts=counts, keyset=_keyset(p, self.key), near=NEAR, statement=sql), p.values
 
     def page(self, rows: list[Incident]) -> pagination.Page[Incident]:
         pinned = pagination.encode("p", self.number) if self.pinned else None
         return pagination.page_of(self.pinned + rows, self.first, _cursor, first_cursor=pinned)
+
+
+def _keyset(p: search.Params, key: tuple | None) -> str:
+    """The queue's rows after the cursor key (last activity, number)."""
+    return "true" if key is None else f"(i.last_activity_at, i.id) < ({p(key[0])}, {p(key[1])})"
 
 
 def _flat(statement: tuple[str, list]) -> list:
@@ -322,7 +326,7 @@ async def _queue(conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, af
         filters = _filters(p, viewer, flt)  # $1 and $2: the viewer's scopes
         if number is not None:
             filters.append(f"i.id <> {p(number)}")
-        keyset = "true" if key is None else f"(i.last_activity_at, i.id) < ({p(key[0])}, {p(key[1])})"
+        keyset = _keyset(p, key)
         sql = template.format(
             columns=INCIDENT_COLUMNS, keyset=keyset, limit=p(limit), near=NEAR, days=RECENT_DAYS - 1,
             where=" AND ".join(filters + _words(p, flt, indexed)),
