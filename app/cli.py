@@ -116,7 +116,7 @@ def cmd_seed(args, settings: Settings) -> None:
 def cmd_serve(args, settings: Settings) -> None:
     import uvicorn
 
-    workers = args.workers if args.workers is not None else _workers_from_env()
+    workers = args.workers if args.workers is not None else settings.workers
     if workers < 1:
         raise CliError(f"--workers must be at least 1, got {workers}")
     url = _url(settings)
@@ -143,14 +143,6 @@ def cmd_serve(args, settings: Settings) -> None:
     if demo_token:
         os.environ[DEMO_TOKEN_VARIABLE] = demo_token
     uvicorn.run("app.server:app_from_env", factory=True, workers=workers, **options)
-
-
-def _workers_from_env() -> int:
-    raw = os.environ.get("WEB_CONCURRENCY") or "1"
-    try:
-        return int(raw)
-    except ValueError:
-        raise CliError(f"WEB_CONCURRENCY must be an integer, got {raw!r}") from None
 
 
 async def _demo(url: str, host: str, port: int) -> str | None:

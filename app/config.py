@@ -66,6 +66,7 @@ class Settings:
     max_concurrency: int
     connections_per_request: int
     cors_origins: tuple[str, ...]
+    workers: int = 1  # of `incidents serve`, unless --workers says otherwise
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -81,6 +82,7 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
             max_concurrency=_int("MAX_CONCURRENT_REQUESTS", 256),
             connections_per_request=_int("DB_CONNECTIONS_PER_REQUEST", 3),
+            workers=_int("WEB_CONCURRENCY", 1),
             cors_origins=tuple(
                 o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),
