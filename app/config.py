@@ -67,6 +67,7 @@ class Settings:
     connections_per_request: int
     cors_origins: tuple[str, ...]
     workers: int = 1  # of `incidents serve`, unless --workers says otherwise
+    lean_path: bool = True  # app/api/lean: off sends every request through graphql-core
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,6 +84,7 @@ class Settings:
             max_concurrency=_int("MAX_CONCURRENT_REQUESTS", 256),
             connections_per_request=_int("DB_CONNECTIONS_PER_REQUEST", 3),
             workers=_int("WEB_CONCURRENCY", 1),
+            lean_path=_bool("GRAPHQL_LEAN_PATH", True),
             cors_origins=tuple(
                 o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),

@@ -73,16 +73,44 @@ async def create_pool(url: str, settings: Settings) -> asyncpg.Pool:
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to reset when a connection returns to the pool.
+    """Nothing to reset when a connection returns to the pool, unless it is not clean.
 
-    The app keeps no session state (only SET LOCAL and transaction-level advisory locks, and
-    asyncpg rolls back any open transaction itself), so the default reset query would be one
-    wasted round trip per query.
+    The app keeps no session state (only SET LOCAL and transaction-level advisory locks), so the
+    default reset query would be one wasted round trip per query. A connection still inside a
+    transaction is not clean: raising here makes the pool close it instead of reusing it.
     """
+    if conn.is_in_transaction():
+        raise BrokenConnection("connection returned to the pool inside a transaction")
 
 
 class Busy(Exception):
     """No database connection became free within the configured wait."""
+
+
+class BrokenConnection(Exception):
+    """A connection was found in a state it may not be reused in."""
+
+
+class OutcomeUnknown(Exception):
+    """The connection broke while COMMIT was in flight: the transaction may or may not have been
+    applied. Never retried: the caller reports it, and says whether the client may retry (only
+    when an idempotency key makes the retry safe)."""
+
+    retryable: bool = False
+
+
+# Raised while a connection is held, these may leave an operation in flight on it (a lost
+# connection, a client-side timeout, a cancellation): such a connection is closed, not reused.
+# Errors PostgreSQL reports for a statement, and the app's own exceptions raised between
+# statements, leave it clean.
+DIRTY = (
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.AdminShutdownError,
+    OSError,
+    TimeoutError,
+    asyncio.CancelledError,
+)
 
 
 class Database:
@@ -110,6 +138,9 @@ class Database:
                 raise Busy(f"no database connection free within {self.acquire_timeout:g} s") from None
             try:
                 yield conn
+            except (*DIRTY, OutcomeUnknown):
+                conn.terminate()
+                raise
             finally:
                 # A timeout here too: the connection would otherwise wait without end for a
                 # cancelled statement's acknowledgement (asyncpg takes acquire's as the default).
@@ -144,19 +175,43 @@ async def in_transaction(
     *,
     attempts: int = 5,
 ) -> T:
-    """Run work(conn) in one transaction, retrying serialization failures and deadlocks."""
+    """Run work(conn) in one transaction, retrying serialization failures and deadlocks.
+
+    A retry happens only when PostgreSQL reported the failure, so the transaction provably
+    rolled back. When the connection breaks during COMMIT, the outcome is unknown: that raises
+    OutcomeUnknown and is never retried.
+    """
     for attempt in range(1, attempts + 1):
         try:
             if isinstance(pool, asyncpg.Connection):
-                async with pool.transaction():
-                    return await work(pool)
-            async with pool.acquire() as conn, conn.transaction():
-                return await work(conn)
+                return await _once(pool, work)
+            async with pool.acquire() as conn:
+                return await _once(conn, work)
         except RETRYABLE:
             if attempt == attempts:
                 raise
             await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
     raise AssertionError("unreachable")
+
+
+async def _once(conn: asyncpg.Connection, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        result = await work(conn)
+    except BaseException:
+        if not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await transaction.rollback()
+        raise
+    try:
+        await transaction.commit()
+    except asyncio.CancelledError:
+        raise
+    except DIRTY as exc:  # the connection broke while COMMIT was in flight
+        raise OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
+    # Any other error is PostgreSQL refusing the COMMIT: the transaction rolled back.
+    return result
 
 
 MIGRATION_LOCK = 7_340_001

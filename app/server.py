@@ -28,9 +28,9 @@ from cross_web import HTTPException
 
 from app import db, web
 from app.api import background
-from app.api.compiled import CompiledQueries
+from app.api.lean import LeanPath
 from app.api.context import Context
-from app.api.errors import UNAVAILABLE, unavailable
+from app.api.errors import translate
 from app.api.limits import Limits
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
@@ -44,7 +44,7 @@ class GraphQLApp(GraphQL):
         limits = Limits.from_env(introspection=settings.introspection)
         super().__init__(build_schema(limits), graphql_ide="graphiql", allow_queries_via_get=True)
         self.settings = settings
-        self.compiled = CompiledQueries(self.schema._schema, limits)
+        self.lean = LeanPath(self.schema._schema, limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -222,30 +222,39 @@ def create_app(
             await _unauthenticated("Send an API token as 'Authorization: Bearer <token>'.", request_id)(scope, receive, send)
             return
         database = db.Database(request.app.state.pool, settings.pool_timeout, settings.connections_per_request)
+        started = False
+
+        async def tracked_send(message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         try:
             viewer = await users.viewer_for_token(conn=database, token=token.strip())
-        except UNAVAILABLE + (db.Busy,) as exc:
-            code, message = unavailable(exc)
-            log.warning("request %s: %s during authentication: %r", request_id, code, exc)
-            body = {"errors": [{"message": message, "extensions": {"code": code, "retryable": True, "requestId": request_id}}]}
-            await JSONResponse(body, status_code=503, headers={"Retry-After": "1"})(scope, receive, send)
-            return
-        if viewer is None:
-            await _unauthenticated("The API token is unknown or revoked.", request_id)(scope, receive, send)
-            return
-        context = Context(pool=database, viewer=viewer, request_id=request_id, correlation_window=window)
-        scope.setdefault("state", {})["context"] = context
-        if _lean_candidate(request):
-            # Read queries the compiled path fits skip graphql-core's execution (app/api/compiled.py).
-            body = await request.body()
-            answer = await graphql_app.compiled.execute(body, context)
-            if answer is not None:
-                accept = request.headers.get("accept", "")
-                media_type = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
-                await Response(answer, media_type=media_type)(scope, receive, send)
+            if viewer is None:
+                await _unauthenticated("The API token is unknown or revoked.", request_id)(scope, receive, send)
                 return
-            receive = _replay(body, receive)
-        await graphql_app(scope, receive, send)
+            context = Context(pool=database, viewer=viewer, request_id=request_id, correlation_window=window)
+            scope.setdefault("state", {})["context"] = context
+            if settings.lean_path and _lean_candidate(request):
+                # Documents the lean path knows skip graphql-core's execution (app/api/lean/).
+                body = await request.body()
+                answer = await graphql_app.lean.execute(body, context)
+                if answer is not None:
+                    accept = request.headers.get("accept", "")
+                    media_type = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
+                    await Response(answer, media_type=media_type)(scope, receive, tracked_send)
+                    return
+                receive = _replay(body, receive)
+            await graphql_app(scope, receive, tracked_send)
+        except Exception as exc:  # noqa: BLE001 - every failure is a JSON GraphQL error with the request id
+            if started:
+                raise
+            message, extensions = translate(exc, request_id)
+            retryable = extensions.get("retryable", False)
+            headers = {"X-Request-Id": request_id, **({"Retry-After": "1"} if retryable else {})}
+            body = {"errors": [{"message": message, "extensions": extensions}]}
+            await JSONResponse(body, status_code=503 if retryable else 500, headers=headers)(scope, receive, send)
 
     async def healthz(request: Request) -> Response:
         try:

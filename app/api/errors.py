@@ -1,9 +1,15 @@
-"""How errors reach clients.
+"""How errors reach clients, on both execution paths (translate is the one place).
 
 Expected errors keep their message and get an extensions.code: BAD_USER_INPUT, FORBIDDEN.
-A database that cannot be reached gives DATABASE_UNAVAILABLE with retryable: true. Anything
-else is unexpected: it is logged with its traceback under the request id, and the client sees
-only "Unexpected error" with that id.
+Errors of the database or the server carry `retryable` and the request id:
+- DATABASE_UNAVAILABLE: the database could not be reached; nothing was changed.
+- SERVER_BUSY: no database connection became free in time; nothing was changed.
+- TIMEOUT: a statement ran over the statement timeout or waited too long for a lock; nothing was
+  changed.
+- OUTCOME_UNKNOWN: the connection broke while a write was committing, so it may have been applied.
+  retryable is true only when the mutation had an idempotency key (its replay is then safe).
+Anything else is unexpected: it is logged with its traceback under the request id, and the
+client sees only "Unexpected error" with that id.
 """
 
 from __future__ import annotations
@@ -14,28 +20,59 @@ import asyncpg
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from app.db import Busy
+from app.db import BrokenConnection, Busy, OutcomeUnknown
 from app.domain.errors import InvalidArgument, NotAllowed
 
 log = logging.getLogger("app.errors")
 
+TIMEOUTS = (asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError)
 UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
-    asyncpg.QueryCanceledError,
+    BrokenConnection,
     ConnectionError,
     OSError,
     TimeoutError,
 )
+MESSAGES = {
+    "SERVER_BUSY": "The server is busy; nothing was changed. Retry shortly.",
+    "DATABASE_UNAVAILABLE": "The database is unavailable, so the request did not complete. Retry shortly.",
+    "TIMEOUT": "The request took longer than the statement timeout (or waited too long for a lock held "
+    "by another change); nothing was changed. Retry shortly.",
+    "OUTCOME_UNKNOWN": "The connection to the database broke while the change was being committed: it may "
+    "or may not have been applied. Look before you act again, or retry with the same idempotencyKey.",
+}
 
 
-def unavailable(exc: BaseException) -> tuple[str, str]:
-    """The code and message for a request that could not reach the database."""
+def infrastructure_code(exc: BaseException) -> str | None:
+    """The code of a failure of the database or the server, or None for any other exception."""
+    if isinstance(exc, OutcomeUnknown):
+        return "OUTCOME_UNKNOWN"
     if isinstance(exc, Busy):
-        return "SERVER_BUSY", "The server is busy; nothing was changed. Retry shortly."
-    return "DATABASE_UNAVAILABLE", "The database is unavailable, so the request did not complete. Retry shortly."
+        return "SERVER_BUSY"
+    if isinstance(exc, TIMEOUTS):  # before UNAVAILABLE: both are PostgreSQL errors
+        return "TIMEOUT"
+    if isinstance(exc, UNAVAILABLE):
+        return "DATABASE_UNAVAILABLE"
+    return None
+
+
+def translate(exc: BaseException, request_id: str | None) -> tuple[str, dict]:
+    """The message and extensions a client sees for an exception raised while resolving."""
+    if isinstance(exc, InvalidArgument):
+        return exc.message, {"code": "BAD_USER_INPUT", "field": exc.field}
+    if isinstance(exc, NotAllowed):
+        return str(exc), {"code": "FORBIDDEN"}
+    code = infrastructure_code(exc)
+    if code is not None:
+        retryable = exc.retryable if isinstance(exc, OutcomeUnknown) else True
+        log.warning("request %s: %s: %r", request_id, code, exc)
+        return MESSAGES[code], {"code": code, "retryable": retryable, "requestId": request_id}
+    log.error("request %s: unexpected error", request_id, exc_info=exc)
+    return f"Unexpected error (request id {request_id}).", {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
 
 
 class ErrorPolicy(MaskErrors):
@@ -49,24 +86,8 @@ class ErrorPolicy(MaskErrors):
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
             return error
-        if isinstance(original, InvalidArgument):
-            return self._with(error, original.message, {"code": "BAD_USER_INPUT", "field": original.field})
-        if isinstance(original, NotAllowed):
-            return self._with(error, str(original), {"code": "FORBIDDEN"})
         request_id = getattr(self.execution_context.context, "request_id", None)
-        if isinstance(original, (*UNAVAILABLE, Busy)):
-            code, message = unavailable(original)
-            log.warning("request %s: %s: %r", request_id, code, original)
-            return self._with(error, message, {"code": code, "retryable": True, "requestId": request_id})
-        log.error("request %s: unexpected error", request_id, exc_info=original)
-        return self._with(
-            error,
-            f"Unexpected error (request id {request_id}).",
-            {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-        )
-
-    @staticmethod
-    def _with(error: GraphQLError, message: str, extensions: dict) -> GraphQLError:
+        message, extensions = translate(original, request_id)
         return GraphQLError(
             message=message, nodes=error.nodes, source=error.source, positions=error.positions,
             path=error.path, original_error=None, extensions=extensions,

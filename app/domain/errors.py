@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from enum import StrEnum
+
+
+class ProblemCode(StrEnum):
+    """Why an operation was refused. Each mutation's error code enum in the API lists the subset
+    it can return (app/api/mutations/)."""
+
+    INVALID_INPUT = "INVALID_INPUT"
+    ALERT_NOT_FOUND = "ALERT_NOT_FOUND"
+    INCIDENT_NOT_FOUND = "INCIDENT_NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    TARGET_NOT_LINKABLE = "TARGET_NOT_LINKABLE"
 
 
 @dataclass
 class Problem:
     """One reason an operation was refused."""
 
-    code: str  # INVALID_INPUT, ALERT_NOT_FOUND, INCIDENT_NOT_FOUND, FORBIDDEN, TARGET_NOT_LINKABLE
+    code: ProblemCode
     message: str
     field: str | None = None
     ids: list[str] = dataclass_field(default_factory=list)

@@ -4,6 +4,56 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+
+
+# The domain's vocabularies. Records hold the database's strings, which compare and hash equal
+# to these members; the GraphQL enums wrap these classes (app/api/types.py), so a value added
+# here is a value of the API on both execution paths.
+class Severity(StrEnum):
+    INFORMATIONAL = "informational"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+SEVERITY_ORDER = tuple(Severity)  # lowest first
+
+
+class IncidentStatus(StrEnum):
+    ACTIVE = "active"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    REDIRECTED = "redirected"
+
+
+class AlertStatus(StrEnum):
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+
+
+class EntityKind(StrEnum):
+    DEVICE = "device"
+    USER = "user"
+    IP = "ip"
+    MAILBOX = "mailbox"
+    FILE = "file"
+    URL = "url"
+
+
+class ActivityKind(StrEnum):
+    ALERT_CORRELATED = "alert_correlated"
+    ALERT_LINKED = "alert_linked"
+    ALERT_UNLINKED = "alert_unlinked"
+    INCIDENT_CREATED = "incident_created"
+    INCIDENT_RESOLVED = "incident_resolved"
+    INCIDENT_REOPENED = "incident_reopened"
+
+
+class Access(StrEnum):
+    READ = "read"
+    WRITE = "write"
 
 INCIDENT_COLUMNS = (
     "i.id, i.name, i.status::text AS status, i.severity::text AS severity, i.created_at,"
