@@ -102,9 +102,12 @@ class OutcomeUnknown(Exception):
 # Raised while a connection is held, these may leave an operation in flight on it (a lost
 # connection, a client-side timeout, a cancellation): such a connection is closed, not reused.
 # Errors PostgreSQL reports for a statement, and the app's own exceptions raised between
-# statements, leave it clean.
+# statements, leave it clean. A connection lost in the middle of a statement is not an
+# InterfaceError: asyncpg raises ConnectionDoesNotExistError, of SQLSTATE class 08
+# (PostgresConnectionError, with TransactionResolutionUnknownError and the like).
 DIRTY = (
     asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
     asyncpg.InternalClientError,
     asyncpg.AdminShutdownError,
     OSError,
@@ -139,7 +142,10 @@ class Database:
             try:
                 yield conn
             except (*DIRTY, OutcomeUnknown):
-                conn.terminate()
+                # A connection asyncpg saw close is already back in the pool, detached: terminating
+                # it raises InterfaceError, which must not replace the error being raised.
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
                 raise
             finally:
                 # A timeout here too: the connection would otherwise wait without end for a

@@ -31,6 +31,10 @@ class Viewer:
     def can_write(self, scope: str) -> bool:
         return self.access(scope) == "write"
 
+    def can_move(self, scope: str) -> bool:
+        """Whether the viewer may move an alert of this scope to another incident."""
+        return self.can_view_incidents and self.can_write(scope)
+
     @property
     def reads_everything(self) -> bool:
         return ALL_SCOPES in self.grants

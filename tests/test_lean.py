@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.api.compiled import CompiledQueries
+from app.api.lean import LeanPath
 from tests.conftest import alert_in
 from tests.test_link_alerts import LINK
 from tests.test_statements import DETAIL
@@ -35,14 +35,14 @@ ONE = "query($id: ID!) { alert(id: $id) { id title incident { id } } missing: in
 def lean_answers(monkeypatch):
     """Records what the lean path answered (None: it left the request to the normal path)."""
     answers: list[bytes | None] = []
-    execute = CompiledQueries.execute
+    execute = LeanPath.execute
 
     async def recording(self, body, ctx):
         answer = await execute(self, body, ctx)
         answers.append(answer)
         return answer
 
-    monkeypatch.setattr(CompiledQueries, "execute", recording)
+    monkeypatch.setattr(LeanPath, "execute", recording)
     return answers
 
 

@@ -1,0 +1,200 @@
+"""Running a plan: level by level over lists of records, one batch per field."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from functools import lru_cache
+
+import orjson
+from graphql import GraphQLError, GraphQLSchema
+from graphql.execution.values import get_variable_values
+
+from app.api import fields
+from app.api.context import Context
+from app.api.errors import translate
+from app.api.lean.plan import FieldPlan, Level, Plan, Unsupported, compile_document
+from app.api.limits import Limits
+from app.domain.errors import InvalidArgument
+from app.domain.pagination import check_first
+
+log = logging.getLogger(__name__)
+
+# Requests the lean path started and then left to the normal path because something raised,
+# by the exception's type: each is a read (a mutation is never left), logged with its request id.
+FALLBACKS: Counter[str] = Counter()
+
+
+async def _resolve_level(plans: Level, parents: list, variables, ctx: Context) -> list[dict]:
+    """The response objects for a list of parent records of one type, one batch per field."""
+    if not parents:
+        return []
+    columns: list[list] = []
+    pending: list[tuple[int, object]] = []
+    for plan in plans:
+        if plan.batch is None:
+            continue
+        if plan.sub is None:  # a leaf computed by a batch: perhaps at once
+            values = plan.batch(parents, plan.arguments(variables), ctx)
+            if not isinstance(values, list):
+                pending.append((len(columns), values))
+        else:
+            values = None
+            pending.append((len(columns), _resolve_field(plan, parents, variables, ctx)))
+        columns.append(values)
+    if len(pending) == 1:  # the usual case: no task to create
+        columns[pending[0][0]] = await pending[0][1]
+    elif pending:
+        results = await asyncio.gather(*(awaitable for _, awaitable in pending))
+        for (n, _), values in zip(pending, results, strict=True):
+            columns[n] = values
+    return plans.build(parents, *columns)
+
+
+async def _resolve_field(plan: FieldPlan, parents: list, variables, ctx: Context) -> list:
+    values = plan.batch(parents, plan.arguments(variables), ctx)
+    if not isinstance(values, list):
+        values = await values
+    if plan.many:
+        flat = [child for children in values for child in children]
+        done = iter(await _resolve_level(plan.sub, flat, variables, ctx))
+        return [[next(done) for _ in children] for children in values]
+    present = [v for v in values if v is not None]
+    done = iter(await _resolve_level(plan.sub, present, variables, ctx))
+    return [next(done) if v is not None else None for v in values]
+
+
+def _first_alerts_asked(field: FieldPlan, variables) -> int | None:
+    """The `first` of an incident's `alerts` (without `after`) that a queue query selects."""
+    for edges in (f for f in field.sub if f.name == "edges"):
+        for node in (f for f in edges.sub if f.name == "node"):
+            for alerts_field in (f for f in node.sub if f.name == "alerts"):
+                args = alerts_field.arguments(variables)
+                if args.get("after") is None:
+                    return fields.ALERTS_PAGE if args.get("first") is None else args["first"]
+    return None
+
+
+async def _root_value(field: FieldPlan, variables, ctx: Context):
+    args = field.arguments(variables)
+    if field.batch is fields.incidents_queue:  # the typeahead's shape: its alerts in one statement
+        values = await fields.incidents_queue([None], args, ctx, alerts_first=_first_alerts_asked(field, variables))
+    else:
+        values = field.batch([None], args, ctx)
+        if not isinstance(values, list):
+            values = await values
+    return values[0]
+
+
+async def _render(field: FieldPlan, value, variables, ctx: Context):
+    if value is None:
+        return None
+    if field.sub is None:
+        return (await _resolve_level(Level([field]), [None], variables, ctx))[0][field.key]
+    if field.many:
+        return await _resolve_level(field.sub, value, variables, ctx)
+    return (await _resolve_level(field.sub, [value], variables, ctx))[0]
+
+
+async def _run_queries(plan: Plan, variables, ctx: Context) -> dict:
+    async def root(field: FieldPlan):
+        return await _render(field, await _root_value(field, variables, ctx), variables, ctx)
+
+    if len(plan.roots) == 1:
+        return {plan.roots[0].key: await root(plan.roots[0])}
+    values = await asyncio.gather(*(root(f) for f in plan.roots))
+    return dict(zip((f.key for f in plan.roots), values, strict=True))
+
+
+def _arguments_hold(level: Level | None, variables) -> bool:
+    """Whether the selection's own arguments would be accepted (only a first page, `first` in
+    range), checked before a mutation starts: afterwards its answer must be built."""
+    for plan in level or ():
+        args = plan.arguments(variables)
+        if args.get("after") is not None:
+            return False
+        if args.get("first") is not None:
+            try:
+                check_first(args["first"])
+            except InvalidArgument:
+                return False
+        if not _arguments_hold(plan.sub, variables):
+            return False
+    return True
+
+
+class LeanPath:
+    """Plans by query text, and the lean execution of the requests they fit."""
+
+    def __init__(self, schema: GraphQLSchema, limits: Limits, maxsize: int = 256) -> None:
+        self.schema = schema
+        self.limits = limits
+
+        @lru_cache(maxsize=maxsize)
+        def plan(query: str, operation_name: str | None) -> Plan | None:
+            try:
+                return compile_document(schema, query, operation_name, limits)
+            except (Unsupported, GraphQLError):
+                return None
+
+        self.plan = plan
+
+    async def execute(self, body: bytes, ctx: Context) -> bytes | None:
+        """The response body for this request, or None: the normal path answers it.
+
+        None is returned only before anything has run, or after a read raised. A mutation, once
+        started, is answered here whatever happens: its outcome is the answer.
+        """
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(request, dict) or not request.keys() <= {"query", "variables", "operationName"}:
+            return None
+        query, variables, operation_name = request.get("query"), request.get("variables") or {}, request.get("operationName")
+        if not isinstance(query, str) or not isinstance(variables, dict) or not (
+            operation_name is None or isinstance(operation_name, str)
+        ):
+            return None
+        plan = self.plan(query, operation_name)
+        if plan is None:
+            return None
+        coerced = get_variable_values(self.schema, plan.operation.variable_definitions or (), variables)
+        if isinstance(coerced, list):
+            return None
+        variables = coerced  # graphql-core's coerced values, as get_argument_values takes them
+        cost = plan.cost(self.schema, coerced.coerced)
+        if cost > self.limits.max_cost:
+            return None
+        extensions = {"cost": {"requested": cost, "maximum": self.limits.max_cost}}
+        if plan.is_mutation:
+            return await self._mutate(plan, variables, ctx, extensions)
+        try:
+            data = await _run_queries(plan, variables, ctx)
+        except Exception as exc:  # noqa: BLE001 - a read: the normal path runs it again and reports
+            FALLBACKS[type(exc).__name__] += 1
+            log.info("request %s: lean path left a read to the normal path: %r", ctx.request_id, exc)
+            return None
+        return orjson.dumps({"data": data, "extensions": extensions})
+
+    async def _mutate(self, plan: Plan, variables, ctx: Context, extensions: dict) -> bytes | None:
+        [field] = plan.roots
+        if not _arguments_hold(field.sub, variables):
+            return None  # nothing has started: the normal path runs it and reports the arguments
+        try:
+            value = await _root_value(field, variables, ctx)
+        except Exception as exc:  # noqa: BLE001 - reported as the normal path reports it
+            return _error(field, extensions, *translate(exc, ctx.request_id))
+        try:
+            data = await _render(field, value, variables, ctx)
+        except Exception as exc:  # noqa: BLE001 - the mutation is done; only its answer failed
+            message, error_extensions = translate(exc, ctx.request_id)
+            message = f"{field.name} was applied, but its answer could not be read: {message}"
+            return _error(field, extensions, message, {**error_extensions, "retryable": False})
+        return orjson.dumps({"data": {field.key: data}, "extensions": extensions})
+
+
+def _error(field: FieldPlan, extensions: dict, message: str, error_extensions: dict) -> bytes:
+    error = GraphQLError(message, nodes=[field.node], path=[field.key], extensions=error_extensions)
+    return orjson.dumps({"data": None, "errors": [error.formatted], "extensions": extensions})
