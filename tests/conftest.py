@@ -74,9 +74,16 @@ async def clean(request, pool: asyncpg.Pool):
     yield
 
 
+@pytest.fixture(params=[True, False], ids=["lean-path", "graphql-core"])
+def lean_path(request) -> bool:
+    """Every behavioural test runs on both execution paths: the lean one (app/api/lean/), which
+    takes what it knows and leaves the rest to graphql-core, and graphql-core alone."""
+    return request.param
+
+
 @pytest.fixture
-async def client(pool: asyncpg.Pool, settings: Settings):
-    app = create_app(settings, pool=pool)
+async def client(pool: asyncpg.Pool, settings: Settings, lean_path: bool):
+    app = create_app(Settings(**{**settings.__dict__, "lean_path": lean_path}), pool=pool)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
         yield c
 
