@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from app import db
+from app import config, db
 from app.config import DEMO_TOKEN_VARIABLE, ConfigError, Settings
 
 
@@ -125,7 +125,7 @@ def cmd_serve(args, settings: Settings) -> None:
     settings = Settings(**{**settings.__dict__, "database_url": url})
     options = dict(
         host=args.host, port=args.port, loop="uvloop", http="httptools",
-        log_level=os.environ.get("LOG_LEVEL", "info").lower(), access_log=False, timeout_graceful_shutdown=10,
+        log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=10,
         # Shed load rather than queue without bound: over this many connections (per worker), answer 503.
         limit_concurrency=settings.max_concurrency,
     )
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     try:
-        args.func(args, Settings.from_env())
+        args.func(args, config.settings())
     except (CliError, ConfigError) as exc:
         sys.exit(f"incidents: {exc}")
 

@@ -1,4 +1,9 @@
-"""Settings read from the environment, with typed casts and clear errors."""
+"""Settings read from the environment, with typed casts and clear errors.
+
+Every setting is read here, once: `Settings.from_env()` reads them all, and `settings()` is the
+process's own copy, read on first use (nothing reads the environment at import). The domain
+asks `settings()` for its size limits when it checks a request.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # How `incidents serve --demo --workers N` hands the demo token to its worker processes.
 DEMO_TOKEN_VARIABLE = "INCIDENTS_SERVE_DEMO_TOKEN"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 class ConfigError(ValueError):
@@ -44,12 +50,19 @@ def _bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def limit(name: str, default: int) -> int:
-    """A size limit the domain enforces, read once from the environment at import."""
+def _limit(name: str, default: int) -> int:
+    """A size limit: an integer of at least 1."""
     value = _int(name, default)
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or default).lower()
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {os.environ.get(name)!r}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,16 @@ class Settings:
     cors_origins: tuple[str, ...]
     workers: int = 1  # of `incidents serve`, unless --workers says otherwise
     lean_path: bool = True  # app/api/lean: off sends every request through graphql-core
+    log_level: str = "info"  # uvicorn's
+    # What one GraphQL document may ask (app/api/limits.py).
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 5000
+    graphql_max_cost: int = 50_000
+    # Size limits the domain enforces.
+    max_page_size: int = 100  # `first` of every connection
+    link_max_alerts: int = 1000  # alert ids in one linkAlerts
+    ingest_max_alerts: int = 500  # alerts in one ingestAlerts
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,7 +108,26 @@ class Settings:
             connections_per_request=_int("DB_CONNECTIONS_PER_REQUEST", 3),
             workers=_int("WEB_CONCURRENCY", 1),
             lean_path=_bool("GRAPHQL_LEAN_PATH", True),
+            log_level=_choice("LOG_LEVEL", "info", LOG_LEVELS),
             cors_origins=tuple(
                 o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),
+            graphql_max_depth=_limit("GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),
+            graphql_max_aliases=_limit("GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),
+            graphql_max_tokens=_limit("GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens),
+            graphql_max_cost=_limit("GRAPHQL_MAX_COST", cls.graphql_max_cost),
+            max_page_size=_limit("MAX_PAGE_SIZE", cls.max_page_size),
+            link_max_alerts=_limit("LINK_MAX_ALERTS", cls.link_max_alerts),
+            ingest_max_alerts=_limit("INGEST_MAX_ALERTS", cls.ingest_max_alerts),
         )
+
+
+_settings: Settings | None = None
+
+
+def settings() -> Settings:
+    """The process's settings, read from the environment on first use and kept."""
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings

@@ -1,16 +1,13 @@
-"""IDs in the API are the decimal numbers of incidents and alerts."""
+"""IDs in the API are the decimal numbers of incidents and alerts (app/domain/ids.py)."""
 
 from __future__ import annotations
 
-import re
-
 from app.domain.errors import InvalidArgument
-
-_NUMBER = re.compile(r"^#?(\d{1,18})$")
+from app.domain.ids import parse_number
 
 
 def number(value: str, field: str) -> int:
-    match = _NUMBER.match(value.strip())
-    if match is None:
+    parsed = parse_number(value)
+    if parsed is None:
         raise InvalidArgument(field, f"{field} must be a decimal number, got {value[:40]!r}")
-    return int(match.group(1))
+    return parsed

@@ -16,6 +16,7 @@ extensions.cost = {requested, maximum}.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -39,26 +40,34 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.max_tokens import MaxTokensLimiter
 
-from app.config import _int
+from app import config
+from app.config import Settings
 
 
 @dataclass(frozen=True)
 class Limits:
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 5000
-    max_cost: int = 50_000
+    # The defaults are the settings' (app/config.py).
+    max_depth: int = Settings.graphql_max_depth
+    max_aliases: int = Settings.graphql_max_aliases
+    max_tokens: int = Settings.graphql_max_tokens
+    max_cost: int = Settings.graphql_max_cost
     introspection: bool = True
 
     @classmethod
-    def from_env(cls, introspection: bool = True) -> Limits:
+    def from_settings(cls, settings: Settings) -> Limits:
         return cls(
-            max_depth=_int("GRAPHQL_MAX_DEPTH", cls.max_depth),
-            max_aliases=_int("GRAPHQL_MAX_ALIASES", cls.max_aliases),
-            max_tokens=_int("GRAPHQL_MAX_TOKENS", cls.max_tokens),
-            max_cost=_int("GRAPHQL_MAX_COST", cls.max_cost),
-            introspection=introspection,
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            max_tokens=settings.graphql_max_tokens,
+            max_cost=settings.graphql_max_cost,
+            introspection=settings.introspection,
         )
+
+    @classmethod
+    def from_env(cls, introspection: bool = True) -> Limits:
+        """The process's settings (app.config.settings()), introspection as given. Prefer
+        from_settings with the settings the app was made with."""
+        return dataclasses.replace(cls.from_settings(config.settings()), introspection=introspection)
 
 
 @cache

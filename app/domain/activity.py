@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.domain import models, pagination
-from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, ActivityEntry
+from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, ActivityEntry, ActivityKind
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -131,19 +131,19 @@ def message(entry: ActivityEntry, viewer: Viewer) -> str:
     other = f"incident {entry.other_incident_id}"
     by = "" if entry.actor == SYSTEM_ACTOR else f" by {entry.actor}"
     match entry.kind:
-        case "alert_correlated":
+        case ActivityKind.ALERT_CORRELATED:
             return f"{subject} was correlated with this incident by shared evidence."
-        case "alert_linked":
+        case ActivityKind.ALERT_LINKED:
             return f"{subject} was moved here from {other}{by}."
-        case "alert_unlinked":
+        case ActivityKind.ALERT_UNLINKED:
             return f"{subject} was moved to {other}{by}."
-        case "incident_created" if entry.actor == SYSTEM_ACTOR:
+        case ActivityKind.INCIDENT_CREATED if entry.actor == SYSTEM_ACTOR:
             return f"Incident created for {alert}."
-        case "incident_created":
+        case ActivityKind.INCIDENT_CREATED:
             n = entry.alert_count or 0
             return f"Incident created{by} to hold {n} alert{'s' if n != 1 else ''} moved from other incidents."
-        case "incident_resolved":
+        case ActivityKind.INCIDENT_RESOLVED:
             return f"Incident resolved automatically: its last alert was moved to {other}{by}."
-        case "incident_reopened":
+        case ActivityKind.INCIDENT_REOPENED:
             return f"Incident reopened: alerts were moved here from {other}{by}."
     return entry.kind.replace("_", " ").capitalize() + "."

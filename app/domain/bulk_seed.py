@@ -28,6 +28,8 @@ from datetime import timedelta
 
 import asyncpg
 
+from app.domain.models import Severity
+
 TABLES = ("incidents", "alerts", "alert_entities", "activity_log")
 
 # (category, title template): the most frequent detections first (drawn with weight 1/rank).
@@ -73,7 +75,8 @@ DETECTIONS = [
     ("Impact", "Mass file encryption by {file} on {host}"),
     ("DefenseEvasion", "Masquerading binary {file} on {host}"),
 ]
-SEVERITIES = ["informational", "low", "low", "low", "medium", "medium", "medium", "medium", "high", "high"]
+# How often each severity is drawn (the ingestion-path seed draws from the same list).
+SEVERITY_WEIGHTS = [Severity.INFORMATIONAL] * 1 + [Severity.LOW] * 3 + [Severity.MEDIUM] * 4 + [Severity.HIGH] * 2
 SCOPES = ["default"] * 12 + ["finance"] * 2 + ["engineering"] * 2 + ["hr", "legal", "operations"]
 HOST_PREFIXES = ["WS", "WS", "WS", "WS", "LT", "LT", "LT", "SRV", "SRV", "DC", "VM", "SQL", "WEB", "FS"]
 FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
@@ -271,7 +274,7 @@ async def bulk_seed(*, conn: asyncpg.Connection, incidents: int, seed_value: flo
             STORIES, first_incident, now, incidents, SPAN, SCOPES, HOST_PREFIXES, FIRST, LAST, DOMAINS
         )
         templates = [t for _, t in DETECTIONS]
-        await conn.execute(ALERTS, first_alert, SEVERITIES, TOOLS, WORDS, FILE_EXTENSIONS, URL_TLDS, templates)
+        await conn.execute(ALERTS, first_alert, SEVERITY_WEIGHTS, TOOLS, WORDS, FILE_EXTENSIONS, URL_TLDS, templates)
         await conn.execute(INSERT_INCIDENTS)
         await conn.execute(INSERT_ALERTS, [c for c, _ in DETECTIONS])
         await conn.execute(INSERT_ENTITIES, templates)

@@ -15,7 +15,7 @@ import asyncpg
 import orjson
 
 from app.domain import activity, linking, models
-from app.domain.errors import Problem, Refused
+from app.domain.errors import Problem, ProblemCode, Refused
 from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS
 from app.domain.text import storable
 from app.domain.viewers import Viewer
@@ -55,7 +55,7 @@ async def link_alerts_once(
     """linkAlerts under an idempotency key; runs in the caller's transaction."""
     if not 1 <= len(key) <= MAX_KEY or not storable(key):
         raise Refused(
-            [Problem("INVALID_INPUT", f"idempotencyKey must be 1 to {MAX_KEY} characters, without NUL.", "idempotencyKey")]
+            [Problem(ProblemCode.INVALID_INPUT, f"idempotencyKey must be 1 to {MAX_KEY} characters, without NUL.", "idempotencyKey")]
         )
     digest = request_hash(alert_ids, target, comment)
     await conn.execute(PURGE, KEY_TTL)
@@ -66,7 +66,7 @@ async def link_alerts_once(
     row = await conn.fetchrow(FIND, viewer.id, key)
     if row["request_hash"] != digest:
         raise Refused(
-            [Problem("INVALID_INPUT", "This idempotencyKey was used with a different input.", "idempotencyKey")]
+            [Problem(ProblemCode.INVALID_INPUT, "This idempotencyKey was used with a different input.", "idempotencyKey")]
         )
     return linking.visible_result(await _replay(conn, orjson.loads(row["result"])), viewer)
 

@@ -16,20 +16,27 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from app.config import limit
+from app.config import settings
 from app.domain import activity, models
 from app.domain.activity import NewEntry
-from app.domain.errors import Problem, Refused
+from app.domain.errors import Problem, ProblemCode, Refused
 from app.domain.incidents import is_visible
-from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Alert, Incident
+from app.domain.models import (
+    ALERT_COLUMNS,
+    INCIDENT_COLUMNS,
+    SEVERITY_ORDER,
+    ActivityEntry,
+    ActivityKind,
+    Alert,
+    EntityKind,
+    Incident,
+)
 from app.domain.text import storable
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
-MAX_BATCH = limit("INGEST_MAX_ALERTS", 500)
 MAX_ENTITIES = 100
 LIMITS = {"externalId": 500, "title": 1000, "category": 200, "scope": 200}
-SEVERITIES = ("informational", "low", "medium", "high")
-ENTITY_KINDS = ("device", "user", "ip", "mailbox", "file", "url")
+ENTITY_KINDS = tuple(EntityKind)
 
 # Two batches carrying the same externalId take turns: the second sees the first's alert.
 # An externalId is a source's name for an alert within its scope: the same id in another scope
@@ -147,9 +154,10 @@ def _key(item: AlertIn) -> tuple[str, str]:
 
 def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
     if not viewer.can_ingest:
-        raise Refused([Problem("FORBIDDEN", "You may not ingest alerts.")])
-    if not 1 <= len(batch) <= MAX_BATCH:
-        raise Refused([Problem("INVALID_INPUT", f"Send 1 to {MAX_BATCH} alerts at once; got {len(batch)}.", "alerts")])
+        raise Refused([Problem(ProblemCode.FORBIDDEN, "You may not ingest alerts.")])
+    most = settings().ingest_max_alerts
+    if not 1 <= len(batch) <= most:
+        raise Refused([Problem(ProblemCode.INVALID_INPUT, f"Send 1 to {most} alerts at once; got {len(batch)}.", "alerts")])
     problems = []
     for n, a in enumerate(batch):
         values = {"externalId": a.external_id, "title": a.title, "category": a.category, "scope": a.scope}
@@ -157,27 +165,27 @@ def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
             if not value.strip() or len(value) > LIMITS[name] or not storable(value):
                 problems.append(
                     Problem(
-                        "INVALID_INPUT", f"{name} must be 1 to {LIMITS[name]} characters, without NUL.",
+                        ProblemCode.INVALID_INPUT, f"{name} must be 1 to {LIMITS[name]} characters, without NUL.",
                         f"alerts.{n}.{name}", [a.external_id] if storable(a.external_id) else [],
                     )
                 )
         named = [a.external_id] if storable(a.external_id) else []
         if a.detected_at is not None and not _plausible(a.detected_at):
             problems.append(
-                Problem("INVALID_INPUT", "detectedAt must be a time with a zone, from 1970 to a day from now.",
+                Problem(ProblemCode.INVALID_INPUT, "detectedAt must be a time with a zone, from 1970 to a day from now.",
                         f"alerts.{n}.detectedAt", named)
             )
-        if a.severity not in SEVERITIES:
-            problems.append(Problem("INVALID_INPUT", "Unknown severity.", f"alerts.{n}.severity", named))
+        if a.severity not in SEVERITY_ORDER:
+            problems.append(Problem(ProblemCode.INVALID_INPUT, "Unknown severity.", f"alerts.{n}.severity", named))
         if len(a.entities) > MAX_ENTITIES:
             problems.append(
-                Problem("INVALID_INPUT", f"At most {MAX_ENTITIES} entities per alert.", f"alerts.{n}.entities", named)
+                Problem(ProblemCode.INVALID_INPUT, f"At most {MAX_ENTITIES} entities per alert.", f"alerts.{n}.entities", named)
             )
         for kind, value in a.entities:
             if kind not in ENTITY_KINDS or not value.strip() or len(value) > 1000 or not storable(value):
                 problems.append(
                     Problem(
-                        "INVALID_INPUT", "Entity values must be 1 to 1000 characters, without NUL.",
+                        ProblemCode.INVALID_INPUT, "Entity values must be 1 to 1000 characters, without NUL.",
                         f"alerts.{n}.entities", [a.external_id] if storable(a.external_id) else [],
                     )
                 )
@@ -240,7 +248,7 @@ async def ingest_alerts(
             groups = [members[n.incident_id] for n in created]
             await conn.execute(
                 CREATE_INCIDENTS, [n.incident_id for n in created], [n.item.title.strip() for n in created],
-                [max((m.item.severity for m in g), key=SEVERITIES.index) for g in groups],
+                [max((m.item.severity for m in g), key=SEVERITY_ORDER.index) for g in groups],
                 [max(m.detected for m in g) for g in groups], [len(g) for g in groups],
                 [m.incident_id for g in groups for m in g], [m.item.scope.strip() for g in groups for m in g],
             )
@@ -262,7 +270,7 @@ async def ingest_alerts(
                 [n.detected for n in joining], [n.item.scope.strip() for n in joining],
             )
         entries = [
-            NewEntry(n.incident_id, "incident_created" if n.creates else "alert_correlated", SYSTEM_ACTOR,
+            NewEntry(n.incident_id, ActivityKind.INCIDENT_CREATED if n.creates else ActivityKind.ALERT_CORRELATED, SYSTEM_ACTOR,
                      alert_id=known[_key(n.item)].id)
             for n in new
         ]

@@ -8,23 +8,31 @@ incidents by id) so that concurrent moves of overlapping alerts queue up instead
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 
 import asyncpg
 
-from app.config import limit
+from app.config import settings
 from app.domain import activity, aggregates, models, naming
 from app.domain.activity import NewEntry
-from app.domain.errors import Problem, Refused
+from app.domain.errors import Problem, ProblemCode, Refused
+from app.domain.ids import parse_number
 from app.domain.incidents import is_visible
-from app.domain.models import ALERT_COLUMNS, ENTRY_COLUMNS, INCIDENT_COLUMNS, ActivityEntry, Alert, Incident
+from app.domain.models import (
+    ALERT_COLUMNS,
+    ENTRY_COLUMNS,
+    INCIDENT_COLUMNS,
+    SEVERITY_ORDER,
+    ActivityEntry,
+    ActivityKind,
+    Alert,
+    Incident,
+    IncidentStatus,
+)
 from app.domain.text import storable
 from app.domain.viewers import Viewer
 
-MAX_ALERTS = limit("LINK_MAX_ALERTS", 1000)
 MAX_COMMENT = 30_000
-_ID = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only: int() also reads "١" as 1
 
 # The alerts $1 locked in id order, then their incidents and the target $2 (if any) in id order,
 # in one statement. The incidents are those of the alerts as locked, after any move that finished
@@ -89,8 +97,7 @@ SELECT (SELECT array_agg(i) FROM incident i) AS incidents,
        (SELECT array_agg(e ORDER BY e.id) FROM (SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id) e) AS entries
 """
 INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
-
-SEVERITY_ORDER = ["informational", "low", "medium", "high"]
+OPEN = (IncidentStatus.ACTIVE, IncidentStatus.IN_PROGRESS)  # a source emptied by the move is resolved
 
 
 @dataclass(frozen=True)
@@ -114,29 +121,29 @@ def _check_input(
 ) -> tuple[list[str], str]:
     problems: list[Problem] = []
     if not viewer.can_view_incidents:
-        problems.append(Problem("FORBIDDEN", "You may not view the incidents queue, so you may not move alerts."))
+        problems.append(Problem(ProblemCode.FORBIDDEN, "You may not view the incidents queue, so you may not move alerts."))
     ids = list(dict.fromkeys(i.strip() for i in alert_ids))
     if not ids:
-        problems.append(Problem("INVALID_INPUT", "Select at least one alert.", "alertIds"))
-    elif len(ids) > MAX_ALERTS:
+        problems.append(Problem(ProblemCode.INVALID_INPUT, "Select at least one alert.", "alertIds"))
+    elif len(ids) > (most := settings().link_max_alerts):
         problems.append(
-            Problem("INVALID_INPUT", f"At most {MAX_ALERTS} alerts can move at once; got {len(ids)}.", "alertIds")
+            Problem(ProblemCode.INVALID_INPUT, f"At most {most} alerts can move at once; got {len(ids)}.", "alertIds")
         )
     text = comment.strip()
     if not text:
-        problems.append(Problem("INVALID_INPUT", "A comment saying why is required.", "comment"))
+        problems.append(Problem(ProblemCode.INVALID_INPUT, "A comment saying why is required.", "comment"))
     elif not storable(text):
-        problems.append(Problem("INVALID_INPUT", "The comment must not contain NUL characters.", "comment"))
+        problems.append(Problem(ProblemCode.INVALID_INPUT, "The comment must not contain NUL characters.", "comment"))
     elif len(text) > MAX_COMMENT:
         problems.append(
-            Problem("INVALID_INPUT", f"The comment is limited to {MAX_COMMENT} characters; got {len(text)}.", "comment")
+            Problem(ProblemCode.INVALID_INPUT, f"The comment is limited to {MAX_COMMENT} characters; got {len(text)}.", "comment")
         )
     given = [target.existing_incident_id is not None, target.create_new is not None]
     if sum(given) != 1:
-        problems.append(Problem("INVALID_INPUT", "Give exactly one of existingIncidentId or createNew.", "target"))
+        problems.append(Problem(ProblemCode.INVALID_INPUT, "Give exactly one of existingIncidentId or createNew.", "target"))
     elif target.create_new is False:
         problems.append(
-            Problem("INVALID_INPUT", "createNew must be true; to use an existing incident give existingIncidentId.", "target.createNew")
+            Problem(ProblemCode.INVALID_INPUT, "createNew must be true; to use an existing incident give existingIncidentId.", "target.createNew")
         )
     if problems:
         raise Refused(problems)
@@ -153,7 +160,7 @@ async def link_alerts(
     """
     ids, comment = _check_input(viewer, alert_ids, target, comment)
     ids = _distinct_alerts(ids)
-    numbers = {i: int(i) for i in ids if _ID.match(i)}
+    numbers = {i: n for i in ids if (n := parse_number(i)) is not None}
 
     # Permissions are decided before any lock is taken: waiting on the lock of an alert or an
     # incident the viewer may not see would tell, by its timing, that it exists.
@@ -163,9 +170,9 @@ async def link_alerts(
     forbidden = [i for i in ids if i not in not_found and not viewer.can_write(found[numbers[i]].scope)]
     problems: list[Problem] = []
     if not_found:
-        problems.append(Problem("ALERT_NOT_FOUND", f"No alert found with id {', '.join(not_found)}.", "alertIds", not_found))
+        problems.append(Problem(ProblemCode.ALERT_NOT_FOUND, f"No alert found with id {', '.join(not_found)}.", "alertIds", not_found))
     if forbidden:
-        problems.append(Problem("FORBIDDEN", f"You may read but not move alert {', '.join(forbidden)}.", "alertIds", forbidden))
+        problems.append(Problem(ProblemCode.FORBIDDEN, f"You may read but not move alert {', '.join(forbidden)}.", "alertIds", forbidden))
     target_id = _target_number(target)
     if target.existing_incident_id is not None:
         problems += _target_problems(target, await _incident(conn, target_id), viewer)
@@ -184,7 +191,7 @@ async def link_alerts(
     entries: list[NewEntry] = []
     if target.create_new:
         target_incident = await _create_incident(conn, selected)
-        entries.append(NewEntry(target_incident.id, "incident_created", viewer.name, comment, alert_count=len(selected)))
+        entries.append(NewEntry(target_incident.id, ActivityKind.INCIDENT_CREATED, viewer.name, comment, alert_count=len(selected)))
     else:
         target_incident = incidents[target_id]  # type: ignore[index]
 
@@ -193,13 +200,13 @@ async def link_alerts(
         return LinkResult(target_incident, [], selected, [])
 
     for a in moving:
-        entries.append(NewEntry(a.incident_id, "alert_unlinked", viewer.name, comment, a.id, target_incident.id))
-        entries.append(NewEntry(target_incident.id, "alert_linked", viewer.name, comment, a.id, a.incident_id))
+        entries.append(NewEntry(a.incident_id, ActivityKind.ALERT_UNLINKED, viewer.name, comment, a.id, target_incident.id))
+        entries.append(NewEntry(target_incident.id, ActivityKind.ALERT_LINKED, viewer.name, comment, a.id, a.incident_id))
     moved_from = sorted({a.incident_id for a in moving})
     row = await conn.fetchrow(
         MOVE, sorted({target_incident.id, *moved_from}), target_incident.id, [a.id for a in moving],
-        [i for i in moved_from if incidents[i].status in ("active", "in_progress")], viewer.name, comment,
-        moved_from[0] if target_incident.status == "resolved" else None, *activity.entry_arrays(entries),
+        [i for i in moved_from if incidents[i].status in OPEN], viewer.name, comment,
+        moved_from[0] if target_incident.status == IncidentStatus.RESOLVED else None, *activity.entry_arrays(entries),
     )
     after = {r[0]: Incident(*r) for r in row["incidents"]}
     written = [ActivityEntry(*r) for r in row["entries"]]
@@ -232,10 +239,10 @@ def _distinct_alerts(ids: list[str]) -> list[str]:
     seen: set[int] = set()
     kept = []
     for i in ids:
-        if _ID.match(i):
-            if int(i) in seen:
+        if (n := parse_number(i)) is not None:
+            if n in seen:
                 continue
-            seen.add(int(i))
+            seen.add(n)
         kept.append(i)
     return kept
 
@@ -243,17 +250,16 @@ def _distinct_alerts(ids: list[str]) -> list[str]:
 def _target_number(target: Target) -> int | None:
     if target.existing_incident_id is None:
         return None
-    raw = target.existing_incident_id.strip().lstrip("#")
-    return int(raw) if _ID.match(raw) else None
+    return parse_number(target.existing_incident_id)
 
 
 def _target_problems(target: Target, found: Incident | None, viewer: Viewer) -> list[Problem]:
     if found is None or not is_visible(found, viewer):
-        return [Problem("INCIDENT_NOT_FOUND", f"No incident found with id {target.existing_incident_id}.", "target.existingIncidentId")]
-    if found.status == "redirected":
+        return [Problem(ProblemCode.INCIDENT_NOT_FOUND, f"No incident found with id {target.existing_incident_id}.", "target.existingIncidentId")]
+    if found.status == IncidentStatus.REDIRECTED:
         return [
             Problem(
-                "TARGET_NOT_LINKABLE",
+                ProblemCode.TARGET_NOT_LINKABLE,
                 f"Incident {found.id} was merged into incident {found.redirect_incident_id}; move the alerts there.",
                 "target.existingIncidentId",
             )

@@ -11,10 +11,9 @@ from typing import Generic, TypeVar
 
 import orjson
 
-from app.config import limit
+from app.config import settings
 from app.domain.errors import InvalidArgument
 
-MAX_PAGE = limit("MAX_PAGE_SIZE", 100)
 T = TypeVar("T")
 
 
@@ -43,8 +42,10 @@ class Page(Generic[T]):
 
 
 def check_first(first: int) -> int:
-    if not 1 <= first <= MAX_PAGE:
-        raise InvalidArgument("first", f"first must be between 1 and {MAX_PAGE}, got {first}")
+    """`first` if it is a page size the settings allow (MAX_PAGE_SIZE)."""
+    largest = settings().max_page_size
+    if not 1 <= first <= largest:
+        raise InvalidArgument("first", f"first must be between 1 and {largest}, got {first}")
     return first
 
 

@@ -20,9 +20,11 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from app.domain.bulk_seed import bulk_seed
-from app.domain.ingestion import MAX_BATCH, AlertIn, ingest_alerts
-from app.domain.viewers import Viewer
+from app.config import settings
+from app.domain.bulk_seed import SEVERITY_WEIGHTS, bulk_seed
+from app.domain.ingestion import AlertIn, ingest_alerts
+from app.domain.models import Access, EntityKind
+from app.domain.viewers import ALL_SCOPES, Viewer
 
 DEMO_INCIDENTS = 60
 INGESTION_LIMIT = 5_000
@@ -35,7 +37,6 @@ FILES = ["invoice_2026.pdf.exe", "mimikatz.exe", "rclone.exe", "payload.dll", "u
          "svchost32.exe", "AnyDesk.exe", "procdump64.exe", "Q3-report.xlsm", "run.bat"]
 DOMAINS = ["contoso.com", "fabrikam.com", "northwind.io"]
 C2_IPS = [f"185.220.{a}.{b}" for a in range(100, 104) for b in (7, 19, 42, 77)]
-SEVERITY_WEIGHTS = (["informational"] * 1 + ["low"] * 3 + ["medium"] * 4 + ["high"] * 2)
 
 # (category, title template). Templates use {host}, {user}, {email}, {file}, {ip}.
 DETECTIONS = [
@@ -80,13 +81,13 @@ def generate(n_stories: int, *, now: datetime, rng: random.Random) -> list[Alert
             category, template = rng.choice(DETECTIONS)
             file = rng.choice(FILES)
             title = template.format(host=host, user=user, email=email, file=file, ip=ip)
-            entities = [("device", host), ("user", user)]
+            entities = [(EntityKind.DEVICE, host), (EntityKind.USER, user)]
             if "{email}" in template:
-                entities.append(("mailbox", email))
+                entities.append((EntityKind.MAILBOX, email))
             if "{file}" in template:
-                entities.append(("file", file))
+                entities.append((EntityKind.FILE, file))
             if "{ip}" in template:
-                entities.append(("ip", ip))
+                entities.append((EntityKind.IP, ip))
             alerts.append(
                 AlertIn(
                     external_id=f"seed-{story}-{step}",
@@ -115,10 +116,11 @@ async def seed(*, conn: asyncpg.Connection, incidents: int, seed_value: int = 42
 async def _ingest_stories(*, conn: asyncpg.Connection, incidents: int, seed_value: int) -> None:
     now = await conn.fetchval("SELECT now()")
     rng = random.Random(seed_value)
-    ingester = Viewer(id=0, name="seed", can_view_incidents=True, can_ingest=True, grants={"*": "write"})
+    ingester = Viewer(id=0, name="seed", can_view_incidents=True, can_ingest=True, grants={ALL_SCOPES: Access.WRITE})
     batch = generate(incidents, now=now.astimezone(UTC), rng=rng)
-    for start in range(0, len(batch), MAX_BATCH):
+    size = settings().ingest_max_alerts  # as many as ingestAlerts takes at once
+    for start in range(0, len(batch), size):
         async with conn.transaction():
             await ingest_alerts(
-                conn=conn, viewer=ingester, batch=batch[start : start + MAX_BATCH], window=timedelta(hours=24)
+                conn=conn, viewer=ingester, batch=batch[start : start + size], window=timedelta(hours=24)
             )

@@ -8,6 +8,7 @@ import secrets
 
 import asyncpg
 
+from app.domain.models import Access
 from app.domain.viewers import Viewer
 
 TOKEN_PREFIX = "igt_"
@@ -49,7 +50,7 @@ UPDATE api_tokens SET revoked_at = now()
 def parse_grant(text: str) -> tuple[str, str]:
     """Parse 'SCOPE=read|write' (scope '*' means every scope)."""
     scope, sep, access = text.rpartition("=")
-    if not sep or not scope or access not in ("read", "write"):
+    if not sep or not scope or access not in tuple(Access):
         raise ValueError(f"grant must look like SCOPE=read or SCOPE=write, got {text!r}")
     return scope, access
 

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 
 import orjson
@@ -96,12 +95,12 @@ def app_from_env() -> Starlette:
 def main() -> None:
     port = int(sys.argv[1])
     settings = Settings.from_env()
-    workers = int(os.environ.get("WEB_CONCURRENCY") or "1")
+    workers = settings.workers
     # The same uvicorn settings as `incidents serve` (app/cli.py).
     uvicorn.run(
         "tests.bench.floor:app_from_env" if workers > 1 else create_app(settings), factory=workers > 1,
         host="127.0.0.1", port=port, workers=workers if workers > 1 else None, loop="uvloop", http="httptools",
-        log_level=os.environ.get("LOG_LEVEL", "warning").lower(), access_log=False,
+        log_level=settings.log_level, access_log=False,
         timeout_graceful_shutdown=10, limit_concurrency=settings.max_concurrency,
     )
 
