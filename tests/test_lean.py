@@ -1,8 +1,10 @@
-"""The lean path for read queries (app/api/compiled.py) answers exactly as graphql-core does."""
+"""The lean path (app/api/lean/) answers exactly as graphql-core does, and runs a mutation once."""
 
 from __future__ import annotations
 
 import pytest
+
+from app.api import fields
 
 from app.api.lean import LeanPath
 from tests.conftest import alert_in
@@ -29,6 +31,10 @@ fragment Card on Incident { id name alertCount createdAt ... on Incident { sever
 fragment Line on Alert { id externalId title category scope status incident { id alertCount } }
 """
 ONE = "query($id: ID!) { alert(id: $id) { id title incident { id } } missing: incident(id: \"999999\") { id } }"
+
+
+# These tests look at the lean path itself: the app under test has it on.
+pytestmark = pytest.mark.parametrize("lean_path", [True], ids=["lean-path"])
 
 
 @pytest.fixture
@@ -184,8 +190,8 @@ async def test_moves_answer_as_the_normal_path_does(make_user, pool, ingest, lea
 
 
 async def test_a_move_the_lean_path_committed_is_not_run_again(admin, ingest, pool, lean_answers):
-    """The move commits, then its answer cannot be built the lean way (first: 0 is refused):
-    the normal path answers from the move that was made, and makes no second one."""
+    """The answer's selection has an argument the move's answer would refuse (first: 0): the
+    lean path steps aside before the move starts, and the normal path makes it, once."""
     await ingest(alert_in("a", "Beacon on WS-1", entities=[("device", "ws-1")]))
     split = (
         'mutation { linkAlerts(alertIds: ["1"], target: {createNew: true}, comment: "split") {'
@@ -230,3 +236,48 @@ async def test_one_document_is_charged_by_each_requests_own_variables(admin, lea
     assert cheap["extensions"]["cost"]["requested"] == cheap_again["extensions"]["cost"]["requested"] == 1 + 2 * (3 + 2 * (3 + 1 + 2 * 2))
     assert costly["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
     assert costly["extensions"]["cost"]["requested"] == 1 + 100 * (3 + 100 * (3 + 1 + 100 * 2))
+
+
+async def test_a_move_whose_answer_fails_after_commit_is_answered_by_the_lean_path_and_not_run_again(
+    admin, ingest, pool, lean_answers, monkeypatch
+):
+    """The move commits; then reading its answer fails (the database went away): the lean path
+    says so itself, the move stays made once, and nothing hands it to graphql-core."""
+    await ingest(alert_in("a", "Beacon on WS-1", entities=[("device", "ws-1")]))
+
+    def unavailable(parents, args, ctx):
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setitem(fields.BATCHES, ("Incident", "alertCount"), unavailable)
+    split = (
+        'mutation { linkAlerts(alertIds: ["1"], target: {createNew: true}, comment: "split") {'
+        " targetIncident { id alertCount } errors { code } } }"
+    )
+    response = await admin.client.post("/graphql", json={"query": split}, headers={"Authorization": f"Bearer {admin.token}"})
+
+    assert lean_answers[0] is not None  # answered by the lean path
+    [error] = response.json()["errors"]
+    assert response.json()["data"] is None
+    assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+    assert error["extensions"]["retryable"] is False  # the move was made: a retry would be another
+    assert error["message"].startswith("linkAlerts was applied")
+    assert await pool.fetchval("SELECT count(*) FROM incidents") == 2
+    assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor = 'admin'") == 1
+
+
+async def test_a_read_whose_database_is_down_is_answered_once_not_run_again(admin, ingest, lean_answers, monkeypatch):
+    """A read that meets an unavailable database answers the retryable error at once: running it
+    again on the normal path would double the wait (a statement timeout twice over)."""
+    await ingest(alert_in("a", entities=[("device", "ws-1")]))
+    calls = []
+
+    def unavailable(parents, args, ctx):
+        calls.append(1)
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setitem(fields.BATCHES, ("Incident", "alertCount"), unavailable)
+    body = (await admin.post('{ incident(id: "1") { id alertCount } }')).json()
+    assert lean_answers[0] is not None
+    assert calls == [1]
+    assert body["data"] == {"incident": None}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["DATABASE_UNAVAILABLE"]

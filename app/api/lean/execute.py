@@ -8,12 +8,12 @@ from collections import Counter
 from functools import lru_cache
 
 import orjson
-from graphql import GraphQLError, GraphQLSchema
+from graphql import GraphQLError, GraphQLSchema, is_non_null_type
 from graphql.execution.values import get_variable_values
 
 from app.api import fields
 from app.api.context import Context
-from app.api.errors import translate
+from app.api.errors import infrastructure_code, translate
 from app.api.lean.plan import FieldPlan, Level, Plan, Unsupported, compile_document
 from app.api.limits import Limits
 from app.domain.errors import InvalidArgument
@@ -97,14 +97,38 @@ async def _render(field: FieldPlan, value, variables, ctx: Context):
     return (await _resolve_level(field.sub, [value], variables, ctx))[0]
 
 
-async def _run_queries(plan: Plan, variables, ctx: Context) -> dict:
+class _LeaveIt(Exception):
+    """A read raised something the normal path should report where it belongs."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
+async def _run_queries(plan: Plan, variables, ctx: Context) -> tuple[dict | None, list[dict]]:
+    """The data and the errors. The database being down, busy or slow is reported here, as
+    graphql-core would report it at the root field (running it again would double the wait);
+    any other exception raises _LeaveIt."""
+    errors: list[dict] = []
+    null_data = False
+
     async def root(field: FieldPlan):
-        return await _render(field, await _root_value(field, variables, ctx), variables, ctx)
+        nonlocal null_data
+        try:
+            return await _render(field, await _root_value(field, variables, ctx), variables, ctx)
+        except Exception as exc:
+            if infrastructure_code(exc) is None:
+                raise _LeaveIt(exc) from exc
+            errors.append(_formatted(field, *translate(exc, ctx.request_id)))
+            null_data = null_data or is_non_null_type(field.definition.type)
+            return None
 
     if len(plan.roots) == 1:
-        return {plan.roots[0].key: await root(plan.roots[0])}
-    values = await asyncio.gather(*(root(f) for f in plan.roots))
-    return dict(zip((f.key for f in plan.roots), values, strict=True))
+        data = {plan.roots[0].key: await root(plan.roots[0])}
+    else:
+        values = await asyncio.gather(*(root(f) for f in plan.roots))
+        data = dict(zip((f.key for f in plan.roots), values, strict=True))
+    return (None if null_data else data), errors
 
 
 def _arguments_hold(level: Level | None, variables) -> bool:
@@ -171,11 +195,13 @@ class LeanPath:
         if plan.is_mutation:
             return await self._mutate(plan, variables, ctx, extensions)
         try:
-            data = await _run_queries(plan, variables, ctx)
-        except Exception as exc:  # noqa: BLE001 - a read: the normal path runs it again and reports
-            FALLBACKS[type(exc).__name__] += 1
-            log.info("request %s: lean path left a read to the normal path: %r", ctx.request_id, exc)
+            data, errors = await _run_queries(plan, variables, ctx)
+        except _LeaveIt as left:  # a read: the normal path runs it again and reports the error
+            FALLBACKS[type(left.error).__name__] += 1
+            log.warning("request %s: lean path left a read to the normal path: %r", ctx.request_id, left.error)
             return None
+        if errors:
+            return orjson.dumps({"data": data, "errors": errors, "extensions": extensions})
         return orjson.dumps({"data": data, "extensions": extensions})
 
     async def _mutate(self, plan: Plan, variables, ctx: Context, extensions: dict) -> bytes | None:
@@ -195,6 +221,10 @@ class LeanPath:
         return orjson.dumps({"data": {field.key: data}, "extensions": extensions})
 
 
+def _formatted(field: FieldPlan, message: str, error_extensions: dict) -> dict:
+    return GraphQLError(message, nodes=[field.node], path=[field.key], extensions=error_extensions).formatted
+
+
 def _error(field: FieldPlan, extensions: dict, message: str, error_extensions: dict) -> bytes:
-    error = GraphQLError(message, nodes=[field.node], path=[field.key], extensions=error_extensions)
-    return orjson.dumps({"data": None, "errors": [error.formatted], "extensions": extensions})
+    """The answer to a mutation that raised: its field is non-null, so data is null."""
+    return orjson.dumps({"data": None, "errors": [_formatted(field, message, error_extensions)], "extensions": extensions})
