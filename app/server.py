@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from cross_web import HTTPException
 
-from app import db, web
+from app import config, db, web
 from app.api import background
 from app.api.lean import LeanPath
 from app.api.context import Context
@@ -41,7 +41,7 @@ log = logging.getLogger("app.server")
 
 class GraphQLApp(GraphQL):
     def __init__(self, settings: Settings) -> None:
-        limits = Limits.from_env(introspection=settings.introspection)
+        limits = Limits.from_settings(settings)
         super().__init__(build_schema(limits), graphql_ide="graphiql", allow_queries_via_get=True)
         self.settings = settings
         self.lean = LeanPath(self.schema._schema, limits)
@@ -179,7 +179,7 @@ class _AsgiEndpoint:
 def app_from_env() -> Starlette:
     """One worker's app under `incidents serve --workers N`: the settings come from the
     environment, where the command put the database URL it resolved (and the demo token)."""
-    return create_app(Settings.from_env(), demo_token=os.environ.get(DEMO_TOKEN_VARIABLE) or None)
+    return create_app(config.settings(), demo_token=os.environ.get(DEMO_TOKEN_VARIABLE) or None)
 
 
 def create_app(
@@ -189,7 +189,7 @@ def create_app(
 
     demo_token, set by `incidents serve --demo`, lets the console at / sign in the demo user.
     """
-    settings = settings or Settings.from_env()
+    settings = settings or config.settings()
     graphql_app = GraphQLApp(settings)
     window = timedelta(hours=settings.correlation_window_hours)
 

@@ -16,7 +16,6 @@ extensions.cost = {requested, maximum}.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -40,7 +39,6 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.max_tokens import MaxTokensLimiter
 
-from app import config
 from app.config import Settings
 
 
@@ -62,12 +60,6 @@ class Limits:
             max_cost=settings.graphql_max_cost,
             introspection=settings.introspection,
         )
-
-    @classmethod
-    def from_env(cls, introspection: bool = True) -> Limits:
-        """The process's settings (app.config.settings()), introspection as given. Prefer
-        from_settings with the settings the app was made with."""
-        return dataclasses.replace(cls.from_settings(config.settings()), introspection=introspection)
 
 
 @cache

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.domain.models import Access
+
 ALL_SCOPES = "*"
 
 
@@ -19,17 +21,17 @@ class Viewer:
 
     def access(self, scope: str) -> str | None:
         levels = {self.grants.get(scope), self.grants.get(ALL_SCOPES)}
-        if "write" in levels:
-            return "write"
-        if "read" in levels:
-            return "read"
+        if Access.WRITE in levels:
+            return Access.WRITE
+        if Access.READ in levels:
+            return Access.READ
         return None
 
     def can_read(self, scope: str) -> bool:
         return self.access(scope) is not None
 
     def can_write(self, scope: str) -> bool:
-        return self.access(scope) == "write"
+        return self.access(scope) == Access.WRITE
 
     def can_move(self, scope: str) -> bool:
         """Whether the viewer may move an alert of this scope to another incident."""
