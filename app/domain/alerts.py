@@ -10,14 +10,19 @@ import asyncpg
 
 from app.domain import models, pagination, search
 from app.domain.models import ALERT_COLUMNS, Alert, Entity
+from app.domain.params import Params
 from app.domain.viewers import Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
-# $1: the viewer reads every scope; $2: the scopes the viewer may read.
-READABLE = "($1 OR a.scope = ANY($2::text[]))"
 
-ALERTS_BY_ID = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($3::bigint[]) AND {READABLE}"
+def readable(params: Params, viewer: Viewer) -> str:
+    """The alerts `a` in scopes the viewer may read."""
+    everything, scopes = params.add(viewer.reads_everything), params.add(viewer.readable_scopes)
+    return f"({everything} OR a.scope = ANY({scopes}::text[]))"
+
+
+ALERTS_BY_ID = "SELECT {columns} FROM alerts a WHERE a.id = ANY({ids}::bigint[]) AND {readable}"
 
 ENTITIES = """
 SELECT alert_id, kind::text AS kind, value FROM alert_entities
@@ -25,13 +30,13 @@ SELECT alert_id, kind::text AS kind, value FROM alert_entities
 """
 
 # The first page of alerts of many incidents at once, newest first.
-FIRST_ALERTS_OF_INCIDENTS = f"""
-SELECT {ALERT_COLUMNS}
-  FROM unnest($3::bigint[]) AS t(incident_id)
+FIRST_ALERTS_OF_INCIDENTS = """
+SELECT {columns}
+  FROM unnest({incident_ids}::bigint[]) AS t(incident_id)
   CROSS JOIN LATERAL (
       SELECT * FROM alerts a
-       WHERE a.incident_id = t.incident_id AND {READABLE}
-       ORDER BY a.detected_at DESC, a.id DESC LIMIT $4
+       WHERE a.incident_id = t.incident_id AND {readable}
+       ORDER BY a.detected_at DESC, a.id DESC LIMIT {limit}
   ) a
 """
 
@@ -56,7 +61,9 @@ def first_page(rows: list[Alert], first: int) -> pagination.Page[Alert]:
 
 async def get_alerts(*, conn: Conn, viewer: Viewer, ids: list[int]) -> dict[int, Alert]:
     """The alerts with these ids that the viewer may read."""
-    rows = await conn.fetch(ALERTS_BY_ID, *viewer.scope_args(), ids)
+    params = Params()
+    sql = ALERTS_BY_ID.format(columns=ALERT_COLUMNS, ids=params.add(ids), readable=readable(params, viewer))
+    rows = await conn.fetch(sql, *params.values)
     return {r["id"]: models.alert(r) for r in rows}
 
 
@@ -67,20 +74,23 @@ async def entities_of(*, conn: Conn, alert_ids: list[int]) -> dict[int, list[Ent
     return found
 
 
-def _where(p: search.Params, viewer: Viewer, flt: AlertFilter) -> list[str]:
-    everything, scopes = viewer.scope_args()
-    p(everything)
-    p(scopes)
-    clauses = [READABLE]
+def _filtered(viewer: Viewer, flt: AlertFilter) -> Params:
+    """Alerts the viewer may read that match the filter: every word in the title."""
+    params = Params()
+    params.where(readable(params, viewer))
     for word in search.words(flt.search):
-        clauses.append(f"a.title ILIKE {p(search.like_pattern(word))}")
+        params.where(f"a.title ILIKE {params.add(search.like_pattern(word))}")
     if flt.incident_id is not None:
-        clauses.append(f"a.incident_id = {p(flt.incident_id)}")
-    if flt.statuses is not None:
-        clauses.append(f"a.status = ANY({p(flt.statuses)}::alert_status[])")
-    if flt.severities is not None:
-        clauses.append(f"a.severity = ANY({p(flt.severities)}::severity[])")
-    return clauses
+        params.where(f"a.incident_id = {params.add(flt.incident_id)}")
+    params.where_any("a.status", flt.statuses, "alert_status")
+    params.where_any("a.severity", flt.severities, "severity")
+    return params
+
+
+ALERTS = """
+SELECT {columns} FROM alerts a WHERE {where}
+ ORDER BY a.detected_at DESC, a.id DESC LIMIT {limit}
+"""
 
 
 async def list_alerts(
@@ -89,24 +99,20 @@ async def list_alerts(
     """Alerts the viewer may read, most recently detected first."""
     pagination.check_first(first)
     key = pagination.decode(after, "a", (datetime, int))
-    p = search.Params()
-    clauses = _where(p, viewer, flt)
+    params = _filtered(viewer, flt)
     if key is not None:
-        clauses.append(f"(a.detected_at, a.id) < ({p(key[0])}, {p(key[1])})")
-    rows = await conn.fetch(
-        f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE {' AND '.join(clauses)}"
-        f" ORDER BY a.detected_at DESC, a.id DESC LIMIT {p(first + 1)}",
-        *p.values,
-    )
+        params.where(f"(a.detected_at, a.id) < ({params.add(key[0])}, {params.add(key[1])})")
+    sql = ALERTS.format(columns=ALERT_COLUMNS, where=params.conditions, limit=params.add(first + 1))
+    rows = await conn.fetch(sql, *params.values)
     return pagination.page_of([models.alert(r) for r in rows], first, _cursor)
 
 
+COUNT_ALERTS = "SELECT count(*) FROM alerts a WHERE {where}"
+
+
 async def count_alerts(*, conn: Conn, viewer: Viewer, flt: AlertFilter) -> int:
-    p = search.Params()
-    clauses = _where(p, viewer, flt)
-    return await conn.fetchval(
-        f"SELECT count(*) FROM alerts a WHERE {' AND '.join(clauses)}", *p.values
-    )
+    params = _filtered(viewer, flt)
+    return await conn.fetchval(COUNT_ALERTS.format(where=params.conditions), *params.values)
 
 
 async def first_alerts_of_incidents(
@@ -114,9 +120,12 @@ async def first_alerts_of_incidents(
 ) -> dict[int, pagination.Page[Alert]]:
     """The first page of readable alerts of each incident, in one query."""
     pagination.check_first(first)
-    rows = await conn.fetch(
-        FIRST_ALERTS_OF_INCIDENTS, *viewer.scope_args(), incident_ids, first + 1
+    params = Params()
+    sql = FIRST_ALERTS_OF_INCIDENTS.format(
+        columns=ALERT_COLUMNS, incident_ids=params.add(incident_ids), readable=readable(params, viewer),
+        limit=params.add(first + 1),
     )
+    rows = await conn.fetch(sql, *params.values)
     grouped: dict[int, list[Alert]] = {i: [] for i in incident_ids}
     for row in rows:
         grouped[row["incident_id"]].append(models.alert(row))

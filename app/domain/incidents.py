@@ -6,30 +6,36 @@ A viewer sees an incident that holds at least one alert they may read, or no ale
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 
 import asyncpg
 
 from app.domain import models, pagination, search
-from app.domain.errors import NotAllowed
 from app.domain.alerts import first_page as alerts_page
+from app.domain.alerts import readable as readable_alerts
+from app.domain.errors import NotAllowed
 from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, Alert, Incident
+from app.domain.params import Params
 from app.domain.viewers import Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
-# $1: the viewer reads every scope; $2: the scopes the viewer may read.
-VISIBLE = "($1 OR i.alert_scopes && $2::text[] OR i.alert_scopes = '{}')"
 
-INCIDENTS_BY_ID = f"""
-SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = ANY($3::bigint[]) AND {VISIBLE}
+def visible(params: Params, viewer: Viewer) -> str:
+    """The incidents `i` the viewer may see: one of the scopes their alerts ever had
+    (alert_scopes) is readable, or they never held an alert."""
+    everything, scopes = params.add(viewer.reads_everything), params.add(viewer.readable_scopes)
+    return f"({everything} OR i.alert_scopes && {scopes}::text[] OR i.alert_scopes = '{{}}')"
+
+
+INCIDENTS_BY_ID = """
+SELECT {columns} FROM incidents i WHERE i.id = ANY({ids}::bigint[]) AND {visible}
 """
 
-VISIBLE_ALERT_COUNTS = """
+READABLE_ALERT_COUNTS = """
 SELECT a.incident_id, count(*) AS n FROM alerts a
- WHERE a.incident_id = ANY($3::bigint[]) AND ($1 OR a.scope = ANY($2::text[]))
+ WHERE a.incident_id = ANY({incident_ids}::bigint[]) AND {readable}
  GROUP BY a.incident_id
 """
 
@@ -51,7 +57,9 @@ def is_visible(incident: Incident, viewer: Viewer) -> bool:
 
 async def get_incidents(*, conn: Conn, viewer: Viewer, ids: list[int]) -> dict[int, Incident]:
     """The incidents with these numbers that the viewer may see."""
-    rows = await conn.fetch(INCIDENTS_BY_ID, *viewer.scope_args(), ids)
+    params = Params()
+    sql = INCIDENTS_BY_ID.format(columns=INCIDENT_COLUMNS, ids=params.add(ids), visible=visible(params, viewer))
+    rows = await conn.fetch(sql, *params.values)
     return {r["id"]: models.incident(r) for r in rows}
 
 
@@ -62,11 +70,25 @@ def reads_all_alerts(incident: Incident, viewer: Viewer) -> bool:
 
 async def count_readable_alerts(*, conn: Conn, viewer: Viewer, incident_ids: list[int]) -> dict[int, int]:
     """How many of each incident's alerts the viewer may read."""
-    rows = await conn.fetch(VISIBLE_ALERT_COUNTS, *viewer.scope_args(), incident_ids)
+    params = Params()
+    sql = READABLE_ALERT_COUNTS.format(
+        incident_ids=params.add(incident_ids), readable=readable_alerts(params, viewer)
+    )
+    rows = await conn.fetch(sql, *params.values)
     return {r["incident_id"]: r["n"] for r in rows}
 
 
-def _words(p: search.Params, flt: IncidentFilter, indexed: frozenset[str] | None = None) -> list[str]:
+def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
+    """Incidents the viewer may see, with the filter's statuses and severities; the words are
+    added apart (_where_words), since the pinned incident is found by its number instead."""
+    params = Params()
+    params.where(visible(params, viewer))
+    params.where_any("i.status", flt.statuses, "incident_status")
+    params.where_any("i.severity", flt.severities, "severity")
+    return params
+
+
+def _where_words(params: Params, flt: IncidentFilter, indexed: frozenset[str] | None = None) -> None:
     """Every word in the name (name_folded is the name in lower case, so that plain LIKE, five
     times cheaper than ILIKE, does).
 
@@ -74,51 +96,40 @@ def _words(p: search.Params, flt: IncidentFilter, indexed: frozenset[str] | None
     each word is then checked on the rows it found as a function call, which the index cannot
     serve, so that it does not look up the word's other trigrams too.
     """
-    clauses = []
     for word in search.words(flt.search):
-        pattern = f"lower({p(search.like_pattern(word))})"
-        if indexed is None or search.index_parts(word) == [word] and word in indexed:
-            clauses.append(f"i.name_folded LIKE {pattern}")
+        pattern = f"lower({params.add(search.like_pattern(word))})"
+        parts = search.index_parts(word)
+        if indexed is None or parts == [word] and word in indexed:
+            params.where(f"i.name_folded LIKE {pattern}")
             continue
-        clauses += [
-            f"i.name_folded LIKE lower({p(search.like_pattern(part))})"
-            for part in search.index_parts(word) if part in indexed
-        ]
-        clauses.append(f"textlike(i.name_folded, {pattern})")
-    return clauses
+        for part in parts:
+            if part in indexed:
+                params.where(f"i.name_folded LIKE lower({params.add(search.like_pattern(part))})")
+        params.where(f"textlike(i.name_folded, {pattern})")
 
 
-def _filters(p: search.Params, viewer: Viewer, flt: IncidentFilter) -> list[str]:
-    """Visibility, status and severity."""
-    everything, scopes = viewer.scope_args()
-    p(everything)
-    p(scopes)
-    clauses = [VISIBLE]
-    if flt.statuses is not None:
-        clauses.append(f"i.status = ANY({p(flt.statuses)}::incident_status[])")
-    if flt.severities is not None:
-        clauses.append(f"i.severity = ANY({p(flt.severities)}::severity[])")
-    return clauses
-
-
-def _where(p: search.Params, viewer: Viewer, flt: IncidentFilter) -> list[str]:
-    return [*_filters(p, viewer, flt), *_words(p, flt)]
-
-
-def _pinned_clauses(p: search.Params, viewer: Viewer, flt: IncidentFilter, number: int) -> str:
-    everything, scopes = viewer.scope_args()
-    p(everything)
-    p(scopes)
-    clauses = [VISIBLE, f"i.id = {p(number)}"]
-    if flt.statuses is not None:
-        clauses.append(f"i.status = ANY({p(flt.statuses)}::incident_status[])")
-    if flt.severities is not None:
-        clauses.append(f"i.severity = ANY({p(flt.severities)}::severity[])")
-    return " AND ".join(clauses)
+def _keyset(params: Params, key: tuple | None) -> str:
+    """The queue's rows after the cursor key (last activity, number)."""
+    if key is None:
+        return "true"
+    return f"(i.last_activity_at, i.id) < ({params.add(key[0])}, {params.add(key[1])})"
 
 
 def _cursor(incident: Incident) -> str:
     return pagination.encode("i", incident.last_activity_at, incident.id)
+
+
+# The incident a search names by its number ("1042", "#1042"), listed before the name matches
+# when it passes the other filters; and how many incidents the queue holds, either way.
+PINNED_INCIDENT = "SELECT {columns} FROM incidents i WHERE {where}"
+COUNT_INCIDENTS = "SELECT count(*) FROM incidents i WHERE {where}"
+
+
+def _pinned(viewer: Viewer, flt: IncidentFilter, number: int) -> Params:
+    """The incident with this number, if the viewer may see it and it passes the filter."""
+    params = _filtered(viewer, flt)
+    params.where(f"i.id = {params.add(number)}")
+    return params
 
 
 # Typeahead: the answer of the plain
@@ -140,18 +151,6 @@ def _cursor(incident: Incident) -> str:
 # the recency index there (for a rare word that reads the whole table).
 NEAR, RECENT_DAYS = 1_000, 7
 
-# Before steps 2 and 3 of a search with several parts, which parts the index should look up: a
-# part in most names ("com", "powershell") costs the index more than it saves (it has to read
-# every trigram's list). The NEAR names are the sample: the NEAR step counts each part in them
-# as it reads them (PART_COUNTS), and always answers at least one row to carry the counts.
-PART_COUNTS = """
-SELECT w.*, c.part_counts FROM (
-    SELECT ARRAY[greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 0)::bigint,
-                 {counts}] AS part_counts
-      FROM (SELECT i.name_folded FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}) i
-) c LEFT JOIN ({statement}) w ON true
-"""
-
 NEAR_STEP = """
 SELECT {columns} FROM (
     SELECT * FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}
@@ -172,57 +171,83 @@ SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
  ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {limit}
 """
 
-
-async def list_incidents(
-    *, conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None
-) -> pagination.Page[Incident]:
-    """The incidents queue, most recently active first.
-
-    A search that is an incident number puts that incident first (when it passes the other
-    filters), then the incidents whose names contain every typed word.
-    """
-    queue = await _queue(conn, viewer, flt, first, after)
-    rows = await queue.fetch(conn)
-    return queue.page(_newest_first(Incident(*r) for r in rows))
-
-
-# The typeahead's page and each incident's first alerts in one round trip.
-WITH_FIRST_ALERTS = f"""
-SELECT q.*, {ALERT_COLUMNS} FROM ({{queue}}) q
+# list_incidents_with_alerts: a step's incidents (q) and each one's first readable alerts, in
+# the step's round trip. The incident's id stays the first column.
+WITH_FIRST_ALERTS = """
+SELECT q.*, {alert_columns} FROM ({step}) q
   LEFT JOIN LATERAL (
-      SELECT * FROM alerts a WHERE a.incident_id = q.id AND ($1 OR a.scope = ANY($2::text[]))
-       ORDER BY a.detected_at DESC, a.id DESC LIMIT {{limit}}
+      SELECT * FROM alerts a WHERE a.incident_id = q.id AND {readable}
+       ORDER BY a.detected_at DESC, a.id DESC LIMIT {limit}
   ) a ON true
 """
-_INCIDENT_FIELDS = len(fields(Incident))
+
+# Before steps 2 and 3 of a search with several parts, which parts the index should look up: a
+# part in most names ("com", "powershell") costs the index more than it saves (it has to read
+# every trigram's list). The NEAR names are the sample: the NEAR step counts each part in them
+# as it reads them, and always answers at least one row, its last column the table's size and
+# then each part's count (the other columns null when the step found nothing).
+PART_COUNTS = """
+SELECT w.*, c.part_counts FROM (
+    SELECT ARRAY[greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 0)::bigint,
+                 {counts}] AS part_counts
+      FROM (SELECT i.name_folded FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}) i
+) c LEFT JOIN ({statement}) w ON true
+"""
 
 
-async def list_incidents_with_alerts(
-    *, conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None, alerts_first: int
-) -> tuple[pagination.Page[Incident], dict[int, pagination.Page[Alert]]]:
-    """list_incidents, and the first page of each listed incident's readable alerts (as
-    alerts.first_alerts_of_incidents gives them), in one statement (the pinned number aside)."""
-    pagination.check_first(alerts_first)
-    queue = await _queue(conn, viewer, flt, first, after)
-    rows = await queue.fetch(conn, lambda sql, values: (
-        WITH_FIRST_ALERTS.format(queue=sql, limit=f"${len(values) + 1}"), [*values, alerts_first + 1]
-    ))
-    found: dict[int, Incident] = {}
-    by_incident: dict[int, list[Alert]] = {}
-    for r in rows:
-        values = list(r)
-        incident = found.setdefault(values[0], Incident(*values[:_INCIDENT_FIELDS]))
-        by_incident.setdefault(incident.id, [])
-        if values[_INCIDENT_FIELDS] is not None:
-            by_incident[incident.id].append(Alert(*values[_INCIDENT_FIELDS:]))
-    page = queue.page(_newest_first(found.values()))
-    alert_pages = {i: alerts_page(items, alerts_first) for i, items in by_incident.items()}  # (it sorts them)
-    return page, alert_pages
+@dataclass(frozen=True)
+class _Queue:
+    """One read of the queue: what its statements are built from."""
+
+    viewer: Viewer
+    flt: IncidentFilter
+    first: int
+    number: int | None  # the incident the search names: it is listed first, and not again
+    pinned: list[Incident]  # that incident, on the first page when it passes the filters
+    key: tuple | None  # the cursor's (last activity, number): the rows after it
+    alerts_first: int | None = None  # with each incident's first alerts, up to this many
+
+    @property
+    def limit(self) -> int:
+        """The rows a step must find to fill the page and tell whether more follow."""
+        return self.first + 1 - len(self.pinned)
+
+    def page(self, rows: list[Incident]) -> pagination.Page[Incident]:
+        """The page: the pinned incident, then the rows, most recently active first (whatever
+        order the statement's joins gave them in)."""
+        rows = sorted(rows, key=lambda i: (i.last_activity_at, i.id), reverse=True)
+        pinned = pagination.encode("p", self.number) if self.pinned else None
+        return pagination.page_of(self.pinned + rows, self.first, _cursor, first_cursor=pinned)
 
 
-def _newest_first(found) -> list[Incident]:
-    """The queue's order, whatever order the statement's joins gave the rows in."""
-    return sorted(found, key=lambda i: (i.last_activity_at, i.id), reverse=True)
+def _step(
+    queue: _Queue, step: str, indexed: frozenset[str] | None = None, count_parts: list[str] | None = None
+) -> tuple[str, list]:
+    """A step's statement and parameters: the name matches after the cursor, with their first
+    alerts if the queue asks for them, and the parts' counts in the NEAR names if asked."""
+    params = _filtered(queue.viewer, queue.flt)
+    if queue.number is not None:
+        params.where(f"i.id <> {params.add(queue.number)}")
+    _where_words(params, queue.flt, indexed)
+    since = ""
+    if step == RECENT_STEP:  # when paging, the days before the cursor's row, not before now
+        since = "now()" if queue.key is None else f"{params.add(queue.key[0])}::timestamptz"
+    sql = step.format(
+        columns=INCIDENT_COLUMNS, where=params.conditions, keyset=_keyset(params, queue.key),
+        limit=params.add(queue.limit), near=NEAR, since=since, days=RECENT_DAYS - 1,
+    )
+    if queue.alerts_first is not None:
+        sql = WITH_FIRST_ALERTS.format(
+            step=sql, alert_columns=ALERT_COLUMNS, readable=readable_alerts(params, queue.viewer),
+            limit=params.add(queue.alerts_first + 1),
+        )
+    if count_parts:
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE i.name_folded LIKE lower({params.add(search.like_pattern(part))}))"
+            for part in count_parts
+        )
+        sql = PART_COUNTS.format(statement=sql, counts=counts, keyset=_keyset(params, queue.key), near=NEAR)
+    return sql, params.values
 
 
 @contextlib.asynccontextmanager
@@ -234,73 +259,45 @@ async def _one_connection(conn: Conn):
             yield c
 
 
-@dataclass
-class _Queue:
-    """How the queue's statements are built and tried in turn, and how their rows become a page
-    (the pinned number first)."""
-
-    statement: Callable[[str, frozenset[str] | None], tuple[str, list]]  # (template, index parts)
-    templates: list[str]
-    parts: list[str]  # what the trigram index can look up (search.index_parts of each word)
-    limit: int
-    first: int
-    pinned: list[Incident]
-    number: int | None
-    key: tuple | None  # the keyset cursor the queue reads after
-
-    async def fetch(self, conn: Conn, wrap: Callable[[str, list], tuple[str, list]] | None = None) -> list:
-        """The rows of the first step that finds `limit` incidents, or of the last step.
-
-        wrap(statement, parameters) may extend a step's statement; the incident's id stays its
-        first column. Rows are records or tuples, the statement's columns in order.
-        """
-        wrap = wrap or (lambda sql, values: (sql, values))
-        if len(self.templates) == 1:
-            return await conn.fetch(*_flat(wrap(*self.statement(self.templates[0], None))))
-        async with _one_connection(conn) as c:
-            near, *indexed = self.templates
-            statement = wrap(*self.statement(near, None))
-            if len(self.parts) == 1:
-                rows = await c.fetch(*_flat(statement))
-                parts = frozenset(self.parts)
-            else:
-                counted = await c.fetch(*_flat(self.counting(*statement)))
-                total, *counts = counted[0][-1]
-                rows = [r[:-1] for r in counted if r[0] is not None]
-                parts = frozenset(search.choose_index_parts(self.parts, counts, sample=NEAR, total=total))
-            if len({r[0] for r in rows}) >= self.limit:
-                return rows
-            for template in indexed:
-                rows = await c.fetch(*_flat(wrap(*self.statement(template, parts))))
-                if len({r[0] for r in rows}) >= self.limit:
-                    break
-            return rows
-
-    def counting(self, sql: str, values: list) -> tuple[str, list]:
-        """The NEAR step's statement, answering one row more (or the only one, its other
-        columns null) that ends with the sampled part counts: the table's size, then each part's."""
-        p = search.Params()
-        p.values = list(values)
-        counts = ", ".join(
-            f"count(*) FILTER (WHERE i.name_folded LIKE lower({p(search.like_pattern(part))}))" for part in self.parts
-        )
-        return PART_COUNTS.format(counts=counts, keyset=_keyset(p, self.key), near=NEAR, statement=sql), p.values
-
-    def page(self, rows: list[Incident]) -> pagination.Page[Incident]:
-        pinned = pagination.encode("p", self.number) if self.pinned else None
-        return pagination.page_of(self.pinned + rows, self.first, _cursor, first_cursor=pinned)
+def _found(rows: list) -> int:
+    """How many incidents a step found (with their alerts joined, an incident has many rows)."""
+    return len({r[0] for r in rows})
 
 
-def _keyset(p: search.Params, key: tuple | None) -> str:
-    """The queue's rows after the cursor key (last activity, number)."""
-    return "true" if key is None else f"(i.last_activity_at, i.id) < ({p(key[0])}, {p(key[1])})"
+async def _fetch(conn: Conn, queue: _Queue) -> list:
+    """The rows of the first step that finds queue.limit incidents, or of the last step: records
+    or tuples, the statement's columns in order."""
+    words = search.words(queue.flt.search)
+    parts = list(dict.fromkeys(
+        part for word in words if search.has_trigrams(word) for part in search.index_parts(word)
+    ))
+    if not parts:
+        sql, values = _step(queue, PLAIN)
+        return await conn.fetch(sql, *values)
+    async with _one_connection(conn) as c:
+        if len(parts) == 1:
+            sql, values = _step(queue, NEAR_STEP)
+            rows = await c.fetch(sql, *values)
+            indexed = frozenset(parts)
+        else:
+            sql, values = _step(queue, NEAR_STEP, count_parts=parts)
+            counted = await c.fetch(sql, *values)
+            total, *counts = counted[0][-1]
+            rows = [r[:-1] for r in counted if r[0] is not None]
+            indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total))
+        for step in (RECENT_STEP, INDEXED_STEP):
+            if _found(rows) >= queue.limit:
+                break
+            sql, values = _step(queue, step, indexed)
+            rows = await c.fetch(sql, *values)
+        return rows
 
 
-def _flat(statement: tuple[str, list]) -> list:
-    return [statement[0], *statement[1]]
-
-
-async def _queue(conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None) -> _Queue:
+async def _queue(
+    conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None,
+    alerts_first: int | None = None,
+) -> _Queue:
+    """The queue as the cursor leaves it, with the pinned incident read if it comes now."""
     if not viewer.can_view_incidents:
         raise NotAllowed("you may not view the incidents queue")
     pagination.check_first(first)
@@ -310,53 +307,63 @@ async def _queue(conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, af
     if after is not None and number is not None and after == pagination.encode("p", number):
         after = None  # the pinned row was the last one read: the name matches start now
     elif after is None and number is not None:
-        p = search.Params()
-        row = await conn.fetchrow(
-            f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE {_pinned_clauses(p, viewer, flt, number)}",
-            *p.values,
-        )
+        params = _pinned(viewer, flt, number)
+        sql = PINNED_INCIDENT.format(columns=INCIDENT_COLUMNS, where=params.conditions)
+        row = await conn.fetchrow(sql, *params.values)
         pinned = [models.incident(row)] if row else []
     else:
         key = pagination.decode(after, "i", (datetime, int))
+    return _Queue(viewer, flt, first, number, pinned, key, alerts_first)
 
-    limit = first + 1 - len(pinned)
 
-    def statement(template: str, indexed: frozenset[str] | None) -> tuple[str, list]:
-        p = search.Params()
-        filters = _filters(p, viewer, flt)  # $1 and $2: the viewer's scopes
-        if number is not None:
-            filters.append(f"i.id <> {p(number)}")
-        keyset = _keyset(p, key)
-        sql = template.format(
-            columns=INCIDENT_COLUMNS, keyset=keyset, limit=p(limit), near=NEAR, days=RECENT_DAYS - 1,
-            where=" AND ".join(filters + _words(p, flt, indexed)),
-            since="now()" if key is None or "{since}" not in template else f"{p(key[0])}::timestamptz",
-        )
-        return sql, p.values
+async def list_incidents(
+    *, conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None
+) -> pagination.Page[Incident]:
+    """The incidents queue, most recently active first.
 
-    words = search.words(flt.search)
-    parts = [part for w in words if search.has_trigrams(w) for part in search.index_parts(w)]
-    templates = [NEAR_STEP, RECENT_STEP, INDEXED_STEP] if parts else [PLAIN]
-    return _Queue(statement, templates, list(dict.fromkeys(parts)), limit, first, pinned, number, key)
+    A search that is an incident number puts that incident first (when it passes the other
+    filters), then the incidents whose names contain every typed word.
+    """
+    queue = await _queue(conn, viewer, flt, first, after)
+    rows = await _fetch(conn, queue)
+    return queue.page([Incident(*r) for r in rows])
+
+
+_INCIDENT_FIELDS = len(fields(Incident))
+
+
+async def list_incidents_with_alerts(
+    *, conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None, alerts_first: int
+) -> tuple[pagination.Page[Incident], dict[int, pagination.Page[Alert]]]:
+    """list_incidents, and the first page of each listed incident's readable alerts (as
+    alerts.first_alerts_of_incidents gives them), in one statement (the pinned number aside)."""
+    pagination.check_first(alerts_first)
+    queue = await _queue(conn, viewer, flt, first, after, alerts_first)
+    found: dict[int, Incident] = {}
+    by_incident: dict[int, list[Alert]] = {}
+    for r in await _fetch(conn, queue):
+        values = list(r)
+        incident = found.setdefault(values[0], Incident(*values[:_INCIDENT_FIELDS]))
+        by_incident.setdefault(incident.id, [])
+        if values[_INCIDENT_FIELDS] is not None:
+            by_incident[incident.id].append(Alert(*values[_INCIDENT_FIELDS:]))
+    page = queue.page(list(found.values()))
+    alert_pages = {i: alerts_page(items, alerts_first) for i, items in by_incident.items()}  # (it sorts them)
+    return page, alert_pages
 
 
 async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) -> int:
     """How many incidents the queue holds for this filter (the pinned number included)."""
     if not viewer.can_view_incidents:
         raise NotAllowed("you may not view the incidents queue")
-    p = search.Params()
-    clauses = _where(p, viewer, flt)
     number = search.as_number(flt.search)
+    pinned = 0
     if number is not None:
-        p_pin = search.Params()
-        pinned = await conn.fetchval(
-            f"SELECT count(*) FROM incidents i WHERE {_pinned_clauses(p_pin, viewer, flt, number)}",
-            *p_pin.values,
-        )
-        clauses.append(f"i.id <> {p(number)}")
-    else:
-        pinned = 0
-    total = await conn.fetchval(
-        f"SELECT count(*) FROM incidents i WHERE {' AND '.join(clauses)}", *p.values
-    )
+        params = _pinned(viewer, flt, number)
+        pinned = await conn.fetchval(COUNT_INCIDENTS.format(where=params.conditions), *params.values)
+    params = _filtered(viewer, flt)
+    _where_words(params, flt)
+    if number is not None:
+        params.where(f"i.id <> {params.add(number)}")
+    total = await conn.fetchval(COUNT_INCIDENTS.format(where=params.conditions), *params.values)
     return total + pinned

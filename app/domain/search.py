@@ -1,4 +1,4 @@
-"""Typeahead text: how typed words become ILIKE patterns, and a tiny SQL parameter builder.
+"""Typeahead text: how typed words become ILIKE patterns and what the trigram index looks up.
 
 Every typed word must appear somewhere in the text, in any order, case-insensitively; the words
 are substrings, not prefixes, because SOC names are full of host names, accounts and file names
@@ -113,13 +113,3 @@ def as_number(search: str | None) -> int | None:
     match = _NUMBER.match(search.strip())
     return int(match.group(1)) if match else None
 
-
-class Params:
-    """Collects positional parameters; SQL text is built only from fixed fragments."""
-
-    def __init__(self) -> None:
-        self.values: list[object] = []
-
-    def __call__(self, value: object) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
