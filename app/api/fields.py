@@ -195,8 +195,16 @@ def viewer_can_link(parents: list[models.Alert], args, ctx: Context):
     return [ctx.viewer.can_move(a.scope) for a in parents]
 
 
-def message(parents: list[models.ActivityEntry], args, ctx: Context):
-    return [activity.message(e, ctx.viewer) for e in parents]
+async def message(parents: list[models.ActivityEntry], args, ctx: Context):
+    """The sentence, naming the other incident only when the viewer may see it."""
+    others = [e.other_incident_id for e in parents if e.other_incident_id is not None]
+    found = await _load_many(ctx.loaders.incident, others) if others else []
+    visible = {i.id for i in found if i is not None}
+    return [activity.message(e, ctx.viewer, e.other_incident_id in visible) for e in parents]
+
+
+def comment(parents: list[models.ActivityEntry], args, ctx: Context):
+    return [activity.comment(e, ctx.viewer) for e in parents]
 
 
 async def total_count(parents: list[Connection], args, ctx: Context):
@@ -249,6 +257,9 @@ async def alerts_list(parents, args, ctx: Context):
 
 
 async def incident(parents, args, ctx: Context):
+    # Opening incidents by number is browsing the queue: walking 1..N needs its permission.
+    # Following a readable alert to its incident does not (Alert.incident).
+    ctx.viewer.require_queue()
     return [await ctx.loaders.incident.load(ids.number(args["id"], "id"))]
 
 
@@ -304,6 +315,9 @@ async def link_alerts(parents, args, ctx: Context):
     # after every small move would cost the 16 analysts' moves more than it saves them.
     if len(result.entries) >= BULK_MOVE_ENTRIES:
         background.merge_pending_index_entries(ctx)
+    # The incidents of the answer are the viewer's to see: their log entries' messages name them
+    # without another statement.
+    ctx.loaders.incident.prime_many({i.id: i for i in (result.target, *result.sources) if i is not None})
     return [LinkAlertsPayload(result.target, result.sources, result.alerts, result.entries, [])]
 
 
@@ -355,6 +369,7 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("Alert", "entities"): entities,
     ("Alert", "viewerCanLink"): viewer_can_link,
     ("ActivityLogEntry", "message"): message,
+    ("ActivityLogEntry", "comment"): comment,
     ("ActivityLogEntry", "incident"): _by_id("incident", "incident_id", required=True),
     ("ActivityLogEntry", "alert"): _by_id("alert", "alert_id", required=False),
     ("ActivityLogEntry", "otherIncident"): _by_id("incident", "other_incident_id", required=False),

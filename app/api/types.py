@@ -117,11 +117,19 @@ class ActivityLogEntry:
     kind: ActivityKind
     created_at: datetime
     actor: str = strawberry.field(description='The user\'s name, or "system" for automatic correlation.')
-    comment: str | None = strawberry.field(description="The comment given with a move.")
 
-    @strawberry.field(description="A sentence a person reads in the log.")
-    def message(self, info: Info[Context, None]) -> str:
+    @strawberry.field(
+        description="The comment given with a move; null when the entry is about an alert the viewer may not read."
+    )
+    def comment(self, info: Info[Context, None]) -> str | None:
         return fields.resolve_now(self, info)
+
+    @strawberry.field(
+        description="A sentence a person reads in the log. It names alerts and incidents the viewer may see, "
+        "and no others."
+    )
+    async def message(self, info: Info[Context, None]) -> str:
+        return await fields.resolve(self, info)
 
     @strawberry.field(description="Whose log this entry is in.")
     async def incident(self, info: Info[Context, None]) -> Incident:

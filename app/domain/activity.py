@@ -116,19 +116,33 @@ async def count_entries(*, conn: Conn, incident_id: int) -> int:
     return await conn.fetchval(COUNT_ENTRIES, incident_id)
 
 
+def _reads_alert(entry: ActivityEntry, viewer: Viewer) -> bool:
+    return entry.alert_scope is not None and viewer.can_read(entry.alert_scope)
+
+
 def _alert_ref(entry: ActivityEntry, viewer: Viewer) -> str:
     if entry.alert_id is None:
         return "an alert"
-    if entry.alert_scope is not None and viewer.can_read(entry.alert_scope):
+    if _reads_alert(entry, viewer):
         return f'alert #{entry.alert_id} "{entry.alert_title}"'
     return "an alert you cannot view"
 
 
-def message(entry: ActivityEntry, viewer: Viewer) -> str:
-    """The sentence a person reads in the log, as this viewer may read it."""
+def comment(entry: ActivityEntry, viewer: Viewer) -> str | None:
+    """The mover's comment, unless the entry is about an alert the viewer may not read: the
+    comment says why that alert moved, and may name what is in it."""
+    if entry.alert_id is not None and not _reads_alert(entry, viewer):
+        return None
+    return entry.comment
+
+
+def message(entry: ActivityEntry, viewer: Viewer, other_visible: bool) -> str:
+    """The sentence a person reads in the log, as this viewer may read it. other_visible: whether
+    the viewer may see the other incident (where the alert came from or went); its number is
+    named only then."""
     alert = _alert_ref(entry, viewer)
     subject = alert[:1].upper() + alert[1:]  # the same words, opening a sentence
-    other = f"incident {entry.other_incident_id}"
+    other = f"incident {entry.other_incident_id}" if other_visible else "an incident you cannot view"
     by = "" if entry.actor == SYSTEM_ACTOR else f" by {entry.actor}"
     match entry.kind:
         case ActivityKind.ALERT_CORRELATED:

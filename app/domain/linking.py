@@ -110,7 +110,7 @@ class Target:
 
 @dataclass(frozen=True)
 class LinkResult:
-    target: Incident
+    target: Incident | None  # None only in a replay, when the viewer can no longer see it
     sources: list[Incident]
     alerts: list[Alert]
     entries: list[ActivityEntry]
@@ -223,11 +223,12 @@ async def link_alerts(
 
 
 def visible_result(result: LinkResult, viewer: Viewer) -> LinkResult:
-    """What the viewer may see of a move: a source left holding only alerts they may not read
-    (and its log entries) is not shown, nor are its severity and activity, which come from those."""
+    """What the viewer may see of a move, now: a source left holding only alerts they may not
+    read (and its log entries) is not shown, nor are its severity and activity, which come from
+    those. A replayed move's target may have changed since: it is shown only while visible."""
     shown = {i.id for i in [result.target, *result.sources] if is_visible(i, viewer)}
     return LinkResult(
-        target=result.target,  # the viewer's own alerts are in it
+        target=result.target if result.target.id in shown else None,
         sources=[i for i in result.sources if i.id in shown],
         alerts=[a for a in result.alerts if viewer.can_read(a.scope)],
         entries=[e for e in result.entries if e.incident_id in shown],
@@ -260,7 +261,8 @@ def _target_problems(target: Target, found: Incident | None, viewer: Viewer) -> 
         return [
             Problem(
                 ProblemCode.TARGET_NOT_LINKABLE,
-                f"Incident {found.id} was merged into incident {found.redirect_incident_id}; move the alerts there.",
+                # Not the number: the viewer may not see the incident it was merged into.
+                f"Incident {found.id} was merged into another incident; move the alerts to its redirectIncident.",
                 "target.existingIncidentId",
             )
         ]

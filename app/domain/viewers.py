@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.domain.errors import NotAllowed
 from app.domain.models import Access
 
 ALL_SCOPES = "*"
@@ -32,6 +33,11 @@ class Viewer:
 
     def can_write(self, scope: str) -> bool:
         return self.access(scope) == Access.WRITE
+
+    def require_queue(self) -> None:
+        """Browsing incidents (the queue, an incident by number) needs the queue permission."""
+        if not self.can_view_incidents:
+            raise NotAllowed("you may not view the incidents queue")
 
     def can_move(self, scope: str) -> bool:
         """Whether the viewer may move an alert of this scope to another incident."""

@@ -40,6 +40,7 @@ COVERED: dict[tuple[str, str], frozenset[str]] = {
     ("Alert", "entities"): frozenset(),
     ("Alert", "viewerCanLink"): frozenset(),
     ("ActivityLogEntry", "message"): frozenset(),
+    ("ActivityLogEntry", "comment"): frozenset(),
     ("ActivityLogEntry", "incident"): frozenset(),
     ("ActivityLogEntry", "alert"): frozenset(),
     ("ActivityLogEntry", "otherIncident"): frozenset(),
