@@ -102,3 +102,12 @@ async def test_one_alert_spelled_with_and_without_hash_moves_once(admin, ingest)
     result = (await admin(LINK, ids=["3", "#3", "03"], target={"existingIncidentId": "12"}))["linkAlerts"]
     assert result["errors"] == []
     assert result["alerts"] == [{"id": "3", "incident": {"id": "12"}}]
+
+
+async def test_the_typeahead_pins_only_an_ascii_incident_number(admin, ingest):
+    [alert] = await ingest(alert_in("a", "Beacon on WS-1", entities=[("device", "ws-1")]))
+    query = "query($q: String!) { incidents(filter: {search: $q}) { edges { node { id } } } }"
+    pinned = await admin(query, q=f"#{alert.incident_id}")
+    assert [e["node"]["id"] for e in pinned["incidents"]["edges"]] == [str(alert.incident_id)]
+    arabic = "".join(chr(0x0660 + int(d)) for d in str(alert.incident_id))
+    assert (await admin(query, q=arabic))["incidents"]["edges"] == []

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 
 from app.domain.errors import InvalidArgument
+from app.domain.ids import parse_number
 from app.domain.text import only_storable
 
 MAX_WORDS = 8
 MAX_SEARCH_LENGTH = 200
-_NUMBER = re.compile(r"^#?(\d{1,18})$")
 _RUNS = re.compile(r"[\W_]+")
 
 
@@ -108,8 +108,5 @@ def like_pattern(word: str) -> str:
 
 def as_number(search: str | None) -> int | None:
     """The incident or alert number a search names, if it is one ("1042" or "#1042")."""
-    if not search:
-        return None
-    match = _NUMBER.match(search.strip())
-    return int(match.group(1)) if match else None
+    return parse_number(search) if search else None
 

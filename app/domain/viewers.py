@@ -51,9 +51,5 @@ class Viewer:
     def readable_scopes(self) -> list[str]:
         return sorted(self.grants)
 
-    def scope_args(self) -> tuple[bool, list[str]]:
-        """The ($all, $scopes) pair that the SQL visibility predicates take."""
-        return self.reads_everything, self.readable_scopes
-
 
 SYSTEM_ACTOR = "system"
