@@ -125,17 +125,32 @@ def _first(args: dict, default: int) -> int:
     return default if first is None else first
 
 
-def alert_count(parents: list[models.Incident], args, ctx: Context):
-    """How many of its alerts the viewer may read."""
-    unknown = [i.id for i in parents if not incidents.reads_all_alerts(i, ctx.viewer)]
-    if not unknown:  # the incidents' own counts are the viewer's
-        return [i.alert_count for i in parents]
+def _as_seen(attribute: str) -> Batch:
+    """A field of incidents whose value depends on which of their alerts the viewer may read
+    (incidents.seen_by: no value depends on an alert they may not read). At once when the viewer
+    reads everything or every alert of these incidents; else the readable alerts' summaries are
+    loaded for the others."""
 
-    async def counted():
-        counts = dict(zip(unknown, await _load_many(ctx.loaders.readable_alert_count, unknown), strict=True))
-        return [counts.get(i.id, i.alert_count) for i in parents]
+    def batch(parents: list[models.Incident], args, ctx: Context):
+        viewer = ctx.viewer
+        if viewer.reads_everything:
+            return [getattr(i, attribute) for i in parents]
+        partial = [i.id for i in parents if not incidents.reads_all_alerts(i, viewer)]
+        if not partial:
+            return [getattr(incidents.seen_by(i, viewer, None), attribute) for i in parents]
 
-    return counted()
+        async def summarised():
+            found = dict(zip(partial, await _load_many(ctx.loaders.readable_summary, partial), strict=True))
+            return [getattr(incidents.seen_by(i, viewer, found.get(i.id)), attribute) for i in parents]
+
+        return summarised()
+
+    return batch
+
+
+severity = _as_seen("severity")
+last_activity_at = _as_seen("last_activity_at")
+alert_count = _as_seen("alert_count")
 
 
 def _count_of(incident: models.Incident, ctx: Context):
@@ -362,6 +377,9 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("Mutation", "linkAlerts"): link_alerts,
     ("Mutation", "ingestAlerts"): ingest_alerts,
     ("Incident", "alertCount"): alert_count,
+    ("Incident", "name"): lambda parents, args, ctx: [incidents.name_seen_by(i, ctx.viewer) for i in parents],
+    ("Incident", "severity"): severity,
+    ("Incident", "lastActivityAt"): last_activity_at,
     ("Incident", "alerts"): incident_alerts,
     ("Incident", "activityLog"): activity_log,
     ("Incident", "redirectIncident"): _by_id("incident", "redirect_incident_id", required=False),

@@ -60,10 +60,10 @@ class Loaders:
         return DataLoader(load)
 
     @cached_property
-    def readable_alert_count(self) -> DataLoader:
+    def readable_summary(self) -> DataLoader:
         async def load(ids):
-            found = await incidents.count_readable_alerts(conn=self.pool, viewer=self.viewer, incident_ids=list(ids))
-            return [found.get(i, 0) for i in ids]
+            found = await incidents.readable_summaries(conn=self.pool, viewer=self.viewer, incident_ids=list(ids))
+            return [found.get(i) for i in ids]
 
         return DataLoader(load)
 

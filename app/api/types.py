@@ -82,13 +82,29 @@ class Alert:
 @strawberry.type(description="One attack story: a group of alerts.")
 class Incident:
     id: strawberry.ID = strawberry.field(description='The incident number as a decimal string, e.g. "1042".')
-    name: str
     status: IncidentStatus
-    severity: Severity = strawberry.field(description="The highest severity among its alerts (kept when it has none).")
     created_at: datetime
-    last_activity_at: datetime = strawberry.field(
-        description="The latest detectedAt among its alerts (kept when it has none)."
+
+    @strawberry.field(
+        description='Named after its first alerts; "Incident <number>" to a viewer who may not read the alerts '
+        "it was named after."
     )
+    def name(self, info: Info[Context, None]) -> str:
+        return fields.resolve_now(self, info)
+
+    @strawberry.field(
+        description="The highest severity among its alerts (kept when it has none); to a viewer who may read "
+        "only some of them, among those."
+    )
+    async def severity(self, info: Info[Context, None]) -> Severity:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="The latest detectedAt among its alerts (kept when it has none); to a viewer who may read "
+        "only some of them, among those."
+    )
+    async def last_activity_at(self, info: Info[Context, None]) -> datetime:
+        return await fields.resolve(self, info)
 
     @strawberry.field(description="The incident this one was merged into, when REDIRECTED.")
     async def redirect_incident(self, info: Info[Context, None]) -> Incident | None:

@@ -224,10 +224,11 @@ SELECT a.id, e.kind, e.value, a.detected_at
 
 # Named after the first alert, derived fields from all of them (as aggregates.RECOMPUTE).
 INSERT_INCIDENTS = """
-INSERT INTO incidents (id, name, status, severity, last_activity_at, alert_count, alert_scopes, created_at)
-SELECT st.incident_id, s.name, st.status, s.severity, s.last_activity_at, s.n, s.scopes, s.created_at
+INSERT INTO incidents (id, name, status, severity, last_activity_at, alert_count, alert_scopes, created_at, name_scopes)
+SELECT st.incident_id, s.name, st.status, s.severity, s.last_activity_at, s.n, s.scopes, s.created_at, s.name_scopes
   FROM seed_story st
   JOIN (SELECT a.incident_id, max(a.title) FILTER (WHERE a.step = 1) AS name,
+               array_agg(a.scope) FILTER (WHERE a.step = 1) AS name_scopes,
                min(a.detected_at) + interval '20 seconds' AS created_at,
                max(a.severity) AS severity, max(a.detected_at) AS last_activity_at,
                count(*)::integer AS n, array_agg(DISTINCT a.scope ORDER BY a.scope) AS scopes

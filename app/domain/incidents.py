@@ -15,7 +15,7 @@ from app.domain import models, pagination, search
 from app.domain.alerts import first_page as alerts_page
 from app.domain.alerts import readable as readable_alerts
 from app.domain.errors import NotAllowed
-from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, Alert, Incident
+from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, Alert, Incident, ReadableSummary, Severity
 from app.domain.params import Params
 from app.domain.viewers import Viewer
 
@@ -33,8 +33,10 @@ INCIDENTS_BY_ID = """
 SELECT {columns} FROM incidents i WHERE i.id = ANY({ids}::bigint[]) AND {visible}
 """
 
-READABLE_ALERT_COUNTS = """
-SELECT a.incident_id, count(*) AS n FROM alerts a
+READABLE_SUMMARIES = """
+SELECT a.incident_id, count(*)::integer AS alert_count, max(a.severity)::text AS severity,
+       max(a.detected_at) AS last_activity_at
+  FROM alerts a
  WHERE a.incident_id = ANY({incident_ids}::bigint[]) AND {readable}
  GROUP BY a.incident_id
 """
@@ -68,14 +70,46 @@ def reads_all_alerts(incident: Incident, viewer: Viewer) -> bool:
     return viewer.reads_everything or all(viewer.can_read(s) for s in incident.alert_scopes)
 
 
-async def count_readable_alerts(*, conn: Conn, viewer: Viewer, incident_ids: list[int]) -> dict[int, int]:
-    """How many of each incident's alerts the viewer may read."""
+def name_seen_by(incident: Incident, viewer: Viewer) -> str:
+    """The name, to a viewer who may read every alert it was named after; else "Incident <n>"."""
+    if viewer.reads_everything or all(viewer.can_read(s) for s in incident.name_scopes):
+        return incident.name
+    return f"Incident {incident.id}"
+
+
+async def readable_summaries(
+    *, conn: Conn, viewer: Viewer, incident_ids: list[int]
+) -> dict[int, ReadableSummary]:
+    """Each incident as far as the viewer may read its alerts: how many, the highest severity,
+    the latest detection. An incident with no readable alert is missing."""
     params = Params()
-    sql = READABLE_ALERT_COUNTS.format(
-        incident_ids=params.add(incident_ids), readable=readable_alerts(params, viewer)
-    )
+    sql = READABLE_SUMMARIES.format(incident_ids=params.add(incident_ids), readable=readable_alerts(params, viewer))
     rows = await conn.fetch(sql, *params.values)
-    return {r["incident_id"]: r["n"] for r in rows}
+    return {r["incident_id"]: ReadableSummary(r["alert_count"], r["severity"], r["last_activity_at"]) for r in rows}
+
+
+def seen_by(incident: Incident, viewer: Viewer, summary: ReadableSummary | None) -> Seen:
+    """The incident's name, severity and last activity as the viewer may see them.
+
+    Its own, when the viewer may read every alert it holds or held; otherwise those of the alerts
+    they may read (none left: the lowest severity and its creation), so that no value depends on
+    an alert the viewer may not read. The name is shown when the viewer may read the alerts it
+    was named after, else it is "Incident <number>".
+    """
+    name = name_seen_by(incident, viewer)
+    if reads_all_alerts(incident, viewer):
+        return Seen(name, incident.severity, incident.last_activity_at, incident.alert_count)
+    if summary is None:
+        return Seen(name, Severity.INFORMATIONAL, incident.created_at, 0)
+    return Seen(name, summary.severity, summary.last_activity_at, summary.alert_count)
+
+
+@dataclass(frozen=True)
+class Seen:
+    name: str
+    severity: str
+    last_activity_at: datetime
+    alert_count: int
 
 
 def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
@@ -88,15 +122,19 @@ def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     return params
 
 
-def _where_words(params: Params, flt: IncidentFilter, indexed: frozenset[str] | None = None) -> None:
+def _where_words(params: Params, flt: IncidentFilter, viewer: Viewer, indexed: frozenset[str] | None = None) -> None:
     """Every word in the name (name_folded is the name in lower case, so that plain LIKE, five
-    times cheaper than ILIKE, does).
+    times cheaper than ILIKE, does), for a viewer who may read the alerts it was named after
+    (name_seen_by: otherwise a match would tell what the name they are not shown holds).
 
     `indexed`: the parts of the words (search.index_parts) that the trigram index should look up;
     each word is then checked on the rows it found as a function call, which the index cannot
     serve, so that it does not look up the word's other trigrams too.
     """
-    for word in search.words(flt.search):
+    words = search.words(flt.search)
+    if words and not viewer.reads_everything:
+        params.where(f"coalesce(i.name_scopes, i.alert_scopes) <@ {params.add(viewer.readable_scopes)}::text[]")
+    for word in words:
         pattern = f"lower({params.add(search.like_pattern(word))})"
         parts = search.index_parts(word)
         if indexed is None or parts == [word] and word in indexed:
@@ -228,7 +266,7 @@ def _step(
     params = _filtered(queue.viewer, queue.flt)
     if queue.number is not None:
         params.where(f"i.id <> {params.add(queue.number)}")
-    _where_words(params, queue.flt, indexed)
+    _where_words(params, queue.flt, queue.viewer, indexed)
     since = ""
     if step == RECENT_STEP:  # when paging, the days before the cursor's row, not before now
         since = "now()" if queue.key is None else f"{params.add(queue.key[0])}::timestamptz"
@@ -362,7 +400,7 @@ async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) ->
         params = _pinned(viewer, flt, number)
         pinned = await conn.fetchval(COUNT_INCIDENTS.format(where=params.conditions), *params.values)
     params = _filtered(viewer, flt)
-    _where_words(params, flt)
+    _where_words(params, flt, viewer)
     if number is not None:
         params.where(f"i.id <> {params.add(number)}")
     total = await conn.fetchval(COUNT_INCIDENTS.format(where=params.conditions), *params.values)

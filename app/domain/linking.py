@@ -50,7 +50,7 @@ SELECT DISTINCT ON (value_key) value FROM alert_entities
  WHERE alert_id = ANY($1::bigint[]) AND kind = 'device' ORDER BY value_key, value
 """
 CREATE_INCIDENT = f"""
-INSERT INTO incidents AS i (name, severity, last_activity_at) VALUES ($1, $2::severity, $3)
+INSERT INTO incidents AS i (name, severity, last_activity_at, name_scopes) VALUES ($1, $2::severity, $3, $4)
 RETURNING {INCIDENT_COLUMNS}
 """
 ALERTS_BY_ID = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[])"
@@ -281,6 +281,8 @@ async def _create_incident(conn: asyncpg.Connection, alerts: list[Alert]) -> Inc
     devices = [r["value"] for r in await conn.fetch(DEVICES, [a.id for a in alerts])]
     name = naming.incident_name([a.title for a in by_time], [a.category for a in by_time], devices)
     severity = max((a.severity for a in alerts), key=SEVERITY_ORDER.index)
-    row = await conn.fetchrow(CREATE_INCIDENT, name, severity, max(a.detected_at for a in alerts))
+    row = await conn.fetchrow(
+        CREATE_INCIDENT, name, severity, max(a.detected_at for a in alerts), sorted({a.scope for a in alerts})
+    )
     return models.incident(row)
 

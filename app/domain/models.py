@@ -57,7 +57,8 @@ class Access(StrEnum):
 
 INCIDENT_COLUMNS = (
     "i.id, i.name, i.status::text AS status, i.severity::text AS severity, i.created_at,"
-    " i.last_activity_at, i.alert_count, i.alert_scopes, i.redirect_incident_id"
+    " i.last_activity_at, i.alert_count, i.alert_scopes, i.redirect_incident_id,"
+    " coalesce(i.name_scopes, i.alert_scopes) AS name_scopes"
 )
 ALERT_COLUMNS = (
     "a.id, a.external_id, a.title, a.severity::text AS severity, a.status::text AS status,"
@@ -81,6 +82,16 @@ class Incident:
     alert_count: int  # every alert, readable or not: see incidents.visible_alert_count
     alert_scopes: list[str]
     redirect_incident_id: int | None
+    name_scopes: list[str]  # of the alerts it was named after
+
+
+@dataclass(frozen=True)
+class ReadableSummary:
+    """An incident as far as a viewer may read its alerts (incidents.readable_summaries)."""
+
+    alert_count: int
+    severity: str | None
+    last_activity_at: datetime | None
 
 
 @dataclass(frozen=True)
