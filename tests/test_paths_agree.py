@@ -87,10 +87,7 @@ SEED = os.environ.get("PATHS_AGREE_SEED")  # unset: derandomized, the same docum
 FAIL_FAST = os.environ.get("PATHS_AGREE_FAIL_FAST") == "1"
 
 SCHEMA = graphql.build_schema((ROOT / "schema.graphql").read_text())
-# Dependency order, for restoring the snapshot (each COPY checks its foreign keys).
-SNAPSHOT_TABLES = ("users", "grants", "api_tokens", "incidents", "alerts", "alert_entities",
-                   "activity_log", "idempotency_keys")
-assert set(SNAPSHOT_TABLES) == {t.strip() for t in TABLES.split(",")}
+DATA_TABLES = [t.strip() for t in TABLES.split(",")]  # the tables conftest empties between tests
 
 
 # --- the dataset, the viewers, the two apps ---------------------------------------------------
@@ -277,9 +274,24 @@ async def _collect(world: World) -> None:
     ]
 
 
+async def _dependency_order(conn: asyncpg.Connection, tables: list[str]) -> list[str]:
+    """The tables, each after those its foreign keys point to (each COPY checks them)."""
+    rows = await conn.fetch(
+        "SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent FROM pg_constraint"
+        " WHERE contype = 'f' AND conrelid <> confrelid"
+    )
+    ordered: list[str] = []
+    while len(ordered) < len(tables):
+        ready = [t for t in tables if t not in ordered
+                 and all(r["parent"] in ordered or r["parent"] not in tables for r in rows if r["child"] == t)]
+        assert ready, f"foreign keys in a cycle among {tables}"
+        ordered += ready
+    return ordered
+
+
 async def _snapshot(world: World) -> None:
     async with world.pool.acquire() as conn:
-        for table in SNAPSHOT_TABLES:
+        for table in await _dependency_order(conn, DATA_TABLES):
             columns = [r["column_name"] for r in await conn.fetch(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
                 " AND table_name = $1 AND is_generated = 'NEVER' ORDER BY ordinal_position", table)]
@@ -305,7 +317,7 @@ async def _restore(world: World) -> None:
     """The database exactly as the snapshot left it, new ids included."""
     await background.finish()  # a merge of pending index entries, started by an ingestion
     async with world.pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"TRUNCATE {', '.join(SNAPSHOT_TABLES)}")
+        await conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)}")
         for table, columns, data in world.snapshot:
             await conn.copy_to_table(table, columns=columns, source=io.BytesIO(data), format="binary")
         for name, last_value, is_called in world.sequences:
