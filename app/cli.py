@@ -1,4 +1,4 @@
-"""The `incidents` command: migrate, serve, user add/revoke, seed.
+"""The `incidents` command: migrate, serve, user (add grant revoke set disable enable list), token revoke, seed.
 
 Every command reads DATABASE_URL, or starts the embedded PostgreSQL under .data/ when unset.
 """
@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import json
 import logging
 import os
+import re
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from app import config, db
 from app.config import DEMO_TOKEN_VARIABLE, ConfigError, Settings
+from app.domain import users
+from app.domain.models import Access
+from app.domain.users import AccessAction
+from app.domain.viewers import ALL_SCOPES, SYSTEM_ACTOR
+
+T = TypeVar("T")
+# Who changes users and grants, for access_audit, when --by does not say.
+OPERATOR_VARIABLE = "INCIDENTS_OPERATOR"
 
 
 def _url(settings: Settings) -> str:
@@ -54,44 +67,212 @@ def cmd_migrate(args, settings: Settings) -> None:
     print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
 
 
-def cmd_user_add(args, settings: Settings) -> None:
-    from app.domain import users
-
+def _operator(by: str | None) -> str:
+    """Who makes a change, for the audit: --by, else INCIDENTS_OPERATOR, else the OS user."""
+    if by is not None:
+        operator, source = by, "--by"
+    elif os.environ.get(OPERATOR_VARIABLE):
+        operator, source = os.environ[OPERATOR_VARIABLE], OPERATOR_VARIABLE
+    else:
+        try:
+            operator, source = getpass.getuser(), "the OS user name"
+        except (OSError, KeyError):  # no LOGNAME/USER and no passwd entry (some containers)
+            raise CliError(f"cannot tell who makes this change: pass --by NAME or set {OPERATOR_VARIABLE}") from None
     try:
-        grants = [users.parse_grant(g) for g in args.grant]
-    except ValueError as exc:
-        sys.exit(f"incidents: {exc}")
+        users.check_operator(operator.strip())
+    except users.UserChangeRefused as exc:
+        raise CliError(f"{source}: {exc}") from None
+    return operator.strip()
 
-    async def run() -> str:
+
+def _on_database(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run work on one connection; a refused change is the operator's to fix, not a bug."""
+
+    async def run() -> T:
         conn = await _connect(_url(settings))
         try:
-            return await users.add_user(
-                conn=conn, name=args.name, grants=grants,
-                can_view_incidents=False if args.no_queue else None,
-                can_ingest=True if args.ingest else None,
-            )
+            return await work(conn)
         finally:
             await conn.close()
 
     try:
-        token = asyncio.run(run())
+        return asyncio.run(run())
+    except users.UserChangeRefused as exc:
+        raise CliError(str(exc)) from None
+
+
+def _parse_grants(texts: list[str]) -> list[tuple[str, str]]:
+    try:
+        return [users.parse_grant(text) for text in texts]
     except ValueError as exc:
-        sys.exit(f"incidents: {exc}")
+        raise CliError(str(exc)) from None
+
+
+def _scope_text(scope: str) -> str:
+    """A scope as `user list` and the messages show it: quoted when it would not read as one word."""
+    return scope if re.fullmatch(r"[^\s\"',]+", scope) else json.dumps(scope, ensure_ascii=False)
+
+
+def _grants_text(grants: dict[str, str]) -> str:
+    return " ".join(f"{_scope_text(scope)}={access}" for scope, access in sorted(grants.items())) or "-"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _summary(user: users.User) -> str:
+    state = "enabled" if user.enabled else "DISABLED"
+    return (f"{user.name}: {state}; queue {_yes(user.can_view_incidents)}, ingest {_yes(user.can_ingest)}; "
+            f"grants {_grants_text(user.grants)}; {user.tokens} unrevoked token(s)")
+
+
+def _describe(change: users.Change) -> str:
+    d = change.details
+    match change.action:
+        case AccessAction.PERMISSION_CHANGED:
+            return f"{d['permission']} permission {'given' if d['new'] else 'taken away'}"
+        case AccessAction.GRANT_SET:
+            return f"grant {_scope_text(d['scope'])}={d['new']} ({'was ' + d['old'] if d['old'] else 'new'})"
+        case AccessAction.GRANT_REMOVED:
+            return f"grant {_scope_text(d['scope'])}={d['old']} removed"
+        case AccessAction.USER_DISABLED:
+            return f"disabled: their {d['tokens']} unrevoked token(s) stop working now"
+        case AccessAction.USER_ENABLED:
+            return f"enabled: their {d['tokens']} unrevoked token(s) work again"
+    raise AssertionError(f"no message for {change.action}")
+
+
+_ACCESS_RANK = {None: 0, Access.READ: 1, Access.WRITE: 2}
+
+
+def _note(text: str) -> None:
+    print(f"incidents: note: {text}", file=sys.stderr)
+
+
+async def _report(conn: asyncpg.Connection, name: str, changes: list[users.Change]) -> users.User:
+    """Print what changed and the user as they are now; returns them."""
+    for change in changes:
+        print(f"{name}: {_describe(change)}")
+    if not changes:
+        print(f"{name}: nothing changed")
+    [user] = await users.list_users(conn=conn, names=[name])
+    print(_summary(user))
+    return user
+
+
+async def _note_grants(conn: asyncpg.Connection, user: users.User, scopes: list[str]) -> None:
+    """What an operator granting or revoking on these scopes might not expect."""
+    if not user.enabled:
+        _note(f"{user.name} is disabled: their grants take effect when they are enabled again")
+    everywhere = user.grants.get(ALL_SCOPES)
+    for scope in scopes:
+        if scope != ALL_SCOPES and _ACCESS_RANK[everywhere] > _ACCESS_RANK[user.grants.get(scope)]:
+            _note(f"{user.name} still has {everywhere} access to {_scope_text(scope)} through {ALL_SCOPES}={everywhere}")
+    for scope in await users.scopes_without_alerts(conn=conn, scopes=[s for s in scopes if s in user.grants]):
+        _note(f"no alert has scope {_scope_text(scope)} yet (a spelling mistake?)")
+
+
+def cmd_user_add(args, settings: Settings) -> None:
+    grants = _parse_grants(args.grant)
+    operator = _operator(args.by)
+
+    async def run(conn: asyncpg.Connection) -> str:
+        try:
+            token = await users.add_user(
+                conn=conn, name=args.name, grants=grants, can_view_incidents=args.queue,
+                can_ingest=args.ingest, operator=operator,
+            )
+        except users.UserDisabled as exc:
+            raise CliError(f"{exc}: enable the user first with `incidents user enable {args.name}`") from None
+        [user] = await users.list_users(conn=conn, names=[args.name])
+        print(_summary(user))
+        await _note_grants(conn, user, [scope for scope, _ in grants])
+        return token
+
+    token = _on_database(settings, run)
     print(f"user {args.name}: token (shown once, keep it secret):")
     print(token)
 
 
+def cmd_user_grant(args, settings: Settings) -> None:
+    grants = _parse_grants(args.grants)
+    operator = _operator(args.by)
+
+    async def run(conn: asyncpg.Connection) -> None:
+        changes = await users.set_grants(conn=conn, name=args.name, grants=grants, operator=operator)
+        user = await _report(conn, args.name, changes)
+        await _note_grants(conn, user, [scope for scope, _ in grants])
+
+    _on_database(settings, run)
+
+
 def cmd_user_revoke(args, settings: Settings) -> None:
-    from app.domain import users
+    if not args.scopes:  # `user revoke NAME` used to revoke tokens: never guess which was meant
+        raise CliError(
+            "name the scopes whose grants to remove: incidents user revoke NAME SCOPE...;"
+            " to revoke every token of a user: incidents token revoke NAME (nothing changed)"
+        )
+    operator = _operator(args.by)
 
-    async def run() -> int | None:
-        conn = await _connect(_url(settings))
-        try:
-            return await users.revoke_tokens(conn=conn, name=args.name)
-        finally:
-            await conn.close()
+    async def run(conn: asyncpg.Connection) -> None:
+        changes = await users.remove_grants(conn=conn, name=args.name, scopes=args.scopes, operator=operator)
+        user = await _report(conn, args.name, changes)
+        await _note_grants(conn, user, args.scopes)
+        if not user.grants:
+            _note(f"{user.name} has no grants left: they can still sign in, and see no alerts and no incidents")
 
-    revoked = asyncio.run(run())
+    _on_database(settings, run)
+
+
+def cmd_user_set(args, settings: Settings) -> None:
+    if args.queue is None and args.ingest is None:
+        raise CliError("nothing to set: give --queue or --no-queue, --ingest or --no-ingest")
+    operator = _operator(args.by)
+
+    async def run(conn: asyncpg.Connection) -> None:
+        changes = await users.set_permissions(
+            conn=conn, name=args.name, can_view_incidents=args.queue, can_ingest=args.ingest, operator=operator,
+        )
+        await _report(conn, args.name, changes)
+
+    _on_database(settings, run)
+
+
+def _cmd_set_enabled(enabled: bool):
+    def command(args, settings: Settings) -> None:
+        operator = _operator(args.by)
+
+        async def run(conn: asyncpg.Connection) -> None:
+            changes = await users.set_enabled(conn=conn, name=args.name, enabled=enabled, operator=operator)
+            await _report(conn, args.name, changes)
+
+        _on_database(settings, run)
+
+    return command
+
+
+cmd_user_disable = _cmd_set_enabled(False)
+cmd_user_enable = _cmd_set_enabled(True)
+
+
+def cmd_user_list(args, settings: Settings) -> None:
+    found = _on_database(settings, lambda conn: users.list_users(conn=conn, names=args.names))
+    unknown = sorted(set(args.names) - {user.name for user in found})
+    if unknown:
+        raise CliError(f"no user named {', '.join(map(repr, unknown))}")
+    rows = [("NAME", "ENABLED", "QUEUE", "INGEST", "TOKENS", "GRANTS")] + [
+        (u.name, _yes(u.enabled), _yes(u.can_view_incidents), _yes(u.can_ingest), str(u.tokens), _grants_text(u.grants))
+        for u in found
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[5]]))
+
+
+def cmd_token_revoke(args, settings: Settings) -> None:
+    operator = _operator(args.by)
+    revoked = _on_database(settings, lambda conn: users.revoke_tokens(conn=conn, name=args.name, operator=operator))
     if revoked is None:  # a mistyped name in an emergency must not look like success
         raise CliError(f"no user named {args.name!r}; nothing was revoked")
     print(f"revoked {revoked} token(s) of {args.name}")
@@ -153,8 +334,12 @@ async def _demo(url: str, host: str, port: int) -> str | None:
     are shown once). A database that holds data but no demo user is left alone: demo mode never
     creates a write-everything user in a database it did not fill.
     """
-    from app.domain import seed, users
+    from app.domain import seed
 
+    try:
+        operator = _operator(None)
+    except CliError:
+        operator = SYSTEM_ACTOR
     conn = await _connect(url)
     try:
         empty = await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM incidents) AND NOT EXISTS (SELECT 1 FROM users)")
@@ -165,8 +350,16 @@ async def _demo(url: str, host: str, port: int) -> str | None:
         if empty:
             created = await seed.seed(conn=conn, incidents=seed.DEMO_INCIDENTS)
             print(f"loaded demo data: {created.alerts} alerts in {created.incidents} incidents")
-        await users.revoke_tokens(conn=conn, name="demo")
-        token = await users.add_user(conn=conn, name="demo", grants=[("*", "write")], can_view_incidents=True, can_ingest=True)
+        try:
+            async with conn.transaction():
+                await users.revoke_tokens(conn=conn, name="demo", operator=operator)
+                token = await users.add_user(
+                    conn=conn, name="demo", grants=[("*", "write")], can_view_incidents=True, can_ingest=True,
+                    operator=operator,
+                )
+        except users.UserDisabled:  # an operator disabled it: demo mode does not bring it back
+            print("demo mode: the user demo is disabled, so no demo token was made", flush=True)
+            return None
     finally:
         await conn.close()
     site = f"http://{host}:{port}"
@@ -199,17 +392,48 @@ def parser() -> argparse.ArgumentParser:
                        help="worker processes (default: WEB_CONCURRENCY, else 1); each has its own pool of DB_POOL_MAX connections")
     serve.set_defaults(func=cmd_serve)
 
+    # Every change to users is written to access_audit with who made it.
+    by = argparse.ArgumentParser(add_help=False)
+    by.add_argument("--by", metavar="OPERATOR",
+                    help=f"who makes this change, for the audit (default: ${OPERATOR_VARIABLE}, else the OS user name)")
+    queue_flag = {"action": argparse.BooleanOptionalAction, "help": "the 'view incidents queue' permission"}
+    ingest_flag = {"action": argparse.BooleanOptionalAction, "help": "the permission to call ingestAlerts"}
+
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
-    add = user.add_parser("add", help="create the user if new, print a fresh API token as the last line")
+    add = user.add_parser("add", parents=[by], help="create the user if new, print a fresh API token as the last line")
     add.add_argument("name")
     add.add_argument("--grant", action="append", default=[], metavar="SCOPE=read|write",
                      help="repeatable; '*=write' means every scope")
-    add.add_argument("--no-queue", action="store_true", help="without the 'view incidents queue' permission")
-    add.add_argument("--ingest", action="store_true", help="may call ingestAlerts")
+    add.add_argument("--queue", **queue_flag)
+    add.add_argument("--ingest", **ingest_flag)
     add.set_defaults(func=cmd_user_add)
-    revoke = user.add_parser("revoke", help="revoke all of a user's tokens at once")
+    grant = user.add_parser("grant", parents=[by], help="add grants to a user or change their access")
+    grant.add_argument("name")
+    grant.add_argument("grants", nargs="+", metavar="SCOPE=read|write")
+    grant.set_defaults(func=cmd_user_grant)
+    revoke = user.add_parser("revoke", parents=[by], help="remove grants of a user")
     revoke.add_argument("name")
+    revoke.add_argument("scopes", nargs="*", metavar="SCOPE")
     revoke.set_defaults(func=cmd_user_revoke)
+    set_ = user.add_parser("set", parents=[by], help="give or take the queue and ingest permissions")
+    set_.add_argument("name")
+    set_.add_argument("--queue", **queue_flag)
+    set_.add_argument("--ingest", **ingest_flag)
+    set_.set_defaults(func=cmd_user_set)
+    disable = user.add_parser("disable", parents=[by], help="every token of the user stops working at once")
+    disable.add_argument("name")
+    disable.set_defaults(func=cmd_user_disable)
+    enable = user.add_parser("enable", parents=[by], help="a disabled user's unrevoked tokens work again")
+    enable.add_argument("name")
+    enable.set_defaults(func=cmd_user_enable)
+    list_ = user.add_parser("list", help="users, disabled ones included, with permissions, grants and token counts")
+    list_.add_argument("names", nargs="*", metavar="NAME")
+    list_.set_defaults(func=cmd_user_list)
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="token_command", required=True)
+    token_revoke = token.add_parser("revoke", parents=[by], help="revoke every token of a user at once")
+    token_revoke.add_argument("name")
+    token_revoke.set_defaults(func=cmd_token_revoke)
 
     seed = sub.add_parser("seed", help="realistic demo data through the ingestion path")
     seed.add_argument("--incidents", type=int, default=200)
