@@ -232,7 +232,7 @@ def create_app(
         try:
             viewer = await users.viewer_for_token(conn=database, token=token.strip())
             if viewer is None:
-                await _unauthenticated("The API token is unknown or revoked.", request_id)(scope, receive, send)
+                await _unauthenticated("The API token is unknown or revoked, or its user is disabled.", request_id)(scope, receive, send)
                 return
             context = Context(pool=database, viewer=viewer, request_id=request_id, correlation_window=window)
             scope.setdefault("state", {})["context"] = context

@@ -66,7 +66,8 @@ async def test_a_scoped_viewer_sees_only_visible_incidents_and_readable_alerts_a
             number = search.as_number(text)  # "12": incident 12 first, then the names holding 12
             expected = [r["id"] for r in await pool.fetch(
                 "SELECT id FROM incidents WHERE (alert_scopes && '{hr}' OR alert_scopes = '{}')"
-                " AND (name ILIKE ALL($1::text[]) OR id = $2)"
+                # a name is matched only when the analyst may read the alerts it was named after
+                " AND (name ILIKE ALL($1::text[]) AND coalesce(name_scopes, alert_scopes) <@ '{hr}' OR id = $2)"
                 " ORDER BY id IS NOT DISTINCT FROM $2 DESC, last_activity_at DESC, id DESC LIMIT 30",
                 patterns, number,
             )]
@@ -97,7 +98,8 @@ async def test_a_scoped_viewer_sees_only_visible_incidents_and_readable_alerts_a
             assert found == expected, text
             count = await incidents.count_incidents(conn=recorder, viewer=hr, flt=incidents.IncidentFilter(search=text))
             assert count == await pool.fetchval(
-                "SELECT count(*) FROM incidents WHERE (name ILIKE ALL($1::text[]) OR id = $2)"
+                "SELECT count(*) FROM incidents"
+                " WHERE (name ILIKE ALL($1::text[]) AND coalesce(name_scopes, alert_scopes) <@ '{hr}' OR id = $2)"
                 " AND (alert_scopes && '{hr}' OR alert_scopes = '{}')", patterns, number,
             ), text
     # Every step answered some of them: the newest 1,000 with and without the part counts, the
