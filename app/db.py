@@ -206,8 +206,11 @@ async def _once(conn: asyncpg.Connection, work: Callable[[asyncpg.Connection], A
     try:
         result = await work(conn)
     except BaseException:
-        if not conn.is_closed():
-            with contextlib.suppress(Exception):
+        # is_closed() inside the suppress too: a connection asyncpg saw close is already back in
+        # the pool, detached, and asking it anything raises InterfaceError, which must not
+        # replace the error being raised (a CancelledError among them).
+        with contextlib.suppress(Exception):
+            if not conn.is_closed():
                 await transaction.rollback()
         raise
     try:

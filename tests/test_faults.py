@@ -19,11 +19,13 @@ import httpx
 import pytest
 
 from app import db
+from app.api import background
 from app.config import ROOT, Settings
 from app.domain import linking, users
 from app.server import create_app
 from tests.conftest import alert_in
 from tests.live import Server
+from tests.proxy import Message, PgProxy
 
 LINK = """
 mutation($ids: [ID!]!, $to: ID!) {
@@ -34,6 +36,7 @@ mutation($ids: [ID!]!, $to: ID!) {
 }
 """
 BOUND = 20  # seconds: far above any expected answer; only there so a hang fails the test
+JSON_TYPES = ("application/json", "application/graphql-response+json")
 
 
 async def _where(pool, alert_id):
@@ -57,6 +60,24 @@ async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_not
     retried = (await admin(LINK, ids=[str(a.id)], to=str(b.incident_id)))["linkAlerts"]
     assert retried["errors"] == []
     assert await _where(pool, a.id) == b.incident_id
+
+
+async def test_a_connection_that_dies_inside_a_transaction_raises_what_killed_it(database_url, settings):
+    """The error that broke it, not the InterfaceError of the rollback attempted afterwards on the
+    detached connection: the server's log then names the real cause."""
+    p = await db.create_pool(database_url, settings)
+    database = db.Database(p, acquire_timeout=5)
+
+    async def work(conn):
+        await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    try:
+        with pytest.raises(asyncpg.PostgresError) as raised:
+            await db.in_transaction(database, work)
+        assert "terminating connection due to administrator command" in str(raised.value)
+        assert await database.fetchval("SELECT 1") == 1  # and the pool goes on, on a new connection
+    finally:
+        await p.close()
 
 
 @pytest.fixture
@@ -235,3 +256,305 @@ async def test_one_request_holds_at_most_its_share_of_connections(pool):
         await asyncio.sleep(0.2)
         assert not fourth.done()  # waits for one of the request's own three
     assert await asyncio.wait_for(fourth, BOUND) == 4
+
+
+# --- A COMMIT whose answer never arrives -------------------------------------------------------
+# The client's connection is cut by a proxy right after it forwarded COMMIT: PostgreSQL commits,
+# the API never hears of it. The client is told the outcome is unknown, and nothing ran twice.
+
+LINK_NEW = """
+mutation($ids: [ID!]!, $key: String) {
+  linkAlerts(alertIds: $ids, target: {createNew: true}, comment: "split out", idempotencyKey: $key) {
+    targetIncident { id alertCount status }
+    alerts { id incident { id } }
+    logEntries { kind }
+    errors { code message }
+  }
+}
+"""
+INGEST = """
+mutation($alerts: [AlertInput!]!) {
+  ingestAlerts(alerts: $alerts) { alerts { id externalId incident { id } } incidents { id } errors { code message } }
+}
+"""
+
+
+class Proxied:
+    """An app whose pool reaches PostgreSQL through a PgProxy, and a client of that app."""
+
+    def __init__(self, proxy: PgProxy, pool: asyncpg.Pool, client: httpx.AsyncClient, token: str) -> None:
+        self.proxy, self.pool, self.client, self.token = proxy, pool, client, token
+
+    async def post(self, query: str, **variables) -> httpx.Response:
+        response = await asyncio.wait_for(
+            self.client.post("/graphql", json={"query": query, "variables": variables},
+                             headers={"Authorization": f"Bearer {self.token}"}),
+            BOUND,
+        )
+        assert response.headers["content-type"].startswith(JSON_TYPES), response.text
+        return response
+
+
+@contextlib.asynccontextmanager
+async def proxied_app(database_url: str, settings: Settings, token: str, **overrides):
+    proxy = await PgProxy.start(database_url)
+    tuned = Settings(**{**settings.__dict__, **overrides})
+    p = await db.create_pool(proxy.url, tuned)
+    try:
+        app = create_app(tuned, pool=p)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            yield Proxied(proxy, p, c, token)
+    finally:
+        proxy.disarm()
+        await background.finish()  # as the server does before it closes its pool
+        await asyncio.wait_for(p.close(), BOUND)
+        await proxy.close()
+
+
+ONE_MOVE_TO_A_NEW_INCIDENT = {"incident_created": 1, "alert_unlinked": 1, "alert_linked": 1}
+
+
+async def _log_kinds(pool, since: int) -> dict[str, int]:
+    """How many log entries of each kind were written after the entry `since`."""
+    rows = await pool.fetch(
+        "SELECT kind::text, count(*) FROM activity_log WHERE id > $1 GROUP BY kind", since
+    )
+    return {r["kind"]: r["count"] for r in rows}
+
+
+async def _incidents(pool) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT id, status::text, alert_count FROM incidents ORDER BY id")
+
+
+async def _move_whose_commit_is_cut(admin, ingest, pool, database_url, settings, lean_path, key):
+    """Given an incident of two alerts, when one of them is moved to a new incident and the
+    connection is cut while COMMIT is in flight: the answer, and how the database looks."""
+    a, a2 = await ingest(
+        alert_in("a", entities=[("device", "ws-1")]), alert_in("a2", entities=[("device", "ws-1")])
+    )
+    assert a.incident_id == a2.incident_id
+    last_entry = await pool.fetchval("SELECT max(id) FROM activity_log")
+    async with proxied_app(database_url, settings, admin.token, lean_path=lean_path) as app:
+        app.proxy.arm()
+        response = await app.post(LINK_NEW, ids=[str(a.id)], key=key)
+        await app.proxy.settled()
+        app.proxy.disarm()
+        body = response.json()
+
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "OUTCOME_UNKNOWN", body
+        assert "may" in error["message"] and "applied" in error["message"]
+        assert error["extensions"]["requestId"]
+        assert not body.get("data")  # no payload: the client does not know the move's result
+
+        # The move is there exactly once: the alert in one new incident, its old one untouched,
+        # no second new incident left empty (resolved) by a second run of the move.
+        new = await _where(pool, a.id)
+        assert [tuple(r) for r in await _incidents(pool)] == [
+            (a.incident_id, "active", 1), (new, "active", 1)
+        ]
+        assert await _log_kinds(pool, last_entry) == ONE_MOVE_TO_A_NEW_INCIDENT
+        assert app.proxy.answers == ["COMMIT"]  # PostgreSQL committed it, once
+        return a.id, error, new, last_entry
+
+
+async def test_move_to_a_new_incident_whose_commit_is_cut_is_outcome_unknown_and_applied_once(
+    admin, ingest, pool, database_url, settings, lean_path
+):
+    _, error, _, _ = await _move_whose_commit_is_cut(
+        admin, ingest, pool, database_url, settings, lean_path, key=None
+    )
+    assert error["extensions"]["retryable"] is False  # without an idempotency key, a retry moves again
+
+
+async def test_cut_commit_with_an_idempotency_key_is_retryable_and_the_replay_answers_the_applied_move(
+    admin, ingest, pool, database_url, settings, lean_path
+):
+    key = "move-a-7f3c"
+    alert_id, error, new, last_entry = await _move_whose_commit_is_cut(
+        admin, ingest, pool, database_url, settings, lean_path, key=key
+    )
+    assert error["extensions"]["retryable"] is True
+
+    # The client retries with the same key: it learns the result of the move that was applied.
+    async with proxied_app(database_url, settings, admin.token, lean_path=lean_path) as again:
+        replay = (await again.post(LINK_NEW, ids=[str(alert_id)], key=key)).json()
+    assert "errors" not in replay, replay
+    payload = replay["data"]["linkAlerts"]
+    assert payload["errors"] == []
+    assert payload["targetIncident"]["id"] == str(new)
+    assert payload["alerts"][0]["incident"] == {"id": str(new)}
+    assert len(await _incidents(pool)) == 2  # nothing more created
+    assert await _log_kinds(pool, last_entry) == ONE_MOVE_TO_A_NEW_INCIDENT
+
+
+async def test_ingestion_whose_commit_is_cut_is_stored_once(admin, pool, database_url, settings, lean_path):
+    alerts = [{"externalId": "edr-991", "title": "Credential dumping on WS-9", "severity": "HIGH",
+               "category": "Credential Access", "entities": [{"kind": "DEVICE", "value": "ws-9"}]}]
+    async with proxied_app(database_url, settings, admin.token, lean_path=lean_path) as app:
+        app.proxy.arm()
+        body = (await app.post(INGEST, alerts=alerts)).json()
+        await app.proxy.settled()
+        app.proxy.disarm()
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "OUTCOME_UNKNOWN", body
+        assert error["extensions"]["requestId"]
+
+        stored = await pool.fetch("SELECT id, incident_id FROM alerts WHERE external_id = 'edr-991'")
+        assert len(stored) == 1
+        assert [tuple(r) for r in await _incidents(pool)] == [(stored[0]["incident_id"], "active", 1)]
+        assert await _log_kinds(pool, 0) == {"incident_created": 1}
+        assert app.proxy.answers == ["COMMIT"]  # PostgreSQL committed it; nothing ran it again
+
+        # Sent again, the alert is found, not stored a second time.
+        again = (await app.post(INGEST, alerts=alerts)).json()
+    assert "errors" not in again, again
+    assert again["data"]["ingestAlerts"]["alerts"][0]["id"] == str(stored[0]["id"])
+    assert await pool.fetchval("SELECT count(*) FROM alerts") == 1
+    assert len(await _incidents(pool)) == 1
+    assert await _log_kinds(pool, 0) == {"incident_created": 1}
+
+
+# --- A statement that waits too long for a lock ------------------------------------------------
+# PostgreSQL cancels it at the statement timeout; the client hears TIMEOUT once, right then, and
+# not after a second attempt has waited as long again.
+
+STATEMENT_TIMEOUT_MS = 1000
+QUEUE = "{ incidents(first: 5) { edges { node { id name alertCount } } } }"
+
+
+@contextlib.asynccontextmanager
+async def _client_with_statement_timeout(database_url: str, settings: Settings, **overrides):
+    tight = Settings(**{**settings.__dict__, "statement_timeout_ms": STATEMENT_TIMEOUT_MS, **overrides})
+    p = await db.create_pool(database_url, tight)
+    try:
+        app = create_app(tight, pool=p)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            yield c
+    finally:
+        await p.close()
+
+
+async def _timed(client: httpx.AsyncClient, token: str, query: str, **variables) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    request = client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers={"Authorization": f"Bearer {token}"}
+    )
+    response = await asyncio.wait_for(request, BOUND)
+    return response, time.monotonic() - started
+
+
+def _assert_timed_out_once(response: httpx.Response, elapsed: float) -> None:
+    assert response.headers["content-type"].startswith(JSON_TYPES), response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "TIMEOUT", error
+    assert error["extensions"]["retryable"] is True
+    assert error["extensions"]["requestId"]
+    timeout = STATEMENT_TIMEOUT_MS / 1000
+    assert 0.9 * timeout <= elapsed < 1.5 * timeout, f"answered after {elapsed:.2f} s"
+
+
+async def test_a_move_waiting_on_a_locked_alert_times_out_in_about_the_statement_timeout(
+    admin, ingest, pool, database_url, settings, lean_path
+):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    entries_before = await pool.fetchval("SELECT count(*) FROM activity_log")
+    incidents_before = await _incidents(pool)
+    move = {"ids": [str(a.id)], "to": str(b.incident_id)}
+    async with _client_with_statement_timeout(database_url, settings, lean_path=lean_path) as c:
+        async with pool.acquire() as blocker, blocker.transaction():
+            # Another change holds the alert's row.
+            await blocker.execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", a.id)
+            response, elapsed = await _timed(c, admin.token, LINK, **move)
+
+        _assert_timed_out_once(response, elapsed)
+        assert await _where(pool, a.id) == a.incident_id
+        assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_before
+        assert await _incidents(pool) == incidents_before
+
+        # The lock gone, the same request goes through.
+        retried, _ = await _timed(c, admin.token, LINK, **move)
+    assert retried.json()["data"]["linkAlerts"]["errors"] == []
+    assert await _where(pool, a.id) == b.incident_id
+
+
+async def test_a_read_waiting_on_a_locked_table_times_out_in_about_the_statement_timeout(
+    admin, ingest, pool, database_url, settings, lean_path
+):
+    (a,) = await ingest(alert_in("a"))
+    async with _client_with_statement_timeout(database_url, settings, lean_path=lean_path) as c:
+        async with pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("LOCK TABLE incidents IN ACCESS EXCLUSIVE MODE")  # a migration, say
+            response, elapsed = await _timed(c, admin.token, QUEUE)
+        _assert_timed_out_once(response, elapsed)
+
+        after, _ = await _timed(c, admin.token, QUEUE)
+    assert after.json()["data"]["incidents"]["edges"][0]["node"]["id"] == str(a.incident_id)
+
+
+# --- Failures while the token is looked up -----------------------------------------------------
+# Before any GraphQL runs, the server looks the bearer token up: a failure there is answered as
+# every other one, a JSON GraphQL error with the request id (also in X-Request-Id), never a bare 500.
+
+VIEWER = {"query": "{ viewer { name } }"}
+
+
+@pytest.fixture
+async def token(pool) -> str:
+    """A token of a user who may do everything. The lookup comes before either execution path:
+    these tests need not run on both, as those taking `admin` do."""
+    async with pool.acquire() as conn:
+        return await users.add_user(conn=conn, name="admin", grants=[("*", "write")])
+
+
+async def _viewer(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    request = client.post("/graphql", json=VIEWER, headers={"Authorization": f"Bearer {token}"})
+    return await asyncio.wait_for(request, BOUND)
+
+
+def _is_token_lookup(message: Message) -> bool:
+    return "api_tokens" in message.text
+
+
+def _assert_json_error_with_request_id(response: httpx.Response, code: str) -> None:
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith(JSON_TYPES), response.text
+    assert "Traceback" not in response.text and "asyncpg" not in response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == code, error
+    assert error["extensions"]["retryable"] is True
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
+    assert response.headers["retry-after"]
+
+
+async def test_connection_cut_during_the_token_lookup_answers_a_json_error_with_a_request_id(
+    token, database_url, settings
+):
+    async with proxied_app(database_url, settings, token) as app:
+        app.proxy.arm(_is_token_lookup)
+        response = await _viewer(app.client, token)
+        app.proxy.disarm()
+        assert app.proxy.cut, "the token lookup never reached the database"
+        _assert_json_error_with_request_id(response, "DATABASE_UNAVAILABLE")
+
+        after = await _viewer(app.client, token)
+    assert after.json()["data"] == {"viewer": {"name": "admin"}}
+
+
+async def test_token_lookup_waiting_on_a_lock_answers_timeout_as_json(token, pool, database_url, settings):
+    async with _client_with_statement_timeout(database_url, settings) as c:
+        async with pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")  # a migration, say
+            response = await _viewer(c, token)
+        _assert_json_error_with_request_id(response, "TIMEOUT")
+        after = await _viewer(c, token)
+    assert after.json()["data"] == {"viewer": {"name": "admin"}}
+
+
+async def test_token_lookup_on_a_closed_pool_answers_a_json_error(token, database_url, settings):
+    p = await db.create_pool(database_url, settings)
+    app = create_app(settings, pool=p)
+    await p.close()  # the server is shutting down, say
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await _viewer(c, token)
+    _assert_json_error_with_request_id(response, "DATABASE_UNAVAILABLE")
