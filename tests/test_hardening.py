@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import httpx
 import pytest
+from graphql import build_client_schema, get_introspection_query
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from app.config import Settings
 from app.server import create_app
 from tests.conftest import alert_in
+from tests.test_ingest import four_byte
 
 LINK = """
 mutation($ids: [ID!]!, $target: LinkTarget!, $comment: String!, $key: String) {
@@ -143,6 +146,63 @@ async def test_introspection_is_on_by_default_and_can_be_switched_off(admin, poo
     assert "introspection" in response.json()["errors"][0]["message"].lower()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"input_value_deprecation": True}, {"one_of": True}, {"input_value_deprecation": True, "one_of": True},
+     {"specified_by_url": True, "directive_is_repeatable": True, "schema_description": True,
+      "input_value_deprecation": True, "one_of": True}],
+    ids=["defaults", "input-value-deprecation", "one-of", "both", "everything"],
+)
+async def test_a_client_s_full_introspection_passes_and_is_charged(admin, options):
+    """GraphiQL, gql and code generators send graphql-core's standard query, with or without options."""
+    body = (await admin.post(get_introspection_query(**options))).json()
+
+    assert "errors" not in body, body["errors"]
+    assert build_client_schema(body["data"]).query_type.name == "Query"
+    cost = body["extensions"]["cost"]
+    assert 1_000 < cost["requested"] < cost["maximum"] / 10
+
+
+def _full_type_fragment() -> str:
+    query = get_introspection_query()
+    return query[query.index("fragment FullType"):]
+
+
+@pytest.mark.parametrize(
+    "selections",
+    [
+        " ".join(f"s{i}: __schema {{ types {{ ...FullType }} }}" for i in range(30)),
+        "__schema { " + " ".join(f"t{i}: types {{ ...FullType }}" for i in range(30)) + " }",
+    ],
+    ids=["thirty-schemas", "thirty-type-lists"],
+)
+async def test_aliased_introspection_is_refused_before_it_runs(admin, selections):
+    """Thirty full introspections in one document once cost nothing and answered 1.4 MB in 2 s."""
+    started = time.perf_counter()
+    response = await admin.post("query { " + selections + " } " + _full_type_fragment())
+    elapsed = time.perf_counter() - started
+
+    body = response.json()
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COSTLY"]
+    assert body.get("data") is None
+    cost = body["extensions"]["cost"]
+    assert cost["requested"] > 2 * cost["maximum"]
+    assert len(response.content) < 2_000
+    assert elapsed < 1.0
+
+
+async def test_introspection_costs_what_it_will_return(admin):
+    """4 per introspected object: the root, its list, and each field the type holds."""
+    body = (await admin.post('{ __type(name: "Viewer") { name fields { name type { name } } } }')).json()
+    fields = body["data"]["__type"]["fields"]
+    # __type 1 + fields (1 + each field (type: 1))
+    assert body["extensions"]["cost"]["requested"] == 4 * (1 + 1 + len(fields))
+
+    missing = (await admin.post('{ __type(name: "Nothing") { fields { name } } __typename }')).json()
+    assert missing["data"]["__type"] is None
+    assert missing["extensions"]["cost"]["requested"] == 4
+
+
 async def test_idempotent_replay_returns_first_result_and_creates_nothing(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
     variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": "one story", "key": "run-42"}
@@ -155,6 +215,37 @@ async def test_idempotent_replay_returns_first_result_and_creates_nothing(admin,
     assert again == first
     assert await pool.fetchval("SELECT count(*) FROM incidents") == incidents_after_first
     assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_after_first
+
+
+async def test_a_key_and_a_comment_at_their_limits_in_four_byte_characters_are_stored(admin, ingest, pool):
+    """A key is in the idempotency keys' primary key: 200 four-byte characters are 800 bytes of
+    the 2,704 a btree entry holds. A comment is in no btree."""
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    key, comment = four_byte(200), four_byte(30_000, 200)
+    variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": comment, "key": key}
+
+    first = (await admin(LINK, **variables))["linkAlerts"]
+
+    assert first["errors"] == []
+    assert (await admin(LINK, **variables))["linkAlerts"] == first
+    assert await pool.fetchval("SELECT octet_length(key) FROM idempotency_keys") == 800
+    comments = await pool.fetch("SELECT DISTINCT comment FROM activity_log WHERE comment IS NOT NULL")
+    assert [r["comment"] for r in comments] == [comment]
+
+
+@pytest.mark.parametrize(
+    ("key", "comment", "field"),
+    [(four_byte(201), "x", "idempotencyKey"), ("k", four_byte(30_001), "comment")],
+    ids=["key", "comment"],
+)
+async def test_a_key_or_a_comment_past_its_limit_in_four_byte_characters_is_refused(
+    admin, ingest, pool, key, comment, field
+):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": comment, "key": key}
+    result = (await admin(LINK, **variables))["linkAlerts"]
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_INPUT", field)]
+    assert await pool.fetchval("SELECT count(*) FROM incidents") == 2
 
 
 async def test_concurrent_replays_create_one_incident(admin, ingest, pool):

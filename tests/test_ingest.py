@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import asyncpg
 import httpx
 import pytest
 
@@ -65,6 +66,22 @@ async def stored(pool) -> dict:
 
 def incident_ids(result: dict) -> list[str]:
     return [a["incident"]["id"] for a in result["alerts"]]
+
+
+def four_byte(n: int, start: int = 0) -> str:
+    """n distinct four-byte characters (CJK Extension B): as many bytes as can be, and text that
+    does not compress, so an index entry holds all of them."""
+    return "".join(chr(0x20000 + (start + i) * 7919 % 0xA6E0) for i in range(n))
+
+
+def three_byte(n: int) -> str:
+    """n distinct CJK ideographs, three bytes each."""
+    return "".join(chr(0x4E00 + i * 7919 % 0x5000) for i in range(n))
+
+
+def deseret(n: int) -> str:
+    """n four-byte capital letters (Deseret), which lower() maps to four-byte small ones."""
+    return "".join(chr(0x10400 + i * 7 % 40) for i in range(n))
 
 
 # --- a new incident, and replays ------------------------------------------------------------
@@ -316,6 +333,17 @@ async def test_derived_fields_follow_the_alerts(admin):
         ({"entities": [{"kind": "DEVICE", "value": "  "}]}, "entities"),
         ({"entities": [{"kind": "DEVICE", "value": "v" * 1001}]}, "entities"),
         ({"entities": [{"kind": "IP", "value": f"10.0.0.{n}"} for n in range(101)]}, "entities"),
+        # Just past each limit in four-byte characters: by characters, or by bytes where a btree
+        # holds the text (scope 600, entity values 1,300).
+        ({"externalId": four_byte(501)}, "externalId"),
+        ({"title": four_byte(1001)}, "title"),
+        ({"category": four_byte(201)}, "category"),
+        ({"scope": four_byte(151)}, "scope"),
+        ({"entities": [{"kind": "DEVICE", "value": four_byte(326)}]}, "entities"),
+        # The issue's cases, within the limits in characters and once an internal error: an id
+        # of 500 four-byte characters in a scope of 200, and an entity of 1,000 CJK characters.
+        ({"externalId": four_byte(500), "scope": four_byte(200, 600)}, "scope"),
+        ({"entities": [{"kind": "FILE", "value": three_byte(1000)}]}, "entities"),
     ],
 )
 async def test_one_invalid_alert_refuses_the_whole_batch(admin, pool, bad, field):
@@ -329,6 +357,68 @@ async def test_one_invalid_alert_refuses_the_whole_batch(admin, pool, bad, field
     assert error["field"] == f"alerts.1.{field}"
     assert error["externalIds"] == [broken["externalId"]]
     assert await stored(pool) == {"alerts": 0, "incidents": 0, "entries": 0, "entities": 0}
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "message"),
+    [
+        ({"scope": four_byte(151)}, "scope",
+         "scope must be 1 to 200 characters and at most 600 bytes in UTF-8, without NUL."),
+        ({"entities": [{"kind": "USER", "value": "alice"}, {"kind": "FILE", "value": three_byte(1000)}]}, "entities",
+         "Entity values must be 1 to 1,000 characters and at most 1,300 bytes in UTF-8, without NUL."),
+        ({"externalId": four_byte(501)}, "externalId", "externalId must be 1 to 500 characters, without NUL."),
+    ],
+)
+async def test_a_refusal_states_the_limit_in_characters_and_bytes(admin, bad, field, message):
+    broken = {**detection("edr-7"), **bad}
+    result = await send(admin, detection("edr-6"), broken)
+    assert [(e["code"], e["field"], e["message"], e["externalIds"]) for e in result["errors"]] == [
+        ("INVALID_INPUT", f"alerts.1.{field}", message, [broken["externalId"]])
+    ]
+
+
+async def test_every_text_at_its_limit_in_four_byte_characters_is_stored(admin, pool):
+    """The alerts' unique key holds a 600-byte scope and a 2,000-byte id; an entity value of 1,300
+    bytes, and 1,000 characters of ASCII, fit the entities' keys; titles and categories are in
+    no btree. None of it compresses."""
+    at_limit = detection(
+        four_byte(500), four_byte(1000, 1000), scope=four_byte(150, 2000), category=four_byte(200, 3000),
+        entities=[("FILE", four_byte(325, 4000)), ("URL", "".join(chr(33 + i * 37 % 94) for i in range(1000)))],
+    )
+
+    result = await send(admin, at_limit)
+
+    assert result["errors"] == []
+    [alert] = result["alerts"]
+    assert (alert["externalId"], alert["title"], alert["scope"], alert["category"]) == (
+        at_limit["externalId"], at_limit["title"], at_limit["scope"], at_limit["category"]
+    )
+    assert alert["entities"] == at_limit["entities"]
+    assert (await send(admin, at_limit))["alerts"] == [alert]
+    assert await stored(pool) == {"alerts": 1, "incidents": 1, "entries": 1, "entities": 2}
+
+
+async def test_an_entity_at_its_byte_limit_correlates_case_insensitively(admin):
+    capitals = deseret(325)
+    assert len(capitals.encode()) == 1300 and capitals.lower() != capitals
+    [first] = (await send(admin, detection("a", entities=[("USER", capitals)])))["alerts"]
+
+    [second] = (await send(admin, detection("b", minutes=5, entities=[("USER", capitals.lower())])))["alerts"]
+
+    assert second["incident"] == first["incident"]
+
+
+async def test_the_entity_indexes_hold_twice_the_byte_limit_but_not_a_btree_entry_more(admin, pool):
+    """lower() can double a value's bytes in some locales (Turkish "I" → "ı"): the correlation
+    index then holds 2,600 bytes. A btree entry holds 2,704 at most, whatever the characters."""
+    [alert] = (await send(admin, detection("a", entities=[])))["alerts"]
+    insert = "INSERT INTO alert_entities (alert_id, kind, value, detected_at) VALUES ($1, $2, $3, now())"
+
+    await pool.execute(insert, int(alert["id"]), "file", four_byte(650))
+
+    with pytest.raises(asyncpg.ProgramLimitExceededError, match="btree"):
+        await pool.execute(insert, int(alert["id"]), "url", four_byte(677))
+    assert await pool.fetchval("SELECT octet_length(value_key) FROM alert_entities") == 2600
 
 
 async def test_every_invalid_alert_is_named(admin, pool):

@@ -9,8 +9,18 @@ Cost, in the spirit of Shopify's and GitHub's: every object field costs 1, scala
 of its selection, with `first` as the resolver will see it (literal, coerced variable, operation
 default or argument default). A mutation costs 1 + n x (10 + the cost of its payload selection),
 n being the length of its input list (alertIds, alerts), so aliases cannot multiply the
-per-call limits for free. A query whose cost is
-over the maximum is refused before it runs; every response reports
+per-call limits for free.
+
+Introspection is charged too, on what the schema will return: `__schema` and `__type` cost
+4 x (1 + the cost of their selection), and inside them an object field costs 1 plus its
+selection, and a list (types, fields, args, inputFields, enumValues, interfaces, possibleTypes,
+directives) 1 plus, for each item the schema holds, the cost of its selection (at least 1);
+`__typename` is free. Each introspected object costs 4 because graphql-core builds it field by
+field (about 60 us each here, against 19 us per unit of a page of alerts). The standard
+introspection query (graphql-core's, GraphiQL's) costs about 3,700 on this schema; thirty
+aliased copies of it cost over 100,000.
+
+A query whose cost is over the maximum is refused before it runs; every response reports
 extensions.cost = {requested, maximum}.
 """
 
@@ -24,17 +34,27 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLError,
+    GraphQLField,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     get_named_type,
+    get_nullable_type,
+    is_abstract_type,
     is_leaf_type,
+    is_list_type,
+    is_wrapping_type,
     value_from_ast,
 )
 from graphql.execution.values import get_variable_values
+from graphql.type.introspection import TypeMetaFieldDef
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.max_tokens import MaxTokensLimiter
@@ -78,6 +98,7 @@ def validation_rules(max_depth: int, max_aliases: int, introspection: bool) -> t
 WRITE_COST = 10
 MUTATION_LISTS = {"linkAlerts": "alertIds", "ingestAlerts": "alerts"}
 COUNT_COST = 10  # totalCount: a count over the whole filtered list
+INTROSPECTION_COST = 4  # per introspected object: see the module's docstring
 
 
 def _argument(field_node: FieldNode, field_def, name: str, variables: dict):
@@ -99,6 +120,116 @@ def _first(field_node: FieldNode, field_def, variables: dict) -> int:
     return value if isinstance(value, int) and value > 0 else 1
 
 
+# --- introspection -----------------------------------------------------------------------------
+
+# An introspected element: its introspection type, a key naming it, and the schema's object.
+Element = tuple[str, str, object]
+
+
+def _type_element(typ) -> Element:
+    return "__Type", str(typ), typ
+
+
+def _introspected(schema: GraphQLSchema, element: Element, name: str) -> list[Element]:
+    """What the introspection field `name` returns on `element`, read off the schema."""
+    kind, key, obj = element
+    if kind == "__Schema":
+        if name == "types":
+            return [_type_element(t) for t in schema.type_map.values()]
+        if name == "directives":
+            return [("__Directive", f"@{d.name}", d) for d in schema.directives]
+        root = {"queryType": schema.query_type, "mutationType": schema.mutation_type,
+                "subscriptionType": schema.subscription_type}.get(name)
+        return [_type_element(root)] if root is not None else []
+    if kind == "__Type":
+        if name == "ofType":
+            return [_type_element(obj.of_type)] if is_wrapping_type(obj) else []
+        if isinstance(obj, GraphQLObjectType | GraphQLInterfaceType):
+            if name == "fields":
+                return [("__Field", f"{key}.{n}", f) for n, f in obj.fields.items()]
+            if name == "interfaces":
+                return [_type_element(i) for i in obj.interfaces]
+        if name == "possibleTypes" and is_abstract_type(obj):
+            return [_type_element(t) for t in schema.get_possible_types(obj)]
+        if name == "enumValues" and isinstance(obj, GraphQLEnumType):
+            return [("__EnumValue", f"{key}.{n}", v) for n, v in obj.values.items()]
+        if name == "inputFields" and isinstance(obj, GraphQLInputObjectType):
+            return [("__InputValue", f"{key}.{n}", f) for n, f in obj.fields.items()]
+        return []
+    if name == "args":  # of a __Field or a __Directive
+        return [("__InputValue", f"{key}({n})", a) for n, a in obj.args.items()]
+    if name == "type":  # of a __Field or an __InputValue
+        return [_type_element(obj.type)]
+    return []
+
+
+class _Introspection:
+    """The cost of introspection selections, counted on what the schema will return.
+
+    Counts are kept per (selection set, element): a fragment spread under thirty aliases is
+    counted once, and the work is bounded by the document's size times the schema's.
+    """
+
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.costs: dict[tuple[int, str, str], int] = {}
+        self.composite: dict[tuple[int, str], list[tuple[FieldNode, GraphQLField]]] = {}
+
+    def root(self, field_node: FieldNode, variables: dict) -> int:
+        """`__schema` or `__type`: INTROSPECTION_COST x (1 + its selection on what it names)."""
+        if field_node.name.value == "__schema":
+            count = self.cost(field_node.selection_set, ("__Schema", "", self.schema))
+        else:  # a name that no type has answers null
+            name = _argument(field_node, TypeMetaFieldDef, "name", variables)
+            named = self.schema.get_type(name) if isinstance(name, str) else None
+            count = self.cost(field_node.selection_set, _type_element(named)) if named is not None else 0
+        return INTROSPECTION_COST * (1 + count)
+
+    def cost(self, selection_set: SelectionSetNode | None, element: Element) -> int:
+        if selection_set is None:
+            return 0
+        key = (id(selection_set), element[0], element[1])
+        known = self.costs.get(key)
+        if known is not None:
+            return known
+        total = 0
+        for field_node, field_def in self._composite(selection_set, element[0]):
+            items = _introspected(self.schema, element, field_node.name.value)
+            inner = [self.cost(field_node.selection_set, item) for item in items]
+            if is_list_type(get_nullable_type(field_def.type)):
+                total += 1 + sum(max(c, 1) for c in inner)
+            else:
+                total += 1 + sum(inner)
+        self.costs[key] = total
+        return total
+
+    def _composite(self, selection_set: SelectionSetNode, kind: str) -> list[tuple[FieldNode, GraphQLField]]:
+        """The fields of a selection that return objects, fragments spread; leaves cost nothing."""
+        key = (id(selection_set), kind)
+        found = self.composite.get(key)
+        if found is None:
+            found = self.composite[key] = list(self._walk(selection_set, self.schema.get_type(kind), frozenset()))
+        return found
+
+    def _walk(self, selection_set: SelectionSetNode, parent: GraphQLObjectType, seen: frozenset[str]):
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                field_def = parent.fields.get(selection.name.value)
+                if field_def is not None and not is_leaf_type(get_named_type(field_def.type)):
+                    yield selection, field_def
+            elif isinstance(selection, InlineFragmentNode):
+                yield from self._walk(selection.selection_set, parent, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is not None and name not in seen:
+                    yield from self._walk(fragment.selection_set, parent, seen | {name})
+
+
+# --- the cost of a selection ---------------------------------------------------------------------
+
+
 def selection_cost(
     selection_set: SelectionSetNode | None,
     parent: GraphQLNamedType,
@@ -106,14 +237,20 @@ def selection_cost(
     variables: dict,
     schema,
     seen: frozenset[str] = frozenset(),
+    introspection: _Introspection | None = None,
 ) -> int:
     if selection_set is None or not isinstance(parent, GraphQLObjectType):
         return 0
+    if introspection is None:
+        introspection = _Introspection(schema, fragments)
     total = 0
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
+            if selection.name.value in ("__schema", "__type") and parent is schema.query_type:
+                total += introspection.root(selection, variables)
+                continue
             field_def = parent.fields.get(selection.name.value)
-            if field_def is None:  # __typename and introspection fields
+            if field_def is None:  # __typename
                 continue
             named = get_named_type(field_def.type)
             if selection.name.value == "totalCount":
@@ -121,7 +258,7 @@ def selection_cost(
                 continue
             if is_leaf_type(named):
                 continue
-            inner = selection_cost(selection.selection_set, named, fragments, variables, schema, seen)
+            inner = selection_cost(selection.selection_set, named, fragments, variables, schema, seen, introspection)
             if named.name.endswith("Connection"):
                 total += 1 + _first(selection, field_def, variables) * max(inner, 1)
             elif selection.name.value in MUTATION_LISTS and parent is schema.mutation_type:
@@ -132,14 +269,16 @@ def selection_cost(
                 total += 1 + inner
         elif isinstance(selection, InlineFragmentNode):
             typ = schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent
-            total += selection_cost(selection.selection_set, typ, fragments, variables, schema, seen)
+            total += selection_cost(selection.selection_set, typ, fragments, variables, schema, seen, introspection)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
             if fragment is None or name in seen:
                 continue
             typ = schema.get_type(fragment.type_condition.name.value)
-            total += selection_cost(fragment.selection_set, typ, fragments, variables, schema, seen | {name})
+            total += selection_cost(
+                fragment.selection_set, typ, fragments, variables, schema, seen | {name}, introspection
+            )
     return total
 
 

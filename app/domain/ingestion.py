@@ -31,11 +31,23 @@ from app.domain.models import (
     EntityKind,
     Incident,
 )
-from app.domain.text import storable
+from app.domain.text import TextLimit, storable
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 MAX_ENTITIES = 100
-LIMITS = {"externalId": 500, "title": 1000, "category": 200, "scope": 200}
+# Characters, and UTF-8 bytes where a btree holds the text (README, Security and limits).
+# (scope, external_id) is one entry of the alerts' unique key: a 600-byte scope and an id of 500
+# four-byte characters (2,000 bytes) fit it with their headers. An entity value is one entry of
+# alert_entities' primary key, and its lower() one of the correlation index; lower() can double
+# the bytes (a Turkish locale folds "I" into "ı"; C.UTF-8 and ICU turn "Ⱥ" into 3-byte "ⱥ"),
+# so 1,300 bytes keep both within 2,600. Titles and categories are in no btree.
+LIMITS = {
+    "externalId": TextLimit(500),
+    "title": TextLimit(1000),
+    "category": TextLimit(200),
+    "scope": TextLimit(200, utf8_bytes=600),
+}
+ENTITY_VALUE = TextLimit(1000, utf8_bytes=1300)
 ENTITY_KINDS = tuple(EntityKind)
 
 # Two batches carrying the same externalId take turns: the second sees the first's alert.
@@ -160,16 +172,13 @@ def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
         raise Refused([Problem(ProblemCode.INVALID_INPUT, f"Send 1 to {most} alerts at once; got {len(batch)}.", "alerts")])
     problems = []
     for n, a in enumerate(batch):
+        named = [a.external_id] if storable(a.external_id) else []
         values = {"externalId": a.external_id, "title": a.title, "category": a.category, "scope": a.scope}
         for name, value in values.items():
-            if not value.strip() or len(value) > LIMITS[name] or not storable(value):
+            if not LIMITS[name].admits(value):
                 problems.append(
-                    Problem(
-                        ProblemCode.INVALID_INPUT, f"{name} must be 1 to {LIMITS[name]} characters, without NUL.",
-                        f"alerts.{n}.{name}", [a.external_id] if storable(a.external_id) else [],
-                    )
+                    Problem(ProblemCode.INVALID_INPUT, f"{name} must be {LIMITS[name]}.", f"alerts.{n}.{name}", named)
                 )
-        named = [a.external_id] if storable(a.external_id) else []
         if a.detected_at is not None and not _plausible(a.detected_at):
             problems.append(
                 Problem(ProblemCode.INVALID_INPUT, "detectedAt must be a time with a zone, from 1970 to a day from now.",
@@ -182,11 +191,10 @@ def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
                 Problem(ProblemCode.INVALID_INPUT, f"At most {MAX_ENTITIES} entities per alert.", f"alerts.{n}.entities", named)
             )
         for kind, value in a.entities:
-            if kind not in ENTITY_KINDS or not value.strip() or len(value) > 1000 or not storable(value):
+            if kind not in ENTITY_KINDS or not ENTITY_VALUE.admits(value):
                 problems.append(
                     Problem(
-                        ProblemCode.INVALID_INPUT, "Entity values must be 1 to 1000 characters, without NUL.",
-                        f"alerts.{n}.entities", [a.external_id] if storable(a.external_id) else [],
+                        ProblemCode.INVALID_INPUT, f"Entity values must be {ENTITY_VALUE}.", f"alerts.{n}.entities", named
                     )
                 )
                 break
