@@ -74,6 +74,7 @@ class Settings:
     pool_timeout: float
     statement_timeout_ms: int
     correlation_window_hours: float
+    correlation_across_scopes: bool
     introspection: bool
     max_body_bytes: int
     max_concurrency: int
@@ -102,6 +103,7 @@ class Settings:
             pool_timeout=_float("DB_POOL_TIMEOUT", 5.0),
             statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 15000),
             correlation_window_hours=_float("CORRELATION_WINDOW_HOURS", 24.0),
+            correlation_across_scopes=_bool("CORRELATION_ACROSS_SCOPES", False),
             introspection=_bool("GRAPHQL_INTROSPECTION", True),
             max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
             max_concurrency=_int("MAX_CONCURRENT_REQUESTS", 256),

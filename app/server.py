@@ -234,7 +234,10 @@ def create_app(
             if viewer is None:
                 await _unauthenticated("The API token is unknown or revoked, or its user is disabled.", request_id)(scope, receive, send)
                 return
-            context = Context(pool=database, viewer=viewer, request_id=request_id, correlation_window=window)
+            context = Context(
+                pool=database, viewer=viewer, request_id=request_id, correlation_window=window,
+                correlation_across_scopes=settings.correlation_across_scopes,
+            )
             scope.setdefault("state", {})["context"] = context
             if settings.lean_path and _lean_candidate(request):
                 # Documents the lean path knows skip graphql-core's execution (app/api/lean/).

@@ -79,7 +79,7 @@ async def _setup_alerts(ingest) -> tuple[list[int], dict[int, int]]:
         for g in range(GROUPS)
         for k in range(ALERTS_PER_GROUP)
     ]
-    alerts = await ingest(*batch)
+    alerts = await ingest(*batch, across_scopes=True)
     original = {a.id: a.incident_id for a in alerts}
     assert len(set(original.values())) == GROUPS, "set-up: each group should be one incident"
     return sorted(original), original

@@ -104,3 +104,90 @@ async def test_without_the_queue_permission_incidents_cannot_be_opened_by_number
     assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
     found = await reader("query($id: ID!) { alert(id: $id) { id incident { id } } }", id=str(alert.id))
     assert found["alert"]["incident"]["id"] == str(alert.incident_id)
+
+
+DERIVED = """
+query($id: ID!, $q: String!) {
+  incident(id: $id) {
+    id name status severity lastActivityAt alertCount
+    alerts { totalCount edges { cursor node { id title severity detectedAt } } }
+  }
+  incidents(filter: {search: $q}) { totalCount edges { node { id name severity lastActivityAt alertCount } } }
+}
+"""
+
+
+async def test_two_worlds_that_differ_only_in_unreadable_alerts_look_the_same(make_user, admin, ingest, pool):
+    """World A: a default-scope incident into which an admin moved a later, high-severity hr
+    alert. World B: the same incident without it. A default-scope analyst sees the same bytes."""
+
+    async def world(with_hidden: bool) -> dict:
+        await pool.execute("TRUNCATE idempotency_keys, activity_log, alert_entities, alerts, incidents RESTART IDENTITY CASCADE")
+        [visible] = await ingest(alert_in("d1", "Beacon on WS-1", severity="low", entities=[("device", "ws-1")]))
+        if with_hidden:
+            [hidden] = await ingest(alert_in("h1", "Payroll export by j.doe", scope="hr", severity="high",
+                                             minutes=10, entities=[("user", "j.doe")]))
+            moved = await admin(MOVE, ids=[str(hidden.id)], target={"existingIncidentId": str(visible.incident_id)},
+                                comment="same actor")
+            assert moved["linkAlerts"]["errors"] == []
+        dana = await make_user(f"dana-{with_hidden}", "default=read")
+        return await dana(DERIVED, id=str(visible.incident_id), q="beacon")
+
+    world_a, world_b = await world(True), await world(False)
+    assert world_a["incident"]["severity"] == "LOW"
+    assert world_a == world_b
+
+
+async def test_an_incident_named_after_unreadable_alerts_shows_its_number_and_its_name_is_not_searchable(
+    make_user, admin, ingest
+):
+    dana = await make_user("dana", "default=read")
+    secret, visible = await ingest(
+        alert_in("h1", "Payroll export by j.doe", scope="hr", entities=[("user", "j.doe")]),
+        alert_in("d1", "Sign-in on WS-1", minutes=1, entities=[("device", "ws-1")]),
+    )
+    await admin(MOVE, ids=[str(visible.id)], target={"existingIncidentId": str(secret.incident_id)}, comment="c")
+
+    seen = (await dana(DERIVED, id=str(secret.incident_id), q="payroll"))
+    assert seen["incident"]["name"] == f"Incident {secret.incident_id}"
+    assert seen["incidents"] == {"totalCount": 0, "edges": []}
+    assert (await admin(DERIVED, id=str(secret.incident_id), q="payroll"))["incidents"]["totalCount"] == 1
+
+
+async def test_ingesting_into_your_scope_tells_you_nothing_of_other_scopes(make_user, admin, pool):
+    """Given an engineering incident on srv-9408-51, when a finance source sends a finance alert
+    on the same device, it opens an incident of its own: the answer is the same as if no other
+    scope had ever seen that device, and the engineering incident is untouched."""
+    from tests.test_ingest import detection, send
+
+    engineering = (await send(admin, detection("e1", "Mimikatz run by j.doe", scope="engineering",
+                                               entities=[("DEVICE", "srv-9408-51")])))["alerts"][0]
+    source = await make_user("fin-source", "finance=write", ingest=True)
+
+    answer = await send(source, detection("f1", "Unusual wire", scope="finance", entities=[("DEVICE", "SRV-9408-51")]))
+    [incident] = answer["incidents"]
+    assert incident["id"] != engineering["incident"]["id"]
+    assert incident["name"] == "Unusual wire" and incident["alertCount"] == 1
+    assert [e["kind"] for e in answer["logEntries"]] == ["INCIDENT_CREATED"]
+    eng = await pool.fetchrow("SELECT alert_count, alert_scopes FROM incidents WHERE id = $1",
+                              int(engineering["incident"]["id"]))
+    assert (eng["alert_count"], eng["alert_scopes"]) == (1, ["engineering"])
+
+    # The finance readers cannot open the engineering incident either.
+    reader = await make_user("fin", "finance=write")
+    assert (await reader("query($id: ID!) { incident(id: $id) { id } }", id=engineering["incident"]["id"]))["incident"] is None
+
+
+async def test_correlation_across_scopes_is_a_setting(make_user, admin, pool, settings):
+    import httpx
+
+    from app.config import Settings
+    from app.server import create_app
+    from tests.conftest import Api
+    from tests.test_ingest import detection, send
+
+    engineering = (await send(admin, detection("e1", scope="engineering", entities=[("DEVICE", "srv-1")])))["alerts"][0]
+    app = create_app(Settings(**{**settings.__dict__, "correlation_across_scopes": True}), pool=pool)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        joined = await send(Api(client, admin.token), detection("f1", scope="finance", entities=[("DEVICE", "srv-1")]))
+    assert joined["alerts"][0]["incident"]["id"] == engineering["incident"]["id"]

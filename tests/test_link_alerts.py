@@ -320,6 +320,7 @@ async def test_a_source_left_with_only_unreadable_alerts_is_not_shown(make_user,
     mine, hidden = await ingest(
         alert_in("mine", severity="low", entities=shared),
         alert_in("hidden", "Payroll export to dropbox", severity="high", scope="hr", minutes=1, entities=shared),
+        across_scopes=True,
     )
     (t,) = await ingest(alert_in("t"))
     assert mine.incident_id == hidden.incident_id

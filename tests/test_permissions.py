@@ -123,6 +123,7 @@ async def floor(admin: Api, ingest) -> Floor:
                  entities=[("device", "ws-1")]),
         alert_in("h2", "Salary spreadsheet exfiltrated", scope="hr", minutes=10, entities=[("device", "HR-9")]),
         alert_in("d2", "Spare detection", minutes=1, entities=[("device", "WS-2")]),
+        across_scopes=True,  # a deployment that correlates across scopes: a mixed incident
     )
     assert shared.incident_id == payroll.incident_id
     target = {"existingIncidentId": str(shared.incident_id)}
@@ -227,6 +228,7 @@ async def test_log_of_an_incident_opened_by_an_unreadable_alert_reads_as_a_sente
     secret, visible = await ingest(
         alert_in("h1", "Payroll export by mallory", scope="hr", entities=[("user", "mallory")]),
         alert_in("d1", "Sign-in by mallory", minutes=1, entities=[("user", "MALLORY")]),
+        across_scopes=True,
     )
     assert secret.incident_id == visible.incident_id
 

@@ -17,6 +17,7 @@ class Context:
     viewer: Viewer
     request_id: str
     correlation_window: timedelta
+    correlation_across_scopes: bool = False  # Settings.correlation_across_scopes
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -355,7 +355,10 @@ async def ingest_alerts(parents, args, ctx: Context):
     try:
         result = await in_transaction(
             ctx.pool,
-            lambda conn: ingestion.ingest_alerts(conn=conn, viewer=ctx.viewer, batch=batch, window=ctx.correlation_window),
+            lambda conn: ingestion.ingest_alerts(
+                conn=conn, viewer=ctx.viewer, batch=batch, window=ctx.correlation_window,
+                across_scopes=ctx.correlation_across_scopes,
+            ),
         )
     except Refused as refused:
         return [IngestAlertsPayload([], [], [], [MutationError.of(p) for p in refused.problems])]

@@ -72,7 +72,8 @@ NEW_INCIDENT_IDS = "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) AS
 # stored alert sharing it, within the window, in an ACTIVE or IN_PROGRESS incident.
 CANDIDATES = """
 SELECT e.n, lower(e.value) AS key, m.alert_id, m.detected_at, a.incident_id
-  FROM unnest($1::entity_kind[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS e(kind, value, detected, n)
+  FROM unnest($1::entity_kind[], $2::text[], $3::timestamptz[], $5::text[])
+       WITH ORDINALITY AS e(kind, value, detected, scope, n)
   LEFT JOIN LATERAL (
       SELECT ae.alert_id, ae.detected_at
         FROM alert_entities ae
@@ -81,6 +82,7 @@ SELECT e.n, lower(e.value) AS key, m.alert_id, m.detected_at, a.incident_id
        WHERE ae.kind = e.kind AND ae.value_key = lower(e.value)
          AND ae.detected_at <= e.detected AND ae.detected_at >= e.detected - $4::interval
          AND i.status IN ('active', 'in_progress')
+         AND ($6::boolean OR i.alert_scopes = ARRAY[e.scope])
        ORDER BY ae.detected_at DESC, ae.alert_id DESC
        LIMIT 1
   ) m ON true
@@ -88,16 +90,18 @@ SELECT e.n, lower(e.value) AS key, m.alert_id, m.detected_at, a.incident_id
  ORDER BY e.n
 """
 LOCK_OPEN_INCIDENTS = """
-SELECT id FROM incidents WHERE id = ANY($1::bigint[]) AND status IN ('active', 'in_progress') ORDER BY id FOR UPDATE
+SELECT id, alert_scopes FROM incidents WHERE id = ANY($1::bigint[]) AND status IN ('active', 'in_progress')
+ ORDER BY id FOR UPDATE
 """
 # New incidents are written with their final derived fields: no second write per row.
 CREATE_INCIDENTS = """
-INSERT INTO incidents (id, name, severity, last_activity_at, alert_count, alert_scopes)
+INSERT INTO incidents (id, name, severity, last_activity_at, alert_count, alert_scopes, name_scopes)
 SELECT t.id, t.name, t.severity, t.last_activity_at, t.alert_count,
        (SELECT array_agg(DISTINCT m.scope ORDER BY m.scope)
-          FROM unnest($6::bigint[], $7::text[]) AS m(incident_id, scope) WHERE m.incident_id = t.id)
-  FROM unnest($1::bigint[], $2::text[], $3::severity[], $4::timestamptz[], $5::integer[])
-       AS t(id, name, severity, last_activity_at, alert_count)
+          FROM unnest($6::bigint[], $7::text[]) AS m(incident_id, scope) WHERE m.incident_id = t.id),
+       ARRAY[t.name_scope]
+  FROM unnest($1::bigint[], $2::text[], $3::severity[], $4::timestamptz[], $5::integer[], $8::text[])
+       AS t(id, name, severity, last_activity_at, alert_count, name_scope)
 """
 INSERT_ALERTS = f"""
 INSERT INTO alerts AS a (id, external_id, title, severity, category, scope, detected_at, incident_id)
@@ -215,7 +219,8 @@ class _New:
 
 
 async def ingest_alerts(
-    *, conn: asyncpg.Connection, viewer: Viewer, batch: list[AlertIn], window: timedelta
+    *, conn: asyncpg.Connection, viewer: Viewer, batch: list[AlertIn], window: timedelta,
+    across_scopes: bool = False,
 ) -> IngestResult:
     """Store new alerts and correlate each into an incident. Runs in the caller's transaction.
 
@@ -240,7 +245,7 @@ async def ingest_alerts(
             _New(item, item.detected_at or allocated["now"], list(dict.fromkeys((k, v.strip()) for k, v in item.entities)))
             for item in fresh.values()
         ]
-        await _correlate(conn, new, window)
+        await _correlate(conn, new, window, across_scopes)
         created = [n for n in new if n.creates]
         if created:
             incident_ids = sorted(r["id"] for r in await conn.fetch(NEW_INCIDENT_IDS, len(created)))
@@ -259,6 +264,7 @@ async def ingest_alerts(
                 [max((m.item.severity for m in g), key=SEVERITY_ORDER.index) for g in groups],
                 [max(m.detected for m in g) for g in groups], [len(g) for g in groups],
                 [m.incident_id for g in groups for m in g], [m.item.scope.strip() for g in groups for m in g],
+                [n.item.scope.strip() for n in created],  # named after the alert that opened it
             )
         rows = await conn.fetch(
             INSERT_ALERTS, sorted(allocated["ids"]), [n.item.external_id for n in new],
@@ -303,13 +309,16 @@ def _root(n: _New) -> _New:
     return n
 
 
-async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelta) -> None:
+async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelta, across_scopes: bool) -> None:
     """Decide, in batch order, the incident each new alert joins.
 
     Candidates are the stored alert that the database finds for each of its entities, and the
     batch's earlier alerts sharing one; the most recently detected wins, ties going to the
     higher alert id (the batch's alerts get higher ids than any stored one, in batch order).
-    The stored incidents chosen are then locked; if one was closed meanwhile, decide again.
+    Unless across_scopes, a candidate counts only when every alert of its incident is in the new
+    alert's scope: otherwise the answer would tell a source what other scopes hold, and show
+    their incident to its readers. The stored incidents chosen are then locked; if one was
+    closed, or took in another scope, meanwhile, decide again.
     """
     evidence = [(n, k, v) for n in new for k, v in n.entities]
     for _ in range(10):
@@ -317,7 +326,8 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
         if evidence:
             rows = await conn.fetch(
                 CANDIDATES, [k for _, k, _ in evidence], [v for _, _, v in evidence],
-                [n.detected for n, _, _ in evidence], window,
+                [n.detected for n, _, _ in evidence], window, [n.item.scope.strip() for n, _, _ in evidence],
+                across_scopes,
             )
             for (n, kind, _), row in zip(evidence, rows, strict=True):
                 match = (row["detected_at"], 0, row["alert_id"], row["incident_id"]) if row["alert_id"] else None
@@ -328,7 +338,9 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
             for key, match in stored[id(n)]:
                 candidates = [match] if match else []
                 candidates += [
-                    (e.detected, 1, p, e) for p, e in seen[key] if n.detected - window <= e.detected <= n.detected
+                    (e.detected, 1, p, e) for p, e in seen[key]
+                    if n.detected - window <= e.detected <= n.detected
+                    and (across_scopes or e.item.scope.strip() == n.item.scope.strip())
                 ]
                 for c in candidates:
                     if best is None or c[:3] > best[:3]:
@@ -341,6 +353,11 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
             for key, _ in stored[id(n)]:
                 seen[key].append((position, n))
         chosen = sorted({n.incident_id for n in new if n.incident_id is not None})
-        if not chosen or len(await conn.fetch(LOCK_OPEN_INCIDENTS, chosen)) == len(chosen):
+        if not chosen:
+            return
+        locked = {r["id"]: r["alert_scopes"] for r in await conn.fetch(LOCK_OPEN_INCIDENTS, chosen)}
+        if len(locked) == len(chosen) and (across_scopes or all(
+            locked[n.incident_id] == [n.item.scope.strip()] for n in new if n.incident_id is not None
+        )):
             return
     raise asyncpg.SerializationError("incidents kept closing while alerts were correlated")
