@@ -29,7 +29,8 @@ as all four viewers) and a third as many mutations (each as one drawn viewer). L
 other documents:
     PATHS_AGREE_EXAMPLES=1000 PATHS_AGREE_SEED=7 .venv/bin/python -m pytest tests/test_paths_agree.py
 PATHS_AGREE_FAIL_FAST=1 stops at the first difference and lets hypothesis shrink the document;
-otherwise every difference found is listed when the test fails.
+otherwise every difference found is listed when the test fails. Documents that such runs found
+the paths to disagree on are kept in `_found` and asked first in every run.
 """
 
 from __future__ import annotations
