@@ -389,7 +389,7 @@ def _scalars(world: World) -> dict[str, st.SearchStrategy]:
         ),
         "String": st.one_of(
             string(world.cursors), string(world.cursors), string(world.words),
-            string(world.external_ids + ["default", "hr", "Execution", "same actor"]),
+            string([*world.external_ids, "default", "hr", "Execution", "same actor"]),
             st.text(max_size=12).map(lambda v: StringValueNode(value=v)),
         ),
         "Int": st.one_of(
@@ -492,7 +492,7 @@ class _Shaper:
         if self.chance(6):
             return value
         if self.chance(2):
-            incident = self.draw(st.sampled_from(self.world.incident_ids + ["999999", "abc"]))
+            incident = self.draw(st.sampled_from([*self.world.incident_ids, "999999", "abc"]))
             return ObjectValueNode(fields=(ObjectFieldNode(
                 name=NameNode(value="existingIncidentId"), value=StringValueNode(value=incident)),))
         return ObjectValueNode(fields=(ObjectFieldNode(
@@ -701,10 +701,9 @@ def _run(world: World, kind: str, examples: int) -> list[Difference]:
     # Mutations as one drawn viewer, most often one who may move and ingest.
     @given(case=_cases(world, kind), viewer=st.sampled_from(["admin", "admin", "analyst", "reader", "noqueue"]))
     def example(case: Case, viewer: str) -> None:
-        if mutation:  # one viewer: each run of a mutation restores the data twice
-            viewers = [viewer]
-        else:  # reads: every viewer, whose permissions shape the answer
-            viewers = sorted(VIEWERS)
+        # Reads as every viewer, whose permissions shape the answer; a mutation as the one drawn
+        # (each run of a mutation restores the data twice).
+        viewers = [viewer] if mutation else sorted(VIEWERS)
         for name in viewers:
             world.loop.run_until_complete(_compare(world, name, case, mutation, differences))
 
