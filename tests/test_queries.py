@@ -604,7 +604,7 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer)
         assert [i.name for i in page.items] == ["Zanzibar exfiltration on WS-77"]
         # The newest incidents first, then those of the last days, then all: the last two
         # through the trigram index, the second with the day of last activity in its condition.
-        near, recent, everything = recorder.statements
+        _near, recent, everything = recorder.statements
         for sql, args in (recent, everything):
             plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
             assert "incidents_name_search" in index_names(plan), json.dumps(plan, indent=1)
@@ -698,3 +698,20 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
     assert any("reltuples" in sql for sql in statements)
     assert any("activity_day" in sql for sql in statements)
     assert any("interval '0'" in sql and "activity_day" not in sql for sql in statements)
+
+
+async def test_a_field_cancelled_by_its_siblings_error_does_not_fail_the_others_waiting_on_the_same_load(admin, ingest, pool):
+    """graphql-core cancels the fields under a parent an error nulled; a load they shared with
+    fields elsewhere in the document (incident 1, asked for by both) still answers those."""
+    a, b = await ingest(alert_in("a", entities=[("device", "ws-1")]), alert_in("b", entities=[("device", "ws-2")]))
+    await pool.execute("UPDATE incidents SET status = 'redirected', redirect_incident_id = $1 WHERE id = $2",
+                       a.incident_id, b.incident_id)
+    query = (
+        f'{{ k1: incident(id: "{b.incident_id}") {{ redirectIncident {{ id }} activityLog(first: 1, after: "bad") {{ totalCount }} }}'
+        f' alert(id: "{a.id}") {{ incident {{ id }} }} }}'
+    )
+    response = await admin.post(query)
+    body = response.json()
+    assert response.status_code == 200
+    assert body["data"] == {"k1": None, "alert": {"incident": {"id": str(a.incident_id)}}}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]

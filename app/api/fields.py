@@ -29,6 +29,7 @@ from app.api.context import Context
 from app.db import OutcomeUnknown, in_transaction
 from app.domain import activity, alerts, idempotency, incidents, ingestion, linking, models
 from app.domain.errors import Problem, Refused
+from app.domain import pagination
 from app.domain.pagination import Page
 
 # Page sizes when `first` is absent or null: the schema's argument defaults are these too.
@@ -44,7 +45,7 @@ Batch = Callable[[list, dict, Context], "list | Awaitable[list]"]
 class Connection:
     """A page of records and, when asked for, the count of the whole list."""
 
-    __slots__ = ("page", "count")
+    __slots__ = ("count", "page")
 
     def __init__(self, page: Page, count: Callable[[], Awaitable[int]]) -> None:
         self.page = page
@@ -62,7 +63,7 @@ class Connection:
 class Edge:
     """The n-th item of a page (a typeahead page has 60: a plain slotted class)."""
 
-    __slots__ = ("page", "n", "node")
+    __slots__ = ("n", "node", "page")
 
     def __init__(self, page: Page, n: int, node: Any) -> None:
         self.page = page
@@ -117,7 +118,10 @@ async def _load_many(loader, keys: list) -> list:
     futures = [loader.load(k) for k in keys]
     if all(f.done() for f in futures):
         return [f.result() for f in futures]
-    return await asyncio.gather(*futures)
+    # The futures are the loader's, shared with every other field that asked for the same keys:
+    # when graphql-core cancels this field (a sibling's error nulled the parent), the shield keeps
+    # the cancellation from reaching them, and the other fields from getting CancelledError.
+    return await asyncio.shield(asyncio.gather(*futures))
 
 
 def _first(args: dict, default: int) -> int:
@@ -163,29 +167,36 @@ def _count_of(incident: models.Incident, ctx: Context):
 
 async def incident_alerts(parents: list[models.Incident], args, ctx: Context):
     first, after = _first(args, ALERTS_PAGE), args.get("after")
+    pagination.check_first(first)  # before any wait: which sibling's error wins stays the same
     if after is None:
         pages = await _load_many(ctx.loaders.first_alerts, [(i.id, first) for i in parents])
     else:
-        pages = await asyncio.gather(*(
-            alerts.list_alerts(conn=ctx.pool, viewer=ctx.viewer, flt=alerts.AlertFilter(incident_id=i.id),
-                               first=first, after=after)
-            for i in parents
+        pages = await _each(parents, lambda i: alerts.list_alerts(
+            conn=ctx.pool, viewer=ctx.viewer, flt=alerts.AlertFilter(incident_id=i.id), first=first, after=after
         ))
     return [Connection(p, _count_of(i, ctx)) for i, p in zip(parents, pages, strict=True)]
 
 
 async def activity_log(parents: list[models.Incident], args, ctx: Context):
     first, after = _first(args, LOG_PAGE), args.get("after")
+    pagination.check_first(first)
     if after is None:
         pages = await _load_many(ctx.loaders.first_entries, [(i.id, first) for i in parents])
     else:
-        pages = await asyncio.gather(*(
-            activity.entries_after(conn=ctx.pool, incident_id=i.id, first=first, after=after) for i in parents
+        pages = await _each(parents, lambda i: activity.entries_after(
+            conn=ctx.pool, incident_id=i.id, first=first, after=after
         ))
     return [
         Connection(p, lambda i=i: activity.count_entries(conn=ctx.pool, incident_id=i.id))
         for i, p in zip(parents, pages, strict=True)
     ]
+
+
+async def _each(parents: list, page: Callable[[Any], Awaitable]) -> list:
+    """One page per parent; the only one at once (a malformed cursor is refused before any wait)."""
+    if len(parents) == 1:
+        return [await page(parents[0])]
+    return await asyncio.gather(*(page(p) for p in parents))
 
 
 def _by_id(loader: str, attribute: str, required: bool) -> Batch:
@@ -275,11 +286,11 @@ async def incident(parents, args, ctx: Context):
     # Opening incidents by number is browsing the queue: walking 1..N needs its permission.
     # Following a readable alert to its incident does not (Alert.incident).
     ctx.viewer.require_queue()
-    return [await ctx.loaders.incident.load(ids.number(args["id"], "id"))]
+    return await _load_many(ctx.loaders.incident, [ids.number(args["id"], "id")])
 
 
 async def alert(parents, args, ctx: Context):
-    return [await ctx.loaders.alert.load(ids.number(args["id"], "id"))]
+    return await _load_many(ctx.loaders.alert, [ids.number(args["id"], "id")])
 
 
 def viewer(parents, args, ctx: Context):
