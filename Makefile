@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run migrate test schema seed clean audit fuzz
+.PHONY: install run migrate test lint format schema seed clean audit fuzz
 
 install: $(STAMP)
 
@@ -22,9 +22,20 @@ run: install
 migrate: install
 	$(BIN)/incidents migrate
 
-## The whole suite against real PostgreSQL (embedded unless TEST_DATABASE_URL is set).
-test: install
+## The lint and format checks, then the whole suite against real PostgreSQL (embedded unless
+## TEST_DATABASE_URL is set).
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## ruff's checks and its formatter's check (pyproject.toml says which rules, and why).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Apply ruff's fixes and its formatting.
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## Regenerate the committed schema.graphql from the code.
 schema: install

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import asyncpg
 import orjson
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -24,13 +25,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from cross_web import HTTPException
 
 from app import config, db, web
 from app.api import background
-from app.api.lean import LeanPath
 from app.api.context import Context
 from app.api.errors import translate
+from app.api.lean import LeanPath
 from app.api.limits import Limits
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
@@ -250,7 +250,7 @@ def create_app(
                     return
                 receive = _replay(body, receive)
             await graphql_app(scope, receive, tracked_send)
-        except Exception as exc:  # noqa: BLE001 - every failure is a JSON GraphQL error with the request id
+        except Exception as exc:
             if started:
                 raise
             message, extensions = translate(exc, request_id)
@@ -263,7 +263,7 @@ def create_app(
         try:
             async with request.app.state.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1", timeout=2)
-        except Exception as exc:  # any failure means: not healthy
+        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok"})
 

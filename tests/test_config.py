@@ -103,7 +103,7 @@ def test_nothing_reads_the_environment_at_import():
         "except app.config.ConfigError as e:\n"
         "    print(e)\n"
     )
-    env = {"PATH": "/usr/bin:/bin", **{name: "0" for name in LIMITS}}
+    env = {"PATH": "/usr/bin:/bin", **dict.fromkeys(LIMITS, "0")}
     result = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60,
                             cwd=config.ROOT)
     assert result.returncode == 0, result.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from app.api import fields
-
 from app.api.lean import LeanPath
 from tests.conftest import alert_in
 from tests.test_link_alerts import LINK

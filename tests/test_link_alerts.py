@@ -296,7 +296,7 @@ async def test_one_alert_spelled_two_ways_moves_once(admin, ingest):
 
 
 async def test_non_ascii_digits_are_not_ids(admin, ingest):
-    a, b = await ingest(alert_in("a"), alert_in("b"))
+    _, b = await ingest(alert_in("a"), alert_in("b"))
     result = await link(admin, ["١"], existingIncidentId=str(b.incident_id))
     assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("ALERT_NOT_FOUND", ["١"])]
 

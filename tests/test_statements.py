@@ -13,7 +13,6 @@ from tests.conftest import alert_in
 from tests.documents import DETAIL
 
 
-
 @pytest.fixture
 async def recorded(database_url, settings):
     """An app whose pool records every statement the app sends; yields (client, statements)."""

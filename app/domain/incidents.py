@@ -137,7 +137,7 @@ def _where_words(params: Params, flt: IncidentFilter, viewer: Viewer, indexed: f
     for word in words:
         pattern = f"lower({params.add(search.like_pattern(word))})"
         parts = search.index_parts(word)
-        if indexed is None or parts == [word] and word in indexed:
+        if indexed is None or (parts == [word] and word in indexed):
             params.where(f"i.name_folded LIKE {pattern}")
             continue
         for part in parts:

@@ -184,9 +184,11 @@ async def link_alerts(
     locked = {r[0]: Alert(*r) for r in row["alerts"] or []}
     selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
     incidents = {r[0]: Incident(*r) for r in row["incidents"] or []}
-    if target.existing_incident_id is not None:  # it may have changed before we locked it
-        if problems := _target_problems(target, incidents.get(target_id), viewer):
-            raise Refused(problems)
+    # The target may have changed before we locked it.
+    if target.existing_incident_id is not None and (
+        problems := _target_problems(target, incidents.get(target_id), viewer)
+    ):
+        raise Refused(problems)
 
     entries: list[NewEntry] = []
     if target.create_new:

@@ -11,7 +11,7 @@ from __future__ import annotations
 class Params:
     """The parameters of one statement, and the clauses of its WHERE."""
 
-    __slots__ = ("values", "clauses")
+    __slots__ = ("clauses", "values")
 
     def __init__(self) -> None:
         self.values: list[object] = []

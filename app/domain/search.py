@@ -55,7 +55,7 @@ def index_parts(word: str) -> list[str]:
     "7z.exe": there the padded trigram of the short run is what narrows it).
     """
     runs = [run for run in _RUNS.split(word) if len(run) >= 3]
-    if len(runs) >= 2 or len(runs) == 1 and len(runs[0]) >= 5 and runs[0] != word:
+    if len(runs) >= 2 or (len(runs) == 1 and len(runs[0]) >= 5 and runs[0] != word):
         return runs
     return [word]
 
@@ -72,7 +72,7 @@ def choose_index_parts(parts: list[str], counts: list[int], *, sample: int, tota
     to read its trigrams' lists (at least as long as the names holding it): "alice smith" looks
     up both words, "powershell WS-4821" only the host. The rows found are checked for every word.
     """
-    by_rarity = sorted(zip(((n + 1) / (sample + 1) for n in counts), parts))
+    by_rarity = sorted(zip(((n + 1) / (sample + 1) for n in counts), parts, strict=True))
     total = max(total, sample)
     chosen: list[str] = []
     expected = float(total)

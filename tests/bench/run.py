@@ -34,7 +34,8 @@ import orjson
 import psutil
 
 from app.config import ROOT
-from tests.bench import database, inputs as bench_inputs
+from tests.bench import database
+from tests.bench import inputs as bench_inputs
 from tests.documents import DETAIL
 from tests.live import Server, free_port
 

@@ -93,7 +93,7 @@ class Level(list):
         names = ", ".join(b.replace("b", "v", 1) for b in batches)
         loop = f"for p, {names} in zip(parents, {', '.join(batches)}, strict=True)" if batches else "for p in parents"
         source = f"def build(parents, {''.join(b + ', ' for b in batches)}):\n    return [{{{items}}} {loop}]\n"
-        exec(source, namespace)  # noqa: S102 - generated from the schema's names
+        exec(source, namespace)
         self.build = namespace["build"]
 
 
