@@ -123,8 +123,10 @@ def _yes(flag: bool) -> str:
 
 def _summary(user: users.User) -> str:
     state = "enabled" if user.enabled else "DISABLED"
-    return (f"{user.name}: {state}; queue {_yes(user.can_view_incidents)}, ingest {_yes(user.can_ingest)}; "
-            f"grants {_grants_text(user.grants)}; {user.tokens} unrevoked token(s)")
+    return (
+        f"{user.name}: {state}; queue {_yes(user.can_view_incidents)}, ingest {_yes(user.can_ingest)}; "
+        f"grants {_grants_text(user.grants)}; {user.tokens} unrevoked token(s)"
+    )
 
 
 def _describe(change: users.Change) -> str:
@@ -168,7 +170,9 @@ async def _note_grants(conn: asyncpg.Connection, user: users.User, scopes: list[
     everywhere = user.grants.get(ALL_SCOPES)
     for scope in scopes:
         if scope != ALL_SCOPES and _ACCESS_RANK[everywhere] > _ACCESS_RANK[user.grants.get(scope)]:
-            _note(f"{user.name} still has {everywhere} access to {_scope_text(scope)} through {ALL_SCOPES}={everywhere}")
+            _note(
+                f"{user.name} still has {everywhere} access to {_scope_text(scope)} through {ALL_SCOPES}={everywhere}"
+            )
     for scope in await users.scopes_without_alerts(conn=conn, scopes=[s for s in scopes if s in user.grants]):
         _note(f"no alert has scope {_scope_text(scope)} yet (a spelling mistake?)")
 
@@ -180,8 +184,12 @@ def cmd_user_add(args, settings: Settings) -> None:
     async def run(conn: asyncpg.Connection) -> str:
         try:
             token = await users.add_user(
-                conn=conn, name=args.name, grants=grants, can_view_incidents=args.queue,
-                can_ingest=args.ingest, operator=operator,
+                conn=conn,
+                name=args.name,
+                grants=grants,
+                can_view_incidents=args.queue,
+                can_ingest=args.ingest,
+                operator=operator,
             )
         except users.UserDisabled as exc:
             raise CliError(f"{exc}: enable the user first with `incidents user enable {args.name}`") from None
@@ -232,7 +240,11 @@ def cmd_user_set(args, settings: Settings) -> None:
 
     async def run(conn: asyncpg.Connection) -> None:
         changes = await users.set_permissions(
-            conn=conn, name=args.name, can_view_incidents=args.queue, can_ingest=args.ingest, operator=operator,
+            conn=conn,
+            name=args.name,
+            can_view_incidents=args.queue,
+            can_ingest=args.ingest,
+            operator=operator,
         )
         await _report(conn, args.name, changes)
 
@@ -305,8 +317,13 @@ def cmd_serve(args, settings: Settings) -> None:
     demo_token = asyncio.run(_demo(url, args.host, args.port)) if args.demo else None
     settings = Settings(**{**settings.__dict__, "database_url": url})
     options = dict(
-        host=args.host, port=args.port, loop="uvloop", http="httptools",
-        log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=10,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
         # Shed load rather than queue without bound: over this many connections (per worker), answer 503.
         limit_concurrency=settings.max_concurrency,
     )
@@ -354,7 +371,11 @@ async def _demo(url: str, host: str, port: int) -> str | None:
             async with conn.transaction():
                 await users.revoke_tokens(conn=conn, name="demo", operator=operator)
                 token = await users.add_user(
-                    conn=conn, name="demo", grants=[("*", "write")], can_view_incidents=True, can_ingest=True,
+                    conn=conn,
+                    name="demo",
+                    grants=[("*", "write")],
+                    can_view_incidents=True,
+                    can_ingest=True,
                     operator=operator,
                 )
         except users.UserDisabled:  # an operator disabled it: demo mode does not bring it back
@@ -382,28 +403,44 @@ async def _demo(url: str, host: str, port: int) -> str | None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="incidents", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply db/ migrations (idempotent, ordered, recorded)").set_defaults(func=cmd_migrate)
+    sub.add_parser("migrate", help="apply db/ migrations (idempotent, ordered, recorded)").set_defaults(
+        func=cmd_migrate
+    )
 
     serve = sub.add_parser("serve", help="serve the API (default 127.0.0.1:8000)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--demo", action="store_true", help="load demo data into an empty database and print a demo token")
-    serve.add_argument("--workers", type=int, default=None,
-                       help="worker processes (default: WEB_CONCURRENCY, else 1); each has its own pool of DB_POOL_MAX connections")
+    serve.add_argument(
+        "--demo", action="store_true", help="load demo data into an empty database and print a demo token"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: WEB_CONCURRENCY, else 1); each has its own pool of DB_POOL_MAX connections",
+    )
     serve.set_defaults(func=cmd_serve)
 
     # Every change to users is written to access_audit with who made it.
     by = argparse.ArgumentParser(add_help=False)
-    by.add_argument("--by", metavar="OPERATOR",
-                    help=f"who makes this change, for the audit (default: ${OPERATOR_VARIABLE}, else the OS user name)")
+    by.add_argument(
+        "--by",
+        metavar="OPERATOR",
+        help=f"who makes this change, for the audit (default: ${OPERATOR_VARIABLE}, else the OS user name)",
+    )
     queue_flag = {"action": argparse.BooleanOptionalAction, "help": "the 'view incidents queue' permission"}
     ingest_flag = {"action": argparse.BooleanOptionalAction, "help": "the permission to call ingestAlerts"}
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
     add = user.add_parser("add", parents=[by], help="create the user if new, print a fresh API token as the last line")
     add.add_argument("name")
-    add.add_argument("--grant", action="append", default=[], metavar="SCOPE=read|write",
-                     help="repeatable; '*=write' means every scope")
+    add.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="SCOPE=read|write",
+        help="repeatable; '*=write' means every scope",
+    )
     add.add_argument("--queue", **queue_flag)
     add.add_argument("--ingest", **ingest_flag)
     add.set_defaults(func=cmd_user_add)

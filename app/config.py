@@ -111,9 +111,7 @@ class Settings:
             workers=_int("WEB_CONCURRENCY", 1),
             lean_path=_bool("GRAPHQL_LEAN_PATH", True),
             log_level=_choice("LOG_LEVEL", "info", LOG_LEVELS),
-            cors_origins=tuple(
-                o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
-            ),
+            cors_origins=tuple(o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
             graphql_max_depth=_limit("GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),
             graphql_max_aliases=_limit("GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),
             graphql_max_tokens=_limit("GRAPHQL_MAX_TOKENS", cls.graphql_max_tokens),

@@ -99,13 +99,15 @@ def _as_graphql_response(response: Response) -> Response:
 
 def _unauthenticated(message: str, request_id: str) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
-    return JSONResponse(
-        body, status_code=401, headers={"WWW-Authenticate": "Bearer", "X-Request-Id": request_id}
-    )
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer", "X-Request-Id": request_id})
 
 
 def _wants_ide(request: Request) -> bool:
-    return request.method == "GET" and "query" not in request.query_params and "text/html" in request.headers.get("accept", "")
+    return (
+        request.method == "GET"
+        and "query" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
+    )
 
 
 def _lean_candidate(request: Request) -> bool:
@@ -137,8 +139,14 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         too_large = JSONResponse(
-            {"errors": [{"message": f"Request body over {self.max_bytes} bytes.",
-                         "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+            {
+                "errors": [
+                    {
+                        "message": f"Request body over {self.max_bytes} bytes.",
+                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                    }
+                ]
+            },
             status_code=413,
         )
         for name, value in scope.get("headers", []):
@@ -219,7 +227,9 @@ def create_app(
         request_id = uuid.uuid4().hex[:16]  # ours: a client-sent id could collide or forge log lines
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            await _unauthenticated("Send an API token as 'Authorization: Bearer <token>'.", request_id)(scope, receive, send)
+            await _unauthenticated("Send an API token as 'Authorization: Bearer <token>'.", request_id)(
+                scope, receive, send
+            )
             return
         database = db.Database(request.app.state.pool, settings.pool_timeout, settings.connections_per_request)
         started = False
@@ -232,10 +242,15 @@ def create_app(
         try:
             viewer = await users.viewer_for_token(conn=database, token=token.strip())
             if viewer is None:
-                await _unauthenticated("The API token is unknown or revoked, or its user is disabled.", request_id)(scope, receive, send)
+                await _unauthenticated("The API token is unknown or revoked, or its user is disabled.", request_id)(
+                    scope, receive, send
+                )
                 return
             context = Context(
-                pool=database, viewer=viewer, request_id=request_id, correlation_window=window,
+                pool=database,
+                viewer=viewer,
+                request_id=request_id,
+                correlation_window=window,
                 correlation_across_scopes=settings.correlation_across_scopes,
             )
             scope.setdefault("state", {})["context"] = context

@@ -94,6 +94,4 @@ def routes() -> list[BaseRoute]:
 def graphiql_page(request: Request, default_html: str) -> HTMLResponse:
     """The GraphiQL page served on GET /graphql, prefilled with the demo token when there is one."""
     html = GRAPHIQL_PAGE.replace("{demo_token}", escape(_demo_token(request) or ""))
-    return HTMLResponse(
-        html, headers={"Content-Security-Policy": GRAPHIQL_CSP, "Cache-Control": "no-store"}
-    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": GRAPHIQL_CSP, "Cache-Control": "no-store"})

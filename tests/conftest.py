@@ -120,8 +120,11 @@ def make_user(pool: asyncpg.Pool, client: httpx.AsyncClient):
     async def make(name: str, *grants: str, queue: bool = True, ingest: bool = False) -> Api:
         async with pool.acquire() as conn:
             token = await users.add_user(
-                conn=conn, name=name, grants=[users.parse_grant(g) for g in grants],
-                can_view_incidents=queue, can_ingest=ingest,
+                conn=conn,
+                name=name,
+                grants=[users.parse_grant(g) for g in grants],
+                can_view_incidents=queue,
+                can_ingest=ingest,
             )
         return Api(client, token)
 
@@ -137,13 +140,24 @@ async def admin(make_user) -> Api:
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def alert_in(external_id: str, title: str | None = None, *, severity: str = "medium",
-             category: str = "Execution", scope: str = "default", minutes: float = 0,
-             entities: list[tuple[str, str]] | None = None) -> AlertIn:
+def alert_in(
+    external_id: str,
+    title: str | None = None,
+    *,
+    severity: str = "medium",
+    category: str = "Execution",
+    scope: str = "default",
+    minutes: float = 0,
+    entities: list[tuple[str, str]] | None = None,
+) -> AlertIn:
     """An alert as a detection source would send it, detected `minutes` after NOW."""
     return AlertIn(
-        external_id=external_id, title=title or f"Alert {external_id}", severity=severity,
-        category=category, scope=scope, detected_at=NOW + timedelta(minutes=minutes),
+        external_id=external_id,
+        title=title or f"Alert {external_id}",
+        severity=severity,
+        category=category,
+        scope=scope,
+        detected_at=NOW + timedelta(minutes=minutes),
         entities=entities if entities is not None else [("device", f"host-{external_id}")],
     )
 
@@ -158,7 +172,10 @@ def ingest(pool: asyncpg.Pool):
         need incidents holding alerts of several scopes."""
         async with pool.acquire() as conn, conn.transaction():
             result = await ingestion.ingest_alerts(
-                conn=conn, viewer=source, batch=list(alerts), window=timedelta(hours=window_hours),
+                conn=conn,
+                viewer=source,
+                batch=list(alerts),
+                window=timedelta(hours=window_hours),
                 across_scopes=across_scopes,
             )
         return result.alerts

@@ -49,18 +49,27 @@ def with_database(url: str, name: str) -> str:
 class Server:
     """One `incidents serve` subprocess; its output goes to a log file, shown on failure."""
 
-    def __init__(self, database_url: str, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, database_url: str, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         environment = {
-            **os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1",
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "LOG_LEVEL": "warning",
+            "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [*incidents_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            cwd=ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
     def log(self) -> str:

@@ -57,8 +57,10 @@ async def test_a_disabled_users_tokens_are_unauthenticated_at_once_on_every_serv
 
     for server in (client, other_process):
         await assert_unauthenticated(server, bearer(analyst))
-    response = await analyst.post(LINK, {"ids": [str(a.id)], "target": {"existingIncidentId": str(b.incident_id)},
-                                         "comment": "after being disabled"})
+    response = await analyst.post(
+        LINK,
+        {"ids": [str(a.id)], "target": {"existingIncidentId": str(b.incident_id)}, "comment": "after being disabled"},
+    )
     assert response.status_code == 401
     assert codes(response.json()["errors"]) == ["UNAUTHENTICATED"]
     assert await incident_ids(pool, [a.id]) == {a.id: a.incident_id}
@@ -142,21 +144,24 @@ async def test_the_audit_is_append_only(make_user, pool):
             await pool.execute(statement)
 
 
-@pytest.mark.parametrize("operator, action, details", [
-    ("jane", "grant_set", {"scope": "default", "old": None, "new": "admin"}),
-    ("jane", "grant_set", {"scope": "default", "new": "read"}),
-    ("jane", "grant_set", {"scope": "default", "old": "read", "new": "read"}),
-    ("jane", "grant_removed", {"scope": "default"}),
-    ("jane", "permission_changed", {"permission": "delete", "old": False, "new": True}),
-    ("jane", "permission_changed", {"permission": "queue", "old": True, "new": True}),
-    ("jane", "user_created", {}),
-    ("jane", "user_disabled", {"tokens": -1}),
-    ("jane", "tokens_revoked", {"tokens": 0}),
-    ("jane", "token_issued", {"token": "igt_secret"}),
-    ("jane\nroot", "user_enabled", {"tokens": 0}),
-    (" ", "user_enabled", {"tokens": 0}),
-    ("x" * 201, "user_enabled", {"tokens": 0}),
-])
+@pytest.mark.parametrize(
+    "operator, action, details",
+    [
+        ("jane", "grant_set", {"scope": "default", "old": None, "new": "admin"}),
+        ("jane", "grant_set", {"scope": "default", "new": "read"}),
+        ("jane", "grant_set", {"scope": "default", "old": "read", "new": "read"}),
+        ("jane", "grant_removed", {"scope": "default"}),
+        ("jane", "permission_changed", {"permission": "delete", "old": False, "new": True}),
+        ("jane", "permission_changed", {"permission": "queue", "old": True, "new": True}),
+        ("jane", "user_created", {}),
+        ("jane", "user_disabled", {"tokens": -1}),
+        ("jane", "tokens_revoked", {"tokens": 0}),
+        ("jane", "token_issued", {"token": "igt_secret"}),
+        ("jane\nroot", "user_enabled", {"tokens": 0}),
+        (" ", "user_enabled", {"tokens": 0}),
+        ("x" * 201, "user_enabled", {"tokens": 0}),
+    ],
+)
 async def test_malformed_audit_entries_are_refused_by_the_database(pool, operator, action, details):
     with pytest.raises(asyncpg.CheckViolationError):
         await pool.execute(users.AUDIT, operator, action, 1, "analyst", json.dumps(details))

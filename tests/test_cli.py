@@ -36,8 +36,13 @@ async def run_cli(database_url: str, *args: str, **env: str | None) -> subproces
     environment = {**os.environ, "DATABASE_URL": database_url, **env}
     environment = {key: value for key, value in environment.items() if value is not None}
     return await asyncio.to_thread(
-        subprocess.run, [*_incidents_command(), *args], env=environment, capture_output=True,
-        text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
+        subprocess.run,
+        [*_incidents_command(), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -160,7 +165,9 @@ async def test_user_add_prints_a_token_as_last_line_that_authenticates(cli, clie
     status, body = await _viewer(client, token)
     assert status == 200, body
     assert body["data"]["viewer"] == {
-        "name": "alice", "canViewIncidents": True, "canIngest": True,
+        "name": "alice",
+        "canViewIncidents": True,
+        "canIngest": True,
         "grants": [{"scope": "*", "access": "WRITE"}],
     }
     viewer = await users.viewer_for_token(conn=pool, token=token)
@@ -182,9 +189,11 @@ async def test_tokens_are_random_and_stored_only_as_hashes(cli, client, pool):
             assert secret not in row["whole"]
             assert secret.encode() not in bytes(row["token_hash"])
     # Nowhere else either: no other table holds a copy.
-    dump = await pool.fetchval("SELECT concat_ws(' ', (SELECT string_agg(u::text, ' ') FROM users u),"
-                               " (SELECT string_agg(g::text, ' ') FROM grants g),"
-                               " (SELECT string_agg(a::text, ' ') FROM access_audit a))")
+    dump = await pool.fetchval(
+        "SELECT concat_ws(' ', (SELECT string_agg(u::text, ' ') FROM users u),"
+        " (SELECT string_agg(g::text, ' ') FROM grants g),"
+        " (SELECT string_agg(a::text, ' ') FROM access_audit a))"
+    )
     assert all(secret not in (dump or "") for secret in secret_parts)
 
 
@@ -193,7 +202,9 @@ async def test_no_queue_makes_a_user_without_the_queue_permission(cli, client):
     status, body = await _viewer(client, token)
     assert status == 200, body
     assert body["data"]["viewer"] == {
-        "name": "bob", "canViewIncidents": False, "canIngest": False,
+        "name": "bob",
+        "canViewIncidents": False,
+        "canIngest": False,
         "grants": [{"scope": "default", "access": "READ"}],
     }
 
@@ -214,8 +225,11 @@ async def test_invalid_user_name_is_refused_with_a_clear_message(cli, pool):
 
 async def test_user_add_writes_the_audit_with_the_operator(cli, pool):
     ok(await cli("user", "add", "alice", "--grant", "default=write", "--ingest", "--by", "jane"))
-    ok(await cli("user", "add", "alice", "--grant", "default=read", "--grant", "emea=read", "--no-queue",
-                 "--by", "jane"))
+    ok(
+        await cli(
+            "user", "add", "alice", "--grant", "default=read", "--grant", "emea=read", "--no-queue", "--by", "jane"
+        )
+    )
 
     entries = await audit_entries(pool)
     token_ids = [r["id"] for r in await pool.fetch("SELECT id FROM api_tokens ORDER BY id")]
@@ -259,7 +273,9 @@ async def test_user_grant_adds_and_changes_grants_and_keeps_the_others(cli, clie
     assert "alice: enabled; queue yes, ingest no; grants apac=read default=read emea=write; 1 unrevoked token(s)" in out
     status, body = await _viewer(client, token)
     assert status == 200 and body["data"]["viewer"]["grants"] == [
-        {"scope": "apac", "access": "READ"}, {"scope": "default", "access": "READ"}, {"scope": "emea", "access": "WRITE"},
+        {"scope": "apac", "access": "READ"},
+        {"scope": "default", "access": "READ"},
+        {"scope": "emea", "access": "WRITE"},
     ]
     assert (await audit_entries(pool))[-2:] == [
         ("jane", "grant_set", "alice", {"scope": "default", "old": "write", "new": "read"}),
@@ -279,12 +295,15 @@ async def test_user_grant_notes_what_an_operator_might_not_expect(cli, ingest):
     assert "no alert has scope default" not in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (("nobody", "default=read"), "no user named 'nobody'"),
-    (("alice", "default=admin"), "SCOPE=read or SCOPE=write"),
-    (("alice", "default=read", "default=write"), "scope 'default' is named twice"),
-    (("alice", "x" * 201 + "=read"), "scopes are at most 200 characters"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("nobody", "default=read"), "no user named 'nobody'"),
+        (("alice", "default=admin"), "SCOPE=read or SCOPE=write"),
+        (("alice", "default=read", "default=write"), "scope 'default' is named twice"),
+        (("alice", "x" * 201 + "=read"), "scopes are at most 200 characters"),
+    ],
+)
 async def test_user_grant_refused_changes_nothing(cli, pool, args, message):
     ok(await cli("user", "add", "alice", "--grant", "default=write"))
     before = await state(pool)
@@ -296,8 +315,13 @@ async def test_user_grant_refused_changes_nothing(cli, pool, args, message):
 
 
 async def test_user_revoke_removes_grants_and_keeps_the_others(cli, client, pool):
-    token = _token_of(ok(await cli("user", "add", "alice", "--grant", "default=write", "--grant", "emea=read",
-                                   "--grant", "apac=read")))
+    token = _token_of(
+        ok(
+            await cli(
+                "user", "add", "alice", "--grant", "default=write", "--grant", "emea=read", "--grant", "apac=read"
+            )
+        )
+    )
 
     out = ok(await cli("user", "revoke", "alice", "default", "apac", INCIDENTS_OPERATOR="jane"))
 
@@ -376,10 +400,13 @@ async def test_user_set_gives_and_takes_permissions(cli, client, pool):
     assert (viewer["canViewIncidents"], viewer["canIngest"]) == (True, False)
 
 
-@pytest.mark.parametrize("args, message", [
-    (("sensor",), "nothing to set"),
-    (("nobody", "--ingest"), "no user named 'nobody'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("sensor",), "nothing to set"),
+        (("nobody", "--ingest"), "no user named 'nobody'"),
+    ],
+)
 async def test_user_set_refused_changes_nothing(cli, pool, args, message):
     ok(await cli("user", "add", "sensor"))
     before = await state(pool)
@@ -438,8 +465,10 @@ async def test_disabling_or_enabling_an_unknown_user_fails_clearly(cli, pool, co
 
 
 async def test_user_list_shows_every_user_with_permissions_grants_and_token_counts(cli, pool):
-    tokens = [_token_of(ok(await cli("user", "add", "erin", "--grant", "default=read", "--grant", "EMEA SOC=write")))
-              for _ in range(2)]
+    tokens = [
+        _token_of(ok(await cli("user", "add", "erin", "--grant", "default=read", "--grant", "EMEA SOC=write")))
+        for _ in range(2)
+    ]
     tokens.append(_token_of(ok(await cli("user", "add", "sensor", "--no-queue", "--ingest"))))
     tokens.append(_token_of(ok(await cli("user", "add", "dave", "--grant", "*=write"))))
     ok(await cli("user", "disable", "dave"))
@@ -456,7 +485,9 @@ async def test_user_list_shows_every_user_with_permissions_grants_and_token_coun
     for token in tokens:
         assert token.removeprefix(users.TOKEN_PREFIX) not in out
     assert [line.split()[0] for line in ok(await cli("user", "list", "sensor", "dave")).splitlines()] == [
-        "NAME", "dave", "sensor",
+        "NAME",
+        "dave",
+        "sensor",
     ]
 
 
@@ -502,7 +533,8 @@ async def test_the_operator_is_by_else_the_environment_else_the_os_user(cli, poo
     ok(await cli("user", "disable", "alice", INCIDENTS_OPERATOR=None, LOGNAME="root-on-host"))
 
     assert [(e[0], e[1]) for e in await audit_entries(pool)] == [
-        ("jane", "user_created"), ("jane", "token_issued"),
+        ("jane", "user_created"),
+        ("jane", "token_issued"),
         ("ops-bot", "permission_changed"),
         ("root-on-host", "user_disabled"),
     ]
@@ -556,7 +588,9 @@ async def test_seed_builds_correlated_incidents_through_ingestion(cli, pool):
         " FROM activity_log l JOIN alerts a ON a.id = l.alert_id"
         " WHERE l.kind IN ('alert_correlated', 'incident_created')"
     )
-    assert sorted(r["alert_id"] for r in arrivals) == [r["id"] for r in await pool.fetch("SELECT id FROM alerts ORDER BY id")]
+    assert sorted(r["alert_id"] for r in arrivals) == [
+        r["id"] for r in await pool.fetch("SELECT id FROM alerts ORDER BY id")
+    ]
     assert all(r["incident_id"] == r["now_in"] and r["actor"] == "system" for r in arrivals)
     assert sum(r["kind"] == "incident_created" for r in arrivals) == n_incidents
     assert sum(r["kind"] == "alert_correlated" for r in arrivals) == n_alerts - n_incidents
@@ -578,9 +612,18 @@ async def test_unreachable_database_is_a_clear_error_without_the_password(cli):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"postgresql://someone:s3cr3t-pw@127.0.0.1:{port}/nowhere"
-    for args in (("migrate",), ("user", "add", "frank"), ("user", "grant", "frank", "x=read"),
-                 ("user", "revoke", "frank", "x"), ("user", "set", "frank", "--ingest"), ("user", "disable", "frank"),
-                 ("user", "enable", "frank"), ("user", "list"), ("token", "revoke", "frank"), ("seed", "--incidents", "1")):
+    for args in (
+        ("migrate",),
+        ("user", "add", "frank"),
+        ("user", "grant", "frank", "x=read"),
+        ("user", "revoke", "frank", "x"),
+        ("user", "set", "frank", "--ingest"),
+        ("user", "disable", "frank"),
+        ("user", "enable", "frank"),
+        ("user", "list"),
+        ("token", "revoke", "frank"),
+        ("seed", "--incidents", "1"),
+    ):
         error = failed_cleanly(await run_cli(url, *args))
         assert "cannot connect to the database" in error and f"127.0.0.1:{port}/nowhere" in error
         assert "s3cr3t-pw" not in error

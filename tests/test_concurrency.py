@@ -72,8 +72,11 @@ async def _setup_alerts(ingest) -> tuple[list[int], dict[int, int]]:
     rng = random.Random(7)
     batch = [
         alert_in(
-            f"g{g}-a{k}", f"Alert {k} of group {g}", severity=rng.choice(SEVERITIES),
-            scope="finance" if (g + k) % 4 == 0 else "default", minutes=g * 60 + k * 7 + rng.random(),
+            f"g{g}-a{k}",
+            f"Alert {k} of group {g}",
+            severity=rng.choice(SEVERITIES),
+            scope="finance" if (g + k) % 4 == 0 else "default",
+            minutes=g * 60 + k * 7 + rng.random(),
             entities=[("device", f"host-group-{g}")],
         )
         for g in range(GROUPS)
@@ -128,9 +131,12 @@ async def _check_invariants(pool: asyncpg.Pool, original: dict[int, int]) -> Cou
     current = {r["id"]: r["incident_id"] for r in await pool.fetch("SELECT id, incident_id FROM alerts")}
     # Every alert still exists and is in exactly one existing incident.
     assert sorted(current) == sorted(original)
-    assert await pool.fetchval(
-        "SELECT count(*) FROM alerts a LEFT JOIN incidents i ON i.id = a.incident_id WHERE i.id IS NULL"
-    ) == 0
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM alerts a LEFT JOIN incidents i ON i.id = a.incident_id WHERE i.id IS NULL"
+        )
+        == 0
+    )
 
     linked = await _log(pool, ("alert_linked",))
     unlinked = await _log(pool, ("alert_unlinked",))
@@ -188,7 +194,9 @@ async def _check_invariants(pool: asyncpg.Pool, original: dict[int, int]) -> Cou
         if r["status"] == "resolved":
             assert last == "incident_resolved", f"incident {r['id']} is resolved; last status entry: {last}"
         else:
-            assert last in (None, "incident_reopened"), f"incident {r['id']} is {r['status']}; last status entry: {last}"
+            assert last in (None, "incident_reopened"), (
+                f"incident {r['id']} is {r['status']}; last status entry: {last}"
+            )
 
     return Counter((e["comment"], e["alert_id"], e["incident_id"], e["other_incident_id"]) for e in linked)
 
@@ -253,14 +261,19 @@ async def test_parallel_moves_against_two_servers_keep_every_invariant(servers, 
     # No lost moves: what the clients were told moved is exactly what the log says moved.
     assert sum(observed.values()) == sum(logged.values())
     assert observed == logged
-    assert await pool.fetchval(
-        "SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor LIKE 'analyst-%'"
-    ) == created
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor LIKE 'analyst-%'"
+        )
+        == created
+    )
     # The workload really moved things: more than half of the alerts moved at least once.
     per_alert = Counter(alert for _, alert, _, _ in logged.elements())
     assert len(per_alert) > len(alert_ids) // 2
-    print(f"\n{len(results)} linkAlerts requests, {sum(logged.values())} alert moves, "
-          f"{created} new incidents in {elapsed:.1f}s (seed {seed})")
+    print(
+        f"\n{len(results)} linkAlerts requests, {sum(logged.values())} alert moves, "
+        f"{created} new incidents in {elapsed:.1f}s (seed {seed})"
+    )
 
 
 async def test_identical_concurrent_moves_both_succeed_and_write_once(servers, pool, ingest):
@@ -320,10 +333,21 @@ async def test_two_moves_of_one_alert_into_new_incidents_both_succeed(pool, inge
     try:
         tx = first.transaction()
         await tx.start()
-        one = await linking.link_alerts(conn=first, viewer=viewer, alert_ids=[str(a.id)], target=linking.Target(create_new=True), comment="one")
-        waiting = asyncio.create_task(db.in_transaction(second, lambda conn: linking.link_alerts(
-            conn=conn, viewer=viewer, alert_ids=[str(a.id)], target=linking.Target(create_new=True), comment="two",
-        )))
+        one = await linking.link_alerts(
+            conn=first, viewer=viewer, alert_ids=[str(a.id)], target=linking.Target(create_new=True), comment="one"
+        )
+        waiting = asyncio.create_task(
+            db.in_transaction(
+                second,
+                lambda conn: linking.link_alerts(
+                    conn=conn,
+                    viewer=viewer,
+                    alert_ids=[str(a.id)],
+                    target=linking.Target(create_new=True),
+                    comment="two",
+                ),
+            )
+        )
         await asyncio.sleep(0.5)
         assert not waiting.done()
         await tx.commit()

@@ -63,8 +63,14 @@ def test_every_limit_is_read_from_its_variable(environment, name):
 
 
 @pytest.mark.parametrize("name", LIMITS)
-@pytest.mark.parametrize(("raw", "message"), [("0", "must be at least 1, got 0"), ("-3", "must be at least 1, got -3"),
-                                               ("lots", "must be an integer, got 'lots'")])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", "must be at least 1, got 0"),
+        ("-3", "must be at least 1, got -3"),
+        ("lots", "must be an integer, got 'lots'"),
+    ],
+)
 def test_a_bad_limit_is_a_clear_config_error(environment, name, raw, message):
     environment.setenv(name, raw)
     with pytest.raises(ConfigError) as refused:
@@ -84,8 +90,9 @@ def test_graphql_limits_come_from_the_settings(environment):
     environment.setenv("GRAPHQL_MAX_DEPTH", "5")
     environment.setenv("GRAPHQL_MAX_COST", "900")
     settings = dataclasses.replace(Settings.from_env(), introspection=False)
-    assert Limits.from_settings(settings) == Limits(max_depth=5, max_aliases=30, max_tokens=5000, max_cost=900,
-                                                    introspection=False)
+    assert Limits.from_settings(settings) == Limits(
+        max_depth=5, max_aliases=30, max_tokens=5000, max_cost=900, introspection=False
+    )
     environment.delenv("GRAPHQL_MAX_DEPTH")
     environment.delenv("GRAPHQL_MAX_COST")
     defaults = dataclasses.replace(Settings.from_env(), introspection=True)
@@ -104,8 +111,9 @@ def test_nothing_reads_the_environment_at_import():
         "    print(e)\n"
     )
     env = {"PATH": "/usr/bin:/bin", **dict.fromkeys(LIMITS, "0")}
-    result = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60,
-                            cwd=config.ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60, cwd=config.ROOT
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "GRAPHQL_MAX_DEPTH must be at least 1, got 0"
 

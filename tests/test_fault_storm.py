@@ -190,20 +190,32 @@ async def test_two_servers_answer_every_request_and_keep_every_invariant_while_c
 ):
     # Given ten incidents of three alerts each, in two scopes, of every severity.
     severities = ["informational", "low", "medium", "high"]
-    stored = await ingest(*(
-        alert_in(f"g{g}-{k}", f"Beacon from WS-{g} stage {k}", severity=severities[(g + k) % 4],
-                 scope="emea" if g % 3 == 0 else "default", minutes=g * 10 + k, entities=[("device", f"ws-{g}")])
-        for g in range(10) for k in range(3)
-    ))
+    stored = await ingest(
+        *(
+            alert_in(
+                f"g{g}-{k}",
+                f"Beacon from WS-{g} stage {k}",
+                severity=severities[(g + k) % 4],
+                scope="emea" if g % 3 == 0 else "default",
+                minutes=g * 10 + k,
+                entities=[("device", f"ws-{g}")],
+            )
+            for g in range(10)
+            for k in range(3)
+        )
+    )
     first_incident = {a.id: a.incident_id for a in stored}
     alert_ids = sorted(first_incident)
     incident_ids = sorted(set(first_incident.values()))
     assert len(incident_ids) == 10
     # The test's own connections (the same application name) are spared; the servers' are not.
-    spared = await pool.fetchval(
-        "SELECT array_agg(pid) FROM pg_stat_activity WHERE application_name = 'incident-graph'"
-        " AND datname = current_database()"
-    ) or []
+    spared = (
+        await pool.fetchval(
+            "SELECT array_agg(pid) FROM pg_stat_activity WHERE application_name = 'incident-graph'"
+            " AND datname = current_database()"
+        )
+        or []
+    )
 
     async with pool.acquire() as conn:
         token = await users.add_user(conn=conn, name="admin", grants=[("*", "write")])
@@ -225,10 +237,13 @@ async def test_two_servers_answer_every_request_and_keep_every_invariant_while_c
             # When analysts move and read for a few seconds while every connection keeps dying.
             tally.started = time.monotonic()
             killer = asyncio.create_task(_killer(database_url, spared, tally))
-            await asyncio.wait_for(asyncio.gather(
-                *(_mover(clients, tally, alert_ids, incident_ids) for _ in range(MOVERS)),
-                *(_reader(clients, tally, incident_ids) for _ in range(READERS)),
-            ), STORM_MAX_SECONDS + BOUND)
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(_mover(clients, tally, alert_ids, incident_ids) for _ in range(MOVERS)),
+                    *(_reader(clients, tally, incident_ids) for _ in range(READERS)),
+                ),
+                STORM_MAX_SECONDS + BOUND,
+            )
             killed = await killer
             storm = time.monotonic() - tally.started
 
@@ -275,10 +290,13 @@ async def test_two_servers_answer_every_request_and_keep_every_invariant_while_c
         ) == len(tally.created)
         # Every alert belongs to exactly one existing incident, not a merged one.
         assert await conn.fetchval("SELECT count(*) FROM alerts") == len(alert_ids)
-        assert await conn.fetch(
-            "SELECT a.id FROM alerts a LEFT JOIN incidents i ON i.id = a.incident_id"
-            " WHERE i.id IS NULL OR i.status = 'redirected'"
-        ) == []
+        assert (
+            await conn.fetch(
+                "SELECT a.id FROM alerts a LEFT JOIN incidents i ON i.id = a.incident_id"
+                " WHERE i.id IS NULL OR i.status = 'redirected'"
+            )
+            == []
+        )
         # Each incident's stored aggregates are those of its alerts; one without alerts is
         # resolved, one with alerts is open.
         wrong = await conn.fetch("""
@@ -299,25 +317,34 @@ async def test_two_servers_answer_every_request_and_keep_every_invariant_while_c
         """)
         assert [dict(r) for r in wrong] == [], summary
         # Each incident was created once, and the last word of an empty one's log is "resolved".
-        assert await conn.fetch("""
+        assert (
+            await conn.fetch("""
             SELECT i.id FROM incidents i
              WHERE (SELECT count(*) FROM activity_log l WHERE l.incident_id = i.id AND l.kind = 'incident_created') <> 1
-        """) == []
-        assert await conn.fetch("""
+        """)
+            == []
+        )
+        assert (
+            await conn.fetch("""
             SELECT i.id FROM incidents i
              WHERE i.alert_count = 0 AND (
                    SELECT l.kind FROM activity_log l WHERE l.incident_id = i.id
                       AND l.kind IN ('incident_resolved', 'incident_reopened') ORDER BY l.id DESC LIMIT 1
              ) IS DISTINCT FROM 'incident_resolved'
-        """) == []
+        """)
+            == []
+        )
         # Every move's entries balance: as many ALERT_LINKED as ALERT_UNLINKED, for each alert.
         kinds = dict(await conn.fetch("SELECT kind::text, count(*) FROM activity_log GROUP BY kind"))
         assert kinds.get("alert_linked", 0) == kinds.get("alert_unlinked", 0), kinds
         assert kinds.get("alert_linked", 0) >= 1, kinds
-        assert await conn.fetch("""
+        assert (
+            await conn.fetch("""
             SELECT alert_id FROM activity_log WHERE kind IN ('alert_linked', 'alert_unlinked') GROUP BY alert_id
             HAVING count(*) FILTER (WHERE kind = 'alert_linked') <> count(*) FILTER (WHERE kind = 'alert_unlinked')
-        """) == []
+        """)
+            == []
+        )
         # And they tell each alert's journey: each move starts where the previous one ended, and
         # the last one ends where the alert is.
         moves = await conn.fetch("""

@@ -208,12 +208,16 @@ async def test_several_worker_processes_serve_and_stop_together(database_url, ad
     server = Server(database_url, tmp_path / "server.log", env={"WEB_CONCURRENCY": "2"})
     try:
         server.wait_healthy()
-        workers = [p for p in psutil.Process(server.proc.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
+        workers = [
+            p for p in psutil.Process(server.proc.pid).children() if "resource_tracker" not in " ".join(p.cmdline())
+        ]
         assert len(workers) == 2
         async with httpx.AsyncClient(base_url=server.url, timeout=BOUND, trust_env=False) as c:
             headers = {"Authorization": f"Bearer {admin.token}"}
-            body = {"query": "query($q: String!) { incidents(filter: {search: $q}) { edges { node { id } } } }",
-                    "variables": {"q": "ws-77"}}
+            body = {
+                "query": "query($q: String!) { incidents(filter: {search: $q}) { edges { node { id } } } }",
+                "variables": {"q": "ws-77"},
+            }
             answers = await asyncio.gather(*(c.post("/graphql", json=body, headers=headers) for _ in range(20)))
         assert {r.status_code for r in answers} == {200}
         assert all(r.json()["data"]["incidents"]["edges"] == [{"node": {"id": str(a.incident_id)}}] for r in answers)
@@ -230,7 +234,13 @@ async def test_workers_given_on_the_command_line_win_over_the_environment(databa
         server.wait_healthy()
         assert psutil.Process(server.proc.pid).children() == []  # one process serves
         async with httpx.AsyncClient(base_url=server.url, timeout=BOUND, trust_env=False) as c:
-            body = (await c.post("/graphql", json={"query": "{ viewer { name } }"}, headers={"Authorization": f"Bearer {admin.token}"})).json()
+            body = (
+                await c.post(
+                    "/graphql",
+                    json={"query": "{ viewer { name } }"},
+                    headers={"Authorization": f"Bearer {admin.token}"},
+                )
+            ).json()
         assert body["data"] == {"viewer": {"name": "admin"}}
     finally:
         server.stop()
@@ -287,8 +297,11 @@ class Proxied:
 
     async def post(self, query: str, **variables) -> httpx.Response:
         response = await asyncio.wait_for(
-            self.client.post("/graphql", json={"query": query, "variables": variables},
-                             headers={"Authorization": f"Bearer {self.token}"}),
+            self.client.post(
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers={"Authorization": f"Bearer {self.token}"},
+            ),
             BOUND,
         )
         assert response.headers["content-type"].startswith(JSON_TYPES), response.text
@@ -316,9 +329,7 @@ ONE_MOVE_TO_A_NEW_INCIDENT = {"incident_created": 1, "alert_unlinked": 1, "alert
 
 async def _log_kinds(pool, since: int) -> dict[str, int]:
     """How many log entries of each kind were written after the entry `since`."""
-    rows = await pool.fetch(
-        "SELECT kind::text, count(*) FROM activity_log WHERE id > $1 GROUP BY kind", since
-    )
+    rows = await pool.fetch("SELECT kind::text, count(*) FROM activity_log WHERE id > $1 GROUP BY kind", since)
     return {r["kind"]: r["count"] for r in rows}
 
 
@@ -329,9 +340,7 @@ async def _incidents(pool) -> list[asyncpg.Record]:
 async def _move_whose_commit_is_cut(admin, ingest, pool, database_url, settings, lean_path, key):
     """Given an incident of two alerts, when one of them is moved to a new incident and the
     connection is cut while COMMIT is in flight: the answer, and how the database looks."""
-    a, a2 = await ingest(
-        alert_in("a", entities=[("device", "ws-1")]), alert_in("a2", entities=[("device", "ws-1")])
-    )
+    a, a2 = await ingest(alert_in("a", entities=[("device", "ws-1")]), alert_in("a2", entities=[("device", "ws-1")]))
     assert a.incident_id == a2.incident_id
     last_entry = await pool.fetchval("SELECT max(id) FROM activity_log")
     async with proxied_app(database_url, settings, admin.token, lean_path=lean_path) as app:
@@ -350,9 +359,7 @@ async def _move_whose_commit_is_cut(admin, ingest, pool, database_url, settings,
         # The move is there exactly once: the alert in one new incident, its old one untouched,
         # no second new incident left empty (resolved) by a second run of the move.
         new = await _where(pool, a.id)
-        assert [tuple(r) for r in await _incidents(pool)] == [
-            (a.incident_id, "active", 1), (new, "active", 1)
-        ]
+        assert [tuple(r) for r in await _incidents(pool)] == [(a.incident_id, "active", 1), (new, "active", 1)]
         assert await _log_kinds(pool, last_entry) == ONE_MOVE_TO_A_NEW_INCIDENT
         assert app.proxy.answers == ["COMMIT"]  # PostgreSQL committed it, once
         return a.id, error, new, last_entry
@@ -361,9 +368,7 @@ async def _move_whose_commit_is_cut(admin, ingest, pool, database_url, settings,
 async def test_move_to_a_new_incident_whose_commit_is_cut_is_outcome_unknown_and_applied_once(
     admin, ingest, pool, database_url, settings, lean_path
 ):
-    _, error, _, _ = await _move_whose_commit_is_cut(
-        admin, ingest, pool, database_url, settings, lean_path, key=None
-    )
+    _, error, _, _ = await _move_whose_commit_is_cut(admin, ingest, pool, database_url, settings, lean_path, key=None)
     assert error["extensions"]["retryable"] is False  # without an idempotency key, a retry moves again
 
 
@@ -389,8 +394,15 @@ async def test_cut_commit_with_an_idempotency_key_is_retryable_and_the_replay_an
 
 
 async def test_ingestion_whose_commit_is_cut_is_stored_once(admin, pool, database_url, settings, lean_path):
-    alerts = [{"externalId": "edr-991", "title": "Credential dumping on WS-9", "severity": "HIGH",
-               "category": "Credential Access", "entities": [{"kind": "DEVICE", "value": "ws-9"}]}]
+    alerts = [
+        {
+            "externalId": "edr-991",
+            "title": "Credential dumping on WS-9",
+            "severity": "HIGH",
+            "category": "Credential Access",
+            "entities": [{"kind": "DEVICE", "value": "ws-9"}],
+        }
+    ]
     async with proxied_app(database_url, settings, admin.token, lean_path=lean_path) as app:
         app.proxy.arm()
         body = (await app.post(INGEST, alerts=alerts)).json()

@@ -59,7 +59,9 @@ async def test_body_over_one_mebibyte_gets_413(admin):
 
 
 async def test_every_response_reports_its_cost(admin):
-    response = await admin.post("{ incidents(first: 10) { edges { node { id alerts(first: 5) { edges { node { id } } } } } } }")
+    response = await admin.post(
+        "{ incidents(first: 10) { edges { node { id alerts(first: 5) { edges { node { id } } } } } } }"
+    )
     cost = response.json()["extensions"]["cost"]
     # incidents: 1 + 10 x (edges 1 + node 1 + alerts (1 + 5 x (edges 1 + node 1)))
     assert cost == {"requested": 1 + 10 * (2 + 1 + 5 * 2), "maximum": 50_000}
@@ -130,8 +132,12 @@ async def test_cors_allows_configured_origins(pool, settings):
     configured = Settings(**{**settings.__dict__, "cors_origins": ("https://soc.example",)})
     app = create_app(configured, pool=pool)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
-        ok = await c.options("/graphql", headers={"Origin": "https://soc.example", "Access-Control-Request-Method": "POST"})
-        bad = await c.options("/graphql", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        ok = await c.options(
+            "/graphql", headers={"Origin": "https://soc.example", "Access-Control-Request-Method": "POST"}
+        )
+        bad = await c.options(
+            "/graphql", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
     assert ok.headers["access-control-allow-origin"] == "https://soc.example"
     assert "access-control-allow-origin" not in bad.headers
 
@@ -148,9 +154,19 @@ async def test_introspection_is_on_by_default_and_can_be_switched_off(admin, poo
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"input_value_deprecation": True}, {"one_of": True}, {"input_value_deprecation": True, "one_of": True},
-     {"specified_by_url": True, "directive_is_repeatable": True, "schema_description": True,
-      "input_value_deprecation": True, "one_of": True}],
+    [
+        {},
+        {"input_value_deprecation": True},
+        {"one_of": True},
+        {"input_value_deprecation": True, "one_of": True},
+        {
+            "specified_by_url": True,
+            "directive_is_repeatable": True,
+            "schema_description": True,
+            "input_value_deprecation": True,
+            "one_of": True,
+        },
+    ],
     ids=["defaults", "input-value-deprecation", "one-of", "both", "everything"],
 )
 async def test_a_client_s_full_introspection_passes_and_is_charged(admin, options):
@@ -165,7 +181,7 @@ async def test_a_client_s_full_introspection_passes_and_is_charged(admin, option
 
 def _full_type_fragment() -> str:
     query = get_introspection_query()
-    return query[query.index("fragment FullType"):]
+    return query[query.index("fragment FullType") :]
 
 
 @pytest.mark.parametrize(
@@ -324,12 +340,16 @@ async def test_aliased_mutations_cannot_multiply_the_per_call_limits(admin):
         {"externalId": f"x{i}", "title": "t", "severity": "LOW", "category": "Execution", "entities": []}
         for i in range(500)
     ]
-    query = "mutation($a: [AlertInput!]!) { " + " ".join(
-        f"m{i}: ingestAlerts(alerts: $a) {{ errors {{ code }} }}" for i in range(20)
-    ) + " }"
+    query = (
+        "mutation($a: [AlertInput!]!) { "
+        + " ".join(f"m{i}: ingestAlerts(alerts: $a) {{ errors {{ code }} }}" for i in range(20))
+        + " }"
+    )
     body = (await admin.post(query, {"a": alerts})).json()
     assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
-    single = (await admin.post("mutation($a: [AlertInput!]!) { ingestAlerts(alerts: $a) { errors { code } } }", {"a": alerts})).json()
+    single = (
+        await admin.post("mutation($a: [AlertInput!]!) { ingestAlerts(alerts: $a) { errors { code } } }", {"a": alerts})
+    ).json()
     assert single["data"]["ingestAlerts"]["errors"] == []
 
 

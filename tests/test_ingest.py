@@ -34,12 +34,22 @@ query($id: ID!) {
 """
 
 
-def detection(external_id: str, title: str | None = None, *, minutes: float = 0, severity: str = "MEDIUM",
-              entities: list[tuple[str, str]] | None = None, **extra) -> dict:
+def detection(
+    external_id: str,
+    title: str | None = None,
+    *,
+    minutes: float = 0,
+    severity: str = "MEDIUM",
+    entities: list[tuple[str, str]] | None = None,
+    **extra,
+) -> dict:
     """An AlertInput as a detection source sends it, detected `minutes` after NOW."""
     return {
-        "externalId": external_id, "title": title or f"Detection {external_id}", "severity": severity,
-        "category": "Execution", "detectedAt": (NOW + timedelta(minutes=minutes)).isoformat(),
+        "externalId": external_id,
+        "title": title or f"Detection {external_id}",
+        "severity": severity,
+        "category": "Execution",
+        "detectedAt": (NOW + timedelta(minutes=minutes)).isoformat(),
         "entities": [
             {"kind": k, "value": v}
             for k, v in (entities if entities is not None else [("DEVICE", f"host-{external_id}")])
@@ -88,23 +98,40 @@ def deseret(n: int) -> str:
 
 
 async def test_an_alert_sharing_nothing_opens_an_incident_named_after_it(admin):
-    result = await send(admin, detection(
-        "edr-1", "  Ransomware behavior detected on WS-4821 ", severity="HIGH",
-        entities=[("DEVICE", "WS-4821"), ("USER", "alice")], scope="finance",
-    ))
+    result = await send(
+        admin,
+        detection(
+            "edr-1",
+            "  Ransomware behavior detected on WS-4821 ",
+            severity="HIGH",
+            entities=[("DEVICE", "WS-4821"), ("USER", "alice")],
+            scope="finance",
+        ),
+    )
 
     assert result["errors"] == []
     [alert] = result["alerts"]
     assert alert == {
-        "id": alert["id"], "externalId": "edr-1", "title": "Ransomware behavior detected on WS-4821",
-        "severity": "HIGH", "category": "Execution", "scope": "finance", "detectedAt": "2026-11-20T12:00:00+00:00",
+        "id": alert["id"],
+        "externalId": "edr-1",
+        "title": "Ransomware behavior detected on WS-4821",
+        "severity": "HIGH",
+        "category": "Execution",
+        "scope": "finance",
+        "detectedAt": "2026-11-20T12:00:00+00:00",
         "incident": {"id": alert["incident"]["id"], "name": "Ransomware behavior detected on WS-4821"},
         "entities": [{"kind": "DEVICE", "value": "WS-4821"}, {"kind": "USER", "value": "alice"}],
     }
-    assert result["incidents"] == [{
-        "id": alert["incident"]["id"], "name": "Ransomware behavior detected on WS-4821", "status": "ACTIVE",
-        "severity": "HIGH", "alertCount": 1, "lastActivityAt": "2026-11-20T12:00:00+00:00",
-    }]
+    assert result["incidents"] == [
+        {
+            "id": alert["incident"]["id"],
+            "name": "Ransomware behavior detected on WS-4821",
+            "status": "ACTIVE",
+            "severity": "HIGH",
+            "alertCount": 1,
+            "lastActivityAt": "2026-11-20T12:00:00+00:00",
+        }
+    ]
 
 
 async def test_a_new_incident_logs_its_creation_only(admin):
@@ -112,11 +139,17 @@ async def test_a_new_incident_logs_its_creation_only(admin):
     "Incident created for alert ..." and nothing more about it."""
     result = await send(admin, detection("edr-1", "Beacon on WS-1"))
     [alert] = result["alerts"]
-    expected = [{
-        "kind": "INCIDENT_CREATED", "actor": "system", "comment": None,
-        "message": f'Incident created for alert #{alert["id"]} "Beacon on WS-1".',
-        "incident": {"id": alert["incident"]["id"]}, "alert": {"id": alert["id"]}, "otherIncident": None,
-    }]
+    expected = [
+        {
+            "kind": "INCIDENT_CREATED",
+            "actor": "system",
+            "comment": None,
+            "message": f'Incident created for alert #{alert["id"]} "Beacon on WS-1".',
+            "incident": {"id": alert["incident"]["id"]},
+            "alert": {"id": alert["id"]},
+            "otherIncident": None,
+        }
+    ]
 
     assert result["logEntries"] == expected
     log = (await incident_of(admin, alert["incident"]["id"]))["activityLog"]["edges"]
@@ -141,8 +174,9 @@ async def test_replay_returns_the_existing_alert_unchanged(admin, pool):
     [first] = (await send(admin, detection("edr-1", "Beacon on WS-1", severity="LOW")))["alerts"]
     before = await stored(pool)
 
-    replay = await send(admin, detection("edr-1", "Something else entirely", severity="HIGH", minutes=5,
-                                          entities=[("USER", "someone")]))
+    replay = await send(
+        admin, detection("edr-1", "Something else entirely", severity="HIGH", minutes=5, entities=[("USER", "someone")])
+    )
 
     assert replay["errors"] == []
     assert replay["alerts"] == [first]
@@ -181,25 +215,34 @@ async def test_an_alert_sharing_an_entity_joins_that_incident(admin):
 
     [second] = result["alerts"]
     assert second["incident"] == first["incident"]
-    assert result["logEntries"] == [{
-        "kind": "ALERT_CORRELATED", "actor": "system", "comment": None,
-        "message": f'Alert #{second["id"]} "Beacon from ws-1" was correlated with this incident by shared evidence.',
-        "incident": {"id": first["incident"]["id"]}, "alert": {"id": second["id"]}, "otherIncident": None,
-    }]
+    assert result["logEntries"] == [
+        {
+            "kind": "ALERT_CORRELATED",
+            "actor": "system",
+            "comment": None,
+            "message": f'Alert #{second["id"]} "Beacon from ws-1" was correlated with this incident by shared evidence.',
+            "incident": {"id": first["incident"]["id"]},
+            "alert": {"id": second["id"]},
+            "otherIncident": None,
+        }
+    ]
     [incident] = result["incidents"]
     assert (incident["id"], incident["name"], incident["alertCount"]) == (first["incident"]["id"], "Phish to WS-1", 2)
     log = (await incident_of(admin, first["incident"]["id"]))["activityLog"]["edges"]
     assert [(e["node"]["kind"], e["node"]["actor"]) for e in log] == [
-        ("ALERT_CORRELATED", "system"), ("INCIDENT_CREATED", "system"),
+        ("ALERT_CORRELATED", "system"),
+        ("INCIDENT_CREATED", "system"),
     ]
 
 
 async def test_the_most_recently_detected_sharing_alert_decides(admin):
-    on_host, by_user = (await send(
-        admin,
-        detection("a", entities=[("DEVICE", "WS-1")], minutes=0),
-        detection("b", entities=[("USER", "alice")], minutes=60),
-    ))["alerts"]
+    on_host, by_user = (
+        await send(
+            admin,
+            detection("a", entities=[("DEVICE", "WS-1")], minutes=0),
+            detection("b", entities=[("USER", "alice")], minutes=60),
+        )
+    )["alerts"]
     assert on_host["incident"] != by_user["incident"]
 
     result = await send(
@@ -216,8 +259,9 @@ async def test_the_most_recently_detected_sharing_alert_decides(admin):
 async def test_correlation_window_is_24_hours_back(admin, gap, joins):
     [old] = (await send(admin, detection("a", entities=[("IP", "185.220.101.7")])))["alerts"]
 
-    [new] = (await send(admin, detection("b", entities=[("IP", "185.220.101.7")],
-                                         minutes=gap.total_seconds() / 60)))["alerts"]
+    [new] = (await send(admin, detection("b", entities=[("IP", "185.220.101.7")], minutes=gap.total_seconds() / 60)))[
+        "alerts"
+    ]
 
     assert (new["incident"] == old["incident"]) is joins
 
@@ -228,7 +272,9 @@ async def test_only_active_or_in_progress_incidents_take_correlated_alerts(admin
     redirect = int(elsewhere["incident"]["id"]) if status == "redirected" else None
     await pool.execute(
         "UPDATE incidents SET status = $2::incident_status, redirect_incident_id = $3 WHERE id = $1",
-        int(old["incident"]["id"]), status, redirect,
+        int(old["incident"]["id"]),
+        status,
+        redirect,
     )
 
     result = await send(admin, detection("b", "Mimikatz again", entities=[("FILE", "MIMIKATZ.EXE")], minutes=10))
@@ -243,11 +289,13 @@ async def test_only_active_or_in_progress_incidents_take_correlated_alerts(admin
 async def test_a_closed_incident_is_skipped_for_the_latest_open_one(admin, pool):
     """When the most recent sharing alert sits in a resolved incident, the alert joins the open
     incident of the most recent sharing alert that is still in one: that story is still live."""
-    older, newer = (await send(
-        admin,
-        detection("a", entities=[("USER", "bob")], minutes=0),
-        detection("b", entities=[("USER", "bob")], minutes=10),
-    ))["alerts"]
+    older, newer = (
+        await send(
+            admin,
+            detection("a", entities=[("USER", "bob")], minutes=0),
+            detection("b", entities=[("USER", "bob")], minutes=10),
+        )
+    )["alerts"]
     assert older["incident"] == newer["incident"]
     split = await admin(LINK, ids=[newer["id"]], target={"createNew": True}, comment="different story")
     moved_to = split["linkAlerts"]["targetIncident"]["id"]
@@ -294,11 +342,14 @@ async def test_alerts_in_one_batch_correlate_with_each_other_in_order(admin):
     a, b, c, z = result["alerts"]
     assert a["incident"] == b["incident"] == c["incident"] != z["incident"]
     assert [(e["kind"], e["alert"]["id"]) for e in result["logEntries"]] == [
-        ("INCIDENT_CREATED", a["id"]), ("ALERT_CORRELATED", b["id"]), ("ALERT_CORRELATED", c["id"]),
+        ("INCIDENT_CREATED", a["id"]),
+        ("ALERT_CORRELATED", b["id"]),
+        ("ALERT_CORRELATED", c["id"]),
         ("INCIDENT_CREATED", z["id"]),
     ]
     assert [(i["id"], i["alertCount"]) for i in result["incidents"]] == [
-        (a["incident"]["id"], 3), (z["incident"]["id"], 1),
+        (a["incident"]["id"], 3),
+        (z["incident"]["id"], 1),
     ]
 
 
@@ -314,7 +365,9 @@ async def test_derived_fields_follow_the_alerts(admin):
     # c was detected before b: it correlates with a, and leaves the latest activity at b's time.
     [incident] = result["incidents"]
     assert (incident["severity"], incident["alertCount"], incident["lastActivityAt"]) == (
-        "HIGH", 3, "2026-11-20T12:30:00+00:00"
+        "HIGH",
+        3,
+        "2026-11-20T12:30:00+00:00",
     )
     assert {k: v for k, v in (await incident_of(admin, incident["id"])).items() if k != "activityLog"} == incident
 
@@ -362,10 +415,16 @@ async def test_one_invalid_alert_refuses_the_whole_batch(admin, pool, bad, field
 @pytest.mark.parametrize(
     ("bad", "field", "message"),
     [
-        ({"scope": four_byte(151)}, "scope",
-         "scope must be 1 to 200 characters and at most 600 bytes in UTF-8, without NUL."),
-        ({"entities": [{"kind": "USER", "value": "alice"}, {"kind": "FILE", "value": three_byte(1000)}]}, "entities",
-         "Entity values must be 1 to 1,000 characters and at most 1,300 bytes in UTF-8, without NUL."),
+        (
+            {"scope": four_byte(151)},
+            "scope",
+            "scope must be 1 to 200 characters and at most 600 bytes in UTF-8, without NUL.",
+        ),
+        (
+            {"entities": [{"kind": "USER", "value": "alice"}, {"kind": "FILE", "value": three_byte(1000)}]},
+            "entities",
+            "Entity values must be 1 to 1,000 characters and at most 1,300 bytes in UTF-8, without NUL.",
+        ),
         ({"externalId": four_byte(501)}, "externalId", "externalId must be 1 to 500 characters, without NUL."),
     ],
 )
@@ -382,7 +441,10 @@ async def test_every_text_at_its_limit_in_four_byte_characters_is_stored(admin, 
     bytes, and 1,000 characters of ASCII, fit the entities' keys; titles and categories are in
     no btree. None of it compresses."""
     at_limit = detection(
-        four_byte(500), four_byte(1000, 1000), scope=four_byte(150, 2000), category=four_byte(200, 3000),
+        four_byte(500),
+        four_byte(1000, 1000),
+        scope=four_byte(150, 2000),
+        category=four_byte(200, 3000),
         entities=[("FILE", four_byte(325, 4000)), ("URL", "".join(chr(33 + i * 37 % 94) for i in range(1000)))],
     )
 
@@ -391,7 +453,10 @@ async def test_every_text_at_its_limit_in_four_byte_characters_is_stored(admin, 
     assert result["errors"] == []
     [alert] = result["alerts"]
     assert (alert["externalId"], alert["title"], alert["scope"], alert["category"]) == (
-        at_limit["externalId"], at_limit["title"], at_limit["scope"], at_limit["category"]
+        at_limit["externalId"],
+        at_limit["title"],
+        at_limit["scope"],
+        at_limit["category"],
     )
     assert alert["entities"] == at_limit["entities"]
     assert (await send(admin, at_limit))["alerts"] == [alert]
@@ -424,7 +489,8 @@ async def test_the_entity_indexes_hold_twice_the_byte_limit_but_not_a_btree_entr
 async def test_every_invalid_alert_is_named(admin, pool):
     result = await send(admin, detection("a", title=" "), detection("ok"), detection("c", category=" "))
     assert [(e["code"], e["field"], e["externalIds"]) for e in result["errors"]] == [
-        ("INVALID_INPUT", "alerts.0.title", ["a"]), ("INVALID_INPUT", "alerts.2.category", ["c"]),
+        ("INVALID_INPUT", "alerts.0.title", ["a"]),
+        ("INVALID_INPUT", "alerts.2.category", ["c"]),
     ]
     assert (await stored(pool))["alerts"] == 0
 
@@ -458,14 +524,19 @@ async def test_a_user_without_ingest_permission_is_forbidden(make_user, pool):
 
 async def test_a_sensor_without_grants_stores_alerts_and_learns_nothing_else(make_user, admin, pool):
     """The payload shows only what the viewer may read, like every query."""
-    (existing,) = (await send(admin, detection("known", "Secret finance alert", scope="finance",
-                                               entities=[("DEVICE", "shared-host")])))["alerts"]
+    (existing,) = (
+        await send(
+            admin, detection("known", "Secret finance alert", scope="finance", entities=[("DEVICE", "shared-host")])
+        )
+    )["alerts"]
     sensor = await make_user("sensor", queue=False, ingest=True)
     result = await send(sensor, detection("a", entities=[("DEVICE", "shared-host")]))
     assert result == {**result, "errors": [], "alerts": [], "incidents": [], "logEntries": []}
     assert (await stored(pool))["alerts"] == 2
     # the finance incident takes no default-scope alert: correlation stays within a scope
-    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE external_id = 'a'") != int(existing["incident"]["id"])
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE external_id = 'a'") != int(
+        existing["incident"]["id"]
+    )
 
 
 # --- a configurable window ------------------------------------------------------------------
@@ -494,7 +565,15 @@ async def test_correlation_window_comes_from_settings(client_with_window, admin,
     assert (new["incident"] == old["incident"]) is joins
 
 
-@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2999-01-01T00:00:00+00:00", "1900-01-01T00:00:00+00:00"])
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+        "2999-01-01T00:00:00+00:00",
+        "1900-01-01T00:00:00+00:00",
+    ],
+)
 async def test_an_impossible_detection_time_is_invalid_input(admin, pool, moment):
     result = await send(admin, detection("odd", detectedAt=moment))
     assert [(e["code"], e["field"], e["externalIds"]) for e in result["errors"]] == [
@@ -508,7 +587,9 @@ async def test_an_external_id_names_an_alert_within_its_scope(make_user, admin, 
     await send(admin, detection("shared-id", "Payroll export", scope="hr"))
     sensor = await make_user("sensor", "default=read", ingest=True)
     result = await send(sensor, detection("shared-id", "Beacon on WS-1"))
-    assert [(a["externalId"], a["title"], a["scope"]) for a in result["alerts"]] == [("shared-id", "Beacon on WS-1", "default")]
+    assert [(a["externalId"], a["title"], a["scope"]) for a in result["alerts"]] == [
+        ("shared-id", "Beacon on WS-1", "default")
+    ]
     assert (await stored(pool))["alerts"] == 2
     again = await send(sensor, detection("shared-id", "Beacon on WS-1"))
     assert again["alerts"][0]["id"] == result["alerts"][0]["id"]

@@ -50,7 +50,9 @@ async def test_a_replayed_move_shows_only_what_the_viewer_may_see_now(make_user,
     assert (await fin(LOG, id=created))["incident"] is None
 
 
-async def test_a_log_entry_about_an_unreadable_alert_hides_its_comment_and_unseen_incident_numbers(make_user, admin, ingest):
+async def test_a_log_entry_about_an_unreadable_alert_hides_its_comment_and_unseen_incident_numbers(
+    make_user, admin, ingest
+):
     """Given an hr alert moved by an admin into an incident a default-scope analyst can see, from
     an incident they cannot see, when the analyst reads the log, the entry about the hr alert has
     neither the admin's comment nor the number of the incident it came from."""
@@ -60,8 +62,12 @@ async def test_a_log_entry_about_an_unreadable_alert_hides_its_comment_and_unsee
         alert_in("h1", "Payroll export", scope="hr", entities=[("device", "hr-9")]),
     )
     hr_incident = secret.incident_id
-    await admin(MOVE, ids=[str(secret.id)], target={"existingIncidentId": str(visible.incident_id)},
-                comment="payroll of j.doe, see HR case 77")
+    await admin(
+        MOVE,
+        ids=[str(secret.id)],
+        target={"existingIncidentId": str(visible.incident_id)},
+        comment="payroll of j.doe, see HR case 77",
+    )
 
     log = [e["node"] for e in (await dana(LOG, id=str(visible.incident_id)))["incident"]["activityLog"]["edges"]]
     [linked] = [e for e in log if e["kind"] == "ALERT_LINKED"]
@@ -87,9 +93,10 @@ async def test_a_move_to_a_merged_incident_does_not_name_where_it_went(make_user
     )
     await pool.execute(
         "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
-        other.incident_id, secret.incident_id,
+        other.incident_id,
+        secret.incident_id,
     )
-    result = (await dana(MOVE, ids=[str(mine.id)], target={"existingIncidentId": str(other.incident_id)}, comment="c"))
+    result = await dana(MOVE, ids=[str(mine.id)], target={"existingIncidentId": str(other.incident_id)}, comment="c")
     [error] = result["linkAlerts"]["errors"]
     assert error["code"] == "TARGET_NOT_LINKABLE"
     assert str(secret.incident_id) not in error["message"]
@@ -122,13 +129,27 @@ async def test_two_worlds_that_differ_only_in_unreadable_alerts_look_the_same(ma
     alert. World B: the same incident without it. A default-scope analyst sees the same bytes."""
 
     async def world(with_hidden: bool) -> dict:
-        await pool.execute("TRUNCATE idempotency_keys, activity_log, alert_entities, alerts, incidents RESTART IDENTITY CASCADE")
+        await pool.execute(
+            "TRUNCATE idempotency_keys, activity_log, alert_entities, alerts, incidents RESTART IDENTITY CASCADE"
+        )
         [visible] = await ingest(alert_in("d1", "Beacon on WS-1", severity="low", entities=[("device", "ws-1")]))
         if with_hidden:
-            [hidden] = await ingest(alert_in("h1", "Payroll export by j.doe", scope="hr", severity="high",
-                                             minutes=10, entities=[("user", "j.doe")]))
-            moved = await admin(MOVE, ids=[str(hidden.id)], target={"existingIncidentId": str(visible.incident_id)},
-                                comment="same actor")
+            [hidden] = await ingest(
+                alert_in(
+                    "h1",
+                    "Payroll export by j.doe",
+                    scope="hr",
+                    severity="high",
+                    minutes=10,
+                    entities=[("user", "j.doe")],
+                )
+            )
+            moved = await admin(
+                MOVE,
+                ids=[str(hidden.id)],
+                target={"existingIncidentId": str(visible.incident_id)},
+                comment="same actor",
+            )
             assert moved["linkAlerts"]["errors"] == []
         dana = await make_user(f"dana-{with_hidden}", "default=read")
         return await dana(DERIVED, id=str(visible.incident_id), q="beacon")
@@ -148,7 +169,7 @@ async def test_an_incident_named_after_unreadable_alerts_shows_its_number_and_it
     )
     await admin(MOVE, ids=[str(visible.id)], target={"existingIncidentId": str(secret.incident_id)}, comment="c")
 
-    seen = (await dana(DERIVED, id=str(secret.incident_id), q="payroll"))
+    seen = await dana(DERIVED, id=str(secret.incident_id), q="payroll")
     assert seen["incident"]["name"] == f"Incident {secret.incident_id}"
     assert seen["incidents"] == {"totalCount": 0, "edges": []}
     assert (await admin(DERIVED, id=str(secret.incident_id), q="payroll"))["incidents"]["totalCount"] == 1
@@ -160,8 +181,11 @@ async def test_ingesting_into_your_scope_tells_you_nothing_of_other_scopes(make_
     scope had ever seen that device, and the engineering incident is untouched."""
     from tests.test_ingest import detection, send
 
-    engineering = (await send(admin, detection("e1", "Mimikatz run by j.doe", scope="engineering",
-                                               entities=[("DEVICE", "srv-9408-51")])))["alerts"][0]
+    engineering = (
+        await send(
+            admin, detection("e1", "Mimikatz run by j.doe", scope="engineering", entities=[("DEVICE", "srv-9408-51")])
+        )
+    )["alerts"][0]
     source = await make_user("fin-source", "finance=write", ingest=True)
 
     answer = await send(source, detection("f1", "Unusual wire", scope="finance", entities=[("DEVICE", "SRV-9408-51")]))
@@ -169,13 +193,16 @@ async def test_ingesting_into_your_scope_tells_you_nothing_of_other_scopes(make_
     assert incident["id"] != engineering["incident"]["id"]
     assert incident["name"] == "Unusual wire" and incident["alertCount"] == 1
     assert [e["kind"] for e in answer["logEntries"]] == ["INCIDENT_CREATED"]
-    eng = await pool.fetchrow("SELECT alert_count, alert_scopes FROM incidents WHERE id = $1",
-                              int(engineering["incident"]["id"]))
+    eng = await pool.fetchrow(
+        "SELECT alert_count, alert_scopes FROM incidents WHERE id = $1", int(engineering["incident"]["id"])
+    )
     assert (eng["alert_count"], eng["alert_scopes"]) == (1, ["engineering"])
 
     # The finance readers cannot open the engineering incident either.
     reader = await make_user("fin", "finance=write")
-    assert (await reader("query($id: ID!) { incident(id: $id) { id } }", id=engineering["incident"]["id"]))["incident"] is None
+    assert (await reader("query($id: ID!) { incident(id: $id) { id } }", id=engineering["incident"]["id"]))[
+        "incident"
+    ] is None
 
 
 async def test_correlation_across_scopes_is_a_setting(make_user, admin, pool, settings):

@@ -29,7 +29,7 @@ query($first: Int, $after: String, $status: [IncidentStatus!]) {
 fragment Card on Incident { id name alertCount createdAt ... on Incident { severity status } }
 fragment Line on Alert { id externalId title category scope status incident { id alertCount } }
 """
-ONE = "query($id: ID!) { alert(id: $id) { id title incident { id } } missing: incident(id: \"999999\") { id } }"
+ONE = 'query($id: ID!) { alert(id: $id) { id title incident { id } } missing: incident(id: "999999") { id } }'
 
 
 # These tests look at the lean path itself: the app under test has it on.
@@ -75,10 +75,15 @@ async def test_lean_and_normal_paths_give_the_same_bytes(make_user, admin, inges
     analyst = await make_user("analyst", "default=write")
 
     cases = [
-        (TYPEAHEAD, {"q": "on"}), (TYPEAHEAD, {"q": "ws-1 lateral"}), (TYPEAHEAD, {"q": str(c.incident_id)}),
-        (DETAIL, {"id": str(a.incident_id)}), (DETAIL, {"id": str(c.incident_id)}),
-        (SHAPES, {"first": 2}), (SHAPES, {"first": 1, "status": ["ACTIVE", "RESOLVED"]}),
-        (ONE, {"id": str(b.id)}), (ONE, {"id": str(secret.id)}),
+        (TYPEAHEAD, {"q": "on"}),
+        (TYPEAHEAD, {"q": "ws-1 lateral"}),
+        (TYPEAHEAD, {"q": str(c.incident_id)}),
+        (DETAIL, {"id": str(a.incident_id)}),
+        (DETAIL, {"id": str(c.incident_id)}),
+        (SHAPES, {"first": 2}),
+        (SHAPES, {"first": 1, "status": ["ACTIVE", "RESOLVED"]}),
+        (ONE, {"id": str(b.id)}),
+        (ONE, {"id": str(secret.id)}),
     ]
     for viewer in (admin, analyst):
         for query, variables in cases:
@@ -119,13 +124,32 @@ mutation($alerts: [AlertInput!]!) { ingestAlerts(alerts: $alerts) {
 
 def _detections(prefix: str) -> list[dict]:
     return [
-        {"externalId": f"{prefix}-1", "title": "Phish on WS-1", "severity": "LOW", "category": "InitialAccess",
-         "detectedAt": "2026-11-20T12:00:00Z", "entities": [{"kind": "DEVICE", "value": "WS-1"}]},
-        {"externalId": f"{prefix}-2", "title": "Beacon from ws-1", "severity": "HIGH", "category": "CommandAndControl",
-         "scope": "hr", "detectedAt": "2026-11-20T12:05:00", "entities": [{"kind": "DEVICE", "value": " ws-1 "}]},
+        {
+            "externalId": f"{prefix}-1",
+            "title": "Phish on WS-1",
+            "severity": "LOW",
+            "category": "InitialAccess",
+            "detectedAt": "2026-11-20T12:00:00Z",
+            "entities": [{"kind": "DEVICE", "value": "WS-1"}],
+        },
+        {
+            "externalId": f"{prefix}-2",
+            "title": "Beacon from ws-1",
+            "severity": "HIGH",
+            "category": "CommandAndControl",
+            "scope": "hr",
+            "detectedAt": "2026-11-20T12:05:00",
+            "entities": [{"kind": "DEVICE", "value": " ws-1 "}],
+        },
         {"externalId": f"{prefix}-1", "title": "a repeat", "severity": "LOW", "category": "x", "entities": []},
-        {"externalId": f"{prefix}-3", "title": "Unrelated", "severity": "MEDIUM", "category": "Discovery",
-         "detectedAt": "2026-11-20T12:06:00Z", "entities": []},
+        {
+            "externalId": f"{prefix}-3",
+            "title": "Unrelated",
+            "severity": "MEDIUM",
+            "category": "Discovery",
+            "detectedAt": "2026-11-20T12:06:00Z",
+            "entities": [],
+        },
     ]
 
 
@@ -178,10 +202,15 @@ async def test_moves_answer_as_the_normal_path_does(make_user, pool, ingest, lea
         {"ids": ["5", "999"], "target": {"existingIncidentId": "1"}, "comment": "hidden and unknown"},
         {"ids": ["2"], "target": {"existingIncidentId": "1"}, "comment": "already there"},
     ]
+
     async def five_alerts() -> None:
-        await pool.execute("TRUNCATE activity_log, alert_entities, alerts, incidents, idempotency_keys RESTART IDENTITY CASCADE")
+        await pool.execute(
+            "TRUNCATE activity_log, alert_entities, alerts, incidents, idempotency_keys RESTART IDENTITY CASCADE"
+        )
         for n, scope in enumerate(["default", "default", "default", "default", "hr"]):
-            await ingest(alert_in(f"x{n}", f"Alert {n} on WS-{n}", minutes=n, scope=scope, entities=[("device", f"ws-{n}")]))
+            await ingest(
+                alert_in(f"x{n}", f"Alert {n} on WS-{n}", minutes=n, scope=scope, entities=[("device", f"ws-{n}")])
+            )
 
     outcomes = await _on_both_paths(analyst, lean_answers, five_alerts, LINK_WITH_KEY, moves)
     assert outcomes[0] == outcomes[1]
@@ -196,23 +225,29 @@ async def test_a_move_the_lean_path_committed_is_not_run_again(admin, ingest, po
         'mutation { linkAlerts(alertIds: ["1"], target: {createNew: true}, comment: "split") {'
         " targetIncident { id alerts(first: 0) { totalCount } } errors { code } } }"
     )
-    response = await admin.client.post("/graphql", json={"query": split}, headers={"Authorization": f"Bearer {admin.token}"})
+    response = await admin.client.post(
+        "/graphql", json={"query": split}, headers={"Authorization": f"Bearer {admin.token}"}
+    )
 
     assert lean_answers == [None]  # the lean path left the answer to the normal one
     assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["BAD_USER_INPUT"]
     assert await pool.fetchval("SELECT count(*) FROM incidents") == 2
-    assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor = 'admin'") == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor = 'admin'")
+        == 1
+    )
     assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = 1") == 2
 
 
 async def test_a_move_with_its_target_written_in_the_document_takes_the_lean_path(admin, ingest, lean_answers):
     await ingest(alert_in("a", entities=[("device", "ws-1")]), alert_in("b", entities=[("device", "ws-2")]))
     move = (
-        'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to},'
+        "mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to},"
         ' comment: "consolidating") { targetIncident { id alertCount } errors { code message } } }'
     )
     response = await admin.client.post(
-        "/graphql", json={"query": move, "variables": {"ids": ["2"], "to": "1"}},
+        "/graphql",
+        json={"query": move, "variables": {"ids": ["2"], "to": "1"}},
         headers={"Authorization": f"Bearer {admin.token}"},
     )
     assert response.json() == {
@@ -226,13 +261,21 @@ async def test_one_document_is_charged_by_each_requests_own_variables(admin, lea
     # The lean path keeps a document's cost by the shape of its variables: a cheap request must
     # not let the same document through later with a costly `first`, nor the other way round.
     nested = "alerts(first: $n) { edges { node { incident { alerts(first: $n) { edges { node { id } } } } } } }"
-    query = "query($n: Int, $q: String) { incidents(first: $n, filter: {search: $q}) { edges { node { " + nested + " } } } }"
+    query = (
+        "query($n: Int, $q: String) { incidents(first: $n, filter: {search: $q}) { edges { node { "
+        + nested
+        + " } } } }"
+    )
     cheap = (await admin.post(query, {"n": 2, "q": "a"})).json()
     costly = (await admin.post(query, {"n": 100, "q": "a"})).json()
     cheap_again = (await admin.post(query, {"n": 2, "q": "b"})).json()
     assert lean_answers[0] is not None and lean_answers[2] is not None  # the lean path answered both
     assert "errors" not in cheap and "errors" not in cheap_again
-    assert cheap["extensions"]["cost"]["requested"] == cheap_again["extensions"]["cost"]["requested"] == 1 + 2 * (3 + 2 * (3 + 1 + 2 * 2))
+    assert (
+        cheap["extensions"]["cost"]["requested"]
+        == cheap_again["extensions"]["cost"]["requested"]
+        == 1 + 2 * (3 + 2 * (3 + 1 + 2 * 2))
+    )
     assert costly["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
     assert costly["extensions"]["cost"]["requested"] == 1 + 100 * (3 + 100 * (3 + 1 + 100 * 2))
 
@@ -252,7 +295,9 @@ async def test_a_move_whose_answer_fails_after_commit_is_answered_by_the_lean_pa
         'mutation { linkAlerts(alertIds: ["1"], target: {createNew: true}, comment: "split") {'
         " targetIncident { id alertCount } errors { code } } }"
     )
-    response = await admin.client.post("/graphql", json={"query": split}, headers={"Authorization": f"Bearer {admin.token}"})
+    response = await admin.client.post(
+        "/graphql", json={"query": split}, headers={"Authorization": f"Bearer {admin.token}"}
+    )
 
     assert lean_answers[0] is not None  # answered by the lean path
     [error] = response.json()["errors"]
@@ -261,7 +306,10 @@ async def test_a_move_whose_answer_fails_after_commit_is_answered_by_the_lean_pa
     assert error["extensions"]["retryable"] is False  # the move was made: a retry would be another
     assert error["message"].startswith("linkAlerts was applied")
     assert await pool.fetchval("SELECT count(*) FROM incidents") == 2
-    assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor = 'admin'") == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind = 'incident_created' AND actor = 'admin'")
+        == 1
+    )
 
 
 async def test_a_read_whose_database_is_down_is_answered_once_not_run_again(admin, ingest, lean_answers, monkeypatch):

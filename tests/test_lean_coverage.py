@@ -38,7 +38,9 @@ def test_every_field_with_a_resolver_has_its_one_batch():
 def test_decisions_name_only_what_the_schema_has():
     coordinates = {
         (typ.name, name)
-        for typ in SCHEMA.type_map.values() if isinstance(typ, GraphQLObjectType) for name in typ.fields
+        for typ in SCHEMA.type_map.values()
+        if isinstance(typ, GraphQLObjectType)
+        for name in typ.fields
     }
     assert set(decisions.COVERED) <= coordinates
     assert coordinates >= decisions.NORMAL_ONLY
@@ -62,8 +64,9 @@ def test_a_filter_field_without_a_decision_fails_the_coverage_and_the_lean_path_
 
 
 def test_an_argument_or_a_resolver_field_without_a_decision_makes_the_lean_path_step_aside():
-    extended = extend_schema(SCHEMA, parse("extend type Incident { assignee: String } "
-                                           "extend type Query { incidentsBy(owner: String): Int }"))
+    extended = extend_schema(
+        SCHEMA, parse("extend type Incident { assignee: String } extend type Query { incidentsBy(owner: String): Int }")
+    )
     # Fields added outside strawberry have resolvers no one decided on.
     assert set(decisions.coverage_gaps(extended)) == {"Incident.assignee", "Query.incidentsBy"}
     lean = LeanPath(extended, Limits())

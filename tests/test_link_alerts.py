@@ -199,7 +199,8 @@ async def test_redirected_target_is_not_linkable(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
     await pool.execute(
         "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
-        b.incident_id, a.incident_id,
+        b.incident_id,
+        a.incident_id,
     )
     result = await link(admin, [a.id], existingIncidentId=str(b.incident_id))
     assert [e["code"] for e in result["errors"]] == ["TARGET_NOT_LINKABLE"]
@@ -251,7 +252,9 @@ async def test_unreadable_alert_looks_like_an_unknown_one(make_user, ingest):
     hidden = await link(analyst, [a.id, secret.id], existingIncidentId=str(t.incident_id))
     unknown = await link(analyst, [a.id, 9999], existingIncidentId=str(t.incident_id))
     assert hidden["errors"][0]["code"] == unknown["errors"][0]["code"] == "ALERT_NOT_FOUND"
-    assert hidden["errors"][0]["message"].replace(str(secret.id), "N") == unknown["errors"][0]["message"].replace("9999", "N")
+    assert hidden["errors"][0]["message"].replace(str(secret.id), "N") == unknown["errors"][0]["message"].replace(
+        "9999", "N"
+    )
 
 
 async def test_invisible_target_looks_like_an_unknown_one(make_user, ingest):
@@ -279,7 +282,9 @@ async def test_reader_cannot_move(make_user, ingest):
 async def test_move_a_thousand_alerts_at_once(admin, ingest, pool):
     alerts = []
     for start in range(0, 1000, 500):
-        alerts += await ingest(*[alert_in(f"bulk-{i}", entities=[("device", "shared")]) for i in range(start, start + 500)])
+        alerts += await ingest(
+            *[alert_in(f"bulk-{i}", entities=[("device", "shared")]) for i in range(start, start + 500)]
+        )
     target = (await ingest(alert_in("t")))[0]
     result = await link(admin, [a.id for a in alerts], existingIncidentId=str(target.incident_id))
     assert result["errors"] == []
@@ -306,7 +311,9 @@ async def test_an_unreadable_alert_locked_elsewhere_does_not_make_the_answer_wai
     analyst = await make_user("analyst", "default=write")
     a, secret, t = await ingest(alert_in("a"), alert_in("s", scope="hr"), alert_in("t"))
     async with pool.acquire() as other, other.transaction():
-        await other.execute("SELECT 1 FROM alerts WHERE id = ANY($1::bigint[]) FOR UPDATE", [secret.id, secret.incident_id])
+        await other.execute(
+            "SELECT 1 FROM alerts WHERE id = ANY($1::bigint[]) FOR UPDATE", [secret.id, secret.incident_id]
+        )
         await other.execute("SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE", secret.incident_id)
         result = await asyncio.wait_for(link(analyst, [a.id, secret.id], existingIncidentId=str(t.incident_id)), 10)
         hidden_target = await asyncio.wait_for(link(analyst, [a.id], existingIncidentId=str(secret.incident_id)), 10)

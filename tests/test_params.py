@@ -23,8 +23,21 @@ def test_each_value_gets_the_next_placeholder_and_clauses_join_with_and():
     assert Params().conditions == "true"
 
 
-SEARCHES = ["on", "lateral", "ws-12", "ws-29", "fs-1", "user5@contoso", "powershell ws-77", "rare ws-3",
-            "c2", "rare", "zanzibar", "nothing-like-this", "12"]
+SEARCHES = [
+    "on",
+    "lateral",
+    "ws-12",
+    "ws-29",
+    "fs-1",
+    "user5@contoso",
+    "powershell ws-77",
+    "rare ws-3",
+    "c2",
+    "rare",
+    "zanzibar",
+    "nothing-like-this",
+    "12",
+]
 
 
 @pytest.mark.parametrize("with_alerts", [False, True])
@@ -64,13 +77,17 @@ async def test_a_scoped_viewer_sees_only_visible_incidents_and_readable_alerts_a
             # When the hr analyst searches, three pages of 10,
             patterns = [f"%{word}%" for word in text.split()]
             number = search.as_number(text)  # "12": incident 12 first, then the names holding 12
-            expected = [r["id"] for r in await pool.fetch(
-                "SELECT id FROM incidents WHERE (alert_scopes && '{hr}' OR alert_scopes = '{}')"
-                # a name is matched only when the analyst may read the alerts it was named after
-                " AND (name ILIKE ALL($1::text[]) AND coalesce(name_scopes, alert_scopes) <@ '{hr}' OR id = $2)"
-                " ORDER BY id IS NOT DISTINCT FROM $2 DESC, last_activity_at DESC, id DESC LIMIT 30",
-                patterns, number,
-            )]
+            expected = [
+                r["id"]
+                for r in await pool.fetch(
+                    "SELECT id FROM incidents WHERE (alert_scopes && '{hr}' OR alert_scopes = '{}')"
+                    # a name is matched only when the analyst may read the alerts it was named after
+                    " AND (name ILIKE ALL($1::text[]) AND coalesce(name_scopes, alert_scopes) <@ '{hr}' OR id = $2)"
+                    " ORDER BY id IS NOT DISTINCT FROM $2 DESC, last_activity_at DESC, id DESC LIMIT 30",
+                    patterns,
+                    number,
+                )
+            ]
             found: list[int] = []
             after = None
             for _ in range(3):
@@ -83,10 +100,14 @@ async def test_a_scoped_viewer_sees_only_visible_incidents_and_readable_alerts_a
                     for incident in page.items:
                         if incident.id == number:
                             continue  # the pinned incident is read apart, without its alerts
-                        readable = [r["id"] for r in await pool.fetch(
-                            "SELECT id FROM alerts WHERE incident_id = $1 AND scope = 'hr'"
-                            " ORDER BY detected_at DESC, id DESC LIMIT 2", incident.id,
-                        )]
+                        readable = [
+                            r["id"]
+                            for r in await pool.fetch(
+                                "SELECT id FROM alerts WHERE incident_id = $1 AND scope = 'hr'"
+                                " ORDER BY detected_at DESC, id DESC LIMIT 2",
+                                incident.id,
+                            )
+                        ]
                         assert [a.id for a in alert_pages[incident.id].items] == readable, (text, incident.id)
                 else:
                     page = await incidents.list_incidents(conn=recorder, viewer=hr, flt=flt, first=10, after=after)
@@ -100,7 +121,9 @@ async def test_a_scoped_viewer_sees_only_visible_incidents_and_readable_alerts_a
             assert count == await pool.fetchval(
                 "SELECT count(*) FROM incidents"
                 " WHERE (name ILIKE ALL($1::text[]) AND coalesce(name_scopes, alert_scopes) <@ '{hr}' OR id = $2)"
-                " AND (alert_scopes && '{hr}' OR alert_scopes = '{}')", patterns, number,
+                " AND (alert_scopes && '{hr}' OR alert_scopes = '{}')",
+                patterns,
+                number,
             ), text
     # Every step answered some of them: the newest 1,000 with and without the part counts, the
     # last 7 days, and everything.

@@ -65,8 +65,15 @@ async def test_request_without_a_token_is_401(client):
 
 @pytest.mark.parametrize(
     "authorization",
-    ["Bearer", "Bearer    ", "Basic YWRtaW46YWRtaW4=", "igt_nope", "Bearer igt_nope", "Bearer not-even-our-prefix",
-     "Bearer igt_" + "x" * 500],
+    [
+        "Bearer",
+        "Bearer    ",
+        "Basic YWRtaW46YWRtaW4=",
+        "igt_nope",
+        "Bearer igt_nope",
+        "Bearer not-even-our-prefix",
+        "Bearer igt_" + "x" * 500,
+    ],
 )
 async def test_request_with_a_bad_token_is_401(client, make_user, authorization):
     await make_user("analyst", "*=read")
@@ -91,11 +98,16 @@ async def test_viewer_shows_permissions_and_grants(make_user):
     boss = await make_user("boss", "*=write")
 
     assert (await analyst(VIEWER))["viewer"] == {
-        "name": "analyst", "canViewIncidents": True, "canIngest": False,
+        "name": "analyst",
+        "canViewIncidents": True,
+        "canIngest": False,
         "grants": [{"scope": "default", "access": "WRITE"}, {"scope": "finance", "access": "READ"}],
     }
     assert (await sensor(VIEWER))["viewer"] == {
-        "name": "sensor", "canViewIncidents": False, "canIngest": True, "grants": [],
+        "name": "sensor",
+        "canViewIncidents": False,
+        "canIngest": True,
+        "grants": [],
     }
     assert (await boss(VIEWER))["viewer"]["grants"] == [{"scope": "*", "access": "WRITE"}]
 
@@ -119,8 +131,9 @@ class Floor:
 async def floor(admin: Api, ingest) -> Floor:
     shared, payroll, secret, moved = await ingest(
         alert_in("d1", "Suspicious sign-in on WS-1", entities=[("device", "WS-1")], severity="low"),
-        alert_in("h1", "Payroll export by mallory", scope="hr", minutes=5, severity="high",
-                 entities=[("device", "ws-1")]),
+        alert_in(
+            "h1", "Payroll export by mallory", scope="hr", minutes=5, severity="high", entities=[("device", "ws-1")]
+        ),
         alert_in("h2", "Salary spreadsheet exfiltrated", scope="hr", minutes=10, entities=[("device", "HR-9")]),
         alert_in("d2", "Spare detection", minutes=1, entities=[("device", "WS-2")]),
         across_scopes=True,  # a deployment that correlates across scopes: a mixed incident
@@ -206,7 +219,8 @@ async def test_activity_log_does_not_reveal_unreadable_alerts(make_user, admin, 
 
     log = (await dana(INCIDENT, id=str(floor.mixed_id)))["incident"]["activityLog"]
     about_payroll = [
-        e["node"] for e in (await admin(INCIDENT, id=str(floor.mixed_id)))["incident"]["activityLog"]["edges"]
+        e["node"]
+        for e in (await admin(INCIDENT, id=str(floor.mixed_id)))["incident"]["activityLog"]["edges"]
         if e["node"]["alert"] and e["node"]["alert"]["id"] == str(floor.payroll.id)
     ]
     assert [e["kind"] for e in about_payroll] == ["ALERT_CORRELATED"]
@@ -291,13 +305,20 @@ async def test_viewer_can_link_needs_write_access_and_the_queue(
 
 async def test_an_emptied_incident_stays_invisible_to_those_who_could_not_see_it(make_user, admin, ingest):
     outsider = await make_user("outsider", "default=write")
-    secret, other = await ingest(alert_in("s", "Payroll export by j.doe to dropbox", scope="hr"), alert_in("o", scope="hr"))
+    secret, other = await ingest(
+        alert_in("s", "Payroll export by j.doe to dropbox", scope="hr"), alert_in("o", scope="hr")
+    )
     await admin(
         'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code } } }',
-        ids=[str(secret.id)], to=str(other.incident_id),
+        ids=[str(secret.id)],
+        to=str(other.incident_id),
     )
-    found = await outsider("{ incidents(filter: {search: \"payroll\"}) { totalCount edges { node { id } } } }")
+    found = await outsider('{ incidents(filter: {search: "payroll"}) { totalCount edges { node { id } } } }')
     assert found["incidents"] == {"totalCount": 0, "edges": []}
-    assert (await outsider("query($id: ID!) { incident(id: $id) { id } }", id=str(secret.incident_id)))["incident"] is None
+    assert (await outsider("query($id: ID!) { incident(id: $id) { id } }", id=str(secret.incident_id)))[
+        "incident"
+    ] is None
     # whoever could see it still can
-    assert (await admin("query($id: ID!) { incident(id: $id) { status } }", id=str(secret.incident_id)))["incident"] == {"status": "RESOLVED"}
+    assert (await admin("query($id: ID!) { incident(id: $id) { status } }", id=str(secret.incident_id)))[
+        "incident"
+    ] == {"status": "RESOLVED"}

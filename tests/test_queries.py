@@ -358,11 +358,19 @@ async def test_foreign_and_garbage_cursors_are_bad_user_input(admin, ingest):
     log = (await admin(ACTIVITY_LOG, id=str(a.incident_id), first=1))["incident"]["activityLog"]
     entry_cursor = log["pageInfo"]["endCursor"]
     garbage = [
-        "garbage", "", "%%%", "ééé", "null",
+        "garbage",
+        "",
+        "%%%",
+        "ééé",
+        "null",
         base64.urlsafe_b64encode(b"not json").decode(),
         base64.urlsafe_b64encode(json.dumps({"i": 1}).encode()).decode(),
-        cursor(), cursor("i"), cursor("i", "yesterday", 1), cursor("i", "2026-11-20T12:00:00+00:00", "1"),
-        cursor("i", "2026-11-20T12:00:00+00:00", True), cursor("i", "2026-11-20T12:00:00+00:00", 1, 2),
+        cursor(),
+        cursor("i"),
+        cursor("i", "yesterday", 1),
+        cursor("i", "2026-11-20T12:00:00+00:00", "1"),
+        cursor("i", "2026-11-20T12:00:00+00:00", True),
+        cursor("i", "2026-11-20T12:00:00+00:00", 1, 2),
     ]
 
     for bad in [*garbage, alert_cursor, entry_cursor]:
@@ -401,8 +409,13 @@ async def test_incident_by_number(admin, ingest):
     (a,) = await ingest(alert_in("a", "Beacon on WS-1", severity="high"))
     query = "query($id: ID!) { incident(id: $id) { id name severity status alertCount } }"
     data = await admin(query, id=str(a.incident_id))
-    assert data["incident"] == {"id": str(a.incident_id), "name": "Beacon on WS-1", "severity": "HIGH",
-                                "status": "ACTIVE", "alertCount": 1}
+    assert data["incident"] == {
+        "id": str(a.incident_id),
+        "name": "Beacon on WS-1",
+        "severity": "HIGH",
+        "status": "ACTIVE",
+        "alertCount": 1,
+    }
 
 
 async def test_unknown_incident_is_null(admin, ingest):
@@ -419,13 +432,24 @@ async def test_malformed_incident_id_is_bad_user_input(admin, malformed):
 
 async def test_alert_by_id(admin, ingest):
     (a,) = await ingest(
-        alert_in("edr-1", "Credential dumping on WS-9", severity="high", category="CredentialAccess",
-                 scope="finance", entities=[("device", "WS-9"), ("user", "Alice")])
+        alert_in(
+            "edr-1",
+            "Credential dumping on WS-9",
+            severity="high",
+            category="CredentialAccess",
+            scope="finance",
+            entities=[("device", "WS-9"), ("user", "Alice")],
+        )
     )
     data = await admin(ALERT, id=str(a.id))
     assert data["alert"] == {
-        "id": str(a.id), "externalId": "edr-1", "title": "Credential dumping on WS-9", "severity": "HIGH",
-        "status": "NEW", "category": "CredentialAccess", "scope": "finance",
+        "id": str(a.id),
+        "externalId": "edr-1",
+        "title": "Credential dumping on WS-9",
+        "severity": "HIGH",
+        "status": "NEW",
+        "category": "CredentialAccess",
+        "scope": "finance",
         "detectedAt": "2026-11-20T12:00:00+00:00",
         "incident": {"id": str(a.incident_id), "name": "Credential dumping on WS-9"},
         "entities": [{"kind": "DEVICE", "value": "WS-9"}, {"kind": "USER", "value": "Alice"}],
@@ -569,8 +593,9 @@ def index_names(plan: dict) -> set[str]:
     "viewer",
     [
         Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"}),
-        Viewer(id=2, name="scoped", can_view_incidents=True, can_ingest=False,
-               grants={"default": "read", "hr": "read"}),
+        Viewer(
+            id=2, name="scoped", can_view_incidents=True, can_ingest=False, grants={"default": "read", "hr": "read"}
+        ),
     ],
 )
 async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer):
@@ -623,7 +648,7 @@ async def test_a_search_too_long_or_with_too_many_words_is_refused_not_truncated
 
 async def test_an_empty_incident_id_filter_is_bad_input_not_no_filter(admin, ingest):
     await ingest(alert_in("a"))
-    errors = await admin.errors("query { alerts(filter: {incidentId: \"\"}) { totalCount } }")
+    errors = await admin.errors('query { alerts(filter: {incidentId: ""}) { totalCount } }')
     assert codes(errors) == ["BAD_USER_INPUT"]
 
 
@@ -633,9 +658,29 @@ async def test_an_empty_incident_id_filter_is_bad_input_not_no_filter(admin, ing
 # hosts with punctuation, and emails, so that every step of the search (the newest 1,000, the
 # last 7 days, everything) has to answer some of these.
 STEPPED_SEARCHES = [
-    "on", "lateral", "ws-12", "ws-2999", "ws-29", "fs-1", "fs-2", "user5@contoso", "user50@fabrikam.com",
-    "powershell ws-77", "rare ws-3", "c2 ws-1", "c2", "s-1", "rare", "zanzibar", "alpha beta", "nothing-like-this",
-    "hq-10143", "-10143", "q-1014", "hq-12", "lateral hq-11",
+    "on",
+    "lateral",
+    "ws-12",
+    "ws-2999",
+    "ws-29",
+    "fs-1",
+    "fs-2",
+    "user5@contoso",
+    "user50@fabrikam.com",
+    "powershell ws-77",
+    "rare ws-3",
+    "c2 ws-1",
+    "c2",
+    "s-1",
+    "rare",
+    "zanzibar",
+    "alpha beta",
+    "nothing-like-this",
+    "hq-10143",
+    "-10143",
+    "q-1014",
+    "hq-12",
+    "lateral hq-11",
 ]
 
 
@@ -669,10 +714,13 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
         recorder = RecordingConnection(conn)
         for text in STEPPED_SEARCHES:
             words = text.split()
-            expected = [r["id"] for r in await pool.fetch(
-                plain.format(words=" AND ".join(f"name ILIKE ${n + 1}" for n in range(len(words)))),
-                *[f"%{w}%" for w in words],
-            )]
+            expected = [
+                r["id"]
+                for r in await pool.fetch(
+                    plain.format(words=" AND ".join(f"name ILIKE ${n + 1}" for n in range(len(words)))),
+                    *[f"%{w}%" for w in words],
+                )
+            ]
             found: list[int] = []
             after = None
             for _ in range(3):  # three pages of 10: the first 30 matches, in order
@@ -700,12 +748,17 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
     assert any("interval '0'" in sql and "activity_day" not in sql for sql in statements)
 
 
-async def test_a_field_cancelled_by_its_siblings_error_does_not_fail_the_others_waiting_on_the_same_load(admin, ingest, pool):
+async def test_a_field_cancelled_by_its_siblings_error_does_not_fail_the_others_waiting_on_the_same_load(
+    admin, ingest, pool
+):
     """graphql-core cancels the fields under a parent an error nulled; a load they shared with
     fields elsewhere in the document (incident 1, asked for by both) still answers those."""
     a, b = await ingest(alert_in("a", entities=[("device", "ws-1")]), alert_in("b", entities=[("device", "ws-2")]))
-    await pool.execute("UPDATE incidents SET status = 'redirected', redirect_incident_id = $1 WHERE id = $2",
-                       a.incident_id, b.incident_id)
+    await pool.execute(
+        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $1 WHERE id = $2",
+        a.incident_id,
+        b.incident_id,
+    )
     query = (
         f'{{ k1: incident(id: "{b.incident_id}") {{ redirectIncident {{ id }} activityLog(first: 1, after: "bad") {{ totalCount }} }}'
         f' alert(id: "{a.id}") {{ incident {{ id }} }} }}'

@@ -10,13 +10,24 @@ from app.domain import search
 @pytest.mark.parametrize(
     ("word", "expected"),
     [
-        ("lateral", True), ("lat", True), ("ws-4821", True),
+        ("lateral", True),
+        ("lat", True),
+        ("ws-4821", True),
         # A run bordered by punctuation is padded: "fs " and "  1".
-        ("fs-1", True), ("ws-", True), ("-1", True), ("a.b", True),
+        ("fs-1", True),
+        ("ws-", True),
+        ("-1", True),
+        ("a.b", True),
         # Two characters, or only punctuation: nothing for the index to look up.
-        ("12", False), ("c2", False), ("la", False), ("%", False), ("a.", False), ("", False),
+        ("12", False),
+        ("c2", False),
+        ("la", False),
+        ("%", False),
+        ("a.", False),
+        ("", False),
         # Numbers to Python that pg_trgm may not read as digits: left to the recency walk.
-        ("²²²", False), ("½-½½", False),
+        ("²²²", False),
+        ("½-½½", False),
     ],
 )
 def test_which_words_the_trigram_index_can_narrow(word, expected):

@@ -43,8 +43,12 @@ async def test_bulk_seed_writes_what_ingestion_would_have(pool):
         assert counts["i"] == 300
         assert 900 <= counts["a"] <= 2500  # about five alerts a story
         assert dict(await conn.fetchrow(CONSISTENCY)) == {
-            "wrong_derived_fields": 0, "not_named_after_first_alert": 0, "alerts_without_one_entry": 0,
-            "incidents_without_one_creation": 0, "wrong_kinds": 0, "alerts_without_device": 0,
+            "wrong_derived_fields": 0,
+            "not_named_after_first_alert": 0,
+            "alerts_without_one_entry": 0,
+            "incidents_without_one_creation": 0,
+            "wrong_kinds": 0,
+            "alerts_without_device": 0,
             "entities_out_of_time": 0,
         }
         # Alert ids and incident numbers grow with time, as on ingestion.
@@ -53,7 +57,9 @@ async def test_bulk_seed_writes_what_ingestion_would_have(pool):
             " FROM alerts) s WHERE ordered IS NOT NULL"
         )
         # The secondary indexes are back, and the sequences continue after the rows.
-        names = {r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'incidents'")}
+        names = {
+            r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'incidents'")
+        }
         assert {"incidents_name_search", "incidents_recent"} <= names
         assert await conn.fetchval("SELECT nextval(pg_get_serial_sequence('alerts', 'id'))") == counts["a"] + 1
 

@@ -22,7 +22,11 @@ async def recorded(database_url, settings):
         conn.add_query_logger(lambda q: ours(q.query) and statements.append(q.query))
 
     pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=4, init=record, reset=db.keep_session,
+        database_url,
+        min_size=1,
+        max_size=4,
+        init=record,
+        reset=db.keep_session,
         server_settings=db.SERVER_SETTINGS,
     )
     app = create_app(settings, pool=pool)
@@ -39,7 +43,8 @@ def counted(recorded, admin):
     async def run(query: str, **variables) -> list[str]:
         statements.clear()
         response = await client.post(
-            "/graphql", json={"query": query, "variables": variables},
+            "/graphql",
+            json={"query": query, "variables": variables},
             headers={"Authorization": f"Bearer {admin.token}"},
         )
         assert response.status_code == 200 and "errors" not in response.json(), response.text
@@ -54,16 +59,21 @@ def ours(statement: str) -> bool:
 
 
 async def _incident_with(ingest, admin, name: str, n_alerts: int, n_moves: int) -> str:
-    alerts = await ingest(*[
-        alert_in(f"{name}-{i}", f"{name} alert {i}", minutes=i, entities=[("device", f"{name}-host"), ("user", f"u{i}")])
-        for i in range(n_alerts)
-    ])
+    alerts = await ingest(
+        *[
+            alert_in(
+                f"{name}-{i}", f"{name} alert {i}", minutes=i, entities=[("device", f"{name}-host"), ("user", f"u{i}")]
+            )
+            for i in range(n_alerts)
+        ]
+    )
     incident = alerts[0].incident_id
     for i in range(n_moves):  # moves write log entries that name other incidents and alerts
         (other,) = await ingest(alert_in(f"{name}-extra-{i}", minutes=100 + i))
         await admin(
             'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code } } }',
-            ids=[str(other.id)], to=str(incident),
+            ids=[str(other.id)],
+            to=str(incident),
         )
     return str(incident)
 
@@ -88,11 +98,17 @@ async def test_unreadable_and_unknown_alerts_run_the_same_statements(make_user, 
     runs = []
     for hidden in (secret.id, 987654):
         statements.clear()
-        response = await client.post("/graphql", headers={"Authorization": f"Bearer {analyst.token}"}, json={
-            "query": 'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code alertIds } } }',
-            "variables": {"ids": [str(a.id), str(hidden)], "to": str(target.incident_id)},
-        })
-        assert response.json()["data"]["linkAlerts"]["errors"] == [{"code": "ALERT_NOT_FOUND", "alertIds": [str(hidden)]}]
+        response = await client.post(
+            "/graphql",
+            headers={"Authorization": f"Bearer {analyst.token}"},
+            json={
+                "query": 'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code alertIds } } }',
+                "variables": {"ids": [str(a.id), str(hidden)], "to": str(target.incident_id)},
+            },
+        )
+        assert response.json()["data"]["linkAlerts"]["errors"] == [
+            {"code": "ALERT_NOT_FOUND", "alertIds": [str(hidden)]}
+        ]
         runs.append(list(statements))
     assert runs[0] == runs[1]
 

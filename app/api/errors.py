@@ -89,6 +89,11 @@ class ErrorPolicy(MaskErrors):
         request_id = getattr(self.execution_context.context, "request_id", None)
         message, extensions = translate(original, request_id)
         return GraphQLError(
-            message=message, nodes=error.nodes, source=error.source, positions=error.positions,
-            path=error.path, original_error=None, extensions=extensions,
+            message=message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions=extensions,
         )

@@ -27,9 +27,8 @@ from graphql.execution.values import VariableValues, get_argument_values
 from app.api import background, ids
 from app.api.context import Context
 from app.db import OutcomeUnknown, in_transaction
-from app.domain import activity, alerts, idempotency, incidents, ingestion, linking, models
+from app.domain import activity, alerts, idempotency, incidents, ingestion, linking, models, pagination
 from app.domain.errors import Problem, Refused
-from app.domain import pagination
 from app.domain.pagination import Page
 
 # Page sizes when `first` is absent or null: the schema's argument defaults are these too.
@@ -41,6 +40,7 @@ Batch = Callable[[list, dict, Context], "list | Awaitable[list]"]
 
 
 # --- the records of the API's own types ------------------------------------------------------
+
 
 class Connection:
     """A page of records and, when asked for, the count of the whole list."""
@@ -112,6 +112,7 @@ class MutationError:
 
 # --- fields of the records --------------------------------------------------------------------
 
+
 async def _load_many(loader, keys: list) -> list:
     """loader.load_many, without a gather and a turn of the event loop when every key is
     already known (primed by the statement that listed the parents, or loaded before)."""
@@ -171,9 +172,12 @@ async def incident_alerts(parents: list[models.Incident], args, ctx: Context):
     if after is None:
         pages = await _load_many(ctx.loaders.first_alerts, [(i.id, first) for i in parents])
     else:
-        pages = await _each(parents, lambda i: alerts.list_alerts(
-            conn=ctx.pool, viewer=ctx.viewer, flt=alerts.AlertFilter(incident_id=i.id), first=first, after=after
-        ))
+        pages = await _each(
+            parents,
+            lambda i: alerts.list_alerts(
+                conn=ctx.pool, viewer=ctx.viewer, flt=alerts.AlertFilter(incident_id=i.id), first=first, after=after
+            ),
+        )
     return [Connection(p, _count_of(i, ctx)) for i, p in zip(parents, pages, strict=True)]
 
 
@@ -183,9 +187,9 @@ async def activity_log(parents: list[models.Incident], args, ctx: Context):
     if after is None:
         pages = await _load_many(ctx.loaders.first_entries, [(i.id, first) for i in parents])
     else:
-        pages = await _each(parents, lambda i: activity.entries_after(
-            conn=ctx.pool, incident_id=i.id, first=first, after=after
-        ))
+        pages = await _each(
+            parents, lambda i: activity.entries_after(conn=ctx.pool, incident_id=i.id, first=first, after=after)
+        )
     return [
         Connection(p, lambda i=i: activity.count_entries(conn=ctx.pool, incident_id=i.id))
         for i, p in zip(parents, pages, strict=True)
@@ -239,6 +243,7 @@ async def total_count(parents: list[Connection], args, ctx: Context):
 
 # --- root fields ------------------------------------------------------------------------------
 
+
 def _values(items) -> list[str] | None:
     return None if items is None else [str(i) for i in items]
 
@@ -246,7 +251,9 @@ def _values(items) -> list[str] | None:
 def incident_filter(flt_in: dict | None) -> incidents.IncidentFilter:
     flt_in = flt_in or {}
     return incidents.IncidentFilter(
-        search=flt_in.get("search"), statuses=_values(flt_in.get("status")), severities=_values(flt_in.get("severity")),
+        search=flt_in.get("search"),
+        statuses=_values(flt_in.get("status")),
+        severities=_values(flt_in.get("severity")),
     )
 
 
@@ -256,7 +263,8 @@ def alert_filter(flt_in: dict | None) -> alerts.AlertFilter:
     return alerts.AlertFilter(
         search=flt_in.get("search"),
         incident_id=ids.number(incident_id, "filter.incidentId") if incident_id is not None else None,
-        statuses=_values(flt_in.get("status")), severities=_values(flt_in.get("severity")),
+        statuses=_values(flt_in.get("status")),
+        severities=_values(flt_in.get("severity")),
     )
 
 
@@ -324,9 +332,16 @@ async def link_alerts(parents, args, ctx: Context):
 
     async def work(conn):
         if key is None:
-            return await linking.link_alerts(conn=conn, viewer=ctx.viewer, alert_ids=alert_ids, target=target, comment=comment)
+            return await linking.link_alerts(
+                conn=conn, viewer=ctx.viewer, alert_ids=alert_ids, target=target, comment=comment
+            )
         return await idempotency.link_alerts_once(
-            conn=conn, viewer=ctx.viewer, key=key, alert_ids=alert_ids, target=target, comment=comment,
+            conn=conn,
+            viewer=ctx.viewer,
+            key=key,
+            alert_ids=alert_ids,
+            target=target,
+            comment=comment,
         )
 
     try:
@@ -356,7 +371,10 @@ async def ingest_alerts(parents, args, ctx: Context):
     indexes' pending entries merged in the background."""
     batch = [
         ingestion.AlertIn(
-            external_id=a["externalId"], title=a["title"], severity=str(a["severity"]), category=a["category"],
+            external_id=a["externalId"],
+            title=a["title"],
+            severity=str(a["severity"]),
+            category=a["category"],
             scope=a["scope"] if a.get("scope") is not None else "default",
             detected_at=_utc(a.get("detectedAt")),
             entities=[(str(e["kind"]), e["value"]) for e in a["entities"]],
@@ -367,7 +385,10 @@ async def ingest_alerts(parents, args, ctx: Context):
         result = await in_transaction(
             ctx.pool,
             lambda conn: ingestion.ingest_alerts(
-                conn=conn, viewer=ctx.viewer, batch=batch, window=ctx.correlation_window,
+                conn=conn,
+                viewer=ctx.viewer,
+                batch=batch,
+                window=ctx.correlation_window,
                 across_scopes=ctx.correlation_across_scopes,
             ),
         )

@@ -138,8 +138,11 @@ def _introspected(schema: GraphQLSchema, element: Element, name: str) -> list[El
             return [_type_element(t) for t in schema.type_map.values()]
         if name == "directives":
             return [("__Directive", f"@{d.name}", d) for d in schema.directives]
-        root = {"queryType": schema.query_type, "mutationType": schema.mutation_type,
-                "subscriptionType": schema.subscription_type}.get(name)
+        root = {
+            "queryType": schema.query_type,
+            "mutationType": schema.mutation_type,
+            "subscriptionType": schema.subscription_type,
+        }.get(name)
         return [_type_element(root)] if root is not None else []
     if kind == "__Type":
         if name == "ofType":

@@ -53,8 +53,11 @@ class Query:
 
     @strawberry.field(description="The incidents queue, most recently active first.")
     async def incidents(
-        self, info: Info[Context, None], filter: IncidentFilter | None = None,
-        first: int | None = fields.QUEUE_PAGE, after: str | None = None,
+        self,
+        info: Info[Context, None],
+        filter: IncidentFilter | None = None,
+        first: int | None = fields.QUEUE_PAGE,
+        after: str | None = None,
     ) -> Connection[Incident]:
         return await fields.resolve(self, info)
 
@@ -64,8 +67,11 @@ class Query:
 
     @strawberry.field(description="Alerts the viewer may read, most recently detected first.")
     async def alerts(
-        self, info: Info[Context, None], filter: AlertFilter | None = None,
-        first: int | None = fields.ALERTS_PAGE, after: str | None = None,
+        self,
+        info: Info[Context, None],
+        filter: AlertFilter | None = None,
+        first: int | None = fields.ALERTS_PAGE,
+        after: str | None = None,
     ) -> Connection[Alert]:
         return await fields.resolve(self, info)
 

@@ -103,9 +103,7 @@ async def first_entries_of_incidents(
     return {i: pagination.page_of(items, first, _cursor) for i, items in grouped.items()}
 
 
-async def entries_after(
-    *, conn: Conn, incident_id: int, first: int, after: str
-) -> pagination.Page[ActivityEntry]:
+async def entries_after(*, conn: Conn, incident_id: int, first: int, after: str) -> pagination.Page[ActivityEntry]:
     pagination.check_first(first)
     (before_id,) = pagination.decode(after, "l", (int,))
     rows = await conn.fetch(ENTRIES_AFTER, incident_id, before_id, first + 1)

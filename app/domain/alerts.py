@@ -122,7 +122,9 @@ async def first_alerts_of_incidents(
     pagination.check_first(first)
     params = Params()
     sql = FIRST_ALERTS_OF_INCIDENTS.format(
-        columns=ALERT_COLUMNS, incident_ids=params.add(incident_ids), readable=readable(params, viewer),
+        columns=ALERT_COLUMNS,
+        incident_ids=params.add(incident_ids),
+        readable=readable(params, viewer),
         limit=params.add(first + 1),
     )
     rows = await conn.fetch(sql, *params.values)

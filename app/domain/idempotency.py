@@ -49,24 +49,41 @@ def request_hash(alert_ids: list[str], target: linking.Target, comment: str) -> 
 
 
 async def link_alerts_once(
-    *, conn: asyncpg.Connection, viewer: Viewer, key: str, alert_ids: list[str],
-    target: linking.Target, comment: str,
+    *,
+    conn: asyncpg.Connection,
+    viewer: Viewer,
+    key: str,
+    alert_ids: list[str],
+    target: linking.Target,
+    comment: str,
 ) -> linking.LinkResult:
     """linkAlerts under an idempotency key; runs in the caller's transaction."""
     if not 1 <= len(key) <= MAX_KEY or not storable(key):
         raise Refused(
-            [Problem(ProblemCode.INVALID_INPUT, f"idempotencyKey must be 1 to {MAX_KEY} characters, without NUL.", "idempotencyKey")]
+            [
+                Problem(
+                    ProblemCode.INVALID_INPUT,
+                    f"idempotencyKey must be 1 to {MAX_KEY} characters, without NUL.",
+                    "idempotencyKey",
+                )
+            ]
         )
     digest = request_hash(alert_ids, target, comment)
     await conn.execute(PURGE, KEY_TTL)
     if await conn.fetchval(CLAIM, viewer.id, key, digest):
-        result = await linking.link_alerts(conn=conn, viewer=viewer, alert_ids=alert_ids, target=target, comment=comment)
+        result = await linking.link_alerts(
+            conn=conn, viewer=viewer, alert_ids=alert_ids, target=target, comment=comment
+        )
         await conn.execute(RECORD, viewer.id, key, orjson.dumps(_ids(result)).decode())
         return result
     row = await conn.fetchrow(FIND, viewer.id, key)
     if row["request_hash"] != digest:
         raise Refused(
-            [Problem(ProblemCode.INVALID_INPUT, "This idempotencyKey was used with a different input.", "idempotencyKey")]
+            [
+                Problem(
+                    ProblemCode.INVALID_INPUT, "This idempotencyKey was used with a different input.", "idempotencyKey"
+                )
+            ]
         )
     return linking.visible_result(await _replay(conn, orjson.loads(row["result"])), viewer)
 

@@ -51,9 +51,7 @@ class IncidentFilter:
 
 def is_visible(incident: Incident, viewer: Viewer) -> bool:
     return (
-        viewer.reads_everything
-        or not incident.alert_scopes
-        or any(viewer.can_read(s) for s in incident.alert_scopes)
+        viewer.reads_everything or not incident.alert_scopes or any(viewer.can_read(s) for s in incident.alert_scopes)
     )
 
 
@@ -77,9 +75,7 @@ def name_seen_by(incident: Incident, viewer: Viewer) -> str:
     return f"Incident {incident.id}"
 
 
-async def readable_summaries(
-    *, conn: Conn, viewer: Viewer, incident_ids: list[int]
-) -> dict[int, ReadableSummary]:
+async def readable_summaries(*, conn: Conn, viewer: Viewer, incident_ids: list[int]) -> dict[int, ReadableSummary]:
     """Each incident as far as the viewer may read its alerts: how many, the highest severity,
     the latest detection. An incident with no readable alert is missing."""
     params = Params()
@@ -271,12 +267,19 @@ def _step(
     if step == RECENT_STEP:  # when paging, the days before the cursor's row, not before now
         since = "now()" if queue.key is None else f"{params.add(queue.key[0])}::timestamptz"
     sql = step.format(
-        columns=INCIDENT_COLUMNS, where=params.conditions, keyset=_keyset(params, queue.key),
-        limit=params.add(queue.limit), near=NEAR, since=since, days=RECENT_DAYS - 1,
+        columns=INCIDENT_COLUMNS,
+        where=params.conditions,
+        keyset=_keyset(params, queue.key),
+        limit=params.add(queue.limit),
+        near=NEAR,
+        since=since,
+        days=RECENT_DAYS - 1,
     )
     if queue.alerts_first is not None:
         sql = WITH_FIRST_ALERTS.format(
-            step=sql, alert_columns=ALERT_COLUMNS, readable=readable_alerts(params, queue.viewer),
+            step=sql,
+            alert_columns=ALERT_COLUMNS,
+            readable=readable_alerts(params, queue.viewer),
             limit=params.add(queue.alerts_first + 1),
         )
     if count_parts:
@@ -306,9 +309,9 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
     """The rows of the first step that finds queue.limit incidents, or of the last step: records
     or tuples, the statement's columns in order."""
     words = search.words(queue.flt.search)
-    parts = list(dict.fromkeys(
-        part for word in words if search.has_trigrams(word) for part in search.index_parts(word)
-    ))
+    parts = list(
+        dict.fromkeys(part for word in words if search.has_trigrams(word) for part in search.index_parts(word))
+    )
     if not parts:
         sql, values = _step(queue, PLAIN)
         return await conn.fetch(sql, *values)
@@ -332,7 +335,11 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
 
 
 async def _queue(
-    conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None,
+    conn: Conn,
+    viewer: Viewer,
+    flt: IncidentFilter,
+    first: int,
+    after: str | None,
     alerts_first: int | None = None,
 ) -> _Queue:
     """The queue as the cursor leaves it, with the pinned incident read if it comes now."""

@@ -152,7 +152,7 @@ class IngestResult:
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)  # clocks of detection sources drift; a year-9999 alert would
-                                  # stay at the top of the queue for good
+# stay at the top of the queue for good
 
 
 def _plausible(moment: datetime) -> bool:
@@ -173,7 +173,9 @@ def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
         raise Refused([Problem(ProblemCode.FORBIDDEN, "You may not ingest alerts.")])
     most = settings().ingest_max_alerts
     if not 1 <= len(batch) <= most:
-        raise Refused([Problem(ProblemCode.INVALID_INPUT, f"Send 1 to {most} alerts at once; got {len(batch)}.", "alerts")])
+        raise Refused(
+            [Problem(ProblemCode.INVALID_INPUT, f"Send 1 to {most} alerts at once; got {len(batch)}.", "alerts")]
+        )
     problems = []
     for n, a in enumerate(batch):
         named = [a.external_id] if storable(a.external_id) else []
@@ -185,20 +187,32 @@ def _check(viewer: Viewer, batch: list[AlertIn]) -> None:
                 )
         if a.detected_at is not None and not _plausible(a.detected_at):
             problems.append(
-                Problem(ProblemCode.INVALID_INPUT, "detectedAt must be a time with a zone, from 1970 to a day from now.",
-                        f"alerts.{n}.detectedAt", named)
+                Problem(
+                    ProblemCode.INVALID_INPUT,
+                    "detectedAt must be a time with a zone, from 1970 to a day from now.",
+                    f"alerts.{n}.detectedAt",
+                    named,
+                )
             )
         if a.severity not in SEVERITY_ORDER:
             problems.append(Problem(ProblemCode.INVALID_INPUT, "Unknown severity.", f"alerts.{n}.severity", named))
         if len(a.entities) > MAX_ENTITIES:
             problems.append(
-                Problem(ProblemCode.INVALID_INPUT, f"At most {MAX_ENTITIES} entities per alert.", f"alerts.{n}.entities", named)
+                Problem(
+                    ProblemCode.INVALID_INPUT,
+                    f"At most {MAX_ENTITIES} entities per alert.",
+                    f"alerts.{n}.entities",
+                    named,
+                )
             )
         for kind, value in a.entities:
             if kind not in ENTITY_KINDS or not ENTITY_VALUE.admits(value):
                 problems.append(
                     Problem(
-                        ProblemCode.INVALID_INPUT, f"Entity values must be {ENTITY_VALUE}.", f"alerts.{n}.entities", named
+                        ProblemCode.INVALID_INPUT,
+                        f"Entity values must be {ENTITY_VALUE}.",
+                        f"alerts.{n}.entities",
+                        named,
                     )
                 )
                 break
@@ -213,13 +227,17 @@ class _New:
     item: AlertIn
     detected: datetime
     entities: list[tuple[str, str]]
-    incident_id: int | None = None      # a stored incident it joins, or (later) its new incident
-    joins: _New | None = None           # an earlier alert of the batch whose incident it joins
-    creates: bool = False               # it opens an incident of its own
+    incident_id: int | None = None  # a stored incident it joins, or (later) its new incident
+    joins: _New | None = None  # an earlier alert of the batch whose incident it joins
+    creates: bool = False  # it opens an incident of its own
 
 
 async def ingest_alerts(
-    *, conn: asyncpg.Connection, viewer: Viewer, batch: list[AlertIn], window: timedelta,
+    *,
+    conn: asyncpg.Connection,
+    viewer: Viewer,
+    batch: list[AlertIn],
+    window: timedelta,
     across_scopes: bool = False,
 ) -> IngestResult:
     """Store new alerts and correlate each into an incident. Runs in the caller's transaction.
@@ -242,7 +260,11 @@ async def ingest_alerts(
     if fresh:
         allocated = await conn.fetchrow(NEW_ALERT_IDS, len(fresh))
         new = [
-            _New(item, item.detected_at or allocated["now"], list(dict.fromkeys((k, v.strip()) for k, v in item.entities)))
+            _New(
+                item,
+                item.detected_at or allocated["now"],
+                list(dict.fromkeys((k, v.strip()) for k, v in item.entities)),
+            )
             for item in fresh.values()
         ]
         await _correlate(conn, new, window, across_scopes)
@@ -260,17 +282,26 @@ async def ingest_alerts(
                 members[n.incident_id].append(n)
             groups = [members[n.incident_id] for n in created]
             await conn.execute(
-                CREATE_INCIDENTS, [n.incident_id for n in created], [n.item.title.strip() for n in created],
+                CREATE_INCIDENTS,
+                [n.incident_id for n in created],
+                [n.item.title.strip() for n in created],
                 [max((m.item.severity for m in g), key=SEVERITY_ORDER.index) for g in groups],
-                [max(m.detected for m in g) for g in groups], [len(g) for g in groups],
-                [m.incident_id for g in groups for m in g], [m.item.scope.strip() for g in groups for m in g],
+                [max(m.detected for m in g) for g in groups],
+                [len(g) for g in groups],
+                [m.incident_id for g in groups for m in g],
+                [m.item.scope.strip() for g in groups for m in g],
                 [n.item.scope.strip() for n in created],  # named after the alert that opened it
             )
         rows = await conn.fetch(
-            INSERT_ALERTS, sorted(allocated["ids"]), [n.item.external_id for n in new],
-            [n.item.title.strip() for n in new], [n.item.severity for n in new],
-            [n.item.category.strip() for n in new], [n.item.scope.strip() for n in new],
-            [n.detected for n in new], [n.incident_id for n in new],
+            INSERT_ALERTS,
+            sorted(allocated["ids"]),
+            [n.item.external_id for n in new],
+            [n.item.title.strip() for n in new],
+            [n.item.severity for n in new],
+            [n.item.category.strip() for n in new],
+            [n.item.scope.strip() for n in new],
+            [n.detected for n in new],
+            [n.incident_id for n in new],
         )
         for row in rows:
             known[(row["scope"], row["external_id"])] = models.alert(row)
@@ -280,12 +311,19 @@ async def ingest_alerts(
         joining = [n for n in new if not n.creates and (n.joins is None or not _root(n).creates)]
         if joining:
             await conn.execute(
-                ADD_TO_INCIDENTS, [n.incident_id for n in joining], [n.item.severity for n in joining],
-                [n.detected for n in joining], [n.item.scope.strip() for n in joining],
+                ADD_TO_INCIDENTS,
+                [n.incident_id for n in joining],
+                [n.item.severity for n in joining],
+                [n.detected for n in joining],
+                [n.item.scope.strip() for n in joining],
             )
         entries = [
-            NewEntry(n.incident_id, ActivityKind.INCIDENT_CREATED if n.creates else ActivityKind.ALERT_CORRELATED, SYSTEM_ACTOR,
-                     alert_id=known[_key(n.item)].id)
+            NewEntry(
+                n.incident_id,
+                ActivityKind.INCIDENT_CREATED if n.creates else ActivityKind.ALERT_CORRELATED,
+                SYSTEM_ACTOR,
+                alert_id=known[_key(n.item)].id,
+            )
             for n in new
         ]
         written = await activity.write(conn=conn, entries=entries)
@@ -325,8 +363,12 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
         stored: dict[int, list[tuple[tuple[str, str], tuple | None]]] = {id(n): [] for n in new}
         if evidence:
             rows = await conn.fetch(
-                CANDIDATES, [k for _, k, _ in evidence], [v for _, _, v in evidence],
-                [n.detected for n, _, _ in evidence], window, [n.item.scope.strip() for n, _, _ in evidence],
+                CANDIDATES,
+                [k for _, k, _ in evidence],
+                [v for _, _, v in evidence],
+                [n.detected for n, _, _ in evidence],
+                window,
+                [n.item.scope.strip() for n, _, _ in evidence],
                 across_scopes,
             )
             for (n, kind, _), row in zip(evidence, rows, strict=True):
@@ -338,7 +380,8 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
             for key, match in stored[id(n)]:
                 candidates = [match] if match else []
                 candidates += [
-                    (e.detected, 1, p, e) for p, e in seen[key]
+                    (e.detected, 1, p, e)
+                    for p, e in seen[key]
                     if n.detected - window <= e.detected <= n.detected
                     and (across_scopes or e.item.scope.strip() == n.item.scope.strip())
                 ]
@@ -356,8 +399,9 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
         if not chosen:
             return
         locked = {r["id"]: r["alert_scopes"] for r in await conn.fetch(LOCK_OPEN_INCIDENTS, chosen)}
-        if len(locked) == len(chosen) and (across_scopes or all(
-            locked[n.incident_id] == [n.item.scope.strip()] for n in new if n.incident_id is not None
-        )):
+        if len(locked) == len(chosen) and (
+            across_scopes
+            or all(locked[n.incident_id] == [n.item.scope.strip()] for n in new if n.incident_id is not None)
+        ):
             return
     raise asyncpg.SerializationError("incidents kept closing while alerts were correlated")

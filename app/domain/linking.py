@@ -116,12 +116,12 @@ class LinkResult:
     entries: list[ActivityEntry]
 
 
-def _check_input(
-    viewer: Viewer, alert_ids: list[str], target: Target, comment: str
-) -> tuple[list[str], str]:
+def _check_input(viewer: Viewer, alert_ids: list[str], target: Target, comment: str) -> tuple[list[str], str]:
     problems: list[Problem] = []
     if not viewer.can_view_incidents:
-        problems.append(Problem(ProblemCode.FORBIDDEN, "You may not view the incidents queue, so you may not move alerts."))
+        problems.append(
+            Problem(ProblemCode.FORBIDDEN, "You may not view the incidents queue, so you may not move alerts.")
+        )
     ids = list(dict.fromkeys(i.strip() for i in alert_ids))
     if not ids:
         problems.append(Problem(ProblemCode.INVALID_INPUT, "Select at least one alert.", "alertIds"))
@@ -136,14 +136,24 @@ def _check_input(
         problems.append(Problem(ProblemCode.INVALID_INPUT, "The comment must not contain NUL characters.", "comment"))
     elif len(text) > MAX_COMMENT:
         problems.append(
-            Problem(ProblemCode.INVALID_INPUT, f"The comment is limited to {MAX_COMMENT} characters; got {len(text)}.", "comment")
+            Problem(
+                ProblemCode.INVALID_INPUT,
+                f"The comment is limited to {MAX_COMMENT} characters; got {len(text)}.",
+                "comment",
+            )
         )
     given = [target.existing_incident_id is not None, target.create_new is not None]
     if sum(given) != 1:
-        problems.append(Problem(ProblemCode.INVALID_INPUT, "Give exactly one of existingIncidentId or createNew.", "target"))
+        problems.append(
+            Problem(ProblemCode.INVALID_INPUT, "Give exactly one of existingIncidentId or createNew.", "target")
+        )
     elif target.create_new is False:
         problems.append(
-            Problem(ProblemCode.INVALID_INPUT, "createNew must be true; to use an existing incident give existingIncidentId.", "target.createNew")
+            Problem(
+                ProblemCode.INVALID_INPUT,
+                "createNew must be true; to use an existing incident give existingIncidentId.",
+                "target.createNew",
+            )
         )
     if problems:
         raise Refused(problems)
@@ -166,13 +176,23 @@ async def link_alerts(
     # incident the viewer may not see would tell, by its timing, that it exists.
     found = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, sorted(numbers.values()))}
     # Unknown and unreadable alerts are reported alike, so nobody learns an unreadable one exists.
-    not_found = [i for i in ids if i not in numbers or numbers[i] not in found or not viewer.can_read(found[numbers[i]].scope)]
+    not_found = [
+        i for i in ids if i not in numbers or numbers[i] not in found or not viewer.can_read(found[numbers[i]].scope)
+    ]
     forbidden = [i for i in ids if i not in not_found and not viewer.can_write(found[numbers[i]].scope)]
     problems: list[Problem] = []
     if not_found:
-        problems.append(Problem(ProblemCode.ALERT_NOT_FOUND, f"No alert found with id {', '.join(not_found)}.", "alertIds", not_found))
+        problems.append(
+            Problem(
+                ProblemCode.ALERT_NOT_FOUND, f"No alert found with id {', '.join(not_found)}.", "alertIds", not_found
+            )
+        )
     if forbidden:
-        problems.append(Problem(ProblemCode.FORBIDDEN, f"You may read but not move alert {', '.join(forbidden)}.", "alertIds", forbidden))
+        problems.append(
+            Problem(
+                ProblemCode.FORBIDDEN, f"You may read but not move alert {', '.join(forbidden)}.", "alertIds", forbidden
+            )
+        )
     target_id = _target_number(target)
     if target.existing_incident_id is not None:
         problems += _target_problems(target, await _incident(conn, target_id), viewer)
@@ -193,7 +213,9 @@ async def link_alerts(
     entries: list[NewEntry] = []
     if target.create_new:
         target_incident = await _create_incident(conn, selected)
-        entries.append(NewEntry(target_incident.id, ActivityKind.INCIDENT_CREATED, viewer.name, comment, alert_count=len(selected)))
+        entries.append(
+            NewEntry(target_incident.id, ActivityKind.INCIDENT_CREATED, viewer.name, comment, alert_count=len(selected))
+        )
     else:
         target_incident = incidents[target_id]  # type: ignore[index]
 
@@ -202,13 +224,23 @@ async def link_alerts(
         return LinkResult(target_incident, [], selected, [])
 
     for a in moving:
-        entries.append(NewEntry(a.incident_id, ActivityKind.ALERT_UNLINKED, viewer.name, comment, a.id, target_incident.id))
-        entries.append(NewEntry(target_incident.id, ActivityKind.ALERT_LINKED, viewer.name, comment, a.id, a.incident_id))
+        entries.append(
+            NewEntry(a.incident_id, ActivityKind.ALERT_UNLINKED, viewer.name, comment, a.id, target_incident.id)
+        )
+        entries.append(
+            NewEntry(target_incident.id, ActivityKind.ALERT_LINKED, viewer.name, comment, a.id, a.incident_id)
+        )
     moved_from = sorted({a.incident_id for a in moving})
     row = await conn.fetchrow(
-        MOVE, sorted({target_incident.id, *moved_from}), target_incident.id, [a.id for a in moving],
-        [i for i in moved_from if incidents[i].status in OPEN], viewer.name, comment,
-        moved_from[0] if target_incident.status == IncidentStatus.RESOLVED else None, *activity.entry_arrays(entries),
+        MOVE,
+        sorted({target_incident.id, *moved_from}),
+        target_incident.id,
+        [a.id for a in moving],
+        [i for i in moved_from if incidents[i].status in OPEN],
+        viewer.name,
+        comment,
+        moved_from[0] if target_incident.status == IncidentStatus.RESOLVED else None,
+        *activity.entry_arrays(entries),
     )
     after = {r[0]: Incident(*r) for r in row["incidents"]}
     written = [ActivityEntry(*r) for r in row["entries"]]
@@ -258,7 +290,13 @@ def _target_number(target: Target) -> int | None:
 
 def _target_problems(target: Target, found: Incident | None, viewer: Viewer) -> list[Problem]:
     if found is None or not is_visible(found, viewer):
-        return [Problem(ProblemCode.INCIDENT_NOT_FOUND, f"No incident found with id {target.existing_incident_id}.", "target.existingIncidentId")]
+        return [
+            Problem(
+                ProblemCode.INCIDENT_NOT_FOUND,
+                f"No incident found with id {target.existing_incident_id}.",
+                "target.existingIncidentId",
+            )
+        ]
     if found.status == IncidentStatus.REDIRECTED:
         return [
             Problem(
@@ -287,4 +325,3 @@ async def _create_incident(conn: asyncpg.Connection, alerts: list[Alert]) -> Inc
         CREATE_INCIDENT, name, severity, max(a.detected_at for a in alerts), sorted({a.scope for a in alerts})
     )
     return models.incident(row)
-

@@ -55,6 +55,7 @@ class Access(StrEnum):
     READ = "read"
     WRITE = "write"
 
+
 INCIDENT_COLUMNS = (
     "i.id, i.name, i.status::text AS status, i.severity::text AS severity, i.created_at,"
     " i.last_activity_at, i.alert_count, i.alert_scopes, i.redirect_incident_id,"

@@ -70,7 +70,9 @@ def decode(cursor: str | None, kind: str, shape: tuple[type, ...]) -> tuple | No
                 if moment.tzinfo is None:
                     raise ValueError
                 key.append(moment.astimezone(UTC))
-            elif (typ is int and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63) or (typ is str and isinstance(value, str)):
+            elif (typ is int and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63) or (
+                typ is str and isinstance(value, str)
+            ):
                 key.append(value)
             else:
                 raise ValueError

@@ -109,4 +109,3 @@ def like_pattern(word: str) -> str:
 def as_number(search: str | None) -> int | None:
     """The incident or alert number a search names, if it is one ("1042" or "#1042")."""
     return parse_number(search) if search else None
-

@@ -29,12 +29,62 @@ from app.domain.viewers import ALL_SCOPES, Viewer
 DEMO_INCIDENTS = 60
 INGESTION_LIMIT = 5_000
 SCOPES = ["default", "default", "default", "finance", "engineering"]
-FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-         "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yusuf"]
-LAST = ["smith", "jones", "garcia", "miller", "davis", "martin", "lee", "walker", "hall", "young",
-        "king", "wright", "lopez", "hill", "scott", "green", "adams", "baker", "nelson", "carter"]
-FILES = ["invoice_2026.pdf.exe", "mimikatz.exe", "rclone.exe", "payload.dll", "update.ps1",
-         "svchost32.exe", "AnyDesk.exe", "procdump64.exe", "Q3-report.xlsm", "run.bat"]
+FIRST = [
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "walter",
+    "yusuf",
+]
+LAST = [
+    "smith",
+    "jones",
+    "garcia",
+    "miller",
+    "davis",
+    "martin",
+    "lee",
+    "walker",
+    "hall",
+    "young",
+    "king",
+    "wright",
+    "lopez",
+    "hill",
+    "scott",
+    "green",
+    "adams",
+    "baker",
+    "nelson",
+    "carter",
+]
+FILES = [
+    "invoice_2026.pdf.exe",
+    "mimikatz.exe",
+    "rclone.exe",
+    "payload.dll",
+    "update.ps1",
+    "svchost32.exe",
+    "AnyDesk.exe",
+    "procdump64.exe",
+    "Q3-report.xlsm",
+    "run.bat",
+]
 DOMAINS = ["contoso.com", "fabrikam.com", "northwind.io"]
 C2_IPS = [f"185.220.{a}.{b}" for a in range(100, 104) for b in (7, 19, 42, 77)]
 
@@ -74,7 +124,11 @@ def generate(n_stories: int, *, now: datetime, rng: random.Random) -> list[Alert
         user = f"{first}.{last}"
         email = f"{user}@{rng.choice(DOMAINS)}"
         host = f"{rng.choice(['WS', 'LT', 'SRV', 'DC'])}-{rng.randint(1000, 9999)}-{story}"
-        ip = rng.choice(C2_IPS) if rng.random() < 0.15 else f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        ip = (
+            rng.choice(C2_IPS)
+            if rng.random() < 0.15
+            else f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        )
         scope = rng.choice(SCOPES)
         start = now - span * rng.random() ** 2 - timedelta(hours=6)
         for step in range(rng.choice([1, 1, 2, 2, 3, 3, 4, 5, 6])):

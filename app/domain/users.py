@@ -176,7 +176,9 @@ async def add_user(
     async with conn.transaction():
         user = await conn.fetchrow(CREATE_USER, name, can_view_incidents, can_ingest)
         if user is not None:
-            changes = [Change(AccessAction.USER_CREATED, {"queue": user["can_view_incidents"], "ingest": user["can_ingest"]})]
+            changes = [
+                Change(AccessAction.USER_CREATED, {"queue": user["can_view_incidents"], "ingest": user["can_ingest"]})
+            ]
         else:
             user = await _lock_user(conn, name)
             if not user["enabled"]:
@@ -278,8 +280,12 @@ async def list_users(*, conn: asyncpg.Connection, names: Iterable[str] = ()) -> 
     rows = await conn.fetch(USERS, list(names))
     return [
         User(
-            name=r["name"], enabled=r["enabled"], can_view_incidents=r["can_view_incidents"],
-            can_ingest=r["can_ingest"], grants=dict(zip(r["scopes"], r["accesses"], strict=True)), tokens=r["tokens"],
+            name=r["name"],
+            enabled=r["enabled"],
+            can_view_incidents=r["can_view_incidents"],
+            can_ingest=r["can_ingest"],
+            grants=dict(zip(r["scopes"], r["accesses"], strict=True)),
+            tokens=r["tokens"],
         )
         for r in rows
     ]
@@ -340,7 +346,9 @@ async def _set_permissions(
         return []
     await conn.execute(SET_PERMISSIONS, user["id"], new["queue"], new["ingest"])
     return [
-        Change(AccessAction.PERMISSION_CHANGED, {"permission": permission, "old": old[permission], "new": new[permission]})
+        Change(
+            AccessAction.PERMISSION_CHANGED, {"permission": permission, "old": old[permission], "new": new[permission]}
+        )
         for permission in ("queue", "ingest")
         if old[permission] != new[permission]
     ]

@@ -30,7 +30,10 @@ CREATE TABLE IF NOT EXISTS bench_meta (
 # multiply the WAL of scattered writes such as moves). A server named by BENCH_DATABASE_URL is
 # used as it is configured.
 EMBEDDED_SETTINGS = {
-    "shared_buffers": "2GB", "effective_cache_size": "16GB", "max_wal_size": "8GB", "checkpoint_timeout": "15min",
+    "shared_buffers": "2GB",
+    "effective_cache_size": "16GB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "15min",
 }
 
 

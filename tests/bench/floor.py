@@ -35,13 +35,25 @@ SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.name ILIKE $1
 
 def _incident(i: models.Incident, first_alerts) -> dict:
     return {
-        "id": str(i.id), "name": i.name, "status": i.status.upper(), "severity": i.severity.upper(),
-        "lastActivityAt": i.last_activity_at.isoformat(), "alertCount": i.alert_count,
-        "alerts": {"edges": [
-            {"node": {"id": str(a.id), "title": a.title, "severity": a.severity.upper(),
-                      "detectedAt": a.detected_at.isoformat()}}
-            for a in first_alerts[i.id].items
-        ]},
+        "id": str(i.id),
+        "name": i.name,
+        "status": i.status.upper(),
+        "severity": i.severity.upper(),
+        "lastActivityAt": i.last_activity_at.isoformat(),
+        "alertCount": i.alert_count,
+        "alerts": {
+            "edges": [
+                {
+                    "node": {
+                        "id": str(a.id),
+                        "title": a.title,
+                        "severity": a.severity.upper(),
+                        "detectedAt": a.detected_at.isoformat(),
+                    }
+                }
+                for a in first_alerts[i.id].items
+            ]
+        },
     }
 
 
@@ -65,7 +77,9 @@ def create_app(settings: Settings) -> Starlette:
         )
         missing = [i.id for i in page.items if i.id not in first]  # the pinned number
         if missing:
-            first.update(await alerts.first_alerts_of_incidents(conn=pool, viewer=viewer, incident_ids=missing, first=5))
+            first.update(
+                await alerts.first_alerts_of_incidents(conn=pool, viewer=viewer, incident_ids=missing, first=5)
+            )
         edges = [{"node": _incident(i, first)} for i in page.items]
         return Response(orjson.dumps({"data": {"incidents": {"edges": edges}}}), media_type="application/json")
 
@@ -98,10 +112,17 @@ def main() -> None:
     workers = settings.workers
     # The same uvicorn settings as `incidents serve` (app/cli.py).
     uvicorn.run(
-        "tests.bench.floor:app_from_env" if workers > 1 else create_app(settings), factory=workers > 1,
-        host="127.0.0.1", port=port, workers=workers if workers > 1 else None, loop="uvloop", http="httptools",
-        log_level=settings.log_level, access_log=False,
-        timeout_graceful_shutdown=10, limit_concurrency=settings.max_concurrency,
+        "tests.bench.floor:app_from_env" if workers > 1 else create_app(settings),
+        factory=workers > 1,
+        host="127.0.0.1",
+        port=port,
+        workers=workers if workers > 1 else None,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        limit_concurrency=settings.max_concurrency,
     )
 
 

@@ -17,19 +17,125 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-COMMON = ["suspicious", "on", "from", "powershell", "connection", "server", "by", "command", "file",
-          "executed", "malicious", "sign-in", "credential", "phishing", "activity", "created", "host",
-          "lateral", "user", "email", "known", "access", "detected", "new", "task", "line"]
-MID = ["kerberoasting", "impersonation", "ransomware", "shadow", "sharepoint", "oauth", "tunneling",
-       "masquerading", "encryption", "forwarding", "brute", "travel", "adfind", "wmi", "rdp",
-       "driver", "beaconing", "registry", "injection", "staged", "alice", "priya", "nakamura",
-       "smith", "okafor", "mimikatz", "rclone", "psexec", "fabrikam", "northwind", "litware",
-       "woodgrovebank", "vssadmin", "rubeus", "7z.exe", "anydesk", "cleared", "spray", "consent", "upload"]
-PREFIXES = ["l", "la", "lat", "p", "po", "pow", "c", "cr", "cre", "m", "mi", "mim", "s", "su", "sus",
-            "ph", "phi", "k", "ke", "ker", "ws", "ws-", "dc", "sr", "srv", "ra", "ran", "e", "ex", "exf"]
-SEVERAL = ["lat mov", "credential lsass", "phish alice", "ransomware srv", "alice smith", "mimikatz executed",
-           "c2 185.220", "powershell line", "task scheduled", "spray bob", "token impersonation",
-           "shadow copies", "dns tunneling", "oauth consent", "brute force"]
+COMMON = [
+    "suspicious",
+    "on",
+    "from",
+    "powershell",
+    "connection",
+    "server",
+    "by",
+    "command",
+    "file",
+    "executed",
+    "malicious",
+    "sign-in",
+    "credential",
+    "phishing",
+    "activity",
+    "created",
+    "host",
+    "lateral",
+    "user",
+    "email",
+    "known",
+    "access",
+    "detected",
+    "new",
+    "task",
+    "line",
+]
+MID = [
+    "kerberoasting",
+    "impersonation",
+    "ransomware",
+    "shadow",
+    "sharepoint",
+    "oauth",
+    "tunneling",
+    "masquerading",
+    "encryption",
+    "forwarding",
+    "brute",
+    "travel",
+    "adfind",
+    "wmi",
+    "rdp",
+    "driver",
+    "beaconing",
+    "registry",
+    "injection",
+    "staged",
+    "alice",
+    "priya",
+    "nakamura",
+    "smith",
+    "okafor",
+    "mimikatz",
+    "rclone",
+    "psexec",
+    "fabrikam",
+    "northwind",
+    "litware",
+    "woodgrovebank",
+    "vssadmin",
+    "rubeus",
+    "7z.exe",
+    "anydesk",
+    "cleared",
+    "spray",
+    "consent",
+    "upload",
+]
+PREFIXES = [
+    "l",
+    "la",
+    "lat",
+    "p",
+    "po",
+    "pow",
+    "c",
+    "cr",
+    "cre",
+    "m",
+    "mi",
+    "mim",
+    "s",
+    "su",
+    "sus",
+    "ph",
+    "phi",
+    "k",
+    "ke",
+    "ker",
+    "ws",
+    "ws-",
+    "dc",
+    "sr",
+    "srv",
+    "ra",
+    "ran",
+    "e",
+    "ex",
+    "exf",
+]
+SEVERAL = [
+    "lat mov",
+    "credential lsass",
+    "phish alice",
+    "ransomware srv",
+    "alice smith",
+    "mimikatz executed",
+    "c2 185.220",
+    "powershell line",
+    "task scheduled",
+    "spray bob",
+    "token impersonation",
+    "shadow copies",
+    "dns tunneling",
+    "oauth consent",
+    "brute force",
+]
 
 
 @dataclass
@@ -47,7 +153,8 @@ class Inputs:
 async def _values(conn, kind: str, alert_ids: list[int]) -> list[str]:
     rows = await conn.fetch(
         "SELECT value FROM alert_entities WHERE alert_id = ANY($1::bigint[]) AND kind = $2::entity_kind ORDER BY alert_id",
-        alert_ids, kind,
+        alert_ids,
+        kind,
     )
     return [r["value"] for r in rows]
 
@@ -60,7 +167,8 @@ async def _seeded(conn) -> tuple[int, int]:
         row = await conn.fetchrow("SELECT incidents, seeded_at FROM bench_meta ORDER BY seeded_at DESC LIMIT 1")
         if row is not None:
             last_alert = await conn.fetchval(
-                "SELECT id FROM alerts WHERE detected_at <= $1 ORDER BY detected_at DESC, id DESC LIMIT 1", row["seeded_at"]
+                "SELECT id FROM alerts WHERE detected_at <= $1 ORDER BY detected_at DESC, id DESC LIMIT 1",
+                row["seeded_at"],
             )
             return row["incidents"], last_alert
     return await conn.fetchval("SELECT max(id) FROM incidents"), await conn.fetchval("SELECT max(id) FROM alerts")
@@ -81,7 +189,9 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
             found = []
             for v in dict.fromkeys(values):
                 n = await conn.fetchval(
-                    "SELECT count(*) FROM alert_entities WHERE kind = $1::entity_kind AND value_key = lower($2)", kind, v
+                    "SELECT count(*) FROM alert_entities WHERE kind = $1::entity_kind AND value_key = lower($2)",
+                    kind,
+                    v,
                 )
                 if n <= 8:
                     found.append(v)
@@ -93,37 +203,51 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
         cheap = numbers[:20] + (await rare(hosts, "device", 14)) + (await rare(accounts, "user", 6))
         rng.shuffle(cheap)
 
-        mix = numbers[20:36]                                                     # 16 whole numbers
+        mix = numbers[20:36]  # 16 whole numbers
         mix += [str(rng.randint(1, 999))[: rng.randint(1, 3)] for _ in range(8)]  # 8 number prefixes
-        mix += PREFIXES                                                          # 30 short prefixes
-        mix += COMMON                                                            # 26 common words
-        mix += MID                                                               # 40 mid-frequency
-        mix += hosts[:16]                                                        # 16 whole host names
-        mix += [h.lower()[: rng.randint(4, len(h) - 1)] for h in hosts[16:24]]   # 8 partial host names
-        mix += emails[:8]                                                        # 8 whole emails
+        mix += PREFIXES  # 30 short prefixes
+        mix += COMMON  # 26 common words
+        mix += MID  # 40 mid-frequency
+        mix += hosts[:16]  # 16 whole host names
+        mix += [h.lower()[: rng.randint(4, len(h) - 1)] for h in hosts[16:24]]  # 8 partial host names
+        mix += emails[:8]  # 8 whole emails
         mix += [e.split(".", 1)[1].split("@")[0] + "@" + e.split("@")[1].split(".")[0] for e in emails[8:16]]
-        mix += files[:16]                                                        # 16 file names
-        mix += SEVERAL[:12]                                                      # 24 several words
+        mix += files[:16]  # 16 file names
+        mix += SEVERAL[:12]  # 24 several words
         mix += [f"powershell {hosts[30 + i]}" for i in range(4)]
         mix += [f"{accounts[40 + i].split('.')[0]} {files[40 + i].split('.')[0]}" for i in range(4)]
         mix += [f"{emails[20 + i].split('@')[1]} {accounts[50 + i].split('.')[1]}" for i in range(4)]
         assert len(mix) == 200, len(mix)
         rng.shuffle(mix)
 
-        detail = [r["id"] for r in await conn.fetch(
-            "SELECT id FROM incidents WHERE alert_count >= 50 AND id <= $1 ORDER BY id LIMIT 200", max_incident
-        )]
-        recent = [r["id"] for r in await conn.fetch(
-            "SELECT id FROM incidents WHERE status IN ('active', 'in_progress') AND alert_count BETWEEN 3 AND 20"
-            " AND id <= $1 ORDER BY last_activity_at DESC LIMIT 400", max_incident
-        )]
+        detail = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM incidents WHERE alert_count >= 50 AND id <= $1 ORDER BY id LIMIT 200", max_incident
+            )
+        ]
+        recent = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM incidents WHERE status IN ('active', 'in_progress') AND alert_count BETWEEN 3 AND 20"
+                " AND id <= $1 ORDER BY last_activity_at DESC LIMIT 400",
+                max_incident,
+            )
+        ]
         pool_incidents = recent[:40]
-        move_alerts = [r["id"] for r in await conn.fetch(
-            "SELECT id FROM alerts WHERE incident_id = ANY($1::bigint[]) ORDER BY id LIMIT 200", pool_incidents
-        )]
+        move_alerts = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM alerts WHERE incident_id = ANY($1::bigint[]) ORDER BY id LIMIT 200", pool_incidents
+            )
+        ]
         inputs = Inputs(
-            cheap=cheap, mix=mix, detail_incidents=detail, move_alerts=move_alerts,
-            move_targets=pool_incidents[:20], link_targets=recent[100:140],
+            cheap=cheap,
+            mix=mix,
+            detail_incidents=detail,
+            move_alerts=move_alerts,
+            move_targets=pool_incidents[:20],
+            link_targets=recent[100:140],
         )
         # Alerts to move in bulk: a fresh random set each run, from the last days' alerts (about
         # 50,000 at full scale, spread over thousands of incidents): a script consolidating
@@ -133,7 +257,7 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
             ids = sorted(rng.sample(recent_alerts, min(len(recent_alerts), size * runs * 2)))
             existing = [r["id"] for r in await conn.fetch("SELECT id FROM alerts WHERE id = ANY($1::bigint[])", ids)]
             rng.shuffle(existing)
-            inputs.link_sets[size] = [existing[i * size:(i + 1) * size] for i in range(runs)]
+            inputs.link_sets[size] = [existing[i * size : (i + 1) * size] for i in range(runs)]
         # Evidence for ingestion: half from alerts of the last day (so that correlation joins them).
         rows = await conn.fetch(
             "SELECT kind::text, value FROM alert_entities WHERE detected_at > now() - interval '20 hours'"

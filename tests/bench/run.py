@@ -45,8 +45,8 @@ HERE = Path(__file__).resolve().parent
 @dataclass(frozen=True)
 class Scale:
     incidents: int
-    seconds: float        # each wrk measurement
-    warmup: float         # wrk warm-up before each measurement
+    seconds: float  # each wrk measurement
+    warmup: float  # wrk warm-up before each measurement
     link_runs: dict[int, int]
     ingest_batches: int
 
@@ -67,7 +67,7 @@ TYPEAHEAD = (
 
 LINK = (
     "mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to},"
-    " comment: \"bench: consolidating\") { targetIncident { id alertCount } sourceIncidents { id status }"
+    ' comment: "bench: consolidating") { targetIncident { id alertCount } sourceIncidents { id status }'
     " alerts { id } logEntries { id kind } errors { code message } } }"
 )
 INGEST = (
@@ -75,10 +75,23 @@ INGEST = (
     " alerts { id incident { id } } errors { code message } } }"
 )
 JSON_KEYS = [
-    "typeahead_cheap_rps", "typeahead_cheap_floor_rps", "typeahead_mix_rps", "typeahead_mix_floor_rps",
-    "typeahead_mix_anchor_rps", "typeahead_mix_p99_ms", "link_100_p95_ms", "link_1000_p95_ms",
-    "moves_per_s", "move_errors", "detail_p95_ms", "detail_sql_statements", "ingest_alerts_per_s",
-    "seed_seconds", "server_rss_mb", "incidents", "alerts",
+    "typeahead_cheap_rps",
+    "typeahead_cheap_floor_rps",
+    "typeahead_mix_rps",
+    "typeahead_mix_floor_rps",
+    "typeahead_mix_anchor_rps",
+    "typeahead_mix_p99_ms",
+    "link_100_p95_ms",
+    "link_1000_p95_ms",
+    "moves_per_s",
+    "move_errors",
+    "detail_p95_ms",
+    "detail_sql_statements",
+    "ingest_alerts_per_s",
+    "seed_seconds",
+    "server_rss_mb",
+    "incidents",
+    "alerts",
 ]
 
 
@@ -115,12 +128,25 @@ class RssSampler:
         return self.peak / 2**20
 
 
-def wrk(url: str, script: str, *, seconds: float, connections: int, threads: int = 1,
-        env: dict[str, str]) -> dict:
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s",
-               str(HERE / script), url]
-    result = subprocess.run(command, env={**os.environ, "BENCH_LUA_DIR": str(HERE), **env}, capture_output=True, text=True,
-                            timeout=seconds + 60)
+def wrk(url: str, script: str, *, seconds: float, connections: int, threads: int = 1, env: dict[str, str]) -> dict:
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(HERE / script),
+        url,
+    ]
+    result = subprocess.run(
+        command,
+        env={**os.environ, "BENCH_LUA_DIR": str(HERE), **env},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed: {result.stderr}\n{result.stdout}")
     last = [line for line in result.stdout.splitlines() if line.startswith("{")][-1]
@@ -135,39 +161,60 @@ def bodies_file(directory: Path, name: str, bodies: list[dict]) -> str:
     return str(path)
 
 
-def load(url: str, bodies: str, *, path: str, token: str, seconds: float, warmup: float,
-         connections: int = 8, check: bool = True) -> dict:
+def load(
+    url: str,
+    bodies: str,
+    *,
+    path: str,
+    token: str,
+    seconds: float,
+    warmup: float,
+    connections: int = 8,
+    check: bool = True,
+) -> dict:
     env = {"BENCH_BODIES": bodies, "BENCH_PATH": path, "BENCH_TOKEN": token, "BENCH_CHECK": "1" if check else "0"}
     if warmup:
         wrk(url, "bodies.lua", seconds=warmup, connections=connections, env=env)
     return wrk(url, "bodies.lua", seconds=seconds, connections=connections, env=env)
 
 
-def load_side_by_side(targets: dict[str, tuple[str, str, str]], *, token: str, seconds: float, warmup: float,
-                      rounds: int = 3, connections: int = 8) -> dict[str, dict]:
+def load_side_by_side(
+    targets: dict[str, tuple[str, str, str]],
+    *,
+    token: str,
+    seconds: float,
+    warmup: float,
+    rounds: int = 3,
+    connections: int = 8,
+) -> dict[str, dict]:
     """Each target (url, bodies, path) in turn for seconds/rounds, `rounds` times over, so that
     whatever else the machine does in that minute weighs on all of them alike.
 
     Requests per second are over all rounds; p50 and p95 are the rounds' weighted by requests
     (near enough), p99 and max the worst round's (an upper bound of the whole's).
     """
-    envs = {name: {"BENCH_BODIES": bodies, "BENCH_PATH": path, "BENCH_TOKEN": token, "BENCH_CHECK": "1"}
-            for name, (url, bodies, path) in targets.items()}
+    envs = {
+        name: {"BENCH_BODIES": bodies, "BENCH_PATH": path, "BENCH_TOKEN": token, "BENCH_CHECK": "1"}
+        for name, (url, bodies, path) in targets.items()
+    }
     for name, (url, _, _) in targets.items():
         wrk(url, "bodies.lua", seconds=warmup, connections=connections, env=envs[name])
     runs: dict[str, list[dict]] = {name: [] for name in targets}
     for _ in range(rounds):
         for name, (url, _, _) in targets.items():
-            runs[name].append(wrk(url, "bodies.lua", seconds=max(1, round(seconds / rounds)), connections=connections,
-                                  env=envs[name]))
+            runs[name].append(
+                wrk(url, "bodies.lua", seconds=max(1, round(seconds / rounds)), connections=connections, env=envs[name])
+            )
     merged = {}
     for name, parts in runs.items():
         requests = sum(r["requests"] for r in parts)
         merged[name] = {
-            "requests": requests, "seconds": sum(r["seconds"] for r in parts),
+            "requests": requests,
+            "seconds": sum(r["seconds"] for r in parts),
             "p50_ms": sum(r["p50_ms"] * r["requests"] for r in parts) / requests,
             "p95_ms": sum(r["p95_ms"] * r["requests"] for r in parts) / requests,
-            "p99_ms": max(r["p99_ms"] for r in parts), "max_ms": max(r["max_ms"] for r in parts),
+            "p99_ms": max(r["p99_ms"] for r in parts),
+            "max_ms": max(r["max_ms"] for r in parts),
             **{k: sum(r[k] for r in parts) for k in ("errors", "socket_errors", "non_2xx")},
         }
         merged[name]["rps"] = requests / merged[name]["seconds"]
@@ -176,11 +223,22 @@ def load_side_by_side(targets: dict[str, tuple[str, str, str]], *, token: str, s
 
 def start_floor(db_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1",
-           "WEB_CONCURRENCY": str(WORKERS)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "LOG_LEVEL": "warning",
+        "PYTHONUNBUFFERED": "1",
+        "WEB_CONCURRENCY": str(WORKERS),
+    }
     out = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", str(port)], cwd=ROOT, env=env,
-                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.floor", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -249,8 +307,11 @@ async def reference_ids(db_url: str, inputs: list[str]) -> list[list[str] | None
 
 
 def graphql_ids(client: httpx.Client, base: str, token: str, q: str) -> list[str]:
-    response = client.post(base + "/graphql", json={"query": TYPEAHEAD, "variables": {"q": q}},
-                           headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        base + "/graphql",
+        json={"query": TYPEAHEAD, "variables": {"q": q}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     body = response.json()
     if body.get("errors"):
         raise RuntimeError(f"typeahead {q!r}: {body['errors']}")
@@ -262,8 +323,11 @@ def timed_mutations(client: httpx.Client, base: str, token: str, requests: list[
     latencies = []
     for query, variables in requests:
         started = time.perf_counter()
-        response = client.post(base + "/graphql", json={"query": query, "variables": variables},
-                               headers={"Authorization": f"Bearer {token}"})
+        response = client.post(
+            base + "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         latencies.append((time.perf_counter() - started) * 1000)
         body = response.json()
         payload = next(iter((body.get("data") or {}).values()), None) or {}
@@ -283,16 +347,20 @@ async def count_detail_statements(db_url: str, incident_id: int, token: str) -> 
     async def record(conn: asyncpg.Connection) -> None:
         conn.add_query_logger(lambda q: "typeinfo_tree" not in q.query and statements.append(q.query))
 
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4, init=record, reset=db.keep_session,
-                                     server_settings=db.SERVER_SETTINGS)
+    pool = await asyncpg.create_pool(
+        db_url, min_size=1, max_size=4, init=record, reset=db.keep_session, server_settings=db.SERVER_SETTINGS
+    )
     settings = Settings(**{**Settings.from_env().__dict__, "database_url": db_url})
     app = create_app(settings, pool=pool)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             for _ in range(2):  # the second request: a warm connection
                 statements.clear()
-                response = await client.post("/graphql", json={"query": DETAIL, "variables": {"id": str(incident_id)}},
-                                             headers={"Authorization": f"Bearer {token}"})
+                response = await client.post(
+                    "/graphql",
+                    json={"query": DETAIL, "variables": {"id": str(incident_id)}},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
                 assert response.status_code == 200 and "errors" not in response.json(), response.text
     finally:
         await pool.close()
@@ -323,13 +391,23 @@ def ingest_batches(entities: list[tuple[str, str]], batches: int, run_id: str) -
                 user = next(v for k, v in evidence if k == "user")
                 ip = next((v for k, v in evidence if k == "ip"), ip)
             email = f"{user}@{rng.choice(vocabulary.DOMAINS)}"
-            title = template.format(host=host, user=user, email=email, file=rng.choice(vocabulary.TOOLS), ip=ip,
-                                    url=f"https://{rng.choice(vocabulary.WORDS)}-{rng.choice(vocabulary.WORDS)}.com/a")
-            batch.append({
-                "externalId": f"bench-{run_id}-{b}-{n}", "title": title,
-                "severity": rng.choice(["LOW", "MEDIUM", "MEDIUM", "HIGH"]), "category": category,
-                "entities": [{"kind": k.upper(), "value": v} for k, v in dict.fromkeys(evidence)],
-            })
+            title = template.format(
+                host=host,
+                user=user,
+                email=email,
+                file=rng.choice(vocabulary.TOOLS),
+                ip=ip,
+                url=f"https://{rng.choice(vocabulary.WORDS)}-{rng.choice(vocabulary.WORDS)}.com/a",
+            )
+            batch.append(
+                {
+                    "externalId": f"bench-{run_id}-{b}-{n}",
+                    "title": title,
+                    "severity": rng.choice(["LOW", "MEDIUM", "MEDIUM", "HIGH"]),
+                    "category": category,
+                    "entities": [{"kind": k.upper(), "value": v} for k, v in dict.fromkeys(evidence)],
+                }
+            )
         out.append(batch)
     return out
 
@@ -367,7 +445,8 @@ def main() -> None:
         expected = asyncio.run(reference_ids(db_url, all_inputs))
         with httpx.Client(timeout=30) as client:
             mismatches = [
-                q for q, want in zip(all_inputs, expected, strict=True)
+                q
+                for q, want in zip(all_inputs, expected, strict=True)
                 if want is not None and graphql_ids(client, api, token, q) != want
             ]
         checked = sum(1 for e in expected if e is not None)
@@ -386,14 +465,18 @@ def main() -> None:
             if name == "mix":
                 targets["anchor"] = (floor, fq, "/anchor")
             log(f"typeahead {name}: {', '.join(targets)}, side by side")
-            for target, result in load_side_by_side(targets, token=token, seconds=scale.seconds, warmup=scale.warmup).items():
+            for target, result in load_side_by_side(
+                targets, token=token, seconds=scale.seconds, warmup=scale.warmup
+            ).items():
                 results[f"{name}_{target}"] = result
         asyncio.run(database.anchor_index(db_url, present=False))
         log("vacuuming what the writes touch")
         asyncio.run(database.vacuum_written(db_url))
 
         log("incident detail")
-        dq = bodies_file(workdir, "detail.jsonl", [{"query": DETAIL, "variables": {"id": str(i)}} for i in data.detail_incidents])
+        dq = bodies_file(
+            workdir, "detail.jsonl", [{"query": DETAIL, "variables": {"id": str(i)}} for i in data.detail_incidents]
+        )
         detail = load(api, dq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup, connections=1)
         detail_statements = asyncio.run(count_detail_statements(db_url, data.detail_incidents[0], token))
 
@@ -401,16 +484,26 @@ def main() -> None:
         link: dict[int, list[float]] = {}
         with httpx.Client(timeout=60) as client:
             for size, sets_ in data.link_sets.items():
-                requests = [(LINK, {"ids": [str(a) for a in ids], "to": str(data.link_targets[n % len(data.link_targets)])})
-                            for n, ids in enumerate(sets_)]
+                requests = [
+                    (LINK, {"ids": [str(a) for a in ids], "to": str(data.link_targets[n % len(data.link_targets)])})
+                    for n, ids in enumerate(sets_)
+                ]
                 timed_mutations(client, api, token, requests[:1])  # warm-up
                 link[size] = timed_mutations(client, api, token, requests[1:])
 
         log("16 clients moving 1-10 overlapping alerts")
-        moves = wrk(api, "moves.lua", seconds=scale.seconds, connections=16, threads=2, env={
-            "BENCH_TOKEN": token, "BENCH_ALERTS": ",".join(map(str, data.move_alerts)),
-            "BENCH_TARGETS": ",".join(map(str, data.move_targets)),
-        })
+        moves = wrk(
+            api,
+            "moves.lua",
+            seconds=scale.seconds,
+            connections=16,
+            threads=2,
+            env={
+                "BENCH_TOKEN": token,
+                "BENCH_ALERTS": ",".join(map(str, data.move_alerts)),
+                "BENCH_TARGETS": ",".join(map(str, data.move_targets)),
+            },
+        )
 
         log("ingestAlerts, batches of 500")
         run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -447,27 +540,50 @@ def main() -> None:
         def row(what, value, target):
             table.append((what, value, target))
 
-        row("typeahead, cheap inputs, 8 connections",
+        row(
+            "typeahead, cheap inputs, 8 connections",
             f"{cheap['rps']:,.0f} rps (floor {cheap_floor['rps']:,.0f}: {cheap['rps'] / cheap_floor['rps']:.0%});"
-            f" p99 {cheap['p99_ms']:.1f} ms (floor {cheap_floor['p99_ms']:.1f})", ">= 60% of the floor")
-        row("typeahead, realistic mix, 8 connections",
+            f" p99 {cheap['p99_ms']:.1f} ms (floor {cheap_floor['p99_ms']:.1f})",
+            ">= 60% of the floor",
+        )
+        row(
+            "typeahead, realistic mix, 8 connections",
             f"{mix['rps']:,.0f} rps (floor {mix_floor['rps']:,.0f}; anchors' SQL {anchor['rps']:,.0f}:"
             f" {mix['rps'] / anchor['rps']:.2f}x); p99 {mix['p99_ms']:.1f} ms (floor {mix_floor['p99_ms']:.1f},"
-            f" anchors {anchor['p99_ms']:.1f})", ">= 1.2x anchors, p99 <= 25 ms")
+            f" anchors {anchor['p99_ms']:.1f})",
+            ">= 1.2x anchors, p99 <= 25 ms",
+        )
         row("typeahead errors", f"{typeahead_errors}", "0")
-        row("linkAlerts, 100 alerts", f"p95 {final['link_100_p95_ms']} ms (median {statistics.median(link[100]):.0f}, n={len(link[100])})", "p95 <= 100 ms")
-        row("linkAlerts, 1,000 alerts", f"p95 {final['link_1000_p95_ms']} ms (median {statistics.median(link[1000]):.0f}, n={len(link[1000])})", "p95 <= 1,000 ms")
-        row("16 clients moving 1-10 overlapping alerts", f"{moves['rps']:,.0f} moves/s, {final['move_errors']} errors", ">= 200/s, 0 errors")
-        row("incident detail (50 alerts, 50 log entries), 1 connection",
-            f"p95 {detail['p95_ms']:.1f} ms (p50 {detail['p50_ms']:.1f}), {detail_statements} SQL statements", "p95 <= 15 ms")
+        row(
+            "linkAlerts, 100 alerts",
+            f"p95 {final['link_100_p95_ms']} ms (median {statistics.median(link[100]):.0f}, n={len(link[100])})",
+            "p95 <= 100 ms",
+        )
+        row(
+            "linkAlerts, 1,000 alerts",
+            f"p95 {final['link_1000_p95_ms']} ms (median {statistics.median(link[1000]):.0f}, n={len(link[1000])})",
+            "p95 <= 1,000 ms",
+        )
+        row(
+            "16 clients moving 1-10 overlapping alerts",
+            f"{moves['rps']:,.0f} moves/s, {final['move_errors']} errors",
+            ">= 200/s, 0 errors",
+        )
+        row(
+            "incident detail (50 alerts, 50 log entries), 1 connection",
+            f"p95 {detail['p95_ms']:.1f} ms (p50 {detail['p50_ms']:.1f}), {detail_statements} SQL statements",
+            "p95 <= 15 ms",
+        )
         row("ingestAlerts, batches of 500", f"{final['ingest_alerts_per_s']:,} alerts/s", ">= 2,000/s")
         row("seed", f"{seed_seconds:.0f} s", "<= 600 s")
         row("server RSS under load (peak)", f"{server_rss:.0f} MB", "< 200 MB")
         row("data", f"{counts['incidents']:,} incidents, {counts['alerts']:,} alerts", "")
 
         width = max(len(t[0]) for t in table)
-        print(f"incident-graph benchmark, {scale_name} scale, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
-              f" {os.cpu_count()} cores, {WORKERS} workers, {time.monotonic() - started:.0f} s")
+        print(
+            f"incident-graph benchmark, {scale_name} scale, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
+            f" {os.cpu_count()} cores, {WORKERS} workers, {time.monotonic() - started:.0f} s"
+        )
         print(f"| {'what'.ljust(width)} | measured | target |")
         print(f"|{'-' * (width + 2)}|---|---|")
         for what, value, target in table:

@@ -49,9 +49,7 @@ async def browser() -> Browser:
             pytest.fail(f"{message} (CI is set, so browser tests may not be skipped)")
         pytest.skip(message)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS
-        )
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         yield browser
         await browser.close()
 

@@ -30,9 +30,7 @@ async def test_screenshots(console, make_user, pool):
     boxes = page.locator("tr.expansion input[type=checkbox]:enabled")
     await boxes.nth(0).check()
     await boxes.nth(1).check()
-    await expect(
-        page.get_by_role("button", name="Move 2 alerts to another incident")
-    ).to_be_visible()
+    await expect(page.get_by_role("button", name="Move 2 alerts to another incident")).to_be_visible()
     await page.screenshot(path=OUT / "incidents-queue.png")
 
     # the panel, from the alerts queue, with typeahead results and the second one active
@@ -41,9 +39,7 @@ async def test_screenshots(console, make_user, pool):
     await boxes.nth(0).check()
     await boxes.nth(1).check()
     await page.get_by_role("button", name="Move 2 alerts to another incident").click()
-    await page.get_by_label("Comment").fill(
-        "Same operator: both run from the C2 server seen on the SRV hosts."
-    )
+    await page.get_by_label("Comment").fill("Same operator: both run from the C2 server seen on the SRV hosts.")
     field = page.get_by_role("combobox", name="Incident name or ID")
     await field.press_sequentially("on srv")
     await expect(page.get_by_role("option").nth(2)).to_be_visible()

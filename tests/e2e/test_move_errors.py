@@ -11,9 +11,7 @@ async def snapshot(pool) -> tuple:
     """Where every alert is, and the whole activity log: what a refused move must leave alone."""
     alerts = await pool.fetch("SELECT id, incident_id FROM alerts ORDER BY id")
     log = await pool.fetch("SELECT id, incident_id, kind::text FROM activity_log ORDER BY id")
-    incidents = await pool.fetch(
-        "SELECT id, status::text, severity::text FROM incidents ORDER BY id"
-    )
+    incidents = await pool.fetch("SELECT id, status::text, severity::text FROM incidents ORDER BY id")
     return [tuple(r) for r in alerts], [tuple(r) for r in log], [tuple(r) for r in incidents]
 
 
@@ -26,9 +24,7 @@ async def open_panel_for(page, alert):
     return panel
 
 
-async def test_an_unknown_target_is_shown_at_the_field_and_nothing_changes(
-    console, make_user, ingest, pool
-):
+async def test_an_unknown_target_is_shown_at_the_field_and_nothing_changes(console, make_user, ingest, pool):
     [alert] = await ingest(alert_in("a", "Suspicious PowerShell command line on WS-1234"))
     before = await snapshot(pool)
     page = console.page
@@ -39,9 +35,7 @@ async def test_an_unknown_target_is_shown_at_the_field_and_nothing_changes(
 
     # Save with nothing filled in: both required controls say what they need, no request is sent
     await panel.get_by_role("button", name="Save").click()
-    await expect(
-        panel.get_by_text("Pick an incident from the list, or type its ID.")
-    ).to_be_visible()
+    await expect(panel.get_by_text("Pick an incident from the list, or type its ID.")).to_be_visible()
     await expect(panel.get_by_text("A comment saying why is required.")).to_be_visible()
     await expect(field).to_have_attribute("aria-invalid", "true")
     await expect(field).to_be_focused()
@@ -68,15 +62,11 @@ async def test_an_unknown_target_is_shown_at_the_field_and_nothing_changes(
     await expect(panel).to_be_visible()
     await field.press("Escape")
     await expect(panel).to_be_hidden()
-    await expect(
-        page.get_by_role("button", name="Move 1 alert to another incident")
-    ).to_be_focused()
+    await expect(page.get_by_role("button", name="Move 1 alert to another incident")).to_be_focused()
     assert await snapshot(pool) == before
 
 
-async def test_a_user_who_lost_write_access_sees_it_next_to_the_alerts(
-    console, make_user, ingest, pool
-):
+async def test_a_user_who_lost_write_access_sees_it_next_to_the_alerts(console, make_user, ingest, pool):
     alert, target = await ingest(
         alert_in("a", "Anomalous sign-in for judy.hill from 10.1.2.3", scope="finance"),
         alert_in("t", "Password spray against judy.hill", minutes=5, scope="finance"),
@@ -87,9 +77,7 @@ async def test_a_user_who_lost_write_access_sees_it_next_to_the_alerts(
     field = panel.get_by_role("combobox", name="Incident name or ID")
     await field.press_sequentially("spray")
     await field.press("ArrowDown")
-    await expect(panel.get_by_role("option", name=f"#{target.incident_id} ")).to_have_attribute(
-        "aria-selected", "true"
-    )
+    await expect(panel.get_by_role("option", name=f"#{target.incident_id} ")).to_have_attribute("aria-selected", "true")
     await field.press("Enter")
     await expect(field).to_have_value(f"#{target.incident_id} {target.title}")
     await panel.get_by_label("Comment").fill("Same account")
@@ -108,10 +96,7 @@ async def test_a_user_who_lost_write_access_sees_it_next_to_the_alerts(
         f"#{alert.id} {alert.title} (in incident #{alert.incident_id})"
     )
     assert await snapshot(pool) == before
-    assert (
-        await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", alert.id)
-        == alert.incident_id
-    )
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", alert.id) == alert.incident_id
 
     # and once the views reload, the alert can no longer be checked, and its move button is disabled
     await panel.get_by_role("button", name="Cancel").click()
@@ -125,6 +110,4 @@ async def test_a_user_who_lost_write_access_sees_it_next_to_the_alerts(
     await page.get_by_role("link", name=alert.title, exact=True).click()
     move = page.get_by_role("button", name="Move alert to another incident")
     await expect(move).to_be_disabled()
-    await expect(
-        page.get_by_text("You may read alerts in scope “finance” but not move them.")
-    ).to_be_visible()
+    await expect(page.get_by_text("You may read alerts in scope “finance” but not move them.")).to_be_visible()

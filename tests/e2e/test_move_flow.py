@@ -12,18 +12,14 @@ COMMENT = "Same actor: the beacon and the phish share the C2 server"
 
 
 async def where_alerts_are(pool) -> dict[int, int]:
-    return {
-        r["id"]: r["incident_id"] for r in await pool.fetch("SELECT id, incident_id FROM alerts")
-    }
+    return {r["id"]: r["incident_id"] for r in await pool.fetch("SELECT id, incident_id FROM alerts")}
 
 
 async def check_alert(page, alert) -> None:
     await page.get_by_role("checkbox", name=f"Select alert {alert.id}: {alert.title}").check()
 
 
-async def test_move_two_alerts_to_an_existing_incident_picked_by_keyboard(
-    console, make_user, ingest, pool
-):
+async def test_move_two_alerts_to_an_existing_incident_picked_by_keyboard(console, make_user, ingest, pool):
     # given two alerts in incidents of their own, a target, and a decoy whose name is close to it
     phish, beacon = await ingest(
         alert_in("phish", "Phishing email delivered to erin.lee@contoso.com", minutes=30),
@@ -50,16 +46,12 @@ async def test_move_two_alerts_to_an_existing_incident_picked_by_keyboard(
     await field.press_sequentially("ransom srv")
     options = panel.get_by_role("option")
     await expect(options).to_have_count(2)
-    await expect(options.first).to_contain_text(
-        f"#{decoy.incident_id} "
-    )  # most recently active first
+    await expect(options.first).to_contain_text(f"#{decoy.incident_id} ")  # most recently active first
     await field.press("ArrowDown")
     await field.press("ArrowDown")
     await expect(options.nth(1)).to_have_attribute("aria-selected", "true")
     await field.press("Enter")
-    await expect(field).to_have_value(
-        f"#{target.incident_id} Ransomware behavior detected on SRV-7731"
-    )
+    await expect(field).to_have_value(f"#{target.incident_id} Ransomware behavior detected on SRV-7731")
     await expect(panel.get_by_role("listbox")).to_be_hidden()
 
     await panel.get_by_label("Comment").fill(COMMENT)
@@ -68,9 +60,7 @@ async def test_move_two_alerts_to_an_existing_incident_picked_by_keyboard(
     # then the target opens on its activity log with both new entries
     await expect(panel).to_be_hidden()
     await expect(page).to_have_url(re.compile(rf"#/incidents/{target.incident_id}/log$"))
-    await expect(page.get_by_role("heading", level=1)).to_have_text(
-        "Ransomware behavior detected on SRV-7731"
-    )
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Ransomware behavior detected on SRV-7731")
     new_entries = page.locator(".entry.new")
     await expect(new_entries).to_have_count(2)
     for alert in (phish, beacon):
@@ -79,9 +69,7 @@ async def test_move_two_alerts_to_an_existing_incident_picked_by_keyboard(
         await expect(entry).to_contain_text(COMMENT)
         source = entry.locator(".other")
         await expect(source).to_have_text(f"Moved here from #{alert.incident_id} {alert.title}")
-        await expect(source.get_by_role("link")).to_have_attribute(
-            "href", f"#/incidents/{alert.incident_id}"
-        )
+        await expect(source.get_by_role("link")).to_have_attribute("href", f"#/incidents/{alert.incident_id}")
 
     # and the alerts are listed under the target
     await page.get_by_role("link", name="Alerts (3)").click()
@@ -95,9 +83,7 @@ async def test_move_two_alerts_to_an_existing_incident_picked_by_keyboard(
     }
 
 
-async def test_move_two_alerts_to_a_new_incident_with_the_keyboard_alone(
-    console, make_user, ingest, pool
-):
+async def test_move_two_alerts_to_a_new_incident_with_the_keyboard_alone(console, make_user, ingest, pool):
     # given two alerts in one incident, and one in another
     first, second = await ingest(
         alert_in(
@@ -122,9 +108,7 @@ async def test_move_two_alerts_to_a_new_incident_with_the_keyboard_alone(
     # when the analyst expands the incident in the queue and checks both alerts with the keyboard
     await page.get_by_role("button", name=f"Alerts of incident {first.incident_id}").press("Enter")
     for alert in (first, second):
-        await page.get_by_role("checkbox", name=f"Select alert {alert.id}: {alert.title}").press(
-            "Space"
-        )
+        await page.get_by_role("checkbox", name=f"Select alert {alert.id}: {alert.title}").press("Space")
     await page.get_by_role("button", name="Move 2 alerts to another incident").press("Enter")
     panel = page.get_by_role("dialog", name="Move multiple alerts to another incident")
     await expect(panel.get_by_role("combobox", name="Incident name or ID")).to_be_focused()
@@ -153,9 +137,7 @@ async def test_move_two_alerts_to_a_new_incident_with_the_keyboard_alone(
     await expect(new_entries.filter(has_text="Incident created")).to_have_count(1)
     moved_in = new_entries.filter(has_text="Alert moved in by analyst")
     await expect(moved_in).to_have_count(2)
-    await expect(
-        moved_in.filter(has_text="Hands-on-keyboard activity, its own story")
-    ).to_have_count(2)
+    await expect(moved_in.filter(has_text="Hands-on-keyboard activity, its own story")).to_have_count(2)
     await page.get_by_role("link", name="Alerts (2)").click()
     for alert in (first, second):
         await expect(page.get_by_role("link", name=alert.title, exact=True)).to_be_visible()
@@ -165,7 +147,4 @@ async def test_move_two_alerts_to_a_new_incident_with_the_keyboard_alone(
         other.id: other.incident_id,
     }
     # the emptied source is resolved
-    assert (
-        await pool.fetchval("SELECT status::text FROM incidents WHERE id = $1", first.incident_id)
-        == "resolved"
-    )
+    assert await pool.fetchval("SELECT status::text FROM incidents WHERE id = $1", first.incident_id) == "resolved"

@@ -18,9 +18,7 @@ HTML = {"Accept": "text/html"}
 @pytest.fixture
 async def demo_client(pool, settings):
     app = create_app(settings, pool=pool, demo_token="igt_demo<&>")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000"
-    ) as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as c:
         yield c
 
 

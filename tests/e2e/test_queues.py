@@ -7,14 +7,9 @@ from playwright.async_api import expect
 from tests.conftest import alert_in
 
 
-async def test_the_incidents_queue_pages_with_more_and_searches_as_you_type(
-    console, make_user, ingest
-):
+async def test_the_incidents_queue_pages_with_more_and_searches_as_you_type(console, make_user, ingest):
     await ingest(
-        *[
-            alert_in(f"n{i}", f"Suspicious PowerShell command line on WS-{1000 + i}", minutes=i)
-            for i in range(22)
-        ]
+        *[alert_in(f"n{i}", f"Suspicious PowerShell command line on WS-{1000 + i}", minutes=i) for i in range(22)]
     )
     [lateral] = await ingest(
         alert_in("lat", "Possible lateral movement from SRV-4821 using remote services", minutes=-5)

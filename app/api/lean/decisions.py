@@ -62,10 +62,12 @@ INPUTS: dict[str, frozenset[str]] = {
 }
 
 # Fields with a resolver that only the normal path runs: rare, and cheap there.
-NORMAL_ONLY: frozenset[tuple[str, str]] = frozenset({
-    ("Query", "viewer"),
-    ("Viewer", "grants"),
-})
+NORMAL_ONLY: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("Query", "viewer"),
+        ("Viewer", "grants"),
+    }
+)
 
 
 def has_resolver(field: GraphQLField) -> bool:

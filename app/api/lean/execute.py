@@ -16,7 +16,7 @@ from app.api.context import Context
 from app.api.errors import infrastructure_code, translate
 from app.api.lean.plan import FieldPlan, Level, Plan, Unsupported, compile_document
 from app.api.limits import Limits
-from app.domain.errors import InvalidArgument
+from app.domain.errors import InvalidArgument, NotAllowed
 from app.domain.pagination import check_first
 
 log = logging.getLogger(__name__)
@@ -176,9 +176,15 @@ class LeanPath:
             return None
         if not isinstance(request, dict) or not request.keys() <= {"query", "variables", "operationName"}:
             return None
-        query, variables, operation_name = request.get("query"), request.get("variables") or {}, request.get("operationName")
-        if not isinstance(query, str) or not isinstance(variables, dict) or not (
-            operation_name is None or isinstance(operation_name, str)
+        query, variables, operation_name = (
+            request.get("query"),
+            request.get("variables") or {},
+            request.get("operationName"),
+        )
+        if (
+            not isinstance(query, str)
+            or not isinstance(variables, dict)
+            or not (operation_name is None or isinstance(operation_name, str))
         ):
             return None
         plan = self.plan(query, operation_name)
@@ -198,7 +204,10 @@ class LeanPath:
             data, errors = await _run_queries(plan, variables, ctx)
         except _LeaveIt as left:  # a read: the normal path runs it again and reports the error
             FALLBACKS[type(left.error).__name__] += 1
-            log.warning("request %s: lean path left a read to the normal path: %r", ctx.request_id, left.error)
+            # A client's mistake (a bad cursor, a missing permission) is routine; anything else is
+            # worth a look.
+            level = logging.INFO if isinstance(left.error, (InvalidArgument, NotAllowed)) else logging.WARNING
+            log.log(level, "request %s: lean path left a read to the normal path: %r", ctx.request_id, left.error)
             return None
         if errors:
             return orjson.dumps({"data": data, "errors": errors, "extensions": extensions})
@@ -227,4 +236,6 @@ def _formatted(field: FieldPlan, message: str, error_extensions: dict) -> dict:
 
 def _error(field: FieldPlan, extensions: dict, message: str, error_extensions: dict) -> bytes:
     """The answer to a mutation that raised: its field is non-null, so data is null."""
-    return orjson.dumps({"data": None, "errors": [_formatted(field, message, error_extensions)], "extensions": extensions})
+    return orjson.dumps(
+        {"data": None, "errors": [_formatted(field, message, error_extensions)], "extensions": extensions}
+    )
