@@ -306,6 +306,21 @@ def cmd_seed(args, settings: Settings) -> None:
     asyncio.run(run())
 
 
+def uvicorn_options(settings: Settings, host: str, port: int) -> dict:
+    """How `incidents serve` runs uvicorn (the benchmark's floor runs it the same way)."""
+    return dict(
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        # Shed load rather than queue without bound: over this many connections (per worker), answer 503.
+        limit_concurrency=settings.max_concurrency,
+    )
+
+
 def cmd_serve(args, settings: Settings) -> None:
     import uvicorn
 
@@ -316,17 +331,7 @@ def cmd_serve(args, settings: Settings) -> None:
     asyncio.run(_migrate(url))
     demo_token = asyncio.run(_demo(url, args.host, args.port)) if args.demo else None
     settings = Settings(**{**settings.__dict__, "database_url": url})
-    options = dict(
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        # Shed load rather than queue without bound: over this many connections (per worker), answer 503.
-        limit_concurrency=settings.max_concurrency,
-    )
+    options = uvicorn_options(settings, args.host, args.port)
     if workers == 1:
         from app.server import create_app
 

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app import db
+from app.cli import uvicorn_options
 from app.config import Settings
 from app.domain import alerts, incidents, models, users
 from app.domain.models import INCIDENT_COLUMNS
@@ -110,19 +111,11 @@ def main() -> None:
     port = int(sys.argv[1])
     settings = Settings.from_env()
     workers = settings.workers
-    # The same uvicorn settings as `incidents serve` (app/cli.py).
     uvicorn.run(
         "tests.bench.floor:app_from_env" if workers > 1 else create_app(settings),
         factory=workers > 1,
-        host="127.0.0.1",
-        port=port,
         workers=workers if workers > 1 else None,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        limit_concurrency=settings.max_concurrency,
+        **uvicorn_options(settings, "127.0.0.1", port),  # as `incidents serve` runs it
     )
 
 
