@@ -265,7 +265,9 @@ def create_app(
                     return
                 receive = _replay(body, receive)
             await graphql_app(scope, receive, tracked_send)
-        except Exception as exc:
+        except _BodyTooLarge:
+            raise  # BodyLimit answers it: 413
+        except Exception as exc:  # every failure is a JSON GraphQL error with the request id
             if started:
                 raise
             message, extensions = translate(exc, request_id)

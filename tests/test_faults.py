@@ -570,3 +570,27 @@ async def test_token_lookup_on_a_closed_pool_answers_a_json_error(token, databas
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await _viewer(c, token)
     _assert_json_error_with_request_id(response, "DATABASE_UNAVAILABLE")
+
+
+async def test_a_move_whose_answer_fails_after_commit_says_it_was_applied(admin, ingest, pool, monkeypatch):
+    """On either path: the move is made; reading its answer then fails. The error must not say
+    that nothing was changed, nor invite a retry that would move the alerts again."""
+    from app.api import fields
+
+    [a] = await ingest(alert_in("a", entities=[("device", "ws-1")]))
+
+    def busy(parents, args, ctx):
+        raise db.Busy("no database connection free")
+
+    monkeypatch.setitem(fields.BATCHES, ("Incident", "alertCount"), busy)
+    response = await admin.post(
+        'mutation($id: ID!) { linkAlerts(alertIds: [$id], target: {createNew: true}, comment: "split") {'
+        " targetIncident { id alertCount } errors { code } } }",
+        {"id": str(a.id)},
+    )
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "APPLIED_ANSWER_UNAVAILABLE"
+    assert error["extensions"]["retryable"] is False
+    assert error["message"].startswith("linkAlerts was applied")
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", a.id) != a.incident_id
+    assert await pool.fetchval("SELECT count(*) FROM incidents") == 2

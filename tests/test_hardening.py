@@ -58,6 +58,24 @@ async def test_body_over_one_mebibyte_gets_413(admin):
     assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
+async def test_a_streamed_body_over_one_mebibyte_gets_413_too(admin):
+    """Without a Content-Length the limit is found while reading: still 413, never a 500."""
+
+    async def chunks():
+        yield b'{"query": "{ viewer { name } }", "pad": "'
+        for _ in range(33):
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = await admin.client.post(
+        "/graphql",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
 async def test_every_response_reports_its_cost(admin):
     response = await admin.post(
         "{ incidents(first: 10) { edges { node { id alerts(first: 5) { edges { node { id } } } } } } }"

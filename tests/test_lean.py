@@ -302,7 +302,7 @@ async def test_a_move_whose_answer_fails_after_commit_is_answered_by_the_lean_pa
     assert lean_answers[0] is not None  # answered by the lean path
     [error] = response.json()["errors"]
     assert response.json()["data"] is None
-    assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+    assert error["extensions"]["code"] == "APPLIED_ANSWER_UNAVAILABLE"
     assert error["extensions"]["retryable"] is False  # the move was made: a retry would be another
     assert error["message"].startswith("linkAlerts was applied")
     assert await pool.fetchval("SELECT count(*) FROM incidents") == 2
@@ -328,3 +328,16 @@ async def test_a_read_whose_database_is_down_is_answered_once_not_run_again(admi
     assert calls == [1]
     assert body["data"] == {"incident": None}
     assert [e["extensions"]["code"] for e in body["errors"]] == ["DATABASE_UNAVAILABLE"]
+
+
+async def test_documents_the_lean_path_cannot_run_go_the_normal_way_before_anything_runs(admin, lean_answers):
+    # __typename at the root, and variables that are not an object: graphql-core answers both.
+    typename = (await admin.post("mutation { __typename }")).json()
+    assert typename["data"] == {"__typename": "Mutation"}
+    response = await admin.client.post(
+        "/graphql",
+        json={"query": "query { __typename }", "variables": []},
+        headers={"Authorization": f"Bearer {admin.token}"},
+    )
+    assert response.status_code == 400
+    assert lean_answers == [None, None]

@@ -19,6 +19,9 @@ class Context:
     correlation_window: timedelta
     correlation_across_scopes: bool = False  # Settings.correlation_across_scopes
     loaders: Loaders = field(init=False)
+    # The response keys of mutations that changed something: an error in their answer after that
+    # must not read as "nothing was changed" (errors.translate).
+    applied: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.pool, self.viewer)

@@ -7,7 +7,10 @@ Errors of the database or the server carry `retryable` and the request id:
 - TIMEOUT: a statement ran over the statement timeout or waited too long for a lock; nothing was
   changed.
 - OUTCOME_UNKNOWN: the connection broke while a write was committing, so it may have been applied.
-  retryable is true only when the mutation had an idempotency key (its replay is then safe).
+  retryable is true only when a replay is safe (linkAlerts with an idempotency key; ingestAlerts,
+  whose alerts are deduplicated by externalId).
+- APPLIED_ANSWER_UNAVAILABLE: a mutation was applied, but building its answer failed afterwards;
+  retryable is false, since a retry would apply it again.
 Anything else is unexpected: it is logged with its traceback under the request id, and the
 client sees only "Unexpected error" with that id.
 """
@@ -44,6 +47,8 @@ MESSAGES = {
     "by another change); nothing was changed. Retry shortly.",
     "OUTCOME_UNKNOWN": "The connection to the database broke while the change was being committed: it may "
     "or may not have been applied. Look before you act again, or retry with the same idempotencyKey.",
+    "APPLIED_ANSWER_UNAVAILABLE": "{mutation} was applied, but its answer could not be read ({reason}). Do not "
+    "retry it: query the incidents to see the result.",
 }
 
 
@@ -60,8 +65,23 @@ def infrastructure_code(exc: BaseException) -> str | None:
     return None
 
 
-def translate(exc: BaseException, request_id: str | None) -> tuple[str, dict]:
-    """The message and extensions a client sees for an exception raised while resolving."""
+def translate(exc: BaseException, request_id: str | None, applied: str | None = None) -> tuple[str, dict]:
+    """The message and extensions a client sees for an exception raised while resolving.
+
+    applied: the mutation (its response key) that had already changed something when this was
+    raised in its answer; then no code may say that nothing was changed.
+    """
+    if applied is not None:
+        code = infrastructure_code(exc) or "INTERNAL_SERVER_ERROR"
+        log.warning(
+            "request %s: %s applied, its answer failed: %r",
+            request_id,
+            applied,
+            exc,
+            exc_info=code == "INTERNAL_SERVER_ERROR",
+        )
+        message = MESSAGES["APPLIED_ANSWER_UNAVAILABLE"].format(mutation=applied, reason=code)
+        return message, {"code": "APPLIED_ANSWER_UNAVAILABLE", "retryable": False, "requestId": request_id}
     if isinstance(exc, InvalidArgument):
         return exc.message, {"code": "BAD_USER_INPUT", "field": exc.field}
     if isinstance(exc, NotAllowed):
@@ -86,8 +106,11 @@ class ErrorPolicy(MaskErrors):
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
             return error
-        request_id = getattr(self.execution_context.context, "request_id", None)
-        message, extensions = translate(original, request_id)
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", None)
+        root = error.path[0] if error.path else None
+        applied = root if root in getattr(context, "applied", ()) else None
+        message, extensions = translate(original, request_id, applied)
         return GraphQLError(
             message=message,
             nodes=error.nodes,

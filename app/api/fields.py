@@ -349,7 +349,7 @@ async def link_alerts(parents, args, ctx: Context):
     except Refused as refused:
         return [LinkAlertsPayload(None, [], [], [], [MutationError.of(p) for p in refused.problems])]
     except OutcomeUnknown as unknown:
-        unknown.retryable = key is not None
+        unknown.retryable = key is not None  # a replay with the key answers the first result
         raise
     # A bulk move (50 alerts or more, two log entries each) leaves as many incidents' new index
     # entries pending as an ingestion does; a small one's are left to the next merge, which
@@ -394,6 +394,9 @@ async def ingest_alerts(parents, args, ctx: Context):
         )
     except Refused as refused:
         return [IngestAlertsPayload([], [], [], [MutationError.of(p) for p in refused.problems])]
+    except OutcomeUnknown as unknown:
+        unknown.retryable = True  # a replay of the same externalIds returns the stored alerts
+        raise
     background.merge_pending_index_entries(ctx)
     return [IngestAlertsPayload(result.alerts, result.incidents, result.entries, [])]
 
@@ -444,7 +447,10 @@ async def resolve(root, info) -> Any:
     """A resolver's whole body on the normal path: the field's batch over this one parent."""
     batch, args = _call(info)
     values = batch([root], args, info.context)
-    return (values if isinstance(values, list) else await values)[0]
+    value = (values if isinstance(values, list) else await values)[0]
+    if info._raw_info.parent_type.name == "Mutation" and not value.errors:
+        info.context.applied.add(info.path.key)
+    return value
 
 
 def resolve_now(root, info) -> Any:

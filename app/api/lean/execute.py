@@ -176,11 +176,9 @@ class LeanPath:
             return None
         if not isinstance(request, dict) or not request.keys() <= {"query", "variables", "operationName"}:
             return None
-        query, variables, operation_name = (
-            request.get("query"),
-            request.get("variables") or {},
-            request.get("operationName"),
-        )
+        query, variables, operation_name = request.get("query"), request.get("variables"), request.get("operationName")
+        if variables is None:
+            variables = {}  # anything else but an object is graphql-core's to refuse
         if (
             not isinstance(query, str)
             or not isinstance(variables, dict)
@@ -223,10 +221,9 @@ class LeanPath:
             return _error(field, extensions, *translate(exc, ctx.request_id))
         try:
             data = await _render(field, value, variables, ctx)
-        except Exception as exc:  # noqa: BLE001 - the mutation is done; only its answer failed
-            message, error_extensions = translate(exc, ctx.request_id)
-            message = f"{field.name} was applied, but its answer could not be read: {message}"
-            return _error(field, extensions, message, {**error_extensions, "retryable": False})
+        except Exception as exc:  # noqa: BLE001 - only its answer failed
+            applied = field.key if not value.errors else None
+            return _error(field, extensions, *translate(exc, ctx.request_id, applied))
         return orjson.dumps({"data": {field.key: data}, "extensions": extensions})
 
 

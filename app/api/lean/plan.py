@@ -230,6 +230,8 @@ def compile_document(schema: GraphQLSchema, query: str, operation_name: str | No
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     root_type = schema.get_root_type(operation.operation)
     roots = list(_plan_level(schema, operation.selection_set, root_type.name, fragments))
+    if any(root.batch is None for root in roots):
+        raise Unsupported("__typename at the root")  # rare; the roots here are all batches
     if operation.operation == OperationType.MUTATION and len(roots) != 1:
         raise Unsupported("one mutation at a time")
     return Plan(document, operation, roots, fragments)
