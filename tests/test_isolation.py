@@ -218,3 +218,23 @@ async def test_correlation_across_scopes_is_a_setting(make_user, admin, pool, se
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         joined = await send(Api(client, admin.token), detection("f1", scope="finance", entities=[("DEVICE", "srv-1")]))
     assert joined["alerts"][0]["incident"]["id"] == engineering["incident"]["id"]
+
+
+async def test_the_severity_filter_sees_the_severity_the_viewer_sees(make_user, admin, ingest):
+    """A HIGH hr alert moved into dana's LOW incident: for her the incident is LOW, in the
+    filter and its count as in the field."""
+    dana = await make_user("dana", "default=read")
+    low, high = await ingest(
+        alert_in("d1", "Beacon on WS-1", severity="low", entities=[("device", "ws-1")]),
+        alert_in("h1", "Payroll export", scope="hr", severity="high", entities=[("user", "j.doe")]),
+    )
+    await admin(MOVE, ids=[str(high.id)], target={"existingIncidentId": str(low.incident_id)}, comment="c")
+    query = "query($s: [Severity!]) { incidents(filter: {severity: $s}) { totalCount edges { node { id severity } } } }"
+
+    assert (await dana(query, s=["HIGH"]))["incidents"] == {"totalCount": 0, "edges": []}
+    assert (await dana(query, s=["LOW"]))["incidents"] == {
+        "totalCount": 1,
+        "edges": [{"node": {"id": str(low.incident_id), "severity": "LOW"}}],
+    }
+    high_for_admin = [e["node"]["id"] for e in (await admin(query, s=["HIGH"]))["incidents"]["edges"]]
+    assert str(low.incident_id) in high_for_admin

@@ -114,8 +114,22 @@ def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     params = Params()
     params.where(visible(params, viewer))
     params.where_any("i.status", flt.statuses, "incident_status")
-    params.where_any("i.severity", flt.severities, "severity")
+    if flt.severities is not None:
+        params.where_any(_severity_seen(params, viewer), flt.severities, "severity")
     return params
+
+
+def _severity_seen(params: Params, viewer: Viewer) -> str:
+    """The incident's severity as the viewer sees it (seen_by), for the severity filter: its own
+    when they may read all its alerts, else the highest of those they may read."""
+    if viewer.reads_everything:
+        return "i.severity"
+    scopes = params.add(viewer.readable_scopes)
+    return (
+        f"CASE WHEN i.alert_scopes <@ {scopes}::text[] THEN i.severity"
+        f" ELSE coalesce((SELECT max(a.severity) FROM alerts a WHERE a.incident_id = i.id AND {readable_alerts(params, viewer)}),"
+        " 'informational') END"
+    )
 
 
 def _where_words(params: Params, flt: IncidentFilter, viewer: Viewer, indexed: frozenset[str] | None = None) -> None:
