@@ -238,3 +238,31 @@ async def test_the_severity_filter_sees_the_severity_the_viewer_sees(make_user, 
     }
     high_for_admin = [e["node"]["id"] for e in (await admin(query, s=["HIGH"]))["incidents"]["edges"]]
     assert str(low.incident_id) in high_for_admin
+
+
+async def test_an_incident_created_from_unreadable_alerts_keeps_the_movers_words_and_count_to_itself(
+    make_user, admin, ingest
+):
+    """The admin moves two hr alerts into a new incident with a comment, then a default alert in:
+    dana sees the incident, but not why or how many the admin moved."""
+    dana = await make_user("dana", "default=read")
+    h1, h2, d1 = await ingest(
+        alert_in("h1", "Payroll export", scope="hr", entities=[("user", "j.doe")]),
+        alert_in("h2", "Salary file", scope="hr", entities=[("user", "j.roe")]),
+        alert_in("d1", "Sign-in on WS-1", entities=[("device", "ws-1")]),
+    )
+    created = await admin(
+        MOVE, ids=[str(h1.id), str(h2.id)], target={"createNew": True}, comment="payroll of j.doe, HR case 77"
+    )
+    incident = created["linkAlerts"]["targetIncident"]["id"]
+    await admin(MOVE, ids=[str(d1.id)], target={"existingIncidentId": incident}, comment="same user")
+
+    log = [e["node"] for e in (await dana(LOG, id=incident))["incident"]["activityLog"]["edges"]]
+    [entry] = [e for e in log if e["kind"] == "INCIDENT_CREATED"]
+    assert entry["comment"] is None
+    assert entry["message"] == "Incident created by admin to hold alerts moved from other incidents."
+    assert all("HR case" not in (e["comment"] or "") for e in log)
+    admin_log = [e["node"] for e in (await admin(LOG, id=incident))["incident"]["activityLog"]["edges"]]
+    [entry] = [e for e in admin_log if e["kind"] == "INCIDENT_CREATED"]
+    assert entry["comment"] == "payroll of j.doe, HR case 77"
+    assert entry["message"] == "Incident created by admin to hold 2 alerts moved from other incidents."

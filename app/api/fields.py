@@ -225,16 +225,22 @@ def viewer_can_link(parents: list[models.Alert], args, ctx: Context):
     return [ctx.viewer.can_move(a.scope) for a in parents]
 
 
+async def _incidents_of(entries: list[models.ActivityEntry], ctx: Context) -> dict[int, models.Incident]:
+    """The visible incidents among the entries' own and other incidents (loaded once a request:
+    a log is read through its incident, a move's answer primes them)."""
+    wanted = list({n for e in entries for n in (e.incident_id, e.other_incident_id) if n is not None})
+    return {i.id: i for i in await _load_many(ctx.loaders.incident, wanted) if i is not None}
+
+
 async def message(parents: list[models.ActivityEntry], args, ctx: Context):
     """The sentence, naming the other incident only when the viewer may see it."""
-    others = [e.other_incident_id for e in parents if e.other_incident_id is not None]
-    found = await _load_many(ctx.loaders.incident, others) if others else []
-    visible = {i.id for i in found if i is not None}
-    return [activity.message(e, ctx.viewer, e.other_incident_id in visible) for e in parents]
+    seen = await _incidents_of(parents, ctx)
+    return [activity.message(e, ctx.viewer, seen[e.incident_id], e.other_incident_id in seen) for e in parents]
 
 
-def comment(parents: list[models.ActivityEntry], args, ctx: Context):
-    return [activity.comment(e, ctx.viewer) for e in parents]
+async def comment(parents: list[models.ActivityEntry], args, ctx: Context):
+    seen = await _incidents_of(parents, ctx)
+    return [activity.comment(e, ctx.viewer, seen[e.incident_id]) for e in parents]
 
 
 async def total_count(parents: list[Connection], args, ctx: Context):

@@ -135,10 +135,10 @@ class ActivityLogEntry:
     actor: str = strawberry.field(description='The user\'s name, or "system" for automatic correlation.')
 
     @strawberry.field(
-        description="The comment given with a move; null when the entry is about an alert the viewer may not read."
+        description="The comment given with a move; null when the entry speaks of alerts the viewer may not read."
     )
-    def comment(self, info: Info[Context, None]) -> str | None:
-        return fields.resolve_now(self, info)
+    async def comment(self, info: Info[Context, None]) -> str | None:
+        return await fields.resolve(self, info)
 
     @strawberry.field(
         description="A sentence a person reads in the log. It names alerts and incidents the viewer may see, "

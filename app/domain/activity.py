@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from app.domain import models, pagination
-from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, ActivityEntry, ActivityKind
+from app.domain import incidents, models, pagination
+from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, ActivityEntry, ActivityKind, Incident
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -126,18 +126,27 @@ def _alert_ref(entry: ActivityEntry, viewer: Viewer) -> str:
     return "an alert you cannot view"
 
 
-def comment(entry: ActivityEntry, viewer: Viewer) -> str | None:
-    """The mover's comment, unless the entry is about an alert the viewer may not read: the
-    comment says why that alert moved, and may name what is in it."""
-    if entry.alert_id is not None and not _reads_alert(entry, viewer):
-        return None
-    return entry.comment
+def reads_subject(entry: ActivityEntry, viewer: Viewer, incident: Incident) -> bool:
+    """Whether the viewer may read every alert the entry speaks of: its alert; for an incident
+    created by a move, the alerts it was named after (the alerts moved); for a resolved or
+    reopened incident, all of its alerts."""
+    if entry.alert_id is not None:
+        return _reads_alert(entry, viewer)
+    if entry.kind == ActivityKind.INCIDENT_CREATED:
+        return incidents.name_seen_by(incident, viewer) == incident.name
+    return incidents.reads_all_alerts(incident, viewer)
 
 
-def message(entry: ActivityEntry, viewer: Viewer, other_visible: bool) -> str:
-    """The sentence a person reads in the log, as this viewer may read it. other_visible: whether
-    the viewer may see the other incident (where the alert came from or went); its number is
-    named only then."""
+def comment(entry: ActivityEntry, viewer: Viewer, incident: Incident) -> str | None:
+    """The mover's comment, unless the entry speaks of alerts the viewer may not read: the
+    comment says why they moved, and may name what is in them."""
+    return entry.comment if reads_subject(entry, viewer, incident) else None
+
+
+def message(entry: ActivityEntry, viewer: Viewer, incident: Incident, other_visible: bool) -> str:
+    """The sentence a person reads in the log, as this viewer may read it (incident: whose log it
+    is in). other_visible: whether the viewer may see the other incident (where the alert came
+    from or went); its number is named only then."""
     alert = _alert_ref(entry, viewer)
     subject = alert[:1].upper() + alert[1:]  # the same words, opening a sentence
     other = f"incident {entry.other_incident_id}" if other_visible else "an incident you cannot view"
@@ -151,6 +160,8 @@ def message(entry: ActivityEntry, viewer: Viewer, other_visible: bool) -> str:
             return f"{subject} was moved to {other}{by}."
         case ActivityKind.INCIDENT_CREATED if entry.actor == SYSTEM_ACTOR:
             return f"Incident created for {alert}."
+        case ActivityKind.INCIDENT_CREATED if not reads_subject(entry, viewer, incident):
+            return f"Incident created{by} to hold alerts moved from other incidents."
         case ActivityKind.INCIDENT_CREATED:
             n = entry.alert_count or 0
             return f"Incident created{by} to hold {n} alert{'s' if n != 1 else ''} moved from other incidents."
