@@ -93,22 +93,26 @@ class Settings:
     link_max_alerts: int = 1000  # alert ids in one linkAlerts
     ingest_max_alerts: int = 500  # alerts in one ingestAlerts
 
+    def __post_init__(self) -> None:
+        if self.pool_min > self.pool_max:
+            raise ConfigError(f"DB_POOL_MIN ({self.pool_min}) must not be over DB_POOL_MAX ({self.pool_max})")
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             database_url=os.environ.get("DATABASE_URL") or None,
             data_dir=Path(os.environ.get("INCIDENTS_DATA_DIR") or ROOT / ".data"),
-            pool_min=_int("DB_POOL_MIN", 1),
-            pool_max=_int("DB_POOL_MAX", 10),
+            pool_min=_limit("DB_POOL_MIN", 1),
+            pool_max=_limit("DB_POOL_MAX", 10),
             pool_timeout=_float("DB_POOL_TIMEOUT", 5.0),
-            statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 15000),
+            statement_timeout_ms=_limit("DB_STATEMENT_TIMEOUT_MS", 15000),
             correlation_window_hours=_float("CORRELATION_WINDOW_HOURS", 24.0),
             correlation_across_scopes=_bool("CORRELATION_ACROSS_SCOPES", False),
             introspection=_bool("GRAPHQL_INTROSPECTION", True),
-            max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
-            max_concurrency=_int("MAX_CONCURRENT_REQUESTS", 256),
-            connections_per_request=_int("DB_CONNECTIONS_PER_REQUEST", 3),
-            workers=_int("WEB_CONCURRENCY", 1),
+            max_body_bytes=_limit("MAX_BODY_BYTES", 1024 * 1024),
+            max_concurrency=_limit("MAX_CONCURRENT_REQUESTS", 256),
+            connections_per_request=_limit("DB_CONNECTIONS_PER_REQUEST", 3),
+            workers=_limit("WEB_CONCURRENCY", 1),
             lean_path=_bool("GRAPHQL_LEAN_PATH", True),
             log_level=_choice("LOG_LEVEL", "info", LOG_LEVELS),
             cors_origins=tuple(o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()),

@@ -26,6 +26,13 @@ LIMITS = {
     "MAX_PAGE_SIZE": ("max_page_size", 100),
     "LINK_MAX_ALERTS": ("link_max_alerts", 1000),
     "INGEST_MAX_ALERTS": ("ingest_max_alerts", 500),
+    "DB_POOL_MIN": ("pool_min", 1),
+    "DB_POOL_MAX": ("pool_max", 10),
+    "DB_STATEMENT_TIMEOUT_MS": ("statement_timeout_ms", 15000),
+    "MAX_BODY_BYTES": ("max_body_bytes", 1024 * 1024),
+    "MAX_CONCURRENT_REQUESTS": ("max_concurrency", 256),
+    "DB_CONNECTIONS_PER_REQUEST": ("connections_per_request", 3),
+    "WEB_CONCURRENCY": ("workers", 1),
 }
 
 
@@ -78,6 +85,12 @@ def test_a_bad_limit_is_a_clear_config_error(environment, name, raw, message):
     assert str(refused.value) == f"{name} {message}"
 
 
+def test_a_pool_whose_minimum_is_over_its_maximum_is_refused(environment):
+    environment.setenv("DB_POOL_MIN", "20")
+    with pytest.raises(ConfigError, match=r"DB_POOL_MIN \(20\) must not be over DB_POOL_MAX \(10\)"):
+        Settings.from_env()
+
+
 def test_log_level_is_checked(environment):
     environment.setenv("LOG_LEVEL", "WARNING")
     assert Settings.from_env().log_level == "warning"
@@ -115,7 +128,7 @@ def test_nothing_reads_the_environment_at_import():
         [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60, cwd=config.ROOT
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "GRAPHQL_MAX_DEPTH must be at least 1, got 0"
+    assert result.stdout.strip() == "DB_POOL_MIN must be at least 1, got 0"  # the first setting read
 
 
 def test_the_page_size_limit_is_the_settings(process_settings):
