@@ -71,7 +71,9 @@ def translate(exc: BaseException, request_id: str | None, applied: str | None = 
     applied: the mutation (its response key) that had already changed something when this was
     raised in its answer; then no code may say that nothing was changed.
     """
-    if applied is not None:
+    if applied is not None and not isinstance(exc, InvalidArgument | NotAllowed):
+        # A client's mistake in the answer's arguments keeps its code: it does not claim that
+        # nothing changed, and the payload shows the mutation's own outcome.
         code = infrastructure_code(exc) or "INTERNAL_SERVER_ERROR"
         log.warning(
             "request %s: %s applied, its answer failed: %r",
