@@ -266,3 +266,28 @@ async def test_an_incident_created_from_unreadable_alerts_keeps_the_movers_words
     [entry] = [e for e in admin_log if e["kind"] == "INCIDENT_CREATED"]
     assert entry["comment"] == "payroll of j.doe, HR case 77"
     assert entry["message"] == "Incident created by admin to hold 2 alerts moved from other incidents."
+
+
+async def test_the_queues_cursors_are_sealed(make_user, admin, ingest):
+    """A queue cursor holds an incident's last activity, which can come from an alert the viewer
+    may not read: it is sealed, so it shows nothing, and an altered one is refused."""
+    import base64
+
+    dana = await make_user("dana", "default=read")
+    visible, hidden = await ingest(
+        alert_in("d1", "Beacon on WS-1", entities=[("device", "ws-1")]),
+        alert_in("h1", "Payroll export", scope="hr", minutes=42, entities=[("user", "j.doe")]),
+    )
+    await ingest(alert_in("d2", "Beacon on WS-2", minutes=-5, entities=[("device", "ws-2")]))
+    await admin(MOVE, ids=[str(hidden.id)], target={"existingIncidentId": str(visible.incident_id)}, comment="c")
+    query = "query($after: String) { incidents(first: 1, after: $after) { edges { cursor node { id } } } }"
+
+    [edge] = (await dana(query))["incidents"]["edges"]
+    raw = base64.urlsafe_b64decode(edge["cursor"] + "=" * (-len(edge["cursor"]) % 4))
+    assert b"12:42" not in raw and b"2026" not in raw and b'"i"' not in raw
+    following = (await dana(query, after=edge["cursor"]))["incidents"]["edges"]
+    assert [e["node"]["id"] for e in following] != [edge["node"]["id"]]
+
+    altered = edge["cursor"][:-2] + ("A" if edge["cursor"][-2] != "A" else "B") + edge["cursor"][-1]
+    errors = await dana.errors(query, after=altered)
+    assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"]

@@ -164,7 +164,7 @@ def _keyset(params: Params, key: tuple | None) -> str:
 
 
 def _cursor(incident: Incident) -> str:
-    return pagination.encode("i", incident.last_activity_at, incident.id)
+    return pagination.seal("i", incident.last_activity_at, incident.id)
 
 
 # The incident a search names by its number ("1042", "#1042"), listed before the name matches
@@ -360,6 +360,7 @@ async def _queue(
     if not viewer.can_view_incidents:
         raise NotAllowed("you may not view the incidents queue")
     pagination.check_first(first)
+    await pagination.ensure_sealing_key(conn)
     number = search.as_number(flt.search)
     key = None
     pinned: list[Incident] = []
@@ -371,7 +372,7 @@ async def _queue(
         row = await conn.fetchrow(sql, *params.values)
         pinned = [models.incident(row)] if row else []
     else:
-        key = pagination.decode(after, "i", (datetime, int))
+        key = pagination.unseal(after, "i", (datetime, int))
     return _Queue(viewer, flt, first, number, pinned, key, alerts_first)
 
 
