@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from app.config import settings
+from app.domain.bulk_seed import FIRST as ALL_FIRST
+from app.domain.bulk_seed import LAST as ALL_LAST
 from app.domain.bulk_seed import SEVERITY_WEIGHTS, bulk_seed
 from app.domain.ingestion import AlertIn, ingest_alerts
 from app.domain.models import Access, EntityKind
@@ -29,50 +31,9 @@ from app.domain.viewers import ALL_SCOPES, Viewer
 DEMO_INCIDENTS = 60
 INGESTION_LIMIT = 5_000
 SCOPES = ["default", "default", "default", "finance", "engineering"]
-FIRST = [
-    "alice",
-    "bob",
-    "carol",
-    "dave",
-    "erin",
-    "frank",
-    "grace",
-    "heidi",
-    "ivan",
-    "judy",
-    "mallory",
-    "niaj",
-    "olivia",
-    "peggy",
-    "rupert",
-    "sybil",
-    "trent",
-    "victor",
-    "walter",
-    "yusuf",
-]
-LAST = [
-    "smith",
-    "jones",
-    "garcia",
-    "miller",
-    "davis",
-    "martin",
-    "lee",
-    "walker",
-    "hall",
-    "young",
-    "king",
-    "wright",
-    "lopez",
-    "hill",
-    "scott",
-    "green",
-    "adams",
-    "baker",
-    "nelson",
-    "carter",
-]
+# The demo's people: the first of the benchmark's.
+FIRST = ALL_FIRST[:20]
+LAST = ALL_LAST[:20]
 FILES = [
     "invoice_2026.pdf.exe",
     "mimikatz.exe",
