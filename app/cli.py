@@ -316,8 +316,8 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=10,
-        # Shed load rather than queue without bound: over this many connections (per worker), answer 503.
-        limit_concurrency=settings.max_concurrency,
+        # No limit_concurrency: its plain-text 503 would bypass the app. The app sheds load itself
+        # over MAX_CONCURRENT_REQUESTS requests in flight (app.server.ConcurrencyLimit).
     )
 
 

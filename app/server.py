@@ -3,6 +3,10 @@
 Every GraphQL request is authenticated with `Authorization: Bearer <token>`; without a valid
 token it gets HTTP 401 and an UNAUTHENTICATED error. The GraphiQL page itself (a GET without a
 query) needs no token: paste it into GraphiQL's headers editor.
+
+Every answer of /graphql is a GraphQL response in the media type the client accepted, errors
+included (error_response: 400, 401, 405, 413, 415, 500, 503), with its request id in
+X-Request-Id.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncpg
 import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,7 +34,7 @@ from strawberry.asgi import GraphQL
 from app import config, db, web
 from app.api import background
 from app.api.context import Context
-from app.api.errors import translate
+from app.api.errors import MESSAGES, translate
 from app.api.lean import LeanPath
 from app.api.limits import Limits
 from app.api.schema import build_schema
@@ -53,13 +58,12 @@ class GraphQLApp(GraphQL):
         request = Request(scope=scope, receive=receive)
         try:
             response = await self.run(request)
-        except HTTPException as exc:  # malformed requests: JSON errors, never plain text
-            response = JSONResponse(
-                {"errors": [{"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}]},
-                status_code=exc.status_code,
-            )
-        if GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.media_type != "text/html":
-            response = _as_graphql_response(response)
+        except HTTPException as exc:  # malformed requests: GraphQL errors, never plain text
+            code = HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+            response = error_response(scope, exc.status_code, exc.reason, {"code": code})
+        else:
+            if GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.media_type != "text/html":
+                response = _as_graphql_response(response)
         await response(scope, receive, send)
 
     async def get_context(self, request, response) -> Context | None:
@@ -77,6 +81,31 @@ class GraphQLApp(GraphQL):
 
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+# The codes of strawberry's refusals of malformed requests, by HTTP status.
+HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+ALLOWED_METHODS = ("GET", "POST")
+
+
+def media_type(accept: str) -> str:
+    """The GraphQL-over-HTTP media type of every answer: graphql-response+json when accepted."""
+    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
+
+
+def request_id(scope: Scope) -> str:
+    """The request's id, given by RequestId (a fresh one for a scope that never passed it)."""
+    state = scope.setdefault("state", {})
+    if "request_id" not in state:
+        # Ours: a client-sent id could collide or forge log lines.
+        state["request_id"] = uuid.uuid4().hex[:16]
+    return state["request_id"]
+
+
+def error_response(scope: Scope, status: int, message: str, extensions: dict, headers: dict | None = None) -> Response:
+    """A GraphQL response of one error with its code and the request id, in the media type the
+    client accepted: every answer of /graphql that GraphQL did not make itself."""
+    error = {"message": message, "extensions": {**extensions, "requestId": request_id(scope)}}
+    accept = Headers(scope=scope).get("accept", "")
+    return Response(orjson.dumps({"errors": [error]}), status, headers=headers, media_type=media_type(accept))
 
 
 def _as_graphql_response(response: Response) -> Response:
@@ -97,9 +126,14 @@ def _as_graphql_response(response: Response) -> Response:
     return Response(body, status_code=status, headers=headers, media_type=GRAPHQL_RESPONSE)
 
 
-def _unauthenticated(message: str, request_id: str) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
-    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer", "X-Request-Id": request_id})
+def _unauthenticated(scope: Scope, message: str) -> Response:
+    return error_response(scope, 401, message, {"code": "UNAUTHENTICATED"}, {"WWW-Authenticate": "Bearer"})
+
+
+def _unsupported_content_type(request: Request) -> bool:
+    """A POST whose body is not application/json (the only one the API reads): 415."""
+    content_type = request.headers.get("content-type", "")
+    return request.method == "POST" and content_type.partition(";")[0].strip().lower() != "application/json"
 
 
 def _wants_ide(request: Request) -> bool:
@@ -138,16 +172,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = JSONResponse(
-            {
-                "errors": [
-                    {
-                        "message": f"Request body over {self.max_bytes} bytes.",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            },
-            status_code=413,
+        too_large = error_response(
+            scope, 413, f"Request body over {self.max_bytes} bytes.", {"code": "PAYLOAD_TOO_LARGE"}
         )
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
@@ -172,6 +198,54 @@ class BodyLimit:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class RequestId:
+    """Gives every request its id, sent back in X-Request-Id on every response."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = (b"x-request-id", request_id(scope).encode())
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class ConcurrencyLimit:
+    """Over max_requests requests in flight in this process, answers 503 SERVER_BUSY at once.
+
+    This, not uvicorn's limit_concurrency (a plain-text 503 without CORS headers), sheds load:
+    the answer is a GraphQL response like every other, with Retry-After and the request id.
+    """
+
+    def __init__(self, app, max_requests: int) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_requests:
+            extensions = {"code": "SERVER_BUSY", "retryable": True}
+            busy = error_response(scope, 503, MESSAGES["SERVER_BUSY"], extensions, {"Retry-After": "1"})
+            await busy(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 class _AsgiEndpoint:
@@ -224,12 +298,18 @@ def create_app(
         if scope["type"] != "http" or _wants_ide(request):
             await graphql_app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex[:16]  # ours: a client-sent id could collide or forge log lines
+        if request.method not in ALLOWED_METHODS:
+            message = "GraphQL only supports GET and POST requests."
+            allow = {"Allow": ", ".join(ALLOWED_METHODS)}
+            await error_response(scope, 405, message, {"code": "METHOD_NOT_ALLOWED"}, allow)(scope, receive, send)
+            return
+        if _unsupported_content_type(request):
+            message = "Send the request as Content-Type: application/json."
+            await error_response(scope, 415, message, {"code": "UNSUPPORTED_MEDIA_TYPE"})(scope, receive, send)
+            return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            await _unauthenticated("Send an API token as 'Authorization: Bearer <token>'.", request_id)(
-                scope, receive, send
-            )
+            await _unauthenticated(scope, "Send an API token as 'Authorization: Bearer <token>'.")(scope, receive, send)
             return
         database = db.Database(request.app.state.pool, settings.pool_timeout, settings.connections_per_request)
         started = False
@@ -242,14 +322,14 @@ def create_app(
         try:
             viewer = await users.viewer_for_token(conn=database, token=token.strip())
             if viewer is None:
-                await _unauthenticated("The API token is unknown or revoked, or its user is disabled.", request_id)(
+                await _unauthenticated(scope, "The API token is unknown or revoked, or its user is disabled.")(
                     scope, receive, send
                 )
                 return
             context = Context(
                 pool=database,
                 viewer=viewer,
-                request_id=request_id,
+                request_id=request_id(scope),
                 correlation_window=window,
                 correlation_across_scopes=settings.correlation_across_scopes,
             )
@@ -259,22 +339,20 @@ def create_app(
                 body = await request.body()
                 answer = await graphql_app.lean.execute(body, context)
                 if answer is not None:
-                    accept = request.headers.get("accept", "")
-                    media_type = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
-                    await Response(answer, media_type=media_type)(scope, receive, tracked_send)
+                    answer_type = media_type(request.headers.get("accept", ""))
+                    await Response(answer, media_type=answer_type)(scope, receive, tracked_send)
                     return
                 receive = _replay(body, receive)
             await graphql_app(scope, receive, tracked_send)
         except _BodyTooLarge:
             raise  # BodyLimit answers it: 413
-        except Exception as exc:  # every failure is a JSON GraphQL error with the request id
+        except Exception as exc:  # every failure is a GraphQL error with the request id
             if started:
                 raise
-            message, extensions = translate(exc, request_id)
+            message, extensions = translate(exc, request_id(scope))
             retryable = extensions.get("retryable", False)
-            headers = {"X-Request-Id": request_id, **({"Retry-After": "1"} if retryable else {})}
-            body = {"errors": [{"message": message, "extensions": extensions}]}
-            await JSONResponse(body, status_code=503 if retryable else 500, headers=headers)(scope, receive, send)
+            headers = {"Retry-After": "1"} if retryable else None
+            await error_response(scope, 503 if retryable else 500, message, extensions, headers)(scope, receive, send)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -287,18 +365,23 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
-            Route("/graphql", _AsgiEndpoint(graphql), methods=["GET", "POST"]),
+            # Every method reaches it: one not allowed gets a GraphQL error too, not Starlette's text.
+            Route("/graphql", _AsgiEndpoint(graphql)),
             *web.routes(),
         ],
         lifespan=lifespan,
     )
+    # Outermost last: CORS (its headers on every answer), RequestId, ConcurrencyLimit, BodyLimit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrency)
+    app.add_middleware(RequestId)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=list(ALLOWED_METHODS),
             allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=["Retry-After", "X-Request-Id"],
             max_age=600,
         )
     app.state.demo_token = demo_token

@@ -1,5 +1,8 @@
 """How errors reach clients, on both execution paths (translate is the one place).
 
+Errors in the request itself, found by graphql-core before anything runs (the lean path leaves
+such documents to it), get their code from ErrorPolicy: GRAPHQL_PARSE_FAILED,
+GRAPHQL_VALIDATION_FAILED, and BAD_USER_INPUT for variables that do not fit their types.
 Expected errors keep their message and get an extensions.code: BAD_USER_INPUT, FORBIDDEN.
 Errors of the database or the server carry `retryable` and the request id:
 - DATABASE_UNAVAILABLE: the database could not be reached; nothing was changed.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError, VariableDefinitionNode
 from strawberry.extensions import MaskErrors
 
 from app.db import BrokenConnection, Busy, OutcomeUnknown
@@ -100,11 +103,51 @@ def translate(exc: BaseException, request_id: str | None, applied: str | None = 
 class ErrorPolicy(MaskErrors):
     def __init__(self) -> None:
         super().__init__()
+        self.executed = False
+
+    def on_operation(self):
+        # The parser cache parses in its own hook, and a syntax error raised there leaves the
+        # operation as an exception, past the processing of its result: it gets its code here.
+        try:
+            yield from super().on_operation()
+        except GraphQLSyntaxError as error:
+            error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
+            raise
+
+    def on_execute(self):
+        self.executed = True
+        yield
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         return [self._translate(e) for e in errors]
 
+    def _request_error_code(self, error: GraphQLError) -> str | None:
+        """The code of an error in the request itself, or None for any other error."""
+        if error.extensions and "code" in error.extensions:
+            return None  # a limit's own code (QUERY_TOO_COSTLY)
+        if isinstance(error, GraphQLSyntaxError):
+            return "GRAPHQL_PARSE_FAILED"
+        if not self.executed:
+            # A rule's errors point at the document (some keep a scalar's ValueError); an
+            # exception raised on the way has no nodes and stays unexpected.
+            return "GRAPHQL_VALIDATION_FAILED" if error.nodes else None
+        # Variables are coerced as execution starts; their errors point at their definitions.
+        if not error.path and error.nodes and all(isinstance(n, VariableDefinitionNode) for n in error.nodes):
+            return "BAD_USER_INPUT"
+        return None
+
     def _translate(self, error: GraphQLError) -> GraphQLError:
+        code = self._request_error_code(error)
+        if code is not None:
+            return GraphQLError(
+                message=error.message,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                original_error=None,
+                extensions={**(error.extensions or {}), "code": code},
+            )
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
             return error
