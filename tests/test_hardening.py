@@ -315,6 +315,54 @@ async def test_malformed_documents_get_errors_not_500(admin, query):
     assert response.json()["errors"]
 
 
+MOVE_OR_LOOK = """
+mutation Move($ids: [ID!]!) { linkAlerts(alertIds: $ids, target: {createNew: true}, comment: "c") { errors { code } } }
+query Look { viewer { name } }
+"""
+
+
+@pytest.mark.parametrize(("accept", "status"), [("application/json", 200), ("application/graphql-response+json", 400)])
+async def test_several_operations_without_an_operation_name_are_a_request_error(admin, ingest, pool, accept, status):
+    """GraphQL over HTTP: a request error, with no data; the first operation (a move) must not run."""
+    (a,) = await ingest(alert_in("a"))
+
+    async def post(**request):
+        headers = {"Authorization": f"Bearer {admin.token}", "Accept": accept}
+        body = {"query": MOVE_OR_LOOK, "variables": {"ids": [str(a.id)]}, **request}
+        return await admin.client.post("/graphql", json=body, headers=headers)
+
+    response = await post()
+
+    assert response.status_code == status
+    body = response.json()
+    assert body.get("data") is None
+    if status == 400:
+        assert "data" not in body
+    [error] = body["errors"]
+    assert error["message"] == (
+        "Must provide operation name if query contains multiple operations: this document holds 2 (Move, Look); "
+        "say which one to run with operationName."
+    )
+    assert "path" not in error
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert error["locations"] == [{"line": 2, "column": 1}, {"line": 3, "column": 1}]
+    assert await pool.fetchval("SELECT count(*) FROM incidents") == 1
+    assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE actor = 'admin'") == 0
+    named = await post(operationName="Look")
+    assert named.status_code == 200
+    assert named.json()["data"] == {"viewer": {"name": "admin"}}
+
+
+async def test_an_anonymous_operation_among_others_is_refused_and_not_run(admin, ingest, pool):
+    (a,) = await ingest(alert_in("a"))
+    document = 'mutation($ids: [ID!]!) { linkAlerts(alertIds: $ids, target: {createNew: true}, comment: "c") { errors { code } } } query Look { viewer { name } }'
+    response = await admin.post(document, {"ids": [str(a.id)]})
+    body = response.json()
+    assert body.get("data") is None
+    assert any("Must provide operation name" in e["message"] for e in body["errors"])
+    assert await pool.fetchval("SELECT count(*) FROM incidents") == 1
+
+
 async def test_graphiql_page_needs_no_token(client):
     response = await client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200

@@ -224,6 +224,47 @@ async def test_invalid_input(admin, ingest, pool, ids, comment, target, field):
     assert await pool.fetchval("SELECT count(*) FROM incidents") == 1
 
 
+async def test_every_problem_is_reported_at_once(make_user, ingest, pool):
+    analyst = await make_user("analyst", "default=write", "finance=read")
+    a, f = await ingest(alert_in("a"), alert_in("f", scope="finance"))
+
+    result = await link(analyst, [a.id, 999, f.id], existingIncidentId="424242", comment="   ")
+
+    assert result["targetIncident"] is None
+    assert [(e["code"], e["field"], e["alertIds"]) for e in result["errors"]] == [
+        ("INVALID_INPUT", "comment", []),
+        ("ALERT_NOT_FOUND", "alertIds", ["999"]),
+        ("FORBIDDEN", "alertIds", [str(f.id)]),
+        ("INCIDENT_NOT_FOUND", "target.existingIncidentId", []),
+    ]
+    assert await incident_ids(pool, [a.id, f.id]) == {a.id: a.incident_id, f.id: f.incident_id}
+    assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE actor = 'analyst'") == 0
+
+
+async def test_an_unlinkable_target_is_reported_with_the_input_s_problems(admin, ingest, pool):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    await pool.execute(
+        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
+        b.incident_id,
+        a.incident_id,
+    )
+    result = await link(admin, [], existingIncidentId=str(b.incident_id), comment="x" * 30_001)
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [
+        ("INVALID_INPUT", "alertIds"),
+        ("INVALID_INPUT", "comment"),
+        ("TARGET_NOT_LINKABLE", "target.existingIncidentId"),
+    ]
+
+
+async def test_without_the_queue_permission_the_alerts_are_checked_but_not_the_target(make_user, ingest, pool):
+    """Looking the target up would be opening an incident by number: browsing the queue."""
+    analyst = await make_user("analyst", "*=write", queue=False)
+    (a,) = await ingest(alert_in("a"))
+    result = await link(analyst, [a.id, 999], existingIncidentId="424242")
+    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("FORBIDDEN", []), ("ALERT_NOT_FOUND", ["999"])]
+    assert await incident_ids(pool, [a.id]) == {a.id: a.incident_id}
+
+
 async def test_comment_of_30000_characters_is_accepted(admin, ingest):
     (a,) = await ingest(alert_in("a"))
     result = await link(admin, [a.id], createNew=True, comment="x" * 30_000)

@@ -304,6 +304,60 @@ async def test_last_page_has_no_next_page(admin, ingest):
     assert empty == {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}, "totalCount": 0}
 
 
+PAGE_INFO = "pageInfo { hasPreviousPage hasNextPage startCursor endCursor }"
+
+
+def page_info_of(connection: dict) -> tuple[bool, bool, str | None, str | None]:
+    """(hasPreviousPage, hasNextPage, startCursor, endCursor), checked against the edges."""
+    info = connection["pageInfo"]
+    cursors = [e["cursor"] for e in connection["edges"]]
+    assert info["startCursor"] == (cursors[0] if cursors else None)
+    assert info["endCursor"] == (cursors[-1] if cursors else None)
+    return info["hasPreviousPage"], info["hasNextPage"], info["startCursor"], info["endCursor"]
+
+
+async def test_queue_pages_say_whether_items_come_before_them(admin, ingest):
+    await incidents_named(ingest, "a", "b", "c")
+    query = INCIDENTS.replace("pageInfo { hasNextPage endCursor }", PAGE_INFO)
+
+    first = (await admin(query, first=2))["incidents"]
+    assert page_info_of(first)[:2] == (False, True)
+    last = (await admin(query, first=2, after=first["pageInfo"]["endCursor"]))["incidents"]
+    assert page_info_of(last)[:2] == (True, False)
+    assert len(last["edges"]) == 1
+    empty = (await admin(query, filter={"search": "nothing like it"}, first=2))["incidents"]
+    assert page_info_of(empty) == (False, False, None, None)
+
+
+async def test_pages_after_the_pinned_incident_have_items_before_them(admin, ingest):
+    await incidents_named(ingest, "Beacon to 10.6.1.9", "a", "b", "c", "d", "e")
+    query = INCIDENTS.replace("pageInfo { hasNextPage endCursor }", PAGE_INFO)
+
+    pinned = (await admin(query, filter={"search": "6"}, first=1))["incidents"]
+    assert [e["node"]["id"] for e in pinned["edges"]] == ["6"]
+    assert page_info_of(pinned)[:2] == (False, True)
+    after = await admin(query, filter={"search": "6"}, first=1, after=pinned["pageInfo"]["endCursor"])
+    assert [e["node"]["id"] for e in after["incidents"]["edges"]] == ["1"]
+    assert page_info_of(after["incidents"])[:2] == (True, False)
+
+
+async def test_an_incidents_alerts_and_log_pages_say_whether_items_come_before_them(admin, ingest):
+    shared = [("device", "WS-3")]
+    alerts = await ingest(*[alert_in(f"a{n}", minutes=n, entities=shared) for n in range(3)])
+    incident_id = str(alerts[0].incident_id)
+    incident = INCIDENT.replace("pageInfo { hasNextPage endCursor }", PAGE_INFO)
+    log = ACTIVITY_LOG.replace("pageInfo { hasNextPage endCursor }", PAGE_INFO)
+
+    for query, read in ((incident, lambda d: d["incident"]["alerts"]), (log, lambda d: d["incident"]["activityLog"])):
+        first = read(await admin(query, id=incident_id, first=2))
+        assert page_info_of(first)[:2] == (False, True)
+        second = read(await admin(query, id=incident_id, first=2, after=first["pageInfo"]["endCursor"]))
+        assert page_info_of(second)[:2] == (True, False)
+        assert len(second["edges"]) == 1
+        past_the_end = read(await admin(query, id=incident_id, first=2, after=second["pageInfo"]["endCursor"]))
+        assert page_info_of(past_the_end) == (True, False, None, None)
+
+
 async def test_incidents_with_equal_activity_times_are_neither_skipped_nor_repeated(admin, ingest):
     alerts = await ingest(*[alert_in(f"same-{n}", f"same time {n}") for n in range(5)])
     assert await read_all_pages(admin, 2) == [str(a.incident_id) for a in reversed(alerts)]

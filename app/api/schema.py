@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from graphql import GraphQLError, OperationDefinitionNode
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import Info
 
 from app.api import fields
@@ -82,13 +85,39 @@ class Mutation:
     ingest_alerts: IngestAlertsPayload = strawberry.mutation(resolver=ingest_alerts)
 
 
+class OperationNameRequired(SchemaExtension):
+    """A document with several operations and no operationName is a request error, as the
+    GraphQL spec's GetOperation says; strawberry would run the first one. (The lean path takes
+    only documents with exactly one operation to run, so these come here.)"""
+
+    def on_validate(self) -> Iterator[None]:
+        # After the validation cache, which sets pre_execution_errors: a new list, never its own.
+        ctx = self.execution_context
+        document = ctx.graphql_document
+        # strawberry's operation_name falls back to the first operation's name: only the one the
+        # request gave counts here.
+        if document is not None and ctx._provided_operation_name is None:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                names = ", ".join(o.name.value if o.name else "an anonymous one" for o in operations)
+                error = GraphQLError(
+                    f"Must provide operation name if query contains multiple operations: this document holds "
+                    f"{len(operations)} ({names}); say which one to run with operationName.",
+                    nodes=operations,
+                    extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+                )
+                ctx.pre_execution_errors = [*(ctx.pre_execution_errors or []), error]
+        yield
+
+
 def build_schema(limits: Limits | None = None) -> strawberry.Schema:
-    """The schema with its extensions: error policy, parser and validation caches, limits."""
+    """The schema with its extensions: error policy, parser and validation caches, the operation
+    to run, limits."""
     before, after = extensions(limits or Limits())
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[ErrorPolicy, *before, ParserCache, ValidationCache, *after],
+        extensions=[ErrorPolicy, *before, ParserCache, ValidationCache, OperationNameRequired, *after],
     )
 
 

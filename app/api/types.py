@@ -27,10 +27,22 @@ ActivityKind = strawberry.enum(models.ActivityKind, name="ActivityKind")
 Access = strawberry.enum(models.Access, name="Access")
 
 
-@strawberry.type
+@strawberry.type(description="Where a page of a connection stands in its list (Relay's PageInfo).")
 class PageInfo:
-    has_next: bool = strawberry.field(name="hasNextPage")
-    end_cursor: str | None
+    has_next: bool = strawberry.field(name="hasNextPage", description="Whether more items follow this page.")
+    has_previous: bool = strawberry.field(
+        name="hasPreviousPage",
+        description="Whether items come before this page: true when it was asked for with `after` (the items up "
+        "to that cursor came before it; not looked up again), false on a first page. Lists page forward only "
+        "(`first` and `after`).",
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of the page's first edge; null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the page's last edge, to pass as `after` for the next page; null when the "
+        "page is empty."
+    )
 
 
 @strawberry.type

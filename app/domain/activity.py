@@ -107,7 +107,7 @@ async def entries_after(*, conn: Conn, incident_id: int, first: int, after: str)
     pagination.check_first(first)
     (before_id,) = pagination.decode(after, "l", (int,))
     rows = await conn.fetch(ENTRIES_AFTER, incident_id, before_id, first + 1)
-    return pagination.page_of([models.entry(r) for r in rows], first, _cursor)
+    return pagination.page_of([models.entry(r) for r in rows], first, _cursor, after=after)
 
 
 async def count_entries(*, conn: Conn, incident_id: int) -> int:

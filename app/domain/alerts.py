@@ -104,7 +104,7 @@ async def list_alerts(
         params.where(f"(a.detected_at, a.id) < ({params.add(key[0])}, {params.add(key[1])})")
     sql = ALERTS.format(columns=ALERT_COLUMNS, where=params.conditions, limit=params.add(first + 1))
     rows = await conn.fetch(sql, *params.values)
-    return pagination.page_of([models.alert(r) for r in rows], first, _cursor)
+    return pagination.page_of([models.alert(r) for r in rows], first, _cursor, after=after)
 
 
 COUNT_ALERTS = "SELECT count(*) FROM alerts a WHERE {where}"

@@ -254,6 +254,7 @@ class _Queue:
     pinned: list[Incident]  # that incident, on the first page when it passes the filters
     key: tuple | None  # the cursor's (last activity, number): the rows after it
     alerts_first: int | None = None  # with each incident's first alerts, up to this many
+    after: str | None = None  # the cursor the page was asked for after (the pinned one included)
 
     @property
     def limit(self) -> int:
@@ -265,7 +266,7 @@ class _Queue:
         order the statement's joins gave them in)."""
         rows = sorted(rows, key=lambda i: (i.last_activity_at, i.id), reverse=True)
         pinned = pagination.encode("p", self.number) if self.pinned else None
-        return pagination.page_of(self.pinned + rows, self.first, _cursor, first_cursor=pinned)
+        return pagination.page_of(self.pinned + rows, self.first, _cursor, first_cursor=pinned, after=self.after)
 
 
 def _step(
@@ -362,6 +363,7 @@ async def _queue(
     pagination.check_first(first)
     await pagination.ensure_sealing_key(conn)
     number = search.as_number(flt.search)
+    asked_after = after
     key = None
     pinned: list[Incident] = []
     if after is not None and number is not None and after == pagination.encode("p", number):
@@ -373,7 +375,7 @@ async def _queue(
         pinned = [models.incident(row)] if row else []
     else:
         key = pagination.unseal(after, "i", (datetime, int))
-    return _Queue(viewer, flt, first, number, pinned, key, alerts_first)
+    return _Queue(viewer, flt, first, number, pinned, key, alerts_first, asked_after)
 
 
 async def list_incidents(

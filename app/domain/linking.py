@@ -116,7 +116,11 @@ class LinkResult:
     entries: list[ActivityEntry]
 
 
-def _check_input(viewer: Viewer, alert_ids: list[str], target: Target, comment: str) -> tuple[list[str], str]:
+def _check_input(
+    viewer: Viewer, alert_ids: list[str], target: Target, comment: str
+) -> tuple[list[str], str, list[Problem]]:
+    """The distinct ids to look up (none when the list itself is refused), the trimmed comment,
+    and the problems of the input itself."""
     problems: list[Problem] = []
     if not viewer.can_view_incidents:
         problems.append(
@@ -129,6 +133,7 @@ def _check_input(viewer: Viewer, alert_ids: list[str], target: Target, comment: 
         problems.append(
             Problem(ProblemCode.INVALID_INPUT, f"At most {most} alerts can move at once; got {len(ids)}.", "alertIds")
         )
+        ids = []  # the limit bounds the work: so many are not looked up
     text = comment.strip()
     if not text:
         problems.append(Problem(ProblemCode.INVALID_INPUT, "A comment saying why is required.", "comment"))
@@ -155,9 +160,7 @@ def _check_input(viewer: Viewer, alert_ids: list[str], target: Target, comment: 
                 "target.createNew",
             )
         )
-    if problems:
-        raise Refused(problems)
-    return ids, text
+    return ids, text, problems
 
 
 async def link_alerts(
@@ -165,22 +168,23 @@ async def link_alerts(
 ) -> LinkResult:
     """Move alerts to an existing or a new incident, writing both incidents' logs.
 
-    Must run inside a transaction owned by the caller; raises Refused with every problem found.
-    The result shows only what the viewer may see after the move.
+    Must run inside a transaction owned by the caller; raises Refused with every problem found:
+    the input's, the alerts' and the target's at once (the alerts and the target are looked up
+    whatever the input's problems, with the statements a move runs anyway). The result shows
+    only what the viewer may see after the move.
     """
-    ids, comment = _check_input(viewer, alert_ids, target, comment)
+    ids, comment, problems = _check_input(viewer, alert_ids, target, comment)
     ids = _distinct_alerts(ids)
     numbers = {i: n for i in ids if (n := parse_number(i)) is not None}
 
     # Permissions are decided before any lock is taken: waiting on the lock of an alert or an
     # incident the viewer may not see would tell, by its timing, that it exists.
-    found = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, sorted(numbers.values()))}
+    found = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, sorted(numbers.values()))} if ids else {}
     # Unknown and unreadable alerts are reported alike, so nobody learns an unreadable one exists.
     not_found = [
         i for i in ids if i not in numbers or numbers[i] not in found or not viewer.can_read(found[numbers[i]].scope)
     ]
     forbidden = [i for i in ids if i not in not_found and not viewer.can_write(found[numbers[i]].scope)]
-    problems: list[Problem] = []
     if not_found:
         problems.append(
             Problem(
@@ -194,7 +198,9 @@ async def link_alerts(
             )
         )
     target_id = _target_number(target)
-    if target.existing_incident_id is not None:
+    # Only a target given alone is looked up, and only for a viewer with the queue permission:
+    # opening incidents by number is browsing the queue.
+    if target.existing_incident_id is not None and target.create_new is None and viewer.can_view_incidents:
         problems += _target_problems(target, await _incident(conn, target_id), viewer)
     if problems:
         raise Refused(problems)

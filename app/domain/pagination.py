@@ -20,13 +20,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """Up to `first` items, whether more follow, and each item's cursor, made only when asked
-    for (a typeahead reads none of its 60)."""
+    """Up to `first` items, whether more follow, whether it was asked for after a cursor, and
+    each item's cursor, made only when asked for (a typeahead reads none of its 60)."""
 
     items: list[T]
     has_next: bool
     cursor_of: Callable[[T], str]
     first_cursor: str | None = None  # instead of cursor_of(items[0]): a pinned incident's
+    has_previous: bool = False  # asked for with `after`: the rows up to that cursor come before it
 
     def cursor(self, n: int) -> str:
         if n == 0 and self.first_cursor is not None:
@@ -36,6 +37,10 @@ class Page(Generic[T]):
     @property
     def cursors(self) -> list[str]:
         return [self.cursor(n) for n in range(len(self.items))]
+
+    @property
+    def start_cursor(self) -> str | None:
+        return self.cursor(0) if self.items else None
 
     @property
     def end_cursor(self) -> str | None:
@@ -134,6 +139,15 @@ def _parsed(raw_of: Callable[[], bytes], kind: str, shape: tuple[type, ...]) -> 
         raise InvalidArgument("after", "after is not a cursor from this list") from None
 
 
-def page_of(rows: list, first: int, cursor_of: Callable, first_cursor: str | None = None) -> Page:
-    """Build a page from up to first+1 rows (the extra row only says there is more)."""
-    return Page(items=rows[:first], has_next=len(rows) > first, cursor_of=cursor_of, first_cursor=first_cursor)
+def page_of(
+    rows: list, first: int, cursor_of: Callable, first_cursor: str | None = None, after: str | None = None
+) -> Page:
+    """Build a page from up to first+1 rows (the extra row only says there is more), read after
+    the cursor `after` if one was given."""
+    return Page(
+        items=rows[:first],
+        has_next=len(rows) > first,
+        cursor_of=cursor_of,
+        first_cursor=first_cursor,
+        has_previous=after is not None,
+    )
