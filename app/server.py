@@ -145,7 +145,7 @@ def _wants_ide(request: Request) -> bool:
 
 
 def _lean_candidate(request: Request) -> bool:
-    if request.method != "POST" or not request.headers.get("content-type", "").startswith("application/json"):
+    if request.method != "POST":  # a POST's content type is JSON by now (415 otherwise)
         return False
     accept = request.headers.get("accept", "")
     return not accept or any(m in accept for m in ("application/json", "*/*", GRAPHQL_RESPONSE))

@@ -139,29 +139,24 @@ class ErrorPolicy(MaskErrors):
     def _translate(self, error: GraphQLError) -> GraphQLError:
         code = self._request_error_code(error)
         if code is not None:
-            return GraphQLError(
-                message=error.message,
-                nodes=error.nodes,
-                source=error.source,
-                positions=error.positions,
-                path=error.path,
-                original_error=None,
-                extensions={**(error.extensions or {}), "code": code},
-            )
+            return _rebuilt(error, error.message, {**(error.extensions or {}), "code": code})
         original = error.original_error
         if original is None or isinstance(original, GraphQLError):
             return error
         context = self.execution_context.context
-        request_id = getattr(context, "request_id", None)
         root = error.path[0] if error.path else None
         applied = root if root in getattr(context, "applied", ()) else None
-        message, extensions = translate(original, request_id, applied)
-        return GraphQLError(
-            message=message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            original_error=None,
-            extensions=extensions,
-        )
+        return _rebuilt(error, *translate(original, getattr(context, "request_id", None), applied))
+
+
+def _rebuilt(error: GraphQLError, message: str, extensions: dict) -> GraphQLError:
+    """The error with this message and these extensions, where it was, without its cause."""
+    return GraphQLError(
+        message=message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )

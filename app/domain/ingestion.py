@@ -231,6 +231,10 @@ class _New:
     joins: _New | None = None  # an earlier alert of the batch whose incident it joins
     creates: bool = False  # it opens an incident of its own
 
+    @property
+    def scope(self) -> str:
+        return self.item.scope.strip()
+
 
 async def ingest_alerts(
     *,
@@ -289,8 +293,8 @@ async def ingest_alerts(
                 [max(m.detected for m in g) for g in groups],
                 [len(g) for g in groups],
                 [m.incident_id for g in groups for m in g],
-                [m.item.scope.strip() for g in groups for m in g],
-                [n.item.scope.strip() for n in created],  # named after the alert that opened it
+                [m.scope for g in groups for m in g],
+                [n.scope for n in created],  # named after the alert that opened it
             )
         rows = await conn.fetch(
             INSERT_ALERTS,
@@ -299,7 +303,7 @@ async def ingest_alerts(
             [n.item.title.strip() for n in new],
             [n.item.severity for n in new],
             [n.item.category.strip() for n in new],
-            [n.item.scope.strip() for n in new],
+            [n.scope for n in new],
             [n.detected for n in new],
             [n.incident_id for n in new],
         )
@@ -315,7 +319,7 @@ async def ingest_alerts(
                 [n.incident_id for n in joining],
                 [n.item.severity for n in joining],
                 [n.detected for n in joining],
-                [n.item.scope.strip() for n in joining],
+                [n.scope for n in joining],
             )
         entries = [
             NewEntry(
@@ -368,7 +372,7 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
                 [v for _, _, v in evidence],
                 [n.detected for n, _, _ in evidence],
                 window,
-                [n.item.scope.strip() for n, _, _ in evidence],
+                [n.scope for n, _, _ in evidence],
                 across_scopes,
             )
             for (n, kind, _), row in zip(evidence, rows, strict=True):
@@ -382,8 +386,7 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
                 candidates += [
                     (e.detected, 1, p, e)
                     for p, e in seen[key]
-                    if n.detected - window <= e.detected <= n.detected
-                    and (across_scopes or e.item.scope.strip() == n.item.scope.strip())
+                    if n.detected - window <= e.detected <= n.detected and (across_scopes or e.scope == n.scope)
                 ]
                 for c in candidates:
                     if best is None or c[:3] > best[:3]:
@@ -400,8 +403,7 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
             return
         locked = {r["id"]: r["alert_scopes"] for r in await conn.fetch(LOCK_OPEN_INCIDENTS, chosen)}
         if len(locked) == len(chosen) and (
-            across_scopes
-            or all(locked[n.incident_id] == [n.item.scope.strip()] for n in new if n.incident_id is not None)
+            across_scopes or all(locked[n.incident_id] == [n.scope] for n in new if n.incident_id is not None)
         ):
             return
     raise asyncpg.SerializationError("incidents kept closing while alerts were correlated")
