@@ -26,9 +26,11 @@ from graphql.execution.values import VariableValues, get_argument_values
 
 from app.api import background, ids
 from app.api.context import Context
+from app.config import settings
 from app.db import OutcomeUnknown, in_transaction
 from app.domain import activity, alerts, idempotency, incidents, ingestion, linking, models, pagination
-from app.domain.errors import Problem, Refused
+from app.domain import ids as domain_ids
+from app.domain.errors import InvalidArgument, Problem, Refused
 from app.domain.pagination import Page
 
 # Page sizes when `first` is absent or null: the schema's argument defaults are these too.
@@ -274,7 +276,9 @@ def alert_filter(flt_in: dict | None) -> alerts.AlertFilter:
     incident_id = flt_in.get("incidentId")
     return alerts.AlertFilter(
         search=flt_in.get("search"),
-        incident_id=ids.number(incident_id, "filter.incidentId") if incident_id is not None else None,
+        incident_id=ids.of_kind(incident_id, domain_ids.INCIDENT, "filter.incidentId")
+        if incident_id is not None
+        else None,
         statuses=_values(flt_in.get("status")),
         severities=_values(flt_in.get("severity")),
     )
@@ -302,15 +306,58 @@ async def alerts_list(parents, args, ctx: Context):
     return [Connection(page, lambda: alerts.count_alerts(conn=ctx.pool, viewer=ctx.viewer, flt=flt))]
 
 
+def _one_of(args: dict, field_id: str = "id", field_number: str = "number") -> None:
+    if (args.get(field_id) is None) == (args.get(field_number) is None):
+        raise InvalidArgument(field_id, f"Give exactly one of {field_id} or {field_number}.")
+
+
 async def incident(parents, args, ctx: Context):
-    # Opening incidents by number is browsing the queue: walking 1..N needs its permission.
-    # Following a readable alert to its incident does not (Alert.incident).
+    """An incident by id or number. Opening incidents by number is browsing the queue: walking
+    1..N needs its permission. Following a readable alert to its incident does not (Alert.incident)."""
+    _one_of(args)
     ctx.viewer.require_queue()
-    return await _load_many(ctx.loaders.incident, [ids.number(args["id"], "id")])
+    number = args["number"] if args.get("id") is None else ids.of_kind(args["id"], domain_ids.INCIDENT, "id")
+    return await _load_many(ctx.loaders.incident, [number])
 
 
 async def alert(parents, args, ctx: Context):
-    return await _load_many(ctx.loaders.alert, [ids.number(args["id"], "id")])
+    _one_of(args)
+    number = args["number"] if args.get("id") is None else ids.of_kind(args["id"], domain_ids.ALERT, "id")
+    return await _load_many(ctx.loaders.alert, [number])
+
+
+async def _nodes_of(keys: list[tuple[str, int]], ctx: Context) -> list:
+    """The objects these typed ids name, None for each the viewer may not see, under the rules of
+    the fields that reach them: an alert when readable; an incident, and a log entry (which shows
+    its incident), when visible, to a viewer with the queue permission (as `incident(id:)`)."""
+    if any(kind != domain_ids.ALERT for kind, _ in keys):
+        ctx.viewer.require_queue()
+    numbers = {kind: [n for k, n in keys if k == kind] for kind in domain_ids.KINDS}
+    found: dict[tuple[str, int], Any] = {}
+    if numbers[domain_ids.ALERT]:
+        alerts_found = await _load_many(ctx.loaders.alert, numbers[domain_ids.ALERT])
+        found.update({(domain_ids.ALERT, n): a for n, a in zip(numbers[domain_ids.ALERT], alerts_found, strict=True)})
+    entries = (
+        await activity.entries_by_id(conn=ctx.pool, ids=numbers[domain_ids.LOG_ENTRY])
+        if numbers[domain_ids.LOG_ENTRY]
+        else []
+    )
+    wanted = list(dict.fromkeys([*numbers[domain_ids.INCIDENT], *(e.incident_id for e in entries)]))
+    visible = {n: i for n, i in zip(wanted, await _load_many(ctx.loaders.incident, wanted), strict=True) if i}
+    found.update({(domain_ids.INCIDENT, n): i for n, i in visible.items()})
+    found.update({(domain_ids.LOG_ENTRY, e.id): e for e in entries if e.incident_id in visible})
+    return [found.get(k) for k in keys]
+
+
+async def node(parents, args, ctx: Context):
+    return await _nodes_of([ids.typed(args["id"], "id")], ctx)
+
+
+async def nodes(parents, args, ctx: Context):
+    given = args["ids"]
+    if len(given) > (most := settings().max_page_size):
+        raise InvalidArgument("ids", f"At most {most} ids at once; got {len(given)}.")
+    return [await _nodes_of([ids.typed(i, "ids") for i in given], ctx)]
 
 
 def viewer(parents, args, ctx: Context):
@@ -424,6 +471,8 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("Query", "incident"): incident,
     ("Query", "incidents"): incidents_queue,
     ("Query", "alert"): alert,
+    ("Query", "node"): node,
+    ("Query", "nodes"): nodes,
     ("Query", "alerts"): alerts_list,
     ("Mutation", "linkAlerts"): link_alerts,
     ("Mutation", "ingestAlerts"): ingest_alerts,

@@ -18,7 +18,17 @@ from app.api.errors import ErrorPolicy
 from app.api.limits import Limits, extensions
 from app.api.mutations.ingest_alerts import IngestAlertsPayload, ingest_alerts
 from app.api.mutations.link_alerts import LinkAlertsPayload, link_alerts
-from app.api.types import Alert, AlertStatus, Connection, Incident, IncidentStatus, Severity, Viewer
+from app.api.types import (
+    ActivityLogEntry,
+    Alert,
+    AlertStatus,
+    Connection,
+    Incident,
+    IncidentStatus,
+    Node,
+    Severity,
+    Viewer,
+)
 
 
 @strawberry.input(description="Typeahead and filters for the incidents queue.")
@@ -50,8 +60,13 @@ class Query:
     def viewer(self, info: Info[Context, None]) -> Viewer:
         return fields.resolve_now(self, info)
 
-    @strawberry.field(description="An incident by number, or null when there is none the viewer may see.")
-    async def incident(self, info: Info[Context, None], id: strawberry.ID) -> Incident | None:
+    @strawberry.field(
+        description="An incident by id or by number (exactly one of them), or null when there is none the viewer "
+        "may see. Needs the queue permission."
+    )
+    async def incident(
+        self, info: Info[Context, None], id: strawberry.ID | None = None, number: int | None = None
+    ) -> Incident | None:
         return await fields.resolve(self, info)
 
     @strawberry.field(description="The incidents queue, most recently active first.")
@@ -64,8 +79,27 @@ class Query:
     ) -> Connection[Incident]:
         return await fields.resolve(self, info)
 
-    @strawberry.field(description="An alert by id, or null when there is none the viewer may read.")
-    async def alert(self, info: Info[Context, None], id: strawberry.ID) -> Alert | None:
+    @strawberry.field(
+        description="An alert by id or by number (exactly one of them), or null when there is none the viewer may read."
+    )
+    async def alert(
+        self, info: Info[Context, None], id: strawberry.ID | None = None, number: int | None = None
+    ) -> Alert | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="The object with this id, or null when there is none the viewer may see (Relay's refetch). "
+        "Incidents and log entries need the queue permission, as `incident` does; alerts need read access to "
+        "their scope. An id that is not one this API gives out is BAD_USER_INPUT."
+    )
+    async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="The objects with these ids, in the same order, null for each the viewer may not see; at most "
+        "as many as a page holds (MAX_PAGE_SIZE)."
+    )
+    async def nodes(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Node | None]:
         return await fields.resolve(self, info)
 
     @strawberry.field(description="Alerts the viewer may read, most recently detected first.")
@@ -116,6 +150,7 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
     before, after = extensions(limits or Limits())
     return strawberry.Schema(
         query=Query,
+        types=[ActivityLogEntry],  # reached through Incident, listed so that every Node is named here
         mutation=Mutation,
         extensions=[ErrorPolicy, *before, ParserCache, ValidationCache, OperationNameRequired, *after],
     )

@@ -61,6 +61,28 @@ class Connection(Generic[T]):
         return await fields.resolve(self, info)
 
 
+@strawberry.interface(
+    description="An object with an id unique across every type, stable for its life, that `node(id:)` and "
+    "`nodes(ids:)` refetch (Relay's global object identification)."
+)
+class Node:
+    node_id: strawberry.ID = strawberry.field(
+        name="id",
+        description='Unique across types: a kind and a number, such as "inc_1042", "alert_57" or "log_9". '
+        "Readable on purpose, but take ids from answers rather than building them.",
+    )
+
+
+def _is_record(record_type: type):
+    """is_type_of for a schema type whose objects are the domain's records of record_type: how
+    graphql-core tells which type implements Node for a record it was handed."""
+
+    def is_type_of(cls, obj, info) -> bool:
+        return isinstance(obj, record_type)
+
+    return classmethod(is_type_of)
+
+
 @strawberry.type
 class Entity:
     kind: EntityKind
@@ -68,8 +90,10 @@ class Entity:
 
 
 @strawberry.type(description="A single detection. It always belongs to exactly one incident.")
-class Alert:
-    id: strawberry.ID
+class Alert(Node):
+    is_type_of = _is_record(models.Alert)
+
+    number: int = strawberry.field(description="The alert's number, for people (its id is alert_<number>).")
     external_id: str
     title: str
     severity: Severity
@@ -92,8 +116,13 @@ class Alert:
 
 
 @strawberry.type(description="One attack story: a group of alerts.")
-class Incident:
-    id: strawberry.ID = strawberry.field(description='The incident number as a decimal string, e.g. "1042".')
+class Incident(Node):
+    is_type_of = _is_record(models.Incident)
+
+    number: int = strawberry.field(
+        description="The incident's number, for people and tickets (its id is inc_<number>); "
+        "`incident(number:)` finds it."
+    )
     status: IncidentStatus
     created_at: datetime
 
@@ -140,8 +169,9 @@ class Incident:
 
 
 @strawberry.type(description="One line of an incident's activity log.")
-class ActivityLogEntry:
-    id: strawberry.ID
+class ActivityLogEntry(Node):
+    is_type_of = _is_record(models.ActivityEntry)
+
     kind: ActivityKind
     created_at: datetime
     actor: str = strawberry.field(description='The user\'s name, or "system" for automatic correlation.')

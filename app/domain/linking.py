@@ -16,7 +16,7 @@ from app.config import settings
 from app.domain import activity, aggregates, models, naming
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, ProblemCode, Refused
-from app.domain.ids import parse_number
+from app.domain.ids import ALERT, INCIDENT, parse_id
 from app.domain.incidents import is_visible
 from app.domain.models import (
     ALERT_COLUMNS,
@@ -175,7 +175,7 @@ async def link_alerts(
     """
     ids, comment, problems = _check_input(viewer, alert_ids, target, comment)
     ids = _distinct_alerts(ids)
-    numbers = {i: n for i in ids if (n := parse_number(i)) is not None}
+    numbers = {i: n for i in ids if (n := parse_id(i, ALERT)) is not None}
 
     # Permissions are decided before any lock is taken: waiting on the lock of an alert or an
     # incident the viewer may not see would tell, by its timing, that it exists.
@@ -276,11 +276,11 @@ def visible_result(result: LinkResult, viewer: Viewer) -> LinkResult:
 
 
 def _distinct_alerts(ids: list[str]) -> list[str]:
-    """The ids in order, once per alert: "1" and "01" name the same one."""
+    """The ids in order, once per alert: " alert_1" and "alert_1" name the same one."""
     seen: set[int] = set()
     kept = []
     for i in ids:
-        if (n := parse_number(i)) is not None:
+        if (n := parse_id(i, ALERT)) is not None:
             if n in seen:
                 continue
             seen.add(n)
@@ -291,7 +291,7 @@ def _distinct_alerts(ids: list[str]) -> list[str]:
 def _target_number(target: Target) -> int | None:
     if target.existing_incident_id is None:
         return None
-    return parse_number(target.existing_incident_id)
+    return parse_id(target.existing_incident_id, INCIDENT)
 
 
 def _target_problems(target: Target, found: Incident | None, viewer: Viewer) -> list[Problem]:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from app.domain import ids
+
 
 # The domain's vocabularies. Records hold the database's strings, which compare and hash equal
 # to these members; the GraphQL enums wrap these classes (app/api/types.py), so a value added
@@ -85,6 +87,14 @@ class Incident:
     redirect_incident_id: int | None
     name_scopes: list[str]  # of the alerts it was named after
 
+    @property
+    def number(self) -> int:
+        return self.id
+
+    @property
+    def node_id(self) -> str:
+        return ids.typed_id(ids.INCIDENT, self.id)
+
 
 @dataclass(frozen=True)
 class ReadableSummary:
@@ -107,6 +117,14 @@ class Alert:
     detected_at: datetime
     incident_id: int
 
+    @property
+    def number(self) -> int:
+        return self.id
+
+    @property
+    def node_id(self) -> str:
+        return ids.typed_id(ids.ALERT, self.id)
+
 
 @dataclass(frozen=True)
 class Entity:
@@ -127,6 +145,10 @@ class ActivityEntry:
     alert_count: int | None
     alert_title: str | None
     alert_scope: str | None
+
+    @property
+    def node_id(self) -> str:
+        return ids.typed_id(ids.LOG_ENTRY, self.id)
 
 
 def incident(row) -> Incident:

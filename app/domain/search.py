@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from app.domain.errors import InvalidArgument
-from app.domain.ids import parse_number
+from app.domain.ids import INCIDENT, parse_id, parse_number
 from app.domain.text import only_storable
 
 MAX_WORDS = 8
@@ -107,5 +107,9 @@ def like_pattern(word: str) -> str:
 
 
 def as_number(search: str | None) -> int | None:
-    """The incident or alert number a search names, if it is one ("1042" or "#1042")."""
-    return parse_number(search) if search else None
+    """The incident number a search names, if it is one: "1042", "#1042", or an incident's id
+    pasted from elsewhere ("inc_1042")."""
+    if not search:
+        return None
+    number = parse_number(search)
+    return number if number is not None else parse_id(search, INCIDENT)

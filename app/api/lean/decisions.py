@@ -26,9 +26,9 @@ from graphql import (
 
 # Fields with a resolver that the lean path runs, each with every argument it reads.
 COVERED: dict[tuple[str, str], frozenset[str]] = {
-    ("Query", "incident"): frozenset({"id"}),
+    ("Query", "incident"): frozenset({"id", "number"}),
     ("Query", "incidents"): frozenset({"filter", "first", "after"}),
-    ("Query", "alert"): frozenset({"id"}),
+    ("Query", "alert"): frozenset({"id", "number"}),
     ("Query", "alerts"): frozenset({"filter", "first", "after"}),
     ("Mutation", "linkAlerts"): frozenset({"alertIds", "target", "comment", "idempotencyKey"}),
     ("Mutation", "ingestAlerts"): frozenset({"alerts"}),
@@ -66,6 +66,9 @@ NORMAL_ONLY: frozenset[tuple[str, str]] = frozenset(
     {
         ("Query", "viewer"),
         ("Viewer", "grants"),
+        # Their type is the Node interface: the lean path plans object types only.
+        ("Query", "node"),
+        ("Query", "nodes"),
     }
 )
 

@@ -148,7 +148,8 @@ def _shape(value) -> object:
     return type(value).__name__
 
 
-def _collect(selection_set: SelectionSetNode, type_name: str, fragments) -> dict[str, list[FieldNode]]:
+def _collect(selection_set: SelectionSetNode, applies: frozenset[str], fragments) -> dict[str, list[FieldNode]]:
+    """The fields selected on an object whose type or interfaces are `applies`, by response key."""
     found: dict[str, list[FieldNode]] = {}
     for selection in selection_set.selections:
         if selection.directives:
@@ -164,9 +165,9 @@ def _collect(selection_set: SelectionSetNode, type_name: str, fragments) -> dict
             condition, inner = fragment.type_condition, fragment.selection_set
         else:
             raise Unsupported(type(selection).__name__)
-        if condition is not None and condition.name.value != type_name:
+        if condition is not None and condition.name.value not in applies:
             raise Unsupported("fragment on another type")
-        for key, nodes in _collect(inner, type_name, fragments).items():
+        for key, nodes in _collect(inner, applies, fragments).items():
             found.setdefault(key, []).extend(nodes)
     return found
 
@@ -182,7 +183,8 @@ def _merged(nodes: list[FieldNode]) -> SelectionSetNode | None:
 def _plan_level(schema: GraphQLSchema, selection_set, type_name: str, fragments) -> Level:
     gql_type = schema.get_type(type_name)
     plans = []
-    for key, nodes in _collect(selection_set, type_name, fragments).items():
+    applies = frozenset({type_name, *(i.name for i in getattr(gql_type, "interfaces", ()))})
+    for key, nodes in _collect(selection_set, applies, fragments).items():
         name = nodes[0].name.value
         if name == "__typename":
             plans.append(FieldPlan(key, name, nodes[0], None, source=repr(type_name)))
