@@ -55,6 +55,16 @@ tests/audit/node_modules/.installed: tests/audit/package.json tests/audit/packag
 audit: install tests/audit/node_modules/.installed
 	$(BIN)/python -m tests.live -- node tests/audit/audit.mjs
 
+## graphql-schema-linter over the committed schema.graphql; the rules and why in
+## tests/schema-lint/graphql-schema-linter.config.js.
+.PHONY: schema-lint
+tests/schema-lint/node_modules/.installed: tests/schema-lint/package.json tests/schema-lint/package-lock.json
+	cd tests/schema-lint && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+schema-lint: tests/schema-lint/node_modules/.installed
+	cd tests/schema-lint && node_modules/.bin/graphql-schema-linter ../../schema.graphql
+
 ## Fuzzing with schemathesis (GraphQL mode) against a live server; FUZZ_EXAMPLES per operation.
 .venv-fuzz/.installed: tests/fuzz/requirements.lock
 	@test -x .venv-fuzz/bin/python || $(PYTHON) -m venv .venv-fuzz
