@@ -194,7 +194,7 @@ async def link_alerts(
     if forbidden:
         problems.append(
             Problem(
-                ProblemCode.FORBIDDEN, f"You may read but not move alert {', '.join(forbidden)}.", "alertIds", forbidden
+                ProblemCode.FORBIDDEN, f"You may read but not move {', '.join(forbidden)}.", "alertIds", forbidden
             )
         )
     target_id = _target_number(target)
