@@ -19,12 +19,27 @@ import pytest
 
 from app import db
 from app.config import ROOT, Settings
-from app.domain import ingestion, users
+from app.domain import ids, ingestion, users
 from app.domain.ingestion import AlertIn
 from app.domain.viewers import Viewer
 from app.server import create_app
 
 TABLES = "access_audit, idempotency_keys, activity_log, alert_entities, alerts, incidents, api_tokens, grants, users"
+
+
+def inc(number: int) -> str:
+    """The API's id of incident `number` ("inc_12")."""
+    return ids.typed_id(ids.INCIDENT, number)
+
+
+def alert_id(number: int) -> str:
+    """The API's id of alert `number` ("alert_12")."""
+    return ids.typed_id(ids.ALERT, number)
+
+
+def log_id(number: int) -> str:
+    """The API's id of activity log entry `number` ("log_12")."""
+    return ids.typed_id(ids.LOG_ENTRY, number)
 
 
 def _with_database(url: str, name: str) -> str:

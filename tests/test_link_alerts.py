@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc
 
 LINK = """
 mutation($ids: [ID!]!, $target: LinkTarget!, $comment: String!) {
@@ -27,12 +27,12 @@ query($id: ID!) { incident(id: $id) { status activityLog { edges { node {
 
 
 async def link(api, ids, comment="same attacker", **target):
-    data = await api(LINK, ids=[str(i) for i in ids], target=target, comment=comment)
+    data = await api(LINK, ids=[alert_id(i) if isinstance(i, int) else i for i in ids], target=target, comment=comment)
     return data["linkAlerts"]
 
 
 async def log_of(api, incident_id):
-    data = await api(LOG, id=str(incident_id))
+    data = await api(LOG, id=inc(incident_id))
     return [e["node"] for e in data["incident"]["activityLog"]["edges"]]
 
 
@@ -45,15 +45,15 @@ async def test_move_to_existing_incident_writes_both_logs(admin, ingest, pool):
     a, b = await ingest(alert_in("a", "Phish on WS-1"), alert_in("b", "Beacon on WS-2", severity="high"))
     assert a.incident_id != b.incident_id
 
-    result = await link(admin, [a.id], existingIncidentId=str(b.incident_id), comment="  same campaign  ")
+    result = await link(admin, [a.id], existingIncidentId=inc(b.incident_id), comment="  same campaign  ")
 
     assert result["errors"] == []
-    assert result["targetIncident"]["id"] == str(b.incident_id)
+    assert result["targetIncident"]["id"] == inc(b.incident_id)
     assert result["targetIncident"]["alertCount"] == 2
-    assert result["alerts"] == [{"id": str(a.id), "incident": {"id": str(b.incident_id)}}]
+    assert result["alerts"] == [{"id": alert_id(a.id), "incident": {"id": inc(b.incident_id)}}]
     kinds = [(e["kind"], e["incident"]["id"]) for e in result["logEntries"]]
-    assert ("ALERT_LINKED", str(b.incident_id)) in kinds
-    assert ("ALERT_UNLINKED", str(a.incident_id)) in kinds
+    assert ("ALERT_LINKED", inc(b.incident_id)) in kinds
+    assert ("ALERT_UNLINKED", inc(a.incident_id)) in kinds
     for entry in result["logEntries"]:
         assert entry["actor"] == "admin"
         assert entry["comment"] == "same campaign"
@@ -61,30 +61,30 @@ async def test_move_to_existing_incident_writes_both_logs(admin, ingest, pool):
     target_log = await log_of(admin, b.incident_id)
     assert target_log[0]["kind"] in {"ALERT_LINKED"}
     linked = next(e for e in target_log if e["kind"] == "ALERT_LINKED")
-    assert linked["otherIncident"] == {"id": str(a.incident_id)}
-    assert linked["alert"] == {"id": str(a.id)}
+    assert linked["otherIncident"] == {"id": inc(a.incident_id)}
+    assert linked["alert"] == {"id": alert_id(a.id)}
     assert "Phish on WS-1" in linked["message"]
     source_log = await log_of(admin, a.incident_id)
     unlinked = next(e for e in source_log if e["kind"] == "ALERT_UNLINKED")
-    assert unlinked["otherIncident"] == {"id": str(b.incident_id)}
+    assert unlinked["otherIncident"] == {"id": inc(b.incident_id)}
     assert await incident_ids(pool, [a.id]) == {a.id: b.incident_id}
 
 
 async def test_emptied_source_is_resolved_with_a_log_entry(admin, ingest):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    result = await link(admin, [a.id], existingIncidentId=str(b.incident_id))
+    result = await link(admin, [a.id], existingIncidentId=inc(b.incident_id))
     [source] = result["sourceIncidents"]
-    assert source == {**source, "id": str(a.incident_id), "status": "RESOLVED", "alertCount": 0}
+    assert source == {**source, "id": inc(a.incident_id), "status": "RESOLVED", "alertCount": 0}
     log = await log_of(admin, a.incident_id)
     assert log[0]["kind"] == "INCIDENT_RESOLVED"
-    assert log[0]["otherIncident"] == {"id": str(b.incident_id)}
+    assert log[0]["otherIncident"] == {"id": inc(b.incident_id)}
     assert f"incident {b.incident_id}" in log[0]["message"]
 
 
 async def test_source_keeps_severity_and_activity_when_emptied(admin, ingest):
     a, b = await ingest(alert_in("a", severity="high", minutes=30), alert_in("b", severity="low"))
-    before = (await admin(LOG.replace("status", "status severity lastActivityAt"), id=str(a.incident_id)))["incident"]
-    result = await link(admin, [a.id], existingIncidentId=str(b.incident_id))
+    before = (await admin(LOG.replace("status", "status severity lastActivityAt"), id=inc(a.incident_id)))["incident"]
+    result = await link(admin, [a.id], existingIncidentId=inc(b.incident_id))
     [source] = result["sourceIncidents"]
     assert source["severity"] == "HIGH" == before["severity"]
     assert source["lastActivityAt"] == before["lastActivityAt"]
@@ -99,7 +99,7 @@ async def test_derived_fields_of_target_and_source_are_recomputed(admin, ingest)
     b = (await ingest(alert_in("b", severity="informational", minutes=0)))[0]
     assert a1.incident_id == a2.incident_id
 
-    result = await link(admin, [a1.id], existingIncidentId=str(b.incident_id))
+    result = await link(admin, [a1.id], existingIncidentId=inc(b.incident_id))
 
     target = result["targetIncident"]
     assert target["severity"] == "HIGH"
@@ -142,10 +142,10 @@ async def test_create_new_incident_named_after_categories_and_devices(admin, ing
 
 async def test_replay_of_a_move_succeeds_and_writes_nothing(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    await link(admin, [a.id], existingIncidentId=str(b.incident_id))
+    await link(admin, [a.id], existingIncidentId=inc(b.incident_id))
     entries_before = await pool.fetchval("SELECT count(*) FROM activity_log")
 
-    again = await link(admin, [a.id, b.id], existingIncidentId=str(b.incident_id))
+    again = await link(admin, [a.id, b.id], existingIncidentId=inc(b.incident_id))
 
     assert again["errors"] == []
     assert again["logEntries"] == []
@@ -155,33 +155,33 @@ async def test_replay_of_a_move_succeeds_and_writes_nothing(admin, ingest, pool)
 
 async def test_alerts_already_in_target_stay_and_write_nothing(admin, ingest):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    result = await link(admin, [a.id, b.id], existingIncidentId=str(b.incident_id))
-    assert [e["alert"]["id"] for e in result["logEntries"] if e["alert"]] == [str(a.id), str(a.id)]
+    result = await link(admin, [a.id, b.id], existingIncidentId=inc(b.incident_id))
+    assert [e["alert"]["id"] for e in result["logEntries"] if e["alert"]] == [alert_id(a.id), alert_id(a.id)]
 
 
 async def test_duplicate_ids_are_ignored(admin, ingest):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    result = await link(admin, [a.id, a.id], existingIncidentId=str(b.incident_id))
+    result = await link(admin, [a.id, a.id], existingIncidentId=inc(b.incident_id))
     assert result["errors"] == []
     assert len([e for e in result["logEntries"] if e["kind"] == "ALERT_LINKED"]) == 1
 
 
 async def test_resolved_target_is_reopened(admin, ingest):
     a, b, c = await ingest(alert_in("a"), alert_in("b"), alert_in("c"))
-    await link(admin, [a.id], existingIncidentId=str(b.incident_id))  # resolves a's incident
-    result = await link(admin, [c.id], existingIncidentId=str(a.incident_id))
+    await link(admin, [a.id], existingIncidentId=inc(b.incident_id))  # resolves a's incident
+    result = await link(admin, [c.id], existingIncidentId=inc(a.incident_id))
     assert result["targetIncident"]["status"] == "ACTIVE"
     reopened = [e for e in result["logEntries"] if e["kind"] == "INCIDENT_REOPENED"]
-    assert len(reopened) == 1 and reopened[0]["incident"] == {"id": str(a.incident_id)}
+    assert len(reopened) == 1 and reopened[0]["incident"] == {"id": inc(a.incident_id)}
 
 
 async def test_unknown_and_malformed_alert_ids_change_nothing(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    result = await link(admin, [a.id, 999, "x1"], existingIncidentId=str(b.incident_id))
+    result = await link(admin, [a.id, 999, "x1", "12", inc(a.incident_id)], existingIncidentId=inc(b.incident_id))
     assert result["targetIncident"] is None
     [error] = result["errors"]
     assert error["code"] == "ALERT_NOT_FOUND"
-    assert error["alertIds"] == ["999", "x1"]
+    assert error["alertIds"] == [alert_id(999), "x1", "12", inc(a.incident_id)]
     assert error["field"] == "alertIds"
     assert await incident_ids(pool, [a.id]) == {a.id: a.incident_id}
     assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind::text LIKE 'alert_%linked'") == 0
@@ -189,7 +189,7 @@ async def test_unknown_and_malformed_alert_ids_change_nothing(admin, ingest, poo
 
 async def test_unknown_target(admin, ingest):
     (a,) = await ingest(alert_in("a"))
-    for target in ("424242", "not-a-number"):
+    for target in (inc(424242), "not-a-number", "424242", alert_id(a.id)):
         result = await link(admin, [a.id], existingIncidentId=target)
         assert [e["code"] for e in result["errors"]] == ["INCIDENT_NOT_FOUND"]
         assert result["errors"][0]["field"] == "target.existingIncidentId"
@@ -202,7 +202,7 @@ async def test_redirected_target_is_not_linkable(admin, ingest, pool):
         b.incident_id,
         a.incident_id,
     )
-    result = await link(admin, [a.id], existingIncidentId=str(b.incident_id))
+    result = await link(admin, [a.id], existingIncidentId=inc(b.incident_id))
     assert [e["code"] for e in result["errors"]] == ["TARGET_NOT_LINKABLE"]
 
 
@@ -210,10 +210,10 @@ async def test_redirected_target_is_not_linkable(admin, ingest, pool):
     ("ids", "comment", "target", "field"),
     [
         ([], "why", {"createNew": True}, "alertIds"),
-        (["1"], "   ", {"createNew": True}, "comment"),
-        (["1"], "x" * 30_001, {"createNew": True}, "comment"),
-        (["1"], "why", {"createNew": False}, "target.createNew"),
-        ([str(i) for i in range(1, 1002)], "why", {"createNew": True}, "alertIds"),
+        ([alert_id(1)], "   ", {"createNew": True}, "comment"),
+        ([alert_id(1)], "x" * 30_001, {"createNew": True}, "comment"),
+        ([alert_id(1)], "why", {"createNew": False}, "target.createNew"),
+        ([alert_id(i) for i in range(1, 1002)], "why", {"createNew": True}, "alertIds"),
     ],
 )
 async def test_invalid_input(admin, ingest, pool, ids, comment, target, field):
@@ -228,13 +228,13 @@ async def test_every_problem_is_reported_at_once(make_user, ingest, pool):
     analyst = await make_user("analyst", "default=write", "finance=read")
     a, f = await ingest(alert_in("a"), alert_in("f", scope="finance"))
 
-    result = await link(analyst, [a.id, 999, f.id], existingIncidentId="424242", comment="   ")
+    result = await link(analyst, [a.id, 999, f.id], existingIncidentId=inc(424242), comment="   ")
 
     assert result["targetIncident"] is None
     assert [(e["code"], e["field"], e["alertIds"]) for e in result["errors"]] == [
         ("INVALID_INPUT", "comment", []),
-        ("ALERT_NOT_FOUND", "alertIds", ["999"]),
-        ("FORBIDDEN", "alertIds", [str(f.id)]),
+        ("ALERT_NOT_FOUND", "alertIds", [alert_id(999)]),
+        ("FORBIDDEN", "alertIds", [alert_id(f.id)]),
         ("INCIDENT_NOT_FOUND", "target.existingIncidentId", []),
     ]
     assert await incident_ids(pool, [a.id, f.id]) == {a.id: a.incident_id, f.id: f.incident_id}
@@ -248,7 +248,7 @@ async def test_an_unlinkable_target_is_reported_with_the_input_s_problems(admin,
         b.incident_id,
         a.incident_id,
     )
-    result = await link(admin, [], existingIncidentId=str(b.incident_id), comment="x" * 30_001)
+    result = await link(admin, [], existingIncidentId=inc(b.incident_id), comment="x" * 30_001)
     assert [(e["code"], e["field"]) for e in result["errors"]] == [
         ("INVALID_INPUT", "alertIds"),
         ("INVALID_INPUT", "comment"),
@@ -260,8 +260,11 @@ async def test_without_the_queue_permission_the_alerts_are_checked_but_not_the_t
     """Looking the target up would be opening an incident by number: browsing the queue."""
     analyst = await make_user("analyst", "*=write", queue=False)
     (a,) = await ingest(alert_in("a"))
-    result = await link(analyst, [a.id, 999], existingIncidentId="424242")
-    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("FORBIDDEN", []), ("ALERT_NOT_FOUND", ["999"])]
+    result = await link(analyst, [a.id, 999], existingIncidentId=inc(424242))
+    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [
+        ("FORBIDDEN", []),
+        ("ALERT_NOT_FOUND", [alert_id(999)]),
+    ]
     assert await incident_ids(pool, [a.id]) == {a.id: a.incident_id}
 
 
@@ -273,16 +276,16 @@ async def test_comment_of_30000_characters_is_accepted(admin, ingest):
 
 async def test_both_or_neither_target_is_a_graphql_error(admin, ingest):
     (a,) = await ingest(alert_in("a"))
-    for target in ({}, {"createNew": True, "existingIncidentId": "1"}):
-        errors = await admin.errors(LINK, ids=[str(a.id)], target=target, comment="c")
+    for target in ({}, {"createNew": True, "existingIncidentId": inc(1)}):
+        errors = await admin.errors(LINK, ids=[alert_id(a.id)], target=target, comment="c")
         assert "exactly one" in errors[0]["message"].lower() or "oneof" in errors[0]["message"].lower()
 
 
 async def test_all_or_nothing_when_one_alert_is_forbidden(make_user, ingest, pool):
     analyst = await make_user("analyst", "default=write", "finance=read")
     a, f, t = await ingest(alert_in("a"), alert_in("f", scope="finance"), alert_in("t"))
-    result = await link(analyst, [a.id, f.id], existingIncidentId=str(t.incident_id))
-    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("FORBIDDEN", [str(f.id)])]
+    result = await link(analyst, [a.id, f.id], existingIncidentId=inc(t.incident_id))
+    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("FORBIDDEN", [alert_id(f.id)])]
     assert await incident_ids(pool, [a.id, f.id]) == {a.id: a.incident_id, f.id: f.incident_id}
     assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE actor = 'analyst'") == 0
 
@@ -290,25 +293,25 @@ async def test_all_or_nothing_when_one_alert_is_forbidden(make_user, ingest, poo
 async def test_unreadable_alert_looks_like_an_unknown_one(make_user, ingest):
     analyst = await make_user("analyst", "default=write")
     a, secret, t = await ingest(alert_in("a"), alert_in("s", scope="hr"), alert_in("t"))
-    hidden = await link(analyst, [a.id, secret.id], existingIncidentId=str(t.incident_id))
-    unknown = await link(analyst, [a.id, 9999], existingIncidentId=str(t.incident_id))
+    hidden = await link(analyst, [a.id, secret.id], existingIncidentId=inc(t.incident_id))
+    unknown = await link(analyst, [a.id, 9999], existingIncidentId=inc(t.incident_id))
     assert hidden["errors"][0]["code"] == unknown["errors"][0]["code"] == "ALERT_NOT_FOUND"
-    assert hidden["errors"][0]["message"].replace(str(secret.id), "N") == unknown["errors"][0]["message"].replace(
-        "9999", "N"
+    assert hidden["errors"][0]["message"].replace(alert_id(secret.id), "N") == unknown["errors"][0]["message"].replace(
+        alert_id(9999), "N"
     )
 
 
 async def test_invisible_target_looks_like_an_unknown_one(make_user, ingest):
     analyst = await make_user("analyst", "default=write")
     a, secret = await ingest(alert_in("a"), alert_in("s", scope="hr"))
-    result = await link(analyst, [a.id], existingIncidentId=str(secret.incident_id))
+    result = await link(analyst, [a.id], existingIncidentId=inc(secret.incident_id))
     assert [e["code"] for e in result["errors"]] == ["INCIDENT_NOT_FOUND"]
 
 
 async def test_viewer_without_queue_permission_is_forbidden(make_user, ingest, pool):
     analyst = await make_user("analyst", "*=write", queue=False)
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    result = await link(analyst, [a.id], existingIncidentId=str(b.incident_id))
+    result = await link(analyst, [a.id], existingIncidentId=inc(b.incident_id))
     assert [e["code"] for e in result["errors"]] == ["FORBIDDEN"]
     assert await incident_ids(pool, [a.id]) == {a.id: a.incident_id}
 
@@ -316,8 +319,8 @@ async def test_viewer_without_queue_permission_is_forbidden(make_user, ingest, p
 async def test_reader_cannot_move(make_user, ingest):
     reader = await make_user("reader", "*=read")
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    result = await link(reader, [a.id], existingIncidentId=str(b.incident_id))
-    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("FORBIDDEN", [str(a.id)])]
+    result = await link(reader, [a.id], existingIncidentId=inc(b.incident_id))
+    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("FORBIDDEN", [alert_id(a.id)])]
 
 
 async def test_move_a_thousand_alerts_at_once(admin, ingest, pool):
@@ -327,7 +330,7 @@ async def test_move_a_thousand_alerts_at_once(admin, ingest, pool):
             *[alert_in(f"bulk-{i}", entities=[("device", "shared")]) for i in range(start, start + 500)]
         )
     target = (await ingest(alert_in("t")))[0]
-    result = await link(admin, [a.id for a in alerts], existingIncidentId=str(target.incident_id))
+    result = await link(admin, [a.id for a in alerts], existingIncidentId=inc(target.incident_id))
     assert result["errors"] == []
     assert result["targetIncident"]["alertCount"] == 1001
     assert await pool.fetchval("SELECT count(*) FROM alerts WHERE incident_id = $1", target.incident_id) == 1001
@@ -335,16 +338,16 @@ async def test_move_a_thousand_alerts_at_once(admin, ingest, pool):
 
 async def test_one_alert_spelled_two_ways_moves_once(admin, ingest):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    result = await link(admin, [str(a.id), f"0{a.id}"], existingIncidentId=str(b.incident_id))
+    result = await link(admin, [alert_id(a.id), f" {alert_id(a.id)}\t"], existingIncidentId=inc(b.incident_id))
     assert result["errors"] == []
-    assert [x["id"] for x in result["alerts"]] == [str(a.id)]
+    assert [x["id"] for x in result["alerts"]] == [alert_id(a.id)]
     assert sorted(e["kind"] for e in result["logEntries"]) == ["ALERT_LINKED", "ALERT_UNLINKED", "INCIDENT_RESOLVED"]
 
 
 async def test_non_ascii_digits_are_not_ids(admin, ingest):
     _, b = await ingest(alert_in("a"), alert_in("b"))
-    result = await link(admin, ["١"], existingIncidentId=str(b.incident_id))
-    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("ALERT_NOT_FOUND", ["١"])]
+    result = await link(admin, ["١", "alert_١"], existingIncidentId=inc(b.incident_id))
+    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("ALERT_NOT_FOUND", ["١", "alert_١"])]
 
 
 async def test_an_unreadable_alert_locked_elsewhere_does_not_make_the_answer_wait(make_user, ingest, pool):
@@ -356,8 +359,8 @@ async def test_an_unreadable_alert_locked_elsewhere_does_not_make_the_answer_wai
             "SELECT 1 FROM alerts WHERE id = ANY($1::bigint[]) FOR UPDATE", [secret.id, secret.incident_id]
         )
         await other.execute("SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE", secret.incident_id)
-        result = await asyncio.wait_for(link(analyst, [a.id, secret.id], existingIncidentId=str(t.incident_id)), 10)
-        hidden_target = await asyncio.wait_for(link(analyst, [a.id], existingIncidentId=str(secret.incident_id)), 10)
+        result = await asyncio.wait_for(link(analyst, [a.id, secret.id], existingIncidentId=inc(t.incident_id)), 10)
+        hidden_target = await asyncio.wait_for(link(analyst, [a.id], existingIncidentId=inc(secret.incident_id)), 10)
     assert [e["code"] for e in result["errors"]] == ["ALERT_NOT_FOUND"]
     assert [e["code"] for e in hidden_target["errors"]] == ["INCIDENT_NOT_FOUND"]
 
@@ -374,10 +377,10 @@ async def test_a_source_left_with_only_unreadable_alerts_is_not_shown(make_user,
     assert mine.incident_id == hidden.incident_id
 
     query = LINK.replace("logEntries { kind", "logEntries { incident { id name severity } kind")
-    data = await analyst(query, ids=[str(mine.id)], target={"existingIncidentId": str(t.incident_id)}, comment="c")
+    data = await analyst(query, ids=[alert_id(mine.id)], target={"existingIncidentId": inc(t.incident_id)}, comment="c")
     result = data["linkAlerts"]
 
     assert result["errors"] == []
     assert result["sourceIncidents"] == []
-    assert {e["incident"]["id"] for e in result["logEntries"]} == {str(t.incident_id)}
+    assert {e["incident"]["id"] for e in result["logEntries"]} == {inc(t.incident_id)}
     assert "Payroll" not in str(result)
