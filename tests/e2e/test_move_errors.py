@@ -40,13 +40,13 @@ async def test_an_unknown_target_is_shown_at_the_field_and_nothing_changes(conso
     await expect(field).to_have_attribute("aria-invalid", "true")
     await expect(field).to_be_focused()
 
-    # an incident number that does not exist: the list says so, and Save gets INCIDENT_NOT_FOUND
+    # an incident number that does not exist: the list says so, and Save says so next to the field
     await field.fill("4242")
     await expect(panel.get_by_text("No incident matches “4242”.")).to_be_visible()
     await comment.fill("Belongs with the campaign in 4242")
     await panel.get_by_role("button", name="Save").click()
     error = panel.locator("#move-target-error")
-    await expect(error).to_have_text("No incident found with id 4242.")
+    await expect(error).to_have_text("No incident #4242 found, or you may not see it.")
     await expect(field).to_have_attribute("aria-describedby", "move-target-error")
     await expect(field).to_have_attribute("aria-invalid", "true")
     await expect(comment).not_to_have_attribute("aria-invalid", "true")
@@ -91,7 +91,7 @@ async def test_a_user_who_lost_write_access_sees_it_next_to_the_alerts(console, 
 
     # then the refusal names the alert, next to the selected alerts, and nothing changed
     error = panel.locator("#move-alerts-error")
-    await expect(error).to_have_text(f"You may read but not move alert {alert.id}.")
+    await expect(error).to_have_text(f"You may read but not move alert_{alert.id}.")
     await expect(panel.locator(".selected-alerts li.invalid")).to_have_text(
         f"#{alert.id} {alert.title} (in incident #{alert.incident_id})"
     )

@@ -57,13 +57,13 @@ export function alertTable(selection, { caption, showIncident = true }) {
     const box = h("input", {
       type: "checkbox", checked: selection.has(alert.id), disabled: !movable,
       "aria-label": movable
-        ? `Select alert ${alert.id}: ${alert.title}`
-        : `Alert ${alert.id} is read-only for you and cannot be moved: ${alert.title}`,
+        ? `Select alert ${alert.number}: ${alert.title}`
+        : `Alert ${alert.number} is read-only for you and cannot be moved: ${alert.title}`,
       onchange: (event) => selection.set(alert, event.target.checked),
     });
     return h("tr", { "data-alert-id": alert.id },
       h("td", { class: "check" }, box),
-      h("td", {}, h("a", { href: `#/alerts/${alert.id}` }, alert.title),
+      h("td", {}, h("a", { href: `#/alerts/${alert.number}` }, alert.title),
         !movable && h("span", { class: "read-only" }, " read-only")),
       h("td", {}, severity(alert.severity)),
       h("td", {}, status(alert.status)),

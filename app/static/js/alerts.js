@@ -32,17 +32,17 @@ export function alertsQueue(ctx) {
   list.reload();
 }
 
-export async function alertDetails(ctx, id) {
-  const { alert } = await graphql(ALERT_DETAILS, { id });
+export async function alertDetails(ctx, number) {
+  const { alert } = await graphql(ALERT_DETAILS, { number });
   if (!alert) {
-    ctx.render(h("h1", { tabindex: -1 }, `Alert ${id} not found`),
+    ctx.render(h("h1", { tabindex: -1 }, `Alert ${number} not found`),
       h("p", {}, "There is no such alert, or you may not read it. ",
         h("a", { href: "#/alerts" }, "Back to the alerts")));
     return;
   }
   const field = (term, ...value) => [h("dt", {}, term), h("dd", {}, ...value)];
   ctx.render(
-    h("p", { class: "crumbs" }, h("a", { href: "#/alerts" }, "Alerts"), " / ", `#${id}`),
+    h("p", { class: "crumbs" }, h("a", { href: "#/alerts" }, "Alerts"), " / ", `#${number}`),
     h("section", { class: "details", "aria-labelledby": "alert-title" },
       h("h1", { id: "alert-title", tabindex: -1 }, alert.title),
       h("div", { class: "toolbar" },

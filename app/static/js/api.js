@@ -44,8 +44,8 @@ export async function demoToken() {
 }
 
 const PAGE = "pageInfo { hasNextPage endCursor } totalCount";
-const ALERT = "id title severity status category detectedAt viewerCanLink incident { id name }";
-const INCIDENT = "id name severity status alertCount lastActivityAt";
+const ALERT = "id number title severity status category detectedAt viewerCanLink incident { id number name }";
+const INCIDENT = "id number name severity status alertCount lastActivityAt";
 
 export const VIEWER = "query Viewer { viewer { name canViewIncidents } }";
 
@@ -55,9 +55,11 @@ export const INCIDENTS = `query Incidents($search: String, $first: Int = 20, $af
   }
 }`;
 
-export const INCIDENT_PAGE = `query Incident($id: ID!) {
-  incident(id: $id) { ${INCIDENT} createdAt redirectIncident { id name } }
+export const INCIDENT_PAGE = `query Incident($number: Int!) {
+  incident(number: $number) { ${INCIDENT} createdAt redirectIncident { id number name } }
 }`;
+
+export const INCIDENT_ID = `query IncidentId($number: Int!) { incident(number: $number) { id number name } }`;
 
 export const INCIDENT_ALERTS = `query IncidentAlerts($id: ID!, $after: String) {
   incident(id: $id) { id alerts(first: 100, after: $after) { ${PAGE} edges { node { ${ALERT} } } } }
@@ -70,8 +72,8 @@ export const ACTIVITY_LOG = `query ActivityLog($id: ID!, $after: String) {
       ${PAGE}
       edges { node {
         id kind createdAt actor message comment
-        alert { id title }
-        otherIncident { id name }
+        alert { id number title }
+        otherIncident { id number name }
       } }
     }
   }
@@ -83,13 +85,13 @@ export const ALERTS = `query Alerts($search: String, $after: String) {
   }
 }`;
 
-export const ALERT_DETAILS = `query Alert($id: ID!) {
-  alert(id: $id) { ${ALERT} externalId scope entities { kind value } }
+export const ALERT_DETAILS = `query Alert($number: Int!) {
+  alert(number: $number) { ${ALERT} externalId scope entities { kind value } }
 }`;
 
 export const LINK_ALERTS = `mutation LinkAlerts($alertIds: [ID!]!, $target: LinkTarget!, $comment: String!) {
   linkAlerts(alertIds: $alertIds, target: $target, comment: $comment) {
-    targetIncident { id name }
+    targetIncident { id number name }
     logEntries { id incident { id } }
     errors { code message field alertIds }
   }

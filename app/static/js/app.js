@@ -11,9 +11,9 @@ const announcer = document.getElementById("announcer");
 
 const ROUTES = [
   [/^#?\/?(?:incidents)?$/, (ctx) => incidentsQueue(ctx)],
-  [/^#\/incidents\/(\d+)(?:\/(log|alerts))?$/, (ctx, id, tab) => incidentPage(ctx, id, tab)],
+  [/^#\/incidents\/(\d{1,9})(?:\/(log|alerts))?$/, (ctx, number, tab) => incidentPage(ctx, Number(number), tab)],
   [/^#\/alerts$/, (ctx) => alertsQueue(ctx)],
-  [/^#\/alerts\/(\d+)$/, (ctx, id) => alertDetails(ctx, id)],
+  [/^#\/alerts\/(\d{1,9})$/, (ctx, number) => alertDetails(ctx, Number(number))],
 ];
 
 let viewer = null;
@@ -76,8 +76,8 @@ function context(mine) {
       const entries = payload.logEntries.filter((e) => e.incident.id === target.id);
       lastMove = { incidentId: target.id, entryIds: new Set(entries.map((e) => e.id)) };
       const count = plural(entries.length, "new log entry", "new log entries");
-      announcer.textContent = `Moved. Incident #${target.id} now shows ${count}.`;
-      const hash = `#/incidents/${target.id}/log`;
+      announcer.textContent = `Moved. Incident #${target.number} now shows ${count}.`;
+      const hash = `#/incidents/${target.number}/log`;
       if (location.hash === hash) route();
       else location.hash = hash;
     },

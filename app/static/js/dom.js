@@ -28,7 +28,7 @@ export const severity = (s) => h("span", { class: `badge sev-${s.toLowerCase()}`
 export const status = (s) => h("span", { class: `status st-${s.toLowerCase()}` }, STATUS[s] ?? s);
 export const kind = (k) => KIND[k] ?? k;
 export const time = (iso) => h("time", { datetime: iso }, dateTime.format(new Date(iso)));
-export const incidentLink = (i) => h("a", { href: `#/incidents/${i.id}` }, `#${i.id} ${i.name}`);
+export const incidentLink = (i) => h("a", { href: `#/incidents/${i.number}` }, `#${i.number} ${i.name}`);
 export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** Calls fn once the user has stopped typing for `ms`. */

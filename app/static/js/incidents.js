@@ -41,15 +41,15 @@ export function incidentsQueue(ctx) {
 }
 
 function queueRow(incident, selection) {
-  const detailId = `incident-${incident.id}-alerts`;
+  const detailId = `incident-${incident.number}-alerts`;
   const toggle = h("button", {
     type: "button", class: "expand", "aria-expanded": "false", "aria-controls": detailId,
-    "aria-label": `Alerts of incident ${incident.id}`,
+    "aria-label": `Alerts of incident ${incident.number}`,
   }, "▸");
   const row = h("tr", {},
     h("td", {}, toggle),
-    h("td", {}, incident.id),
-    h("td", {}, h("a", { href: `#/incidents/${incident.id}` }, incident.name)),
+    h("td", {}, String(incident.number)),
+    h("td", {}, h("a", { href: `#/incidents/${incident.number}` }, incident.name)),
     h("td", {}, severity(incident.severity)),
     h("td", {}, status(incident.status)),
     h("td", { class: "number" }, String(incident.alertCount)),
@@ -66,7 +66,7 @@ function queueRow(incident, selection) {
       selection.drop((alert) => alert.incident.id === incident.id);
       return;
     }
-    const alerts = alertTable(selection, { caption: `Alerts of incident ${incident.id}`, showIncident: false });
+    const alerts = alertTable(selection, { caption: `Alerts of incident ${incident.number}`, showIncident: false });
     const list = pager({
       noun: "alert",
       load: async (after) => (await graphql(INCIDENT_ALERTS, { id: incident.id, after })).incident.alerts,
@@ -80,18 +80,18 @@ function queueRow(incident, selection) {
   return row;
 }
 
-export async function incidentPage(ctx, id, tab) {
-  const { incident } = await graphql(INCIDENT_PAGE, { id });
+export async function incidentPage(ctx, number, tab) {
+  const { incident } = await graphql(INCIDENT_PAGE, { number });
   if (!incident) {
-    ctx.render(h("h1", { tabindex: -1 }, `Incident ${id} not found`),
+    ctx.render(h("h1", { tabindex: -1 }, `Incident ${number} not found`),
       h("p", {}, "There is no such incident, or you may not see it. ",
         h("a", { href: "#/incidents" }, "Back to the queue")));
     return;
   }
-  const base = `#/incidents/${id}`;
+  const base = `#/incidents/${number}`;
   const tabLink = (href, label, current) => h("a", { href, "aria-current": current ? "page" : null }, label);
   ctx.render(
-    h("p", { class: "crumbs" }, h("a", { href: "#/incidents" }, "Incidents"), " / ", `#${id}`),
+    h("p", { class: "crumbs" }, h("a", { href: "#/incidents" }, "Incidents"), " / ", `#${number}`),
     h("h1", { tabindex: -1 }, incident.name),
     h("p", { class: "meta" }, severity(incident.severity), " ", status(incident.status),
       ` · ${plural(incident.alertCount, "alert")} · created `, time(incident.createdAt),
@@ -100,15 +100,15 @@ export async function incidentPage(ctx, id, tab) {
     h("nav", { class: "tabs", "aria-label": "Incident" },
       tabLink(base, `Alerts (${incident.alertCount})`, tab !== "log"),
       tabLink(`${base}/log`, "Activity log", tab === "log")),
-    tab === "log" ? activityLog(ctx, id) : incidentAlerts(ctx, id));
+    tab === "log" ? activityLog(ctx, incident) : incidentAlerts(ctx, incident));
 }
 
-function incidentAlerts(ctx, id) {
+function incidentAlerts(ctx, incident) {
   const selection = new Selection();
-  const alerts = alertTable(selection, { caption: `Alerts of incident ${id}`, showIncident: false });
+  const alerts = alertTable(selection, { caption: `Alerts of incident ${incident.number}`, showIncident: false });
   const list = pager({
     noun: "alert",
-    load: async (after) => (await graphql(INCIDENT_ALERTS, { id, after })).incident.alerts,
+    load: async (after) => (await graphql(INCIDENT_ALERTS, { id: incident.id, after })).incident.alerts,
     show: alerts.show,
     onError: ctx.fail,
   });
@@ -122,12 +122,12 @@ const OTHER = {
   ALERT_LINKED: "Moved here from ", ALERT_UNLINKED: "Moved to ", INCIDENT_RESOLVED: "Its last alert went to ",
 };
 
-function activityLog(ctx, id) {
-  const fresh = ctx.takeMoved(id);  // entries the move just wrote: marked as new
+function activityLog(ctx, incident) {
+  const fresh = ctx.takeMoved(incident.id);  // entries the move just wrote: marked as new
   const entries = h("ol", { class: "log" });
   const list = pager({
     noun: "entry", nouns: "entries",
-    load: async (after) => (await graphql(ACTIVITY_LOG, { id, after })).incident.activityLog,
+    load: async (after) => (await graphql(ACTIVITY_LOG, { id: incident.id, after })).incident.activityLog,
     show: (nodes, { reset }) => {
       if (reset) entries.replaceChildren();
       entries.append(...nodes.map((entry) => logEntry(entry, fresh.has(entry.id))));
@@ -148,5 +148,5 @@ function logEntry(entry, isNew) {
     entry.otherIncident && h("p", { class: "other" }, OTHER[entry.kind] ?? "Other incident: ",
       incidentLink(entry.otherIncident)),
     entry.alert && h("p", { class: "about" }, "Alert ",
-      h("a", { href: `#/alerts/${entry.alert.id}` }, `#${entry.alert.id} ${entry.alert.title}`)));
+      h("a", { href: `#/alerts/${entry.alert.number}` }, `#${entry.alert.number} ${entry.alert.title}`)));
 }

@@ -1,10 +1,10 @@
 // The panel that moves alerts to another incident: an existing one picked by name or number, or
 // a new one. Save runs linkAlerts; its errors show next to the control they are about.
-import { graphql, INCIDENTS, LINK_ALERTS } from "./api.js";
+import { graphql, INCIDENT_ID, INCIDENTS, LINK_ALERTS } from "./api.js";
 import { debounce, h, plural, severity, status } from "./dom.js";
 
 const SEARCH_DELAY_MS = 200;
-const INCIDENT_NUMBER = /^#?\s*(\d+)$/;
+const INCIDENT_NUMBER = /^#?\s*(\d{1,9})$/;  // a number GraphQL's Int holds
 
 /** Opens the panel for `alerts`; onMoved(payload) runs after a successful move. */
 export function openMovePanel(alerts, { onMoved }) {
@@ -14,7 +14,7 @@ export function openMovePanel(alerts, { onMoved }) {
 
   const alertsError = errorSlot("move-alerts-error");
   const alertItems = new Map(alerts.map((a) => [a.id, h("li", {},
-    `#${a.id} ${a.title}`, h("span", { class: "muted" }, ` (in incident #${a.incident.id})`))]));
+    `#${a.number} ${a.title}`, h("span", { class: "muted" }, ` (in incident #${a.incident.number})`))]));
 
   const picker = incidentPicker();
   const targetError = errorSlot("move-target-error");
@@ -75,16 +75,32 @@ export function openMovePanel(alerts, { onMoved }) {
     for (const item of alertItems.values()) item.classList.remove("invalid");
   }
 
-  function target() {
+  // The target as linkAlerts takes it; a typed number is looked up for its id (ids come from the
+  // API, the console never builds one). { missing } when no incident the viewer sees has it.
+  async function target() {
     if (creatingNew()) return { createNew: true };
-    const id = picker.picked?.id ?? picker.input.value.trim().match(INCIDENT_NUMBER)?.[1];
-    return id ? { existingIncidentId: id } : null;
+    if (picker.picked) return { existingIncidentId: picker.picked.id };
+    const number = picker.input.value.trim().match(INCIDENT_NUMBER)?.[1];
+    if (!number) return null;
+    const { incident } = await graphql(INCIDENT_ID, { number: Number(number) });
+    return incident ? { existingIncidentId: incident.id } : { missing: number };
   }
 
   async function submit(event) {
     event.preventDefault();
     clearErrors();
-    const chosen = target();
+    let chosen;
+    try {
+      chosen = await target();
+    } catch (error) {
+      formError.show(error.message);
+      return;
+    }
+    if (chosen?.missing) {
+      targetError.show(`No incident #${chosen.missing} found, or you may not see it.`, picker.input);
+      picker.input.focus();
+      return;
+    }
     if (!chosen) targetError.show("Pick an incident from the list, or type its ID.", picker.input);
     if (!comment.value.trim()) commentError.show("A comment saying why is required.", comment);
     if (!chosen || !comment.value.trim()) {
@@ -172,7 +188,7 @@ function incidentPicker() {
       onmousedown: (event) => event.preventDefault(),  // keep the focus in the input
       onclick: () => pick(i),
     },
-    h("span", { class: "option-name" }, `#${incident.id} ${incident.name}`),
+    h("span", { class: "option-name" }, `#${incident.number} ${incident.name}`),
     h("span", { class: "option-meta" }, severity(incident.severity), " ", status(incident.status),
       ` · ${plural(incident.alertCount, "alert")}`))));
     setOpen(incidents.length > 0);
@@ -202,9 +218,9 @@ function incidentPicker() {
   function pick(index) {
     const incident = state.options[index];
     state.picked = incident;
-    input.value = `#${incident.id} ${incident.name}`;
+    input.value = `#${incident.number} ${incident.name}`;
     setOpen(false);
-    hint.textContent = `Picked incident #${incident.id}.`;
+    hint.textContent = `Picked incident #${incident.number}.`;
   }
 
   input.addEventListener("input", () => {
