@@ -127,7 +127,32 @@ async def test_a_body_that_is_not_json_is_400_bad_request(pool, settings, token,
     _assert_error(response, 400, "BAD_REQUEST", accept)
 
 
+@pytest.mark.parametrize("lean", [True, False], ids=["lean-path", "graphql-core"])
+async def test_a_batch_is_400_bad_request(pool, settings, token, accept, lean):
+    """A JSON array of requests (Apollo's BatchHttpLink) is refused as a whole: nothing runs."""
+    async with _client(_app(pool, settings, lean_path=lean)) as c:
+        response = await c.post("/graphql", json=[VIEWER, VIEWER], headers=_headers(accept, token))
+
+    _assert_error(response, 400, "BAD_REQUEST", accept)
+
+
 # --- Answered before GraphQL runs --------------------------------------------------------------
+
+
+async def test_500_when_something_unexpected_fails_before_graphql_runs(pool, settings, token, accept, monkeypatch):
+    """A bug in the token lookup: the envelope says only "unexpected" and the request id, which
+    the log has with the traceback."""
+
+    async def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(users, "viewer_for_token", broken)
+    async with _client(_app(pool, settings)) as c:
+        response = await c.post("/graphql", json=VIEWER, headers=_headers(accept, token))
+
+    error = _assert_error(response, 500, "INTERNAL_SERVER_ERROR", accept)
+    assert "a bug" not in response.text
+    assert error["extensions"]["requestId"] in error["message"]
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer igt_unknown", "Basic abc"], ids=["none", "unknown", "basic"])
