@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from app.domain import incidents
+from app.domain.ids import LOG_ENTRY, parse_id
 from app.domain.viewers import Viewer
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc, log_id
 
 INCIDENTS = """
 query($filter: IncidentFilter, $first: Int, $after: String) {
@@ -147,16 +148,18 @@ async def test_incident_number_puts_that_incident_first_then_name_matches(admin,
 
     found = await queue(admin, "6", first=10)
 
-    assert [e["node"]["id"] for e in found["edges"]] == ["6", "4", "2", "1"]
+    assert [e["node"]["id"] for e in found["edges"]] == [inc(6), inc(4), inc(2), inc(1)]
     assert found["totalCount"] == 4
     assert found["pageInfo"]["hasNextPage"] is False
-    assert [e["node"]["id"] for e in (await queue(admin, "#6", first=10))["edges"]] == ["6"]
+    assert [e["node"]["id"] for e in (await queue(admin, "#6", first=10))["edges"]] == [inc(6)]
+    # An incident's id pasted into the typeahead is its number, and no name holds it.
+    assert [e["node"]["id"] for e in (await queue(admin, inc(6), first=10))["edges"]] == [inc(6)]
 
 
 async def test_incident_whose_name_holds_its_own_number_is_listed_once(admin, ingest):
     await incidents_named(ingest, "Beacon from WS-1", "Beacon from WS-12")
     found = await queue(admin, "1", first=10)
-    assert [e["node"]["id"] for e in found["edges"]] == ["1", "2"]
+    assert [e["node"]["id"] for e in found["edges"]] == [inc(1), inc(2)]
     assert found["totalCount"] == 2
 
 
@@ -181,7 +184,7 @@ async def test_pinned_incident_pages_on_into_the_name_matches(admin, ingest):
             break
         after = page["pageInfo"]["endCursor"]
 
-    assert seen == ["6", "3", "2", "1"]
+    assert seen == [inc(6), inc(3), inc(2), inc(1)]
 
 
 async def test_queue_is_most_recently_active_first(admin, ingest):
@@ -192,7 +195,7 @@ async def test_queue_is_most_recently_active_first(admin, ingest):
     await ingest(alert_in("late", "Follow-up on WS-1", minutes=30, entities=[("device", "host-x0")]))
 
     found = (await queue(admin))["edges"]
-    assert [e["node"]["id"] for e in found] == [str(first), str(third), str(second)]
+    assert [e["node"]["id"] for e in found] == [inc(first), inc(third), inc(second)]
     assert found[0]["node"]["lastActivityAt"].startswith("2026-11-20T12:30")
 
 
@@ -292,7 +295,7 @@ async def test_pages_cover_the_queue_once_in_order(admin, ingest):
     first_page = await queue(admin, first=3)
     assert first_page["totalCount"] == 7
     assert first_page["pageInfo"]["hasNextPage"] is True
-    assert await read_all_pages(admin, 3) == [str(i) for i in reversed(ids)]
+    assert await read_all_pages(admin, 3) == [inc(i) for i in reversed(ids)]
 
 
 async def test_last_page_has_no_next_page(admin, ingest):
@@ -334,17 +337,17 @@ async def test_pages_after_the_pinned_incident_have_items_before_them(admin, ing
     query = INCIDENTS.replace("pageInfo { hasNextPage endCursor }", PAGE_INFO)
 
     pinned = (await admin(query, filter={"search": "6"}, first=1))["incidents"]
-    assert [e["node"]["id"] for e in pinned["edges"]] == ["6"]
+    assert [e["node"]["id"] for e in pinned["edges"]] == [inc(6)]
     assert page_info_of(pinned)[:2] == (False, True)
     after = await admin(query, filter={"search": "6"}, first=1, after=pinned["pageInfo"]["endCursor"])
-    assert [e["node"]["id"] for e in after["incidents"]["edges"]] == ["1"]
+    assert [e["node"]["id"] for e in after["incidents"]["edges"]] == [inc(1)]
     assert page_info_of(after["incidents"])[:2] == (True, False)
 
 
 async def test_an_incidents_alerts_and_log_pages_say_whether_items_come_before_them(admin, ingest):
     shared = [("device", "WS-3")]
     alerts = await ingest(*[alert_in(f"a{n}", minutes=n, entities=shared) for n in range(3)])
-    incident_id = str(alerts[0].incident_id)
+    incident_id = inc(alerts[0].incident_id)
     incident = INCIDENT.replace("pageInfo { hasNextPage endCursor }", PAGE_INFO)
     log = ACTIVITY_LOG.replace("pageInfo { hasNextPage endCursor }", PAGE_INFO)
 
@@ -360,7 +363,7 @@ async def test_an_incidents_alerts_and_log_pages_say_whether_items_come_before_t
 
 async def test_incidents_with_equal_activity_times_are_neither_skipped_nor_repeated(admin, ingest):
     alerts = await ingest(*[alert_in(f"same-{n}", f"same time {n}") for n in range(5)])
-    assert await read_all_pages(admin, 2) == [str(a.incident_id) for a in reversed(alerts)]
+    assert await read_all_pages(admin, 2) == [inc(a.incident_id) for a in reversed(alerts)]
 
 
 async def test_pages_are_stable_while_incidents_are_added(admin, ingest):
@@ -379,8 +382,8 @@ async def test_pages_are_stable_while_incidents_are_added(admin, ingest):
 
     # Incidents added ahead of the cursor are not seen; those behind it are; none twice.
     assert len(seen) == len(set(seen))
-    older = [str(o) for _, o in added]
-    assert seen == [str(i) for i in reversed(original)] + older
+    older = [inc(o) for _, o in added]
+    assert seen == [inc(i) for i in reversed(original)] + older
     assert (await queue(admin))["totalCount"] == len(original) + 2 * len(added)
 
 
@@ -390,8 +393,8 @@ async def test_page_size_out_of_range_is_bad_user_input(admin, ingest, first):
     for query, variables in [
         (INCIDENTS, {"first": first}),
         (ALERTS, {"first": first}),
-        (INCIDENT, {"id": str(a.incident_id), "first": first}),
-        (ACTIVITY_LOG, {"id": str(a.incident_id), "first": first}),
+        (INCIDENT, {"id": inc(a.incident_id), "first": first}),
+        (ACTIVITY_LOG, {"id": inc(a.incident_id), "first": first}),
     ]:
         errors = await admin.errors(query, **variables)
         assert codes(errors) == ["BAD_USER_INPUT"], errors
@@ -409,7 +412,7 @@ async def test_foreign_and_garbage_cursors_are_bad_user_input(admin, ingest):
     await ingest(alert_in("b"))
     incident_cursor = (await queue(admin, first=1))["pageInfo"]["endCursor"]
     alert_cursor = (await admin(ALERTS, first=1))["alerts"]["pageInfo"]["endCursor"]
-    log = (await admin(ACTIVITY_LOG, id=str(a.incident_id), first=1))["incident"]["activityLog"]
+    log = (await admin(ACTIVITY_LOG, id=inc(a.incident_id), first=1))["incident"]["activityLog"]
     entry_cursor = log["pageInfo"]["endCursor"]
     garbage = [
         "garbage",
@@ -438,7 +441,7 @@ async def test_foreign_and_garbage_cursors_are_bad_user_input(admin, ingest):
         (ACTIVITY_LOG, [incident_cursor, alert_cursor]),
     ]:
         for bad in [*garbage, *foreign]:
-            errors = await admin.errors(query, id=str(a.incident_id), first=5, after=bad)
+            errors = await admin.errors(query, id=inc(a.incident_id), first=5, after=bad)
             assert codes(errors) == ["BAD_USER_INPUT"], (bad, errors)
 
 
@@ -461,24 +464,36 @@ async def test_forged_cursor_with_an_impossible_time_is_bad_user_input(admin, in
 
 async def test_incident_by_number(admin, ingest):
     (a,) = await ingest(alert_in("a", "Beacon on WS-1", severity="high"))
-    query = "query($id: ID!) { incident(id: $id) { id name severity status alertCount } }"
-    data = await admin(query, id=str(a.incident_id))
+    query = "query($id: ID!) { incident(id: $id) { id number name severity status alertCount } }"
+    data = await admin(query, id=inc(a.incident_id))
     assert data["incident"] == {
-        "id": str(a.incident_id),
+        "id": inc(a.incident_id),
+        "number": a.incident_id,
         "name": "Beacon on WS-1",
         "severity": "HIGH",
         "status": "ACTIVE",
         "alertCount": 1,
     }
+    by_number = query.replace("$id: ID!", "$n: Int!").replace("id: $id", "number: $n")
+    assert await admin(by_number, n=a.incident_id) == data
 
 
 async def test_unknown_incident_is_null(admin, ingest):
     await ingest(alert_in("a"))
-    for unknown in ("424242", "0"):
+    for unknown in (inc(424242), inc(int("9" * 18))):
         assert await admin("query($id: ID!) { incident(id: $id) { id } }", id=unknown) == {"incident": None}
+    for unknown in (424242, 0):
+        assert await admin("query($n: Int!) { incident(number: $n) { id } }", n=unknown) == {"incident": None}
 
 
-@pytest.mark.parametrize("malformed", ["abc", "-1", "1.5", "", "1 2", "99999999999999999999"])
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        *["abc", "-1", "1.5", "", "1 2", "99999999999999999999"],
+        *["inc_abc", "inc_-1", "inc_1.5", "inc_", "inc_1 2", "inc_99999999999999999999"],
+        *["1", "#1", "inc_0", "inc_01", "alert_1", "log_1"],
+    ],
+)
 async def test_malformed_incident_id_is_bad_user_input(admin, malformed):
     errors = await admin.errors("query($id: ID!) { incident(id: $id) { id } }", id=malformed)
     assert codes(errors) == ["BAD_USER_INPUT"]
@@ -495,9 +510,9 @@ async def test_alert_by_id(admin, ingest):
             entities=[("device", "WS-9"), ("user", "Alice")],
         )
     )
-    data = await admin(ALERT, id=str(a.id))
+    data = await admin(ALERT, id=alert_id(a.id))
     assert data["alert"] == {
-        "id": str(a.id),
+        "id": alert_id(a.id),
         "externalId": "edr-1",
         "title": "Credential dumping on WS-9",
         "severity": "HIGH",
@@ -505,15 +520,16 @@ async def test_alert_by_id(admin, ingest):
         "category": "CredentialAccess",
         "scope": "finance",
         "detectedAt": "2026-11-20T12:00:00+00:00",
-        "incident": {"id": str(a.incident_id), "name": "Credential dumping on WS-9"},
+        "incident": {"id": inc(a.incident_id), "name": "Credential dumping on WS-9"},
         "entities": [{"kind": "DEVICE", "value": "WS-9"}, {"kind": "USER", "value": "Alice"}],
     }
 
 
 async def test_unknown_alert_is_null_and_malformed_id_is_bad_user_input(admin, ingest):
     await ingest(alert_in("a"))
-    assert await admin(ALERT, id="424242") == {"alert": None}
-    assert codes(await admin.errors(ALERT, id="alert-1")) == ["BAD_USER_INPUT"]
+    assert await admin(ALERT, id=alert_id(424242)) == {"alert": None}
+    for malformed in ("alert-1", "1", "alert_01", inc(1)):
+        assert codes(await admin.errors(ALERT, id=malformed)) == ["BAD_USER_INPUT"]
 
 
 # --- alerts ---------------------------------------------------------------------------------
@@ -530,13 +546,13 @@ async def test_alerts_are_most_recently_detected_first_and_filtered(admin, inges
     assert a1.incident_id == a2.incident_id != a3.incident_id
 
     assert await alert_titles(admin) == [a3.title, a2.title, a1.title]
-    assert await alert_titles(admin, incidentId=str(a1.incident_id)) == [a2.title, a1.title]
+    assert await alert_titles(admin, incidentId=inc(a1.incident_id)) == [a2.title, a1.title]
     assert await alert_titles(admin, status=["RESOLVED"]) == [a2.title]
     assert await alert_titles(admin, status=["NEW", "IN_PROGRESS"]) == [a3.title, a1.title]
     assert await alert_titles(admin, severity=["HIGH", "MEDIUM"]) == [a3.title, a1.title]
     assert await alert_titles(admin, search="powershell") == [a3.title, a1.title]
     assert await alert_titles(admin, search="ws-5 POWER") == [a1.title]
-    assert await alert_titles(admin, search="powershell", incidentId=str(a1.incident_id)) == [a1.title]
+    assert await alert_titles(admin, search="powershell", incidentId=inc(a1.incident_id)) == [a1.title]
     data = await admin(ALERTS, filter={"severity": ["HIGH", "MEDIUM"]}, first=1)
     assert data["alerts"]["totalCount"] == 2
     assert data["alerts"]["pageInfo"]["hasNextPage"] is True
@@ -544,14 +560,15 @@ async def test_alerts_are_most_recently_detected_first_and_filtered(admin, inges
 
 async def test_alerts_of_an_unknown_incident_are_none_and_a_malformed_one_is_bad_user_input(admin, ingest):
     await ingest(alert_in("a"))
-    assert await alert_titles(admin, incidentId="424242") == []
-    errors = await admin.errors(ALERTS, filter={"incidentId": "four"})
-    assert codes(errors) == ["BAD_USER_INPUT"]
+    assert await alert_titles(admin, incidentId=inc(424242)) == []
+    for malformed in ("four", "inc_four", "1", alert_id(1)):
+        errors = await admin.errors(ALERTS, filter={"incidentId": malformed})
+        assert codes(errors) == ["BAD_USER_INPUT"]
 
 
 async def test_alert_pages_cover_every_alert_once(admin, ingest):
     alerts = await ingest(*[alert_in(f"a{n}", minutes=n % 3) for n in range(8)])
-    expected = [str(a.id) for a in sorted(alerts, key=lambda a: (a.detected_at, a.id), reverse=True)]
+    expected = [alert_id(a.id) for a in sorted(alerts, key=lambda a: (a.detected_at, a.id), reverse=True)]
     seen, after = [], None
     while True:
         page = (await admin(ALERTS, first=3, after=after))["alerts"]
@@ -566,7 +583,7 @@ async def test_alert_pages_cover_every_alert_once(admin, ingest):
 async def test_incident_alerts_page_newest_first(admin, ingest):
     shared = [("device", "WS-3")]
     alerts = await ingest(*[alert_in(f"a{n}", f"step {n}", minutes=n, entities=shared) for n in range(5)])
-    incident_id = str(alerts[0].incident_id)
+    incident_id = inc(alerts[0].incident_id)
 
     seen, after = [], None
     while True:
@@ -584,7 +601,7 @@ async def test_incident_alerts_page_newest_first(admin, ingest):
 async def test_activity_log_pages_newest_first(admin, ingest):
     shared = [("device", "WS-3")]
     alerts = await ingest(*[alert_in(f"a{n}", minutes=n, entities=shared) for n in range(4)])
-    incident_id = str(alerts[0].incident_id)
+    incident_id = inc(alerts[0].incident_id)
     later = await ingest(*[alert_in(f"b{n}", minutes=10 + n, entities=shared) for n in range(3)])
 
     entries, after = [], None
@@ -596,13 +613,14 @@ async def test_activity_log_pages_newest_first(admin, ingest):
         after = log["pageInfo"]["endCursor"]
 
     assert log["totalCount"] == len(entries)
-    ids = [int(e["id"]) for e in entries]
+    ids = [parse_id(e["id"], LOG_ENTRY) for e in entries]
+    assert [e["id"] for e in entries] == [log_id(n) for n in ids]
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
     assert [e["createdAt"] for e in entries] == sorted((e["createdAt"] for e in entries), reverse=True)
     assert entries[-1]["kind"] == "INCIDENT_CREATED"
     # The newest entries are the later batch's, its last alert first.
     assert [(e["kind"], e["alert"]["id"]) for e in entries[:3]] == [
-        ("ALERT_CORRELATED", str(a.id)) for a in reversed(later)
+        ("ALERT_CORRELATED", alert_id(a.id)) for a in reversed(later)
     ]
 
 
@@ -814,11 +832,11 @@ async def test_a_field_cancelled_by_its_siblings_error_does_not_fail_the_others_
         b.incident_id,
     )
     query = (
-        f'{{ k1: incident(id: "{b.incident_id}") {{ redirectIncident {{ id }} activityLog(first: 1, after: "bad") {{ totalCount }} }}'
-        f' alert(id: "{a.id}") {{ incident {{ id }} }} }}'
+        f'{{ k1: incident(id: "{inc(b.incident_id)}") {{ redirectIncident {{ id }} activityLog(first: 1, after: "bad") {{ totalCount }} }}'
+        f' alert(id: "{alert_id(a.id)}") {{ incident {{ id }} }} }}'
     )
     response = await admin.post(query)
     body = response.json()
     assert response.status_code == 200
-    assert body["data"] == {"k1": None, "alert": {"incident": {"id": str(a.incident_id)}}}
+    assert body["data"] == {"k1": None, "alert": {"incident": {"id": inc(a.incident_id)}}}
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
