@@ -1,4 +1,5 @@
-"""The `incidents` command: migrate, serve, user (add grant revoke set disable enable list), token revoke, seed.
+"""The `incidents` command: migrate, serve, user (add grant revoke set disable enable list), token revoke, seed,
+documents (register list).
 
 Every command reads DATABASE_URL, or starts the embedded PostgreSQL under .data/ when unset.
 """
@@ -14,14 +15,16 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
+from graphql import GraphQLError, OperationDefinitionNode, parse
 
 from app import config, db
 from app.config import DEMO_TOKEN_VARIABLE, ConfigError, Settings
-from app.domain import users
+from app.domain import persisted, users
 from app.domain.models import Access
 from app.domain.users import AccessAction
 from app.domain.viewers import ALL_SCOPES, SYSTEM_ACTOR
@@ -290,6 +293,111 @@ def cmd_token_revoke(args, settings: Settings) -> None:
     print(f"revoked {revoked} token(s) of {args.name}")
 
 
+APOLLO_MANIFEST = "apollo-persisted-query-manifest"
+# What a manifest's id of another length most likely is, and how its tool is told to use SHA-256.
+OTHER_HASHES = {
+    32: 'an MD5 (Relay\'s default: set "algorithm": "SHA256" in persistConfig of relay.config.json)',
+    40: "a SHA-1 (GraphQL Code Generator's default: set persistedDocuments: { hashAlgorithm: 'sha256' })",
+}
+
+
+def _manifest_entries(path: Path) -> list[tuple[str, str | None, object]]:
+    """(id, operation name or None, body) of each document of a manifest: Apollo's persisted
+    query manifest, or an object of id -> text as Relay's compiler and GraphQL Code Generator
+    write it."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CliError(f"cannot read the manifest {path}: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise CliError(f"{path}: a manifest is a JSON object")
+    if "format" in manifest:
+        if manifest["format"] != APOLLO_MANIFEST or manifest.get("version") != 1:
+            raise CliError(
+                f"{path}: unknown manifest format {manifest['format']!r} (known: {APOLLO_MANIFEST} version 1)"
+            )
+        operations = manifest.get("operations")
+        if isinstance(operations, dict):  # some generators key the operations by id
+            operations = [{"id": key, **value} for key, value in operations.items() if isinstance(value, dict)]
+        if not isinstance(operations, list) or not all(isinstance(o, dict) for o in operations):
+            raise CliError(f"{path}: operations must be a list of objects with id, name, type and body")
+        return [(str(o.get("id")), o.get("name"), o.get("body")) for o in operations]
+    return [(key, None, value) for key, value in manifest.items()]
+
+
+def _document_problem(document_id: str, body: object) -> str | None:
+    """Why a manifest's entry cannot be registered, or None."""
+    if not isinstance(body, str) or not body.strip():
+        return "its body is not a GraphQL document's text"
+    hex_ = document_id.removeprefix("sha256:").lower()
+    if not re.fullmatch(r"[0-9a-f]+", hex_) or len(hex_) != 64:
+        other = OTHER_HASHES.get(len(hex_)) if re.fullmatch(r"[0-9a-f]+", hex_) else None
+        return f"the id is {other}, not a SHA-256" if other else "the id is not a SHA-256 in hexadecimal"
+    try:
+        actual = persisted.digest(body)
+    except UnicodeEncodeError:
+        return "its body is not valid Unicode"
+    if actual.hex() != hex_:
+        return "the id is not the SHA-256 of its body (was the body changed after the manifest was written?)"
+    try:
+        parse(body, no_location=True)
+    except GraphQLError as exc:
+        return f"its body does not parse: {exc.message}"
+    return None
+
+
+def _operation_names(body: str) -> str:
+    try:
+        document = parse(body, no_location=True)
+    except GraphQLError:
+        return "?"
+    names = [
+        d.name.value if d.name else f"(anonymous {d.operation.value})"
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+    return ", ".join(names) or "(fragments only)"
+
+
+def cmd_documents_register(args, settings: Settings) -> None:
+    path = Path(args.manifest)
+    entries = _manifest_entries(path)
+    if not entries:
+        raise CliError(f"{path}: the manifest holds no documents; nothing was registered")
+    problems = [(i, problem) for i, _, body in entries if (problem := _document_problem(i, body)) is not None]
+    if problems:
+        shown = "".join(f"\n  {document_id}: {problem}" for document_id, problem in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise CliError(
+            f"{path}: {len(problems)} of {len(entries)} document(s) refused, nothing was registered"
+            f" (ids must be the SHA-256 of the body, see docs/persisted-documents.md):{shown}{more}"
+        )
+    bodies = list(dict.fromkeys(body for _, _, body in entries))
+
+    async def run(conn: asyncpg.Connection) -> list[persisted.Trusted]:
+        async with conn.transaction():
+            return await persisted.trust(conn=conn, bodies=bodies)
+
+    outcomes = _on_database(settings, run)
+    names = {body: name for _, name, body in entries if name}
+    for body, outcome in zip(bodies, outcomes, strict=True):
+        print(f"sha256:{persisted.digest(body).hex()}  {names.get(body) or _operation_names(body)}: {outcome}")
+    counts = {kind: outcomes.count(kind) for kind in persisted.Trusted}
+    print(
+        f"{path}: {len(bodies)} trusted document(s): {counts[persisted.Trusted.NEW]} new,"
+        f" {counts[persisted.Trusted.NOW_TRUSTED]} registered by APQ before and now trusted,"
+        f" {counts[persisted.Trusted.ALREADY]} already trusted"
+    )
+
+
+def cmd_documents_list(args, settings: Settings) -> None:
+    documents = _on_database(settings, lambda conn: persisted.list_documents(conn=conn, trusted_only=args.trusted))
+    for d in documents:
+        kind = "trusted" if d.trusted else f"apq (user {d.registered_by})"
+        print(f"sha256:{d.sha256.hex()}  {d.created_at:%Y-%m-%d %H:%M}  {kind}  {_operation_names(d.body)}")
+    print(f"{len(documents)} document(s)")
+
+
 def cmd_seed(args, settings: Settings) -> None:
     from app.domain import seed
 
@@ -476,6 +584,17 @@ def parser() -> argparse.ArgumentParser:
     token_revoke = token.add_parser("revoke", parents=[by], help="revoke every token of a user at once")
     token_revoke.add_argument("name")
     token_revoke.set_defaults(func=cmd_token_revoke)
+
+    documents = sub.add_parser("documents", help="persisted GraphQL documents (docs/persisted-documents.md)")
+    documents_sub = documents.add_subparsers(dest="documents_command", required=True)
+    register = documents_sub.add_parser(
+        "register", help="trust the documents of a manifest (Relay, GraphQL Code Generator or Apollo)"
+    )
+    register.add_argument("manifest", metavar="MANIFEST.json")
+    register.set_defaults(func=cmd_documents_register)
+    documents_list = documents_sub.add_parser("list", help="stored documents, oldest first")
+    documents_list.add_argument("--trusted", action="store_true", help="only the trusted ones")
+    documents_list.set_defaults(func=cmd_documents_list)
 
     seed = sub.add_parser("seed", help="realistic demo data through the ingestion path")
     seed.add_argument("--incidents", type=int, default=200)

@@ -82,6 +82,9 @@ class Settings:
     cors_origins: tuple[str, ...]
     workers: int = 1  # of `incidents serve`, unless --workers says otherwise
     lean_path: bool = True  # app/api/lean: off sends every request through graphql-core
+    # Only documents registered with `incidents documents register` run; any request with a
+    # query text is refused before parsing (app/api/persisted.py, docs/persisted-documents.md).
+    trusted_documents_only: bool = False
     log_level: str = "info"  # uvicorn's
     # What one GraphQL document may ask (app/api/limits.py).
     graphql_max_depth: int = 12
@@ -114,6 +117,7 @@ class Settings:
             connections_per_request=_limit("DB_CONNECTIONS_PER_REQUEST", 3),
             workers=_limit("WEB_CONCURRENCY", 1),
             lean_path=_bool("GRAPHQL_LEAN_PATH", True),
+            trusted_documents_only=_bool("GRAPHQL_TRUSTED_DOCUMENTS_ONLY", False),
             log_level=_choice("LOG_LEVEL", "info", LOG_LEVELS),
             cors_origins=tuple(o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
             graphql_max_depth=_limit("GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),

@@ -37,6 +37,7 @@ from app.api.context import Context
 from app.api.errors import MESSAGES, translate
 from app.api.lean import LeanPath
 from app.api.limits import Limits
+from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
 from app.domain import users
@@ -50,6 +51,7 @@ class GraphQLApp(GraphQL):
         super().__init__(build_schema(limits), graphql_ide="graphiql", allow_queries_via_get=True)
         self.settings = settings
         self.lean = LeanPath(self.schema._schema, limits)
+        self.persisted = PersistedDocuments(trusted_only=settings.trusted_documents_only)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -334,14 +336,24 @@ def create_app(
                 correlation_across_scopes=settings.correlation_across_scopes,
             )
             scope.setdefault("state", {})["context"] = context
+            body = await request.body() if request.method == "POST" else b""
+            try:
+                # A persisted document's id becomes its text here, for both paths (app/api/persisted.py).
+                body = await graphql_app.persisted.resolve(scope, body, conn=database, registered_by=viewer.id)
+            except DocumentRefused as refused:
+                refusal = error_response(
+                    scope, refused.status, refused.message, {"code": refused.code}, refused.headers
+                )
+                await refusal(scope, receive, send)
+                return
             if settings.lean_path and _lean_candidate(request):
                 # Documents the lean path knows skip graphql-core's execution (app/api/lean/).
-                body = await request.body()
                 answer = await graphql_app.lean.execute(body, context)
                 if answer is not None:
                     answer_type = media_type(request.headers.get("accept", ""))
                     await Response(answer, media_type=answer_type)(scope, receive, tracked_send)
                     return
+            if request.method == "POST":
                 receive = _replay(body, receive)
             await graphql_app(scope, receive, tracked_send)
         except _BodyTooLarge:

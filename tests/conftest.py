@@ -24,7 +24,7 @@ from app.domain.ingestion import AlertIn
 from app.domain.viewers import Viewer
 from app.server import create_app
 
-TABLES = "access_audit, idempotency_keys, activity_log, alert_entities, alerts, incidents, api_tokens, grants, users"
+TABLES = "access_audit, idempotency_keys, activity_log, alert_entities, alerts, incidents, api_tokens, grants, users, persisted_documents"
 
 
 def inc(number: int) -> str:
