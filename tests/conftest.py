@@ -42,6 +42,13 @@ def log_id(number: int) -> str:
     return ids.typed_id(ids.LOG_ENTRY, number)
 
 
+def number_of(node_id: str) -> int:
+    """The number in an id the API gave out ("inc_12" is 12); fails on anything else."""
+    parsed = ids.parse_typed(node_id)
+    assert parsed is not None and ids.typed_id(*parsed) == node_id, node_id
+    return parsed[1]
+
+
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))

@@ -10,7 +10,7 @@ import pytest
 
 from app.config import Settings
 from app.server import create_app
-from tests.conftest import NOW, Api
+from tests.conftest import NOW, Api, number_of
 from tests.test_link_alerts import LINK
 
 INGEST = """
@@ -144,7 +144,7 @@ async def test_a_new_incident_logs_its_creation_only(admin):
             "kind": "INCIDENT_CREATED",
             "actor": "system",
             "comment": None,
-            "message": f'Incident created for alert #{alert["id"]} "Beacon on WS-1".',
+            "message": f'Incident created for alert #{number_of(alert["id"])} "Beacon on WS-1".',
             "incident": {"id": alert["incident"]["id"]},
             "alert": {"id": alert["id"]},
             "otherIncident": None,
@@ -165,7 +165,7 @@ async def test_detected_at_defaults_to_the_time_of_ingestion(admin, pool):
     alert = detection("a")
     del alert["detectedAt"]
     [stored_alert] = (await send(admin, alert))["alerts"]
-    row = await pool.fetchrow("SELECT detected_at, created_at FROM alerts WHERE id = $1", int(stored_alert["id"]))
+    row = await pool.fetchrow("SELECT detected_at, created_at FROM alerts WHERE id = $1", number_of(stored_alert["id"]))
     assert row["detected_at"] == row["created_at"]
 
 
@@ -220,7 +220,7 @@ async def test_an_alert_sharing_an_entity_joins_that_incident(admin):
             "kind": "ALERT_CORRELATED",
             "actor": "system",
             "comment": None,
-            "message": f'Alert #{second["id"]} "Beacon from ws-1" was correlated with this incident by shared evidence.',
+            "message": f'Alert #{number_of(second["id"])} "Beacon from ws-1" was correlated with this incident by shared evidence.',
             "incident": {"id": first["incident"]["id"]},
             "alert": {"id": second["id"]},
             "otherIncident": None,
@@ -269,10 +269,10 @@ async def test_correlation_window_is_24_hours_back(admin, gap, joins):
 @pytest.mark.parametrize(("status", "joins"), [("in_progress", True), ("resolved", False), ("redirected", False)])
 async def test_only_active_or_in_progress_incidents_take_correlated_alerts(admin, pool, status, joins):
     old, elsewhere = (await send(admin, detection("a", entities=[("FILE", "mimikatz.exe")]), detection("x")))["alerts"]
-    redirect = int(elsewhere["incident"]["id"]) if status == "redirected" else None
+    redirect = number_of(elsewhere["incident"]["id"]) if status == "redirected" else None
     await pool.execute(
         "UPDATE incidents SET status = $2::incident_status, redirect_incident_id = $3 WHERE id = $1",
-        int(old["incident"]["id"]),
+        number_of(old["incident"]["id"]),
         status,
         redirect,
     )
@@ -299,7 +299,7 @@ async def test_a_closed_incident_is_skipped_for_the_latest_open_one(admin, pool)
     assert older["incident"] == newer["incident"]
     split = await admin(LINK, ids=[newer["id"]], target={"createNew": True}, comment="different story")
     moved_to = split["linkAlerts"]["targetIncident"]["id"]
-    await pool.execute("UPDATE incidents SET status = 'resolved' WHERE id = $1", int(moved_to))
+    await pool.execute("UPDATE incidents SET status = 'resolved' WHERE id = $1", number_of(moved_to))
 
     [new] = (await send(admin, detection("d", entities=[("USER", "BOB")], minutes=30)))["alerts"]
 
@@ -479,10 +479,10 @@ async def test_the_entity_indexes_hold_twice_the_byte_limit_but_not_a_btree_entr
     [alert] = (await send(admin, detection("a", entities=[])))["alerts"]
     insert = "INSERT INTO alert_entities (alert_id, kind, value, detected_at) VALUES ($1, $2, $3, now())"
 
-    await pool.execute(insert, int(alert["id"]), "file", four_byte(650))
+    await pool.execute(insert, number_of(alert["id"]), "file", four_byte(650))
 
     with pytest.raises(asyncpg.ProgramLimitExceededError, match="btree"):
-        await pool.execute(insert, int(alert["id"]), "url", four_byte(677))
+        await pool.execute(insert, number_of(alert["id"]), "url", four_byte(677))
     assert await pool.fetchval("SELECT octet_length(value_key) FROM alert_entities") == 2600
 
 
@@ -534,7 +534,7 @@ async def test_a_sensor_without_grants_stores_alerts_and_learns_nothing_else(mak
     assert result == {**result, "errors": [], "alerts": [], "incidents": [], "logEntries": []}
     assert (await stored(pool))["alerts"] == 2
     # the finance incident takes no default-scope alert: correlation stays within a scope
-    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE external_id = 'a'") != int(
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE external_id = 'a'") != number_of(
         existing["incident"]["id"]
     )
 
