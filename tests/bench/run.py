@@ -15,6 +15,7 @@ are for that, and are compared with the floor measured in the same run.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -81,6 +82,9 @@ JSON_KEYS = [
     "typeahead_mix_floor_rps",
     "typeahead_mix_anchor_rps",
     "typeahead_mix_p99_ms",
+    "typeahead_cheap_persisted_rps",
+    "typeahead_mix_persisted_rps",
+    "typeahead_mix_persisted_p99_ms",
     "link_100_p95_ms",
     "link_1000_p95_ms",
     "moves_per_s",
@@ -318,6 +322,30 @@ def graphql_ids(client: httpx.Client, base: str, token: str, q: str) -> list[str
     return [e["node"]["id"] for e in body["data"]["incidents"]["edges"]]
 
 
+# The typeahead as a client with persisted documents sends it: the document's SHA-256 alone
+# (Apollo's automatic persisted queries; trusted documents send the same id).
+TYPEAHEAD_SHA256 = hashlib.sha256(TYPEAHEAD.encode()).hexdigest()
+PERSISTED_TYPEAHEAD = {"persistedQuery": {"version": 1, "sha256Hash": TYPEAHEAD_SHA256}}
+
+
+def register_typeahead(client: httpx.Client, base: str, token: str, inputs: list[str]) -> None:
+    """Registers the typeahead as Apollo's link does on a miss (the hash with the text), then
+    checks that the hash alone answers as the text does for these inputs."""
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"query": TYPEAHEAD, "extensions": PERSISTED_TYPEAHEAD, "variables": {"q": inputs[0]}}
+    registered = client.post(base + "/graphql", json=body, headers=headers).json()
+    if registered.get("errors"):
+        raise RuntimeError(f"registering the typeahead failed: {registered['errors']}")
+    for q in inputs:
+        by_hash = client.post(
+            base + "/graphql", json={"extensions": PERSISTED_TYPEAHEAD, "variables": {"q": q}}, headers=headers
+        ).json()
+        if by_hash.get("errors"):
+            raise RuntimeError(f"persisted typeahead {q!r}: {by_hash['errors']}")
+        if [e["node"]["id"] for e in by_hash["data"]["incidents"]["edges"]] != graphql_ids(client, base, token, q):
+            raise RuntimeError(f"persisted typeahead {q!r} answers differently from the plain one")
+
+
 def timed_mutations(client: httpx.Client, base: str, token: str, requests: list[tuple[str, dict]]) -> list[float]:
     """Sends the mutations one after another; their latencies in ms. Fails on any error."""
     latencies = []
@@ -453,15 +481,26 @@ def main() -> None:
         if mismatches:
             raise SystemExit(f"typeahead answers differ from the plain rule for {mismatches[:10]}")
         log(f"{checked} inputs answered as the plain rule does")
+        with httpx.Client(timeout=30) as client:
+            register_typeahead(client, api, token, all_inputs[:20])
+        log("the typeahead is registered as a persisted document; its hash answers as its text does")
 
         def graphql_body(q: str) -> dict:
             return {"query": TYPEAHEAD, "variables": {"q": q}}
 
+        def persisted_body(q: str) -> dict:
+            return {"extensions": PERSISTED_TYPEAHEAD, "variables": {"q": q}}
+
         sets = {"cheap": data.cheap, "mix": data.mix}
         for name, qs in sets.items():
             gq = bodies_file(workdir, f"{name}-graphql.jsonl", [graphql_body(q) for q in qs])
+            pq = bodies_file(workdir, f"{name}-persisted.jsonl", [persisted_body(q) for q in qs])
             fq = bodies_file(workdir, f"{name}-floor.jsonl", [{"q": q} for q in qs])
-            targets = {"graphql": (api, gq, "/graphql"), "floor": (floor, fq, "/floor")}
+            targets = {
+                "graphql": (api, gq, "/graphql"),
+                "persisted": (api, pq, "/graphql"),
+                "floor": (floor, fq, "/floor"),
+            }
             if name == "mix":
                 targets["anchor"] = (floor, fq, "/anchor")
             log(f"typeahead {name}: {', '.join(targets)}, side by side")
@@ -516,6 +555,7 @@ def main() -> None:
         counts = asyncio.run(_counts(db_url))
         cheap, cheap_floor = results["cheap_graphql"], results["cheap_floor"]
         mix, mix_floor, anchor = results["mix_graphql"], results["mix_floor"], results["mix_anchor"]
+        cheap_persisted, mix_persisted = results["cheap_persisted"], results["mix_persisted"]
         final = {
             "typeahead_cheap_rps": round(cheap["rps"]),
             "typeahead_cheap_floor_rps": round(cheap_floor["rps"]),
@@ -523,6 +563,9 @@ def main() -> None:
             "typeahead_mix_floor_rps": round(mix_floor["rps"]),
             "typeahead_mix_anchor_rps": round(anchor["rps"]),
             "typeahead_mix_p99_ms": round(mix["p99_ms"], 1),
+            "typeahead_cheap_persisted_rps": round(cheap_persisted["rps"]),
+            "typeahead_mix_persisted_rps": round(mix_persisted["rps"]),
+            "typeahead_mix_persisted_p99_ms": round(mix_persisted["p99_ms"], 1),
             "link_100_p95_ms": round(percentile(link[100], 95), 1),
             "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
             "moves_per_s": round(moves["rps"], 1),
@@ -553,6 +596,16 @@ def main() -> None:
             f" anchors {anchor['p99_ms']:.1f})",
             ">= 1.2x anchors, p99 <= 25 ms",
         )
+        for set_name, plain, by_hash in (
+            ("cheap inputs", cheap, cheap_persisted),
+            ("realistic mix", mix, mix_persisted),
+        ):
+            row(
+                f"typeahead, {set_name}, persisted document (hash only)",
+                f"{by_hash['rps']:,.0f} rps ({by_hash['rps'] / plain['rps']:.0%} of the plain text's"
+                f" {plain['rps']:,.0f}); p99 {by_hash['p99_ms']:.1f} ms (plain {plain['p99_ms']:.1f})",
+                "measured beside the text",
+            )
         row("typeahead errors", f"{typeahead_errors}", "0")
         row(
             "linkAlerts, 100 alerts",
