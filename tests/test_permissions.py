@@ -8,7 +8,7 @@ import pytest
 
 from app.domain import users
 from app.domain.models import Alert
-from tests.conftest import Api, alert_in
+from tests.conftest import Api, alert_id, alert_in, inc
 from tests.test_link_alerts import LINK
 
 VIEWER = "{ viewer { name canViewIncidents canIngest grants { scope access } } }"
@@ -139,8 +139,8 @@ async def floor(admin: Api, ingest) -> Floor:
         across_scopes=True,  # a deployment that correlates across scopes: a mixed incident
     )
     assert shared.incident_id == payroll.incident_id
-    target = {"existingIncidentId": str(shared.incident_id)}
-    data = await admin(LINK, ids=[str(moved.id)], target=target, comment="duplicate detection")
+    target = {"existingIncidentId": inc(shared.incident_id)}
+    data = await admin(LINK, ids=[alert_id(moved.id)], target=target, comment="duplicate detection")
     assert data["linkAlerts"]["errors"] == []
     return Floor(shared, payroll, secret, moved, emptied_id=moved.incident_id, mixed_id=shared.incident_id)
 
@@ -152,27 +152,27 @@ async def test_search_does_not_find_unreadable_alerts(make_user, floor):
     everything = (await dana(ALERTS))["alerts"]
     assert sorted(e["node"]["title"] for e in everything["edges"]) == ["Spare detection", "Suspicious sign-in on WS-1"]
     assert everything["totalCount"] == 2
-    assert (await dana(ALERTS, incidentId=str(floor.secret.incident_id)))["alerts"] == {"edges": [], "totalCount": 0}
+    assert (await dana(ALERTS, incidentId=inc(floor.secret.incident_id)))["alerts"] == {"edges": [], "totalCount": 0}
 
 
 async def test_unreadable_alert_by_id_looks_like_an_unknown_one(make_user, floor):
     dana = await make_user("dana", "default=read")
-    assert await dana(ALERT, id=str(floor.payroll.id)) == {"alert": None}
-    assert await dana(ALERT, id="424242") == {"alert": None}
-    assert (await dana(ALERT, id=str(floor.shared.id)))["alert"]["title"] == "Suspicious sign-in on WS-1"
+    assert await dana(ALERT, id=alert_id(floor.payroll.id)) == {"alert": None}
+    assert await dana(ALERT, id=alert_id(424242)) == {"alert": None}
+    assert (await dana(ALERT, id=alert_id(floor.shared.id)))["alert"]["title"] == "Suspicious sign-in on WS-1"
 
 
 async def test_incident_shows_only_readable_alerts_and_counts(make_user, admin, floor):
     dana = await make_user("dana", "default=read")
 
-    theirs = (await dana(INCIDENT, id=str(floor.mixed_id)))["incident"]
-    everything = (await admin(INCIDENT, id=str(floor.mixed_id)))["incident"]
+    theirs = (await dana(INCIDENT, id=inc(floor.mixed_id)))["incident"]
+    everything = (await admin(INCIDENT, id=inc(floor.mixed_id)))["incident"]
 
     assert everything["alertCount"] == 3 and everything["alerts"]["totalCount"] == 3
     assert theirs["alertCount"] == 2
     assert theirs["alerts"]["totalCount"] == 2
     assert sorted(e["node"]["id"] for e in theirs["alerts"]["edges"]) == sorted(
-        [str(floor.shared.id), str(floor.moved.id)]
+        [alert_id(floor.shared.id), alert_id(floor.moved.id)]
     )
 
 
@@ -184,13 +184,13 @@ async def test_paging_an_incidents_alerts_skips_unreadable_ones(make_user, floor
     """
     seen, after = [], None
     while True:
-        page = (await dana(query, id=str(floor.mixed_id), after=after))["incident"]["alerts"]
+        page = (await dana(query, id=inc(floor.mixed_id), after=after))["incident"]["alerts"]
         assert page["totalCount"] == 2
         seen += [e["node"]["id"] for e in page["edges"]]
         if not page["pageInfo"]["hasNextPage"]:
             break
         after = page["pageInfo"]["endCursor"]
-    assert seen == [str(floor.moved.id), str(floor.shared.id)]
+    assert seen == [alert_id(floor.moved.id), alert_id(floor.shared.id)]
 
 
 async def test_queue_hides_incidents_whose_alerts_are_all_unreadable(make_user, admin, floor):
@@ -199,7 +199,7 @@ async def test_queue_hides_incidents_whose_alerts_are_all_unreadable(make_user, 
 
     theirs = (await dana(QUEUE))["incidents"]
     assert sorted((e["node"]["id"], e["node"]["alertCount"]) for e in theirs["edges"]) == sorted(
-        [(str(floor.mixed_id), 2), (str(floor.emptied_id), 0)]
+        [(inc(floor.mixed_id), 2), (inc(floor.emptied_id), 0)]
     )
     assert theirs["totalCount"] == 2
     assert (await admin(QUEUE))["incidents"]["totalCount"] == 3
@@ -207,21 +207,23 @@ async def test_queue_hides_incidents_whose_alerts_are_all_unreadable(make_user, 
     # from them): dana, who could read them, still sees it; a user with no grant sees nothing.
     assert (await nobody(QUEUE))["incidents"] == {"edges": [], "totalCount": 0}
 
-    secret = str(floor.secret.incident_id)
+    secret = inc(floor.secret.incident_id)
     assert await dana(INCIDENT, id=secret) == {"incident": None}
     assert (await dana(QUEUE, search="salary"))["incidents"] == {"edges": [], "totalCount": 0}
-    assert (await dana(QUEUE, search=secret))["incidents"] == {"edges": [], "totalCount": 0}
-    assert [e["node"]["id"] for e in (await admin(QUEUE, search=secret))["incidents"]["edges"]] == [secret]
+    # The typeahead reads its number, or its id pasted, alike.
+    for search in (inc(floor.secret.incident_id), secret):
+        assert (await dana(QUEUE, search=search))["incidents"] == {"edges": [], "totalCount": 0}
+        assert [e["node"]["id"] for e in (await admin(QUEUE, search=search))["incidents"]["edges"]] == [secret]
 
 
 async def test_activity_log_does_not_reveal_unreadable_alerts(make_user, admin, floor):
     dana = await make_user("dana", "default=read")
 
-    log = (await dana(INCIDENT, id=str(floor.mixed_id)))["incident"]["activityLog"]
+    log = (await dana(INCIDENT, id=inc(floor.mixed_id)))["incident"]["activityLog"]
     about_payroll = [
         e["node"]
-        for e in (await admin(INCIDENT, id=str(floor.mixed_id)))["incident"]["activityLog"]["edges"]
-        if e["node"]["alert"] and e["node"]["alert"]["id"] == str(floor.payroll.id)
+        for e in (await admin(INCIDENT, id=inc(floor.mixed_id)))["incident"]["activityLog"]["edges"]
+        if e["node"]["alert"] and e["node"]["alert"]["id"] == alert_id(floor.payroll.id)
     ]
     assert [e["kind"] for e in about_payroll] == ["ALERT_CORRELATED"]
     assert "Payroll export by mallory" in about_payroll[0]["message"]
@@ -233,7 +235,7 @@ async def test_activity_log_does_not_reveal_unreadable_alerts(make_user, admin, 
     assert hidden[0]["message"] == "An alert you cannot view was correlated with this incident by shared evidence."
     for entry in entries:
         assert "Payroll" not in entry["message"] and "mallory" not in entry["message"]
-        assert entry["alert"] is None or entry["alert"]["id"] != str(floor.payroll.id)
+        assert entry["alert"] is None or entry["alert"]["id"] != alert_id(floor.payroll.id)
 
 
 async def test_log_of_an_incident_opened_by_an_unreadable_alert_reads_as_a_sentence(make_user, ingest, admin):
@@ -246,7 +248,7 @@ async def test_log_of_an_incident_opened_by_an_unreadable_alert_reads_as_a_sente
     )
     assert secret.incident_id == visible.incident_id
 
-    log = (await dana(INCIDENT, id=str(visible.incident_id)))["incident"]["activityLog"]["edges"]
+    log = (await dana(INCIDENT, id=inc(visible.incident_id)))["incident"]["activityLog"]["edges"]
     created = [e["node"] for e in log if e["node"]["kind"] == "INCIDENT_CREATED"]
 
     assert created == [
@@ -256,17 +258,17 @@ async def test_log_of_an_incident_opened_by_an_unreadable_alert_reads_as_a_sente
 
 async def test_unreadable_alert_in_a_move_looks_like_an_unknown_one(make_user, floor, pool):
     dana = await make_user("dana", "default=write")
-    target = {"existingIncidentId": str(floor.emptied_id)}
+    target = {"existingIncidentId": inc(floor.emptied_id)}
 
-    hidden = (await dana(LINK, ids=[str(floor.payroll.id)], target=target, comment="c"))["linkAlerts"]
-    unknown = (await dana(LINK, ids=["424242"], target=target, comment="c"))["linkAlerts"]
+    hidden = (await dana(LINK, ids=[alert_id(floor.payroll.id)], target=target, comment="c"))["linkAlerts"]
+    unknown = (await dana(LINK, ids=[alert_id(424242)], target=target, comment="c"))["linkAlerts"]
 
-    for result, alert_id in [(hidden, str(floor.payroll.id)), (unknown, "424242")]:
+    for result, given in [(hidden, alert_id(floor.payroll.id)), (unknown, alert_id(424242))]:
         assert result["targetIncident"] is None
         [error] = result["errors"]
-        assert (error["code"], error["field"], error["alertIds"]) == ("ALERT_NOT_FOUND", "alertIds", [alert_id])
-    assert hidden["errors"][0]["message"].replace(str(floor.payroll.id), "N") == (
-        unknown["errors"][0]["message"].replace("424242", "N")
+        assert (error["code"], error["field"], error["alertIds"]) == ("ALERT_NOT_FOUND", "alertIds", [given])
+    assert hidden["errors"][0]["message"].replace(alert_id(floor.payroll.id), "N") == (
+        unknown["errors"][0]["message"].replace(alert_id(424242), "N")
     )
     assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", floor.payroll.id) == floor.mixed_id
 
@@ -299,7 +301,7 @@ async def test_viewer_can_link_needs_write_access_and_the_queue(
     viewer = await make_user("viewer", *grants, queue=queue)
 
     for alert, expected in [(floor.shared, default_alert), (floor.payroll, hr_alert)]:
-        found = (await viewer(ALERT, id=str(alert.id)))["alert"]
+        found = (await viewer(ALERT, id=alert_id(alert.id)))["alert"]
         assert (found["viewerCanLink"] if found else None) is expected
 
 
@@ -310,15 +312,15 @@ async def test_an_emptied_incident_stays_invisible_to_those_who_could_not_see_it
     )
     await admin(
         'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code } } }',
-        ids=[str(secret.id)],
-        to=str(other.incident_id),
+        ids=[alert_id(secret.id)],
+        to=inc(other.incident_id),
     )
     found = await outsider('{ incidents(filter: {search: "payroll"}) { totalCount edges { node { id } } } }')
     assert found["incidents"] == {"totalCount": 0, "edges": []}
-    assert (await outsider("query($id: ID!) { incident(id: $id) { id } }", id=str(secret.incident_id)))[
+    assert (await outsider("query($id: ID!) { incident(id: $id) { id } }", id=inc(secret.incident_id)))[
         "incident"
     ] is None
     # whoever could see it still can
-    assert (await admin("query($id: ID!) { incident(id: $id) { status } }", id=str(secret.incident_id)))[
+    assert (await admin("query($id: ID!) { incident(id: $id) { status } }", id=inc(secret.incident_id)))[
         "incident"
     ] == {"status": "RESOLVED"}
