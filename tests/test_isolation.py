@@ -6,7 +6,7 @@ crosses a scope"), seen as a finance analyst would see it.
 
 from __future__ import annotations
 
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc, number_of
 
 MOVE = """
 mutation($ids: [ID!]!, $target: LinkTarget!, $comment: String!, $key: String) {
@@ -33,12 +33,16 @@ async def test_a_replayed_move_shows_only_what_the_viewer_may_see_now(make_user,
         alert_in("f1", "Wire transfer anomaly", scope="finance", entities=[("device", "fin-1")]),
         alert_in("d1", "Port scan on WS-7", entities=[("device", "ws-7")]),
     )
-    variables = {"ids": [str(finance.id)], "target": {"createNew": True}, "comment": "split", "key": "k-1"}
+    variables = {"ids": [alert_id(finance.id)], "target": {"createNew": True}, "comment": "split", "key": "k-1"}
     first = (await fin(MOVE, **variables))["linkAlerts"]
     created = first["targetIncident"]["id"]
 
-    await admin(MOVE, ids=[str(default.id)], target={"existingIncidentId": created}, comment="admin secret: ws-7 owner")
-    await admin(MOVE, ids=[str(finance.id)], target={"existingIncidentId": str(finance.incident_id)}, comment="back")
+    await admin(
+        MOVE, ids=[alert_id(default.id)], target={"existingIncidentId": created}, comment="admin secret: ws-7 owner"
+    )
+    await admin(
+        MOVE, ids=[alert_id(finance.id)], target={"existingIncidentId": inc(finance.incident_id)}, comment="back"
+    )
 
     replay = (await fin(MOVE, **variables))["linkAlerts"]
     assert replay["errors"] == []
@@ -64,20 +68,21 @@ async def test_a_log_entry_about_an_unreadable_alert_hides_its_comment_and_unsee
     hr_incident = secret.incident_id
     await admin(
         MOVE,
-        ids=[str(secret.id)],
-        target={"existingIncidentId": str(visible.incident_id)},
+        ids=[alert_id(secret.id)],
+        target={"existingIncidentId": inc(visible.incident_id)},
         comment="payroll of j.doe, see HR case 77",
     )
 
-    log = [e["node"] for e in (await dana(LOG, id=str(visible.incident_id)))["incident"]["activityLog"]["edges"]]
+    log = [e["node"] for e in (await dana(LOG, id=inc(visible.incident_id)))["incident"]["activityLog"]["edges"]]
     [linked] = [e for e in log if e["kind"] == "ALERT_LINKED"]
     assert linked["comment"] is None
     assert linked["alert"] is None and linked["otherIncident"] is None
     assert linked["message"] == "An alert you cannot view was moved here from an incident you cannot view by admin."
     assert str(hr_incident) not in "".join(e["message"] for e in log)
+    assert inc(hr_incident) not in str(log)
 
     # The admin, who may read it all, sees both.
-    admin_log = [e["node"] for e in (await admin(LOG, id=str(visible.incident_id)))["incident"]["activityLog"]["edges"]]
+    admin_log = [e["node"] for e in (await admin(LOG, id=inc(visible.incident_id)))["incident"]["activityLog"]["edges"]]
     [linked] = [e for e in admin_log if e["kind"] == "ALERT_LINKED"]
     assert linked["comment"] == "payroll of j.doe, see HR case 77"
     assert linked["message"].endswith(f"was moved here from incident {hr_incident} by admin.")
@@ -96,10 +101,13 @@ async def test_a_move_to_a_merged_incident_does_not_name_where_it_went(make_user
         other.incident_id,
         secret.incident_id,
     )
-    result = await dana(MOVE, ids=[str(mine.id)], target={"existingIncidentId": str(other.incident_id)}, comment="c")
+    result = await dana(
+        MOVE, ids=[alert_id(mine.id)], target={"existingIncidentId": inc(other.incident_id)}, comment="c"
+    )
     [error] = result["linkAlerts"]["errors"]
     assert error["code"] == "TARGET_NOT_LINKABLE"
     assert str(secret.incident_id) not in error["message"]
+    assert inc(secret.incident_id) not in str(result)
 
 
 async def test_without_the_queue_permission_incidents_cannot_be_opened_by_number(make_user, ingest):
@@ -107,10 +115,10 @@ async def test_without_the_queue_permission_incidents_cannot_be_opened_by_number
     reader = await make_user("reader", "*=read", queue=False)
     [alert] = await ingest(alert_in("a1", entities=[("device", "ws-1")]))
 
-    errors = await reader.errors("query($id: ID!) { incident(id: $id) { id } }", id=str(alert.incident_id))
+    errors = await reader.errors("query($id: ID!) { incident(id: $id) { id } }", id=inc(alert.incident_id))
     assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
-    found = await reader("query($id: ID!) { alert(id: $id) { id incident { id } } }", id=str(alert.id))
-    assert found["alert"]["incident"]["id"] == str(alert.incident_id)
+    found = await reader("query($id: ID!) { alert(id: $id) { id incident { id } } }", id=alert_id(alert.id))
+    assert found["alert"]["incident"]["id"] == inc(alert.incident_id)
 
 
 DERIVED = """
@@ -146,13 +154,13 @@ async def test_two_worlds_that_differ_only_in_unreadable_alerts_look_the_same(ma
             )
             moved = await admin(
                 MOVE,
-                ids=[str(hidden.id)],
-                target={"existingIncidentId": str(visible.incident_id)},
+                ids=[alert_id(hidden.id)],
+                target={"existingIncidentId": inc(visible.incident_id)},
                 comment="same actor",
             )
             assert moved["linkAlerts"]["errors"] == []
         dana = await make_user(f"dana-{with_hidden}", "default=read")
-        return await dana(DERIVED, id=str(visible.incident_id), q="beacon")
+        return await dana(DERIVED, id=inc(visible.incident_id), q="beacon")
 
     world_a, world_b = await world(True), await world(False)
     assert world_a["incident"]["severity"] == "LOW"
@@ -167,12 +175,12 @@ async def test_an_incident_named_after_unreadable_alerts_shows_its_number_and_it
         alert_in("h1", "Payroll export by j.doe", scope="hr", entities=[("user", "j.doe")]),
         alert_in("d1", "Sign-in on WS-1", minutes=1, entities=[("device", "ws-1")]),
     )
-    await admin(MOVE, ids=[str(visible.id)], target={"existingIncidentId": str(secret.incident_id)}, comment="c")
+    await admin(MOVE, ids=[alert_id(visible.id)], target={"existingIncidentId": inc(secret.incident_id)}, comment="c")
 
-    seen = await dana(DERIVED, id=str(secret.incident_id), q="payroll")
+    seen = await dana(DERIVED, id=inc(secret.incident_id), q="payroll")
     assert seen["incident"]["name"] == f"Incident {secret.incident_id}"
     assert seen["incidents"] == {"totalCount": 0, "edges": []}
-    assert (await admin(DERIVED, id=str(secret.incident_id), q="payroll"))["incidents"]["totalCount"] == 1
+    assert (await admin(DERIVED, id=inc(secret.incident_id), q="payroll"))["incidents"]["totalCount"] == 1
 
 
 async def test_ingesting_into_your_scope_tells_you_nothing_of_other_scopes(make_user, admin, pool):
@@ -194,7 +202,7 @@ async def test_ingesting_into_your_scope_tells_you_nothing_of_other_scopes(make_
     assert incident["name"] == "Unusual wire" and incident["alertCount"] == 1
     assert [e["kind"] for e in answer["logEntries"]] == ["INCIDENT_CREATED"]
     eng = await pool.fetchrow(
-        "SELECT alert_count, alert_scopes FROM incidents WHERE id = $1", int(engineering["incident"]["id"])
+        "SELECT alert_count, alert_scopes FROM incidents WHERE id = $1", number_of(engineering["incident"]["id"])
     )
     assert (eng["alert_count"], eng["alert_scopes"]) == (1, ["engineering"])
 
@@ -228,16 +236,16 @@ async def test_the_severity_filter_sees_the_severity_the_viewer_sees(make_user, 
         alert_in("d1", "Beacon on WS-1", severity="low", entities=[("device", "ws-1")]),
         alert_in("h1", "Payroll export", scope="hr", severity="high", entities=[("user", "j.doe")]),
     )
-    await admin(MOVE, ids=[str(high.id)], target={"existingIncidentId": str(low.incident_id)}, comment="c")
+    await admin(MOVE, ids=[alert_id(high.id)], target={"existingIncidentId": inc(low.incident_id)}, comment="c")
     query = "query($s: [Severity!]) { incidents(filter: {severity: $s}) { totalCount edges { node { id severity } } } }"
 
     assert (await dana(query, s=["HIGH"]))["incidents"] == {"totalCount": 0, "edges": []}
     assert (await dana(query, s=["LOW"]))["incidents"] == {
         "totalCount": 1,
-        "edges": [{"node": {"id": str(low.incident_id), "severity": "LOW"}}],
+        "edges": [{"node": {"id": inc(low.incident_id), "severity": "LOW"}}],
     }
     high_for_admin = [e["node"]["id"] for e in (await admin(query, s=["HIGH"]))["incidents"]["edges"]]
-    assert str(low.incident_id) in high_for_admin
+    assert inc(low.incident_id) in high_for_admin
 
 
 async def test_an_incident_created_from_unreadable_alerts_keeps_the_movers_words_and_count_to_itself(
@@ -252,10 +260,10 @@ async def test_an_incident_created_from_unreadable_alerts_keeps_the_movers_words
         alert_in("d1", "Sign-in on WS-1", entities=[("device", "ws-1")]),
     )
     created = await admin(
-        MOVE, ids=[str(h1.id), str(h2.id)], target={"createNew": True}, comment="payroll of j.doe, HR case 77"
+        MOVE, ids=[alert_id(h1.id), alert_id(h2.id)], target={"createNew": True}, comment="payroll of j.doe, HR case 77"
     )
     incident = created["linkAlerts"]["targetIncident"]["id"]
-    await admin(MOVE, ids=[str(d1.id)], target={"existingIncidentId": incident}, comment="same user")
+    await admin(MOVE, ids=[alert_id(d1.id)], target={"existingIncidentId": incident}, comment="same user")
 
     log = [e["node"] for e in (await dana(LOG, id=incident))["incident"]["activityLog"]["edges"]]
     [entry] = [e for e in log if e["kind"] == "INCIDENT_CREATED"]
@@ -279,7 +287,7 @@ async def test_the_queues_cursors_are_sealed(make_user, admin, ingest):
         alert_in("h1", "Payroll export", scope="hr", minutes=42, entities=[("user", "j.doe")]),
     )
     await ingest(alert_in("d2", "Beacon on WS-2", minutes=-5, entities=[("device", "ws-2")]))
-    await admin(MOVE, ids=[str(hidden.id)], target={"existingIncidentId": str(visible.incident_id)}, comment="c")
+    await admin(MOVE, ids=[alert_id(hidden.id)], target={"existingIncidentId": inc(visible.incident_id)}, comment="c")
     query = "query($after: String) { incidents(first: 1, after: $after) { edges { cursor node { id } } } }"
 
     [edge] = (await dana(query))["incidents"]["edges"]
