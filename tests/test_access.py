@@ -15,7 +15,7 @@ from app import db
 from app.config import Settings
 from app.domain import users
 from app.server import create_app
-from tests.conftest import Api, alert_in
+from tests.conftest import Api, alert_id, alert_in, inc
 from tests.test_cli import empty_audit, ok, run_cli  # noqa: F401 - empty_audit: an autouse fixture
 from tests.test_ingest import detection, send
 from tests.test_link_alerts import LINK, incident_ids, link
@@ -59,7 +59,11 @@ async def test_a_disabled_users_tokens_are_unauthenticated_at_once_on_every_serv
         await assert_unauthenticated(server, bearer(analyst))
     response = await analyst.post(
         LINK,
-        {"ids": [str(a.id)], "target": {"existingIncidentId": str(b.incident_id)}, "comment": "after being disabled"},
+        {
+            "ids": [alert_id(a.id)],
+            "target": {"existingIncidentId": inc(b.incident_id)},
+            "comment": "after being disabled",
+        },
     )
     assert response.status_code == 401
     assert codes(response.json()["errors"]) == ["UNAUTHENTICATED"]
@@ -70,15 +74,15 @@ async def test_a_disabled_users_tokens_are_unauthenticated_at_once_on_every_serv
 async def test_a_lowered_grant_makes_a_move_forbidden_at_once(cli, make_user, ingest, pool):
     analyst = await make_user("analyst", "default=write")
     a, b, c = await ingest(alert_in("a"), alert_in("b"), alert_in("c"))
-    assert (await link(analyst, [a.id], existingIncidentId=str(b.incident_id)))["errors"] == []
+    assert (await link(analyst, [a.id], existingIncidentId=inc(b.incident_id)))["errors"] == []
 
     await cli("user", "grant", "analyst", "default=read")
 
-    result = await link(analyst, [c.id], existingIncidentId=str(b.incident_id))
-    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("FORBIDDEN", [str(c.id)])]
+    result = await link(analyst, [c.id], existingIncidentId=inc(b.incident_id))
+    assert [(e["code"], e["alertIds"]) for e in result["errors"]] == [("FORBIDDEN", [alert_id(c.id)])]
     assert await incident_ids(pool, [c.id]) == {c.id: c.incident_id}
-    alert = (await analyst(ALERT, id=str(c.id)))["alert"]
-    assert (alert["id"], alert["viewerCanLink"]) == (str(c.id), False)  # still readable, no longer movable
+    alert = (await analyst(ALERT, id=alert_id(c.id)))["alert"]
+    assert (alert["id"], alert["viewerCanLink"]) == (alert_id(c.id), False)  # still readable, no longer movable
 
 
 async def test_a_removed_grant_hides_its_scope_at_once(cli, make_user, ingest):
@@ -89,10 +93,10 @@ async def test_a_removed_grant_hides_its_scope_at_once(cli, make_user, ingest):
     await cli("user", "revoke", "analyst", "finance")
 
     listed = (await analyst(ALERTS))["alerts"]
-    assert [e["node"]["id"] for e in listed["edges"]] == [str(d.id)]
-    assert (await analyst(ALERT, id=str(f.id)))["alert"] is None
+    assert [e["node"]["id"] for e in listed["edges"]] == [alert_id(d.id)]
+    assert (await analyst(ALERT, id=alert_id(f.id)))["alert"] is None
     queue = (await analyst(QUEUE))["incidents"]
-    assert [e["node"]["id"] for e in queue["edges"]] == [str(d.incident_id)]
+    assert [e["node"]["id"] for e in queue["edges"]] == [inc(d.incident_id)]
 
 
 async def test_taking_the_queue_and_ingest_permissions_away_holds_at_once(cli, make_user):

@@ -13,7 +13,7 @@ from strawberry.extensions.validation_cache import _get_validate_cache
 
 from app.config import Settings
 from app.server import create_app
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in
 from tests.test_ingest import four_byte
 
 LINK = """
@@ -29,7 +29,7 @@ mutation($ids: [ID!]!, $target: LinkTarget!, $comment: String!, $key: String) {
 
 async def test_deep_query_is_refused_before_it_runs(admin):
     hop = "incident { alerts(first: 1) { edges { node { "
-    query = "{ alert(id: 1) { " + hop * 3 + "id" + " } } } }" * 3 + " } }"
+    query = '{ alert(id: "alert_1") { ' + hop * 3 + "id" + " } } } }" * 3 + " } }"
     errors = await admin.errors(query)
     assert "exceeds maximum operation depth" in errors[0]["message"]
 
@@ -239,7 +239,12 @@ async def test_introspection_costs_what_it_will_return(admin):
 
 async def test_idempotent_replay_returns_first_result_and_creates_nothing(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": "one story", "key": "run-42"}
+    variables = {
+        "ids": [alert_id(a.id), alert_id(b.id)],
+        "target": {"createNew": True},
+        "comment": "one story",
+        "key": "run-42",
+    }
     first = (await admin(LINK, **variables))["linkAlerts"]
     incidents_after_first = await pool.fetchval("SELECT count(*) FROM incidents")
     entries_after_first = await pool.fetchval("SELECT count(*) FROM activity_log")
@@ -256,7 +261,7 @@ async def test_a_key_and_a_comment_at_their_limits_in_four_byte_characters_are_s
     the 2,704 a btree entry holds. A comment is in no btree."""
     a, b = await ingest(alert_in("a"), alert_in("b"))
     key, comment = four_byte(200), four_byte(30_000, 200)
-    variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": comment, "key": key}
+    variables = {"ids": [alert_id(a.id), alert_id(b.id)], "target": {"createNew": True}, "comment": comment, "key": key}
 
     first = (await admin(LINK, **variables))["linkAlerts"]
 
@@ -276,7 +281,7 @@ async def test_a_key_or_a_comment_past_its_limit_in_four_byte_characters_is_refu
     admin, ingest, pool, key, comment, field
 ):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": comment, "key": key}
+    variables = {"ids": [alert_id(a.id), alert_id(b.id)], "target": {"createNew": True}, "comment": comment, "key": key}
     result = (await admin(LINK, **variables))["linkAlerts"]
     assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_INPUT", field)]
     assert await pool.fetchval("SELECT count(*) FROM incidents") == 2
@@ -284,7 +289,7 @@ async def test_a_key_or_a_comment_past_its_limit_in_four_byte_characters_is_refu
 
 async def test_concurrent_replays_create_one_incident(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    variables = {"ids": [str(a.id), str(b.id)], "target": {"createNew": True}, "comment": "x", "key": "burst"}
+    variables = {"ids": [alert_id(a.id), alert_id(b.id)], "target": {"createNew": True}, "comment": "x", "key": "burst"}
     results = await asyncio.gather(*[admin(LINK, **variables) for _ in range(5)])
     targets = {r["linkAlerts"]["targetIncident"]["id"] for r in results}
     assert len(targets) == 1
@@ -293,8 +298,8 @@ async def test_concurrent_replays_create_one_incident(admin, ingest, pool):
 
 async def test_same_key_with_other_input_is_invalid(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    await admin(LINK, ids=[str(a.id)], target={"createNew": True}, comment="x", key="k1")
-    other = (await admin(LINK, ids=[str(b.id)], target={"createNew": True}, comment="x", key="k1"))["linkAlerts"]
+    await admin(LINK, ids=[alert_id(a.id)], target={"createNew": True}, comment="x", key="k1")
+    other = (await admin(LINK, ids=[alert_id(b.id)], target={"createNew": True}, comment="x", key="k1"))["linkAlerts"]
     assert [(e["code"], e["field"]) for e in other["errors"]] == [("INVALID_INPUT", "idempotencyKey")]
     assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", b.id) == b.incident_id
 
@@ -302,8 +307,12 @@ async def test_same_key_with_other_input_is_invalid(admin, ingest, pool):
 async def test_keys_belong_to_their_user(admin, make_user, ingest):
     other = await make_user("other", "*=write")
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    first = (await admin(LINK, ids=[str(a.id)], target={"createNew": True}, comment="x", key="shared"))["linkAlerts"]
-    second = (await other(LINK, ids=[str(b.id)], target={"createNew": True}, comment="x", key="shared"))["linkAlerts"]
+    first = (await admin(LINK, ids=[alert_id(a.id)], target={"createNew": True}, comment="x", key="shared"))[
+        "linkAlerts"
+    ]
+    second = (await other(LINK, ids=[alert_id(b.id)], target={"createNew": True}, comment="x", key="shared"))[
+        "linkAlerts"
+    ]
     assert second["errors"] == []
     assert second["targetIncident"] != first["targetIncident"]
 
@@ -328,7 +337,7 @@ async def test_several_operations_without_an_operation_name_are_a_request_error(
 
     async def post(**request):
         headers = {"Authorization": f"Bearer {admin.token}", "Accept": accept}
-        body = {"query": MOVE_OR_LOOK, "variables": {"ids": [str(a.id)]}, **request}
+        body = {"query": MOVE_OR_LOOK, "variables": {"ids": [alert_id(a.id)]}, **request}
         return await admin.client.post("/graphql", json=body, headers=headers)
 
     response = await post()
@@ -356,7 +365,7 @@ async def test_several_operations_without_an_operation_name_are_a_request_error(
 async def test_an_anonymous_operation_among_others_is_refused_and_not_run(admin, ingest, pool):
     (a,) = await ingest(alert_in("a"))
     document = 'mutation($ids: [ID!]!) { linkAlerts(alertIds: $ids, target: {createNew: true}, comment: "c") { errors { code } } } query Look { viewer { name } }'
-    response = await admin.post(document, {"ids": [str(a.id)]})
+    response = await admin.post(document, {"ids": [alert_id(a.id)]})
     body = response.json()
     assert body.get("data") is None
     assert any("Must provide operation name" in e["message"] for e in body["errors"])
@@ -422,11 +431,11 @@ async def test_aliased_mutations_cannot_multiply_the_per_call_limits(admin):
 async def test_keys_are_kept_for_24_hours_then_forgotten(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
     variables = {"target": {"createNew": True}, "comment": "x"}
-    first = (await admin(LINK, ids=[str(a.id)], key="day-old", **variables))["linkAlerts"]
+    first = (await admin(LINK, ids=[alert_id(a.id)], key="day-old", **variables))["linkAlerts"]
     await pool.execute("UPDATE idempotency_keys SET created_at = now() - interval '23 hours'")
-    assert (await admin(LINK, ids=[str(a.id)], key="day-old", **variables))["linkAlerts"] == first
+    assert (await admin(LINK, ids=[alert_id(a.id)], key="day-old", **variables))["linkAlerts"] == first
 
     await pool.execute("UPDATE idempotency_keys SET created_at = now() - interval '26 hours'")
-    reused = (await admin(LINK, ids=[str(b.id)], key="day-old", **variables))["linkAlerts"]
+    reused = (await admin(LINK, ids=[alert_id(b.id)], key="day-old", **variables))["linkAlerts"]
     assert reused["errors"] == []
     assert reused["targetIncident"] != first["targetIncident"]
