@@ -6,7 +6,7 @@ import pytest
 
 from app.api import fields
 from app.api.lean import LeanPath
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc
 from tests.test_link_alerts import LINK
 from tests.test_statements import DETAIL
 
@@ -29,7 +29,7 @@ query($first: Int, $after: String, $status: [IncidentStatus!]) {
 fragment Card on Incident { id name alertCount createdAt ... on Incident { severity status } }
 fragment Line on Alert { id externalId title category scope status incident { id alertCount } }
 """
-ONE = 'query($id: ID!) { alert(id: $id) { id title incident { id } } missing: incident(id: "999999") { id } }'
+ONE = 'query($id: ID!) { alert(id: $id) { id title incident { id } } missing: incident(id: "inc_999999") { id } }'
 
 
 # These tests look at the lean path itself: the app under test has it on.
@@ -71,19 +71,20 @@ async def test_lean_and_normal_paths_give_the_same_bytes(make_user, admin, inges
         alert_in("c", "Phishing on WS-2", severity="low", minutes=9),
         alert_in("s", "Payroll export on WS-1", scope="hr", minutes=12, entities=[("device", "WS-1")]),
     )
-    await admin(LINK, ids=[str(b.id)], target={"existingIncidentId": str(c.incident_id)}, comment="same actor")
+    await admin(LINK, ids=[alert_id(b.id)], target={"existingIncidentId": inc(c.incident_id)}, comment="same actor")
     analyst = await make_user("analyst", "default=write")
 
     cases = [
         (TYPEAHEAD, {"q": "on"}),
         (TYPEAHEAD, {"q": "ws-1 lateral"}),
         (TYPEAHEAD, {"q": str(c.incident_id)}),
-        (DETAIL, {"id": str(a.incident_id)}),
-        (DETAIL, {"id": str(c.incident_id)}),
+        (TYPEAHEAD, {"q": inc(c.incident_id)}),
+        (DETAIL, {"id": inc(a.incident_id)}),
+        (DETAIL, {"id": inc(c.incident_id)}),
         (SHAPES, {"first": 2}),
         (SHAPES, {"first": 1, "status": ["ACTIVE", "RESOLVED"]}),
-        (ONE, {"id": str(b.id)}),
-        (ONE, {"id": str(secret.id)}),
+        (ONE, {"id": alert_id(b.id)}),
+        (ONE, {"id": alert_id(secret.id)}),
     ]
     for viewer in (admin, analyst):
         for query, variables in cases:
@@ -196,11 +197,21 @@ async def test_moves_answer_as_the_normal_path_does(make_user, pool, ingest, lea
     """Each path runs the same moves on the same data, rebuilt in between: the same bytes."""
     analyst = await make_user("analyst", "default=write", "hr=read")
     moves = [
-        {"ids": ["2", "3"], "target": {"existingIncidentId": "1"}, "comment": "same host"},
-        {"ids": ["1", "4"], "target": {"createNew": True}, "comment": "split", "key": "k-1"},
-        {"ids": ["1", "4"], "target": {"createNew": True}, "comment": "split", "key": "k-1"},  # a replay
-        {"ids": ["5", "999"], "target": {"existingIncidentId": "1"}, "comment": "hidden and unknown"},
-        {"ids": ["2"], "target": {"existingIncidentId": "1"}, "comment": "already there"},
+        {"ids": [alert_id(2), alert_id(3)], "target": {"existingIncidentId": inc(1)}, "comment": "same host"},
+        {"ids": [alert_id(1), alert_id(4)], "target": {"createNew": True}, "comment": "split", "key": "k-1"},
+        {
+            "ids": [alert_id(1), alert_id(4)],
+            "target": {"createNew": True},
+            "comment": "split",
+            "key": "k-1",
+        },  # a replay
+        {
+            "ids": [alert_id(5), alert_id(999)],
+            "target": {"existingIncidentId": inc(1)},
+            "comment": "hidden and unknown",
+        },
+        {"ids": [alert_id(2)], "target": {"existingIncidentId": inc(1)}, "comment": "already there"},
+        {"ids": [alert_id(2), inc(3), "3"], "target": {"existingIncidentId": alert_id(1)}, "comment": "wrong kinds"},
     ]
 
     async def five_alerts() -> None:
@@ -215,6 +226,7 @@ async def test_moves_answer_as_the_normal_path_does(make_user, pool, ingest, lea
     outcomes = await _on_both_paths(analyst, lean_answers, five_alerts, LINK_WITH_KEY, moves)
     assert outcomes[0] == outcomes[1]
     assert b'"ALERT_NOT_FOUND"' in outcomes[0][3]
+    assert b'"ALERT_NOT_FOUND"' in outcomes[0][5] and b'"INCIDENT_NOT_FOUND"' in outcomes[0][5]
 
 
 async def test_a_move_the_lean_path_committed_is_not_run_again(admin, ingest, pool, lean_answers):
@@ -222,7 +234,7 @@ async def test_a_move_the_lean_path_committed_is_not_run_again(admin, ingest, po
     lean path steps aside before the move starts, and the normal path makes it, once."""
     await ingest(alert_in("a", "Beacon on WS-1", entities=[("device", "ws-1")]))
     split = (
-        'mutation { linkAlerts(alertIds: ["1"], target: {createNew: true}, comment: "split") {'
+        'mutation { linkAlerts(alertIds: ["alert_1"], target: {createNew: true}, comment: "split") {'
         " targetIncident { id alerts(first: 0) { totalCount } } errors { code } } }"
     )
     response = await admin.client.post(
@@ -247,11 +259,11 @@ async def test_a_move_with_its_target_written_in_the_document_takes_the_lean_pat
     )
     response = await admin.client.post(
         "/graphql",
-        json={"query": move, "variables": {"ids": ["2"], "to": "1"}},
+        json={"query": move, "variables": {"ids": [alert_id(2)], "to": inc(1)}},
         headers={"Authorization": f"Bearer {admin.token}"},
     )
     assert response.json() == {
-        "data": {"linkAlerts": {"targetIncident": {"id": "1", "alertCount": 2}, "errors": []}},
+        "data": {"linkAlerts": {"targetIncident": {"id": inc(1), "alertCount": 2}, "errors": []}},
         "extensions": response.json()["extensions"],
     }
     assert lean_answers and lean_answers[0] is not None
@@ -292,7 +304,7 @@ async def test_a_move_whose_answer_fails_after_commit_is_answered_by_the_lean_pa
 
     monkeypatch.setitem(fields.BATCHES, ("Incident", "alertCount"), unavailable)
     split = (
-        'mutation { linkAlerts(alertIds: ["1"], target: {createNew: true}, comment: "split") {'
+        'mutation { linkAlerts(alertIds: ["alert_1"], target: {createNew: true}, comment: "split") {'
         " targetIncident { id alertCount } errors { code } } }"
     )
     response = await admin.client.post(
@@ -323,7 +335,7 @@ async def test_a_read_whose_database_is_down_is_answered_once_not_run_again(admi
         raise ConnectionResetError("the database went away")
 
     monkeypatch.setitem(fields.BATCHES, ("Incident", "alertCount"), unavailable)
-    body = (await admin.post('{ incident(id: "1") { id alertCount } }')).json()
+    body = (await admin.post('{ incident(id: "inc_1") { id alertCount } }')).json()
     assert lean_answers[0] is not None
     assert calls == [1]
     assert body["data"] == {"incident": None}
