@@ -9,7 +9,7 @@ import pytest
 
 from app import db
 from app.server import create_app
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc
 from tests.documents import DETAIL
 
 
@@ -72,10 +72,10 @@ async def _incident_with(ingest, admin, name: str, n_alerts: int, n_moves: int) 
         (other,) = await ingest(alert_in(f"{name}-extra-{i}", minutes=100 + i))
         await admin(
             'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code } } }',
-            ids=[str(other.id)],
-            to=str(incident),
+            ids=[alert_id(other.id)],
+            to=inc(incident),
         )
-    return str(incident)
+    return inc(incident)
 
 
 async def test_incident_detail_statement_count_does_not_depend_on_list_sizes(counted, ingest, admin):
@@ -103,11 +103,11 @@ async def test_unreadable_and_unknown_alerts_run_the_same_statements(make_user, 
             headers={"Authorization": f"Bearer {analyst.token}"},
             json={
                 "query": 'mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "c") { errors { code alertIds } } }',
-                "variables": {"ids": [str(a.id), str(hidden)], "to": str(target.incident_id)},
+                "variables": {"ids": [alert_id(a.id), alert_id(hidden)], "to": inc(target.incident_id)},
             },
         )
         assert response.json()["data"]["linkAlerts"]["errors"] == [
-            {"code": "ALERT_NOT_FOUND", "alertIds": [str(hidden)]}
+            {"code": "ALERT_NOT_FOUND", "alertIds": [alert_id(hidden)]}
         ]
         runs.append(list(statements))
     assert runs[0] == runs[1]
@@ -125,8 +125,8 @@ async def test_a_move_runs_the_same_statements_for_one_alert_or_forty(counted, i
     # its transaction, in the background.)
     forty = await ingest(*[alert_in(f"many-{i}", entities=[("device", f"host-{i % 7}")]) for i in range(40)])
 
-    one_statements = await counted(move, ids=[str(a.id) for a in one], to=str(target.incident_id))
-    forty_statements = await counted(move, ids=[str(a.id) for a in forty], to=str(target.incident_id))
+    one_statements = await counted(move, ids=[alert_id(a.id) for a in one], to=inc(target.incident_id))
+    forty_statements = await counted(move, ids=[alert_id(a.id) for a in forty], to=inc(target.incident_id))
 
     assert len(forty_statements) == len(one_statements)
     # authentication, begin, the alerts and the target read before any lock, the alerts' and the
