@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError, OperationDefinitionNode
@@ -18,6 +20,7 @@ from app.api.errors import ErrorPolicy
 from app.api.limits import Limits, extensions
 from app.api.mutations.ingest_alerts import IngestAlertsPayload, ingest_alerts
 from app.api.mutations.link_alerts import LinkAlertsPayload, link_alerts
+from app.api.scalars import DATE_TIME
 from app.api.types import (
     ActivityLogEntry,
     Alert,
@@ -35,26 +38,45 @@ from app.api.types import (
 class IncidentFilter:
     search: str | None = strawberry.field(
         default=None,
-        description="Every word must appear in the name, in any order, case-insensitively. "
-        "An incident number puts that incident first.",
+        description="Every word must appear in the name, in any order, case-insensitively; at most 200 "
+        'characters and 8 words. An incident number ("1042", "#1042" or "inc_1042") puts that incident first.',
     )
-    status: list[IncidentStatus] | None = None
-    severity: list[Severity] | None = None
+    status: list[IncidentStatus] | None = strawberry.field(
+        default=None, description="Only incidents in one of these statuses (an empty list matches none); null: any."
+    )
+    severity: list[Severity] | None = strawberry.field(
+        default=None,
+        description="Only incidents whose severity, as the viewer sees it, is one of these (an empty list matches "
+        "none); null: any.",
+    )
 
 
 @strawberry.input(description="Search and filters for alerts.")
 class AlertFilter:
     search: str | None = strawberry.field(
-        default=None, description="Every word must appear in the title, in any order, case-insensitively."
+        default=None,
+        description="Every word must appear in the title, in any order, case-insensitively; at most 200 "
+        "characters and 8 words.",
     )
-    incident_id: strawberry.ID | None = None
-    status: list[AlertStatus] | None = None
-    severity: list[Severity] | None = None
+    incident_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description='Only the alerts of this incident, by id (such as "inc_1042"); null: of any incident. Not an '
+        "incident id: BAD_USER_INPUT.",
+    )
+    status: list[AlertStatus] | None = strawberry.field(
+        default=None, description="Only alerts in one of these statuses (an empty list matches none); null: any."
+    )
+    severity: list[Severity] | None = strawberry.field(
+        default=None, description="Only alerts of one of these severities (an empty list matches none); null: any."
+    )
 
 
 # Each resolver's arguments declare the schema; the body is the field's batch (app/api/fields.py),
 # which reads the arguments as graphql-core coerced them, as the lean path does.
-@strawberry.type
+@strawberry.type(
+    description="What the viewer may read. Everything is shown as far as they may see it: alerts of the scopes they "
+    "hold a grant on, and incidents holding at least one such alert."
+)
 class Query:
     @strawberry.field(description="Who is asking, and what they may do.")
     def viewer(self, info: Info[Context, None]) -> Viewer:
@@ -65,7 +87,17 @@ class Query:
         "may see. Needs the queue permission."
     )
     async def incident(
-        self, info: Info[Context, None], id: strawberry.ID | None = None, number: int | None = None
+        self,
+        info: Info[Context, None],
+        id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description='The incident\'s id, such as "inc_1042"; not an incident id: BAD_USER_INPUT.'
+            ),
+        ] = None,
+        number: Annotated[
+            int | None, strawberry.argument(description="The incident's number, as people and tickets quote it.")
+        ] = None,
     ) -> Incident | None:
         return await fields.resolve(self, info)
 
@@ -83,7 +115,15 @@ class Query:
         description="An alert by id or by number (exactly one of them), or null when there is none the viewer may read."
     )
     async def alert(
-        self, info: Info[Context, None], id: strawberry.ID | None = None, number: int | None = None
+        self,
+        info: Info[Context, None],
+        id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description='The alert\'s id, such as "alert_57"; not an alert id: BAD_USER_INPUT.'),
+        ] = None,
+        number: Annotated[
+            int | None, strawberry.argument(description="The alert's number, as people quote it.")
+        ] = None,
     ) -> Alert | None:
         return await fields.resolve(self, info)
 
@@ -92,14 +132,30 @@ class Query:
         "Incidents and log entries need the queue permission, as `incident` does; alerts need read access to "
         "their scope. An id that is not one this API gives out is BAD_USER_INPUT."
     )
-    async def node(self, info: Info[Context, None], id: strawberry.ID) -> Node | None:
+    async def node(
+        self,
+        info: Info[Context, None],
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="An id this API gave out: an incident's, an alert's or a log entry's."),
+        ],
+    ) -> Node | None:
         return await fields.resolve(self, info)
 
     @strawberry.field(
         description="The objects with these ids, in the same order, null for each the viewer may not see; at most "
         "as many as a page holds (MAX_PAGE_SIZE)."
     )
-    async def nodes(self, info: Info[Context, None], ids: list[strawberry.ID]) -> list[Node | None]:
+    async def nodes(
+        self,
+        info: Info[Context, None],
+        ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(
+                description="Ids this API gave out, at most MAX_PAGE_SIZE (100 unless the server says otherwise)."
+            ),
+        ],
+    ) -> list[Node | None]:
         return await fields.resolve(self, info)
 
     @strawberry.field(description="Alerts the viewer may read, most recently detected first.")
@@ -113,10 +169,27 @@ class Query:
         return await fields.resolve(self, info)
 
 
-@strawberry.type
+@strawberry.type(
+    description="What the viewer may change. Each mutation is one transaction, applied in full or not at all. A "
+    "refusal comes back in the payload's errors, with a code, and changes nothing; a GraphQL error says in "
+    "extensions.code what happened (OUTCOME_UNKNOWN: it may have been applied; APPLIED_ANSWER_UNAVAILABLE: it was)."
+)
 class Mutation:
-    link_alerts: LinkAlertsPayload = strawberry.mutation(resolver=link_alerts)
-    ingest_alerts: IngestAlertsPayload = strawberry.mutation(resolver=ingest_alerts)
+    link_alerts: LinkAlertsPayload = strawberry.mutation(
+        resolver=link_alerts,
+        description="Moves alerts to an existing incident or to a new one, with a comment saying why: all of them, "
+        "or none. Each alert that moves writes ALERT_UNLINKED in the log of the incident it leaves and ALERT_LINKED "
+        "in the target's. An incident left with no alerts is RESOLVED, a RESOLVED target is reopened, and the "
+        "incidents' severity and lastActivityAt are recomputed. Needs the queue permission and a write grant on "
+        "every alert's scope.",
+    )
+    ingest_alerts: IngestAlertsPayload = strawberry.mutation(
+        resolver=ingest_alerts,
+        description="Stores alerts from a detection source and correlates each into the open incident of a recent "
+        "alert that shares evidence with it (see AlertInput.entities), or opens a new incident named after it. "
+        "Resending an externalId is safe. Needs the ingest permission (Viewer.canIngest); the answer shows only what the "
+        "viewer may read.",
+    )
 
 
 class OperationNameRequired(SchemaExtension):
@@ -152,6 +225,7 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
         query=Query,
         types=[ActivityLogEntry],  # reached through Incident, listed so that every Node is named here
         mutation=Mutation,
+        scalar_overrides={datetime: DATE_TIME},
         extensions=[ErrorPolicy, *before, ParserCache, ValidationCache, OperationNameRequired, *after],
     )
 

@@ -8,6 +8,7 @@ paths. The enums wrap the domain's own (app/domain/models.py).
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Generic, TypeVar
 
 import strawberry
@@ -19,12 +20,87 @@ from app.domain import models
 
 T = TypeVar("T")
 
-Severity = strawberry.enum(models.Severity, name="Severity")
-IncidentStatus = strawberry.enum(models.IncidentStatus, name="IncidentStatus")
-AlertStatus = strawberry.enum(models.AlertStatus, name="AlertStatus")
-EntityKind = strawberry.enum(models.EntityKind, name="EntityKind")
-ActivityKind = strawberry.enum(models.ActivityKind, name="ActivityKind")
-Access = strawberry.enum(models.Access, name="Access")
+E = TypeVar("E", bound=Enum)
+
+
+def _enum(domain: type[E], description: str, values: dict[E, str]) -> type[E]:
+    """The domain's enum as a GraphQL enum, its type and each value described here, by member:
+    the domain keeps its values, and one it adds without a description here fails at import."""
+    wrapped = strawberry.enum(domain, name=domain.__name__, description=description)
+    for value in wrapped.__strawberry_definition__.values:
+        value.description = values[domain[value.name]]
+    return wrapped
+
+
+Severity = _enum(
+    models.Severity,
+    "How severe a detection is, from the lowest to the highest. An incident's severity is the highest of its alerts'.",
+    {
+        models.Severity.INFORMATIONAL: "Not a threat in itself, but worth knowing about. The lowest.",
+        models.Severity.LOW: "A common threat, such as widespread malware or a hacking tool, with no sign of a "
+        "targeted attack.",
+        models.Severity.MEDIUM: "Suspicious behaviour that may be part of an attack in progress.",
+        models.Severity.HIGH: "Likely an active attack that can do serious damage. The highest.",
+    },
+)
+IncidentStatus = _enum(
+    models.IncidentStatus,
+    "Where an incident stands. ACTIVE and IN_PROGRESS incidents are open: ingestion correlates new alerts into them.",
+    {
+        models.IncidentStatus.ACTIVE: "Open, and nobody is working on it yet. New incidents start here, and a "
+        "RESOLVED incident returns here when alerts are moved into it.",
+        models.IncidentStatus.IN_PROGRESS: "Open, and someone is working on it.",
+        models.IncidentStatus.RESOLVED: "Closed: handled, or resolved automatically when a move took its last "
+        "alert. Ingestion adds no alerts to it; moving alerts into it reopens it (ACTIVE).",
+        models.IncidentStatus.REDIRECTED: "Merged into another incident, its redirectIncident. It takes no "
+        "alerts: neither from ingestion nor from moves (TARGET_NOT_LINKABLE).",
+    },
+)
+AlertStatus = _enum(
+    models.AlertStatus,
+    "Where an alert stands in an analyst's work.",
+    {
+        models.AlertStatus.NEW: "Nobody has looked at it yet; ingested alerts start here.",
+        models.AlertStatus.IN_PROGRESS: "Someone is investigating it.",
+        models.AlertStatus.RESOLVED: "Handled.",
+    },
+)
+EntityKind = _enum(
+    models.EntityKind,
+    "What an entity, a piece of evidence of an alert, names.",
+    {
+        models.EntityKind.DEVICE: "A device, by its host name (WS-1234).",
+        models.EntityKind.USER: "A user account, by its name (alice or alice@contoso.com).",
+        models.EntityKind.IP: "An IP address, v4 or v6.",
+        models.EntityKind.MAILBOX: "A mailbox, by its email address.",
+        models.EntityKind.FILE: "A file, by its name, path or hash.",
+        models.EntityKind.URL: "A URL.",
+    },
+)
+ActivityKind = _enum(
+    models.ActivityKind,
+    "What an activity log entry records.",
+    {
+        models.ActivityKind.ALERT_CORRELATED: "Ingestion added an alert to this incident: it shares evidence with "
+        "an alert already here. The actor is system.",
+        models.ActivityKind.ALERT_LINKED: "A move brought an alert here; otherIncident is where it came from.",
+        models.ActivityKind.ALERT_UNLINKED: "A move took an alert away; otherIncident is where it went.",
+        models.ActivityKind.INCIDENT_CREATED: "The incident was created: by ingestion for the alert that opened it "
+        "(the actor is system, alert is that alert), or by a move to a new incident (with the mover's comment).",
+        models.ActivityKind.INCIDENT_RESOLVED: "A move took the incident's last alert, so it was resolved; "
+        "otherIncident is where that alert went.",
+        models.ActivityKind.INCIDENT_REOPENED: "A move brought alerts into this RESOLVED incident, so it is ACTIVE "
+        "again; otherIncident is the lowest-numbered incident they came from.",
+    },
+)
+Access = _enum(
+    models.Access,
+    "What a grant allows on its scope.",
+    {
+        models.Access.READ: "Reading the scope's alerts, and seeing the incidents that hold them.",
+        models.Access.WRITE: "Reading, and moving the scope's alerts to other incidents (with the queue permission).",
+    },
+)
 
 
 @strawberry.type(description="Where a page of a connection stands in its list (Relay's PageInfo).")
@@ -45,16 +121,18 @@ class PageInfo:
     )
 
 
-@strawberry.type
+@strawberry.type(description="One item of a list, with its cursor.")
 class Edge(Generic[T]):
-    cursor: str
-    node: T
+    cursor: str = strawberry.field(
+        description="The item's place in the list, opaque: pass it as `after` for the items that follow it."
+    )
+    node: T = strawberry.field(description="The item.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of a list (Relay's cursor connection): its items and where it stands.")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    edges: list[Edge[T]] = strawberry.field(description="The page's items with their cursors, in the list's order.")
+    page_info: PageInfo = strawberry.field(description="Whether more items follow, and the cursors to get them.")
 
     @strawberry.field(description="How many items the whole list holds, over all pages.")
     async def total_count(self, info: Info[Context, None]) -> int:
@@ -83,10 +161,10 @@ def _is_record(record_type: type):
     return classmethod(is_type_of)
 
 
-@strawberry.type
+@strawberry.type(description="A piece of evidence an alert involves; correlation groups alerts that share one.")
 class Entity:
-    kind: EntityKind
-    value: str
+    kind: EntityKind = strawberry.field(description="What the value names.")
+    value: str = strawberry.field(description="As the detection source sent it, without surrounding spaces.")
 
 
 @strawberry.type(description="A single detection. It always belongs to exactly one incident.")
@@ -94,23 +172,38 @@ class Alert(Node):
     is_type_of = _is_record(models.Alert)
 
     number: int = strawberry.field(description="The alert's number, for people (its id is alert_<number>).")
-    external_id: str
-    title: str
-    severity: Severity
-    status: AlertStatus
-    category: str
-    scope: str
-    detected_at: datetime
+    external_id: str = strawberry.field(
+        description="The detection source's own id for the alert, unique within its scope."
+    )
+    title: str = strawberry.field(description="What was detected, as the source put it.")
+    severity: Severity = strawberry.field(description="How severe the detection is, as the source rated it.")
+    status: AlertStatus = strawberry.field(description="Where the alert stands in an analyst's work.")
+    category: str = strawberry.field(
+        description="The kind of activity, such as a MITRE ATT&CK tactic (Execution, LateralMovement)."
+    )
+    scope: str = strawberry.field(
+        description="The part of the organisation the alert belongs to; grants on it say who may read it and "
+        "who may move it."
+    )
+    detected_at: datetime = strawberry.field(
+        description="When the source detected it (when it was ingested, if the source did not say)."
+    )
 
-    @strawberry.field
+    @strawberry.field(
+        description="The incident it belongs to now; every alert belongs to exactly one. Readable without the queue "
+        "permission."
+    )
     async def incident(self, info: Info[Context, None]) -> Incident:
         return await fields.resolve(self, info)
 
-    @strawberry.field
+    @strawberry.field(description="The evidence it involves, by kind, then value.")
     async def entities(self, info: Info[Context, None]) -> list[Entity]:
         return await fields.resolve(self, info)
 
-    @strawberry.field(description="Whether the viewer may move this alert to another incident.")
+    @strawberry.field(
+        description="Whether the viewer may move this alert to another incident: a write grant on its scope and "
+        "the queue permission."
+    )
     def viewer_can_link(self, info: Info[Context, None]) -> bool:
         return fields.resolve_now(self, info)
 
@@ -123,8 +216,8 @@ class Incident(Node):
         description="The incident's number, for people and tickets (its id is inc_<number>); "
         "`incident(number:)` finds it."
     )
-    status: IncidentStatus
-    created_at: datetime
+    status: IncidentStatus = strawberry.field(description="Where the incident stands: open, resolved or merged.")
+    created_at: datetime = strawberry.field(description="When the incident was created.")
 
     @strawberry.field(
         description='Named after its first alerts; "Incident <number>" to a viewer who may not read the alerts '
@@ -172,8 +265,8 @@ class Incident(Node):
 class ActivityLogEntry(Node):
     is_type_of = _is_record(models.ActivityEntry)
 
-    kind: ActivityKind
-    created_at: datetime
+    kind: ActivityKind = strawberry.field(description="What happened.")
+    created_at: datetime = strawberry.field(description="When it happened.")
     actor: str = strawberry.field(description='The user\'s name, or "system" for automatic correlation.')
 
     @strawberry.field(
@@ -202,18 +295,26 @@ class ActivityLogEntry(Node):
         return await fields.resolve(self, info)
 
 
-@strawberry.type
+@strawberry.type(description="Access to the alerts of one scope.")
 class Grant:
     scope: str = strawberry.field(description='A scope name; "*" means every scope.')
-    access: Access
+    access: Access = strawberry.field(description="What the grant allows there.")
 
 
-@strawberry.type
+@strawberry.type(description="The user the request's token belongs to, and what they may do.")
 class Viewer:
-    name: str
-    can_view_incidents: bool
-    can_ingest: bool
+    name: str = strawberry.field(
+        description="The user's name, which the activity log shows as the actor of their moves."
+    )
+    can_view_incidents: bool = strawberry.field(
+        description="The queue permission: whether they may browse incidents (incidents, incident, node and nodes "
+        "for incidents and log entries) and move alerts."
+    )
+    can_ingest: bool = strawberry.field(description="Whether they may send alerts with ingestAlerts.")
 
-    @strawberry.field
+    @strawberry.field(
+        description="Their access, one grant per scope, by scope name. Alerts of scopes they hold no grant on "
+        '(nor "*") are hidden from them.'
+    )
     def grants(self, info: Info[Context, None]) -> list[Grant]:
         return fields.resolve_now(self, info)
