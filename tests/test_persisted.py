@@ -230,6 +230,14 @@ async def test_trusted_mode_refuses_a_query_text_before_parsing_it(trusted_clien
     assert await stored(pool) == []
 
 
+async def test_trusted_mode_refuses_a_body_its_json_parser_does_not_read(trusted_client, token, client):
+    # Python's json module reads NaN, which orjson refuses: the text must not slip past the check.
+    body = b'{"query": "query Me { viewer { name } }", "variables": {"x": NaN}}'
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    refused(await trusted_client.post("/graphql", content=body, headers=headers), 400, "BAD_REQUEST")
+    assert data(await client.post("/graphql", content=body, headers=headers)) == ME_DATA  # the same, untrusted
+
+
 async def test_trusted_mode_runs_only_trusted_documents(trusted_client, token, pool, client):
     # given ME registered by APQ (untrusted) and a trusted document
     await post(client, token, query=ME, extensions=apq(ME))

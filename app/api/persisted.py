@@ -82,6 +82,10 @@ class PersistedDocuments:
         try:
             request = orjson.loads(body)
         except orjson.JSONDecodeError:
+            if self.trusted_only:
+                # Fail closed: the normal path's JSON parser reads what orjson refuses (NaN, lone
+                # surrogates), and would find a query text this check never saw.
+                raise DocumentRefused(400, "BAD_REQUEST", "Unable to parse request body as JSON.") from None
             return body  # refused as malformed JSON, before any GraphQL
         if not isinstance(request, dict):
             if self.trusted_only:  # a batch carries texts; refused even if batching is allowed one day
