@@ -21,6 +21,7 @@ Refusals (DocumentRefused, answered with the server's error envelope):
 - TRUSTED_DOCUMENT_REQUIRED, 400: trusted mode, and the request carries a `query` text.
 - PERSISTED_QUERY_INVALID, 400: a malformed id or extension, an APQ version other than 1, or
   documentId together with `query` or persistedQuery.
+- BAD_REQUEST, 400: trusted mode, and a POST body that is not JSON orjson reads.
 """
 
 from __future__ import annotations
