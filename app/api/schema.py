@@ -22,6 +22,7 @@ from app.api.mutations.ingest_alerts import IngestAlertsPayload, ingest_alerts
 from app.api.mutations.link_alerts import LinkAlertsPayload, link_alerts
 from app.api.scalars import DATE_TIME
 from app.api.types import (
+    AFTER_ARGUMENT,
     ActivityLogEntry,
     Alert,
     AlertStatus,
@@ -31,6 +32,7 @@ from app.api.types import (
     Node,
     Severity,
     Viewer,
+    first_argument,
 )
 
 
@@ -39,7 +41,7 @@ class IncidentFilter:
     search: str | None = strawberry.field(
         default=None,
         description="Every word must appear in the name, in any order, case-insensitively; at most 200 "
-        'characters and 8 words. An incident number ("1042", "#1042" or "inc_1042") puts that incident first.',
+        'characters and 8 words (more: BAD_USER_INPUT). An incident number ("1042", "#1042" or "inc_1042") puts that incident first.',
     )
     status: list[IncidentStatus] | None = strawberry.field(
         default=None, description="Only incidents in one of these statuses (an empty list matches none); null: any."
@@ -56,7 +58,7 @@ class AlertFilter:
     search: str | None = strawberry.field(
         default=None,
         description="Every word must appear in the title, in any order, case-insensitively; at most 200 "
-        "characters and 8 words.",
+        "characters and 8 words (more: BAD_USER_INPUT).",
     )
     incident_id: strawberry.ID | None = strawberry.field(
         default=None,
@@ -105,9 +107,12 @@ class Query:
     async def incidents(
         self,
         info: Info[Context, None],
-        filter: IncidentFilter | None = None,
-        first: int | None = fields.QUEUE_PAGE,
-        after: str | None = None,
+        filter: Annotated[
+            IncidentFilter | None,
+            strawberry.argument(description="Narrows the queue; null: every incident the viewer may see."),
+        ] = None,
+        first: Annotated[int | None, first_argument(fields.QUEUE_PAGE)] = fields.QUEUE_PAGE,
+        after: Annotated[str | None, AFTER_ARGUMENT] = None,
     ) -> Connection[Incident]:
         return await fields.resolve(self, info)
 
@@ -162,9 +167,12 @@ class Query:
     async def alerts(
         self,
         info: Info[Context, None],
-        filter: AlertFilter | None = None,
-        first: int | None = fields.ALERTS_PAGE,
-        after: str | None = None,
+        filter: Annotated[
+            AlertFilter | None,
+            strawberry.argument(description="Narrows the list; null: every alert the viewer may read."),
+        ] = None,
+        first: Annotated[int | None, first_argument(fields.ALERTS_PAGE)] = fields.ALERTS_PAGE,
+        after: Annotated[str | None, AFTER_ARGUMENT] = None,
     ) -> Connection[Alert]:
         return await fields.resolve(self, info)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -139,6 +139,20 @@ class Connection(Generic[T]):
         return await fields.resolve(self, info)
 
 
+def first_argument(default: int):
+    """The `first` argument of a connection whose pages hold `default` items unless asked."""
+    return strawberry.argument(
+        description="How many items the page holds: 1 to MAX_PAGE_SIZE (100 unless the server says otherwise); "
+        f"{default} when omitted or null. Outside that range: BAD_USER_INPUT."
+    )
+
+
+AFTER_ARGUMENT = strawberry.argument(
+    description="A cursor of this list (an edge's cursor, or pageInfo.endCursor): the page holds the items after "
+    "it; null: from the start. A malformed or altered cursor is BAD_USER_INPUT."
+)
+
+
 @strawberry.interface(
     description="An object with an id unique across every type, stable for its life, that `node(id:)` and "
     "`nodes(ids:)` refetch (Relay's global object identification)."
@@ -250,13 +264,19 @@ class Incident(Node):
 
     @strawberry.field(description="Its alerts that the viewer may read, most recently detected first.")
     async def alerts(
-        self, info: Info[Context, None], first: int | None = fields.ALERTS_PAGE, after: str | None = None
+        self,
+        info: Info[Context, None],
+        first: Annotated[int | None, first_argument(fields.ALERTS_PAGE)] = fields.ALERTS_PAGE,
+        after: Annotated[str | None, AFTER_ARGUMENT] = None,
     ) -> Connection[Alert]:
         return await fields.resolve(self, info)
 
     @strawberry.field(description="Its activity log, newest first.")
     async def activity_log(
-        self, info: Info[Context, None], first: int | None = fields.LOG_PAGE, after: str | None = None
+        self,
+        info: Info[Context, None],
+        first: Annotated[int | None, first_argument(fields.LOG_PAGE)] = fields.LOG_PAGE,
+        after: Annotated[str | None, AFTER_ARGUMENT] = None,
     ) -> Connection[ActivityLogEntry]:
         return await fields.resolve(self, info)
 
