@@ -39,14 +39,14 @@ class LinkAlertsErrorCode(Enum):
     )
     ALERT_NOT_FOUND = strawberry.enum_value(
         ProblemCode.ALERT_NOT_FOUND,
-        description="Some alertIds name no alert the viewer may read: not an alert id (such as alert_57), no "
-        "such alert, or an alert in a scope the viewer may not read; all three are reported alike, so nobody "
-        "learns that an unreadable alert exists. `alertIds` lists them.",
+        description="Some alertIds name no alert the viewer may read: not an alert's id (those look like "
+        "alert_57), no such alert, or an alert in a scope the viewer may not read; all three are reported alike, "
+        "so nobody learns that an unreadable alert exists. `alertIds` lists them.",
     )
     INCIDENT_NOT_FOUND = strawberry.enum_value(
         ProblemCode.INCIDENT_NOT_FOUND,
-        description="target.existingIncidentId names no incident the viewer may see: not an incident id (such "
-        "as inc_1042), no such incident, or an incident none of whose alerts the viewer may read.",
+        description="target.existingIncidentId names no incident the viewer may see: not an incident's id "
+        "(those look like inc_1042), no such incident, or an incident none of whose alerts the viewer may read.",
     )
     FORBIDDEN = strawberry.enum_value(
         ProblemCode.FORBIDDEN,
