@@ -23,7 +23,7 @@ from app.api import background
 from app.config import ROOT, Settings
 from app.domain import linking, users
 from app.server import create_app
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc
 from tests.live import Server
 from tests.proxy import Message, PgProxy
 
@@ -39,8 +39,8 @@ BOUND = 20  # seconds: far above any expected answer; only there so a hang fails
 JSON_TYPES = ("application/json", "application/graphql-response+json")
 
 
-async def _where(pool, alert_id):
-    return await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", alert_id)
+async def _where(pool, number):
+    return await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", number)
 
 
 async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_nothing(admin, ingest, pool, monkeypatch):
@@ -49,7 +49,7 @@ async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_not
     move = linking.MOVE
     # The alerts are locked and being moved, the transaction is open: now the connection dies.
     monkeypatch.setattr(linking, "MOVE", move.rstrip() + ", pg_terminate_backend(pg_backend_pid()) AS killed")
-    response = await admin.post(LINK, {"ids": [str(a.id)], "to": str(b.incident_id)})
+    response = await admin.post(LINK, {"ids": [alert_id(a.id)], "to": inc(b.incident_id)})
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
     assert error["extensions"]["retryable"] is True
@@ -57,7 +57,7 @@ async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_not
     assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_before
 
     monkeypatch.setattr(linking, "MOVE", move)
-    retried = (await admin(LINK, ids=[str(a.id)], to=str(b.incident_id)))["linkAlerts"]
+    retried = (await admin(LINK, ids=[alert_id(a.id)], to=inc(b.incident_id)))["linkAlerts"]
     assert retried["errors"] == []
     assert await _where(pool, a.id) == b.incident_id
 
@@ -93,7 +93,7 @@ async def test_exhausted_pool_answers_busy_then_recovers(admin, ingest, small_po
     a, b = await ingest(alert_in("a"), alert_in("b"))
     app = create_app(settings, pool=p)
     headers = {"Authorization": f"Bearer {admin.token}"}
-    body = {"query": LINK, "variables": {"ids": [str(a.id)], "to": str(b.incident_id)}}
+    body = {"query": LINK, "variables": {"ids": [alert_id(a.id)], "to": inc(b.incident_id)}}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         held = [await p.acquire() for _ in range(2)]  # every connection busy elsewhere
         try:
@@ -175,7 +175,7 @@ async def test_sigterm_finishes_requests_in_flight_and_refuses_new_ones(database
         server.wait_healthy()
         async with httpx.AsyncClient(base_url=server.url, timeout=BOUND, trust_env=False) as c:
             headers = {"Authorization": f"Bearer {admin.token}"}
-            body = {"query": LINK, "variables": {"ids": [str(a.id)], "to": str(b.incident_id)}}
+            body = {"query": LINK, "variables": {"ids": [alert_id(a.id)], "to": inc(b.incident_id)}}
             blocker = await pool.acquire()
             tx = blocker.transaction()
             await tx.start()
@@ -220,7 +220,7 @@ async def test_several_worker_processes_serve_and_stop_together(database_url, ad
             }
             answers = await asyncio.gather(*(c.post("/graphql", json=body, headers=headers) for _ in range(20)))
         assert {r.status_code for r in answers} == {200}
-        assert all(r.json()["data"]["incidents"]["edges"] == [{"node": {"id": str(a.incident_id)}}] for r in answers)
+        assert all(r.json()["data"]["incidents"]["edges"] == [{"node": {"id": inc(a.incident_id)}}] for r in answers)
     finally:
         server.stop()
     assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
@@ -345,7 +345,7 @@ async def _move_whose_commit_is_cut(admin, ingest, pool, database_url, settings,
     last_entry = await pool.fetchval("SELECT max(id) FROM activity_log")
     async with proxied_app(database_url, settings, admin.token, lean_path=lean_path) as app:
         app.proxy.arm()
-        response = await app.post(LINK_NEW, ids=[str(a.id)], key=key)
+        response = await app.post(LINK_NEW, ids=[alert_id(a.id)], key=key)
         await app.proxy.settled()
         app.proxy.disarm()
         body = response.json()
@@ -376,19 +376,19 @@ async def test_cut_commit_with_an_idempotency_key_is_retryable_and_the_replay_an
     admin, ingest, pool, database_url, settings, lean_path
 ):
     key = "move-a-7f3c"
-    alert_id, error, new, last_entry = await _move_whose_commit_is_cut(
+    moved, error, new, last_entry = await _move_whose_commit_is_cut(
         admin, ingest, pool, database_url, settings, lean_path, key=key
     )
     assert error["extensions"]["retryable"] is True
 
     # The client retries with the same key: it learns the result of the move that was applied.
     async with proxied_app(database_url, settings, admin.token, lean_path=lean_path) as again:
-        replay = (await again.post(LINK_NEW, ids=[str(alert_id)], key=key)).json()
+        replay = (await again.post(LINK_NEW, ids=[alert_id(moved)], key=key)).json()
     assert "errors" not in replay, replay
     payload = replay["data"]["linkAlerts"]
     assert payload["errors"] == []
-    assert payload["targetIncident"]["id"] == str(new)
-    assert payload["alerts"][0]["incident"] == {"id": str(new)}
+    assert payload["targetIncident"]["id"] == inc(new)
+    assert payload["alerts"][0]["incident"] == {"id": inc(new)}
     assert len(await _incidents(pool)) == 2  # nothing more created
     assert await _log_kinds(pool, last_entry) == ONE_MOVE_TO_A_NEW_INCIDENT
 
@@ -421,7 +421,7 @@ async def test_ingestion_whose_commit_is_cut_is_stored_once(admin, pool, databas
         # Sent again, the alert is found, not stored a second time.
         again = (await app.post(INGEST, alerts=alerts)).json()
     assert "errors" not in again, again
-    assert again["data"]["ingestAlerts"]["alerts"][0]["id"] == str(stored[0]["id"])
+    assert again["data"]["ingestAlerts"]["alerts"][0]["id"] == alert_id(stored[0]["id"])
     assert await pool.fetchval("SELECT count(*) FROM alerts") == 1
     assert len(await _incidents(pool)) == 1
     assert await _log_kinds(pool, 0) == {"incident_created": 1}
@@ -472,7 +472,7 @@ async def test_a_move_waiting_on_a_locked_alert_times_out_in_about_the_statement
     a, b = await ingest(alert_in("a"), alert_in("b"))
     entries_before = await pool.fetchval("SELECT count(*) FROM activity_log")
     incidents_before = await _incidents(pool)
-    move = {"ids": [str(a.id)], "to": str(b.incident_id)}
+    move = {"ids": [alert_id(a.id)], "to": inc(b.incident_id)}
     async with _client_with_statement_timeout(database_url, settings, lean_path=lean_path) as c:
         async with pool.acquire() as blocker, blocker.transaction():
             # Another change holds the alert's row.
@@ -501,7 +501,7 @@ async def test_a_read_waiting_on_a_locked_table_times_out_in_about_the_statement
         _assert_timed_out_once(response, elapsed)
 
         after, _ = await _timed(c, admin.token, QUEUE)
-    assert after.json()["data"]["incidents"]["edges"][0]["node"]["id"] == str(a.incident_id)
+    assert after.json()["data"]["incidents"]["edges"][0]["node"]["id"] == inc(a.incident_id)
 
 
 # --- Failures while the token is looked up -----------------------------------------------------
@@ -586,7 +586,7 @@ async def test_a_move_whose_answer_fails_after_commit_says_it_was_applied(admin,
     response = await admin.post(
         'mutation($id: ID!) { linkAlerts(alertIds: [$id], target: {createNew: true}, comment: "split") {'
         " targetIncident { id alertCount } errors { code } } }",
-        {"id": str(a.id)},
+        {"id": alert_id(a.id)},
     )
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "APPLIED_ANSWER_UNAVAILABLE"
