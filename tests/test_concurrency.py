@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from app.domain import users
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc, number_of
 from tests.live import Server
 
 CLIENTS = 16
@@ -91,7 +91,7 @@ async def _setup_alerts(ingest) -> tuple[list[int], dict[int, int]]:
 async def _post(client: httpx.AsyncClient, url: str, token: str, ids, target, comment) -> httpx.Response:
     return await client.post(
         f"{url}/graphql",
-        json={"query": LINK, "variables": {"ids": [str(i) for i in ids], "target": target, "comment": comment}},
+        json={"query": LINK, "variables": {"ids": [alert_id(i) for i in ids], "target": target, "comment": comment}},
         headers={"Authorization": f"Bearer {token}"},
     )
 
@@ -112,7 +112,7 @@ def _problems(response: httpx.Response) -> list[str]:
 def _observed_moves(payload: dict) -> Counter:
     """The moves one successful payload reports: (comment, alert, target, source) per ALERT_LINKED."""
     return Counter(
-        (e["comment"], int(e["alert"]["id"]), int(e["incident"]["id"]), int(e["otherIncident"]["id"]))
+        (e["comment"], number_of(e["alert"]["id"]), number_of(e["incident"]["id"]), number_of(e["otherIncident"]["id"]))
         for e in payload["logEntries"]
         if e["kind"] == "ALERT_LINKED"
     )
@@ -152,16 +152,16 @@ async def _check_invariants(pool: asyncpg.Pool, original: dict[int, int]) -> Cou
     history: dict[int, list[asyncpg.Record]] = defaultdict(list)
     for e in linked:
         history[e["alert_id"]].append(e)
-    for alert_id, start in original.items():
+    for number, start in original.items():
         where = start
-        for e in history.get(alert_id, []):
-            assert e["other_incident_id"] == where, f"alert {alert_id}: log entry {dict(e)} does not start at {where}"
+        for e in history.get(number, []):
+            assert e["other_incident_id"] == where, f"alert {number}: log entry {dict(e)} does not start at {where}"
             assert e["incident_id"] != where
             where = e["incident_id"]
-        if alert_id in history:
-            assert history[alert_id][-1]["incident_id"] == current[alert_id], f"alert {alert_id}: latest ALERT_LINKED"
+        if number in history:
+            assert history[number][-1]["incident_id"] == current[number], f"alert {number}: latest ALERT_LINKED"
         else:
-            assert current[alert_id] == start, f"alert {alert_id} moved without an ALERT_LINKED entry"
+            assert current[number] == start, f"alert {number} moved without an ALERT_LINKED entry"
 
     # Derived fields agree with the alerts; emptied incidents are resolved, others are not.
     rows = await pool.fetch(
@@ -219,7 +219,7 @@ async def test_parallel_moves_against_two_servers_keep_every_invariant(servers, 
                     # Mostly the handful of original incidents (contention), sometimes a
                     # created one (often emptied and resolved by now: it gets reopened).
                     pool_of_targets = targets[:GROUPS] if rng.random() < 0.75 else targets
-                    target = {"existingIncidentId": str(rng.choice(pool_of_targets))}
+                    target = {"existingIncidentId": inc(rng.choice(pool_of_targets))}
                 comment = f"client {n} move {i}"  # unique: ties log entries to the request
                 server = servers[(n + i) % len(servers)]
                 try:
@@ -228,7 +228,7 @@ async def test_parallel_moves_against_two_servers_keep_every_invariant(servers, 
                     response = httpx.Response(599, text=f"{type(exc).__name__}: {exc}")
                 results.append((comment, target, response))
                 if target.get("createNew") and not _problems(response):
-                    targets.append(int(response.json()["data"]["linkAlerts"]["targetIncident"]["id"]))
+                    targets.append(number_of(response.json()["data"]["linkAlerts"]["targetIncident"]["id"]))
 
     started = time.monotonic()
     await asyncio.wait_for(asyncio.gather(*(client(n) for n in range(CLIENTS))), WORKLOAD_TIMEOUT)
@@ -254,7 +254,7 @@ async def test_parallel_moves_against_two_servers_keep_every_invariant(servers, 
         assert {a["incident"]["id"] for a in payload["alerts"]} == {target_id}
         assert all(e["comment"] == comment for e in payload["logEntries"])
         moves = _observed_moves(payload)
-        assert {alert for _, alert, _, _ in moves} <= {int(a["id"]) for a in payload["alerts"]}
+        assert {alert for _, alert, _, _ in moves} <= {number_of(a["id"]) for a in payload["alerts"]}
         observed += moves
 
     logged = await _check_invariants(pool, original)
@@ -292,7 +292,7 @@ async def test_identical_concurrent_moves_both_succeed_and_write_once(servers, p
             candidates = [i for i in alert_ids if where[i] != target]
             ids = rng.sample(candidates, min(len(candidates), rng.randint(1, 6)))
             comment = f"replayed move {n}"
-            variables = (ids, {"existingIncidentId": str(target)}, comment)
+            variables = (ids, {"existingIncidentId": inc(target)}, comment)
             first, second = await asyncio.wait_for(
                 asyncio.gather(
                     _post(a, servers[0].url, tokens[0], *variables),
@@ -303,8 +303,8 @@ async def test_identical_concurrent_moves_both_succeed_and_write_once(servers, p
             assert _problems(first) == [] and _problems(second) == []
             payloads = [r.json()["data"]["linkAlerts"] for r in (first, second)]
             for payload in payloads:
-                assert payload["targetIncident"]["id"] == str(target)
-                assert {x["incident"]["id"] for x in payload["alerts"]} == {str(target)}
+                assert payload["targetIncident"]["id"] == inc(target)
+                assert {x["incident"]["id"] for x in payload["alerts"]} == {inc(target)}
             # Exactly one of the two moved the alerts; the other was a replay and wrote nothing.
             written = sorted(payloads, key=lambda p: len(p["logEntries"]))
             assert written[0]["logEntries"] == [] and written[0]["sourceIncidents"] == []
@@ -334,7 +334,7 @@ async def test_two_moves_of_one_alert_into_new_incidents_both_succeed(pool, inge
         tx = first.transaction()
         await tx.start()
         one = await linking.link_alerts(
-            conn=first, viewer=viewer, alert_ids=[str(a.id)], target=linking.Target(create_new=True), comment="one"
+            conn=first, viewer=viewer, alert_ids=[alert_id(a.id)], target=linking.Target(create_new=True), comment="one"
         )
         waiting = asyncio.create_task(
             db.in_transaction(
@@ -342,7 +342,7 @@ async def test_two_moves_of_one_alert_into_new_incidents_both_succeed(pool, inge
                 lambda conn: linking.link_alerts(
                     conn=conn,
                     viewer=viewer,
-                    alert_ids=[str(a.id)],
+                    alert_ids=[alert_id(a.id)],
                     target=linking.Target(create_new=True),
                     comment="two",
                 ),

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 
 from app.domain import users
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc, number_of
 from tests.live import Server
 
 STORM_SECONDS = 6.0  # or longer, up to STORM_MAX_SECONDS, until MOVES_DONE moves went through
@@ -133,13 +133,13 @@ async def _mover(clients, tally: Tally, alert_ids: list[int], incident_ids: list
     rng = random.Random()
     while tally.raging():
         client = rng.choice(clients)
-        ids = [str(i) for i in rng.sample(alert_ids, rng.choice((1, 1, 2, 3)))]
+        ids = [alert_id(i) for i in rng.sample(alert_ids, rng.choice((1, 1, 2, 3)))]
         key = f"storm-{uuid.uuid4().hex}" if rng.random() < 0.5 else None
         if rng.random() < 0.25:
             what, query, variables = "move to a new incident", MOVE_NEW, {"ids": ids, "key": key}
         else:
             to = rng.choice(incident_ids)
-            what, query, variables = f"move to {to}", MOVE_EXISTING, {"ids": ids, "to": str(to), "key": key}
+            what, query, variables = f"move to {to}", MOVE_EXISTING, {"ids": ids, "to": inc(to), "key": key}
         try:
             response = await client.post("/graphql", json={"query": query, "variables": variables})
         except httpx.HTTPError as exc:
@@ -149,8 +149,8 @@ async def _mover(clients, tally: Tally, alert_ids: list[int], incident_ids: list
         payload = (body or {}).get("data") and body["data"]["linkAlerts"]
         if payload and not payload["errors"]:
             tally.moved += 1
-            tally.committed_entries.update(int(e["id"]) for e in payload["logEntries"])
-            target = int(payload["targetIncident"]["id"])
+            tally.committed_entries.update(number_of(e["id"]) for e in payload["logEntries"])
+            target = number_of(payload["targetIncident"]["id"])
             if target not in incident_ids:
                 incident_ids.append(target)
                 tally.created.add(target)
@@ -163,7 +163,7 @@ async def _reader(clients, tally: Tally, incident_ids: list[int]) -> None:
         if rng.random() < 0.5:
             what, query, variables = "incidents queue", QUEUE, {"q": rng.choice(WORDS)}
         else:
-            what, query, variables = "incident detail", DETAIL, {"id": str(rng.choice(incident_ids))}
+            what, query, variables = "incident detail", DETAIL, {"id": inc(rng.choice(incident_ids))}
         try:
             response = await client.post("/graphql", json={"query": query, "variables": variables})
         except httpx.HTTPError as exc:
