@@ -12,17 +12,17 @@ from app.domain import activity, alerts, incidents
 from app.domain.viewers import Viewer
 
 
-def _grouped_by_first(fetch):
-    """A loader over (id, first) keys that runs one query per distinct page size."""
+def _grouped_by_size(fetch):
+    """A loader over (id, page size) keys that runs one query per distinct page size."""
 
     async def load(keys):
-        by_first: dict[int, list[int]] = defaultdict(list)
-        for key_id, first in keys:
-            by_first[first].append(key_id)
+        by_size: dict[int, list[int]] = defaultdict(list)
+        for key_id, size in keys:
+            by_size[size].append(key_id)
         pages = {}
-        for first, ids in by_first.items():
-            for key_id, page in (await fetch(ids, first)).items():
-                pages[(key_id, first)] = page
+        for size, ids in by_size.items():
+            for key_id, page in (await fetch(ids, size)).items():
+                pages[(key_id, size)] = page
         return [pages[k] for k in keys]
 
     return DataLoader(load)
@@ -69,14 +69,30 @@ class Loaders:
 
     @cached_property
     def first_alerts(self) -> DataLoader:
-        return _grouped_by_first(
+        return _grouped_by_size(
             lambda ids, first: alerts.first_alerts_of_incidents(
                 conn=self.pool, viewer=self.viewer, incident_ids=ids, first=first
             )
         )
 
     @cached_property
+    def last_alerts(self) -> DataLoader:
+        """Each incident's oldest readable alerts: a backward page without a cursor."""
+        return _grouped_by_size(
+            lambda ids, last: alerts.first_alerts_of_incidents(
+                conn=self.pool, viewer=self.viewer, incident_ids=ids, last=last
+            )
+        )
+
+    @cached_property
     def first_entries(self) -> DataLoader:
-        return _grouped_by_first(
+        return _grouped_by_size(
             lambda ids, first: activity.first_entries_of_incidents(conn=self.pool, incident_ids=ids, first=first)
+        )
+
+    @cached_property
+    def last_entries(self) -> DataLoader:
+        """Each incident's oldest log entries: a backward page without a cursor."""
+        return _grouped_by_size(
+            lambda ids, last: activity.first_entries_of_incidents(conn=self.pool, incident_ids=ids, last=last)
         )

@@ -36,17 +36,19 @@ SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id ORDER BY
 
 ENTRIES_BY_ID = f"SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} WHERE l.id = ANY($1::bigint[]) ORDER BY l.id"
 
-FIRST_ENTRIES_OF_INCIDENTS = f"""
+# The newest (or oldest) entries of each incident's log; and entries of one log beyond a cursor.
+# {order} and {beyond}: pagination.Window's.
+END_ENTRIES_OF_INCIDENTS = f"""
 SELECT e.* FROM unnest($1::bigint[]) AS t(incident_id)
  CROSS JOIN LATERAL (
      SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM}
-      WHERE l.incident_id = t.incident_id ORDER BY l.id DESC LIMIT $2
+      WHERE l.incident_id = t.incident_id ORDER BY l.id {{order}} LIMIT $2
  ) e
 """
 
-ENTRIES_AFTER = f"""
+ENTRIES_BEYOND = f"""
 SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM}
- WHERE l.incident_id = $1 AND l.id < $2 ORDER BY l.id DESC LIMIT $3
+ WHERE l.incident_id = $1 AND l.id {{beyond}} $2 ORDER BY l.id {{order}} LIMIT $3
 """
 
 COUNT_ENTRIES = "SELECT count(*) FROM activity_log WHERE incident_id = $1"
@@ -93,21 +95,41 @@ def _cursor(entry: ActivityEntry) -> str:
 
 
 async def first_entries_of_incidents(
-    *, conn: Conn, incident_ids: list[int], first: int
+    *, conn: Conn, incident_ids: list[int], first: int | None = None, last: int | None = None
 ) -> dict[int, pagination.Page[ActivityEntry]]:
-    """The newest entries of each incident's log, in one query."""
-    pagination.check_first(first)
+    """The newest entries of each incident's log (with `last`, the oldest), in one query."""
+    window = pagination.window(first=first, last=last)
     grouped: dict[int, list[ActivityEntry]] = {i: [] for i in incident_ids}
-    for row in await conn.fetch(FIRST_ENTRIES_OF_INCIDENTS, incident_ids, first + 1):
+    for row in await conn.fetch(END_ENTRIES_OF_INCIDENTS.format(order=window.order), incident_ids, window.rows):
         grouped[row["incident_id"]].append(models.entry(row))
-    return {i: pagination.page_of(items, first, _cursor) for i, items in grouped.items()}
+    return {i: pagination.page_of(items, window, _cursor) for i, items in grouped.items()}
+
+
+async def entries_page(
+    *,
+    conn: Conn,
+    incident_id: int,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> pagination.Page[ActivityEntry]:
+    """A page of an incident's log, newest first: forward (first, after) or backward (last,
+    before), as pagination.window takes them."""
+    window = pagination.window(first=first, after=after, last=last, before=before)
+    if window.cursor is None:
+        return (await first_entries_of_incidents(conn=conn, incident_ids=[incident_id], first=first, last=last))[
+            incident_id
+        ]
+    (entry_id,) = pagination.decode(window.cursor, "l", (int,), window.cursor_argument)
+    sql = ENTRIES_BEYOND.format(beyond=window.beyond, order=window.order)
+    rows = await conn.fetch(sql, incident_id, entry_id, window.rows)
+    return pagination.page_of([models.entry(r) for r in rows], window, _cursor)
 
 
 async def entries_after(*, conn: Conn, incident_id: int, first: int, after: str) -> pagination.Page[ActivityEntry]:
-    pagination.check_first(first)
-    (before_id,) = pagination.decode(after, "l", (int,))
-    rows = await conn.fetch(ENTRIES_AFTER, incident_id, before_id, first + 1)
-    return pagination.page_of([models.entry(r) for r in rows], first, _cursor, after=after)
+    # Until the API's batch (app/api/fields.py) calls entries_page.
+    return await entries_page(conn=conn, incident_id=incident_id, first=first, after=after)
 
 
 async def count_entries(*, conn: Conn, incident_id: int) -> int:

@@ -29,14 +29,14 @@ SELECT alert_id, kind::text AS kind, value FROM alert_entities
  WHERE alert_id = ANY($1::bigint[]) ORDER BY alert_id, kind, value
 """
 
-# The first page of alerts of many incidents at once, newest first.
-FIRST_ALERTS_OF_INCIDENTS = """
+# The first (or last) page of alerts of many incidents at once.
+END_ALERTS_OF_INCIDENTS = """
 SELECT {columns}
   FROM unnest({incident_ids}::bigint[]) AS t(incident_id)
   CROSS JOIN LATERAL (
       SELECT * FROM alerts a
        WHERE a.incident_id = t.incident_id AND {readable}
-       ORDER BY a.detected_at DESC, a.id DESC LIMIT {limit}
+       ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit}
   ) a
 """
 
@@ -56,7 +56,7 @@ def _cursor(alert: Alert) -> str:
 def first_page(rows: list[Alert], first: int) -> pagination.Page[Alert]:
     """The first page of an incident's alerts from up to first+1 of them, newest first."""
     rows = sorted(rows, key=lambda a: (a.detected_at, a.id), reverse=True)
-    return pagination.page_of(rows, first, _cursor)
+    return pagination.page_of(rows, pagination.Window(first), _cursor)
 
 
 async def get_alerts(*, conn: Conn, viewer: Viewer, ids: list[int]) -> dict[int, Alert]:
@@ -89,22 +89,32 @@ def _filtered(viewer: Viewer, flt: AlertFilter) -> Params:
 
 ALERTS = """
 SELECT {columns} FROM alerts a WHERE {where}
- ORDER BY a.detected_at DESC, a.id DESC LIMIT {limit}
+ ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit}
 """
 
 
 async def list_alerts(
-    *, conn: Conn, viewer: Viewer, flt: AlertFilter, first: int, after: str | None
+    *,
+    conn: Conn,
+    viewer: Viewer,
+    flt: AlertFilter,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> pagination.Page[Alert]:
-    """Alerts the viewer may read, most recently detected first."""
-    pagination.check_first(first)
-    key = pagination.decode(after, "a", (datetime, int))
+    """Alerts the viewer may read, most recently detected first: a page forward (first, after)
+    or backward (last, before), as pagination.window takes them."""
+    window = pagination.window(first=first, after=after, last=last, before=before)
+    key = pagination.decode(window.cursor, "a", (datetime, int), window.cursor_argument)
     params = _filtered(viewer, flt)
     if key is not None:
-        params.where(f"(a.detected_at, a.id) < ({params.add(key[0])}, {params.add(key[1])})")
-    sql = ALERTS.format(columns=ALERT_COLUMNS, where=params.conditions, limit=params.add(first + 1))
+        params.where(f"(a.detected_at, a.id) {window.beyond} ({params.add(key[0])}, {params.add(key[1])})")
+    sql = ALERTS.format(
+        columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows)
+    )
     rows = await conn.fetch(sql, *params.values)
-    return pagination.page_of([models.alert(r) for r in rows], first, _cursor, after=after)
+    return pagination.page_of([models.alert(r) for r in rows], window, _cursor)
 
 
 COUNT_ALERTS = "SELECT count(*) FROM alerts a WHERE {where}"
@@ -116,19 +126,20 @@ async def count_alerts(*, conn: Conn, viewer: Viewer, flt: AlertFilter) -> int:
 
 
 async def first_alerts_of_incidents(
-    *, conn: Conn, viewer: Viewer, incident_ids: list[int], first: int
+    *, conn: Conn, viewer: Viewer, incident_ids: list[int], first: int | None = None, last: int | None = None
 ) -> dict[int, pagination.Page[Alert]]:
-    """The first page of readable alerts of each incident, in one query."""
-    pagination.check_first(first)
+    """The first page of readable alerts of each incident (with `last`, the last page), in one query."""
+    window = pagination.window(first=first, last=last)
     params = Params()
-    sql = FIRST_ALERTS_OF_INCIDENTS.format(
+    sql = END_ALERTS_OF_INCIDENTS.format(
         columns=ALERT_COLUMNS,
         incident_ids=params.add(incident_ids),
         readable=readable(params, viewer),
-        limit=params.add(first + 1),
+        order=window.order,
+        limit=params.add(window.rows),
     )
     rows = await conn.fetch(sql, *params.values)
     grouped: dict[int, list[Alert]] = {i: [] for i in incident_ids}
     for row in rows:
         grouped[row["incident_id"]].append(models.alert(row))
-    return {i: pagination.page_of(items, first, _cursor) for i, items in grouped.items()}
+    return {i: pagination.page_of(items, window, _cursor) for i, items in grouped.items()}

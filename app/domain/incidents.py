@@ -6,6 +6,7 @@ A viewer sees an incident that holds at least one alert they may read, or no ale
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -156,11 +157,11 @@ def _where_words(params: Params, flt: IncidentFilter, viewer: Viewer, indexed: f
         params.where(f"textlike(i.name_folded, {pattern})")
 
 
-def _keyset(params: Params, key: tuple | None) -> str:
-    """The queue's rows after the cursor key (last activity, number)."""
+def _keyset(params: Params, key: tuple | None, window: pagination.Window) -> str:
+    """The queue's rows beyond the cursor key (last activity, number) in the window's direction."""
     if key is None:
         return "true"
-    return f"(i.last_activity_at, i.id) < ({params.add(key[0])}, {params.add(key[1])})"
+    return f"(i.last_activity_at, i.id) {window.beyond} ({params.add(key[0])}, {params.add(key[1])})"
 
 
 def _cursor(incident: Incident) -> str:
@@ -197,26 +198,33 @@ def _pinned(viewer: Viewer, flt: IncidentFilter, number: int) -> Params:
 # Steps 2 and 3 feed the index the words' runs of letters and digits (search.index_parts), only
 # those that pay (PART_COUNTS below), and order by an expression, so that the planner never walks
 # the recency index there (for a rare word that reads the whole table).
+# A backward page (last, before) takes the same steps the other way: from the cursor upwards
+# ({order} ASC, pagination.Window), or from the oldest incident without one; its NEAR incidents
+# are the 1,000 above the cursor, and its RECENT days the 7 from the cursor's day on (DAYS_AFTER).
 NEAR, RECENT_DAYS = 1_000, 7
 
 NEAR_STEP = """
 SELECT {columns} FROM (
-    SELECT * FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}
-) i WHERE {where} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {limit}
+    SELECT * FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {near}
+) i WHERE {where} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {limit}
 """
 RECENT_STEP = """
 SELECT {columns} FROM incidents i
- WHERE activity_day(i.last_activity_at) >= activity_day({since}) - {days} AND {where} AND {keyset}
- ORDER BY i.last_activity_at + interval '0' DESC, i.id DESC LIMIT {limit}
+ WHERE {days} AND {where} AND {keyset}
+ ORDER BY i.last_activity_at + interval '0' {order}, i.id {order} LIMIT {limit}
 """
+DAYS_BEFORE = "activity_day(i.last_activity_at) >= activity_day({since}) - {days}"
+# Both bounds: the index cannot tell the rows below the cursor from those above it.
+DAYS_AFTER = "activity_day(i.last_activity_at) BETWEEN activity_day({since}) AND activity_day({since}) + {days}"
+OLDEST_ACTIVITY = "(SELECT min(last_activity_at) FROM incidents)"
 INDEXED_STEP = """
 SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
- ORDER BY i.last_activity_at + interval '0' DESC, i.id DESC LIMIT {limit}
+ ORDER BY i.last_activity_at + interval '0' {order}, i.id {order} LIMIT {limit}
 """
 # No words, or only ones the trigram index cannot narrow: the planner walks the recency index.
 PLAIN = """
 SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
- ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {limit}
+ ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {limit}
 """
 
 # list_incidents_with_alerts: a step's incidents (q) and each one's first readable alerts, in
@@ -238,7 +246,8 @@ PART_COUNTS = """
 SELECT w.*, c.part_counts FROM (
     SELECT ARRAY[greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 0)::bigint,
                  {counts}] AS part_counts
-      FROM (SELECT i.name_folded FROM incidents i WHERE {keyset} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT {near}) i
+      FROM (SELECT i.name_folded FROM incidents i WHERE {keyset}
+             ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {near}) i
 ) c LEFT JOIN ({statement}) w ON true
 """
 
@@ -249,46 +258,59 @@ class _Queue:
 
     viewer: Viewer
     flt: IncidentFilter
-    first: int
+    window: pagination.Window
     number: int | None  # the incident the search names: it is listed first, and not again
-    pinned: list[Incident]  # that incident, on the first page when it passes the filters
-    key: tuple | None  # the cursor's (last activity, number): the rows after it
+    pinned: list[Incident]  # that incident, on a forward first page when it passes the filters
+    key: tuple | None  # the cursor's (last activity, number): the rows beyond it
     alerts_first: int | None = None  # with each incident's first alerts, up to this many
-    after: str | None = None  # the cursor the page was asked for after (the pinned one included)
+    before_pin: bool = False  # backward from the pinned incident's cursor: nothing comes before it
 
     @property
     def limit(self) -> int:
-        """The rows a step must find to fill the page and tell whether more follow."""
-        return self.first + 1 - len(self.pinned)
+        """The rows a step must find to fill the page and tell whether more lie beyond it."""
+        return self.window.rows - len(self.pinned)
 
-    def page(self, rows: list[Incident]) -> pagination.Page[Incident]:
-        """The page: the pinned incident, then the rows, most recently active first (whatever
-        order the statement's joins gave them in)."""
-        rows = sorted(rows, key=lambda i: (i.last_activity_at, i.id), reverse=True)
-        pinned = pagination.encode("p", self.number) if self.pinned else None
-        return pagination.page_of(self.pinned + rows, self.first, _cursor, first_cursor=pinned, after=self.after)
+    @property
+    def pin_cursor(self) -> str | None:
+        return None if self.number is None else pagination.encode("p", self.number)
+
+    def page(self, rows: list[Incident], pinned: list[Incident]) -> pagination.Page[Incident]:
+        """The page, in the queue's order: the pinned incident (when it is on the page), then the
+        name matches, most recently active first (whatever order the statement's joins gave them
+        in)."""
+        listed = pinned + sorted(rows, key=lambda i: (i.last_activity_at, i.id), reverse=True)
+        # page_of takes them nearest to the cursor first: backward, the pinned incident is the farthest.
+        page = pagination.page_of(listed[::-1] if self.window.backward else listed, self.window, _cursor)
+        if pinned and page.items and page.items[0] is pinned[0]:
+            return dataclasses.replace(page, first_cursor=self.pin_cursor)
+        return page
 
 
 def _step(
     queue: _Queue, step: str, indexed: frozenset[str] | None = None, count_parts: list[str] | None = None
 ) -> tuple[str, list]:
-    """A step's statement and parameters: the name matches after the cursor, with their first
+    """A step's statement and parameters: the name matches beyond the cursor, with their first
     alerts if the queue asks for them, and the parts' counts in the NEAR names if asked."""
     params = _filtered(queue.viewer, queue.flt)
     if queue.number is not None:
         params.where(f"i.id <> {params.add(queue.number)}")
     _where_words(params, queue.flt, queue.viewer, indexed)
-    since = ""
-    if step == RECENT_STEP:  # when paging, the days before the cursor's row, not before now
-        since = "now()" if queue.key is None else f"{params.add(queue.key[0])}::timestamptz"
+    days = ""
+    if step == RECENT_STEP:  # when paging, the days from the cursor's row on, not from now
+        if queue.key is not None:
+            since = f"{params.add(queue.key[0])}::timestamptz"
+        else:
+            since = OLDEST_ACTIVITY if queue.window.backward else "now()"
+        days = (DAYS_AFTER if queue.window.backward else DAYS_BEFORE).format(since=since, days=RECENT_DAYS - 1)
+    window = queue.window
     sql = step.format(
         columns=INCIDENT_COLUMNS,
         where=params.conditions,
-        keyset=_keyset(params, queue.key),
+        keyset=_keyset(params, queue.key, window),
+        order=window.order,
         limit=params.add(queue.limit),
         near=NEAR,
-        since=since,
-        days=RECENT_DAYS - 1,
+        days=days,
     )
     if queue.alerts_first is not None:
         sql = WITH_FIRST_ALERTS.format(
@@ -302,7 +324,9 @@ def _step(
             f"count(*) FILTER (WHERE i.name_folded LIKE lower({params.add(search.like_pattern(part))}))"
             for part in count_parts
         )
-        sql = PART_COUNTS.format(statement=sql, counts=counts, keyset=_keyset(params, queue.key), near=NEAR)
+        sql = PART_COUNTS.format(
+            statement=sql, counts=counts, keyset=_keyset(params, queue.key, window), order=window.order, near=NEAR
+        )
     return sql, params.values
 
 
@@ -323,6 +347,8 @@ def _found(rows: list) -> int:
 async def _fetch(conn: Conn, queue: _Queue) -> list:
     """The rows of the first step that finds queue.limit incidents, or of the last step: records
     or tuples, the statement's columns in order."""
+    if queue.before_pin:
+        return []
     words = search.words(queue.flt.search)
     parts = list(
         dict.fromkeys(part for word in words if search.has_trigrams(word) for part in search.index_parts(word))
@@ -350,57 +376,84 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
 
 
 async def _queue(
-    conn: Conn,
-    viewer: Viewer,
-    flt: IncidentFilter,
-    first: int,
-    after: str | None,
-    alerts_first: int | None = None,
+    conn: Conn, viewer: Viewer, flt: IncidentFilter, paging: dict, alerts_first: int | None = None
 ) -> _Queue:
-    """The queue as the cursor leaves it, with the pinned incident read if it comes now."""
+    """The queue as the cursor leaves it (paging: first, after, last, before), with the pinned
+    incident read if it comes now on a forward page (a backward page reads it once its rows run
+    out: _pinned_of)."""
     if not viewer.can_view_incidents:
         raise NotAllowed("you may not view the incidents queue")
-    pagination.check_first(first)
+    window = pagination.window(**paging)
     await pagination.ensure_sealing_key(conn)
     number = search.as_number(flt.search)
-    asked_after = after
     key = None
     pinned: list[Incident] = []
-    if after is not None and number is not None and after == pagination.encode("p", number):
-        after = None  # the pinned row was the last one read: the name matches start now
-    elif after is None and number is not None:
-        params = _pinned(viewer, flt, number)
-        sql = PINNED_INCIDENT.format(columns=INCIDENT_COLUMNS, where=params.conditions)
-        row = await conn.fetchrow(sql, *params.values)
-        pinned = [models.incident(row)] if row else []
+    before_pin = False
+    if window.cursor is not None and number is not None and window.cursor == pagination.encode("p", number):
+        # The pinned row's cursor: forward, the name matches start now; backward, nothing is above it.
+        before_pin = window.backward
+    elif window.cursor is None and number is not None and not window.backward:
+        pinned = await _read_pinned(conn, viewer, flt, number)
     else:
-        key = pagination.unseal(after, "i", (datetime, int))
-    return _Queue(viewer, flt, first, number, pinned, key, alerts_first, asked_after)
+        key = pagination.unseal(window.cursor, "i", (datetime, int), window.cursor_argument)
+    return _Queue(viewer, flt, window, number, pinned, key, alerts_first, before_pin)
+
+
+async def _read_pinned(conn: Conn, viewer: Viewer, flt: IncidentFilter, number: int) -> list[Incident]:
+    params = _pinned(viewer, flt, number)
+    row = await conn.fetchrow(PINNED_INCIDENT.format(columns=INCIDENT_COLUMNS, where=params.conditions), *params.values)
+    return [models.incident(row)] if row else []
+
+
+async def _pinned_of(conn: Conn, queue: _Queue, found: int) -> list[Incident]:
+    """The pinned incident, if the page that read `found` rows reaches it: read with the queue
+    for a forward first page; for a backward one, once its rows ran out before filling the page
+    and one more (it then reaches the top of the queue, where the pinned incident is)."""
+    if not queue.window.backward or queue.number is None or queue.before_pin or found >= queue.limit:
+        return queue.pinned
+    return await _read_pinned(conn, queue.viewer, queue.flt, queue.number)
 
 
 async def list_incidents(
-    *, conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None
+    *,
+    conn: Conn,
+    viewer: Viewer,
+    flt: IncidentFilter,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> pagination.Page[Incident]:
-    """The incidents queue, most recently active first.
+    """The incidents queue, most recently active first: a page forward (first, after) or backward
+    (last, before), as pagination.window takes them.
 
     A search that is an incident number puts that incident first (when it passes the other
     filters), then the incidents whose names contain every typed word.
     """
-    queue = await _queue(conn, viewer, flt, first, after)
-    rows = await _fetch(conn, queue)
-    return queue.page([Incident(*r) for r in rows])
+    queue = await _queue(conn, viewer, flt, {"first": first, "after": after, "last": last, "before": before})
+    rows = [Incident(*r) for r in await _fetch(conn, queue)]
+    return queue.page(rows, await _pinned_of(conn, queue, len(rows)))
 
 
 _INCIDENT_FIELDS = len(fields(Incident))
 
 
 async def list_incidents_with_alerts(
-    *, conn: Conn, viewer: Viewer, flt: IncidentFilter, first: int, after: str | None, alerts_first: int
+    *,
+    conn: Conn,
+    viewer: Viewer,
+    flt: IncidentFilter,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    alerts_first: int,
 ) -> tuple[pagination.Page[Incident], dict[int, pagination.Page[Alert]]]:
     """list_incidents, and the first page of each listed incident's readable alerts (as
     alerts.first_alerts_of_incidents gives them), in one statement (the pinned number aside)."""
     pagination.check_first(alerts_first)
-    queue = await _queue(conn, viewer, flt, first, after, alerts_first)
+    paging = {"first": first, "after": after, "last": last, "before": before}
+    queue = await _queue(conn, viewer, flt, paging, alerts_first)
     found: dict[int, Incident] = {}
     by_incident: dict[int, list[Alert]] = {}
     for r in await _fetch(conn, queue):
@@ -409,7 +462,7 @@ async def list_incidents_with_alerts(
         by_incident.setdefault(incident.id, [])
         if values[_INCIDENT_FIELDS] is not None:
             by_incident[incident.id].append(Alert(*values[_INCIDENT_FIELDS:]))
-    page = queue.page(list(found.values()))
+    page = queue.page(list(found.values()), await _pinned_of(conn, queue, len(found)))
     alert_pages = {i: alerts_page(items, alerts_first) for i, items in by_incident.items()}  # (it sorts them)
     return page, alert_pages
 
