@@ -81,7 +81,7 @@ from app.config import ROOT, Settings
 from app.domain import ingestion, users
 from app.domain.viewers import Viewer
 from app.server import create_app
-from tests.conftest import TABLES, alert_in
+from tests.conftest import TABLES, alert_id, alert_in, inc, log_id, number_of
 
 QUERY_EXAMPLES = int(os.environ.get("PATHS_AGREE_EXAMPLES", "150"))
 MUTATION_EXAMPLES = max(1, QUERY_EXAMPLES // 2)
@@ -286,7 +286,7 @@ async def _build_dataset(pool: asyncpg.Pool, normal: httpx.AsyncClient, tokens: 
         ],
     )
     by_external = {
-        r["external_id"]: (str(r["id"]), str(r["incident_id"]))
+        r["external_id"]: (alert_id(r["id"]), inc(r["incident_id"]))
         for r in await pool.fetch("SELECT id, external_id, incident_id FROM alerts")
     }
 
@@ -323,8 +323,8 @@ async def _build_dataset(pool: asyncpg.Pool, normal: httpx.AsyncClient, tokens: 
     # in SQL too): d3's old incident, RESOLVED by the first move, merged into d1's.
     await pool.execute(
         "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
-        int(d3_home),
-        int(incident("d1")),
+        number_of(d3_home),
+        number_of(incident("d1")),
     )
     statuses = {r["status"] for r in await pool.fetch("SELECT status::text FROM incidents")}
     assert {"active", "resolved", "redirected"} <= statuses, statuses
@@ -335,9 +335,9 @@ async def _build_dataset(pool: asyncpg.Pool, normal: httpx.AsyncClient, tokens: 
 async def _collect(world: World) -> None:
     """Ids, cursors and words from the data, as the viewers see it."""
     pool = world.pool
-    world.incident_ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM incidents ORDER BY id")]
-    world.alert_ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM alerts ORDER BY id")]
-    world.entry_ids = [str(r["id"]) for r in await pool.fetch("SELECT id FROM activity_log ORDER BY id")]
+    world.incident_ids = [inc(r["id"]) for r in await pool.fetch("SELECT id FROM incidents ORDER BY id")]
+    world.alert_ids = [alert_id(r["id"]) for r in await pool.fetch("SELECT id FROM alerts ORDER BY id")]
+    world.entry_ids = [log_id(r["id"]) for r in await pool.fetch("SELECT id FROM activity_log ORDER BY id")]
     world.external_ids = [r["external_id"] for r in await pool.fetch("SELECT external_id FROM alerts ORDER BY id")]
     cursors: list[str] = []
 
@@ -520,14 +520,20 @@ def _scalars(world: World) -> dict[str, st.SearchStrategy]:
         return st.sampled_from(values).map(lambda v: StringValueNode(value=v))
 
     ids = world.incident_ids + world.alert_ids
-    junk_ids = ["0", "999999", "-1", "abc", "", " 1", "1.5", "#", "9223372036854775808", "0x1"]
+    # Numbers as people type them: no ids (incident(number:) takes those, as an Int).
+    numbers = [str(number_of(i)) for i in world.incident_ids]
+    junk_ids = [
+        *["inc_0", "inc_999999", "alert_999999", "log_999999", "inc_9223372036854775808", "alert_" + "1" * 19],
+        *["0", "999999", "-1", "abc", "", " inc_1", "inc_1 ", "inc_1.5", "inc_", "#", "INC_1", "inc_01", "alert_١"],
+    ]
     return {
         "ID": st.one_of(
             string(ids),
             string(ids),
-            string([f"#{i}" for i in world.incident_ids] + world.entry_ids),
+            string(world.entry_ids),
+            string(numbers + [f"#{n}" for n in numbers]),
             string(junk_ids),
-            st.sampled_from(ids).map(lambda v: IntValueNode(value=v)),
+            st.sampled_from(numbers).map(lambda v: IntValueNode(value=v)),
         ),
         "String": st.one_of(
             string(world.cursors),
@@ -605,6 +611,13 @@ class _Shaper:
     def selection_set(self, selection_set: SelectionSetNode, parent: graphql.GraphQLObjectType) -> SelectionSetNode:
         selections: list = []
         for node in selection_set.selections:
+            if isinstance(node, InlineFragmentNode):  # hypothesis-graphql's, for each type of an interface
+                on = SCHEMA.get_type(node.type_condition.name.value)
+                shaped = self.selection_set(node.selection_set, on)
+                selections.append(
+                    InlineFragmentNode(type_condition=node.type_condition, directives=(), selection_set=shaped)
+                )
+                continue
             definition = parent.fields[node.name.value]
             selections.append(self.field(node, definition, parent))
             if self.chance(12):  # the same field again: under another key, or merged under the same
@@ -667,7 +680,9 @@ class _Shaper:
         if self.chance(10):
             return value
         if self.chance(2):
-            incident = self.draw(st.sampled_from([*self.world.incident_ids, "999999", "abc"]))
+            incident = self.draw(
+                st.sampled_from([*self.world.incident_ids, "inc_999999", "999999", "abc", self.world.alert_ids[0]])
+            )
             return ObjectValueNode(
                 fields=(
                     ObjectFieldNode(name=NameNode(value="existingIncidentId"), value=StringValueNode(value=incident)),
@@ -738,6 +753,7 @@ def _cases(world: World, kind: str) -> st.SearchStrategy[Case]:
                     ["incidents", "incident"],
                     ["alerts", "alert"],
                     ["incidents", "alerts", "incident", "alert"],
+                    ["node", "nodes", "incident", "alert"],  # typed ids of every kind, fragments on Node
                 )
             )
         )
