@@ -74,6 +74,23 @@ schema-lint: tests/schema-lint/node_modules/.installed
 fuzz: install .venv-fuzz/.installed
 	$(BIN)/python -m tests.live -- tests/fuzz/fuzz.sh
 
+## Real clients (issue 12): Relay's compiler and GraphQL Code Generator (+ tsc) against
+## schema.graphql, then Apollo Client, urql, Relay's compiled documents and Python's gql against a
+## live server (docs/clients.md).
+.PHONY: clients
+tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
+	cd tests/clients && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+.venv-clients/.installed: tests/clients/requirements.lock
+	@test -x .venv-clients/bin/python || $(PYTHON) -m venv .venv-clients
+	.venv-clients/bin/python -m pip install --quiet --disable-pip-version-check -r tests/clients/requirements.lock
+	@touch $@
+
+clients: install tests/clients/node_modules/.installed .venv-clients/.installed
+	tests/clients/compile.sh
+	$(BIN)/python -m tests.live -- tests/clients/live.sh
+
 ## Web console (issue 5): browser tests in Debian's Chromium, driven by Playwright for Python,
 ## which launches /usr/bin/chromium and downloads no browser of its own.
 .PHONY: e2e-deps e2e screenshots

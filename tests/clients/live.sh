@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The clients that run the move flow against the live server `python -m tests.live` started
+# (GRAPHQL_URL, GRAPHQL_TOKEN). Each runs even when one before it failed; the status says if any did.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+failed=()
+run() {
+  echo "== $1"
+  "${@:2}" || failed+=("$1")
+}
+run "Apollo Client" node tests/clients/apollo.mjs
+run "urql" node tests/clients/urql.mjs
+run "Relay's documents on the server" node tests/clients/relay-live.mjs
+run "gql (Python)" .venv-clients/bin/python tests/clients/gql_flow.py
+
+if ((${#failed[@]})); then
+  echo "clients failed: ${failed[*]}"
+  exit 1
+fi
+echo "clients: all passed"
