@@ -141,9 +141,9 @@ def test_the_page_size_limit_is_the_settings(process_settings):
 def test_the_move_limit_is_the_settings(process_settings):
     process_settings(link_max_alerts=2)
     viewer = Viewer(id=1, name="analyst", can_view_incidents=True, can_ingest=False, grants={"*": "write"})
-    target = linking.Target(existing_incident_id="1")
-    assert linking._check_input(viewer, ["1", "2"], target, "why") == (["1", "2"], "why", [])
-    ids, _, [problem] = linking._check_input(viewer, ["1", "2", "3"], target, "why")
+    target = linking.Target(existing_incident_id="inc_1")
+    assert linking._check_input(viewer, ["alert_1", "alert_2"], target, "why") == (["alert_1", "alert_2"], "why", [])
+    ids, _, [problem] = linking._check_input(viewer, ["alert_1", "alert_2", "alert_3"], target, "why")
     assert ids == []  # so many are not looked up
     assert (problem.code, problem.message) == (ProblemCode.INVALID_INPUT, "At most 2 alerts can move at once; got 3.")
 

@@ -63,7 +63,7 @@ async def send(api: Api, *alerts: dict) -> dict:
 
 
 async def incident_of(api: Api, incident_id) -> dict:
-    return (await api(INCIDENT, id=str(incident_id)))["incident"]
+    return (await api(INCIDENT, id=incident_id))["incident"]
 
 
 async def stored(pool) -> dict:

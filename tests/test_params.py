@@ -37,6 +37,7 @@ SEARCHES = [
     "zanzibar",
     "nothing-like-this",
     "12",
+    "inc_12",  # an incident's id pasted: its number
 ]
 
 
@@ -76,7 +77,7 @@ async def test_a_scoped_viewer_sees_only_visible_incidents_and_readable_alerts_a
         for text in SEARCHES:
             # When the hr analyst searches, three pages of 10,
             patterns = [f"%{word}%" for word in text.split()]
-            number = search.as_number(text)  # "12": incident 12 first, then the names holding 12
+            number = search.as_number(text)  # "12", "inc_12": incident 12 first, then the names holding 12
             expected = [
                 r["id"]
                 for r in await pool.fetch(
