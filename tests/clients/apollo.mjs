@@ -4,6 +4,7 @@
 // wire. Usage: python -m tests.live -- node tests/clients/apollo.mjs
 import { createHash } from 'node:crypto';
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { BatchHttpLink } from '@apollo/client/link/batch-http';
 import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
 import { relayStylePagination } from '@apollo/client/utilities';
 import { assert, ids, pickPair, recordingFetch, runSteps, typeaheadWord, url } from './flow.mjs';
@@ -343,6 +344,13 @@ const steps = [
       ['GET', 'hash', 200, ''],
     ]);
   }, 'apq'],
+
+  ['BatchHttpLink is refused: the server takes one operation per request', async () => {
+    const { wire: batchWire, fetchFn } = recordingFetch();
+    const batching = new ApolloClient({ link: new BatchHttpLink({ uri: url, fetch: fetchFn }), cache: new InMemoryCache() });
+    await assert.rejects(batching.query({ query: VIEWER }));
+    assert.deepEqual(batchWire.map((r) => [r.status, r.codes.join()]), [[400, 'BAD_REQUEST']]);
+  }],
 ];
 
 await runSteps('apollo', steps);

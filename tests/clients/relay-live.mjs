@@ -1,8 +1,9 @@
 // Relay's compiled documents on the live server. relay-compiler (compile.sh) wrote the operations'
-// text to relay/__generated__/persisted-documents.json under their sha256 ids. Each is sent as a
-// Relay app with persisted artifacts sends it, by id alone (extensions.persistedQuery); the first
-// time the server does not know it and the text registers it; then it runs by id with the variables
-// Relay's hooks would send: its pagination queries set the other direction's arguments to null.
+// text to relay/__generated__/persisted-documents.json under their sha256 ids. Each runs as a Relay
+// app with persisted artifacts sends it: by id alone (`documentId`, GraphQL over HTTP's persisted
+// documents, docs/persisted-documents.md). An id the server does not hold yet is registered once
+// through Apollo's protocol (the id with the text), as a deploy step would. The variables are the
+// ones Relay's hooks send: its pagination queries set the other direction's arguments to null.
 // Usage: python -m tests.live -- node tests/clients/relay-live.mjs
 import { readFileSync } from 'node:fs';
 import { assert, recordingFetch, runSteps, url } from './flow.mjs';
@@ -25,12 +26,13 @@ async function post(body) {
 /** Runs a compiled operation by its id, registering its text first if the server asks for it. */
 async function run(name, variables) {
   const { id, text } = byName[name];
-  const extensions = { persistedQuery: { version: 1, sha256Hash: id } };
-  let answer = await post({ operationName: name, variables, extensions });
+  const byId = { operationName: name, variables, documentId: `sha256:${id}` };
+  let answer = await post(byId);
   if (answer.body.errors?.[0]?.extensions?.code === 'PERSISTED_QUERY_NOT_FOUND') {
-    answer = await post({ operationName: name, query: text, variables, extensions });
-    assert.equal(answer.status, 200, JSON.stringify(answer.body));
-    answer = await post({ operationName: name, variables, extensions });
+    const extensions = { persistedQuery: { version: 1, sha256Hash: id } };
+    const registered = await post({ operationName: name, variables, query: text, extensions });
+    assert.equal(registered.status, 200, JSON.stringify(registered.body));
+    answer = await post(byId);
   }
   assert.deepEqual([answer.status, answer.body.errors], [200, undefined], `${name}: ${JSON.stringify(answer.body)}`);
   return answer.body.data;
