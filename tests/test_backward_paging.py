@@ -11,7 +11,7 @@ import pytest
 from app.domain import activity, alerts, incidents, pagination
 from app.domain.errors import InvalidArgument
 from app.domain.viewers import Viewer
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc
 from tests.test_queries import STEPPED_SEARCHES, RecordingConnection, index_conditions, index_names
 
 EVERYTHING = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
@@ -512,3 +512,242 @@ async def test_a_backward_search_uses_the_recency_and_trigram_indexes(pool):
             # The days from the cursor's (or the oldest incident's) on: bounded both ways in the index.
             days = index_conditions(await explained(conn, recent))
             assert "last_activity_at" in days and ">=" in days and "<=" in days, days
+
+
+# --- through the API, on both execution paths -------------------------------------------------------
+
+PAGE = "edges { cursor node { id } } pageInfo { hasPreviousPage hasNextPage startCursor endCursor }"
+QUEUE = f"""
+query($search: String, $first: Int, $after: String, $last: Int, $before: String) {{
+  incidents(filter: {{search: $search}}, first: $first, after: $after, last: $last, before: $before) {{ {PAGE} }}
+}}
+"""
+ALERTS = f"""
+query($first: Int, $after: String, $last: Int, $before: String) {{
+  alerts(first: $first, after: $after, last: $last, before: $before) {{ {PAGE} }}
+}}
+"""
+INCIDENT_ALERTS = f"""
+query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {{
+  incident(id: $id) {{ alerts(first: $first, after: $after, last: $last, before: $before) {{ {PAGE} }} }}
+}}
+"""
+INCIDENT_LOG = f"""
+query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {{
+  incident(id: $id) {{ activityLog(first: $first, after: $after, last: $last, before: $before) {{ {PAGE} }} }}
+}}
+"""
+
+
+def connection_of(data: dict) -> dict:
+    """The one connection a query of this module reads."""
+    while "edges" not in data:
+        (data,) = data.values()
+    return data
+
+
+def page_of(connection: dict) -> tuple[list[str], bool, bool]:
+    """(ids, hasPreviousPage, hasNextPage), with the start and end cursors checked against the edges."""
+    info, edges = connection["pageInfo"], connection["edges"]
+    assert info["startCursor"] == (edges[0]["cursor"] if edges else None)
+    assert info["endCursor"] == (edges[-1]["cursor"] if edges else None)
+    return [e["node"]["id"] for e in edges], info["hasPreviousPage"], info["hasNextPage"]
+
+
+async def api_forward(api, query: str, size: int, **variables) -> list[str]:
+    found, after = [], None
+    while True:
+        connection = connection_of(await api(query, first=size, after=after, **variables))
+        found += page_of(connection)[0]
+        if not connection["pageInfo"]["hasNextPage"]:
+            return found
+        after = connection["pageInfo"]["endCursor"]
+
+
+async def api_backward(api, query: str, size: int, **variables) -> list[str]:
+    """As Relay's clients page backward: the other direction's variables null."""
+    pages, before = [], None
+    while True:
+        connection = connection_of(await api(query, first=None, after=None, last=size, before=before, **variables))
+        ids, has_previous, has_next = page_of(connection)
+        assert has_next is (before is not None)
+        pages.insert(0, ids)
+        if not has_previous:
+            return [i for p in pages for i in p]
+        before = connection["pageInfo"]["startCursor"]
+
+
+async def test_every_connection_pages_backward_as_it_pages_forward(admin, ingest):
+    shared = [("device", "WS-3")]
+    made = await ingest(*[alert_in(f"a{n}", f"story {n}", minutes=n, entities=shared) for n in range(5)])
+    await ingest(*[alert_in(f"b{n}", f"story b{n}", minutes=10 + n) for n in range(4)])
+    incident = inc(made[0].incident_id)
+    for query, variables in (
+        (QUEUE, {}),
+        (QUEUE, {"search": "story"}),
+        (ALERTS, {}),
+        (INCIDENT_ALERTS, {"id": incident}),
+        (INCIDENT_LOG, {"id": incident}),
+    ):
+        everything = await api_forward(admin, query, 100, **variables)
+        assert len(everything) >= 5
+        for size in (1, 2, 3, 100):
+            assert await api_backward(admin, query, size, **variables) == everything, (query, size)
+
+
+async def test_last_alone_is_the_end_of_the_list_and_before_alone_a_default_page(admin, ingest):
+    """`first` has no default in the schema: `last` alone is not mixed with it."""
+    made = await incidents_named(ingest, *[f"story {n}" for n in range(25)])
+
+    end = (await admin("{ incidents(last: 2) { " + PAGE + " } }"))["incidents"]
+    assert page_of(end) == ([inc(made[1]), inc(made[0])], True, False)
+
+    before = end["pageInfo"]["startCursor"]
+    page = (await admin("query($c: String) { incidents(before: $c) { " + PAGE + " } }", c=before))["incidents"]
+    # The queue's default page size, 20, just before the cursor.
+    assert page_of(page) == ([inc(n) for n in reversed(made[2:22])], True, True)
+
+
+async def test_back_from_a_pages_start_then_forward_again(admin, ingest):
+    await incidents_named(ingest, *[f"story {n}" for n in range(8)])
+    first = connection_of(await admin(QUEUE, first=3))
+    second = connection_of(await admin(QUEUE, after=first["pageInfo"]["endCursor"], first=3))
+
+    back = connection_of(await admin(QUEUE, last=3, before=second["pageInfo"]["startCursor"]))
+    assert back == {**first, "pageInfo": {**first["pageInfo"], "hasNextPage": True}}
+    again = connection_of(await admin(QUEUE, first=3, after=back["pageInfo"]["endCursor"]))
+    assert again == second
+
+
+async def test_the_pinned_incident_through_the_api(admin, ingest):
+    await incidents_named(ingest, "on WS-6 one", "two", "on WS-6 three", "four", "on WS-6 five", "six")
+    everything = await api_forward(admin, QUEUE, 100, search="6")
+    assert everything == [inc(6), inc(5), inc(3), inc(1)]
+    assert await api_backward(admin, QUEUE, 3, search="6") == everything
+
+    pinned = connection_of(await admin(QUEUE, search="6", first=1))
+    empty = connection_of(await admin(QUEUE, search="6", last=3, before=pinned["pageInfo"]["startCursor"]))
+    assert page_of(empty) == ([], False, True)
+
+
+@pytest.mark.parametrize(
+    ("paging", "field", "words"),
+    [
+        ({"first": 2, "last": 2}, "last", "last cannot be combined with first"),
+        ({"after": "AAAA", "before": "AAAA"}, "before", "before cannot be combined with after"),
+        ({"first": 2, "before": "AAAA"}, "before", "before cannot be combined with first"),
+        ({"last": 2, "after": "AAAA"}, "last", "last cannot be combined with after"),
+        ({"last": 0}, "last", "last must be between 1 and 100, got 0"),
+        ({"last": 101}, "last", "last must be between 1 and 100, got 101"),
+    ],
+)
+async def test_mixed_directions_and_sizes_out_of_range_are_bad_user_input(admin, ingest, paging, field, words):
+    (a,) = await ingest(alert_in("a"))
+    for query, variables in (
+        (QUEUE, {}),
+        (ALERTS, {}),
+        (INCIDENT_ALERTS, {"id": inc(a.incident_id)}),
+        (INCIDENT_LOG, {"id": inc(a.incident_id)}),
+    ):
+        errors = await admin.errors(query, **variables, **paging)
+        assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"], errors
+        assert errors[0]["extensions"]["field"] == field, errors
+        assert words in errors[0]["message"], errors
+
+
+async def test_a_cursor_from_another_list_is_refused_as_before(admin, ingest):
+    (a,) = await ingest(alert_in("a"))
+    queue_cursor = connection_of(await admin(QUEUE, first=1))["pageInfo"]["endCursor"]
+    alert_cursor = connection_of(await admin(ALERTS, first=1))["pageInfo"]["endCursor"]
+    for query, variables, foreign in (
+        (QUEUE, {}, alert_cursor),
+        (ALERTS, {}, queue_cursor),
+        (INCIDENT_ALERTS, {"id": inc(a.incident_id)}, queue_cursor),
+        (INCIDENT_LOG, {"id": inc(a.incident_id)}, alert_cursor),
+        (QUEUE, {}, "garbage"),
+    ):
+        errors = await admin.errors(query, last=1, before=foreign, **variables)
+        assert [e["extensions"]["code"] for e in errors] == ["BAD_USER_INPUT"], errors
+        assert errors[0]["message"] == "before is not a cursor from this list"
+        assert errors[0]["extensions"]["field"] == "before"
+
+
+async def test_each_incidents_last_alerts_and_log_entries_in_the_queue(admin, ingest):
+    """The typeahead's shape with a backward page of each incident's alerts: not the first ones."""
+    one = await ingest(*[alert_in(f"a{n}", "story one", minutes=n, entities=[("device", "one")]) for n in range(4)])
+    two = await ingest(
+        *[alert_in(f"b{n}", "story two", minutes=10 + n, entities=[("device", "two")]) for n in range(3)]
+    )
+    query = """query($last: Int) { incidents(filter: {search: "story"}, first: 10) { edges { node {
+      id alerts(last: $last) { edges { node { id } } pageInfo { hasPreviousPage hasNextPage } }
+      activityLog(last: 1) { edges { node { kind } } pageInfo { hasPreviousPage hasNextPage } } } } } }"""
+
+    data = await admin(query, last=2)
+
+    nodes = [e["node"] for e in data["incidents"]["edges"]]
+    assert [n["id"] for n in nodes] == [inc(two[0].incident_id), inc(one[0].incident_id)]
+    assert [[a["node"]["id"] for a in n["alerts"]["edges"]] for n in nodes] == [
+        [alert_id(two[1].id), alert_id(two[0].id)],
+        [alert_id(one[1].id), alert_id(one[0].id)],
+    ]
+    assert [n["alerts"]["pageInfo"] for n in nodes] == [{"hasPreviousPage": True, "hasNextPage": False}] * 2
+    assert [n["activityLog"]["edges"] for n in nodes] == [[{"node": {"kind": "INCIDENT_CREATED"}}]] * 2
+    assert [n["activityLog"]["pageInfo"]["hasPreviousPage"] for n in nodes] == [True, True]
+
+
+async def test_a_scoped_viewer_pages_backward_through_what_they_may_see(make_user, ingest):
+    await incidents_named(ingest, *[f"story {n}" for n in range(4)])
+    await incidents_named(ingest, *[f"secret {n}" for n in range(3)], scope="hr")
+    analyst = await make_user("analyst", "default=read")
+    for query in (QUEUE, ALERTS):
+        everything = await api_forward(analyst, query, 100)
+        assert len(everything) == 4
+        assert await api_backward(analyst, query, 3) == everything
+
+
+async def test_last_costs_what_first_costs(admin):
+    nested = (
+        "{{ incidents({arg}: 100) {{ edges {{ node {{ alerts({arg}: 100) {{ edges {{ node {{ id }} }} }} }} }} }} }}"
+    )
+    costs = []
+    for arg in ("first", "last"):
+        body = (await admin.post(nested.format(arg=arg))).json()
+        costs.append(body["extensions"]["cost"]["requested"])
+    assert costs[0] == costs[1] == 1 + 100 * (2 + 1 + 100 * 2)
+    # Without either, the default page sizes: 20 incidents, 50 alerts each.
+    body = (await admin.post("{ incidents { edges { node { alerts { edges { node { id } } } } } } }")).json()
+    assert body["extensions"]["cost"]["requested"] == 1 + 20 * (2 + 1 + 50 * 2)
+
+
+async def test_a_moves_answer_reads_the_target_incidents_alerts_backward(admin, ingest):
+    a, b = await ingest(alert_in("a", minutes=5), alert_in("b", minutes=1))
+    query = """mutation($ids: [ID!]!, $target: LinkTarget!) {
+      linkAlerts(alertIds: $ids, target: $target, comment: "same attacker") {
+        targetIncident { alerts(last: 1) { edges { node { id } } pageInfo { hasPreviousPage hasNextPage } } }
+        errors { code }
+      }
+    }"""
+
+    result = (await admin(query, ids=[alert_id(a.id)], target={"existingIncidentId": inc(b.incident_id)}))["linkAlerts"]
+
+    assert result["errors"] == []
+    # The target's alerts, newest first, are a then b: the last one is b.
+    assert result["targetIncident"]["alerts"] == {
+        "edges": [{"node": {"id": alert_id(b.id)}}],
+        "pageInfo": {"hasPreviousPage": True, "hasNextPage": False},
+    }
+
+
+async def test_a_backward_queue_page_with_each_incidents_first_alerts(admin, ingest):
+    """The typeahead's shape (the lean path reads the alerts in the queue's statement), backward."""
+    one = await ingest(*[alert_in(f"a{n}", "story one", minutes=n, entities=[("device", "one")]) for n in range(3)])
+    await ingest(alert_in("b", "story two", minutes=10))
+    query = """{ incidents(filter: {search: "story"}, last: 1) {
+      edges { node { id alerts(first: 1) { edges { node { id } } } } } pageInfo { hasPreviousPage hasNextPage } } }"""
+
+    data = (await admin(query))["incidents"]
+
+    assert data["edges"] == [
+        {"node": {"id": inc(one[0].incident_id), "alerts": {"edges": [{"node": {"id": alert_id(one[2].id)}}]}}}
+    ]
+    assert data["pageInfo"] == {"hasPreviousPage": True, "hasNextPage": False}

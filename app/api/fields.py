@@ -37,6 +37,13 @@ from app.domain.pagination import Page
 QUEUE_PAGE = 20
 ALERTS_PAGE = 50
 LOG_PAGE = 50
+# Each connection's page size when neither `first` nor `last` is given (the cost counts it too).
+PAGE_SIZES = {
+    ("Query", "incidents"): QUEUE_PAGE,
+    ("Query", "alerts"): ALERTS_PAGE,
+    ("Incident", "alerts"): ALERTS_PAGE,
+    ("Incident", "activityLog"): LOG_PAGE,
+}
 
 Batch = Callable[[list, dict, Context], "list | Awaitable[list]"]
 
@@ -127,9 +134,16 @@ async def _load_many(loader, keys: list) -> list:
     return await asyncio.shield(asyncio.gather(*futures))
 
 
-def _first(args: dict, default: int) -> int:
-    first = args.get("first")
-    return default if first is None else first
+def _paging(args: dict, default: int) -> dict:
+    """The page the arguments ask for, as the domain's lists take it (pagination.window): forward
+    (first, after) or backward (last, before), `default` items when neither size is given."""
+    paging = {name: args.get(name) for name in ("first", "after", "last", "before")}
+    if paging["first"] is None and paging["last"] is None:
+        if paging["before"] is None:
+            paging["first"] = default
+        elif paging["after"] is None:  # (with both cursors, the domain refuses the mix)
+            paging["last"] = default
+    return paging
 
 
 def _as_seen(attribute: str) -> Batch:
@@ -175,33 +189,41 @@ def _count_of(incident: models.Incident, ctx: Context):
 
 
 async def incident_alerts(parents: list[models.Incident], args, ctx: Context):
-    first, after = _first(args, ALERTS_PAGE), args.get("after")
-    pagination.check_first(first)  # before any wait: which sibling's error wins stays the same
-    if after is None:
-        pages = await _load_many(ctx.loaders.first_alerts, [(i.id, first) for i in parents])
+    paging = _paging(args, ALERTS_PAGE)
+    pagination.window(**paging)  # before any wait: which sibling's error wins stays the same
+    if paging["after"] is None and paging["before"] is None:
+        loader, size = _end_of_lists(paging, ctx.loaders.first_alerts, ctx.loaders.last_alerts)
+        pages = await _load_many(loader, [(i.id, size) for i in parents])
     else:
         pages = await _each(
             parents,
             lambda i: alerts.list_alerts(
-                conn=ctx.pool, viewer=ctx.viewer, flt=alerts.AlertFilter(incident_id=i.id), first=first, after=after
+                conn=ctx.pool, viewer=ctx.viewer, flt=alerts.AlertFilter(incident_id=i.id), **paging
             ),
         )
     return [Connection(p, _count_of(i, ctx)) for i, p in zip(parents, pages, strict=True)]
 
 
 async def activity_log(parents: list[models.Incident], args, ctx: Context):
-    first, after = _first(args, LOG_PAGE), args.get("after")
-    pagination.check_first(first)
-    if after is None:
-        pages = await _load_many(ctx.loaders.first_entries, [(i.id, first) for i in parents])
+    paging = _paging(args, LOG_PAGE)
+    pagination.window(**paging)
+    if paging["after"] is None and paging["before"] is None:
+        loader, size = _end_of_lists(paging, ctx.loaders.first_entries, ctx.loaders.last_entries)
+        pages = await _load_many(loader, [(i.id, size) for i in parents])
     else:
-        pages = await _each(
-            parents, lambda i: activity.entries_after(conn=ctx.pool, incident_id=i.id, first=first, after=after)
-        )
+        pages = await _each(parents, lambda i: activity.entries_page(conn=ctx.pool, incident_id=i.id, **paging))
     return [
         Connection(p, lambda i=i: activity.count_entries(conn=ctx.pool, incident_id=i.id))
         for i, p in zip(parents, pages, strict=True)
     ]
+
+
+def _end_of_lists(paging: dict, first_loader, last_loader) -> tuple[Any, int]:
+    """The loader of a page without a cursor, at the start of each parent's list or at its end,
+    and the page size to load."""
+    if paging["first"] is not None:
+        return first_loader, paging["first"]
+    return last_loader, paging["last"]
 
 
 async def _each(parents: list, page: Callable[[Any], Awaitable]) -> list:
@@ -288,12 +310,12 @@ async def incidents_queue(parents, args, ctx: Context, alerts_first: int | None 
     """The queue. alerts_first: the lean path knows the query reads each incident's first
     alerts, which then come in the same statement (the typeahead's shape)."""
     flt = incident_filter(args.get("filter"))
-    first, after = _first(args, QUEUE_PAGE), args.get("after")
+    paging = _paging(args, QUEUE_PAGE)
     if alerts_first is None:
-        page = await incidents.list_incidents(conn=ctx.pool, viewer=ctx.viewer, flt=flt, first=first, after=after)
+        page = await incidents.list_incidents(conn=ctx.pool, viewer=ctx.viewer, flt=flt, **paging)
     else:
         page, alert_pages = await incidents.list_incidents_with_alerts(
-            conn=ctx.pool, viewer=ctx.viewer, flt=flt, first=first, after=after, alerts_first=alerts_first
+            conn=ctx.pool, viewer=ctx.viewer, flt=flt, alerts_first=alerts_first, **paging
         )
         ctx.loaders.first_alerts.prime_many({(i, alerts_first): p for i, p in alert_pages.items()})
     return [Connection(page, lambda: incidents.count_incidents(conn=ctx.pool, viewer=ctx.viewer, flt=flt))]
@@ -301,8 +323,7 @@ async def incidents_queue(parents, args, ctx: Context, alerts_first: int | None 
 
 async def alerts_list(parents, args, ctx: Context):
     flt = alert_filter(args.get("filter"))
-    first, after = _first(args, ALERTS_PAGE), args.get("after")
-    page = await alerts.list_alerts(conn=ctx.pool, viewer=ctx.viewer, flt=flt, first=first, after=after)
+    page = await alerts.list_alerts(conn=ctx.pool, viewer=ctx.viewer, flt=flt, **_paging(args, ALERTS_PAGE))
     return [Connection(page, lambda: alerts.count_alerts(conn=ctx.pool, viewer=ctx.viewer, flt=flt))]
 
 

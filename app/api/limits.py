@@ -5,11 +5,11 @@ ValidationCache keeps hitting: a rule class made anew for each request would be 
 every time (strawberry issue #4635), and validation would then cost about 9x more.
 
 Cost, in the spirit of Shopify's and GitHub's: every object field costs 1, scalars and enums 0,
-`totalCount` 10, and a connection field (a type named ...Connection) costs 1 + first x the cost
-of its selection, with `first` as the resolver will see it (literal, coerced variable, operation
-default or argument default). A mutation costs 1 + n x (10 + the cost of its payload selection),
-n being the length of its input list (alertIds, alerts), so aliases cannot multiply the
-per-call limits for free.
+`totalCount` 10, and a connection field (a type named ...Connection) costs 1 + size x the cost
+of its selection, the size being `first` or `last` as the resolver will see it (literal, coerced
+variable or operation default), else the connection's default page size (fields.PAGE_SIZES).
+A mutation costs 1 + n x (10 + the cost of its payload selection), n being the length of its
+input list (alertIds, alerts), so aliases cannot multiply the per-call limits for free.
 
 Introspection is charged too, on what the schema will return: `__schema` and `__type` cost
 4 x (1 + the cost of their selection), and inside them an object field costs 1 plus its
@@ -59,6 +59,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.max_tokens import MaxTokensLimiter
 
+from app.api.fields import PAGE_SIZES
 from app.config import Settings
 
 
@@ -112,12 +113,12 @@ def _argument(field_node: FieldNode, field_def, name: str, variables: dict):
     return None
 
 
-def _first(field_node: FieldNode, field_def, variables: dict) -> int:
-    """`first` as the resolver will use it: null or absent means the argument's default."""
-    value = _argument(field_node, field_def, "first", variables)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        value = field_def.args["first"].default_value
-    return value if isinstance(value, int) and value > 0 else 1
+def _page_size(field_node: FieldNode, field_def, variables: dict, default: int) -> int:
+    """The page size as the resolver will use it: `first` or `last` (the larger, should a request
+    give both, which is refused), else the connection's default."""
+    sizes = [_argument(field_node, field_def, name, variables) for name in ("first", "last")]
+    given = [n for n in sizes if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+    return max(given, default=default)
 
 
 # --- introspection -----------------------------------------------------------------------------
@@ -263,7 +264,8 @@ def selection_cost(
                 continue
             inner = selection_cost(selection.selection_set, named, fragments, variables, schema, seen, introspection)
             if named.name.endswith("Connection"):
-                total += 1 + _first(selection, field_def, variables) * max(inner, 1)
+                default = PAGE_SIZES.get((parent.name, selection.name.value), 1)
+                total += 1 + _page_size(selection, field_def, variables, default) * max(inner, 1)
             elif selection.name.value in MUTATION_LISTS and parent is schema.mutation_type:
                 items = _argument(selection, field_def, MUTATION_LISTS[selection.name.value], variables)
                 n = len(items) if isinstance(items, list) else 1

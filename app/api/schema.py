@@ -23,6 +23,7 @@ from app.api.mutations.link_alerts import LinkAlertsPayload, link_alerts
 from app.api.scalars import DATE_TIME
 from app.api.types import (
     AFTER_ARGUMENT,
+    BEFORE_ARGUMENT,
     ActivityLogEntry,
     Alert,
     AlertStatus,
@@ -33,6 +34,7 @@ from app.api.types import (
     Severity,
     Viewer,
     first_argument,
+    last_argument,
 )
 
 
@@ -111,8 +113,10 @@ class Query:
             IncidentFilter | None,
             strawberry.argument(description="Narrows the queue; null: every incident the viewer may see."),
         ] = None,
-        first: Annotated[int | None, first_argument(fields.QUEUE_PAGE)] = fields.QUEUE_PAGE,
+        first: Annotated[int | None, first_argument(fields.QUEUE_PAGE)] = None,
         after: Annotated[str | None, AFTER_ARGUMENT] = None,
+        last: Annotated[int | None, last_argument(fields.QUEUE_PAGE)] = None,
+        before: Annotated[str | None, BEFORE_ARGUMENT] = None,
     ) -> Connection[Incident]:
         return await fields.resolve(self, info)
 
@@ -171,8 +175,10 @@ class Query:
             AlertFilter | None,
             strawberry.argument(description="Narrows the list; null: every alert the viewer may read."),
         ] = None,
-        first: Annotated[int | None, first_argument(fields.ALERTS_PAGE)] = fields.ALERTS_PAGE,
+        first: Annotated[int | None, first_argument(fields.ALERTS_PAGE)] = None,
         after: Annotated[str | None, AFTER_ARGUMENT] = None,
+        last: Annotated[int | None, last_argument(fields.ALERTS_PAGE)] = None,
+        before: Annotated[str | None, BEFORE_ARGUMENT] = None,
     ) -> Connection[Alert]:
         return await fields.resolve(self, info)
 

@@ -105,15 +105,21 @@ Access = _enum(
 
 @strawberry.type(description="Where a page of a connection stands in its list (Relay's PageInfo).")
 class PageInfo:
-    has_next: bool = strawberry.field(name="hasNextPage", description="Whether more items follow this page.")
+    has_next: bool = strawberry.field(
+        name="hasNextPage",
+        description="Whether items follow this page. Paging forward (`first`), looked up; paging backward "
+        "(`last`), true when the page was asked for with `before` (the item at that cursor follows it; not looked "
+        "up again), false at the end of the list.",
+    )
     has_previous: bool = strawberry.field(
         name="hasPreviousPage",
-        description="Whether items come before this page: true when it was asked for with `after` (the items up "
-        "to that cursor came before it; not looked up again), false on a first page. Lists page forward only "
-        "(`first` and `after`).",
+        description="Whether items come before this page. Paging backward (`last`), looked up; paging forward "
+        "(`first`), true when the page was asked for with `after` (the items up to that cursor came before it; "
+        "not looked up again), false on a first page.",
     )
     start_cursor: str | None = strawberry.field(
-        description="The cursor of the page's first edge; null when the page is empty."
+        description="The cursor of the page's first edge, to pass as `before` for the page before it; null when "
+        "the page is empty."
     )
     end_cursor: str | None = strawberry.field(
         description="The cursor of the page's last edge, to pass as `after` for the next page; null when the "
@@ -124,7 +130,8 @@ class PageInfo:
 @strawberry.type(description="One item of a list, with its cursor.")
 class Edge(Generic[T]):
     cursor: str = strawberry.field(
-        description="The item's place in the list, opaque: pass it as `after` for the items that follow it."
+        description="The item's place in the list, opaque: pass it as `after` for the items that follow it, or as "
+        "`before` for those before it."
     )
     node: T = strawberry.field(description="The item.")
 
@@ -132,24 +139,45 @@ class Edge(Generic[T]):
 @strawberry.type(description="A page of a list (Relay's cursor connection): its items and where it stands.")
 class Connection(Generic[T]):
     edges: list[Edge[T]] = strawberry.field(description="The page's items with their cursors, in the list's order.")
-    page_info: PageInfo = strawberry.field(description="Whether more items follow, and the cursors to get them.")
+    page_info: PageInfo = strawberry.field(
+        description="Whether more items follow or come before, and the cursors to get them."
+    )
 
     @strawberry.field(description="How many items the whole list holds, over all pages.")
     async def total_count(self, info: Info[Context, None]) -> int:
         return await fields.resolve(self, info)
 
 
+# A page is read forward (first, after) or backward (last, before), never both: Relay's clients
+# send the other direction's arguments as null, which is not mixing. `first` has no default in
+# the schema, so that `last` alone is not mixed with it; the batch applies it (fields.PAGE_SIZES).
 def first_argument(default: int):
     """The `first` argument of a connection whose pages hold `default` items unless asked."""
     return strawberry.argument(
-        description="How many items the page holds: 1 to MAX_PAGE_SIZE (100 unless the server says otherwise); "
-        f"{default} when omitted or null. Outside that range: BAD_USER_INPUT."
+        description="How many items the page holds, from the start of the list or after `after`: 1 to "
+        f"MAX_PAGE_SIZE (100 unless the server says otherwise); {default} when neither `first` nor `last` is "
+        "given. Outside that range, or with `last` or `before`: BAD_USER_INPUT."
+    )
+
+
+def last_argument(default: int):
+    """The `last` argument of a connection whose pages hold `default` items unless asked."""
+    return strawberry.argument(
+        description="How many items the page holds, paging backward: the list's last ones, or the ones just "
+        "before `before`, in the list's own order. 1 to MAX_PAGE_SIZE; "
+        f"{default} when `before` is given without it. Outside that range, or with `first` or `after`: "
+        "BAD_USER_INPUT."
     )
 
 
 AFTER_ARGUMENT = strawberry.argument(
     description="A cursor of this list (an edge's cursor, or pageInfo.endCursor): the page holds the items after "
-    "it; null: from the start. A malformed or altered cursor is BAD_USER_INPUT."
+    "it; null: from the start. A malformed or altered cursor, or one with `last` or `before`, is BAD_USER_INPUT."
+)
+BEFORE_ARGUMENT = strawberry.argument(
+    description="A cursor of this list (an edge's cursor, or pageInfo.startCursor): the page holds the items just "
+    "before it; null: up to the end. A malformed or altered cursor, or one with `first` or `after`, is "
+    "BAD_USER_INPUT."
 )
 
 
@@ -266,8 +294,10 @@ class Incident(Node):
     async def alerts(
         self,
         info: Info[Context, None],
-        first: Annotated[int | None, first_argument(fields.ALERTS_PAGE)] = fields.ALERTS_PAGE,
+        first: Annotated[int | None, first_argument(fields.ALERTS_PAGE)] = None,
         after: Annotated[str | None, AFTER_ARGUMENT] = None,
+        last: Annotated[int | None, last_argument(fields.ALERTS_PAGE)] = None,
+        before: Annotated[str | None, BEFORE_ARGUMENT] = None,
     ) -> Connection[Alert]:
         return await fields.resolve(self, info)
 
@@ -275,8 +305,10 @@ class Incident(Node):
     async def activity_log(
         self,
         info: Info[Context, None],
-        first: Annotated[int | None, first_argument(fields.LOG_PAGE)] = fields.LOG_PAGE,
+        first: Annotated[int | None, first_argument(fields.LOG_PAGE)] = None,
         after: Annotated[str | None, AFTER_ARGUMENT] = None,
+        last: Annotated[int | None, last_argument(fields.LOG_PAGE)] = None,
+        before: Annotated[str | None, BEFORE_ARGUMENT] = None,
     ) -> Connection[ActivityLogEntry]:
         return await fields.resolve(self, info)
 

@@ -127,11 +127,6 @@ async def entries_page(
     return pagination.page_of([models.entry(r) for r in rows], window, _cursor)
 
 
-async def entries_after(*, conn: Conn, incident_id: int, first: int, after: str) -> pagination.Page[ActivityEntry]:
-    # Until the API's batch (app/api/fields.py) calls entries_page.
-    return await entries_page(conn=conn, incident_id=incident_id, first=first, after=after)
-
-
 async def count_entries(*, conn: Conn, incident_id: int) -> int:
     return await conn.fetchval(COUNT_ENTRIES, incident_id)
 

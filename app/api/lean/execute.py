@@ -17,7 +17,7 @@ from app.api.errors import infrastructure_code, translate
 from app.api.lean.plan import FieldPlan, Level, Plan, Unsupported, compile_document
 from app.api.limits import Limits
 from app.domain.errors import InvalidArgument, NotAllowed
-from app.domain.pagination import check_first
+from app.domain.pagination import window
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,13 @@ async def _resolve_field(plan: FieldPlan, parents: list, variables, ctx: Context
 
 
 def _first_alerts_asked(field: FieldPlan, variables) -> int | None:
-    """The `first` of an incident's `alerts` (without `after`) that a queue query selects."""
+    """The `first` of an incident's `alerts` (a first page: no `after`, nor `last` or `before`)
+    that a queue query selects."""
     for edges in (f for f in field.sub if f.name == "edges"):
         for node in (f for f in edges.sub if f.name == "node"):
             for alerts_field in (f for f in node.sub if f.name == "alerts"):
                 args = alerts_field.arguments(variables)
-                if args.get("after") is None:
+                if all(args.get(name) is None for name in ("after", "last", "before")):
                     return fields.ALERTS_PAGE if args.get("first") is None else args["first"]
     return None
 
@@ -132,15 +133,16 @@ async def _run_queries(plan: Plan, variables, ctx: Context) -> tuple[dict | None
 
 
 def _arguments_hold(level: Level | None, variables) -> bool:
-    """Whether the selection's own arguments would be accepted (only a first page, `first` in
-    range), checked before a mutation starts: afterwards its answer must be built."""
+    """Whether the selection's own arguments would be accepted (only a page without a cursor,
+    `first` or `last` in range and not both), checked before a mutation starts: afterwards its
+    answer must be built."""
     for plan in level or ():
         args = plan.arguments(variables)
-        if args.get("after") is not None:
+        if args.get("after") is not None or args.get("before") is not None:
             return False
-        if args.get("first") is not None:
+        if args.get("first") is not None or args.get("last") is not None:
             try:
-                check_first(args["first"])
+                window(first=args.get("first"), last=args.get("last"))
             except InvalidArgument:
                 return False
         if not _arguments_hold(plan.sub, variables):

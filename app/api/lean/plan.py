@@ -126,8 +126,8 @@ class Plan:
     def cost(self, schema: GraphQLSchema, variables: dict) -> int:
         """As limits.query_cost counts it, from the variables already coerced.
 
-        The cost reads variables only as `first` (a number) and as mutation input lists (their
-        length), so it is kept by the shape of the variables: numbers, nulls and list lengths.
+        The cost reads variables only as `first` or `last` (numbers) and as mutation input lists
+        (their length), so it is kept by the shape of the variables: numbers, nulls and list lengths.
         """
         shape = tuple(_shape(variables.get(d.variable.name.value)) for d in self.operation.variable_definitions or ())
         cost = self.costs.get(shape)
