@@ -193,9 +193,7 @@ async def link_alerts(
         )
     if forbidden:
         problems.append(
-            Problem(
-                ProblemCode.FORBIDDEN, f"You may read but not move {', '.join(forbidden)}.", "alertIds", forbidden
-            )
+            Problem(ProblemCode.FORBIDDEN, f"You may read but not move {', '.join(forbidden)}.", "alertIds", forbidden)
         )
     target_id = _target_number(target)
     # Only a target given alone is looked up, and only for a viewer with the queue permission:
