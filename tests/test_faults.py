@@ -115,6 +115,7 @@ async def test_exhausted_pool_answers_busy_then_recovers(admin, ingest, small_po
 def _embedded(tmp_path):
     # Under .data/, not pytest's tmp_path: the embedded server's own user must be able to reach
     # it, and pytest's base directory is private to root and pruned by other pytest runs.
+    (ROOT / ".data").mkdir(exist_ok=True)  # a fresh clone tested against TEST_DATABASE_URL has none yet
     home = Path(tempfile.mkdtemp(prefix="faults-", dir=ROOT / ".data"))
     return db.embedded_server(home / "pg", cleanup_mode="delete")
 
