@@ -1,6 +1,6 @@
-// What the Node clients (apollo.mjs, urql.mjs) share: the live server's address, a fetch that
-// signs every request and records what went over the wire, the checks, and how the move flow
-// picks its incidents. Each client sends its own documents through its own API.
+// What the Node scripts (apollo.mjs, urql.mjs, relay-live.mjs) share: the live server's address, a
+// fetch that signs every request and records what went over the wire, the steps' runner, and how
+// the move flow picks its incidents. Each client sends its own documents through its own API.
 import assert from 'node:assert/strict';
 
 export const url = process.env.GRAPHQL_URL;
