@@ -84,6 +84,12 @@ async def test_a_successful_answer_has_the_accepted_type_and_a_request_id(admin,
     assert response.json()["data"] == {"viewer": {"name": "admin"}}
 
 
+# A @oneOf input in a variable: strawberry checks it past graphql-core's own coercion errors.
+ONE_OF = """mutation($t: LinkTarget!) {
+  linkAlerts(alertIds: ["alert_1"], target: $t, comment: "why") { errors { code } }
+}"""
+
+
 @pytest.mark.parametrize(
     ("query", "variables", "code"),
     [
@@ -94,8 +100,22 @@ async def test_a_successful_answer_has_the_accepted_type_and_a_request_id(admin,
         ('{ incidents(first: "ten") { totalCount } }', {}, "GRAPHQL_VALIDATION_FAILED"),
         ("query($n: Int) { incidents(first: $n) { totalCount } }", {"n": "ten"}, "BAD_USER_INPUT"),
         ("query($id: ID!) { alert(id: $id) { id } }", {}, "BAD_USER_INPUT"),  # required, not given
+        (ONE_OF, {"t": {"existingIncidentId": "inc_1", "createNew": True}}, "BAD_USER_INPUT"),
+        (ONE_OF, {"t": {}}, "BAD_USER_INPUT"),
+        (ONE_OF, {"t": {"createNew": None}}, "BAD_USER_INPUT"),
     ],
-    ids=["parse", "tokens", "unknown-field", "unused-variable", "literal", "variable-type", "missing-variable"],
+    ids=[
+        "parse",
+        "tokens",
+        "unknown-field",
+        "unused-variable",
+        "literal",
+        "variable-type",
+        "missing-variable",
+        "one-of-both",
+        "one-of-none",
+        "one-of-null",
+    ],
 )
 async def test_request_errors_have_a_code_and_are_400_only_in_graphql_response(admin, accept, query, variables, code):
     """GraphQL over HTTP: a request error is HTTP 400 without data in application/graphql-response+json,

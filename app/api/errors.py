@@ -24,6 +24,7 @@ import logging
 
 import asyncpg
 from graphql import GraphQLError, GraphQLSyntaxError, VariableDefinitionNode
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import MaskErrors
 
 from app.db import BrokenConnection, Busy, OutcomeUnknown
@@ -131,8 +132,11 @@ class ErrorPolicy(MaskErrors):
             # A rule's errors point at the document (some keep a scalar's ValueError); an
             # exception raised on the way has no nodes and stays unexpected.
             return "GRAPHQL_VALIDATION_FAILED" if error.nodes else None
-        # Variables are coerced as execution starts; their errors point at their definitions.
+        # Variables are coerced as execution starts; their errors point at their definitions,
+        # except a @oneOf input's (strawberry checks those itself, past graphql-core's wrapping).
         if not error.path and error.nodes and all(isinstance(n, VariableDefinitionNode) for n in error.nodes):
+            return "BAD_USER_INPUT"
+        if not error.path and isinstance(error.original_error or error, StrawberryInputCoercionError):
             return "BAD_USER_INPUT"
         return None
 
