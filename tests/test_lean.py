@@ -54,9 +54,9 @@ def lean_answers(monkeypatch):
 async def _both(api, query: str, variables: dict) -> tuple[bytes, bytes]:
     headers = {"Authorization": f"Bearer {api.token}"}
     lean = await api.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
-    # A request with an "extensions" entry is left to the normal path.
+    # A request with an extension the lean path does not know is left to the normal path.
     normal = await api.client.post(
-        "/graphql", json={"query": query, "variables": variables, "extensions": {}}, headers=headers
+        "/graphql", json={"query": query, "variables": variables, "extensions": {"unknown": 1}}, headers=headers
     )
     assert lean.status_code == normal.status_code == 200
     assert lean.headers["content-type"] == normal.headers["content-type"]
@@ -94,6 +94,23 @@ async def test_lean_and_normal_paths_give_the_same_bytes(make_user, admin, inges
             # Then the lean path answered, with the normal path's very bytes
             assert lean_answers[0] is not None, (query, variables)
             assert lean == normal, (query, variables)
+
+
+async def test_apollo_clients_named_requests_take_the_lean_path_and_unknown_extensions_do_not(
+    admin, ingest, lean_answers
+):
+    """Apollo Client 4 sends extensions.clientLibrary with every request: it changes nothing of the
+    answer, so the lean path takes the request; an extension it does not know goes the normal way."""
+    await ingest(alert_in("a"))
+    query = "{ incidents(first: 1) { edges { node { id name } } } }"
+    headers = {"Authorization": f"Bearer {admin.token}"}
+    answers = []
+    for extensions in ({"clientLibrary": {"name": "@apollo/client", "version": "4.0.0"}}, {}, {"tracing": True}):
+        body = {"query": query, "extensions": extensions}
+        response = await admin.client.post("/graphql", json=body, headers=headers)
+        answers.append(response.json())
+    assert answers[0] == answers[1] == answers[2] and "errors" not in answers[0]
+    assert [answer is not None for answer in lean_answers] == [True, True, False]
 
 
 async def test_what_the_lean_path_does_not_know_goes_the_normal_way(admin, ingest, lean_answers):

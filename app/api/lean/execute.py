@@ -150,6 +150,13 @@ def _arguments_hold(level: Level | None, variables) -> bool:
     return True
 
 
+REQUEST_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
+# Request extensions that change nothing of the answer, on either path: Apollo Client 4 names
+# itself in every request (clientLibrary). A persisted document's id was resolved before either
+# path ran (app/api/persisted.py). Any other extension goes the normal way.
+IGNORED_EXTENSIONS = frozenset({"clientLibrary"})
+
+
 class LeanPath:
     """Plans by query text, and the lean execution of the requests they fit."""
 
@@ -176,7 +183,10 @@ class LeanPath:
             request = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(request, dict) or not request.keys() <= {"query", "variables", "operationName"}:
+        if not isinstance(request, dict) or not request.keys() <= REQUEST_KEYS:
+            return None
+        extensions = request.get("extensions")
+        if extensions is not None and not (isinstance(extensions, dict) and extensions.keys() <= IGNORED_EXTENSIONS):
             return None
         query, variables, operation_name = request.get("query"), request.get("variables"), request.get("operationName")
         if variables is None:
