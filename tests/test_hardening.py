@@ -8,9 +8,11 @@ import time
 
 import httpx
 import pytest
-from graphql import build_client_schema, get_introspection_query
+from graphql import GraphQLObjectType, build_client_schema, get_introspection_query, get_named_type
 from strawberry.extensions.validation_cache import _get_validate_cache
 
+from app.api.fields import PAGE_SIZES
+from app.api.schema import build_schema
 from app.config import Settings
 from app.server import create_app
 from tests.conftest import alert_id, alert_in
@@ -101,6 +103,61 @@ async def test_cost_counts_fragments(admin):
     )
     # 1 + 100 x (edges 1 + node 1 + alerts (1 + 100 x (edges, node, entities, incident: 4)))
     assert response.json()["extensions"]["cost"]["requested"] == 1 + 100 * (2 + 1 + 100 * 4)
+
+
+DEEP = "alerts(first: 100) { edges { node { incident { activityLog(first: 100) { edges { node { id } } } } } } }"
+
+
+def _with(document: str, **parts: str) -> str:
+    for name, text in parts.items():
+        document = document.replace(name, text)
+    return document
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        "{ incidents(first: 100) { edges { node { ... on Node { ... on Incident { DEEP } } } } } }",
+        "{ incidents(first: 100) { edges { node { ...N } } } } fragment N on Node { ... on Incident { DEEP } }",
+        "{ incidents(first: 100) { edges { node { ... on Incident { DEEP } } } } }",
+    ],
+    ids=["inline-on-node", "spread-on-node", "inline-on-incident"],
+)
+async def test_a_fragment_never_lowers_the_cost_of_what_it_wraps(admin, wrapped):
+    plain = (await admin.post(_with("{ incidents(first: 100) { edges { node { DEEP } } } }", DEEP=DEEP))).json()
+    behind = (await admin.post(_with(wrapped, DEEP=DEEP))).json()
+
+    assert plain["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    assert behind["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    assert behind["extensions"]["cost"]["requested"] == plain["extensions"]["cost"]["requested"]
+
+
+async def test_node_costs_its_costliest_type_and_nodes_each_id(admin):
+    one = await admin.post(_with('{ incident(id: "inc_1") { DEEP } }', DEEP=DEEP))
+    node = await admin.post(
+        _with('{ node(id: "inc_1") { id ... on Alert { title } ... on Incident { DEEP } } }', DEEP=DEEP)
+    )
+    ids = ", ".join(f'"inc_{n}"' for n in range(1, 11))
+    nodes = await admin.post(_with("{ nodes(ids: [IDS]) { ... on Incident { DEEP } } }", IDS=ids, DEEP=DEEP))
+
+    cost = one.json()["extensions"]["cost"]["requested"]
+    assert node.json()["extensions"]["cost"]["requested"] == cost
+    assert nodes.json()["extensions"]["cost"]["requested"] == 1 + 10 * (cost - 1)
+    assert nodes.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+
+
+def test_every_connection_has_a_page_size_for_the_cost():
+    """A connection missing from fields.PAGE_SIZES would be charged the largest page (the limit
+    fails closed); this says so before anyone is overcharged."""
+    schema = build_schema()._schema
+    connections = {
+        (typ.name, name)
+        for typ in schema.type_map.values()
+        if isinstance(typ, GraphQLObjectType) and not typ.name.startswith("__")
+        for name, field in typ.fields.items()
+        if get_named_type(field.type).name.endswith("Connection")
+    }
+    assert connections == set(PAGE_SIZES)
 
 
 async def test_validation_cache_is_hit_with_all_limits_on(admin):

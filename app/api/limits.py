@@ -42,6 +42,7 @@ from graphql import (
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -60,7 +61,7 @@ from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDe
 from strawberry.extensions.max_tokens import MaxTokensLimiter
 
 from app.api.fields import PAGE_SIZES
-from app.config import Settings
+from app.config import Settings, settings
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def validation_rules(max_depth: int, max_aliases: int, introspection: bool) -> t
 # than reading, and the payload's lists grow with the input.
 WRITE_COST = 10
 MUTATION_LISTS = {"linkAlerts": "alertIds", "ingestAlerts": "alerts"}
+# Root fields that answer one object per id given: each object costs what its selection costs.
+ID_LISTS = {"nodes": "ids"}
 COUNT_COST = 10  # totalCount: a count over the whole filtered list
 INTROSPECTION_COST = 4  # per introspected object: see the module's docstring
 
@@ -243,7 +246,18 @@ def selection_cost(
     seen: frozenset[str] = frozenset(),
     introspection: _Introspection | None = None,
 ) -> int:
-    if selection_set is None or not isinstance(parent, GraphQLObjectType):
+    if selection_set is None:
+        return 0
+    if isinstance(parent, GraphQLInterfaceType | GraphQLUnionType):
+        # What the object turns out to be is known only when it runs: the costliest it may be.
+        return max(
+            (
+                selection_cost(selection_set, t, fragments, variables, schema, seen, introspection)
+                for t in schema.get_possible_types(parent)
+            ),
+            default=0,
+        )
+    if not isinstance(parent, GraphQLObjectType):
         return 0
     if introspection is None:
         introspection = _Introspection(schema, fragments)
@@ -264,8 +278,13 @@ def selection_cost(
                 continue
             inner = selection_cost(selection.selection_set, named, fragments, variables, schema, seen, introspection)
             if named.name.endswith("Connection"):
-                default = PAGE_SIZES.get((parent.name, selection.name.value), 1)
+                # A connection without a page size of its own is charged the largest page: the
+                # limit fails closed (tests/test_hardening.py holds PAGE_SIZES complete).
+                default = PAGE_SIZES.get((parent.name, selection.name.value), settings().max_page_size)
                 total += 1 + _page_size(selection, field_def, variables, default) * max(inner, 1)
+            elif parent is schema.query_type and selection.name.value in ID_LISTS:
+                ids = _argument(selection, field_def, ID_LISTS[selection.name.value], variables)
+                total += 1 + (len(ids) if isinstance(ids, list) else 1) * max(inner, 1)
             elif selection.name.value in MUTATION_LISTS and parent is schema.mutation_type:
                 items = _argument(selection, field_def, MUTATION_LISTS[selection.name.value], variables)
                 n = len(items) if isinstance(items, list) else 1
@@ -273,18 +292,32 @@ def selection_cost(
             else:
                 total += 1 + inner
         elif isinstance(selection, InlineFragmentNode):
-            typ = schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent
-            total += selection_cost(selection.selection_set, typ, fragments, variables, schema, seen, introspection)
+            # On an object, a fragment applies to that object (on it, or on an interface it
+            # implements) or to nothing: its fields cost what they cost on this object.
+            if _applies(schema, selection.type_condition, parent):
+                total += selection_cost(
+                    selection.selection_set, parent, fragments, variables, schema, seen, introspection
+                )
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
             if fragment is None or name in seen:
                 continue
-            typ = schema.get_type(fragment.type_condition.name.value)
-            total += selection_cost(
-                fragment.selection_set, typ, fragments, variables, schema, seen | {name}, introspection
-            )
+            if _applies(schema, fragment.type_condition, parent):
+                total += selection_cost(
+                    fragment.selection_set, parent, fragments, variables, schema, seen | {name}, introspection
+                )
     return total
+
+
+def _applies(schema, condition, parent: GraphQLObjectType) -> bool:
+    """Whether a fragment with this type condition applies to an object of type parent."""
+    if condition is None:
+        return True
+    typ = schema.get_type(condition.name.value)
+    return typ is parent or (
+        typ is not None and not isinstance(typ, GraphQLObjectType) and schema.is_sub_type(typ, parent)
+    )
 
 
 def query_cost(document, schema, operation_name: str | None, variables: dict) -> int | None:
