@@ -336,3 +336,16 @@ async def test_the_typeahead_pins_only_an_ascii_incident_number_or_id(admin, ing
         inc(alert.incident_id).upper(),
     ):
         assert (await admin(query, q=other))["incidents"]["edges"] == [], other
+
+
+@pytest.mark.parametrize("table", ["incidents", "alerts"])
+async def test_numbers_stop_where_graphql_int_does(pool, table):
+    """number: Int! is 32-bit: the database hands out no number past it, and takes none."""
+    sequence_max = await pool.fetchval(
+        "SELECT seqmax FROM pg_sequence WHERE seqrelid = pg_get_serial_sequence($1, 'id')::regclass", table
+    )
+    assert sequence_max == 2**31 - 1
+    constraint = await pool.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1", f"{table}_number_is_an_int"
+    )
+    assert "2147483647" in constraint
