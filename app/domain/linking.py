@@ -306,7 +306,7 @@ def _target_problems(target: Target, found: Incident | None, viewer: Viewer) -> 
             Problem(
                 ProblemCode.TARGET_NOT_LINKABLE,
                 # Not the number: the viewer may not see the incident it was merged into.
-                f"Incident {found.id} was merged into another incident; move the alerts to its redirectIncident.",
+                f"Incident {found.node_id} was merged into another incident; move the alerts to its redirectIncident.",
                 "target.existingIncidentId",
             )
         ]
