@@ -339,6 +339,8 @@ def _document_problem(document_id: str, body: object) -> str | None:
         return "its body is not valid Unicode"
     if actual.hex() != hex_:
         return "the id is not the SHA-256 of its body (was the body changed after the manifest was written?)"
+    if not persisted.storable(body):
+        return "its body holds a NUL character (U+0000), which the database cannot store: remove it"
     try:
         parse(body, no_location=True)
     except GraphQLError as exc:

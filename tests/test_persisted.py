@@ -100,6 +100,30 @@ async def stored(pool) -> list[tuple[str, bool]]:
     return [(r["hex"], r["trusted"]) for r in rows]
 
 
+async def stored_for(pool, name: str) -> list[str]:
+    """The ids of the untrusted documents stored for the user so named, oldest first."""
+    rows = await pool.fetch(
+        "SELECT encode(d.sha256, 'hex') AS hex FROM persisted_documents d JOIN users u ON u.id = d.registered_by"
+        " WHERE NOT d.trusted AND u.name = $1 ORDER BY d.created_at",
+        name,
+    )
+    return [r["hex"] for r in rows]
+
+
+@pytest.fixture
+async def other_token(pool) -> str:
+    """A second user, who may read nothing."""
+    async with pool.acquire() as conn:
+        return await users.add_user(conn=conn, name="nobody", grants=[])
+
+
+def without_request_id(response: httpx.Response) -> tuple[int, dict]:
+    body = response.json()
+    for error in body.get("errors", []):
+        error.get("extensions", {}).pop("requestId", None)
+    return response.status_code, body
+
+
 async def trust(pool, *bodies: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await persisted.trust(conn=conn, bodies=list(bodies))
@@ -187,16 +211,94 @@ async def test_a_document_that_does_not_parse_runs_its_course_and_is_not_stored(
     assert await stored(pool) == []
 
 
-async def test_apq_stops_storing_past_its_cap_and_still_runs_documents(client, token, pool, monkeypatch):
-    monkeypatch.setattr(persisted, "MAX_REMEMBERED", 1)
-    other = "query Other { viewer { name } }"
-    assert data(await post(client, token, query=ME, extensions=apq(ME))) == ME_DATA
-    assert data(await post(client, token, query=other, extensions=apq(other))) == {"viewer": {"name": "admin"}}
+@pytest.mark.parametrize(
+    "text",
+    ["query Me { viewer { name } } # \x00", 'query { incidents(filter: {search: "\x00"}) { totalCount } }'],
+    ids=["in-a-comment", "in-a-string"],
+)
+async def test_a_document_with_a_nul_runs_as_without_apq_and_is_not_stored(client, token, pool, text):
+    # given a text GraphQL parses but PostgreSQL's text cannot hold (it used to be a 500)
+    plain = await post(client, token, query=text)
+    # when a client sends it with its hash
+    with_hash = await post(client, token, query=text, extensions=apq(text))
+    # then it gets the very answer it gets without APQ, and nothing is stored
+    assert without_request_id(with_hash) == without_request_id(plain)
+    assert with_hash.status_code != 500, with_hash.text
+    assert await stored(pool) == []
+    refused(await post(client, token, extensions=apq(text)), 200, "PERSISTED_QUERY_NOT_FOUND")
+
+
+async def test_apq_evicts_a_user_s_oldest_document_past_the_user_s_quota(client, token, other_token, pool, monkeypatch):
+    monkeypatch.setattr(persisted, "MAX_REMEMBERED_PER_USER", 2)
+    # given another user's document, and this user's quota full
+    await post(client, other_token, query=ME, extensions=apq(ME))
+    texts = [f"query Q{n} {{ viewer {{ name }} }}" for n in range(3)]
+    for text in texts[:2]:
+        assert data(await post(client, token, query=text, extensions=apq(text))) == ME_DATA
+    # when the user registers one more
+    assert data(await post(client, token, query=texts[2], extensions=apq(texts[2]))) == ME_DATA
+    # then the user's oldest made room for it, and the other user's document stays
+    assert await stored_for(pool, "admin") == [sha256(texts[1]), sha256(texts[2])]
+    assert await stored_for(pool, "nobody") == [sha256(ME)]
+
+
+async def test_one_user_filling_the_apq_cap_never_turns_apq_off_for_others(
+    pool, settings, token, other_token, monkeypatch
+):
+    monkeypatch.setattr(persisted, "MAX_REMEMBERED", 3)
+    async with _client(pool, settings) as client:
+        # given a user without grants who filled the whole cap with junk that parses
+        for n in range(3):
+            junk = f"query Junk{n} {{ viewer {{ name }} }} # {'x' * 50}"
+            await post(client, other_token, query=junk, extensions=apq(junk))
+        # when another user registers a document
+        assert data(await post(client, token, query=ME, extensions=apq(ME))) == ME_DATA
+        # then it was stored (the oldest junk made room) and its hash alone runs it
+        assert data(await post(client, token, extensions=apq(ME))) == ME_DATA
+    assert len(await stored(pool)) == 3
+    assert sha256("query Junk0 { viewer { name } } # " + "x" * 50) not in await stored_for(pool, "nobody")
+
+
+async def test_a_user_never_learns_whether_another_user_sent_a_text(client, token, other_token, pool):
+    # given the admin's search, with its literal inline
+    secret = 'query { incidents(filter: {search: "acme merger"}) { totalCount } }'
+    before = await post(client, other_token, extensions=apq(secret))
+    assert data(await post(client, token, query=secret, extensions=apq(secret))) == {"incidents": {"totalCount": 0}}
+    assert data(await post(client, token, extensions=apq(secret))) == {"incidents": {"totalCount": 0}}  # cached now
+    # when another user sends its hash alone, on the process that cached it or another
+    after = await post(client, other_token, extensions=apq(secret))
+    # then the answer is the one before the admin's search
+    assert without_request_id(after) == without_request_id(before)
+    refused(after, 200, "PERSISTED_QUERY_NOT_FOUND")
+    # and that user registers the text for themselves like anyone else
+    await post(client, other_token, query=secret, extensions=apq(secret))
+    assert await stored_for(pool, "nobody") == [sha256(secret)] == await stored_for(pool, "admin")
+
+
+async def test_a_trusted_document_is_found_by_every_user_and_never_copied(client, token, other_token, pool):
+    await trust(pool, ME)
+    assert data(await post(client, token, extensions=apq(ME))) == ME_DATA
+    assert data(await post(client, other_token, extensions=apq(ME))) == {"viewer": {"name": "nobody"}}
+    assert data(await post(client, other_token, query=ME, extensions=apq(ME))) == {"viewer": {"name": "nobody"}}
+    assert await stored(pool) == [(sha256(ME), True)]
+
+
+async def test_a_cached_document_is_stored_again_after_the_documented_delete(pool, settings, token):
+    async with _client(pool, settings) as first, _client(pool, settings) as second:
+        # given a document the first process stored and cached
+        assert data(await post(first, token, query=ME, extensions=apq(ME))) == ME_DATA
+        # when the APQ documents are deleted, as docs/persisted-documents.md says they may be
+        await pool.execute("DELETE FROM persisted_documents WHERE NOT trusted")
+        refused(await post(second, token, extensions=apq(ME)), 200, "PERSISTED_QUERY_NOT_FOUND")
+        # and the client's retry with the text lands on the first process
+        assert data(await post(first, token, query=ME, extensions=apq(ME))) == ME_DATA
+        # then it is stored again, and the second process finds it
+        assert data(await post(second, token, extensions=apq(ME))) == ME_DATA
     assert await stored(pool) == [(sha256(ME), False)]
-    refused(await post(client, token, extensions=apq(other)), 200, "PERSISTED_QUERY_NOT_FOUND")
 
 
 async def test_the_refusals_use_the_media_type_the_client_accepted(client, token):
+    # HTTP 200 even in graphql-response+json: Apollo's link turns APQ off for good on a 400 or 500
     response = await post(client, token, accept=GRAPHQL_RESPONSE, extensions=apq(ME))
     refused(response, 200, "PERSISTED_QUERY_NOT_FOUND")
     assert response.headers["content-type"] == GRAPHQL_RESPONSE
@@ -309,8 +411,11 @@ async def test_register_reads_relay_codegen_and_apollo_manifests(database_url, p
 
 
 @pytest.mark.parametrize("lean_path", [True], ids=["lean-path"])
-async def test_register_trusts_a_document_apq_registered(database_url, pool, client, token, tmp_path):
+async def test_register_trusts_a_document_apq_registered(database_url, pool, client, token, other_token, tmp_path):
+    # given two users' own copies of ME, registered through APQ
     await post(client, token, query=ME, extensions=apq(ME))
+    await post(client, other_token, query=ME, extensions=apq(ME))
+    assert await stored(pool) == [(sha256(ME), False), (sha256(ME), False)]
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps({sha256(ME): ME}))
     out = ok(await run_cli(database_url, "documents", "register", str(path)))
@@ -330,6 +435,19 @@ async def test_register_refuses_ids_that_are_not_the_sha256_of_the_body_and_regi
     assert "3 of 4 document(s) refused, nothing was registered" in error, error
     assert '"algorithm": "SHA256"' in error and "hashAlgorithm: 'sha256'" in error, error
     assert "not the SHA-256 of its body" in error, error
+    assert await stored(pool) == []
+
+
+async def test_register_refuses_a_document_with_a_nul_and_registers_nothing(database_url, pool, tmp_path):
+    # given a manifest whose one document holds a NUL in a comment (GraphQL parses it)
+    good = "query Good { viewer { name } }"
+    with_nul = "query Me { viewer { name } } # \x00"
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({sha256(good): good, sha256(with_nul): with_nul}))
+    # when it is registered, then the command names the problem, and nothing is registered
+    error = failed_cleanly(await run_cli(database_url, "documents", "register", str(path)))
+    assert "1 of 2 document(s) refused, nothing was registered" in error, error
+    assert f"{sha256(with_nul)}: its body holds a NUL character (U+0000)" in error, error
     assert await stored(pool) == []
 
 

@@ -8,15 +8,17 @@ A request names a stored document by its SHA-256 (of the text's UTF-8 bytes, in 
 `resolve` runs once per request, after authentication and before either execution path: it
 swaps the id for the stored text, so the lean path and graphql-core see an ordinary request
 with `query`, under the same limits as any other. Without GRAPHQL_TRUSTED_DOCUMENTS_ONLY, a
-`query` sent with its hash is checked and stored (the user's request registers it; what bounds
-that storage: app/domain/persisted.py). With it, only documents registered by
-`incidents documents register` run, and a request with any `query` text is refused, before
-anything parses it.
+`query` sent with its hash is checked and stored for the user who sent it, and only that user's
+hash finds it (what bounds that storage: app/domain/persisted.py); trusted documents are found
+by everyone. With it, only documents registered by `incidents documents register` run, and a
+request with any `query` text is refused, before anything parses it.
 
 Refusals (DocumentRefused, answered with the server's error envelope):
-- PERSISTED_QUERY_NOT_FOUND, HTTP 200, message "PersistedQueryNotFound" (what Apollo's
-  persisted-query link looks for, to retry with the text): no document under that hash; in
-  trusted mode, no trusted one. `Cache-Control: no-store`, so no cache keeps the miss.
+- PERSISTED_QUERY_NOT_FOUND, HTTP 200 in either media type, message "PersistedQueryNotFound"
+  (what Apollo's persisted-query link looks for, to retry with the text; a 400 or 500 would make
+  its default `disable` turn APQ off for the rest of the session): no document under that hash
+  that this user may run; in trusted mode, no trusted one. `Cache-Control: no-store`, so no
+  cache keeps the miss.
 - PERSISTED_QUERY_HASH_MISMATCH, 400: the hash sent is not the SHA-256 of the `query` sent.
 - TRUSTED_DOCUMENT_REQUIRED, 400: trusted mode, and the request carries a `query` text.
 - PERSISTED_QUERY_INVALID, 400: a malformed id or extension, an APQ version other than 1, or
@@ -64,13 +66,16 @@ class PersistedDocuments:
     """Resolves persisted document ids for one process, with a cache of the documents it found.
 
     The database is the truth (every process and replica shares it); the cache only saves a
-    round trip, and is safe because a document's body never changes under its hash. Misses are
-    never cached: another process may register the document a moment later.
+    round trip, and is safe because a document's body never changes under its hash. It is keyed
+    like the rows: a trusted document under (hash, None), found by everyone, an untrusted one
+    under (hash, its user), found by that user alone. Misses are never cached: another process
+    may register the document a moment later. A hit outlives its row (a trusted document
+    deleted from the table keeps running here until a restart).
     """
 
     def __init__(self, *, trusted_only: bool) -> None:
         self.trusted_only = trusted_only
-        self._cache: dict[bytes, tuple[str, bool]] = {}
+        self._cache: dict[tuple[bytes, int | None], str] = {}
 
     async def resolve(self, scope: Scope, body: bytes, *, conn, registered_by: int) -> bytes:
         """The request with the persisted document's text as its `query`: a POST's body is
@@ -139,37 +144,46 @@ class PersistedDocuments:
                 raise DocumentRefused(400, "PERSISTED_QUERY_HASH_MISMATCH", message)
             await self._remember(sha256, query, conn, registered_by)
         else:
-            query = await self._find(sha256, conn)
+            query = await self._find(sha256, conn, None if self.trusted_only else registered_by)
         resolved = {"query": query, **{k: request[k] for k in ("variables", "operationName") if k in request}}
         others = {k: v for k, v in extensions.items() if k != "persistedQuery"} if isinstance(extensions, dict) else {}
         if others:
             resolved["extensions"] = others
         return resolved
 
-    async def _find(self, sha256: bytes, conn) -> str:
-        cached = self._cache.get(sha256)
-        if cached is not None and (cached[1] or not self.trusted_only):
-            return cached[0]
-        found = await persisted.find(conn=conn, sha256=sha256)
-        if found is None or (self.trusted_only and not found[1]):
+    async def _find(self, sha256: bytes, conn, user_id: int | None) -> str:
+        """The text this user may run under sha256: a trusted document, or one of the user's own
+        (user_id None: trusted ones only)."""
+        for key in ((sha256, None), (sha256, user_id)) if user_id is not None else ((sha256, None),):
+            cached = self._cache.pop(key, None)
+            if cached is not None:
+                self._cache[key] = cached  # most recently used last
+                return cached
+        found = await persisted.find(conn=conn, sha256=sha256, user_id=user_id)
+        if found is None:
             raise DocumentRefused(200, "PERSISTED_QUERY_NOT_FOUND", NOT_FOUND, {"Cache-Control": "no-store"})
-        self._keep(sha256, found)
-        return found[0]
+        body, trusted = found
+        self._keep((sha256, None if trusted else user_id), body)
+        return body
 
     async def _remember(self, sha256: bytes, query: str, conn, registered_by: int) -> None:
-        if sha256 in self._cache or len(query) > persisted.MAX_REMEMBERED_BYTES:
-            return
+        # Stored every time a client sends the text with its hash, cached or not: a client sends
+        # both only after a miss, which may come from a process that no longer finds the row
+        # (deleted, or evicted past a cap), and only the insert brings it back for them all.
+        if len(query) > persisted.MAX_REMEMBERED_BYTES or not persisted.storable(query):
+            return  # runs as it would without APQ, just not stored
         try:
             parse(query, no_location=True)
         except GraphQLError:
             return  # not stored: the execution path reports GRAPHQL_PARSE_FAILED
         if await persisted.remember(conn=conn, body=query, registered_by=registered_by):
-            self._keep(sha256, (query, False))
+            self._keep((sha256, registered_by), query)
 
-    def _keep(self, sha256: bytes, document: tuple[str, bool]) -> None:
+    def _keep(self, key: tuple[bytes, int | None], body: str) -> None:
+        self._cache.pop(key, None)
         if len(self._cache) >= CACHE_SIZE:
-            del self._cache[next(iter(self._cache))]  # the oldest entry
-        self._cache[sha256] = document
+            del self._cache[next(iter(self._cache))]  # the least recently used
+        self._cache[key] = body
 
 
 def _document_id(value: object) -> bytes:

@@ -1,12 +1,16 @@
 """Persisted documents: texts stored under the SHA-256 of their UTF-8 bytes.
 
-Two ways in. A client's first use registers a document (Apollo's automatic persisted queries,
-`remember`), untrusted; an operator registers a client's manifest (`trust`), trusted. A row's
-body never changes, so any process may cache it by its hash.
+Two ways in. An operator registers a client's manifest (`trust`): trusted, one row per document,
+found by everyone. A client's first use registers a document for its user alone (Apollo's
+automatic persisted queries, `remember`): untrusted, one row per user and document, found only
+by that user, so the hash alone never tells anyone whether somebody else sent that text. A
+row's body never changes under its hash, so any process may cache it, keyed like its row.
 
-What bounds storage: each remembered body is at most the request body limit (MAX_BODY_BYTES)
-and MAX_REMEMBERED_BYTES, and at most MAX_REMEMBERED untrusted documents are kept; past either,
-the document still runs but is not stored. Untrusted rows may be deleted at any time.
+What bounds storage, so that no user can turn APQ off for others: a remembered body is at most
+the request body limit (MAX_BODY_BYTES) and MAX_REMEMBERED_BYTES (past it, the document still
+runs but is not stored); each user keeps at most MAX_REMEMBERED_PER_USER untrusted documents and
+all of them together at most MAX_REMEMBERED, the oldest evicted to make room. Untrusted rows may
+be deleted at any time: their clients send the text again.
 """
 
 from __future__ import annotations
@@ -16,13 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-MAX_REMEMBERED = 10_000
+MAX_REMEMBERED = 20_000
+MAX_REMEMBERED_PER_USER = 200
 MAX_REMEMBERED_BYTES = 100_000
 
 
 def digest(body: str) -> bytes:
     """The document's id: the SHA-256 of its UTF-8 bytes."""
     return hashlib.sha256(body.encode()).digest()
+
+
+def storable(body: str) -> bool:
+    """Whether PostgreSQL's text can hold body: never a NUL (U+0000), which GraphQL allows in
+    comments and strings."""
+    return "\x00" not in body
 
 
 @dataclass(frozen=True)
@@ -43,64 +54,93 @@ class Trusted(StrEnum):
     ALREADY = "already trusted"
 
 
-FIND = "SELECT body, trusted FROM persisted_documents WHERE sha256 = $1"
+# The trusted row first; a user's own untrusted row only when user_id is not NULL.
+FIND = """
+(SELECT body, true AS trusted FROM persisted_documents WHERE sha256 = $1 AND trusted)
+UNION ALL
+(SELECT body, false FROM persisted_documents WHERE sha256 = $1 AND registered_by = $2 AND NOT trusted)
+LIMIT 1
+"""
 
-# ON CONFLICT DO NOTHING: a document registered by two processes at once is the same row.
-# The count is approximate under concurrency (each insert sees the others' rows only once they
-# commit), which is close enough for a cap that only bounds abuse.
+# One statement, so that it needs no transaction of the caller's. It sees the table as it was
+# before its own insert: the new row is one more of its user's and of all, hence the OFFSETs of
+# one less than each cap. Under concurrency the counts are approximate (each statement sees the
+# others' rows only once they commit), which is close enough for bounds that only stop abuse.
+# Nothing is stored for a document that is trusted already: everyone finds that one.
 REMEMBER = """
 WITH stored AS (
     INSERT INTO persisted_documents (sha256, body, registered_by)
     SELECT $1, $2, $3
-    WHERE (SELECT count(*) FROM persisted_documents WHERE NOT trusted) < $4
-    ON CONFLICT (sha256) DO NOTHING
+    WHERE NOT EXISTS (SELECT FROM persisted_documents WHERE sha256 = $1 AND trusted)
+    ON CONFLICT (sha256, registered_by) WHERE NOT trusted DO NOTHING
     RETURNING 1
+), evicted AS (
+    DELETE FROM persisted_documents
+    WHERE NOT trusted AND EXISTS (SELECT FROM stored) AND (
+        (registered_by = $3 AND created_at <= (
+            SELECT created_at FROM persisted_documents WHERE NOT trusted AND registered_by = $3
+            ORDER BY created_at DESC OFFSET $4 - 1 LIMIT 1))
+        OR created_at <= (
+            SELECT created_at FROM persisted_documents WHERE NOT trusted
+            ORDER BY created_at DESC OFFSET $5 - 1 LIMIT 1)
+    )
 )
-SELECT EXISTS (SELECT FROM stored) OR EXISTS (SELECT FROM persisted_documents WHERE sha256 = $1)
+SELECT EXISTS (SELECT FROM stored)
+    OR EXISTS (SELECT FROM persisted_documents WHERE sha256 = $1 AND (trusted OR registered_by = $3))
 """
 
+# A trusted document is found by everyone: the users' own copies of it are redundant.
 TRUST = """
-INSERT INTO persisted_documents AS d (sha256, body, trusted, trusted_at)
-VALUES ($1, $2, true, now())
-ON CONFLICT (sha256) DO UPDATE SET trusted = true, trusted_at = coalesce(d.trusted_at, now())
-RETURNING (xmax = 0) AS inserted,
-    (SELECT trusted FROM persisted_documents WHERE sha256 = $1) AS was_trusted
+WITH copies AS (
+    DELETE FROM persisted_documents WHERE sha256 = $1 AND NOT trusted RETURNING 1
+), stored AS (
+    INSERT INTO persisted_documents (sha256, body, trusted, trusted_at)
+    VALUES ($1, $2, true, now())
+    ON CONFLICT (sha256) WHERE trusted DO NOTHING
+    RETURNING 1
+)
+SELECT EXISTS (SELECT FROM stored) AS inserted, EXISTS (SELECT FROM copies) AS registered_by_apq
 """
 
 LIST = """
 SELECT sha256, body, trusted, created_at, trusted_at, registered_by
 FROM persisted_documents
 WHERE trusted OR NOT $1
-ORDER BY created_at, sha256
+ORDER BY created_at, sha256, registered_by
 """
 
 
-async def find(*, conn, sha256: bytes) -> tuple[str, bool] | None:
-    """The body stored under sha256 and whether it is trusted, or None."""
-    row = await conn.fetchrow(FIND, sha256)
+async def find(*, conn, sha256: bytes, user_id: int | None) -> tuple[str, bool] | None:
+    """The body stored under sha256 that this user may run, and whether it is trusted, or None:
+    a trusted document, or one this user registered (none when user_id is None)."""
+    row = await conn.fetchrow(FIND, sha256, user_id)
     return None if row is None else (row["body"], row["trusted"])
 
 
 async def remember(*, conn, body: str, registered_by: int) -> bool:
-    """Store a document a client sent, untrusted, unless a bound says no; True when it is
-    stored (now or before; False too, rarely, when another process stores it at this moment)."""
-    if len(body.encode()) > MAX_REMEMBERED_BYTES:
+    """Store a document this user sent, untrusted and for this user alone, evicting the oldest
+    past the caps; True when the user's hash now finds it (stored now or before, or trusted).
+
+    Runs its insert every time it is called, even if a process cached the document: rows may
+    have been deleted since."""
+    if not storable(body) or len(body.encode()) > MAX_REMEMBERED_BYTES:
         return False
-    return await conn.fetchval(REMEMBER, digest(body), body, registered_by, MAX_REMEMBERED)
+    return await conn.fetchval(REMEMBER, digest(body), body, registered_by, MAX_REMEMBERED_PER_USER, MAX_REMEMBERED)
 
 
 async def trust(*, conn, bodies: list[str]) -> list[Trusted]:
     """Store these documents as trusted (idempotent); what happened to each, in order.
 
-    The caller owns the transaction: a manifest is registered whole or not at all.
+    The caller owns the transaction: a manifest is registered whole or not at all. Every body
+    must be `storable`.
     """
     outcomes = []
     for body in bodies:
         row = await conn.fetchrow(TRUST, digest(body), body)
-        if row["inserted"]:
-            outcomes.append(Trusted.NEW)
+        if not row["inserted"]:
+            outcomes.append(Trusted.ALREADY)
         else:
-            outcomes.append(Trusted.ALREADY if row["was_trusted"] else Trusted.NOW_TRUSTED)
+            outcomes.append(Trusted.NOW_TRUSTED if row["registered_by_apq"] else Trusted.NEW)
     return outcomes
 
 
