@@ -35,6 +35,7 @@ import orjson
 import psutil
 
 from app.config import ROOT
+from app.domain.ids import ALERT, INCIDENT, typed_id
 from tests.bench import database
 from tests.bench import inputs as bench_inputs
 from tests.documents import DETAIL
@@ -301,9 +302,9 @@ async def reference_ids(db_url: str, inputs: list[str]) -> list[list[str] | None
             except asyncpg.QueryCanceledError:
                 out.append(None)
                 continue
-            ids = [str(r["id"]) for r in rows]
+            ids = [typed_id(INCIDENT, r["id"]) for r in rows]
             if number is not None and await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1", number):
-                ids = [str(number), *ids]
+                ids = [typed_id(INCIDENT, number), *ids]
             out.append(ids[:10])
     finally:
         await conn.close()
@@ -386,7 +387,7 @@ async def count_detail_statements(db_url: str, incident_id: int, token: str) -> 
                 statements.clear()
                 response = await client.post(
                     "/graphql",
-                    json={"query": DETAIL, "variables": {"id": str(incident_id)}},
+                    json={"query": DETAIL, "variables": {"id": typed_id(INCIDENT, incident_id)}},
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 assert response.status_code == 200 and "errors" not in response.json(), response.text
@@ -514,7 +515,9 @@ def main() -> None:
 
         log("incident detail")
         dq = bodies_file(
-            workdir, "detail.jsonl", [{"query": DETAIL, "variables": {"id": str(i)}} for i in data.detail_incidents]
+            workdir,
+            "detail.jsonl",
+            [{"query": DETAIL, "variables": {"id": typed_id(INCIDENT, i)}} for i in data.detail_incidents],
         )
         detail = load(api, dq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup, connections=1)
         detail_statements = asyncio.run(count_detail_statements(db_url, data.detail_incidents[0], token))
@@ -524,7 +527,13 @@ def main() -> None:
         with httpx.Client(timeout=60) as client:
             for size, sets_ in data.link_sets.items():
                 requests = [
-                    (LINK, {"ids": [str(a) for a in ids], "to": str(data.link_targets[n % len(data.link_targets)])})
+                    (
+                        LINK,
+                        {
+                            "ids": [typed_id(ALERT, a) for a in ids],
+                            "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
+                        },
+                    )
                     for n, ids in enumerate(sets_)
                 ]
                 timed_mutations(client, api, token, requests[:1])  # warm-up
@@ -539,8 +548,8 @@ def main() -> None:
             threads=2,
             env={
                 "BENCH_TOKEN": token,
-                "BENCH_ALERTS": ",".join(map(str, data.move_alerts)),
-                "BENCH_TARGETS": ",".join(map(str, data.move_targets)),
+                "BENCH_ALERTS": ",".join(typed_id(ALERT, a) for a in data.move_alerts),
+                "BENCH_TARGETS": ",".join(typed_id(INCIDENT, i) for i in data.move_targets),
             },
         )
 
