@@ -15,6 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # How `incidents serve --demo --workers N` hands the demo token to its worker processes.
 DEMO_TOKEN_VARIABLE = "INCIDENTS_SERVE_DEMO_TOKEN"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# The standard OpenTelemetry variables that switch traces on (app/tracing.py), the signal's own
+# before the general one; the SDK reads the others itself (headers, timeout, sampler, batching).
+OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+OTLP_PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+OTLP_PROTOCOL = "http/protobuf"  # the only exporter installed
 
 
 class ConfigError(ValueError):
@@ -65,6 +70,16 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _traces() -> bool:
+    """Whether to export traces: an OTLP endpoint is set and OTEL_SDK_DISABLED is not true."""
+    if not any(os.environ.get(name) for name in OTLP_ENDPOINTS) or _bool("OTEL_SDK_DISABLED", False):
+        return False
+    protocol = next((name for name in OTLP_PROTOCOLS if os.environ.get(name)), None)
+    if protocol is not None:
+        _choice(protocol, OTLP_PROTOCOL, (OTLP_PROTOCOL,))
+    return True
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -86,6 +101,8 @@ class Settings:
     # query text is refused before parsing (app/api/persisted.py, docs/persisted-documents.md).
     trusted_documents_only: bool = False
     log_level: str = "info"  # uvicorn's
+    # OpenTelemetry traces over OTLP (app/tracing.py); off, the server imports none of it.
+    traces: bool = False
     # What one GraphQL document may ask (app/api/limits.py).
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
@@ -119,6 +136,7 @@ class Settings:
             lean_path=_bool("GRAPHQL_LEAN_PATH", True),
             trusted_documents_only=_bool("GRAPHQL_TRUSTED_DOCUMENTS_ONLY", False),
             log_level=_choice("LOG_LEVEL", "info", LOG_LEVELS),
+            traces=_traces(),
             cors_origins=tuple(o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
             graphql_max_depth=_limit("GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),
             graphql_max_aliases=_limit("GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),

@@ -274,6 +274,8 @@ def create_app(
     demo_token, set by `incidents serve --demo`, lets the console at / sign in the demo user.
     """
     settings = settings or config.settings()
+    if settings.traces:
+        from app import tracing  # only then: off, tracing costs nothing, not even this import
     graphql_app = GraphQLApp(settings)
     window = timedelta(hours=settings.correlation_window_hours)
 
@@ -294,6 +296,8 @@ def create_app(
         finally:
             await background.finish()
             await app.state.pool.close()
+            if settings.traces:
+                tracing.flush()
 
     async def graphql(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -383,7 +387,8 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    # Outermost last: CORS (its headers on every answer), RequestId, ConcurrencyLimit, BodyLimit.
+    # Outermost last: the request's span, CORS (its headers on every answer), RequestId,
+    # ConcurrencyLimit, BodyLimit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrency)
     app.add_middleware(RequestId)
@@ -396,6 +401,8 @@ def create_app(
             expose_headers=["Retry-After", "X-Request-Id"],
             max_age=600,
         )
+    if settings.traces:
+        app.add_middleware(tracing.RequestSpans, provider=tracing.tracer_provider())
     app.state.demo_token = demo_token
     if pool is not None:
         app.state.pool = pool

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
+from graphql import OperationDefinitionNode
 
 from app.api.loaders import Loaders
 from app.domain.viewers import Viewer
@@ -22,6 +23,9 @@ class Context:
     # The response keys of mutations that changed something: an error in their answer after that
     # must not read as "nothing was changed" (errors.translate).
     applied: set[str] = field(default_factory=set)
+    # The operation the request runs, set by the execution path that chose it (the lean path's
+    # plan, or OperationNameRequired on graphql-core's): the request's span is named after it.
+    operation: OperationDefinitionNode | None = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.pool, self.viewer)

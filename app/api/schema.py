@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import GraphQLError, OperationDefinitionNode, get_operation_ast
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import Info
 
@@ -209,7 +209,8 @@ class Mutation:
 class OperationNameRequired(SchemaExtension):
     """A document with several operations and no operationName is a request error, as the
     GraphQL spec's GetOperation says; strawberry would run the first one. (The lean path takes
-    only documents with exactly one operation to run, so these come here.)"""
+    only documents with exactly one operation to run, so these come here.) The operation chosen
+    is the request's Context.operation."""
 
     def on_validate(self) -> Iterator[None]:
         # After the validation cache, which sets pre_execution_errors: a new list, never its own.
@@ -217,7 +218,10 @@ class OperationNameRequired(SchemaExtension):
         document = ctx.graphql_document
         # strawberry's operation_name falls back to the first operation's name: only the one the
         # request gave counts here.
-        if document is not None and ctx._provided_operation_name is None:
+        name = ctx._provided_operation_name
+        if document is not None and isinstance(ctx.context, Context):
+            ctx.context.operation = get_operation_ast(document, name)
+        if document is not None and name is None:
             operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
             if len(operations) > 1:
                 names = ", ".join(o.name.value if o.name else "an anonymous one" for o in operations)

@@ -200,6 +200,7 @@ class LeanPath:
         plan = self.plan(query, operation_name)
         if plan is None:
             return None
+        ctx.operation = plan.operation
         coerced = get_variable_values(self.schema, plan.operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
             return None
