@@ -230,13 +230,13 @@ async def test_a_request_span_holds_its_operation_and_its_sql_statements(traced_
     # and nothing sent holds a secret or what an analyst typed: not the token, the search, the
     # comment, an alert's title, nor a GET's query string
     sent = b"".join(collector.payloads)
-    for secret in [token, "sentinel", "4242", "Beacon to a rare domain", "__typename"]:
+    for secret in [token, "sentinel", comment, "Beacon to a rare domain", "__typename"]:
         assert secret.encode() not in sent, secret
     assert by_name["W"]["attributes"]["http.url"].endswith("/graphql")
     assert by_name["W"]["attributes"]["http.request.header.authorization"] == ["[REDACTED]"]
 
 
-async def test_without_an_endpoint_the_server_exports_nothing(database_url, collector, pool, tmp_path):
+async def test_with_the_sdk_disabled_the_server_exports_nothing(database_url, collector, pool, tmp_path):
     # given: a server whose SDK is disabled, though an endpoint is set
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_SDK_DISABLED": "true"}
     server = Server(database_url, tmp_path / "server.log", env)
