@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +31,7 @@ from app.domain import persisted, users
 from app.domain.models import Access
 from app.domain.users import AccessAction
 from app.domain.viewers import ALL_SCOPES, SYSTEM_ACTOR
+from app.logs import uvicorn_log_config
 
 T = TypeVar("T")
 # Who changes users and grants, for access_audit, when --by does not say.
@@ -418,7 +422,7 @@ def cmd_seed(args, settings: Settings) -> None:
 
 def uvicorn_options(settings: Settings, host: str, port: int) -> dict:
     """How `incidents serve` runs uvicorn (the benchmark's floor runs it the same way)."""
-    return dict(
+    options = dict(
         host=host,
         port=port,
         loop="uvloop",
@@ -429,11 +433,39 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict:
         # No limit_concurrency: its plain-text 503 would bypass the app. The app sheds load itself
         # over MAX_CONCURRENT_REQUESTS requests in flight (app.server.ConcurrencyLimit).
     )
+    log_config = uvicorn_log_config(settings)  # None: uvicorn's own (text)
+    if log_config is not None:
+        options["log_config"] = log_config
+    return options
+
+
+# prometheus_client's multiprocess mode: where every worker writes its metrics (app/metrics.py).
+METRICS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def _metrics_directory():
+    """PROMETHEUS_MULTIPROC_DIR for the server's processes, set before any of them imports
+    prometheus_client. The operator's directory is emptied of an earlier run's files; without one,
+    a fresh directory is made, and removed when the server stops."""
+    given = os.environ.get(METRICS_DIRECTORY_VARIABLE)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    made = tempfile.mkdtemp(prefix="incidents-metrics-")
+    os.environ[METRICS_DIRECTORY_VARIABLE] = made
+    try:
+        yield
+    finally:
+        os.environ.pop(METRICS_DIRECTORY_VARIABLE, None)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def cmd_serve(args, settings: Settings) -> None:
-    import uvicorn
-
     workers = args.workers if args.workers is not None else settings.workers
     if workers < 1:
         raise CliError(f"--workers must be at least 1, got {workers}")
@@ -441,6 +473,13 @@ def cmd_serve(args, settings: Settings) -> None:
     asyncio.run(_migrate(url))
     demo_token = asyncio.run(_demo(url, args.host, args.port)) if args.demo else None
     settings = Settings(**{**settings.__dict__, "database_url": url})
+    with _metrics_directory():
+        _serve(settings, args, workers, demo_token)
+
+
+def _serve(settings: Settings, args, workers: int, demo_token: str | None) -> None:
+    import uvicorn
+
     options = uvicorn_options(settings, args.host, args.port)
     if workers == 1:
         from app.server import create_app
@@ -451,7 +490,7 @@ def cmd_serve(args, settings: Settings) -> None:
     # Each worker process builds its own app and pool from the environment (app.server.app_from_env);
     # this one supervises them (and keeps the embedded PostgreSQL, if any, running). The demo
     # token reaches them only from here, never from the environment the command was given.
-    os.environ["DATABASE_URL"] = url
+    os.environ["DATABASE_URL"] = settings.database_url
     os.environ.pop(DEMO_TOKEN_VARIABLE, None)
     if demo_token:
         os.environ[DEMO_TOKEN_VARIABLE] = demo_token

@@ -20,6 +20,10 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 OTLP_PROTOCOLS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 OTLP_PROTOCOL = "http/protobuf"  # the only exporter installed
+LOG_FORMATS = ("text", "json")
+# Who may read /metrics: nobody (off), anyone who reaches the port (public), or a client sending
+# `Authorization: Bearer $METRICS_TOKEN` (token).
+METRICS_ACCESS = ("off", "public", "token")
 
 
 class ConfigError(ValueError):
@@ -103,6 +107,11 @@ class Settings:
     log_level: str = "info"  # uvicorn's
     # OpenTelemetry traces over OTLP (app/tracing.py); off, the server imports none of it.
     traces: bool = False
+    log_format: str = "text"  # json: one JSON object a line, and one line per /graphql request
+    metrics: str = "public"  # who may read /metrics (METRICS_ACCESS)
+    metrics_token: str | None = None
+    # Distinct operation names a process gives their own label in the metrics; later ones are "other".
+    metrics_max_operations: int = 200
     # What one GraphQL document may ask (app/api/limits.py).
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
@@ -116,6 +125,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.pool_min > self.pool_max:
             raise ConfigError(f"DB_POOL_MIN ({self.pool_min}) must not be over DB_POOL_MAX ({self.pool_max})")
+        if self.metrics == "token" and not self.metrics_token:
+            raise ConfigError("METRICS=token needs METRICS_TOKEN: the bearer token a scraper sends")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -137,6 +148,10 @@ class Settings:
             trusted_documents_only=_bool("GRAPHQL_TRUSTED_DOCUMENTS_ONLY", False),
             log_level=_choice("LOG_LEVEL", "info", LOG_LEVELS),
             traces=_traces(),
+            log_format=_choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
+            metrics=_choice("METRICS", cls.metrics, METRICS_ACCESS),
+            metrics_token=os.environ.get("METRICS_TOKEN") or None,
+            metrics_max_operations=_limit("METRICS_MAX_OPERATIONS", cls.metrics_max_operations),
             cors_origins=tuple(o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
             graphql_max_depth=_limit("GRAPHQL_MAX_DEPTH", cls.graphql_max_depth),
             graphql_max_aliases=_limit("GRAPHQL_MAX_ALIASES", cls.graphql_max_aliases),

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -121,17 +122,23 @@ class Database:
     gets Busy, and holds at most max_connections at once, so that one request of many parallel
     fields cannot take every connection of the process.
 
-    Offers the query methods of asyncpg's Pool, so the domain takes it as its `conn`.
+    Offers the query methods of asyncpg's Pool, so the domain takes it as its `conn`. A watch
+    (app.metrics.PoolWatch) is told how many wait for a connection, and how long each waited.
     """
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, max_connections: int = 3) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float, max_connections: int = 3, watch=None) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
         self.slots = asyncio.Semaphore(max_connections)
+        self.watch = watch
 
     @contextlib.asynccontextmanager
     async def acquire(self):
         async with self.slots:
+            watch = self.watch
+            if watch is not None:
+                watch.waiting += 1
+                started = time.perf_counter()
             try:
                 # asyncio.timeout, not acquire(timeout=): that one runs the wait in a task of its
                 # own, on every statement.
@@ -139,6 +146,10 @@ class Database:
                     conn = await self.pool.acquire()
             except TimeoutError:
                 raise Busy(f"no database connection free within {self.acquire_timeout:g} s") from None
+            finally:
+                if watch is not None:
+                    watch.waiting -= 1
+                    watch.waited(time.perf_counter() - started)
             try:
                 yield conn
             except (*DIRTY, OutcomeUnknown):

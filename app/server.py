@@ -1,4 +1,4 @@
-"""The ASGI app: /graphql (GraphiQL on GET), /healthz.
+"""The ASGI app: /graphql (GraphiQL on GET), /healthz, /readyz, /metrics.
 
 Every GraphQL request is authenticated with `Authorization: Bearer <token>`; without a valid
 token it gets HTTP 401 and an UNAUTHENTICATED error. The GraphiQL page itself (a GET without a
@@ -11,8 +11,10 @@ X-Request-Id.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import hmac
 import json
 import logging
 import os
@@ -31,7 +33,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from app import config, db, web
+from app import config, db, metrics, observe, web
 from app.api import background
 from app.api.context import Context
 from app.api.errors import MESSAGES, translate
@@ -41,6 +43,7 @@ from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
 from app.domain import users
+from app.health import Readiness
 
 log = logging.getLogger("app.server")
 
@@ -67,6 +70,12 @@ class GraphQLApp(GraphQL):
             if GRAPHQL_RESPONSE in request.headers.get("accept", "") and response.media_type != "text/html":
                 response = _as_graphql_response(response)
         await response(scope, receive, send)
+
+    async def process_result(self, request: Request, result):
+        if result.errors:
+            codes = observe.observation(request.scope).codes
+            codes.extend((e.extensions or {}).get("code", "INTERNAL_SERVER_ERROR") for e in result.errors)
+        return await super().process_result(request, result)
 
     async def get_context(self, request, response) -> Context | None:
         # None only for the GraphiQL page, which strawberry asks a context for but never executes.
@@ -107,7 +116,20 @@ def error_response(scope: Scope, status: int, message: str, extensions: dict, he
     client accepted: every answer of /graphql that GraphQL did not make itself."""
     error = {"message": message, "extensions": {**extensions, "requestId": request_id(scope)}}
     accept = Headers(scope=scope).get("accept", "")
-    return Response(orjson.dumps({"errors": [error]}), status, headers=headers, media_type=media_type(accept))
+    response = _ErrorResponse(orjson.dumps({"errors": [error]}), status, headers=headers, media_type=media_type(accept))
+    response.code = extensions["code"]
+    return response
+
+
+class _ErrorResponse(Response):
+    """Counts its code in the request's observation when it is sent (BodyLimit makes one for
+    every request, and sends it only for a body too large)."""
+
+    code: str
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observe.observation(scope).codes.append(self.code)
+        await super().__call__(scope, receive, send)
 
 
 def _as_graphql_response(response: Response) -> Response:
@@ -278,26 +300,31 @@ def create_app(
         from app import tracing  # only then: off, tracing costs nothing, not even this import
     graphql_app = GraphQLApp(settings)
     window = timedelta(hours=settings.correlation_window_hours)
+    pool_watch = metrics.PoolWatch(pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        if pool is not None:
-            app.state.pool = pool
-            yield
-            await background.finish()
-            return
-        url = db.resolve_database_url(settings)
-        app.state.pool = await db.create_pool(url, settings)
-        # What exists now (the schema, the modules) lives as long as the process: leave it out
-        # of the garbage collector's full passes, which otherwise stall a request for ~20 ms.
-        gc.freeze()
+        metrics.process_started()
+        if pool is None:
+            url = db.resolve_database_url(settings)
+            app.state.pool = pool_watch.pool = await db.create_pool(url, settings)
+            app.state.readiness = Readiness(url)
+            # What exists now (the schema, the modules) lives as long as the process: leave it out
+            # of the garbage collector's full passes, which otherwise stall a request for ~20 ms.
+            gc.freeze()
+        sampling = asyncio.create_task(pool_watch.run())
         try:
             yield
         finally:
+            sampling.cancel()
             await background.finish()
-            await app.state.pool.close()
-            if settings.traces:
-                tracing.flush()
+            if app.state.readiness is not None:
+                await app.state.readiness.close()
+            if pool is None:
+                await app.state.pool.close()
+                if settings.traces:
+                    tracing.flush()
+            metrics.process_stopping()
 
     async def graphql(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -317,7 +344,10 @@ def create_app(
         if scheme.lower() != "bearer" or not token.strip():
             await _unauthenticated(scope, "Send an API token as 'Authorization: Bearer <token>'.")(scope, receive, send)
             return
-        database = db.Database(request.app.state.pool, settings.pool_timeout, settings.connections_per_request)
+        observation = observe.observation(scope)
+        database = db.Database(
+            request.app.state.pool, settings.pool_timeout, settings.connections_per_request, pool_watch
+        )
         started = False
 
         async def tracked_send(message) -> None:
@@ -332,12 +362,14 @@ def create_app(
                     scope, receive, send
                 )
                 return
+            observation.viewer = viewer.name
             context = Context(
                 pool=database,
                 viewer=viewer,
                 request_id=request_id(scope),
                 correlation_window=window,
                 correlation_across_scopes=settings.correlation_across_scopes,
+                observation=observation,
             )
             scope.setdefault("state", {})["context"] = context
             body = await request.body() if request.method == "POST" else b""
@@ -371,27 +403,44 @@ def create_app(
             await error_response(scope, 503 if retryable else 500, message, extensions, headers)(scope, receive, send)
 
     async def healthz(request: Request) -> Response:
-        try:
-            async with request.app.state.pool.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1", timeout=2)
-        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy
-            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        readiness = request.app.state.readiness
+        problem = await readiness.problem() if readiness is not None else "starting"
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if settings.metrics == "token":
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), settings.metrics_token or ""):
+                return Response(
+                    "Send METRICS_TOKEN as 'Authorization: Bearer <token>'.\n", 401, {"WWW-Authenticate": "Bearer"}
+                )
+        # Reading every worker's files is file I/O: off the event loop.
+        return Response(await asyncio.to_thread(metrics.exposition), media_type=metrics.CONTENT_TYPE)
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            *([Route("/metrics", metrics_endpoint)] if settings.metrics != "off" else []),
             # Every method reaches it: one not allowed gets a GraphQL error too, not Starlette's text.
             Route("/graphql", _AsgiEndpoint(graphql)),
             *web.routes(),
         ],
         lifespan=lifespan,
     )
-    # Outermost last: the request's span, CORS (its headers on every answer), RequestId,
+    # Outermost last: the request's span, CORS (its headers on every answer), Observe, RequestId,
     # ConcurrencyLimit, BodyLimit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrency)
     app.add_middleware(RequestId)
+    app.add_middleware(
+        observe.Observe, max_operations=settings.metrics_max_operations, request_lines=settings.log_format == "json"
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -404,6 +453,8 @@ def create_app(
     if settings.traces:
         app.add_middleware(tracing.RequestSpans, provider=tracing.tracer_provider())
     app.state.demo_token = demo_token
+    app.state.readiness = None  # the lifespan's, with the pool it opens
     if pool is not None:
         app.state.pool = pool
+        app.state.readiness = Readiness(settings.database_url) if settings.database_url else None
     return app

@@ -304,7 +304,7 @@ def test_without_an_endpoint_nothing_is_instrumented(database_url, env, traced):
         assert probe == {
             "modules": [],
             "fetch": "function",
-            "middleware": ["RequestId", "ConcurrencyLimit", "BodyLimit"],
+            "middleware": ["Observe", "RequestId", "ConcurrencyLimit", "BodyLimit"],
         }
 
 

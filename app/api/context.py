@@ -10,6 +10,7 @@ from graphql import OperationDefinitionNode
 
 from app.api.loaders import Loaders
 from app.domain.viewers import Viewer
+from app.observe import Observation
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Context:
     # The operation the request runs, set by the execution path that chose it (the lean path's
     # plan, or OperationNameRequired on graphql-core's): the request's span is named after it.
     operation: OperationDefinitionNode | None = None
+    # What the request did, for its metrics and log line (app/observe.py).
+    observation: Observation = field(default_factory=Observation)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.pool, self.viewer)

@@ -27,6 +27,7 @@ from graphql import GraphQLError, GraphQLSyntaxError, VariableDefinitionNode
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import MaskErrors
 
+from app import metrics
 from app.db import BrokenConnection, Busy, OutcomeUnknown
 from app.domain.errors import InvalidArgument, NotAllowed
 
@@ -56,6 +57,12 @@ MESSAGES = {
 }
 
 
+def _counted(code: str | None) -> str | None:
+    if code == "TIMEOUT":
+        metrics.STATEMENT_TIMEOUTS.inc()
+    return code
+
+
 def infrastructure_code(exc: BaseException) -> str | None:
     """The code of a failure of the database or the server, or None for any other exception."""
     if isinstance(exc, OutcomeUnknown):
@@ -78,7 +85,7 @@ def translate(exc: BaseException, request_id: str | None, applied: str | None = 
     if applied is not None and not isinstance(exc, InvalidArgument | NotAllowed):
         # A client's mistake in the answer's arguments keeps its code: it does not claim that
         # nothing changed, and the payload shows the mutation's own outcome.
-        code = infrastructure_code(exc) or "INTERNAL_SERVER_ERROR"
+        code = _counted(infrastructure_code(exc)) or "INTERNAL_SERVER_ERROR"
         log.warning(
             "request %s: %s applied, its answer failed: %r",
             request_id,
@@ -92,7 +99,7 @@ def translate(exc: BaseException, request_id: str | None, applied: str | None = 
         return exc.message, {"code": "BAD_USER_INPUT", "field": exc.field}
     if isinstance(exc, NotAllowed):
         return str(exc), {"code": "FORBIDDEN"}
-    code = infrastructure_code(exc)
+    code = _counted(infrastructure_code(exc))
     if code is not None:
         retryable = exc.retryable if isinstance(exc, OutcomeUnknown) else True
         log.warning("request %s: %s: %r", request_id, code, exc)

@@ -24,6 +24,7 @@ from typing import Any
 
 from graphql.execution.values import VariableValues, get_argument_values
 
+from app import metrics, observe
 from app.api import background, ids
 from app.api.context import Context
 from app.config import settings
@@ -427,6 +428,7 @@ async def link_alerts(parents, args, ctx: Context):
     try:
         result = await in_transaction(ctx.pool, work)
     except Refused as refused:
+        observe.payload_errors(ctx.observation, "linkAlerts", [str(p.code) for p in refused.problems])
         return [LinkAlertsPayload(None, [], [], [], [MutationError.of(p) for p in refused.problems])]
     except OutcomeUnknown as unknown:
         unknown.retryable = key is not None  # a replay with the key answers the first result
@@ -434,6 +436,7 @@ async def link_alerts(parents, args, ctx: Context):
     # A bulk move (50 alerts or more, two log entries each) leaves as many incidents' new index
     # entries pending as an ingestion does; a small one's are left to the next merge, which
     # after every small move would cost the 16 analysts' moves more than it saves them.
+    metrics.ALERTS_MOVED.inc(sum(e.kind == models.ActivityKind.ALERT_LINKED for e in result.entries))
     if len(result.entries) >= BULK_MOVE_ENTRIES:
         background.merge_pending_index_entries(ctx)
     # The incidents of the answer are the viewer's to see: their log entries' messages name them
@@ -473,10 +476,12 @@ async def ingest_alerts(parents, args, ctx: Context):
             ),
         )
     except Refused as refused:
+        observe.payload_errors(ctx.observation, "ingestAlerts", [str(p.code) for p in refused.problems])
         return [IngestAlertsPayload([], [], [], [MutationError.of(p) for p in refused.problems])]
     except OutcomeUnknown as unknown:
         unknown.retryable = True  # a replay of the same externalIds returns the stored alerts
         raise
+    metrics.ALERTS_INGESTED.inc(result.stored)
     background.merge_pending_index_entries(ctx)
     ctx.loaders.incident.prime_many({i.id: i for i in result.incidents})  # visible: their entries' messages
     return [IngestAlertsPayload(result.alerts, result.incidents, result.entries, [])]

@@ -235,16 +235,42 @@ class OperationNameRequired(SchemaExtension):
         yield
 
 
+class ObservedOperation(SchemaExtension):
+    """Names the operation that runs in the request's observation (app/observe.py): only one
+    that parsed and validated gets here."""
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if isinstance(ctx.context, Context):
+            ctx.context.observation.operation(ctx.operation_name, ctx.operation_type.value)
+        yield
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        # strawberry logs every error at ERROR, a client's mistakes included, with its message (which
+        # can quote a variable's value). ErrorPolicy logs the unexpected ones, with their traceback.
+        pass
+
+
 def build_schema(limits: Limits | None = None) -> strawberry.Schema:
     """The schema with its extensions: error policy, parser and validation caches, the operation
     to run, limits."""
     before, after = extensions(limits or Limits())
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         types=[ActivityLogEntry],  # reached through Incident, listed so that every Node is named here
         mutation=Mutation,
         scalar_overrides={datetime: DATE_TIME},
-        extensions=[ErrorPolicy, *before, ParserCache, ValidationCache, OperationNameRequired, *after],
+        extensions=[
+            ErrorPolicy,
+            *before,
+            ParserCache,
+            ValidationCache,
+            OperationNameRequired,
+            *after,
+            ObservedOperation,
+        ],
     )
 
 

@@ -148,6 +148,7 @@ class IngestResult:
     alerts: list[Alert]
     incidents: list[Incident]
     entries: list[ActivityEntry]
+    stored: int = 0  # new alerts this call stored (the others were known by their externalId)
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -341,6 +342,7 @@ async def ingest_alerts(
         alerts=[known[k] for k in keys if viewer.can_read(k[0])],
         incidents=[i for i in incidents if i.id in visible],
         entries=[e for e in written if e.incident_id in visible],
+        stored=len(fresh),
     )
 
 

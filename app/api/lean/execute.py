@@ -11,6 +11,7 @@ import orjson
 from graphql import GraphQLError, GraphQLSchema, is_non_null_type
 from graphql.execution.values import get_variable_values
 
+from app import metrics
 from app.api import fields
 from app.api.context import Context
 from app.api.errors import infrastructure_code, translate
@@ -182,12 +183,12 @@ class LeanPath:
         try:
             request = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return None
+            return _declined("request")
         if not isinstance(request, dict) or not request.keys() <= REQUEST_KEYS:
-            return None
+            return _declined("request")
         extensions = request.get("extensions")
         if extensions is not None and not (isinstance(extensions, dict) and extensions.keys() <= IGNORED_EXTENSIONS):
-            return None
+            return _declined("request")
         query, variables, operation_name = request.get("query"), request.get("variables"), request.get("operationName")
         if variables is None:
             variables = {}  # anything else but an object is graphql-core's to refuse
@@ -196,47 +197,54 @@ class LeanPath:
             or not isinstance(variables, dict)
             or not (operation_name is None or isinstance(operation_name, str))
         ):
-            return None
+            return _declined("request")
         plan = self.plan(query, operation_name)
         if plan is None:
-            return None
+            return _declined("document")
         ctx.operation = plan.operation
         coerced = get_variable_values(self.schema, plan.operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
-            return None
+            return _declined("variables")
         variables = coerced  # graphql-core's coerced values, as get_argument_values takes them
         cost = plan.cost(self.schema, coerced.coerced)
         if cost > self.limits.max_cost:
-            return None
+            return _declined("cost")
         extensions = {"cost": {"requested": cost, "maximum": self.limits.max_cost}}
+        name = plan.operation.name
+        ctx.observation.operation(name.value if name else None, plan.operation.operation.value)
         if plan.is_mutation:
             return await self._mutate(plan, variables, ctx, extensions)
         try:
             data, errors = await _run_queries(plan, variables, ctx)
         except _LeaveIt as left:  # a read: the normal path runs it again and reports the error
             FALLBACKS[type(left.error).__name__] += 1
+            metrics.lean_fallback(left.error)
             # A client's mistake (a bad cursor, a missing permission) is routine; anything else is
             # worth a look.
             level = logging.INFO if isinstance(left.error, (InvalidArgument, NotAllowed)) else logging.WARNING
             log.log(level, "request %s: lean path left a read to the normal path: %r", ctx.request_id, left.error)
             return None
+        metrics.LEAN_HIT.inc()
         if errors:
+            ctx.observation.codes.extend(e["extensions"]["code"] for e in errors)
             return orjson.dumps({"data": data, "errors": errors, "extensions": extensions})
         return orjson.dumps({"data": data, "extensions": extensions})
 
     async def _mutate(self, plan: Plan, variables, ctx: Context, extensions: dict) -> bytes | None:
         [field] = plan.roots
         if not _arguments_hold(field.sub, variables):
-            return None  # nothing has started: the normal path runs it and reports the arguments
+            # Nothing has started: the normal path runs it and reports the arguments.
+            return _declined("arguments")
+        metrics.LEAN_HIT.inc()
         try:
             value = await _root_value(field, variables, ctx)
         except Exception as exc:  # noqa: BLE001 - reported as the normal path reports it
-            return _error(field, extensions, *translate(exc, ctx.request_id))
+            return _error(field, extensions, ctx, *translate(exc, ctx.request_id))
         try:
             data = await _render(field, value, variables, ctx)
         except Exception as exc:  # noqa: BLE001 - only its answer failed
             applied = field.key if not value.errors else None
-            return _error(field, extensions, *translate(exc, ctx.request_id, applied))
+            return _error(field, extensions, ctx, *translate(exc, ctx.request_id, applied))
         return orjson.dumps({"data": {field.key: data}, "extensions": extensions})
 
 
@@ -244,8 +252,14 @@ def _formatted(field: FieldPlan, message: str, error_extensions: dict) -> dict:
     return GraphQLError(message, nodes=[field.node], path=[field.key], extensions=error_extensions).formatted
 
 
-def _error(field: FieldPlan, extensions: dict, message: str, error_extensions: dict) -> bytes:
+def _declined(reason: str) -> None:
+    metrics.lean_declined(reason)
+    return None
+
+
+def _error(field: FieldPlan, extensions: dict, ctx: Context, message: str, error_extensions: dict) -> bytes:
     """The answer to a mutation that raised: its field is non-null, so data is null."""
+    ctx.observation.codes.append(error_extensions["code"])
     return orjson.dumps(
         {"data": None, "errors": [_formatted(field, message, error_extensions)], "extensions": extensions}
     )
