@@ -203,3 +203,38 @@ def ingest(pool: asyncpg.Pool):
         return result.alerts
 
     return run
+
+
+@pytest.fixture
+def lean_answers(monkeypatch):
+    """Records what the lean path answered (None: it left the request to graphql-core)."""
+    from app.api.lean import LeanPath
+
+    answers: list[bytes | None] = []
+    execute = LeanPath.execute
+
+    async def recording(self, body, ctx):
+        answer = await execute(self, body, ctx)
+        answers.append(answer)
+        return answer
+
+    monkeypatch.setattr(LeanPath, "execute", recording)
+    return answers
+
+
+# An extension the lean path does not know: a request carrying it is left to graphql-core.
+TO_GRAPHQL_CORE = {"leaveToGraphqlCore": True}
+
+
+async def on_both_paths(api: Api, lean_answers: list, query: str, variables: dict) -> tuple[bytes, bytes]:
+    """The answer as the app gives it, then graphql-core's for the same request (needs the
+    lean_answers fixture: it checks graphql-core did answer the second)."""
+    headers = {"Authorization": f"Bearer {api.token}"}
+    first = await api.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    answered = len(lean_answers)
+    body = {"query": query, "variables": variables, "extensions": TO_GRAPHQL_CORE}
+    normal = await api.client.post("/graphql", json=body, headers=headers)
+    assert lean_answers[answered:] == [None], "graphql-core did not answer the second request"
+    assert first.status_code == normal.status_code == 200
+    assert first.headers["content-type"] == normal.headers["content-type"]
+    return first.content, normal.content

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.api import fields
-from app.api.lean import LeanPath
-from tests.conftest import alert_id, alert_in, inc
+from tests.conftest import TO_GRAPHQL_CORE, alert_id, alert_in, inc, on_both_paths
 from tests.test_link_alerts import LINK
 from tests.test_statements import DETAIL
 
@@ -36,33 +35,6 @@ ONE = 'query($id: ID!) { alert(id: $id) { id title incident { id } } missing: in
 pytestmark = pytest.mark.parametrize("lean_path", [True], ids=["lean-path"])
 
 
-@pytest.fixture
-def lean_answers(monkeypatch):
-    """Records what the lean path answered (None: it left the request to the normal path)."""
-    answers: list[bytes | None] = []
-    execute = LeanPath.execute
-
-    async def recording(self, body, ctx):
-        answer = await execute(self, body, ctx)
-        answers.append(answer)
-        return answer
-
-    monkeypatch.setattr(LeanPath, "execute", recording)
-    return answers
-
-
-async def _both(api, query: str, variables: dict) -> tuple[bytes, bytes]:
-    headers = {"Authorization": f"Bearer {api.token}"}
-    lean = await api.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
-    # A request with an extension the lean path does not know is left to the normal path.
-    normal = await api.client.post(
-        "/graphql", json={"query": query, "variables": variables, "extensions": {"unknown": 1}}, headers=headers
-    )
-    assert lean.status_code == normal.status_code == 200
-    assert lean.headers["content-type"] == normal.headers["content-type"]
-    return lean.content, normal.content
-
-
 async def test_lean_and_normal_paths_give_the_same_bytes(make_user, admin, ingest, lean_answers):
     # Given incidents with alerts in two scopes, moves that wrote log entries, a redirect-free queue
     a, b, c, secret = await ingest(
@@ -90,7 +62,7 @@ async def test_lean_and_normal_paths_give_the_same_bytes(make_user, admin, inges
         for query, variables in cases:
             lean_answers.clear()
             # When each document is asked through the lean path and through the normal one
-            lean, normal = await _both(viewer, query, variables)
+            lean, normal = await on_both_paths(viewer, lean_answers, query, variables)
             # Then the lean path answered, with the normal path's very bytes
             assert lean_answers[0] is not None, (query, variables)
             assert lean == normal, (query, variables)
@@ -175,7 +147,7 @@ async def _on_both_paths(api, lean_answers, prepare, query: str, requests: list[
     """The responses to the same mutations, on the same data prepared anew: through the lean
     path (which must take every one), then through the normal one."""
     outcomes = []
-    for extensions in (None, {}):  # a request with an "extensions" entry is left to the normal path
+    for extensions in (None, TO_GRAPHQL_CORE):
         await prepare()
         lean_answers.clear()
         bodies = []
@@ -189,6 +161,8 @@ async def _on_both_paths(api, lean_answers, prepare, query: str, requests: list[
         outcomes.append(bodies)
         if extensions is None:
             assert all(answer is not None for answer in lean_answers)
+        else:
+            assert lean_answers == [None] * len(requests)  # graphql-core answered each
     return outcomes
 
 

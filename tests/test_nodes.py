@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.api.lean import LeanPath
-from tests.conftest import alert_id, alert_in, inc, log_id
+from tests.conftest import alert_id, alert_in, inc, log_id, on_both_paths
 from tests.test_link_alerts import LINK
 
 NODE = """
@@ -293,33 +292,6 @@ fragment Ids on Node { id }
 """
 
 
-@pytest.fixture
-def lean_answers(monkeypatch):
-    """Records what the lean path answered (None: it left the request to graphql-core)."""
-    answers: list[bytes | None] = []
-    execute = LeanPath.execute
-
-    async def recording(self, body, ctx):
-        answer = await execute(self, body, ctx)
-        answers.append(answer)
-        return answer
-
-    monkeypatch.setattr(LeanPath, "execute", recording)
-    return answers
-
-
-async def _both(api, query: str, variables: dict) -> tuple[bytes, bytes]:
-    """The answer as the app gives it, and graphql-core's (a request with an "extensions" entry
-    is left to it)."""
-    headers = {"Authorization": f"Bearer {api.token}"}
-    first = await api.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
-    normal = await api.client.post(
-        "/graphql", json={"query": query, "variables": variables, "extensions": {}}, headers=headers
-    )
-    assert first.status_code == normal.status_code == 200
-    return first.content, normal.content
-
-
 @pytest.mark.parametrize("lean_path", [True], ids=["lean-path"])
 async def test_the_lean_path_answers_fragments_on_node_and_leaves_node_and_nodes_to_graphql_core(
     make_user, admin, ingest, lean_answers
@@ -329,7 +301,7 @@ async def test_the_lean_path_answers_fragments_on_node_and_leaves_node_and_nodes
     dana = await make_user("dana", "default=read")
     for viewer in (admin, dana):
         lean_answers.clear()
-        lean, normal = await _both(viewer, NODE_FRAGMENTS, {"id": inc(1)})
+        lean, normal = await on_both_paths(viewer, lean_answers, NODE_FRAGMENTS, {"id": inc(1)})
         assert lean_answers[0] is not None  # the lean path answered
         assert lean == normal
         for query, variables in [
@@ -338,7 +310,7 @@ async def test_the_lean_path_answers_fragments_on_node_and_leaves_node_and_nodes
             ('{ node(id: "alert_1") { id } }', {}),
         ]:
             lean_answers.clear()
-            lean, normal = await _both(viewer, query, variables)
+            lean, normal = await on_both_paths(viewer, lean_answers, query, variables)
             assert lean_answers[0] is None, query  # it stepped aside
             assert lean == normal
 
