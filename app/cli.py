@@ -452,8 +452,9 @@ def _metrics_directory():
     if given:
         directory = Path(given)
         directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):
-            stale.unlink()
+        for kind in ("counter", "gauge", "histogram", "summary"):  # prometheus_client's files only
+            for stale in directory.glob(f"{kind}_*.db"):
+                stale.unlink(missing_ok=True)
         yield
         return
     made = tempfile.mkdtemp(prefix="incidents-metrics-")

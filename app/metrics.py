@@ -11,6 +11,7 @@ in-process apps) the values live in the process. docs/operations.md says what ea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -159,7 +160,9 @@ def process_started() -> None:
     for path in Path(os.environ[MULTIPROC_VARIABLE]).glob("gauge_live*_*.db"):
         pid = int(path.stem.rpartition("_")[2])
         if pid != os.getpid() and not _alive(pid):
-            multiprocess.mark_process_dead(pid)
+            # Workers started together after a crash race to remove the same files.
+            with contextlib.suppress(FileNotFoundError):
+                multiprocess.mark_process_dead(pid)
 
 
 def process_stopping() -> None:

@@ -257,7 +257,9 @@ class ConcurrencyLimit:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Only the API's requests count: the probes and /metrics must answer when it is full,
+        # which is when a liveness probe's 503 would restart a healthy server mid-burst.
+        if scope["type"] != "http" or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_requests:
@@ -415,7 +417,9 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         if settings.metrics == "token":
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), settings.metrics_token or ""):
+            # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+            given = token.strip().encode("latin-1")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given, (settings.metrics_token or "").encode()):
                 return Response(
                     "Send METRICS_TOKEN as 'Authorization: Bearer <token>'.\n", 401, {"WWW-Authenticate": "Bearer"}
                 )

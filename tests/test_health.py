@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import asyncpg
@@ -110,3 +111,66 @@ async def test_a_database_without_the_migrations_is_not_ready(server_url, pool, 
             await admin.execute('DROP DATABASE IF EXISTS "incident_graph_unmigrated" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def _asgi(app, path: str, method: str = "GET", headers=(), receive=None) -> tuple[int, bytes]:
+    """One request straight through the ASGI app: its status and body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": list(headers),
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+        "root_path": "",
+    }
+    sent = []
+
+    async def whole_body():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive or whole_body, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def test_a_full_process_still_answers_its_probes_and_metrics(pool, settings):
+    """MAX_CONCURRENT_REQUESTS counts /graphql only: at the limit, /graphql is 503 SERVER_BUSY while
+    /healthz and /metrics answer, so a liveness probe never restarts a busy server."""
+    async with pool.acquire() as conn:
+        token = await users.add_user(conn=conn, name="admin", grants=[("*", "write")])
+    app = create_app(dataclasses.replace(settings, max_concurrency=1), pool=pool)
+    release = asyncio.Event()
+
+    async def slow_body():
+        await release.wait()
+        return {"type": "http.request", "body": b'{"query": "{ viewer { name } }"}', "more_body": False}
+
+    headers = [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")]
+    in_flight = asyncio.create_task(_asgi(app, "/graphql", "POST", headers, slow_body))
+    await asyncio.sleep(0.2)
+    try:
+        busy, _ = await _asgi(app, "/graphql", "POST", headers)
+        alive, _ = await _asgi(app, "/healthz")
+        scraped, _ = await _asgi(app, "/metrics")
+    finally:
+        release.set()
+        await in_flight
+
+    assert (busy, alive, scraped) == (503, 200, 200)
+
+
+async def test_a_metrics_token_with_other_characters_is_refused_not_an_error(pool, settings):
+    app = create_app(dataclasses.replace(settings, metrics="token", metrics_token="s3cret"), pool=pool)
+
+    status, _ = await _asgi(app, "/metrics", headers=[(b"authorization", b"Bearer \xe9")])
+    allowed, _ = await _asgi(app, "/metrics", headers=[(b"authorization", b"Bearer s3cret")])
+
+    assert (status, allowed) == (401, 200)
