@@ -98,7 +98,7 @@ def validation_rules(max_depth: int, max_aliases: int, introspection: bool) -> t
 # What a mutation's input list costs per item, and which argument holds it: writing costs more
 # than reading, and the payload's lists grow with the input.
 WRITE_COST = 10
-MUTATION_LISTS = {"linkAlerts": "alertIds", "ingestAlerts": "alerts"}
+MUTATION_LISTS = {"linkAlerts": "alertIds", "ingestAlerts": "alerts", "mergeIncidents": "incidentIds"}
 # Root fields that answer one object per id given: each object costs what its selection costs.
 ID_LISTS = {"nodes": "ids"}
 COUNT_COST = 10  # totalCount: a count over the whole filtered list
