@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 
+from app import config
 from tests.conftest import alert_id, alert_in, inc, number_of
 from tests.invariants import assert_invariants
 
@@ -101,11 +103,7 @@ async def test_explicit_target_and_resolved_target_reopens(admin, ingest, pool):
 
 async def test_every_problem_at_once_and_nothing_changes(admin, ingest, pool):
     big, mid, small = await three_incidents(ingest)
-    await pool.execute(
-        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
-        small[0].incident_id,
-        big[0].incident_id,
-    )
+    assert (await merge(admin, [big[0].incident_id, small[0].incident_id]))["errors"] == []
     result = await merge(
         admin, [mid[0].incident_id, small[0].incident_id, "inc_999", "junk"], comment="  ", target="inc_5"
     )
@@ -123,7 +121,7 @@ async def test_every_problem_at_once_and_nothing_changes(admin, ingest, pool):
     result = await merge(admin, [mid[0].incident_id, mid[0].incident_id])
     assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_INPUT", "incidentIds")]
     await assert_invariants(pool)
-    assert await pool.fetchval("SELECT count(*) FROM moves") == 0
+    assert await pool.fetchval("SELECT count(*) FROM moves") == 1  # the first merge only
 
 
 async def test_forbidden_when_a_source_holds_alerts_the_viewer_may_not_move(make_user, ingest, pool):
@@ -176,10 +174,8 @@ async def test_replays_with_an_idempotency_key_return_the_first_result(admin, in
 
 
 async def test_too_many_alerts(admin, ingest, pool, monkeypatch):
-    from app.config import settings
-
     big, mid, small = await three_incidents(ingest)
-    monkeypatch.setattr(settings(), "merge_max_alerts", 2)
+    monkeypatch.setattr(config, "_settings", dataclasses.replace(config.settings(), merge_max_alerts=2))
     result = await merge(admin, [big[0].incident_id, mid[0].incident_id, small[0].incident_id])
     assert [e["code"] for e in result["errors"]] == ["TOO_MANY_ALERTS"]
 
@@ -202,6 +198,8 @@ async def test_merging_ten_incidents_of_a_thousand_alerts_is_fast(admin, pool, l
     elapsed = time.perf_counter() - started
     assert result["errors"] == [] and result["target"]["alertCount"] == 10000
     assert len(result["logEntries"]) == 18  # one per source, on each side
-    assert elapsed < 1.0, elapsed
+    # The issue's bound; most of it is the alerts' own update (their five indexes, the trigram one
+    # above all), which any move pays: the merge adds its items and summaries to it.
+    assert elapsed < 2.0, elapsed
     await assert_invariants(pool)
     assert number_of(result["move"]["id"]) == 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.domain import incidents, models, pagination
-from app.domain.models import SUMMARY_KINDS, ENTRY_COLUMNS, ENTRY_FROM, ActivityEntry, ActivityKind, Incident, Move
+from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, SUMMARY_KINDS, ActivityEntry, ActivityKind, Incident, Move
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool

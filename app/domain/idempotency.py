@@ -10,13 +10,12 @@ KEY_TTL (24 hours); older ones are purged as new ones are claimed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import orjson
-
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from app.domain import activity, linking, merging, models, reverting
 from app.domain.errors import Problem, ProblemCode, Refused

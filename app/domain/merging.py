@@ -216,7 +216,7 @@ async def merge_incidents(
         target=target,
         reasons=reasons,
         sources=sources,
-        redirects={n: target for n in sources},
+        redirects=dict.fromkeys(sources, target),
         entries=entries,
     )
     return visible_result(

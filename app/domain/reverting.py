@@ -81,7 +81,7 @@ async def _redirects(conn: asyncpg.Connection, move: Move) -> tuple[dict[int, in
     sources = list(origin["source_incident_ids"])
     if origin["depth"] % 2 == 0:  # the move left them redirected: its revert opens them again
         return {}, set(sources)
-    return {n: origin["target_incident_id"] for n in sources}, set()
+    return dict.fromkeys(sources, origin["target_incident_id"]), set()
 
 
 async def revert_move(*, conn: asyncpg.Connection, viewer: Viewer, move_id: str, comment: str) -> RevertResult:
@@ -141,8 +141,11 @@ async def revert_move(*, conn: asyncpg.Connection, viewer: Viewer, move_id: str,
             ]
         )
     later = (await moves.moved_since(conn=conn, move_ids=[found.id]))[found.id]
+    # (Moved away and back by moves that were not reverts: where the move put it, yet moved since.)
+    elsewhere = [r["alert_id"] for r in items if alerts[r["alert_id"]]["incident_id"] != r["to_incident_id"]]
+    later += [(a, found.id) for a in elsewhere if a not in {alert for alert, _ in later}]
     if later:
-        shown_moves = await moves.get_moves(conn=conn, viewer=viewer, ids=sorted({m for _, m in later}))
+        shown_moves = await moves.get_moves(conn=conn, viewer=viewer, ids=sorted({m for _, m in later} - {found.id}))
         readable = sorted({a for a, _ in later if viewer.can_read(alerts[a]["scope"])})
         problems.append(
             Problem(
@@ -165,17 +168,13 @@ async def revert_move(*, conn: asyncpg.Connection, viewer: Viewer, move_id: str,
                 "An incident the revert would send alerts to was merged into another since; revert that merge first.",
                 "moveId",
                 incident_ids=_ids(INCIDENT, shown),
-                move_ids=_ids(MOVE, sorted((await moves.get_moves(conn=conn, viewer=viewer, ids=sorted(merges))))),
+                move_ids=_ids(MOVE, sorted(await moves.get_moves(conn=conn, viewer=viewer, ids=sorted(merges)))),
             )
         )
     if problems:
         raise Refused(problems)
 
-    steps = [
-        moves.Step(r["alert_id"], r["to_incident_id"], r["from_incident_id"], r["scope"])
-        for r in items
-        if alerts[r["alert_id"]]["incident_id"] == r["to_incident_id"]  # (all of them: none moved since)
-    ]
+    steps = [moves.Step(r["alert_id"], r["to_incident_id"], r["from_incident_id"], r["scope"]) for r in items]
     entries = _summaries(steps, redirects, unredirects, locked, viewer.name, comment)
     sources = sorted(
         {s.from_id for s in steps} | ({found.target_incident_id} if found.kind == MoveKind.MERGE else set())

@@ -12,6 +12,13 @@ ALTER TYPE activity_kind ADD VALUE 'alerts_returned';      -- a revert brought a
 ALTER TYPE activity_kind ADD VALUE 'alerts_sent_back';     -- a revert took alerts back from here
 ALTER TYPE activity_kind ADD VALUE 'incident_unmerged';    -- a revert of a merge: no longer redirected
 
+-- Provenance is history: items are never changed nor removed.
+CREATE FUNCTION refuse_move_item_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'move_items are append-only' USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+
 CREATE TABLE moves (
     id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind                 move_kind NOT NULL,
@@ -38,14 +45,34 @@ CREATE TABLE moves (
     CHECK (NOT target_incident_id = ANY(source_incident_ids))
 );
 
+-- Its references are checked once per statement (move_items_refer below), not by foreign keys:
+-- a foreign key checks each row in a query of its own, 15-45 us, four of them 0.5-1.6 s on a
+-- 9,000-alert merge. Nothing deletes moves, alerts or incidents.
 CREATE TABLE move_items (
-    move_id           bigint NOT NULL REFERENCES moves,
-    alert_id          bigint NOT NULL REFERENCES alerts,
-    from_incident_id  bigint NOT NULL REFERENCES incidents,
-    to_incident_id    bigint NOT NULL REFERENCES incidents,
+    move_id           bigint NOT NULL,
+    alert_id          bigint NOT NULL,
+    from_incident_id  bigint NOT NULL,
+    to_incident_id    bigint NOT NULL,
     PRIMARY KEY (move_id, alert_id),
     CHECK (from_incident_id <> to_incident_id)
 );
+CREATE FUNCTION check_move_items() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM new_items n
+                WHERE NOT EXISTS (SELECT 1 FROM moves m WHERE m.id = n.move_id)
+                   OR NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = n.alert_id)
+                   OR NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = n.from_incident_id)
+                   OR NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = n.to_incident_id)) THEN
+        RAISE EXCEPTION 'move_items must name existing moves, alerts and incidents'
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER move_items_refer AFTER INSERT ON move_items REFERENCING NEW TABLE AS new_items
+    FOR EACH STATEMENT EXECUTE FUNCTION check_move_items();
+CREATE TRIGGER move_items_append_only BEFORE UPDATE OR DELETE ON move_items
+    FOR EACH STATEMENT EXECUTE FUNCTION refuse_move_item_changes();
 -- An alert's history, oldest first, and "has it moved since": one index range per alert.
 CREATE INDEX move_items_alert ON move_items (alert_id, move_id);
 
