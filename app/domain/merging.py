@@ -101,13 +101,14 @@ def _writes_all(scopes: list[str], viewer: Viewer) -> bool:
 def _choose(
     found: dict[int, Incident], numbers: list[int], target: int | None, viewer: Viewer, scopes: dict[int, list[str]]
 ) -> tuple[int, list[Problem]]:
-    """The target (given, or the incident with the most alerts, the oldest of equals, preferring
-    one whose alerts the viewer may not all move: it cannot be a source), and the sources'
-    problems: REDIRECTED ones, and those holding alerts the viewer may not move."""
+    """The target (given, or the incident with the most alerts, the oldest of equals; but an
+    incident holding alerts the viewer may not move cannot be a source, so the oldest such one is),
+    and the problems: REDIRECTED incidents, and sources holding alerts the viewer may not move."""
     if target is None:
         stuck = [n for n in numbers if not _writes_all(scopes[n], viewer)]
-        candidates = stuck or numbers
-        target = min(candidates, key=lambda n: (-found[n].alert_count, n))
+        # Among incidents holding alerts the viewer may not move, the oldest: their counts include
+        # alerts the viewer may not read, which must not decide what they see.
+        target = min(stuck) if stuck else min(numbers, key=lambda n: (-found[n].alert_count, n))
     problems: list[Problem] = []
     redirected = [n for n in numbers if found[n].status == IncidentStatus.REDIRECTED]
     if redirected:
@@ -138,7 +139,8 @@ def _too_many(count: int) -> list[Problem]:
         return [
             Problem(
                 ProblemCode.TOO_MANY_ALERTS,
-                f"A merge moves at most {most} alerts; these sources hold {count}.",
+                # Not how many: the count may include alerts the viewer may not read.
+                f"A merge moves at most {most} alerts; these sources hold more.",
                 "incidentIds",
             )
         ]

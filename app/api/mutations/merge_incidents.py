@@ -109,8 +109,8 @@ async def merge_incidents(
         strawberry.ID | None,
         strawberry.argument(
             description="The incident the others are merged into; one of incidentIds. Null: the one with the most "
-            "alerts (the oldest of equals), unless one holds alerts the viewer may not move (it cannot be a "
-            "source, so it is the target)."
+            "alerts (the oldest of equals), unless some hold alerts the viewer may not move (they cannot be "
+            "sources): then the oldest of those."
         ),
     ] = None,
     reasons: Annotated[
