@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncpg
+import pytest
+
 from tests.conftest import alert_id, alert_in, inc
 from tests.invariants import assert_invariants
 from tests.test_merge import merge
@@ -197,3 +200,48 @@ async def test_replays_with_an_idempotency_key(admin, ingest, pool):
     other = await revert(admin, moved, comment="another reason", key="undo-1")
     assert [(e["code"], e["field"]) for e in other["errors"]] == [("INVALID_INPUT", "idempotencyKey")]
     assert await pool.fetchval("SELECT count(*) FROM moves WHERE kind = 'revert'") == 1
+
+
+async def test_the_database_says_a_move_is_reverted_once_and_redirects_end(admin, ingest, pool):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    moved = (await link(admin, [a.id], existingIncidentId=inc(b.incident_id)))["move"]["id"]
+    await revert(admin, moved)
+    number = int(moved.split("_")[1])
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await pool.execute(
+            "INSERT INTO moves (kind, actor, comment, reverts_move_id, alert_count, alert_scopes, source_incident_ids)"
+            " VALUES ('revert', 'x', 'again', $1, 0, '{}', '{}')",
+            number,
+        )
+    with pytest.raises(asyncpg.CheckViolationError):  # a revert has no target
+        await pool.execute(
+            "INSERT INTO moves (kind, actor, comment, target_incident_id, reverts_move_id, alert_count, alert_scopes,"
+            " source_incident_ids) VALUES ('revert', 'x', 'c', $1, NULL, 0, '{}', '{}')",
+            b.incident_id,
+        )
+    with pytest.raises(asyncpg.CheckViolationError):  # only a merge has reasons
+        await pool.execute(
+            "INSERT INTO moves (kind, actor, comment, target_incident_id, reasons, alert_count, alert_scopes,"
+            " source_incident_ids) VALUES ('link', 'x', 'c', $1, '{duplicate}', 0, '{}', '{}')",
+            b.incident_id,
+        )
+    # Redirects end: never to a redirected incident, never to itself.
+    (c,) = await ingest(alert_in("c", entities=[("device", "c")]))
+    await pool.execute("UPDATE alerts SET incident_id = $1 WHERE incident_id = $2", b.incident_id, a.incident_id)
+    await pool.execute(
+        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
+        a.incident_id,
+        b.incident_id,
+    )
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute(
+            "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
+            c.incident_id,
+            a.incident_id,
+        )
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute(
+            "UPDATE incidents SET status = 'redirected', redirect_incident_id = id WHERE id = $1", c.incident_id
+        )
+    with pytest.raises(asyncpg.PostgresError):  # provenance is append-only
+        await pool.execute("DELETE FROM move_items")
