@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import time
-
-import pytest
 
 from app import config
-from tests.conftest import alert_id, alert_in, inc, number_of
+from tests.conftest import alert_id, alert_in, inc
 from tests.invariants import assert_invariants
 
 MERGE = """
@@ -178,28 +175,3 @@ async def test_too_many_alerts(admin, ingest, pool, monkeypatch):
     monkeypatch.setattr(config, "_settings", dataclasses.replace(config.settings(), merge_max_alerts=2))
     result = await merge(admin, [big[0].incident_id, mid[0].incident_id, small[0].incident_id])
     assert [e["code"] for e in result["errors"]] == ["TOO_MANY_ALERTS"]
-
-
-@pytest.mark.parametrize("lean_path", [True], ids=["lean-path"])
-async def test_merging_ten_incidents_of_a_thousand_alerts_is_fast(admin, pool, lean_path):
-    # Ten incidents of 1,000 alerts each, inserted directly (ingestion would take longer than the merge).
-    await pool.execute(
-        """
-        INSERT INTO incidents (id, name, severity, last_activity_at, alert_count, alert_scopes)
-        SELECT n, 'Incident ' || n, 'low', now(), 1000, '{default}' FROM generate_series(1, 10) n;
-        INSERT INTO alerts (external_id, title, severity, category, scope, detected_at, incident_id)
-        SELECT 'x' || g, 'Alert ' || g, 'low', 'Execution', 'default', now(), 1 + (g % 10)
-          FROM generate_series(1, 10000) g;
-        SELECT setval(pg_get_serial_sequence('incidents', 'id'), 10);
-        """
-    )
-    started = time.perf_counter()
-    result = await merge(admin, list(range(1, 11)), target=inc(1))
-    elapsed = time.perf_counter() - started
-    assert result["errors"] == [] and result["target"]["alertCount"] == 10000
-    assert len(result["logEntries"]) == 18  # one per source, on each side
-    # The issue's bound; most of it is the alerts' own update (their five indexes, the trigram one
-    # above all), which any move pays: the merge adds its items and summaries to it.
-    assert elapsed < 2.0, elapsed
-    await assert_invariants(pool)
-    assert number_of(result["move"]["id"]) == 1

@@ -297,7 +297,7 @@ def visible_result(result: LinkResult, viewer: Viewer) -> LinkResult:
         sources=[i for i in result.sources if i.id in shown],
         alerts=[a for a in result.alerts if viewer.can_read(a.scope)],
         entries=[e for e in result.entries if e.incident_id in shown],
-        move_id=result.move_id,  # it touched the target: visible with it (the payload's move says null otherwise)
+        move_id=result.move_id,  # the payload shows it only to a viewer who may see it (its loader)
     )
 
 
