@@ -17,8 +17,8 @@ selection, and a list (types, fields, args, inputFields, enumValues, interfaces,
 directives) 1 plus, for each item the schema holds, the cost of its selection (at least 1);
 `__typename` is free. Each introspected object costs 4 because graphql-core builds it field by
 field (about 60 us each here, against 19 us per unit of a page of alerts). The standard
-introspection query (graphql-core's, GraphiQL's) costs about 3,700 on this schema; thirty
-aliased copies of it cost over 100,000.
+introspection query (graphql-core's, GraphiQL's) costs about 5,500 on this schema; thirty
+aliased copies of it cost over 160,000.
 
 A query whose cost is over the maximum is refused before it runs; every response reports
 extensions.cost = {requested, maximum}.
