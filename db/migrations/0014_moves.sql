@@ -20,7 +20,9 @@ END
 $$;
 
 CREATE TABLE moves (
-    id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- A move's number is a GraphQL Int, as incidents' and alerts' are (0013).
+    id                   bigint GENERATED ALWAYS AS IDENTITY (MAXVALUE 2147483647) PRIMARY KEY
+                         CHECK (id BETWEEN 1 AND 2147483647),
     kind                 move_kind NOT NULL,
     actor                text NOT NULL,
     comment              text NOT NULL CHECK (length(comment) BETWEEN 1 AND 30000),
