@@ -11,8 +11,7 @@ Errors of the database or the server carry `retryable` and the request id:
   changed.
 - OUTCOME_UNKNOWN: the connection broke while a write was committing, so it may have been applied.
   retryable is true only when a replay is safe (linkAlerts, mergeIncidents and revertMove with an
-  idempotency key; ingestAlerts,
-  whose alerts are deduplicated by externalId).
+  idempotency key; ingestAlerts, whose alerts are deduplicated by externalId).
 - APPLIED_ANSWER_UNAVAILABLE: a mutation was applied, but building its answer failed afterwards;
   retryable is false, since a retry would apply it again.
 Anything else is unexpected: it is logged with its traceback under the request id, and the
