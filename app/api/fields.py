@@ -610,10 +610,12 @@ async def merge_incidents(parents, args, ctx: Context):
     try:
         result = await in_transaction(ctx.pool, work)
     except Refused as refused:
+        observe.payload_errors(ctx.observation, "mergeIncidents", [str(p.code) for p in refused.problems])
         return [MergeIncidentsPayload(None, [], [], [MutationError.of_merge(p) for p in refused.problems])]
     except OutcomeUnknown as unknown:
         unknown.retryable = key is not None
         raise
+    background.merge_pending_index_entries(ctx)  # its alerts' new index entries, as after a bulk move
     ctx.loaders.incident.prime_many({i.id: i for i in (result.target, *result.sources) if i is not None})
     return [MergeIncidentsPayload(result.target, result.sources, result.entries, [], result.move_id)]
 
@@ -642,10 +644,12 @@ async def revert_move(parents, args, ctx: Context):
     try:
         result = await in_transaction(ctx.pool, work)
     except Refused as refused:
+        observe.payload_errors(ctx.observation, "revertMove", [str(p.code) for p in refused.problems])
         return [RevertMovePayload([], [], [], [MutationError.of(p) for p in refused.problems])]
     except OutcomeUnknown as unknown:
         unknown.retryable = key is not None
         raise
+    background.merge_pending_index_entries(ctx)
     ctx.loaders.incident.prime_many({i.id: i for i in result.incidents})
     return [RevertMovePayload(result.incidents, result.alerts, result.entries, [], result.move_id, result.reverted_id)]
 
