@@ -615,7 +615,6 @@ async def merge_incidents(parents, args, ctx: Context):
     except OutcomeUnknown as unknown:
         unknown.retryable = key is not None
         raise
-    background.merge_pending_index_entries(ctx)  # its alerts' new index entries, as after a bulk move
     ctx.loaders.incident.prime_many({i.id: i for i in (result.target, *result.sources) if i is not None})
     return [MergeIncidentsPayload(result.target, result.sources, result.entries, [], result.move_id)]
 
@@ -649,7 +648,6 @@ async def revert_move(parents, args, ctx: Context):
     except OutcomeUnknown as unknown:
         unknown.retryable = key is not None
         raise
-    background.merge_pending_index_entries(ctx)
     ctx.loaders.incident.prime_many({i.id: i for i in result.incidents})
     return [RevertMovePayload(result.incidents, result.alerts, result.entries, [], result.move_id, result.reverted_id)]
 
