@@ -38,3 +38,18 @@ async def assert_invariants(pool: asyncpg.Pool) -> None:
     assert await pool.fetch(HISTORY_ELSEWHERE) == []
     assert await pool.fetch(BROKEN_CHAINS) == []
     assert await pool.fetch(REDIRECTED_HOLDING) == []
+
+
+async def redirect_by_hand(pool: asyncpg.Pool, source: int, target: int) -> None:
+    """Redirect an incident to another as a merge leaves it: its alerts in the target, its count 0
+    (a REDIRECTED incident holds no alert: incidents_redirected_empty)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE alerts SET incident_id = $2 WHERE incident_id = $1", source, target)
+        await conn.execute(
+            "UPDATE incidents i SET alert_count = (SELECT count(*) FROM alerts a WHERE a.incident_id = i.id)"
+            " WHERE i.id = ANY($1::bigint[])",
+            [source, target],
+        )
+        await conn.execute(
+            "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1", source, target
+        )

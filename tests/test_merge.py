@@ -175,3 +175,25 @@ async def test_too_many_alerts(admin, ingest, pool, monkeypatch):
     monkeypatch.setattr(config, "_settings", dataclasses.replace(config.settings(), merge_max_alerts=2))
     result = await merge(admin, [big[0].incident_id, mid[0].incident_id, small[0].incident_id])
     assert [e["code"] for e in result["errors"]] == ["TOO_MANY_ALERTS"]
+
+
+INCIDENT = "query($id: ID!) { node(id: $id) { ... on Incident { status redirectIncident { id } } } }"
+
+
+async def test_merging_a_target_again_leaves_a_chain_that_ends(admin, ingest, pool):
+    big, mid, small = await three_incidents(ingest)
+    b, m, s = big[0].incident_id, mid[0].incident_id, small[0].incident_id
+    assert (await merge(admin, [m, s], target=inc(m)))["errors"] == []  # s into m
+    assert (await merge(admin, [b, m], target=inc(b)))["errors"] == []  # m into b: s -> m -> b
+
+    # s still points at m, as it happened; following redirects ends at b, which is not redirected.
+    seen, at = [], inc(s)
+    while (found := (await admin(INCIDENT, id=at))["node"])["status"] == "REDIRECTED":
+        seen.append(at)
+        at = found["redirectIncident"]["id"]
+        assert len(seen) <= 3
+    assert seen == [inc(s), inc(m)] and at == inc(b)
+    # Merging into a REDIRECTED incident is refused, so a chain cannot loop.
+    result = await merge(admin, [b, s], target=inc(s))
+    assert [(e["code"], e["incidentIds"]) for e in result["errors"]] == [("ALREADY_REDIRECTED", [inc(s)])]
+    await assert_invariants(pool)

@@ -163,6 +163,7 @@ async def test_a_revert_would_send_alerts_to_an_incident_merged_since(admin, ing
     # c moved with the merge (ALERT_MOVED_SINCE), and a's incident is REDIRECTED.
     assert codes["INCIDENT_MERGED_SINCE"]["incidentIds"] == [inc(a.incident_id)]
     assert codes["INCIDENT_MERGED_SINCE"]["moveIds"] == [merged["move"]["id"]]
+    assert (await node(admin, moved))["viewerCanRevert"] is False
     await assert_invariants(pool)
 
 
@@ -229,7 +230,7 @@ async def test_the_database_says_a_move_is_reverted_once_and_redirects_end(admin
     (c,) = await ingest(alert_in("c", entities=[("device", "c")]))
     await pool.execute("UPDATE alerts SET incident_id = $1 WHERE incident_id = $2", b.incident_id, a.incident_id)
     await pool.execute(
-        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
+        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2, alert_count = 0 WHERE id = $1",
         a.incident_id,
         b.incident_id,
     )
@@ -245,3 +246,94 @@ async def test_the_database_says_a_move_is_reverted_once_and_redirects_end(admin
         )
     with pytest.raises(asyncpg.PostgresError):  # provenance is append-only
         await pool.execute("DELETE FROM move_items")
+
+
+NODE = """
+query($id: ID!) {
+  node(id: $id) {
+    ... on Incident { id status alertCount redirectIncident { id } }
+    ... on Move { id viewerCanRevert }
+  }
+}
+"""
+
+
+async def node(api, id):
+    return (await api(NODE, id=id))["node"]
+
+
+async def test_reverting_a_merge_whose_target_was_merged_since_keeps_that_redirect(admin, ingest, pool):
+    a, b, c, d = await ingest(*[alert_in(x, entities=[("device", x)]) for x in "abcd"])
+    A, B, C, D = (x.incident_id for x in (a, b, c, d))
+    await link(admin, [b.id], existingIncidentId=inc(A))  # B emptied: RESOLVED
+    first = await merge(admin, [C, B], target=inc(C))  # B -> C, no alerts moved
+    assert first["errors"] == []
+    assert (await merge(admin, [D, C], target=inc(D)))["errors"] == []  # C -> D: B -> C -> D, a chain
+    assert (await merge(admin, [A, D], target=inc(A)))["errors"] == []  # D -> A
+    assert (await node(admin, first["move"]["id"]))["viewerCanRevert"] is True
+
+    # The revert touches C (the merge's target), whose redirect to D (itself redirected since) it keeps.
+    result = await revert(admin, first["move"]["id"])
+
+    assert result["errors"] == []
+    incidents = {i["id"]: i for i in result["incidents"]}
+    assert incidents[inc(B)] == {"id": inc(B), "status": "RESOLVED", "alertCount": 0, "redirectIncident": None}
+    assert incidents[inc(C)] == {
+        "id": inc(C),
+        "status": "REDIRECTED",
+        "alertCount": 0,
+        "redirectIncident": {"id": inc(D)},
+    }
+    assert await node(admin, inc(D)) == {
+        "id": inc(D),
+        "status": "REDIRECTED",
+        "alertCount": 0,
+        "redirectIncident": {"id": inc(A)},
+    }
+    await assert_invariants(pool)
+
+
+async def test_redoing_a_merge_is_refused_when_a_source_was_brought_alerts_since(admin, ingest, pool):
+    a, b, c = await ingest(*[alert_in(x, entities=[("device", x)]) for x in "abc"])
+    A, B = a.incident_id, b.incident_id
+    merged = await merge(admin, [A, B], target=inc(A))  # b -> A, B REDIRECTED
+    undo = (await revert(admin, merged["move"]["id"]))["move"]["id"]  # b -> B, B open again
+    assert (await node(admin, undo))["viewerCanRevert"] is True
+    brought = await link(admin, [c.id], existingIncidentId=inc(B))  # c -> B
+    assert brought["errors"] == []
+    assert (await node(admin, undo))["viewerCanRevert"] is False
+    moves_before = await pool.fetchval("SELECT count(*) FROM moves")
+
+    result = await revert(admin, undo)  # would take b to A and redirect B, holding c
+
+    assert [(e["code"], e["field"], e["incidentIds"], e["alertIds"]) for e in result["errors"]] == [
+        ("INCIDENT_CHANGED_SINCE", "moveId", [inc(B)], [alert_id(c.id)])
+    ]
+    assert result["move"] is None
+    assert await pool.fetchval("SELECT count(*) FROM moves") == moves_before
+    assert await node(admin, inc(B)) == {"id": inc(B), "status": "ACTIVE", "alertCount": 2, "redirectIncident": None}
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", b.id) == B
+    await assert_invariants(pool)
+
+    # With c moved out again (by reverting its move), the merge can be redone.
+    assert (await revert(admin, brought["move"]["id"]))["errors"] == []
+    assert (await node(admin, undo))["viewerCanRevert"] is True
+    redo = await revert(admin, undo)
+    assert redo["errors"] == []
+    assert await node(admin, inc(B)) == {
+        "id": inc(B),
+        "status": "REDIRECTED",
+        "alertCount": 0,
+        "redirectIncident": {"id": inc(A)},
+    }
+    await assert_invariants(pool)
+
+
+async def test_the_database_says_a_redirected_incident_holds_no_alert(admin, ingest, pool):
+    a, b = await ingest(alert_in("a", entities=[("device", "a")]), alert_in("b", entities=[("device", "b")]))
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute(
+            "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
+            a.incident_id,
+            b.incident_id,
+        )

@@ -368,8 +368,8 @@ async def move_sources(parents: list[models.Move], args, ctx: Context):
 
 
 async def viewer_can_revert(parents: list[models.Move], args, ctx: Context):
-    """Not reverted, every alert the viewer's to move, and none moved since (revertMove checks
-    again under its locks)."""
+    """Not reverted, every alert the viewer's to move, none moved since, and no incident it would
+    send alerts to or merge again changed since (revertMove checks again under its locks)."""
     viewer = ctx.viewer
     candidates = [
         m.id
@@ -379,7 +379,9 @@ async def viewer_can_revert(parents: list[models.Move], args, ctx: Context):
         and all(viewer.can_write(s) for s in m.alert_scopes)
     ]
     later = await moves.moved_since(conn=ctx.pool, move_ids=candidates) if candidates else {}
-    return [m.id in later and not later[m.id] for m in parents]
+    unmoved = [m for m in parents if m.id in later and not later[m.id]]
+    refused = await reverting.refused_since(conn=ctx.pool, candidates=unmoved)
+    return [m.id in later and not later[m.id] and m.id not in refused for m in parents]
 
 
 async def history(parents: list[models.Alert], args, ctx: Context):

@@ -322,7 +322,13 @@ class Incident(Node):
     async def last_activity_at(self, info: Info[Context, None]) -> datetime:
         return await fields.resolve(self, info)
 
-    @strawberry.field(description="The incident this one was merged into, when REDIRECTED.")
+    @strawberry.field(
+        description="The incident this one was merged into, when REDIRECTED. That incident may have been merged "
+        "into another since (B into A, then A into C: B still points at A, as it happened): follow redirectIncident "
+        "until an incident that is not REDIRECTED to find where the alerts are now. Redirects never loop (an "
+        "incident is never merged into one that is REDIRECTED at the time), so that ends within the number of "
+        "incidents."
+    )
     async def redirect_incident(self, info: Info[Context, None]) -> Incident | None:
         return await fields.resolve(self, info)
 
@@ -474,7 +480,9 @@ class Move(Node):
 
     @strawberry.field(
         description="Whether revertMove would take it now, as far as a cheap look tells: not reverted yet, every "
-        "alert the viewer's to move, and none of them moved since. revertMove checks again under its locks."
+        "alert the viewer's to move, none of them moved since, and no incident it would send alerts back to or "
+        "merge again changed since (INCIDENT_MERGED_SINCE, INCIDENT_CHANGED_SINCE). revertMove checks again under "
+        "its locks."
     )
     async def viewer_can_revert(self, info: Info[Context, None]) -> bool:
         return await fields.resolve(self, info)

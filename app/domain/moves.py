@@ -240,13 +240,17 @@ moved AS (UPDATE alerts a SET incident_id = item.to_id FROM item WHERE a.id = it
 SELECT id FROM mv
 """
 # Step 2, which reads the alerts where step 1 put them: the touched incidents' derived fields, their
-# status and redirect ($2-$4, decided by `apply`), and the log entries, each naming the move ($5).
+# status ($2) and, for those whose redirect changes only ($3, $4), their redirect, in the same row
+# update as their alert count (so incidents_redirected_empty holds row by row; and an unchanged
+# redirect, to an incident merged since, is not written again), and the log entries, each naming the
+# move ($5).
 _RECOMPUTE_AFTER_APPLY = aggregates.RECOMPUTE.format(
     alerts="(SELECT a.severity, a.detected_at, a.scope FROM alerts a WHERE a.incident_id = t.id) a",
     status=""",
-       status = (SELECT st.status FROM unnest($2::bigint[], $3::incident_status[]) st(id, status) WHERE st.id = i.id),
-       redirect_incident_id = (SELECT st.redirect FROM unnest($2::bigint[], $4::bigint[]) st(id, redirect)
-                                WHERE st.id = i.id)""",
+       status = (SELECT st.status FROM unnest($1::bigint[], $2::incident_status[]) st(id, status) WHERE st.id = i.id),
+       redirect_incident_id = CASE WHEN i.id = ANY($3::bigint[])
+           THEN (SELECT r.redirect FROM unnest($3::bigint[], $4::bigint[]) r(id, redirect) WHERE r.id = i.id)
+           ELSE i.redirect_incident_id END""",
 )
 APPLY_AFTER = f"""
 WITH incident AS ({_RECOMPUTE_AFTER_APPLY}),
@@ -314,7 +318,8 @@ async def apply(
         left[s.from_id].append(s)
         arrived[s.to_id].append(s)
     touched = sorted(locked)
-    statuses, redirect_to, generated = [], [], []
+    statuses, generated = [], []
+    redirect_changes: dict[int, int | None] = {}
     for n in touched:
         incident = locked[n]
         after = incident.alert_count - len(left[n]) + len(arrived[n])
@@ -332,7 +337,8 @@ async def apply(
             came = min(s.from_id for s in arrived[n])
             generated.append(NewEntry(n, ActivityKind.INCIDENT_REOPENED, actor, comment, other_incident_id=came))
         statuses.append(str(status))
-        redirect_to.append(redirect)
+        if redirect != incident.redirect_incident_id:
+            redirect_changes[n] = redirect
     # The foreign keys of thousands of moved alerts are checked by a cached plan, not one planned
     # for each row (the connections' force_custom_plan is for searches): 45 us a row -> 15.
     await conn.execute(CACHED_PLANS)
@@ -351,7 +357,13 @@ async def apply(
         touched,
     )
     row = await conn.fetchrow(
-        APPLY_AFTER, touched, touched, statuses, redirect_to, move_id, *activity.entry_arrays(entries + generated)
+        APPLY_AFTER,
+        touched,
+        statuses,
+        list(redirect_changes),
+        list(redirect_changes.values()),
+        move_id,
+        *activity.entry_arrays(entries + generated),
     )
     return Applied(
         move_id=move_id,

@@ -7,7 +7,10 @@ later moves): reverting then would undo someone's later work. A move is reverted
 
 The merge a revert undoes (or, reverting a revert, redoes) is found by following `reverts` to the
 first move: a merge's sources are open again after its revert (ACTIVE, or RESOLVED when they hold
-no alert), and REDIRECTED again after a revert of that revert.
+no alert), and REDIRECTED again after a revert of that revert. A REDIRECTED incident holds no
+alert (the database says so too): a revert that would merge again a source that holds alerts the
+revert does not take out (brought in since the merge was reverted) is refused
+(INCIDENT_CHANGED_SINCE), as a whole.
 """
 
 from __future__ import annotations
@@ -57,6 +60,24 @@ SELECT m.id, t.incident_id FROM move_incidents t JOIN moves m ON m.id = t.move_i
    AND t.incident_id = ANY(m.source_incident_ids)
 """
 ALERTS = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[])"
+# The alerts in these incidents (locked by the caller, so none can arrive) but those of the move.
+STAYING = """
+SELECT a.id, a.incident_id, a.scope FROM alerts a
+ WHERE a.incident_id = ANY($1::bigint[]) AND a.id <> ALL($2::bigint[]) ORDER BY a.id
+"""
+# The first move of each move's chain of reverts, and how many reverts lie between (viewerCanRevert).
+ORIGINS = """
+WITH RECURSIVE chain AS (
+    SELECT id AS start, kind, reverts_move_id, target_incident_id, source_incident_ids, 0 AS depth
+      FROM moves WHERE id = ANY($1::bigint[])
+    UNION ALL
+    SELECT chain.start, m.kind, m.reverts_move_id, m.target_incident_id, m.source_incident_ids, chain.depth + 1
+      FROM moves m JOIN chain ON m.id = chain.reverts_move_id
+)
+SELECT DISTINCT ON (start) start, kind::text AS kind, target_incident_id, source_incident_ids, depth
+  FROM chain ORDER BY start, depth DESC
+"""
+STATES = "SELECT id, status::text AS status, alert_count FROM incidents WHERE id = ANY($1::bigint[])"
 
 
 @dataclass(frozen=True)
@@ -72,16 +93,46 @@ def _ids(kind: str, numbers) -> list[str]:
     return [typed_id(kind, n) for n in numbers]
 
 
-async def _redirects(conn: asyncpg.Connection, move: Move) -> tuple[dict[int, int], set[int]]:
-    """What reverting this move does to the redirects of the merge at the start of its chain:
+def _effects(origin) -> tuple[dict[int, int], set[int]]:
+    """What reverting a move does to the redirects of the merge at the start of its chain (`origin`):
     (sources redirected again -> target, sources no longer redirected)."""
-    origin = await conn.fetchrow(ORIGIN, move.id)
     if origin["kind"] != MoveKind.MERGE:
         return {}, set()
     sources = list(origin["source_incident_ids"])
     if origin["depth"] % 2 == 0:  # the move left them redirected: its revert opens them again
         return {}, set(sources)
     return dict.fromkeys(sources, origin["target_incident_id"]), set()
+
+
+async def _redirects(conn: asyncpg.Connection, move: Move) -> tuple[dict[int, int], set[int]]:
+    return _effects(await conn.fetchrow(ORIGIN, move.id))
+
+
+async def refused_since(*, conn, candidates: list[Move]) -> set[int]:
+    """The moves (none of whose alerts moved since) that revertMove would refuse now because an
+    incident changed since, as a cheap look tells (two statements, whatever the number of alerts):
+    an incident the alerts would go back to, or that would be merged again, is REDIRECTED
+    (INCIDENT_MERGED_SINCE); or the sources a revert would merge again hold more alerts than it
+    takes out of them (INCIDENT_CHANGED_SINCE). revertMove checks again under its locks."""
+    if not candidates:
+        return set()
+    origins = {r["start"]: r for r in await conn.fetch(ORIGINS, [m.id for m in candidates])}
+    effects = {m.id: _effects(origins[m.id]) for m in candidates}
+    wanted = set()
+    for m in candidates:
+        redirects, _ = effects[m.id]
+        wanted |= set(m.source_incident_ids) | set(redirects) | set(redirects.values())
+    states = {r["id"]: r for r in await conn.fetch(STATES, sorted(wanted))}
+    refused = set()
+    for m in candidates:
+        redirects, unredirects = effects[m.id]
+        destinations = (set(m.source_incident_ids) | set(redirects) | set(redirects.values())) - unredirects
+        merged_since = any(states[n]["status"] == IncidentStatus.REDIRECTED for n in destinations if n in states)
+        # None of its alerts moved since: they are all in the sources it would merge again.
+        changed_since = sum(states[n]["alert_count"] for n in redirects if n in states) > m.alert_count
+        if merged_since or (redirects and changed_since):
+            refused.add(m.id)
+    return refused
 
 
 async def revert_move(*, conn: asyncpg.Connection, viewer: Viewer, move_id: str, comment: str) -> RevertResult:
@@ -171,6 +222,28 @@ async def revert_move(*, conn: asyncpg.Connection, viewer: Viewer, move_id: str,
                 move_ids=_ids(MOVE, sorted(await moves.get_moves(conn=conn, viewer=viewer, ids=sorted(merges)))),
             )
         )
+    if redirects:
+        # A REDIRECTED incident holds no alert: the sources merged again must be left empty.
+        leaving = [r["alert_id"] for r in items if r["to_incident_id"] in redirects]
+        staying = await conn.fetch(STAYING, sorted(redirects), leaving)
+        arriving = [r["alert_id"] for r in items if r["from_incident_id"] in redirects]
+        if staying or arriving:
+            holding = sorted(
+                {r["incident_id"] for r in staying}
+                | {r["from_incident_id"] for r in items if r["alert_id"] in arriving}
+            )
+            scopes = {r["id"]: r["scope"] for r in staying} | {r["alert_id"]: r["scope"] for r in items}
+            held = sorted({r["id"] for r in staying} | set(arriving))
+            problems.append(
+                Problem(
+                    ProblemCode.INCIDENT_CHANGED_SINCE,
+                    f"{len(held)} alert(s) were brought into an incident the revert would merge again since its "
+                    "merge was reverted; move them out first (a merged incident holds no alert).",
+                    "moveId",
+                    _ids(ALERT, [a for a in held if viewer.can_read(scopes[a])]),
+                    incident_ids=_ids(INCIDENT, [n for n in holding if is_visible(locked[n], viewer)]),
+                )
+            )
     if problems:
         raise Refused(problems)
 

@@ -97,8 +97,15 @@ ALTER TABLE activity_log ADD CONSTRAINT activity_log_summaries CHECK (
 );
 
 -- Redirects never loop: an incident is never redirected to itself, nor to an incident that is
--- itself redirected (so following redirectIncident always ends).
+-- itself redirected when the redirect is made. Chains are history (B merged into A, A later into
+-- C: B still points at A); a loop would need its newest redirect to point at an incident already
+-- redirected, so following redirectIncident always ends, within the number of incidents, at an
+-- incident that is not redirected. The trigger fires only when the redirect changes: an incident
+-- whose target was merged since keeps its (older) redirect whatever else a statement writes.
 ALTER TABLE incidents ADD CONSTRAINT incidents_redirect_elsewhere CHECK (redirect_incident_id <> id);
+-- A redirected incident holds no alert: every statement that redirects an incident sets its
+-- alert_count (0) and status in the same row update.
+ALTER TABLE incidents ADD CONSTRAINT incidents_redirected_empty CHECK (status <> 'redirected' OR alert_count = 0);
 CREATE FUNCTION refuse_redirect_to_redirected() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM incidents WHERE id = NEW.redirect_incident_id AND status = 'redirected') THEN
@@ -108,5 +115,9 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER incidents_redirect_ends BEFORE INSERT OR UPDATE OF redirect_incident_id ON incidents
+CREATE TRIGGER incidents_redirect_ends BEFORE INSERT ON incidents
     FOR EACH ROW WHEN (NEW.redirect_incident_id IS NOT NULL) EXECUTE FUNCTION refuse_redirect_to_redirected();
+CREATE TRIGGER incidents_redirect_changes_end BEFORE UPDATE OF redirect_incident_id ON incidents
+    FOR EACH ROW WHEN (NEW.redirect_incident_id IS NOT NULL
+                       AND OLD.redirect_incident_id IS DISTINCT FROM NEW.redirect_incident_id)
+    EXECUTE FUNCTION refuse_redirect_to_redirected();

@@ -46,6 +46,13 @@ class RevertMoveErrorCode(Enum):
         description="An incident the alerts would go back to was merged into another since (REDIRECTED; "
         "`incidentIds`, `moveIds`: the merges). Revert the merge first.",
     )
+    INCIDENT_CHANGED_SINCE = strawberry.enum_value(
+        ProblemCode.INCIDENT_CHANGED_SINCE,
+        description="The revert would merge incidents again (it reverts the revert of a merge), but alerts were "
+        "brought into them since the merge was reverted, and a REDIRECTED incident holds no alert (`incidentIds`: "
+        "those incidents, `alertIds`: those alerts, as far as the viewer may see them). Move those alerts out "
+        "first, or merge the incidents anew.",
+    )
 
 
 @strawberry.type(description="One reason revertMove refused a revert.")
@@ -60,14 +67,16 @@ class RevertMoveError:
         "viewer."
     )
     alert_ids: list[strawberry.ID] = strawberry.field(
-        description="The alerts the problem is about (FORBIDDEN, ALERT_MOVED_SINCE), those the viewer may read."
+        description="The alerts the problem is about (FORBIDDEN, ALERT_MOVED_SINCE, INCIDENT_CHANGED_SINCE), those "
+        "the viewer may read."
     )
     move_ids: list[strawberry.ID] = strawberry.field(
         description="The moves the problem is about (ALREADY_REVERTED: the revert; ALERT_MOVED_SINCE: the later "
         "moves; INCIDENT_MERGED_SINCE: the merges), those the viewer may see."
     )
     incident_ids: list[strawberry.ID] = strawberry.field(
-        description="The incidents the problem is about (INCIDENT_MERGED_SINCE), those the viewer may see."
+        description="The incidents the problem is about (INCIDENT_MERGED_SINCE, INCIDENT_CHANGED_SINCE), those the "
+        "viewer may see."
     )
 
 
