@@ -121,6 +121,7 @@ class Settings:
     max_page_size: int = 100  # `first` of every connection
     link_max_alerts: int = 1000  # alert ids in one linkAlerts
     ingest_max_alerts: int = 500  # alerts in one ingestAlerts
+    merge_max_alerts: int = 100_000  # alerts one mergeIncidents moves, over all its sources
 
     def __post_init__(self) -> None:
         if self.pool_min > self.pool_max:
@@ -160,6 +161,7 @@ class Settings:
             max_page_size=_limit("MAX_PAGE_SIZE", cls.max_page_size),
             link_max_alerts=_limit("LINK_MAX_ALERTS", cls.link_max_alerts),
             ingest_max_alerts=_limit("INGEST_MAX_ALERTS", cls.ingest_max_alerts),
+            merge_max_alerts=_limit("MERGE_MAX_ALERTS", cls.merge_max_alerts),
         )
 
 

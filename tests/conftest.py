@@ -24,7 +24,10 @@ from app.domain.ingestion import AlertIn
 from app.domain.viewers import Viewer
 from app.server import create_app
 
-TABLES = "access_audit, idempotency_keys, activity_log, alert_entities, alerts, incidents, api_tokens, grants, users, persisted_documents"
+TABLES = (
+    "access_audit, idempotency_keys, activity_log, move_incidents, move_items, moves, alert_entities, alerts,"
+    " incidents, api_tokens, grants, users, persisted_documents"
+)
 
 
 def inc(number: int) -> str:
@@ -35,6 +38,11 @@ def inc(number: int) -> str:
 def alert_id(number: int) -> str:
     """The API's id of alert `number` ("alert_12")."""
     return ids.typed_id(ids.ALERT, number)
+
+
+def move_id(number: int) -> str:
+    """The API's id of move `number` ("move_12")."""
+    return ids.typed_id(ids.MOVE, number)
 
 
 def log_id(number: int) -> str:

@@ -26,6 +26,7 @@ LIMITS = {
     "MAX_PAGE_SIZE": ("max_page_size", 100),
     "LINK_MAX_ALERTS": ("link_max_alerts", 1000),
     "INGEST_MAX_ALERTS": ("ingest_max_alerts", 500),
+    "MERGE_MAX_ALERTS": ("merge_max_alerts", 100_000),
     "DB_POOL_MIN": ("pool_min", 1),
     "DB_POOL_MAX": ("pool_max", 10),
     "DB_STATEMENT_TIMEOUT_MS": ("statement_timeout_ms", 15000),

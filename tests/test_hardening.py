@@ -251,7 +251,7 @@ async def test_a_client_s_full_introspection_passes_and_is_charged(admin, option
     assert "errors" not in body, body["errors"]
     assert build_client_schema(body["data"]).query_type.name == "Query"
     cost = body["extensions"]["cost"]
-    assert 1_000 < cost["requested"] < cost["maximum"] / 10
+    assert 1_000 < cost["requested"] < cost["maximum"] / 5  # (about 5,500 since issue 14 added its types)
 
 
 def _full_type_fragment() -> str:

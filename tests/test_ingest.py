@@ -11,6 +11,7 @@ import pytest
 from app.config import Settings
 from app.server import create_app
 from tests.conftest import NOW, Api, number_of
+from tests.invariants import redirect_by_hand
 from tests.test_link_alerts import LINK
 
 INGEST = """
@@ -269,19 +270,20 @@ async def test_correlation_window_is_24_hours_back(admin, gap, joins):
 @pytest.mark.parametrize(("status", "joins"), [("in_progress", True), ("resolved", False), ("redirected", False)])
 async def test_only_active_or_in_progress_incidents_take_correlated_alerts(admin, pool, status, joins):
     old, elsewhere = (await send(admin, detection("a", entities=[("FILE", "mimikatz.exe")]), detection("x")))["alerts"]
-    redirect = number_of(elsewhere["incident"]["id"]) if status == "redirected" else None
-    await pool.execute(
-        "UPDATE incidents SET status = $2::incident_status, redirect_incident_id = $3 WHERE id = $1",
-        number_of(old["incident"]["id"]),
-        status,
-        redirect,
-    )
+    if status == "redirected":  # as a merge leaves it: its alert in the target (a REDIRECTED incident holds none)
+        await redirect_by_hand(pool, number_of(old["incident"]["id"]), number_of(elsewhere["incident"]["id"]))
+    else:
+        await pool.execute(
+            "UPDATE incidents SET status = $2::incident_status WHERE id = $1", number_of(old["incident"]["id"]), status
+        )
 
     result = await send(admin, detection("b", "Mimikatz again", entities=[("FILE", "MIMIKATZ.EXE")], minutes=10))
 
     [new] = result["alerts"]
     assert (new["incident"] == old["incident"]) is joins
-    if not joins:
+    if status == "redirected":  # it joins the incident the correlated alert is in now, the merge's target
+        assert new["incident"]["id"] == elsewhere["incident"]["id"]
+    elif not joins:
         assert new["incident"]["name"] == "Mimikatz again"
         assert [e["kind"] for e in result["logEntries"]] == ["INCIDENT_CREATED"]
 

@@ -7,6 +7,7 @@ crosses a scope"), seen as a finance analyst would see it.
 from __future__ import annotations
 
 from tests.conftest import alert_id, alert_in, inc, number_of
+from tests.invariants import redirect_by_hand
 
 MOVE = """
 mutation($ids: [ID!]!, $target: LinkTarget!, $comment: String!, $key: String) {
@@ -96,11 +97,7 @@ async def test_a_move_to_a_merged_incident_does_not_name_where_it_went(make_user
         alert_in("d2", entities=[("device", "ws-2")]),
         alert_in("h1", scope="hr", entities=[("device", "hr-1")]),
     )
-    await pool.execute(
-        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
-        other.incident_id,
-        secret.incident_id,
-    )
+    await redirect_by_hand(pool, other.incident_id, secret.incident_id)
     result = await dana(
         MOVE, ids=[alert_id(mine.id)], target={"existingIncidentId": inc(other.incident_id)}, comment="c"
     )
@@ -138,7 +135,8 @@ async def test_two_worlds_that_differ_only_in_unreadable_alerts_look_the_same(ma
 
     async def world(with_hidden: bool) -> dict:
         await pool.execute(
-            "TRUNCATE idempotency_keys, activity_log, alert_entities, alerts, incidents RESTART IDENTITY CASCADE"
+            "TRUNCATE idempotency_keys, activity_log, move_items, move_incidents, moves, alert_entities, alerts, incidents"
+            " RESTART IDENTITY CASCADE"
         )
         [visible] = await ingest(alert_in("d1", "Beacon on WS-1", severity="low", entities=[("device", "ws-1")]))
         if with_hidden:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from tests.conftest import alert_id, alert_in, inc
+from tests.invariants import redirect_by_hand
 
 LINK = """
 mutation($ids: [ID!]!, $target: LinkTarget!, $comment: String!) {
@@ -197,11 +198,7 @@ async def test_unknown_target(admin, ingest):
 
 async def test_redirected_target_is_not_linkable(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    await pool.execute(
-        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
-        b.incident_id,
-        a.incident_id,
-    )
+    await redirect_by_hand(pool, b.incident_id, a.incident_id)
     result = await link(admin, [a.id], existingIncidentId=inc(b.incident_id))
     assert [e["code"] for e in result["errors"]] == ["TARGET_NOT_LINKABLE"]
 
@@ -243,11 +240,7 @@ async def test_every_problem_is_reported_at_once(make_user, ingest, pool):
 
 async def test_an_unlinkable_target_is_reported_with_the_input_s_problems(admin, ingest, pool):
     a, b = await ingest(alert_in("a"), alert_in("b"))
-    await pool.execute(
-        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1",
-        b.incident_id,
-        a.incident_id,
-    )
+    await redirect_by_hand(pool, b.incident_id, a.incident_id)
     result = await link(admin, [], existingIncidentId=inc(b.incident_id), comment="x" * 30_001)
     assert [(e["code"], e["field"]) for e in result["errors"]] == [
         ("INVALID_INPUT", "alertIds"),

@@ -12,6 +12,7 @@ from app.domain import incidents
 from app.domain.ids import LOG_ENTRY, parse_id
 from app.domain.viewers import Viewer
 from tests.conftest import alert_id, alert_in, inc, log_id
+from tests.invariants import redirect_by_hand
 
 INCIDENTS = """
 query($filter: IncidentFilter, $first: Int, $after: String) {
@@ -826,11 +827,7 @@ async def test_a_field_cancelled_by_its_siblings_error_does_not_fail_the_others_
     """graphql-core cancels the fields under a parent an error nulled; a load they shared with
     fields elsewhere in the document (incident 1, asked for by both) still answers those."""
     a, b = await ingest(alert_in("a", entities=[("device", "ws-1")]), alert_in("b", entities=[("device", "ws-2")]))
-    await pool.execute(
-        "UPDATE incidents SET status = 'redirected', redirect_incident_id = $1 WHERE id = $2",
-        a.incident_id,
-        b.incident_id,
-    )
+    await redirect_by_hand(pool, b.incident_id, a.incident_id)
     query = (
         f'{{ k1: incident(id: "{inc(b.incident_id)}") {{ redirectIncident {{ id }} activityLog(first: 1, after: "bad") {{ totalCount }} }}'
         f' alert(id: "{alert_id(a.id)}") {{ incident {{ id }} }} }}'

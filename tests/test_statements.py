@@ -133,3 +133,48 @@ async def test_a_move_runs_the_same_statements_for_one_alert_or_forty(counted, i
     # incidents' locks, the move, the counts, the emptied source resolved, the log entries,
     # commit, and the alerts' incident.
     assert len(one_statements) <= 12, one_statements
+
+
+SEED_INCIDENTS = """
+INSERT INTO incidents (id, name, severity, last_activity_at, alert_count, alert_scopes)
+SELECT $1::bigint + n, 'Incident ' || ($1::bigint + n), 'low', now(), $2::integer, '{default}'
+  FROM generate_series(1, $3::integer) n
+"""
+SEED_ALERTS = """
+INSERT INTO alerts (external_id, title, severity, category, scope, detected_at, incident_id)
+SELECT 'x' || $1::bigint || '-' || g, 'Suspicious PowerShell on WS-' || g, 'low', 'Execution', 'default', now(),
+       $1::bigint + 1 + (g % $3::integer) FROM generate_series(1, $2::integer * $3::integer) g
+"""
+
+
+async def _incidents_of(pool, first: int, incidents: int, alerts_each: int) -> list[str]:
+    """`incidents` incidents of `alerts_each` alerts, numbered from first + 1 (ingestion would take
+    longer than the merge)."""
+    await pool.execute(SEED_INCIDENTS, first, alerts_each, incidents)
+    await pool.execute(SEED_ALERTS, first, alerts_each, incidents)
+    await pool.execute("SELECT setval(pg_get_serial_sequence('incidents', 'id'), $1)", first + incidents)
+    return [inc(first + n) for n in range(1, incidents + 1)]
+
+
+async def test_a_merge_and_its_revert_run_the_same_statements_for_two_alerts_or_ten_thousand(counted, pool):
+    merge = (
+        'mutation($ids: [ID!]!) { mergeIncidents(incidentIds: $ids, comment: "c") { target { id alertCount }'
+        " sources { id status } move { id alertCount } logEntries { kind message } errors { code } } }"
+    )
+    revert = (
+        'mutation($m: ID!) { revertMove(moveId: $m, comment: "c") { incidents { id alertCount } move { id }'
+        " logEntries { kind message } errors { code } } }"
+    )
+    small = await _incidents_of(pool, 0, 2, 1)
+    large = await _incidents_of(pool, 100, 10, 1000)  # the issue's benchmark: 10,000 alerts
+
+    statements = {}
+    for name, ids in (("small", small), ("large", large)):
+        statements[name] = await counted(merge, ids=ids)
+        (move,) = await pool.fetch("SELECT id FROM moves ORDER BY id DESC LIMIT 1")
+        statements[f"{name} revert"] = await counted(revert, m=f"move_{move['id']}")
+
+    # Set-based: one statement per step, whatever the number of alerts (no per-alert round trip).
+    assert len(statements["large"]) == len(statements["small"]), statements
+    assert len(statements["large revert"]) == len(statements["small revert"]), statements
+    assert await pool.fetchval("SELECT count(*) FROM alerts WHERE incident_id = 101") == 1000

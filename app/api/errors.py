@@ -10,8 +10,8 @@ Errors of the database or the server carry `retryable` and the request id:
 - TIMEOUT: a statement ran over the statement timeout or waited too long for a lock; nothing was
   changed.
 - OUTCOME_UNKNOWN: the connection broke while a write was committing, so it may have been applied.
-  retryable is true only when a replay is safe (linkAlerts with an idempotency key; ingestAlerts,
-  whose alerts are deduplicated by externalId).
+  retryable is true only when a replay is safe (linkAlerts, mergeIncidents and revertMove with an
+  idempotency key; ingestAlerts, whose alerts are deduplicated by externalId).
 - APPLIED_ANSWER_UNAVAILABLE: a mutation was applied, but building its answer failed afterwards;
   retryable is false, since a retry would apply it again.
 Anything else is unexpected: it is logged with its traceback under the request id, and the

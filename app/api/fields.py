@@ -29,7 +29,19 @@ from app.api import background, ids
 from app.api.context import Context
 from app.config import settings
 from app.db import OutcomeUnknown, in_transaction
-from app.domain import activity, alerts, idempotency, incidents, ingestion, linking, models, pagination
+from app.domain import (
+    activity,
+    alerts,
+    idempotency,
+    incidents,
+    ingestion,
+    linking,
+    merging,
+    models,
+    moves,
+    pagination,
+    reverting,
+)
 from app.domain import ids as domain_ids
 from app.domain.errors import InvalidArgument, Problem, Refused
 from app.domain.pagination import Page
@@ -38,12 +50,16 @@ from app.domain.pagination import Page
 QUEUE_PAGE = 20
 ALERTS_PAGE = 50
 LOG_PAGE = 50
+MOVES_PAGE = 20
+ITEMS_PAGE = 50
 # Each connection's page size when neither `first` nor `last` is given (the cost counts it too).
 PAGE_SIZES = {
     ("Query", "incidents"): QUEUE_PAGE,
     ("Query", "alerts"): ALERTS_PAGE,
     ("Incident", "alerts"): ALERTS_PAGE,
     ("Incident", "activityLog"): LOG_PAGE,
+    ("Incident", "moves"): MOVES_PAGE,
+    ("Move", "items"): ITEMS_PAGE,
 }
 
 Batch = Callable[[list, dict, Context], "list | Awaitable[list]"]
@@ -92,6 +108,26 @@ class LinkAlertsPayload:
     alerts: list[models.Alert]
     log_entries: list[models.ActivityEntry]
     errors: list[MutationError]
+    move_id: int | None = None
+
+
+@dataclass(frozen=True)
+class MergeIncidentsPayload:
+    target: models.Incident | None
+    sources: list[models.Incident]
+    log_entries: list[models.ActivityEntry]
+    errors: list[MutationError]
+    move_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RevertMovePayload:
+    incidents: list[models.Incident]
+    alerts: list[models.Alert]
+    log_entries: list[models.ActivityEntry]
+    errors: list[MutationError]
+    move_id: int | None = None
+    reverted_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +146,8 @@ class MutationError:
     message: str
     field: str | None
     alert_ids: list[str]
+    incident_ids: list[str] = ()
+    move_ids: list[str] = ()
 
     @property
     def external_ids(self) -> list[str]:
@@ -117,7 +155,14 @@ class MutationError:
 
     @classmethod
     def of(cls, problem: Problem) -> MutationError:
-        return cls(problem.code, problem.message, problem.field, list(problem.ids))
+        return cls(
+            problem.code, problem.message, problem.field, list(problem.ids), problem.incident_ids, problem.move_ids
+        )
+
+    @classmethod
+    def of_merge(cls, problem: Problem) -> MutationError:
+        """A merge's problems name incidents: its `ids` are incident ids."""
+        return cls(problem.code, problem.message, problem.field, [], list(problem.ids), problem.move_ids)
 
 
 # --- fields of the records --------------------------------------------------------------------
@@ -263,15 +308,101 @@ async def _incidents_of(entries: list[models.ActivityEntry], ctx: Context) -> di
     return {i.id: i for i in await _load_many(ctx.loaders.incident, wanted) if i is not None}
 
 
+async def _summaries_moves(entries: list[models.ActivityEntry], ctx: Context) -> dict[int, models.Move]:
+    """The moves of the summary entries among these (whose words depend on the move's alerts)."""
+    wanted = list({e.move_id for e in entries if e.kind in models.SUMMARY_KINDS and e.move_id is not None})
+    if not wanted:
+        return {}
+    return {m.id: m for m in await _load_many(ctx.loaders.move, wanted) if m is not None}
+
+
 async def message(parents: list[models.ActivityEntry], args, ctx: Context):
     """The sentence, naming the other incident only when the viewer may see it."""
-    seen = await _incidents_of(parents, ctx)
-    return [activity.message(e, ctx.viewer, seen[e.incident_id], e.other_incident_id in seen) for e in parents]
+    seen, found = await asyncio.gather(_incidents_of(parents, ctx), _summaries_moves(parents, ctx))
+    return [
+        activity.message(e, ctx.viewer, seen[e.incident_id], e.other_incident_id in seen, found.get(e.move_id))
+        for e in parents
+    ]
 
 
 async def comment(parents: list[models.ActivityEntry], args, ctx: Context):
-    seen = await _incidents_of(parents, ctx)
-    return [activity.comment(e, ctx.viewer, seen[e.incident_id]) for e in parents]
+    seen, found = await asyncio.gather(_incidents_of(parents, ctx), _summaries_moves(parents, ctx))
+    return [activity.comment(e, ctx.viewer, seen[e.incident_id], found.get(e.move_id)) for e in parents]
+
+
+# --- moves ------------------------------------------------------------------------------------
+
+
+def move_comment(parents: list[models.Move], args, ctx: Context):
+    """The mover's words, to a viewer who may read every alert the move moved (as a log entry's)."""
+    return [m.comment if moves.reads_all_alerts(m, ctx.viewer) else None for m in parents]
+
+
+def move_alert_count(parents: list[models.Move], args, ctx: Context):
+    partial = [m.id for m in parents if not moves.reads_all_alerts(m, ctx.viewer)]
+    if not partial:
+        return [m.alert_count for m in parents]
+
+    async def counted():
+        found = await moves.readable_counts(conn=ctx.pool, viewer=ctx.viewer, move_ids=partial)
+        return [found.get(m.id, m.alert_count) for m in parents]
+
+    return counted()
+
+
+async def move_items(parents: list[models.Move], args, ctx: Context):
+    paging = _paging(args, ITEMS_PAGE)
+    pagination.window(**paging)
+    pages = await _each(parents, lambda m: moves.items_page(conn=ctx.pool, viewer=ctx.viewer, move_id=m.id, **paging))
+    return [
+        Connection(p, lambda m=m: moves.count_items(conn=ctx.pool, viewer=ctx.viewer, move_id=m.id))
+        for m, p in zip(parents, pages, strict=True)
+    ]
+
+
+async def move_sources(parents: list[models.Move], args, ctx: Context):
+    """The incidents alerts left that the viewer may see, by number."""
+    wanted = list({n for m in parents for n in m.source_incident_ids})
+    found = {i.id: i for i in await _load_many(ctx.loaders.incident, wanted) if i is not None}
+    return [[found[n] for n in sorted(m.source_incident_ids) if n in found] for m in parents]
+
+
+async def viewer_can_revert(parents: list[models.Move], args, ctx: Context):
+    """Not reverted, every alert the viewer's to move, none moved since, and no incident it would
+    send alerts to or merge again changed since (revertMove checks again under its locks)."""
+    viewer = ctx.viewer
+    candidates = [
+        m.id
+        for m in parents
+        if viewer.can_view_incidents
+        and m.reverted_by_move_id is None
+        and all(viewer.can_write(s) for s in m.alert_scopes)
+    ]
+    later = await moves.moved_since(conn=ctx.pool, move_ids=candidates) if candidates else {}
+    unmoved = [m for m in parents if m.id in later and not later[m.id]]
+    refused = await reverting.refused_since(conn=ctx.pool, candidates=unmoved)
+    return [m.id in later and not later[m.id] and m.id not in refused for m in parents]
+
+
+async def history(parents: list[models.Alert], args, ctx: Context):
+    """Where each alert has been, oldest first: placements in incidents the viewer cannot see keep
+    their move and time, with a null incident."""
+    ctx.viewer.require_queue()
+    found = await moves.histories(conn=ctx.pool, alert_ids=[a.id for a in parents])
+    return [found[a.id] for a in parents]
+
+
+async def incident_moves(parents: list[models.Incident], args, ctx: Context):
+    paging = _paging(args, MOVES_PAGE)
+    pagination.window(**paging)
+    ctx.viewer.require_queue()
+    pages = await _each(parents, lambda i: moves.incident_moves_page(conn=ctx.pool, incident_id=i.id, **paging))
+    for page in pages:
+        ctx.loaders.move.prime_many({m.id: m for m in page.items})
+    return [
+        Connection(p, lambda i=i: moves.count_incident_moves(conn=ctx.pool, incident_id=i.id))
+        for i, p in zip(parents, pages, strict=True)
+    ]
 
 
 async def total_count(parents: list[Connection], args, ctx: Context):
@@ -368,6 +499,9 @@ async def _nodes_of(keys: list[tuple[str, int]], ctx: Context) -> list:
     visible = {n: i for n, i in zip(wanted, await _load_many(ctx.loaders.incident, wanted), strict=True) if i}
     found.update({(domain_ids.INCIDENT, n): i for n, i in visible.items()})
     found.update({(domain_ids.LOG_ENTRY, e.id): e for e in entries if e.incident_id in visible})
+    if numbers[domain_ids.MOVE]:
+        found_moves = await _load_many(ctx.loaders.move, numbers[domain_ids.MOVE])
+        found.update({(domain_ids.MOVE, n): m for n, m in zip(numbers[domain_ids.MOVE], found_moves, strict=True)})
     return [found.get(k) for k in keys]
 
 
@@ -442,7 +576,82 @@ async def link_alerts(parents, args, ctx: Context):
     # The incidents of the answer are the viewer's to see: their log entries' messages name them
     # without another statement.
     ctx.loaders.incident.prime_many({i.id: i for i in (result.target, *result.sources) if i is not None})
-    return [LinkAlertsPayload(result.target, result.sources, result.alerts, result.entries, [])]
+    return [LinkAlertsPayload(result.target, result.sources, result.alerts, result.entries, [], result.move_id)]
+
+
+async def merge_incidents(parents, args, ctx: Context):
+    """Merge incidents into one in one transaction, once per idempotency key when one is given."""
+    incident_ids = [str(i) for i in args["incidentIds"]]
+    target = args.get("targetIncidentId")
+    target = None if target is None else str(target)
+    comment, key = args["comment"], args.get("idempotencyKey")
+    reasons = [str(r) for r in args.get("reasons") or []]
+
+    async def work(conn):
+        merge = lambda: merging.merge_incidents(  # noqa: E731
+            conn=conn,
+            viewer=ctx.viewer,
+            incident_ids=incident_ids,
+            target_incident_id=target,
+            comment=comment,
+            reasons=reasons,
+        )
+        if key is None:
+            return await merge()
+        request = {"incidentIds": incident_ids, "target": target, "comment": comment.strip(), "reasons": reasons}
+        return await idempotency.once(
+            conn=conn,
+            viewer=ctx.viewer,
+            key=key,
+            operation="mergeIncidents",
+            request=request,
+            run=merge,
+            replay=idempotency.replay_merge,
+        )
+
+    try:
+        result = await in_transaction(ctx.pool, work)
+    except Refused as refused:
+        observe.payload_errors(ctx.observation, "mergeIncidents", [str(p.code) for p in refused.problems])
+        return [MergeIncidentsPayload(None, [], [], [MutationError.of_merge(p) for p in refused.problems])]
+    except OutcomeUnknown as unknown:
+        unknown.retryable = key is not None
+        raise
+    ctx.loaders.incident.prime_many({i.id: i for i in (result.target, *result.sources) if i is not None})
+    return [MergeIncidentsPayload(result.target, result.sources, result.entries, [], result.move_id)]
+
+
+async def revert_move(parents, args, ctx: Context):
+    """Put a move's alerts back in one transaction, once per idempotency key when one is given."""
+    move_id, comment, key = str(args["moveId"]), args["comment"], args.get("idempotencyKey")
+
+    async def work(conn):
+        revert = lambda: reverting.revert_move(  # noqa: E731
+            conn=conn, viewer=ctx.viewer, move_id=move_id, comment=comment
+        )
+        if key is None:
+            return await revert()
+        request = {"moveId": move_id.strip(), "comment": comment.strip()}
+        return await idempotency.once(
+            conn=conn,
+            viewer=ctx.viewer,
+            key=key,
+            operation="revertMove",
+            request=request,
+            run=revert,
+            replay=idempotency.replay_revert,
+        )
+
+    try:
+        result = await in_transaction(ctx.pool, work)
+    except Refused as refused:
+        observe.payload_errors(ctx.observation, "revertMove", [str(p.code) for p in refused.problems])
+        return [RevertMovePayload([], [], [], [MutationError.of(p) for p in refused.problems])]
+    except OutcomeUnknown as unknown:
+        unknown.retryable = key is not None
+        raise
+    ctx.loaders.incident.prime_many({i.id: i for i in result.incidents})
+    return [RevertMovePayload(result.incidents, result.alerts, result.entries, [], result.move_id, result.reverted_id)]
 
 
 def _utc(value):
@@ -502,6 +711,12 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("Query", "alerts"): alerts_list,
     ("Mutation", "linkAlerts"): link_alerts,
     ("Mutation", "ingestAlerts"): ingest_alerts,
+    ("Mutation", "mergeIncidents"): merge_incidents,
+    ("Mutation", "revertMove"): revert_move,
+    ("LinkAlertsPayload", "move"): _by_id("move", "move_id", required=False),
+    ("MergeIncidentsPayload", "move"): _by_id("move", "move_id", required=False),
+    ("RevertMovePayload", "move"): _by_id("move", "move_id", required=False),
+    ("RevertMovePayload", "reverted"): _by_id("move", "reverted_id", required=False),
     ("Incident", "alertCount"): alert_count,
     ("Incident", "name"): name,
     ("Incident", "severity"): severity,
@@ -509,6 +724,8 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("Incident", "alerts"): incident_alerts,
     ("Incident", "activityLog"): activity_log,
     ("Incident", "redirectIncident"): _by_id("incident", "redirect_incident_id", required=False),
+    ("Incident", "moves"): incident_moves,
+    ("Alert", "history"): history,
     ("Alert", "incident"): _by_id("incident", "incident_id", required=True),
     ("Alert", "entities"): entities,
     ("Alert", "viewerCanLink"): viewer_can_link,
@@ -517,7 +734,24 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("ActivityLogEntry", "incident"): _by_id("incident", "incident_id", required=True),
     ("ActivityLogEntry", "alert"): _by_id("alert", "alert_id", required=False),
     ("ActivityLogEntry", "otherIncident"): _by_id("incident", "other_incident_id", required=False),
-    **{(f"{item}Connection", "totalCount"): total_count for item in ("Incident", "Alert", "ActivityLogEntry")},
+    ("ActivityLogEntry", "move"): _by_id("move", "move_id", required=False),
+    ("Move", "comment"): move_comment,
+    ("Move", "alertCount"): move_alert_count,
+    ("Move", "items"): move_items,
+    ("Move", "target"): _by_id("incident", "target_incident_id", required=False),
+    ("Move", "sources"): move_sources,
+    ("Move", "reverts"): _by_id("move", "reverts_move_id", required=False),
+    ("Move", "revertedBy"): _by_id("move", "reverted_by_move_id", required=False),
+    ("Move", "viewerCanRevert"): viewer_can_revert,
+    ("MoveItem", "alert"): _by_id("alert", "alert_id", required=True),
+    ("MoveItem", "from"): _by_id("incident", "from_incident_id", required=False),
+    ("MoveItem", "to"): _by_id("incident", "to_incident_id", required=False),
+    ("AlertPlacement", "incident"): _by_id("incident", "incident_id", required=False),
+    ("AlertPlacement", "move"): _by_id("move", "move_id", required=False),
+    **{
+        (f"{item}Connection", "totalCount"): total_count
+        for item in ("Incident", "Alert", "ActivityLogEntry", "Move", "MoveItem")
+    },
 }
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from app.domain import ids
 from app.domain.errors import InvalidArgument
 
-EXAMPLES = {ids.INCIDENT: "an incident id such as inc_1042", ids.ALERT: "an alert id such as alert_57"}
+EXAMPLES = {
+    ids.INCIDENT: "an incident id such as inc_1042",
+    ids.ALERT: "an alert id such as alert_57",
+    ids.MOVE: "a move id such as move_3",
+}
 
 
 def of_kind(value: str, kind: str, field: str) -> int:

@@ -8,7 +8,7 @@ from functools import cached_property
 import asyncpg
 from strawberry.dataloader import DataLoader
 
-from app.domain import activity, alerts, incidents
+from app.domain import activity, alerts, incidents, moves
 from app.domain.viewers import Viewer
 
 
@@ -47,6 +47,14 @@ class Loaders:
     def alert(self) -> DataLoader:
         async def load(ids):
             found = await alerts.get_alerts(conn=self.pool, viewer=self.viewer, ids=list(ids))
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load)
+
+    @cached_property
+    def move(self) -> DataLoader:
+        async def load(ids):
+            found = await moves.get_moves(conn=self.pool, viewer=self.viewer, ids=list(ids))
             return [found.get(i) for i in ids]
 
         return DataLoader(load)

@@ -20,6 +20,8 @@ from app.api.errors import ErrorPolicy
 from app.api.limits import Limits, extensions
 from app.api.mutations.ingest_alerts import IngestAlertsPayload, ingest_alerts
 from app.api.mutations.link_alerts import LinkAlertsPayload, link_alerts
+from app.api.mutations.merge_incidents import MergeIncidentsPayload, merge_incidents
+from app.api.mutations.revert_move import RevertMovePayload, revert_move
 from app.api.scalars import DATE_TIME
 from app.api.types import (
     AFTER_ARGUMENT,
@@ -30,6 +32,7 @@ from app.api.types import (
     Connection,
     Incident,
     IncidentStatus,
+    Move,
     Node,
     Severity,
     Viewer,
@@ -204,6 +207,22 @@ class Mutation:
         "Resending an externalId is safe. Needs the ingest permission (Viewer.canIngest); the answer shows only what the "
         "viewer may read.",
     )
+    merge_incidents: MergeIncidentsPayload = strawberry.mutation(
+        resolver=merge_incidents,
+        description="Merges incidents into one, with a comment and reasons: every source's alerts move to the "
+        "target and each source becomes REDIRECTED to it, all of it or nothing. One INCIDENT_REDIRECTED entry in "
+        "each source's log and one INCIDENT_MERGED in the target's per source (the merge's move lists every "
+        "alert). A RESOLVED target is reopened. Needs the queue permission and a write grant on every alert of "
+        "every source.",
+    )
+    revert_move: RevertMovePayload = strawberry.mutation(
+        resolver=revert_move,
+        description="Puts every alert of a move (a linkAlerts, a merge or a revert) back in the incident it came "
+        "from, all of them or none; refused when one has moved since. A merge's sources are open again; "
+        "incidents the move emptied reopen, and incidents the revert empties are RESOLVED. A move is reverted at "
+        "most once; reverting a revert puts the alerts back. Needs the queue permission and a write grant on "
+        "every alert of the move.",
+    )
 
 
 class OperationNameRequired(SchemaExtension):
@@ -259,7 +278,7 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
     before, after = extensions(limits or Limits())
     return Schema(
         query=Query,
-        types=[ActivityLogEntry],  # reached through Incident, listed so that every Node is named here
+        types=[ActivityLogEntry, Move],  # reached through other types, listed so that every Node is named here
         mutation=Mutation,
         scalar_overrides={datetime: DATE_TIME},
         extensions=[

@@ -91,6 +91,38 @@ ActivityKind = _enum(
         "otherIncident is where that alert went.",
         models.ActivityKind.INCIDENT_REOPENED: "A move brought alerts into this RESOLVED incident, so it is ACTIVE "
         "again; otherIncident is the lowest-numbered incident they came from.",
+        models.ActivityKind.INCIDENT_MERGED: "A merge brought another incident's alerts here (one entry per source, "
+        "not one per alert: the move's items list them); otherIncident is that source, now REDIRECTED here.",
+        models.ActivityKind.INCIDENT_REDIRECTED: "A merge moved this incident's alerts to otherIncident and made "
+        "this incident REDIRECTED to it.",
+        models.ActivityKind.ALERTS_RETURNED: "A revert brought alerts back here from otherIncident, where the "
+        "reverted move had taken them (one entry per incident they came from).",
+        models.ActivityKind.ALERTS_SENT_BACK: "A revert took alerts from here back to otherIncident, where they "
+        "were before the reverted move (one entry per incident they went to).",
+        models.ActivityKind.INCIDENT_UNMERGED: "A revert of a merge: this incident is no longer REDIRECTED to "
+        "otherIncident, and is open again (RESOLVED when it holds no alert).",
+    },
+)
+MoveKind = _enum(
+    models.MoveKind,
+    "Which operation made a move.",
+    {
+        models.MoveKind.LINK: "A linkAlerts call that moved at least one alert.",
+        models.MoveKind.MERGE: "A mergeIncidents call: its sources' alerts moved to the target, and the sources "
+        "became REDIRECTED.",
+        models.MoveKind.REVERT: "A revertMove call: it put the alerts of another move (`reverts`) back where they "
+        "came from.",
+    },
+)
+MergeReason = _enum(
+    models.MergeReason,
+    "Why incidents were merged, as flags (Microsoft Graph's mergeReasons): any number of them.",
+    {
+        models.MergeReason.DUPLICATE: "The incidents tell the same story twice.",
+        models.MergeReason.SAME_ACTOR: "The same attacker or account is behind them.",
+        models.MergeReason.SAME_CAMPAIGN: "They belong to the same campaign.",
+        models.MergeReason.SAME_ASSET: "They concern the same device, user or mailbox.",
+        models.MergeReason.OTHER: "Another reason, which the comment gives.",
     },
 )
 Access = _enum(
@@ -249,6 +281,14 @@ class Alert(Node):
     def viewer_can_link(self, info: Info[Context, None]) -> bool:
         return fields.resolve_now(self, info)
 
+    @strawberry.field(
+        description="Every incident the alert has been in, oldest first, each with the move that took it there "
+        "(null for where ingestion put it); the last is where it is now. Needs the queue permission (FORBIDDEN "
+        "without)."
+    )
+    async def history(self, info: Info[Context, None]) -> list[AlertPlacement]:
+        return await fields.resolve(self, info)
+
 
 @strawberry.type(description="One attack story: a group of alerts.")
 class Incident(Node):
@@ -282,7 +322,13 @@ class Incident(Node):
     async def last_activity_at(self, info: Info[Context, None]) -> datetime:
         return await fields.resolve(self, info)
 
-    @strawberry.field(description="The incident this one was merged into, when REDIRECTED.")
+    @strawberry.field(
+        description="The incident this one was merged into, when REDIRECTED. That incident may have been merged "
+        "into another since (B into A, then A into C: B still points at A, as it happened): follow redirectIncident "
+        "until an incident that is not REDIRECTED to find where the alerts are now. Redirects never loop (an "
+        "incident is never merged into one that is REDIRECTED at the time), so that ends within the number of "
+        "incidents."
+    )
     async def redirect_incident(self, info: Info[Context, None]) -> Incident | None:
         return await fields.resolve(self, info)
 
@@ -310,6 +356,20 @@ class Incident(Node):
         last: Annotated[int | None, last_argument(fields.LOG_PAGE)] = None,
         before: Annotated[str | None, BEFORE_ARGUMENT] = None,
     ) -> Connection[ActivityLogEntry]:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="The moves, merges and reverts that took alerts into or out of it (or redirected it), newest "
+        "first. Needs the queue permission."
+    )
+    async def moves(
+        self,
+        info: Info[Context, None],
+        first: Annotated[int | None, first_argument(fields.MOVES_PAGE)] = None,
+        after: Annotated[str | None, AFTER_ARGUMENT] = None,
+        last: Annotated[int | None, last_argument(fields.MOVES_PAGE)] = None,
+        before: Annotated[str | None, BEFORE_ARGUMENT] = None,
+    ) -> Connection[Move]:
         return await fields.resolve(self, info)
 
 
@@ -342,8 +402,120 @@ class ActivityLogEntry(Node):
     async def alert(self, info: Info[Context, None]) -> Alert | None:
         return await fields.resolve(self, info)
 
-    @strawberry.field(description="Where the alert came from (ALERT_LINKED) or went (ALERT_UNLINKED).")
+    @strawberry.field(
+        description="The other incident: where the alert came from (ALERT_LINKED) or went (ALERT_UNLINKED), the "
+        "source or target of a merge, where a revert's alerts went or came from; null when the viewer cannot "
+        "see it."
+    )
     async def other_incident(self, info: Info[Context, None]) -> Incident | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="The move, merge or revert that wrote this entry; null for ingestion's entries (and for "
+        "entries written before moves were recorded)."
+    )
+    async def move(self, info: Info[Context, None]) -> Move | None:
+        return await fields.resolve(self, info)
+
+
+@strawberry.type(
+    description="One linkAlerts, mergeIncidents or revertMove call that changed something: who, when, why, and "
+    "each alert it moved. Seen by a viewer with the queue permission who may see one of the incidents it touched."
+)
+class Move(Node):
+    is_type_of = _is_record(models.Move)
+
+    number: int = strawberry.field(description="The move's number (its id is move_<number>).")
+    kind: MoveKind = strawberry.field(description="Which operation made it.")
+    actor: str = strawberry.field(description="The user who made it.")
+    created_at: datetime = strawberry.field(description="When it was made.")
+    reasons: list[MergeReason] = strawberry.field(description="A merge's reasons, as given; empty for other moves.")
+
+    @strawberry.field(
+        description="The comment given with it; null when it moved alerts the viewer may not read (as a log "
+        "entry's comment)."
+    )
+    def comment(self, info: Info[Context, None]) -> str | None:
+        return fields.resolve_now(self, info)
+
+    @strawberry.field(description="How many of the alerts it moved the viewer may read.")
+    async def alert_count(self, info: Info[Context, None]) -> int:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="Each alert it moved that the viewer may read, with where it came from and where it went, "
+        "by alert number."
+    )
+    async def items(
+        self,
+        info: Info[Context, None],
+        first: Annotated[int | None, first_argument(fields.ITEMS_PAGE)] = None,
+        after: Annotated[str | None, AFTER_ARGUMENT] = None,
+        last: Annotated[int | None, last_argument(fields.ITEMS_PAGE)] = None,
+        before: Annotated[str | None, BEFORE_ARGUMENT] = None,
+    ) -> Connection[MoveItem]:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="Where the alerts went (a merge's target); null for a REVERT, whose alerts go back to "
+        "several incidents (see items), and when the viewer cannot see it."
+    )
+    async def target(self, info: Info[Context, None]) -> Incident | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="The incidents alerts left (a merge's sources, a revert's: where the reverted move had put "
+        "them), those the viewer may see, by number."
+    )
+    async def sources(self, info: Info[Context, None]) -> list[Incident]:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(description="For a REVERT: the move it undid.")
+    async def reverts(self, info: Info[Context, None]) -> Move | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(description="The REVERT that undid this move, if any: a move is reverted at most once.")
+    async def reverted_by(self, info: Info[Context, None]) -> Move | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="Whether revertMove would take it now, as far as a cheap look tells: not reverted yet, every "
+        "alert the viewer's to move, none of them moved since, and no incident it would send alerts back to or "
+        "merge again changed since (INCIDENT_MERGED_SINCE, INCIDENT_CHANGED_SINCE). revertMove checks again under "
+        "its locks."
+    )
+    async def viewer_can_revert(self, info: Info[Context, None]) -> bool:
+        return await fields.resolve(self, info)
+
+
+@strawberry.type(description="One alert a move moved: where it came from, where it went.")
+class MoveItem:
+    @strawberry.field(description="The alert.")
+    async def alert(self, info: Info[Context, None]) -> Alert:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(name="from", description="The incident it left; null when the viewer cannot see it now.")
+    async def from_incident(self, info: Info[Context, None]) -> Incident | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(name="to", description="The incident it reached; null when the viewer cannot see it now.")
+    async def to_incident(self, info: Info[Context, None]) -> Incident | None:
+        return await fields.resolve(self, info)
+
+
+@strawberry.type(description="An incident an alert was in, and how it got there.")
+class AlertPlacement:
+    at: datetime = strawberry.field(description="When it got there: the move's time, or the alert's ingestion.")
+
+    @strawberry.field(description="The incident; null when the viewer cannot see it now.")
+    async def incident(self, info: Info[Context, None]) -> Incident | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
+        description="The move that took the alert there; null for where ingestion put it (or when the viewer "
+        "cannot see the move)."
+    )
+    async def move(self, info: Info[Context, None]) -> Move | None:
         return await fields.resolve(self, info)
 
 

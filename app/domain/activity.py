@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.domain import incidents, models, pagination
-from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, ActivityEntry, ActivityKind, Incident
+from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, SUMMARY_KINDS, ActivityEntry, ActivityKind, Incident, Move
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -143,27 +143,39 @@ def _alert_ref(entry: ActivityEntry, viewer: Viewer) -> str:
     return "an alert you cannot view"
 
 
-def reads_subject(entry: ActivityEntry, viewer: Viewer, incident: Incident) -> bool:
-    """Whether the viewer may read every alert the entry speaks of: its alert; for an incident
-    created by a move, the alerts it was named after (the alerts moved); for a resolved or
-    reopened incident, all of its alerts."""
+def reads_subject(entry: ActivityEntry, viewer: Viewer, incident: Incident, move: Move | None = None) -> bool:
+    """Whether the viewer may read every alert the entry speaks of: its alert; for a merge's or a
+    revert's summary, every alert of its move; for an incident created by a move, the alerts it
+    was named after (the alerts moved); for a resolved or reopened incident, all of its alerts."""
     if entry.alert_id is not None:
         return _reads_alert(entry, viewer)
+    if entry.kind in SUMMARY_KINDS:
+        return move is not None and (viewer.reads_everything or all(viewer.can_read(s) for s in move.alert_scopes))
     if entry.kind == ActivityKind.INCIDENT_CREATED:
         return incidents.name_seen_by(incident, viewer) == incident.name
     return incidents.reads_all_alerts(incident, viewer)
 
 
-def comment(entry: ActivityEntry, viewer: Viewer, incident: Incident) -> str | None:
+def comment(entry: ActivityEntry, viewer: Viewer, incident: Incident, move: Move | None = None) -> str | None:
     """The mover's comment, unless the entry speaks of alerts the viewer may not read: the
     comment says why they moved, and may name what is in them."""
-    return entry.comment if reads_subject(entry, viewer, incident) else None
+    return entry.comment if reads_subject(entry, viewer, incident, move) else None
 
 
-def message(entry: ActivityEntry, viewer: Viewer, incident: Incident, other_visible: bool) -> str:
+def _alerts(entry: ActivityEntry, counted: bool) -> str:
+    """A summary's alerts: how many, only to a viewer who may read them all."""
+    if not counted:
+        return "alerts"
+    n = entry.alert_count or 0
+    return f"{n} alert{'s' if n != 1 else ''}"
+
+
+def message(
+    entry: ActivityEntry, viewer: Viewer, incident: Incident, other_visible: bool, move: Move | None = None
+) -> str:
     """The sentence a person reads in the log, as this viewer may read it (incident: whose log it
     is in). other_visible: whether the viewer may see the other incident (where the alert came
-    from or went); its number is named only then."""
+    from or went); its number is named only then. move: the move that wrote a summary entry."""
     alert = _alert_ref(entry, viewer)
     subject = alert[:1].upper() + alert[1:]  # the same words, opening a sentence
     other = f"incident {entry.other_incident_id}" if other_visible else "an incident you cannot view"
@@ -186,4 +198,18 @@ def message(entry: ActivityEntry, viewer: Viewer, incident: Incident, other_visi
             return f"Incident resolved automatically: its last alert was moved to {other}{by}."
         case ActivityKind.INCIDENT_REOPENED:
             return f"Incident reopened: alerts were moved here from {other}{by}."
+        case ActivityKind.INCIDENT_MERGED:
+            alerts = _alerts(entry, reads_subject(entry, viewer, incident, move))
+            return f"{other[:1].upper() + other[1:]} was merged into this incident{by}: its {alerts} moved here."
+        case ActivityKind.INCIDENT_REDIRECTED:
+            alerts = _alerts(entry, reads_subject(entry, viewer, incident, move))
+            return f"Merged into {other}{by}: this incident's {alerts} moved there."
+        case ActivityKind.ALERTS_RETURNED:
+            alerts = _alerts(entry, reads_subject(entry, viewer, incident, move))
+            return f"{alerts[:1].upper() + alerts[1:]} moved back here from {other}{by}, reverting a move."
+        case ActivityKind.ALERTS_SENT_BACK:
+            alerts = _alerts(entry, reads_subject(entry, viewer, incident, move))
+            return f"{alerts[:1].upper() + alerts[1:]} moved back to {other}{by}, reverting a move."
+        case ActivityKind.INCIDENT_UNMERGED:
+            return f"No longer merged into {other}: the merge was reverted{by}."
     return entry.kind.replace("_", " ").capitalize() + "."

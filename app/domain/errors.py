@@ -16,6 +16,13 @@ class ProblemCode(StrEnum):
     INCIDENT_NOT_FOUND = "INCIDENT_NOT_FOUND"
     FORBIDDEN = "FORBIDDEN"
     TARGET_NOT_LINKABLE = "TARGET_NOT_LINKABLE"
+    ALREADY_REDIRECTED = "ALREADY_REDIRECTED"
+    TOO_MANY_ALERTS = "TOO_MANY_ALERTS"
+    MOVE_NOT_FOUND = "MOVE_NOT_FOUND"
+    ALREADY_REVERTED = "ALREADY_REVERTED"
+    ALERT_MOVED_SINCE = "ALERT_MOVED_SINCE"
+    INCIDENT_MERGED_SINCE = "INCIDENT_MERGED_SINCE"
+    INCIDENT_CHANGED_SINCE = "INCIDENT_CHANGED_SINCE"
 
 
 @dataclass
@@ -26,6 +33,9 @@ class Problem:
     message: str
     field: str | None = None
     ids: list[str] = dataclass_field(default_factory=list)
+    # Besides `ids` (the alerts, or the incidents of a merge): the incidents and the moves it names.
+    incident_ids: list[str] = dataclass_field(default_factory=list)
+    move_ids: list[str] = dataclass_field(default_factory=list)
 
 
 class Refused(Exception):

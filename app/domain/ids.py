@@ -6,7 +6,7 @@ Python's int() and the regex \\d also read other scripts' digits ("١٢" would b
 bigint.
 
 Typed ids. Every object a client may refetch has an id unique across types and stable for its
-life: its kind's prefix, an underscore and its number ("inc_1042", "alert_57", "log_9"). They
+life: its kind's prefix, an underscore and its number ("inc_1042", "alert_57", "log_9", "move_3"). They
 are readable on purpose (a ticket can quote one) yet typed, so incident 12 and alert 12 never
 share an id and an alert id given where an incident id belongs is refused, not misread. Clients
 treat them as opaque: take them from answers, never build them. Surrounding spaces are ignored,
@@ -24,7 +24,8 @@ _NUMBER = re.compile(rf"#?([0-9]{{1,{MAX_DIGITS}}})")
 INCIDENT = "inc"
 ALERT = "alert"
 LOG_ENTRY = "log"
-KINDS = (INCIDENT, ALERT, LOG_ENTRY)
+MOVE = "move"
+KINDS = (INCIDENT, ALERT, LOG_ENTRY, MOVE)
 _TYPED = re.compile(rf"({'|'.join(KINDS)})_([1-9][0-9]{{0,{MAX_DIGITS - 1}}})")
 
 

@@ -76,12 +76,28 @@ _RECOMPUTE_AFTER_MOVE = aggregates.RECOMPUTE.format(
                      WHEN i.id = $2 AND i.status = 'resolved' THEN 'active'::incident_status
                      ELSE i.status END""",
 )
+# The move is recorded in the same statement: the moves row ($15: it created its target), an item
+# for each alert (its incident as the statement found it, before the update), the incidents it
+# touched, and the move on every log entry.
 MOVE = f"""
 WITH moved AS (UPDATE alerts SET incident_id = $2 WHERE id = ANY($3::bigint[]) RETURNING id),
 incident AS ({_RECOMPUTE_AFTER_MOVE}),
+mv AS (
+    INSERT INTO moves (kind, actor, comment, target_incident_id, created_target, alert_count, alert_scopes,
+                       source_incident_ids)
+    SELECT 'link', $5, $6, $2, $15, count(*), array_agg(DISTINCT a.scope ORDER BY a.scope),
+           array_agg(DISTINCT a.incident_id ORDER BY a.incident_id)
+      FROM alerts a WHERE a.id = ANY($3::bigint[])
+    RETURNING id
+),
+item AS (
+    INSERT INTO move_items (move_id, alert_id, from_incident_id, to_incident_id)
+    SELECT mv.id, a.id, a.incident_id, $2 FROM mv, alerts a WHERE a.id = ANY($3::bigint[])
+),
+touched AS (INSERT INTO move_incidents (incident_id, move_id) SELECT t.id, mv.id FROM mv, unnest($1::bigint[]) t(id)),
 l AS (
-    INSERT INTO activity_log ({activity.INSERT_COLUMNS})
-    SELECT {activity.INSERT_COLUMNS} FROM (
+    INSERT INTO activity_log ({activity.INSERT_COLUMNS}, move_id)
+    SELECT {activity.INSERT_COLUMNS}, (SELECT id FROM mv) FROM (
         SELECT 1 AS part, n, {activity.INSERT_COLUMNS} FROM unnest({activity.entry_parameters(8)})
              WITH ORDINALITY AS e({activity.INSERT_COLUMNS}, n)
         UNION ALL
@@ -94,7 +110,8 @@ l AS (
     RETURNING *
 )
 SELECT (SELECT array_agg(i) FROM incident i) AS incidents,
-       (SELECT array_agg(e ORDER BY e.id) FROM (SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id) e) AS entries
+       (SELECT array_agg(e ORDER BY e.id) FROM (SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id) e) AS entries,
+       (SELECT id FROM mv) AS move_id
 """
 INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
 OPEN = (IncidentStatus.ACTIVE, IncidentStatus.IN_PROGRESS)  # a source emptied by the move is resolved
@@ -114,6 +131,25 @@ class LinkResult:
     sources: list[Incident]
     alerts: list[Alert]
     entries: list[ActivityEntry]
+    move_id: int | None = None  # None when nothing moved
+
+
+def check_comment(comment: str) -> tuple[str, list[Problem]]:
+    """The comment trimmed, and what is wrong with it: every move, merge and revert asks for one."""
+    text = comment.strip()
+    if not text:
+        return text, [Problem(ProblemCode.INVALID_INPUT, "A comment saying why is required.", "comment")]
+    if not storable(text):
+        return text, [Problem(ProblemCode.INVALID_INPUT, "The comment must not contain NUL characters.", "comment")]
+    if len(text) > MAX_COMMENT:
+        return text, [
+            Problem(
+                ProblemCode.INVALID_INPUT,
+                f"The comment is limited to {MAX_COMMENT} characters; got {len(text)}.",
+                "comment",
+            )
+        ]
+    return text, []
 
 
 def _check_input(
@@ -134,19 +170,8 @@ def _check_input(
             Problem(ProblemCode.INVALID_INPUT, f"At most {most} alerts can move at once; got {len(ids)}.", "alertIds")
         )
         ids = []  # the limit bounds the work: so many are not looked up
-    text = comment.strip()
-    if not text:
-        problems.append(Problem(ProblemCode.INVALID_INPUT, "A comment saying why is required.", "comment"))
-    elif not storable(text):
-        problems.append(Problem(ProblemCode.INVALID_INPUT, "The comment must not contain NUL characters.", "comment"))
-    elif len(text) > MAX_COMMENT:
-        problems.append(
-            Problem(
-                ProblemCode.INVALID_INPUT,
-                f"The comment is limited to {MAX_COMMENT} characters; got {len(text)}.",
-                "comment",
-            )
-        )
+    text, comment_problems = check_comment(comment)
+    problems += comment_problems
     given = [target.existing_incident_id is not None, target.create_new is not None]
     if sum(given) != 1:
         problems.append(
@@ -245,6 +270,7 @@ async def link_alerts(
         comment,
         moved_from[0] if target_incident.status == IncidentStatus.RESOLVED else None,
         *activity.entry_arrays(entries),
+        bool(target.create_new),
     )
     after = {r[0]: Incident(*r) for r in row["incidents"]}
     written = [ActivityEntry(*r) for r in row["entries"]]
@@ -255,6 +281,7 @@ async def link_alerts(
             # As they are now: locked since they were read, and only moved since.
             alerts=[dataclasses.replace(a, incident_id=target_incident.id) for a in selected],
             entries=written,
+            move_id=row["move_id"],
         ),
         viewer,
     )
@@ -270,6 +297,7 @@ def visible_result(result: LinkResult, viewer: Viewer) -> LinkResult:
         sources=[i for i in result.sources if i.id in shown],
         alerts=[a for a in result.alerts if viewer.can_read(a.scope)],
         entries=[e for e in result.entries if e.incident_id in shown],
+        move_id=result.move_id,  # the payload shows it only to a viewer who may see it (its loader)
     )
 
 

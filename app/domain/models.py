@@ -51,6 +51,38 @@ class ActivityKind(StrEnum):
     INCIDENT_CREATED = "incident_created"
     INCIDENT_RESOLVED = "incident_resolved"
     INCIDENT_REOPENED = "incident_reopened"
+    # Summaries, one per incident and counterpart, written by merges and reverts (move_items holds
+    # each alert they moved).
+    INCIDENT_MERGED = "incident_merged"
+    INCIDENT_REDIRECTED = "incident_redirected"
+    ALERTS_RETURNED = "alerts_returned"
+    ALERTS_SENT_BACK = "alerts_sent_back"
+    INCIDENT_UNMERGED = "incident_unmerged"
+
+
+SUMMARY_KINDS = frozenset(
+    {
+        ActivityKind.INCIDENT_MERGED,
+        ActivityKind.INCIDENT_REDIRECTED,
+        ActivityKind.ALERTS_RETURNED,
+        ActivityKind.ALERTS_SENT_BACK,
+        ActivityKind.INCIDENT_UNMERGED,
+    }
+)
+
+
+class MoveKind(StrEnum):
+    LINK = "link"
+    MERGE = "merge"
+    REVERT = "revert"
+
+
+class MergeReason(StrEnum):
+    DUPLICATE = "duplicate"
+    SAME_ACTOR = "same_actor"
+    SAME_CAMPAIGN = "same_campaign"
+    SAME_ASSET = "same_asset"
+    OTHER = "other"
 
 
 class Access(StrEnum):
@@ -69,7 +101,13 @@ ALERT_COLUMNS = (
 )
 ENTRY_COLUMNS = (
     "l.id, l.incident_id, l.kind::text AS kind, l.created_at, l.actor, l.comment, l.alert_id,"
-    " l.other_incident_id, l.alert_count, la.title AS alert_title, la.scope AS alert_scope"
+    " l.other_incident_id, l.alert_count, la.title AS alert_title, la.scope AS alert_scope, l.move_id"
+)
+MOVE_COLUMNS = (
+    "m.id, m.kind::text AS kind, m.actor, m.comment, m.created_at, m.reasons::text[] AS reasons,"
+    " m.target_incident_id, m.created_target, m.reverts_move_id,"
+    " (SELECT r.id FROM moves r WHERE r.reverts_move_id = m.id) AS reverted_by_move_id,"
+    " m.alert_count, m.alert_scopes, m.source_incident_ids"
 )
 ENTRY_FROM = "activity_log l LEFT JOIN alerts la ON la.id = l.alert_id"
 
@@ -145,10 +183,58 @@ class ActivityEntry:
     alert_count: int | None
     alert_title: str | None
     alert_scope: str | None
+    move_id: int | None = None  # the move, merge or revert that wrote it
 
     @property
     def node_id(self) -> str:
         return ids.typed_id(ids.LOG_ENTRY, self.id)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One linkAlerts, mergeIncidents or revertMove call that changed something."""
+
+    id: int
+    kind: str
+    actor: str
+    comment: str
+    created_at: datetime
+    reasons: list[str]
+    target_incident_id: int | None
+    created_target: bool
+    reverts_move_id: int | None
+    reverted_by_move_id: int | None
+    alert_count: int  # every alert it moved, readable or not
+    alert_scopes: list[str]
+    source_incident_ids: list[int]
+
+    @property
+    def number(self) -> int:
+        return self.id
+
+    @property
+    def node_id(self) -> str:
+        return ids.typed_id(ids.MOVE, self.id)
+
+
+@dataclass(frozen=True)
+class MoveItem:
+    """One alert a move moved: where from, where to."""
+
+    move_id: int
+    alert_id: int
+    from_incident_id: int
+    to_incident_id: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """An incident an alert was in: put there by a move, or by ingestion (move_id None)."""
+
+    alert_id: int
+    incident_id: int
+    move_id: int | None
+    at: datetime
 
 
 def incident(row) -> Incident:
@@ -161,3 +247,7 @@ def alert(row) -> Alert:
 
 def entry(row) -> ActivityEntry:
     return ActivityEntry(**dict(row))
+
+
+def move(row) -> Move:
+    return Move(**dict(row))

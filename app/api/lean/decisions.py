@@ -50,6 +50,33 @@ COVERED: dict[tuple[str, str], frozenset[str]] = {
     ("IncidentConnection", "totalCount"): frozenset(),
     ("AlertConnection", "totalCount"): frozenset(),
     ("ActivityLogEntryConnection", "totalCount"): frozenset(),
+    # Issue 14: merges, reverts and provenance. The console's merge and undo run them here.
+    ("Mutation", "mergeIncidents"): frozenset(
+        {"incidentIds", "targetIncidentId", "comment", "reasons", "idempotencyKey"}
+    ),
+    ("Mutation", "revertMove"): frozenset({"moveId", "comment", "idempotencyKey"}),
+    ("LinkAlertsPayload", "move"): frozenset(),
+    ("MergeIncidentsPayload", "move"): frozenset(),
+    ("RevertMovePayload", "move"): frozenset(),
+    ("RevertMovePayload", "reverted"): frozenset(),
+    ("Incident", "moves"): frozenset({"first", "after", "last", "before"}),
+    ("Alert", "history"): frozenset(),
+    ("ActivityLogEntry", "move"): frozenset(),
+    ("Move", "comment"): frozenset(),
+    ("Move", "alertCount"): frozenset(),
+    ("Move", "items"): frozenset({"first", "after", "last", "before"}),
+    ("Move", "target"): frozenset(),
+    ("Move", "sources"): frozenset(),
+    ("Move", "reverts"): frozenset(),
+    ("Move", "revertedBy"): frozenset(),
+    ("Move", "viewerCanRevert"): frozenset(),
+    ("MoveItem", "alert"): frozenset(),
+    ("MoveItem", "from"): frozenset(),
+    ("MoveItem", "to"): frozenset(),
+    ("AlertPlacement", "incident"): frozenset(),
+    ("AlertPlacement", "move"): frozenset(),
+    ("MoveConnection", "totalCount"): frozenset(),
+    ("MoveItemConnection", "totalCount"): frozenset(),
 }
 
 # Every field of the input objects those arguments take, as the batches read them.

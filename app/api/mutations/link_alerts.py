@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from app.api import fields
 from app.api.context import Context
-from app.api.types import ActivityLogEntry, Alert, Incident
+from app.api.types import ActivityLogEntry, Alert, Incident, Move
 from app.domain.errors import ProblemCode
 
 
@@ -104,6 +104,13 @@ class LinkAlertsPayload:
         description="Why the move was refused, every problem found at once (a problem with the idempotencyKey "
         "is reported alone); empty when the move was applied or replayed."
     )
+
+    @strawberry.field(
+        description="The move it made, to show or revert (revertMove); null when it was refused or moved nothing "
+        "(every alert already in the target). A replayed idempotencyKey returns the first call's move."
+    )
+    async def move(self, info: Info[Context, None]) -> Move | None:
+        return await fields.resolve(self, info)
 
 
 async def link_alerts(

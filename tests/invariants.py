@@ -1,0 +1,55 @@
+"""What must hold after every move, merge and revert, read straight from the database."""
+
+from __future__ import annotations
+
+import asyncpg
+
+# Incidents whose stored count, severity or scopes are not their alerts'.
+WRONG_AGGREGATES = """
+SELECT i.id, i.alert_count, s.n, i.severity::text, s.severity::text
+  FROM incidents i
+  LEFT JOIN LATERAL (
+      SELECT count(*)::integer AS n, max(a.severity) AS severity, array_agg(DISTINCT a.scope ORDER BY a.scope) AS scopes
+        FROM alerts a WHERE a.incident_id = i.id
+  ) s ON true
+ WHERE i.alert_count <> s.n OR (s.n > 0 AND (i.severity <> s.severity OR i.alert_scopes <> s.scopes))
+"""
+# Alerts whose last recorded move did not leave them where they are.
+HISTORY_ELSEWHERE = """
+SELECT a.id FROM alerts a
+  JOIN LATERAL (SELECT to_incident_id FROM move_items mi WHERE mi.alert_id = a.id ORDER BY move_id DESC LIMIT 1) last
+    ON true
+ WHERE last.to_incident_id <> a.incident_id
+"""
+REDIRECTED_HOLDING = "SELECT id FROM incidents WHERE status = 'redirected' AND alert_count > 0"
+# Each item starts where the alert's previous item ended.
+BROKEN_CHAINS = """
+SELECT mi.alert_id, mi.move_id FROM move_items mi
+  JOIN LATERAL (SELECT p.to_incident_id FROM move_items p WHERE p.alert_id = mi.alert_id AND p.move_id < mi.move_id
+                 ORDER BY p.move_id DESC LIMIT 1) prev ON true
+ WHERE prev.to_incident_id <> mi.from_incident_id
+"""
+
+
+async def assert_invariants(pool: asyncpg.Pool) -> None:
+    """Every alert in exactly one incident (NOT NULL, a foreign key), counts, severities and scopes
+    right, every alert's history ending where it is, unbroken, and no REDIRECTED incident holding alerts."""
+    assert await pool.fetch(WRONG_AGGREGATES) == []
+    assert await pool.fetch(HISTORY_ELSEWHERE) == []
+    assert await pool.fetch(BROKEN_CHAINS) == []
+    assert await pool.fetch(REDIRECTED_HOLDING) == []
+
+
+async def redirect_by_hand(pool: asyncpg.Pool, source: int, target: int) -> None:
+    """Redirect an incident to another as a merge leaves it: its alerts in the target, its count 0
+    (a REDIRECTED incident holds no alert: incidents_redirected_empty)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE alerts SET incident_id = $2 WHERE incident_id = $1", source, target)
+        await conn.execute(
+            "UPDATE incidents i SET alert_count = (SELECT count(*) FROM alerts a WHERE a.incident_id = i.id)"
+            " WHERE i.id = ANY($1::bigint[])",
+            [source, target],
+        )
+        await conn.execute(
+            "UPDATE incidents SET status = 'redirected', redirect_incident_id = $2 WHERE id = $1", source, target
+        )
