@@ -1,0 +1,112 @@
+// The small dialog that undoes a move, a merge or an undo: revertMove, with a comment.
+import { graphql, idempotencyKey, NAMED_NODES, REVERT_MOVE } from "./api.js";
+import { errorSlot, h, moveLink, moveName, plural } from "./dom.js";
+import { KEY_REUSED } from "./move-panel.js";
+
+const MAX_COMMENT = 30000;
+const MAX_NAMED = 50;  // ids looked up at once to name them in an error; the rest are counted
+
+/** The Undo button for `move`; onReverted(payload) runs after the undo. */
+export function undoButton(move, { onReverted }) {
+  return h("button", { type: "button", class: "primary", onclick: () => openUndoDialog(move, { onReverted }) },
+    `Undo ${moveName(move).toLowerCase()}`);
+}
+
+/** Opens the dialog for `move` ({ id, number, kind, comment, alertCount }). */
+export function openUndoDialog(move, { onReverted }) {
+  const key = idempotencyKey();  // one per opening: an Undo clicked again after a lost answer acts once
+  const name = moveName(move).toLowerCase();
+  const what = move.kind === "MERGE"
+    ? `its ${plural(move.alertCount, "alert")} go back to the incidents they came from, and the merged ` +
+      "incidents become active again."
+    : `its ${plural(move.alertCount, "alert")} go back to the incidents they came from.`;
+
+  const comment = h("textarea", {
+    id: "undo-comment", name: "comment", rows: 3, maxlength: MAX_COMMENT, required: true,
+    "aria-describedby": "undo-comment-error",
+  });
+  comment.value = `Undo: ${move.comment ?? moveName(move)}`.slice(0, MAX_COMMENT);
+  const commentError = errorSlot("undo-comment-error");
+  const alertsError = errorSlot("undo-alerts-error");
+  const named = h("ul", { class: "named", hidden: true });
+  const formError = errorSlot("undo-form-error");
+  const save = h("button", { type: "submit", class: "primary" }, "Undo");
+
+  const form = h("form", { novalidate: true, onsubmit: submit },
+    h("h2", { id: "undo-title" }, `Undo ${name}`),
+    h("p", { id: "undo-what" }, `Undoing ${name}: ${what}`),
+    h("div", { class: "field" },
+      h("label", { for: "undo-comment" }, "Comment ", h("span", { class: "muted" }, "(required)")),
+      comment, commentError.element),
+    alertsError.element, named,
+    formError.element,
+    h("footer", {}, save, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel")));
+
+  const dialog = h("dialog", {
+    class: "small", "aria-labelledby": "undo-title", "aria-describedby": "undo-what",
+  }, form);
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  comment.focus();
+  comment.setSelectionRange(comment.value.length, comment.value.length);
+
+  async function submit(event) {
+    event.preventDefault();
+    for (const slot of [commentError, alertsError, formError]) slot.show(null);
+    named.hidden = true;
+    if (!comment.value.trim()) {
+      commentError.show("A comment saying why is required.", comment);
+      comment.focus();
+      return;
+    }
+    save.disabled = true;
+    save.textContent = "Undoing…";
+    try {
+      const { revertMove } = await graphql(REVERT_MOVE, { moveId: move.id, comment: comment.value, idempotencyKey: key });
+      if (revertMove.errors.length) {
+        await showErrors(revertMove.errors);
+        (form.querySelector("[aria-invalid=true]") ?? save).focus();
+        return;
+      }
+      dialog.close();
+      onReverted(revertMove);
+    } catch (error) {
+      formError.show(error.message);
+    } finally {
+      save.disabled = false;
+      save.textContent = "Undo";
+    }
+  }
+
+  async function showErrors(errors) {
+    const general = [];
+    for (const error of errors) {
+      if (error.field === "comment") commentError.show(error.message, comment);
+      else if (error.field === "idempotencyKey") general.push(KEY_REUSED);
+      else if (error.alertIds.length || error.moveIds.length) {
+        alertsError.show(error.message);
+        await linkNamed(error.alertIds, error.moveIds);
+      } else general.push(error.message);
+    }
+    formError.show(general.join(" ") || null);
+  }
+
+  // The alerts that moved since, and the moves that took them, as links (their ids come from the
+  // error; their numbers from the API).
+  async function linkNamed(alertIds, moveIds) {
+    const ids = [...alertIds, ...moveIds];
+    let nodes;
+    try {
+      nodes = (await graphql(NAMED_NODES, { ids: ids.slice(0, MAX_NAMED) })).nodes.filter(Boolean);
+    } catch {
+      return;  // the message alone still says what is wrong
+    }
+    const close = () => dialog.close();
+    const more = ids.length > MAX_NAMED ? [h("li", {}, `and ${ids.length - MAX_NAMED} more`)] : [];
+    named.replaceChildren(...nodes.map((node) => h("li", {}, node.title !== undefined
+      ? h("a", { href: `#/alerts/${node.number}`, onclick: close }, `Alert #${node.number} ${node.title}`)
+      : h("span", {}, "Moved since by ", Object.assign(moveLink(node), { onclick: close })))), ...more);
+    named.hidden = !named.children.length;
+  }
+}
