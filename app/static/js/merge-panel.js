@@ -84,8 +84,9 @@ export function openMergePanel(incidents, { onMerged }) {
     const chosen = target();
     const sources = byNumber.filter((i) => i !== chosen);
     const moving = sources.reduce((n, i) => n + i.alertCount, 0);
-    outcome.textContent = `${sources.map((i) => `#${i.number}`).join(", ")} will be marked Redirected to ` +
-      `#${chosen.number}, and their ${plural(moving, "alert")} will move there.`;
+    const named = sources.map((i) => `#${i.number}`).join(", ");
+    outcome.textContent = `${named} will be marked Redirected to #${chosen.number}, and ` +
+      `${sources.length === 1 ? "its" : "their"} ${plural(moving, "alert")} will move there.`;
   }
 
   function clearErrors() {
