@@ -261,6 +261,7 @@ async def test_undo_a_move_from_its_confirmation(console, make_user, ingest, poo
 
     # then the undo's page shows where the alert went back, and the original move is marked undone
     await expect(dialog).to_be_hidden()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Revert #"))
     revert = await pool.fetchval("SELECT id FROM moves WHERE reverts_move_id = $1", move)
     await expect(page).to_have_url(re.compile(rf"#/moves/{revert}$"))
     await expect(page.get_by_role("heading", level=1)).to_have_text(f"Revert #{revert}")
@@ -334,6 +335,7 @@ async def test_open_a_move_from_the_log_page_its_alerts_and_undo_it_there(consol
     await page.keyboard.press("Enter")
 
     # then every alert is back, and the undo's page lists them going back
+    await expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Revert #"))
     revert = await pool.fetchval("SELECT id FROM moves WHERE reverts_move_id = $1", move)
     await expect(page).to_have_url(re.compile(rf"#/moves/{revert}$"))
     await expect(page.locator(".confirmation")).to_contain_text(f"Undid move #{move}: 55 alerts went back")
@@ -468,6 +470,7 @@ async def test_an_undo_whose_answer_was_lost_undoes_once_when_saved_again(consol
     await expect(dialog.locator("#undo-form-error")).to_contain_text("The server cannot be reached")
     await dialog.get_by_role("button", name="Undo").click()
 
+    await expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Revert #"))
     revert = await pool.fetchval("SELECT id FROM moves WHERE reverts_move_id = $1", move)
     await expect(page).to_have_url(re.compile(rf"#/moves/{revert}$"))
     assert await pool.fetchval("SELECT count(*) FROM moves") == 2

@@ -135,7 +135,7 @@ export const REVERT_MOVE = `mutation RevertMove($moveId: ID!, $comment: String!,
     reverted { id number }
     incidents { id number name }
     alerts { id }
-    errors { code message field alertIds moveIds }
+    errors { code message field alertIds moveIds incidentIds }
   }
 }`;
 
@@ -166,6 +166,7 @@ export const NAMED_NODES = `query NamedNodes($ids: [ID!]!) {
   nodes(ids: $ids) {
     id
     ... on Alert { number title }
+    ... on Incident { number name }
     ... on Move { number kind }
   }
 }`;

@@ -21,7 +21,8 @@ const KIND = {
   ALERT_CORRELATED: "Alert correlated", ALERT_LINKED: "Alert moved in", ALERT_UNLINKED: "Alert moved out",
   INCIDENT_CREATED: "Incident created", INCIDENT_RESOLVED: "Incident resolved",
   INCIDENT_REOPENED: "Incident reopened", INCIDENT_MERGED: "Incident merged in",
-  INCIDENT_REDIRECTED: "Merged into another incident",
+  INCIDENT_REDIRECTED: "Merged into another incident", ALERTS_RETURNED: "Alerts returned",
+  ALERTS_SENT_BACK: "Alerts sent back", INCIDENT_UNMERGED: "Merge undone",
 };
 // What a move did, as a noun: "Merge #12".
 const MOVE_KIND = { LINK: "Move", MERGE: "Merge", REVERT: "Revert" };
@@ -35,7 +36,9 @@ export const severity = (s) => h("span", { class: `badge sev-${s.toLowerCase()}`
 export const status = (s) => h("span", { class: `status st-${s.toLowerCase()}` }, STATUS[s] ?? s);
 export const kind = (k) => KIND[k] ?? k;
 export const time = (iso) => h("time", { datetime: iso }, dateTime.format(new Date(iso)));
-export const incidentLink = (i) => h("a", { href: `#/incidents/${i.number}` }, `#${i.number} ${i.name}`);
+export const incidentLink = (i) => i
+  ? h("a", { href: `#/incidents/${i.number}` }, `#${i.number} ${i.name}`)
+  : h("span", { class: "muted" }, "an incident you may not see");
 export const moveName = (m) => `${MOVE_KIND[m.kind] ?? "Move"} #${m.number}`;
 export const moveLink = (m) => h("a", { href: `#/moves/${m.number}` }, moveName(m));
 export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

@@ -158,7 +158,8 @@ function incidentAlerts(ctx, incident) {
 // Where the other incident of an entry stands, in words.
 const OTHER = {
   ALERT_LINKED: "Moved here from ", ALERT_UNLINKED: "Moved to ", INCIDENT_RESOLVED: "Its last alert went to ",
-  INCIDENT_MERGED: "Merged in: ", INCIDENT_REDIRECTED: "Merged into ",
+  INCIDENT_MERGED: "Merged in: ", INCIDENT_REDIRECTED: "Merged into ", ALERTS_RETURNED: "Back from ",
+  ALERTS_SENT_BACK: "Sent back to ", INCIDENT_UNMERGED: "No longer merged into ",
 };
 
 /** fresh: the entries a move or merge just wrote, marked as new. */

@@ -8,7 +8,7 @@ import { undoButton } from "./undo-dialog.js";
 const WHAT = {
   LINK: "Alerts moved to another incident",
   MERGE: "Incidents merged into one",
-  REVERT: "An undo: alerts went back to where they were",
+  REVERT: "Alerts sent back to where they came from",
 };
 
 /** What was just saved ({ message, move }), with Undo while the move can be undone. */

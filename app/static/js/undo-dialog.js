@@ -1,6 +1,6 @@
 // The small dialog that undoes a move, a merge or an undo: revertMove, with a comment.
 import { graphql, idempotencyKey, NAMED_NODES, REVERT_MOVE } from "./api.js";
-import { errorSlot, h, moveLink, moveName, plural } from "./dom.js";
+import { errorSlot, h, moveName, plural } from "./dom.js";
 import { KEY_REUSED } from "./move-panel.js";
 
 const MAX_COMMENT = 30000;
@@ -84,18 +84,18 @@ export function openUndoDialog(move, { onReverted }) {
     for (const error of errors) {
       if (error.field === "comment") commentError.show(error.message, comment);
       else if (error.field === "idempotencyKey") general.push(KEY_REUSED);
-      else if (error.alertIds.length || error.moveIds.length) {
+      else if (error.alertIds.length || error.incidentIds.length || error.moveIds.length) {
         alertsError.show(error.message);
-        await linkNamed(error.alertIds, error.moveIds);
+        await linkNamed(error);
       } else general.push(error.message);
     }
     formError.show(general.join(" ") || null);
   }
 
-  // The alerts that moved since, and the moves that took them, as links (their ids come from the
-  // error; their numbers from the API).
-  async function linkNamed(alertIds, moveIds) {
-    const ids = [...alertIds, ...moveIds];
+  // What an error names (the alerts that moved since, the incidents merged since, and the moves
+  // that did it) as links: their ids come from the error, their numbers from the API.
+  async function linkNamed({ code, alertIds, incidentIds, moveIds }) {
+    const ids = [...alertIds, ...incidentIds, ...moveIds];
     let nodes;
     try {
       nodes = (await graphql(NAMED_NODES, { ids: ids.slice(0, MAX_NAMED) })).nodes.filter(Boolean);
@@ -103,10 +103,13 @@ export function openUndoDialog(move, { onReverted }) {
       return;  // the message alone still says what is wrong
     }
     const close = () => dialog.close();
+    const link = (href, text) => h("a", { href, onclick: close }, text);
+    const since = code === "INCIDENT_MERGED_SINCE" ? "Merged since by " : "Moved since by ";
     const more = ids.length > MAX_NAMED ? [h("li", {}, `and ${ids.length - MAX_NAMED} more`)] : [];
-    named.replaceChildren(...nodes.map((node) => h("li", {}, node.title !== undefined
-      ? h("a", { href: `#/alerts/${node.number}`, onclick: close }, `Alert #${node.number} ${node.title}`)
-      : h("span", {}, "Moved since by ", Object.assign(moveLink(node), { onclick: close })))), ...more);
+    named.replaceChildren(...nodes.map((node) => h("li", {},
+      node.title !== undefined ? link(`#/alerts/${node.number}`, `Alert #${node.number} ${node.title}`)
+        : node.name !== undefined ? link(`#/incidents/${node.number}`, `Incident #${node.number} ${node.name}`)
+          : [since, link(`#/moves/${node.number}`, moveName(node))])), ...more);
     named.hidden = !named.children.length;
   }
 }
