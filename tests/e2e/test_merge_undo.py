@@ -278,6 +278,16 @@ async def test_undo_a_move_from_its_confirmation(console, make_user, ingest, poo
     await expect(page.get_by_text(f"Already undone by Revert #{revert}.")).to_be_visible()
     await expect(page.get_by_role("button", name=re.compile("^Undo"))).to_have_count(0)
 
+    # and the alert's page tells where it has been, and how it got there
+    await page.get_by_role("link", name="Alerts", exact=True).click()
+    await page.get_by_role("link", name=phish.title, exact=True).click()
+    places = page.locator(".history > li")
+    await expect(places).to_have_count(3)
+    await expect(places.nth(0)).to_contain_text(f"#{phish.incident_id} {phish.title} · where ingestion put it")
+    await expect(places.nth(1)).to_contain_text(f"#{target.incident_id} {target.title} · by Move #{move}")
+    await expect(places.nth(2)).to_contain_text(f"#{phish.incident_id} {phish.title} · by Revert #{revert}")
+    await expect(places.nth(2)).to_contain_text("(now)")
+
     # and the alert is back in its incident, reopened; both Saves sent a key of their own
     assert await where_alerts_are(pool) == {phish.id: phish.incident_id, target.id: target.incident_id}
     assert await status_of(pool, phish.incident_id) == ("active", None)

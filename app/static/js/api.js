@@ -94,6 +94,10 @@ export const ACTIVITY_LOG = `query ActivityLog($id: ID!, $after: String) {
   }
 }`;
 
+export const ALERT_HISTORY = `query AlertHistory($number: Int!) {
+  alert(number: $number) { id history { at incident { id number name } move { id number kind } } }
+}`;
+
 export const ALERTS = `query Alerts($search: String, $after: String) {
   alerts(filter: { search: $search }, first: 50, after: $after) {
     ${PAGE} edges { node { ${ALERT} } }
