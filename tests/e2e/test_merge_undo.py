@@ -266,7 +266,7 @@ async def test_undo_a_move_from_its_confirmation(console, make_user, ingest, poo
     await expect(page).to_have_url(re.compile(rf"#/moves/{revert}$"))
     await expect(page.get_by_role("heading", level=1)).to_have_text(f"Revert #{revert}")
     await expect(page.locator(".confirmation")).to_contain_text(
-        f"Undid move #{move}: 1 alert went back to the incidents they came from."
+        f"Undid move #{move}: 1 alert went back to the incident it came from."
     )
     row = page.locator("table.items > tbody > tr")
     await expect(row).to_have_count(1)

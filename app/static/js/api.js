@@ -51,6 +51,11 @@ export function idempotencyKey() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+// What a panel shows when the server says its key was used before with other values: an earlier
+// Save from the same panel, whose answer was lost, may have been applied.
+export const KEY_REUSED = "An earlier Save from this panel, with other values, may have been applied. " +
+  "Close the panel and check the activity log before saving again.";
+
 /** The demo user's token when the server runs with --demo, else null. */
 export async function demoToken() {
   const response = await fetch("/demo.json").catch(() => null);

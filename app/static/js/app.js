@@ -85,8 +85,9 @@ function context(mine) {
     /** After an undo: the page of the undo, which lists where every alert went back to. */
     reverted({ move, reverted, alerts }) {
       const undone = reverted ? moveName(reverted).toLowerCase() : "the move";
-      const message = `Undid ${undone}: ${plural(alerts.length, "alert")} went back ` +
-        "to the incidents they came from.";
+      const back = alerts.length === 1 ? "went back to the incident it came from"
+        : "went back to the incidents they came from";
+      const message = `Undid ${undone}: ${plural(alerts.length, "alert")} ${back}.`;
       show(`#/moves/${move.number}`, { message, move }, `${message} This page shows ${moveName(move)}.`);
     },
     /** What was just saved, if it leads to this page; shown once. */

@@ -1,8 +1,7 @@
 // The panel that merges incidents picked in the queue into one of them. Save runs mergeIncidents;
 // its errors show next to the incidents, the reasons or the comment they are about.
-import { graphql, idempotencyKey, MERGE_INCIDENTS } from "./api.js";
+import { graphql, idempotencyKey, KEY_REUSED, MERGE_INCIDENTS } from "./api.js";
 import { errorSlot, h, plural, REASONS, severity, status } from "./dom.js";
-import { KEY_REUSED } from "./move-panel.js";
 
 /**
  * What the server picks when no target is given: the most alerts, then the oldest (lowest number).

@@ -1,12 +1,9 @@
 // The panel that moves alerts to another incident: an existing one picked by name or number, or
 // a new one. Save runs linkAlerts; its errors show next to the control they are about.
-import { graphql, idempotencyKey, INCIDENT_ID, INCIDENTS, LINK_ALERTS } from "./api.js";
+import { graphql, idempotencyKey, INCIDENT_ID, INCIDENTS, KEY_REUSED, LINK_ALERTS } from "./api.js";
 import { debounce, errorSlot, h, plural, severity, status } from "./dom.js";
 
 const SEARCH_DELAY_MS = 200;
-// The key of an earlier Save of this panel was used with other values: that Save may have been applied.
-export const KEY_REUSED = "An earlier Save from this panel, with other values, may have been applied. " +
-  "Close the panel and check the activity log before saving again.";
 const INCIDENT_NUMBER = /^#?\s*(\d{1,9})$/;  // a number GraphQL's Int holds
 
 /** Opens the panel for `alerts`; onMoved({ target, logEntries, move, summary }) runs after a move. */

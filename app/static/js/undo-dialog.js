@@ -1,7 +1,6 @@
 // The small dialog that undoes a move, a merge or an undo: revertMove, with a comment.
-import { graphql, idempotencyKey, NAMED_NODES, REVERT_MOVE } from "./api.js";
+import { graphql, idempotencyKey, KEY_REUSED, NAMED_NODES, REVERT_MOVE } from "./api.js";
 import { errorSlot, h, moveName, plural } from "./dom.js";
-import { KEY_REUSED } from "./move-panel.js";
 
 const MAX_COMMENT = 30000;
 const MAX_NAMED = 50;  // ids looked up at once to name them in an error; the rest are counted
@@ -16,10 +15,10 @@ export function undoButton(move, { onReverted }) {
 export function openUndoDialog(move, { onReverted }) {
   const key = idempotencyKey();  // one per opening: an Undo clicked again after a lost answer acts once
   const name = moveName(move).toLowerCase();
-  const what = move.kind === "MERGE"
-    ? `its ${plural(move.alertCount, "alert")} go back to the incidents they came from, and the merged ` +
-      "incidents become active again."
-    : `its ${plural(move.alertCount, "alert")} go back to the incidents they came from.`;
+  const back = move.alertCount === 1
+    ? "its alert goes back to the incident it came from"
+    : `its ${plural(move.alertCount, "alert")} go back to the incidents they came from`;
+  const what = move.kind === "MERGE" ? `${back}, and the merged incidents become active again.` : `${back}.`;
 
   const comment = h("textarea", {
     id: "undo-comment", name: "comment", rows: 3, maxlength: MAX_COMMENT, required: true,
