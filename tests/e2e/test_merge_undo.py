@@ -356,7 +356,7 @@ async def test_open_a_move_from_the_log_page_its_alerts_and_undo_it_there(consol
     assert await status_of(pool, source) == ("active", None)
 
 
-async def test_a_merge_the_viewer_may_not_fully_write_names_the_incident_and_changes_nothing(
+async def test_a_merge_the_viewer_may_not_fully_write_names_the_source_changes_nothing_and_suggests_it_as_target(
     console, make_user, ingest, pool
 ):
     # given an incident the analyst may write, and one whose alerts they may only read
@@ -385,6 +385,9 @@ async def test_a_merge_the_viewer_may_not_fully_write_names_the_incident_and_cha
     await expect(radio).to_have_attribute("aria-invalid", "true")
     await expect(radio).to_be_focused()
     await expect(panel.get_by_label("Comment")).not_to_have_attribute("aria-invalid", "true")
+    await expect(error).to_contain_text(
+        f"You may pick #{theirs.incident_id} as the target instead: a target's alerts do not move."
+    )
     assert await state(pool) == before
 
     # and Escape closes the panel and gives the focus back to the merge button
@@ -392,6 +395,15 @@ async def test_a_merge_the_viewer_may_not_fully_write_names_the_incident_and_cha
     await expect(panel).to_be_hidden()
     await expect(page.get_by_role("button", name="Merge 2 incidents")).to_be_focused()
     assert await state(pool) == before
+
+    # and merging into the read-only incident instead works: the target's alerts do not move
+    await page.keyboard.press("Enter")
+    await panel.get_by_role("radio", name=f"#{theirs.incident_id} {theirs.title}").check()
+    await panel.get_by_label("Comment").fill("Same account")
+    await panel.get_by_role("button", name="Save").click()
+    await expect(page).to_have_url(re.compile(rf"#/incidents/{theirs.incident_id}/log$"))
+    assert await status_of(pool, ours.incident_id) == ("redirected", theirs.incident_id)
+    assert await where_alerts_are(pool) == {ours.id: theirs.incident_id, theirs.id: theirs.incident_id}
 
 
 async def test_an_undo_refused_because_an_alert_moved_since_names_it_and_the_later_move(

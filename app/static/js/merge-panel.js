@@ -143,6 +143,12 @@ export function openMergePanel(incidents, { onMerged }) {
       else if (error.field === "idempotencyKey") about.form.push(KEY_REUSED);
       else if (error.incidentIds.length || ["incidentIds", "targetIncidentId"].includes(error.field)) {
         about.incidents.push(error.message);
+        const [only, ...others] = error.incidentIds;
+        if (error.code === "FORBIDDEN" && only && !others.length && only !== target().id && items.has(only)) {
+          // The one incident that may not be a source can still be the target: its alerts stay.
+          const incident = incidents.find((i) => i.id === only);
+          about.incidents.push(`You may pick #${incident.number} as the target instead: a target's alerts do not move.`);
+        }
         const named = error.field === "targetIncidentId" && !error.incidentIds.length
           ? [target().id] : error.incidentIds;
         for (const id of named) {
