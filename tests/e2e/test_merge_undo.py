@@ -278,6 +278,15 @@ async def test_undo_a_move_from_its_confirmation(console, make_user, ingest, poo
     await expect(page.get_by_text(f"Already undone by Revert #{revert}.")).to_be_visible()
     await expect(page.get_by_role("button", name=re.compile("^Undo"))).to_have_count(0)
 
+    # and the target's Moves tab lists both, newest first, the move marked undone
+    await console.open(f"#/incidents/{target.incident_id}/moves")
+    rows = page.locator("table.moves > tbody > tr")
+    await expect(rows).to_have_count(2)
+    await expect(rows.nth(0).get_by_role("link", name=f"Revert #{revert}")).to_be_visible()
+    await expect(rows.nth(0)).to_contain_text("Can be undone")
+    await expect(rows.nth(1).get_by_role("link", name=f"Move #{move}")).to_be_visible()
+    await expect(rows.nth(1)).to_contain_text(f"Undone by Revert #{revert}")
+
     # and the alert's page tells where it has been, and how it got there
     await page.get_by_role("link", name="Alerts", exact=True).click()
     await page.get_by_role("link", name=phish.title, exact=True).click()

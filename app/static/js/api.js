@@ -99,6 +99,16 @@ export const ACTIVITY_LOG = `query ActivityLog($id: ID!, $after: String) {
   }
 }`;
 
+export const INCIDENT_MOVES = `query IncidentMoves($id: ID!, $after: String) {
+  incident(id: $id) {
+    id
+    moves(first: 50, after: $after) {
+      ${PAGE}
+      edges { node { id number kind actor createdAt alertCount viewerCanRevert revertedBy { id number kind } } }
+    }
+  }
+}`;
+
 export const ALERT_HISTORY = `query AlertHistory($number: Int!) {
   alert(number: $number) { id history { at incident { id number name } move { id number kind } } }
 }`;

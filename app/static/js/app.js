@@ -12,7 +12,7 @@ const announcer = document.getElementById("announcer");
 
 const ROUTES = [
   [/^#?\/?(?:incidents)?$/, (ctx) => incidentsQueue(ctx)],
-  [/^#\/incidents\/(\d{1,9})(?:\/(log|alerts))?$/, (ctx, number, tab) => incidentPage(ctx, Number(number), tab)],
+  [/^#\/incidents\/(\d{1,9})(?:\/(log|alerts|moves))?$/, (ctx, number, tab) => incidentPage(ctx, Number(number), tab)],
   [/^#\/alerts$/, (ctx) => alertsQueue(ctx)],
   [/^#\/alerts\/(\d{1,9})$/, (ctx, number) => alertDetails(ctx, Number(number))],
   [/^#\/moves\/(\d{1,9})$/, (ctx, number) => movePage(ctx, Number(number))],

@@ -1,9 +1,9 @@
 // The incidents queue, and an incident's page with its Alerts and Activity log tabs.
 import { alertTable, moveButton, Selection } from "./alert-table.js";
-import { ACTIVITY_LOG, graphql, INCIDENT_ALERTS, INCIDENT_PAGE, INCIDENTS } from "./api.js";
+import { ACTIVITY_LOG, graphql, INCIDENT_ALERTS, INCIDENT_MOVES, INCIDENT_PAGE, INCIDENTS } from "./api.js";
 import { debounce, h, incidentLink, kind, moveLink, plural, severity, status, time } from "./dom.js";
 import { openMergePanel } from "./merge-panel.js";
-import { confirmation } from "./moves.js";
+import { confirmation, moveList } from "./moves.js";
 import { pager } from "./pager.js";
 
 const MERGE_MAX_INCIDENTS = 50;
@@ -135,10 +135,13 @@ export async function incidentPage(ctx, number, tab) {
       " · last activity ", time(incident.lastActivityAt),
       incident.redirectIncident && h("span", {}, " · merged into ", incidentLink(incident.redirectIncident))),
     h("nav", { class: "tabs", "aria-label": "Incident" },
-      tabLink(base, `Alerts (${incident.alertCount})`, tab !== "log"),
-      tabLink(`${base}/log`, "Activity log", tab === "log")),
+      tabLink(base, `Alerts (${incident.alertCount})`, !tab || tab === "alerts"),
+      tabLink(`${base}/log`, "Activity log", tab === "log"),
+      tabLink(`${base}/moves`, "Moves", tab === "moves")),
     saved && confirmation(saved, { onReverted: ctx.reverted }),
-    tab === "log" ? activityLog(ctx, incident, saved?.entryIds ?? new Set()) : incidentAlerts(ctx, incident));
+    tab === "log" ? activityLog(ctx, incident, saved?.entryIds ?? new Set())
+      : tab === "moves" ? incidentMoves(ctx, incident)
+        : incidentAlerts(ctx, incident));
 }
 
 function incidentAlerts(ctx, incident) {
@@ -153,6 +156,18 @@ function incidentAlerts(ctx, incident) {
   list.reload();
   return h("section", { class: "tab-panel", "aria-label": "Alerts" },
     h("div", { class: "toolbar" }, moveButton(selection, ctx.moved)), alerts.table, list.footer);
+}
+
+function incidentMoves(ctx, incident) {
+  const moves = moveList({ caption: `Moves into and out of incident ${incident.number}, newest first` });
+  const list = pager({
+    noun: "move",
+    load: async (after) => (await graphql(INCIDENT_MOVES, { id: incident.id, after })).incident.moves,
+    show: moves.show,
+    onError: ctx.fail,
+  });
+  list.reload();
+  return h("section", { class: "tab-panel", "aria-label": "Moves" }, moves.table, list.footer);
 }
 
 // Where the other incident of an entry stands, in words.

@@ -20,6 +20,31 @@ export function confirmation({ message, move }, { onReverted }) {
       moveLink(move)));
 }
 
+/** A table of moves, each linked to its page, with whether it was undone. */
+export function moveList({ caption }) {
+  const body = h("tbody");
+  const table = h("table", { class: "moves" },
+    h("caption", { class: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", {}, ["Move", "What", "By", "When", "Alerts", "Undo"].map((t) => h("th", { scope: "col" }, t)))),
+    body);
+  const undoState = (move) => move.revertedBy ? ["Undone by ", moveLink(move.revertedBy)]
+    : move.viewerCanRevert ? "Can be undone" : h("span", { class: "muted" }, "Cannot be undone now");
+  return {
+    table,
+    show(moves, { reset }) {
+      if (reset) body.replaceChildren();
+      body.append(...moves.map((move) => h("tr", {},
+        h("td", {}, moveLink(move)),
+        h("td", {}, WHAT[move.kind] ?? move.kind),
+        h("td", {}, move.actor),
+        h("td", {}, time(move.createdAt)),
+        h("td", { class: "number" }, String(move.alertCount)),
+        h("td", {}, undoState(move)))));
+      if (!body.children.length) body.append(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No moves")));
+    },
+  };
+}
+
 export async function movePage(ctx, number) {
   const { move } = await graphql(MOVE_PAGE, { number });
   if (!move) {
