@@ -69,6 +69,7 @@ async def test_screenshots(console, make_user, pool):
     # the target's log right after the merge: the confirmation with its Undo
     await panel.get_by_role("button", name="Save").click()
     await expect(page.locator(".confirmation")).to_be_visible()
+    await expect(page.locator(".entry.new").first).to_be_visible()
     await page.screenshot(path=OUT / "merge-confirmation.png")
 
     # the merge's page, opened from the log: what it did, alert by alert, and its Undo
