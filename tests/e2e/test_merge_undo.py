@@ -516,7 +516,10 @@ async def test_a_move_whose_answer_was_lost_moves_once_when_saved_again(console,
         alert_in("t", "Beacon to 185.220.101.7 from WS-1001", minutes=5),
     )
     page = console.page
+    # as over plain http on another host, where crypto.randomUUID does not exist
+    await page.add_init_script("delete Crypto.prototype.randomUUID")
     await console.sign_in(await make_user("analyst", "*=write"))
+    assert await page.evaluate("typeof crypto.randomUUID") == "undefined"
     sent = requests_of(page, "LinkAlerts")
     await lose_first_answer(page, "LinkAlerts")
     await page.get_by_role("link", name="Alerts", exact=True).click()
@@ -535,4 +538,5 @@ async def test_a_move_whose_answer_was_lost_moves_once_when_saved_again(console,
     assert await pool.fetchval("SELECT count(*) FROM moves") == 1
     assert await pool.fetchval("SELECT count(*) FROM activity_log WHERE kind = 'alert_linked'") == 1
     assert len(sent) == 2 and sent[0] == sent[1]
+    assert UUID.match(sent[0]["idempotencyKey"])
     forget_lost_answers(console)

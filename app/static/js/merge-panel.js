@@ -8,7 +8,7 @@ import { errorSlot, h, plural, REASONS, severity, status } from "./dom.js";
  * The server counts the alerts the viewer may write; the queue shows those they may read, so the
  * console always sends the target it shows.
  */
-export function defaultTarget(incidents) {
+function defaultTarget(incidents) {
   return incidents.reduce((best, i) =>
     i.alertCount > best.alertCount || (i.alertCount === best.alertCount && i.number < best.number) ? i : best);
 }
