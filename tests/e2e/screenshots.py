@@ -7,6 +7,7 @@ The pictures go to $SCREENSHOTS_DIR, docs/screenshots/ by default.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from playwright.async_api import expect
@@ -52,3 +53,26 @@ async def test_screenshots(console, make_user, pool):
     await page.get_by_role("button", name="Save").click()
     await expect(page.locator(".entry.new").first).to_be_visible()
     await page.screenshot(path=OUT / "activity-log.png")
+
+    # the merge panel over the queue, three incidents checked, the default target kept
+    await page.get_by_role("link", name="Incidents", exact=True).first.click()
+    boxes = page.locator("table.queue > tbody > tr > td.check input[type=checkbox]:enabled")
+    for i in range(3):
+        await boxes.nth(i).check()
+    await page.get_by_role("button", name="Merge 3 incidents").click()
+    panel = page.get_by_role("dialog", name="Merge incidents")
+    await panel.get_by_label("Same actor").check()
+    await panel.get_by_label("Same campaign").check()
+    await panel.get_by_label("Comment").fill("One campaign: the same C2 server and the same phishing kit.")
+    await page.screenshot(path=OUT / "merge-panel.png")
+
+    # the target's log right after the merge: the confirmation with its Undo
+    await panel.get_by_role("button", name="Save").click()
+    await expect(page.locator(".confirmation")).to_be_visible()
+    await expect(page.locator(".entry.new").first).to_be_visible()
+    await page.screenshot(path=OUT / "merge-confirmation.png")
+
+    # the merge's page, opened from the log: what it did, alert by alert, and its Undo
+    await page.locator(".entry.new").first.get_by_role("link", name=re.compile(r"^Merge #")).click()
+    await expect(page.locator("table.items > tbody > tr").first).to_be_visible()
+    await page.screenshot(path=OUT / "move-page.png")

@@ -2,25 +2,25 @@
 import { h, incidentLink, plural, severity, status, time } from "./dom.js";
 import { openMovePanel } from "./move-panel.js";
 
-/** The alerts checked in one view. */
+/** What is checked in one view, by id: alerts, or the queue's incidents for a merge. */
 export class Selection {
-  #alerts = new Map();
+  #items = new Map();
   #listeners = [];
 
-  get size() { return this.#alerts.size; }
-  has(id) { return this.#alerts.has(id); }
-  list() { return [...this.#alerts.values()]; }
+  get size() { return this.#items.size; }
+  has(id) { return this.#items.has(id); }
+  list() { return [...this.#items.values()]; }
   onChange(listener) { this.#listeners.push(listener); }
 
-  set(alert, checked) {
-    if (checked) this.#alerts.set(alert.id, alert);
-    else this.#alerts.delete(alert.id);
+  set(item, checked) {
+    if (checked) this.#items.set(item.id, item);
+    else this.#items.delete(item.id);
     this.#changed();
   }
 
-  /** Unchecks the alerts that no longer show, e.g. when their incident collapses. */
+  /** Unchecks what no longer shows, e.g. the alerts of an incident that collapses. */
   drop(predicate) {
-    for (const alert of this.list()) if (predicate(alert)) this.#alerts.delete(alert.id);
+    for (const item of this.list()) if (predicate(item)) this.#items.delete(item.id);
     this.#changed();
   }
 

@@ -1,7 +1,7 @@
 // The alerts queue, and an alert's details pane.
 import { alertTable, moveButton, Selection } from "./alert-table.js";
-import { ALERT_DETAILS, ALERTS, graphql } from "./api.js";
-import { debounce, h, incidentLink, severity, status, time } from "./dom.js";
+import { ALERT_DETAILS, ALERT_HISTORY, ALERTS, graphql } from "./api.js";
+import { debounce, h, incidentLink, moveLink, severity, status, time } from "./dom.js";
 import { openMovePanel } from "./move-panel.js";
 import { pager } from "./pager.js";
 
@@ -63,5 +63,27 @@ export async function alertDetails(ctx, number) {
         field("External ID", h("code", {}, alert.externalId)),
         field("Evidence", h("ul", { class: "entities" },
           alert.entities.map((e) => h("li", {},
-            h("span", { class: "entity-kind" }, e.kind.toLowerCase()), " ", e.value)))))));
+            h("span", { class: "entity-kind" }, e.kind.toLowerCase()), " ", e.value))))),
+      history(number)));
+}
+
+// Every incident the alert has been in, oldest first, and the move that took it there. Shown to
+// viewers with the queue permission; the API refuses it to the others, and the section stays away.
+function history(number) {
+  const list = h("ol", { class: "history" });
+  const section = h("section", { "aria-labelledby": "history-heading", hidden: true },
+    h("h2", { id: "history-heading" }, "Where it has been"), list);
+  graphql(ALERT_HISTORY, { number }).then(({ alert }) => {
+    const places = alert?.history ?? [];
+    list.replaceChildren(...places.map((place, i) => h("li", {},
+      incidentLink(place.incident), " · ",
+      place.move ? ["by ", moveLink(place.move)] : "where ingestion put it", " · ", time(place.at),
+      i === places.length - 1 && h("span", { class: "muted" }, " (now)"))));
+    section.hidden = places.length === 0;
+  }, (error) => {
+    if (error.code === "FORBIDDEN") return;
+    list.replaceChildren(h("li", { class: "error" }, error.message));
+    section.hidden = false;
+  });
+  return section;
 }

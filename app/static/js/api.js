@@ -37,6 +37,25 @@ export async function graphql(query, variables = {}, { bearer = token.get() } = 
   return body.data;
 }
 
+/**
+ * A key for one panel's Save: the server acts on the first request that carries it, and answers a
+ * retry (the same key and input, after an answer was lost) with that first result.
+ */
+export function idempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  // randomUUID needs a secure context; getRandomValues does not (a console served over plain http).
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// What a panel shows when the server says its key was used before with other values: an earlier
+// Save from the same panel, whose answer was lost, may have been applied.
+export const KEY_REUSED = "An earlier Save from this panel, with other values, may have been applied. " +
+  "Close the panel and check the activity log before saving again.";
+
 /** The demo user's token when the server runs with --demo, else null. */
 export async function demoToken() {
   const response = await fetch("/demo.json").catch(() => null);
@@ -74,9 +93,24 @@ export const ACTIVITY_LOG = `query ActivityLog($id: ID!, $after: String) {
         id kind createdAt actor message comment
         alert { id number title }
         otherIncident { id number name }
+        move { id number kind }
       } }
     }
   }
+}`;
+
+export const INCIDENT_MOVES = `query IncidentMoves($id: ID!, $after: String) {
+  incident(id: $id) {
+    id
+    moves(first: 50, after: $after) {
+      ${PAGE}
+      edges { node { id number kind actor createdAt alertCount viewerCanRevert revertedBy { id number kind } } }
+    }
+  }
+}`;
+
+export const ALERT_HISTORY = `query AlertHistory($number: Int!) {
+  alert(number: $number) { id history { at incident { id number name } move { id number kind } } }
 }`;
 
 export const ALERTS = `query Alerts($search: String, $after: String) {
@@ -89,10 +123,69 @@ export const ALERT_DETAILS = `query Alert($number: Int!) {
   alert(number: $number) { ${ALERT} externalId scope entities { kind value } }
 }`;
 
-export const LINK_ALERTS = `mutation LinkAlerts($alertIds: [ID!]!, $target: LinkTarget!, $comment: String!) {
-  linkAlerts(alertIds: $alertIds, target: $target, comment: $comment) {
+// What the confirmation of a move, a merge or an undo needs to offer Undo.
+const MOVE = "id number kind comment alertCount viewerCanRevert";
+
+export const LINK_ALERTS = `mutation LinkAlerts($alertIds: [ID!]!, $target: LinkTarget!, $comment: String!,
+    $idempotencyKey: String) {
+  linkAlerts(alertIds: $alertIds, target: $target, comment: $comment, idempotencyKey: $idempotencyKey) {
     targetIncident { id number name }
     logEntries { id incident { id } }
+    move { ${MOVE} }
     errors { code message field alertIds }
+  }
+}`;
+
+export const MERGE_INCIDENTS = `mutation MergeIncidents($incidentIds: [ID!]!, $targetIncidentId: ID, $comment: String!,
+    $reasons: [MergeReason!], $idempotencyKey: String) {
+  mergeIncidents(incidentIds: $incidentIds, targetIncidentId: $targetIncidentId, comment: $comment,
+      reasons: $reasons, idempotencyKey: $idempotencyKey) {
+    target { id number name }
+    sources { id number name }
+    logEntries { id incident { id } }
+    move { ${MOVE} }
+    errors { code message field incidentIds }
+  }
+}`;
+
+export const REVERT_MOVE = `mutation RevertMove($moveId: ID!, $comment: String!, $idempotencyKey: String) {
+  revertMove(moveId: $moveId, comment: $comment, idempotencyKey: $idempotencyKey) {
+    move { ${MOVE} }
+    reverted { id number }
+    incidents { id number name }
+    alerts { id }
+    errors { code message field alertIds moveIds incidentIds }
+  }
+}`;
+
+const MOVE_LINK = "id number kind";
+
+export const MOVE_PAGE = `query Move($number: Int!) {
+  move(number: $number) {
+    ${MOVE} actor createdAt reasons
+    target { id number name }
+    sources { id number name }
+    reverts { ${MOVE_LINK} }
+    revertedBy { ${MOVE_LINK} }
+  }
+}`;
+
+export const MOVE_ITEMS = `query MoveItems($number: Int!, $after: String) {
+  move(number: $number) {
+    id
+    items(first: 50, after: $after) {
+      ${PAGE}
+      edges { node { alert { id number title } from { id number name } to { id number name } } }
+    }
+  }
+}`;
+
+// Names for what an error's ids point at, so that the console can link them.
+export const NAMED_NODES = `query NamedNodes($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    id
+    ... on Alert { number title }
+    ... on Incident { number name }
+    ... on Move { number kind }
   }
 }`;

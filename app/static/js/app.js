@@ -1,8 +1,9 @@
 // The console: sign-in, the header, and a hash router over the views.
 import { alertDetails, alertsQueue } from "./alerts.js";
 import { ApiError, demoToken, graphql, token, VIEWER } from "./api.js";
-import { h, plural } from "./dom.js";
+import { h, moveName, plural } from "./dom.js";
 import { incidentPage, incidentsQueue } from "./incidents.js";
+import { movePage } from "./moves.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -11,13 +12,16 @@ const announcer = document.getElementById("announcer");
 
 const ROUTES = [
   [/^#?\/?(?:incidents)?$/, (ctx) => incidentsQueue(ctx)],
-  [/^#\/incidents\/(\d{1,9})(?:\/(log|alerts))?$/, (ctx, number, tab) => incidentPage(ctx, Number(number), tab)],
+  [/^#\/incidents\/(\d{1,9})(?:\/(log|alerts|moves))?$/, (ctx, number, tab) => incidentPage(ctx, Number(number), tab)],
   [/^#\/alerts$/, (ctx) => alertsQueue(ctx)],
   [/^#\/alerts\/(\d{1,9})$/, (ctx, number) => alertDetails(ctx, Number(number))],
+  [/^#\/moves\/(\d{1,9})$/, (ctx, number) => movePage(ctx, Number(number))],
 ];
 
 let viewer = null;
-let lastMove = null;  // { incidentId, entryIds } of the move just saved, shown once
+// What was just saved, shown once on the page it leads to:
+// { hash, message, move, entryIds } (entryIds: the log entries it wrote there, marked as new).
+let saved = null;
 let generation = 0;
 
 async function route() {
@@ -71,22 +75,35 @@ function context(mine) {
         h("button", { type: "button", onclick: route }, "Retry"));
       main.querySelector("h1").focus();
     },
-    moved(payload) {
-      const target = payload.targetIncident;
-      const entries = payload.logEntries.filter((e) => e.incident.id === target.id);
-      lastMove = { incidentId: target.id, entryIds: new Set(entries.map((e) => e.id)) };
+    /** After a move or a merge: the target's log, its new entries marked, with Undo. */
+    moved({ target, logEntries, move, summary }) {
+      const entries = logEntries.filter((e) => e.incident.id === target.id);
       const count = plural(entries.length, "new log entry", "new log entries");
-      announcer.textContent = `Moved. Incident #${target.number} now shows ${count}.`;
-      const hash = `#/incidents/${target.number}/log`;
-      if (location.hash === hash) route();
-      else location.hash = hash;
+      show(`#/incidents/${target.number}/log`, { message: summary, move, entryIds: new Set(entries.map((e) => e.id)) },
+        `${summary} Incident #${target.number} now shows ${count}.`);
     },
-    takeMoved(incidentId) {
-      const ids = lastMove?.incidentId === incidentId ? lastMove.entryIds : new Set();
-      lastMove = null;
-      return ids;
+    /** After an undo: the page of the undo, which lists where every alert went back to. */
+    reverted({ move, reverted, alerts }) {
+      const undone = reverted ? moveName(reverted).toLowerCase() : "the move";
+      const back = alerts.length === 1 ? "went back to the incident it came from"
+        : "went back to the incidents they came from";
+      const message = `Undid ${undone}: ${plural(alerts.length, "alert")} ${back}.`;
+      show(`#/moves/${move.number}`, { message, move }, `${message} This page shows ${moveName(move)}.`);
+    },
+    /** What was just saved, if it leads to this page; shown once. */
+    takeConfirmation() {
+      const mine = saved?.hash === location.hash ? saved : null;
+      saved = null;
+      return mine;
     },
   };
+}
+
+function show(hash, confirmation, announcement) {
+  saved = { hash, entryIds: new Set(), ...confirmation };
+  announcer.textContent = announcement;
+  if (location.hash === hash) route();
+  else location.hash = hash;
 }
 
 function showAccount() {

@@ -20,7 +20,15 @@ const STATUS = {
 const KIND = {
   ALERT_CORRELATED: "Alert correlated", ALERT_LINKED: "Alert moved in", ALERT_UNLINKED: "Alert moved out",
   INCIDENT_CREATED: "Incident created", INCIDENT_RESOLVED: "Incident resolved",
-  INCIDENT_REOPENED: "Incident reopened",
+  INCIDENT_REOPENED: "Incident reopened", INCIDENT_MERGED: "Incident merged in",
+  INCIDENT_REDIRECTED: "Merged into another incident", ALERTS_RETURNED: "Alerts returned",
+  ALERTS_SENT_BACK: "Alerts sent back", INCIDENT_UNMERGED: "Merge undone",
+};
+// What a move did, as a noun: "Merge #12".
+const MOVE_KIND = { LINK: "Move", MERGE: "Merge", REVERT: "Revert" };
+export const REASONS = {
+  DUPLICATE: "Duplicate", SAME_ACTOR: "Same actor", SAME_CAMPAIGN: "Same campaign", SAME_ASSET: "Same asset",
+  OTHER: "Other",
 };
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
@@ -28,7 +36,11 @@ export const severity = (s) => h("span", { class: `badge sev-${s.toLowerCase()}`
 export const status = (s) => h("span", { class: `status st-${s.toLowerCase()}` }, STATUS[s] ?? s);
 export const kind = (k) => KIND[k] ?? k;
 export const time = (iso) => h("time", { datetime: iso }, dateTime.format(new Date(iso)));
-export const incidentLink = (i) => h("a", { href: `#/incidents/${i.number}` }, `#${i.number} ${i.name}`);
+export const incidentLink = (i) => i
+  ? h("a", { href: `#/incidents/${i.number}` }, `#${i.number} ${i.name}`)
+  : h("span", { class: "muted" }, "an incident you may not see");
+export const moveName = (m) => `${MOVE_KIND[m.kind] ?? "Move"} #${m.number}`;
+export const moveLink = (m) => h("a", { href: `#/moves/${m.number}` }, moveName(m));
 export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** Calls fn once the user has stopped typing for `ms`. */
@@ -37,5 +49,21 @@ export function debounce(fn, ms) {
   return (...args) => {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** An error line tied to a control with aria-describedby; show(null) hides it. */
+export function errorSlot(id) {
+  const element = h("p", { id, class: "error", role: "alert", hidden: true });
+  let control = null;
+  return {
+    element,
+    show(message, forControl = null) {
+      control?.removeAttribute("aria-invalid");
+      control = message ? forControl : null;
+      control?.setAttribute("aria-invalid", "true");
+      element.textContent = message ?? "";
+      element.hidden = !message;
+    },
   };
 }

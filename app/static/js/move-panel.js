@@ -1,13 +1,14 @@
 // The panel that moves alerts to another incident: an existing one picked by name or number, or
 // a new one. Save runs linkAlerts; its errors show next to the control they are about.
-import { graphql, INCIDENT_ID, INCIDENTS, LINK_ALERTS } from "./api.js";
-import { debounce, h, plural, severity, status } from "./dom.js";
+import { graphql, idempotencyKey, INCIDENT_ID, INCIDENTS, KEY_REUSED, LINK_ALERTS } from "./api.js";
+import { debounce, errorSlot, h, plural, severity, status } from "./dom.js";
 
 const SEARCH_DELAY_MS = 200;
 const INCIDENT_NUMBER = /^#?\s*(\d{1,9})$/;  // a number GraphQL's Int holds
 
-/** Opens the panel for `alerts`; onMoved(payload) runs after a successful move. */
+/** Opens the panel for `alerts`; onMoved({ target, logEntries, move, summary }) runs after a move. */
 export function openMovePanel(alerts, { onMoved }) {
+  const key = idempotencyKey();  // one per opening: a Save clicked again after a lost answer moves once
   const title = alerts.length === 1
     ? "Move alert to another incident"
     : "Move multiple alerts to another incident";
@@ -111,7 +112,7 @@ export function openMovePanel(alerts, { onMoved }) {
     save.textContent = "Saving…";
     try {
       const { linkAlerts } = await graphql(LINK_ALERTS, {
-        alertIds: alerts.map((a) => a.id), target: chosen, comment: comment.value,
+        alertIds: alerts.map((a) => a.id), target: chosen, comment: comment.value, idempotencyKey: key,
       });
       if (linkAlerts.errors.length) {
         linkAlerts.errors.forEach(showError);
@@ -119,7 +120,11 @@ export function openMovePanel(alerts, { onMoved }) {
         return;
       }
       dialog.close();
-      onMoved(linkAlerts);
+      const target = linkAlerts.targetIncident;
+      onMoved({
+        target, logEntries: linkAlerts.logEntries, move: linkAlerts.move,
+        summary: `Moved ${plural(alerts.length, "alert")} to incident #${target.number}.`,
+      });
     } catch (error) {
       formError.show(error.message);
     } finally {
@@ -135,24 +140,9 @@ export function openMovePanel(alerts, { onMoved }) {
     else if (field === "alertIds") {
       alertsError.show(message);
       for (const id of alertIds) alertItems.get(id)?.classList.add("invalid");
-    } else formError.show(message);
+    } else if (field === "idempotencyKey") formError.show(KEY_REUSED);
+    else formError.show(message);
   }
-}
-
-/** An error line tied to a control with aria-describedby; show(null) hides it. */
-function errorSlot(id) {
-  const element = h("p", { id, class: "error", role: "alert", hidden: true });
-  let control = null;
-  return {
-    element,
-    show(message, forControl = null) {
-      control?.removeAttribute("aria-invalid");
-      control = message ? forControl : null;
-      control?.setAttribute("aria-invalid", "true");
-      element.textContent = message ?? "";
-      element.hidden = !message;
-    },
-  };
 }
 
 /**
