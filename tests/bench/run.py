@@ -1,6 +1,7 @@
 """The benchmark: `make bench` (1,000,000 incidents) or `make bench SCALE=small` (100,000).
 
     python -m tests.bench.run [full|small]
+    python -m tests.bench.run merges DATABASE_URL   # the merges' measurements alone, on any database
 
 Seeds its own database when needed (tests/bench/database.py), starts the real server
 (`incidents serve`) and the floor (tests/bench/floor.py) under the same uvicorn settings, and
@@ -36,7 +37,7 @@ import psutil
 
 from app.config import ROOT
 from app.domain.ids import ALERT, INCIDENT, typed_id
-from tests.bench import database
+from tests.bench import database, merges
 from tests.bench import inputs as bench_inputs
 from tests.documents import DETAIL
 from tests.live import Server, free_port
@@ -51,11 +52,12 @@ class Scale:
     warmup: float  # wrk warm-up before each measurement
     link_runs: dict[int, int]
     ingest_batches: int
+    merge_runs: int  # merges of 10 incidents of 1,000 alerts, and their reverts, after a warm-up
 
 
 SCALES = {
-    "full": Scale(1_000_000, seconds=15, warmup=3, link_runs={100: 20, 1000: 8}, ingest_batches=10),
-    "small": Scale(100_000, seconds=6, warmup=2, link_runs={100: 10, 1000: 4}, ingest_batches=4),
+    "full": Scale(1_000_000, seconds=15, warmup=3, link_runs={100: 20, 1000: 8}, ingest_batches=10, merge_runs=6),
+    "small": Scale(100_000, seconds=6, warmup=2, link_runs={100: 10, 1000: 4}, ingest_batches=4, merge_runs=3),
 }
 
 # Worker processes of the server and of the floor alike: one per core (`incidents serve --workers`).
@@ -90,6 +92,12 @@ JSON_KEYS = [
     "link_1000_p95_ms",
     "moves_per_s",
     "move_errors",
+    "merge_10x1000_p95_ms",
+    "revert_merge_10x1000_p95_ms",
+    "moves_with_merges_per_s",
+    "moves_without_merges_per_s",
+    "move_errors_with_merges",
+    "merges_beside_moves",
     "detail_p95_ms",
     "detail_sql_statements",
     "ingest_alerts_per_s",
@@ -396,6 +404,81 @@ async def count_detail_statements(db_url: str, incident_id: int, token: str) -> 
     return len(statements)
 
 
+def movers(api: str, token: str, data: bench_inputs.Inputs, seconds: float) -> dict:
+    """16 clients moving 1-10 alerts of a shared pool into a few incidents (moves.lua)."""
+    return wrk(
+        api,
+        "moves.lua",
+        seconds=seconds,
+        connections=16,
+        threads=2,
+        env={
+            "BENCH_TOKEN": token,
+            "BENCH_ALERTS": ",".join(typed_id(ALERT, a) for a in data.move_alerts),
+            "BENCH_TARGETS": ",".join(typed_id(INCIDENT, i) for i in data.move_targets),
+        },
+    )
+
+
+def measure_merges(api: str, token: str, data: bench_inputs.Inputs, scale: Scale, run_id: str) -> dict:
+    """Merging 10 incidents of 1,000 alerts and reverting it, one after another; then the movers
+    without and with a client merging and reverting those incidents beside them, back to back.
+    The incidents are the benchmark's own, made once per database (tests/bench/merges.py)."""
+    with httpx.Client(timeout=120) as client:
+        log("merges: ingesting 10 incidents of 1,000 alerts")
+        incidents = merges.make_incidents(client, api, token, run_id)
+        log(f"merges: merging them and reverting the merge, {scale.merge_runs} times after a warm-up")
+        timed = merges.time_merges(client, api, token, incidents, scale.merge_runs)
+    log("merges: 16 movers alone, then with a client merging and reverting beside them")
+    alone = movers(api, token, data, scale.seconds)
+    with merges.MergeLoop(api, token, incidents) as loop:
+        beside = movers(api, token, data, scale.seconds)
+    if loop.errors:
+        raise RuntimeError(f"merging beside the movers failed: {loop.errors[0]}")
+    return {**timed, "alone": alone, "beside": beside, "cycles": loop.cycles}
+
+
+def move_errors(moves: dict) -> int:
+    return moves["errors"] + moves["socket_errors"] + moves["non_2xx"]
+
+
+def merge_figures(m: dict) -> dict:
+    """The merges' entries of the final JSON line."""
+    return {
+        "merge_10x1000_p95_ms": round(percentile(m["merge"], 95), 1),
+        "revert_merge_10x1000_p95_ms": round(percentile(m["revert"], 95), 1),
+        "moves_with_merges_per_s": round(m["beside"]["rps"], 1),
+        "moves_without_merges_per_s": round(m["alone"]["rps"], 1),
+        "move_errors_with_merges": move_errors(m["beside"]),
+        "merges_beside_moves": m["cycles"],
+    }
+
+
+def merge_rows(m: dict) -> list[tuple[str, str, str]]:
+    """The merges' rows of the table."""
+    figures = merge_figures(m)
+    return [
+        (
+            "mergeIncidents, 10 incidents of 1,000 alerts",
+            f"p95 {figures['merge_10x1000_p95_ms']} ms (median {statistics.median(m['merge']):.0f}, n={len(m['merge'])})",
+            "p95 <= 2,000 ms",
+        ),
+        (
+            "revertMove of that merge",
+            f"p95 {figures['revert_merge_10x1000_p95_ms']} ms"
+            f" (median {statistics.median(m['revert']):.0f}, n={len(m['revert'])})",
+            "p95 <= 2,000 ms",
+        ),
+        (
+            "16 movers with a client merging and reverting beside them",
+            f"{m['beside']['rps']:,.0f} moves/s, {figures['move_errors_with_merges']} errors"
+            f" (without merges, just before: {m['alone']['rps']:,.0f} moves/s, {move_errors(m['alone'])} errors);"
+            f" {m['cycles']} merges and reverts of 10,000 alerts meanwhile",
+            "measured beside the movers alone",
+        ),
+    ]
+
+
 def ingest_batches(entities: list[tuple[str, str]], batches: int, run_id: str) -> list[list[dict]]:
     """Alerts as a detection source sends them, written like the seeded ones: half share a host,
     account or IP with an alert of the last day (correlation joins them), half are new stories."""
@@ -442,6 +525,9 @@ def ingest_batches(entities: list[tuple[str, str]], batches: int, run_id: str) -
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["merges"]:
+        main_merges(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
+        return
     scale_name = (sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SCALE") or "full").lower()
     if scale_name not in SCALES:
         sys.exit(f"unknown scale {scale_name!r}: use full or small")
@@ -540,18 +626,7 @@ def main() -> None:
                 link[size] = timed_mutations(client, api, token, requests[1:])
 
         log("16 clients moving 1-10 overlapping alerts")
-        moves = wrk(
-            api,
-            "moves.lua",
-            seconds=scale.seconds,
-            connections=16,
-            threads=2,
-            env={
-                "BENCH_TOKEN": token,
-                "BENCH_ALERTS": ",".join(typed_id(ALERT, a) for a in data.move_alerts),
-                "BENCH_TARGETS": ",".join(typed_id(INCIDENT, i) for i in data.move_targets),
-            },
-        )
+        moves = movers(api, token, data, scale.seconds)
 
         log("ingestAlerts, batches of 500")
         run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -559,6 +634,9 @@ def main() -> None:
         with httpx.Client(timeout=120) as client:
             timed_mutations(client, api, token, [(INGEST, {"alerts": batches[0]})])  # warm-up
             ingest_ms = timed_mutations(client, api, token, [(INGEST, {"alerts": b}) for b in batches[1:]])
+
+        # Last: its set-up ingests 10,000 alerts, which nothing measured before should meet.
+        merged = measure_merges(api, token, data, scale, run_id)
         server_rss = rss.stop()
 
         counts = asyncio.run(_counts(db_url))
@@ -578,7 +656,8 @@ def main() -> None:
             "link_100_p95_ms": round(percentile(link[100], 95), 1),
             "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
             "moves_per_s": round(moves["rps"], 1),
-            "move_errors": moves["errors"] + moves["socket_errors"] + moves["non_2xx"],
+            "move_errors": move_errors(moves),
+            **merge_figures(merged),
             "detail_p95_ms": round(detail["p95_ms"], 1),
             "detail_sql_statements": detail_statements,
             "ingest_alerts_per_s": round(500 * len(ingest_ms) / (sum(ingest_ms) / 1000)),
@@ -631,6 +710,7 @@ def main() -> None:
             f"{moves['rps']:,.0f} moves/s, {final['move_errors']} errors",
             ">= 200/s, 0 errors",
         )
+        table.extend(merge_rows(merged))
         row(
             "incident detail (50 alerts, 50 log entries), 1 connection",
             f"p95 {detail['p95_ms']:.1f} ms (p50 {detail['p50_ms']:.1f}), {detail_statements} SQL statements",
@@ -656,6 +736,27 @@ def main() -> None:
         if floor_proc is not None:
             stop(floor_proc)
         server.stop()
+
+
+def main_merges(db_url: str) -> None:
+    """The merges' measurements alone, at the small scale's settings, on a seeded database of any
+    size (one of your own: it ingests 10,000 alerts and moves the movers' pool around)."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
+    token = asyncio.run(make_token(db_url))
+    data = asyncio.run(bench_inputs.build(db_url, link_runs={}))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-merges-", dir=ROOT / ".data"))
+    server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
+    try:
+        server.wait_healthy()
+        run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        merged = measure_merges(server.url, token, data, SCALES["small"], run_id)
+    finally:
+        server.stop()
+    width = max(len(row[0]) for row in merge_rows(merged))
+    for what, value, target in merge_rows(merged):
+        print(f"| {what.ljust(width)} | {value} | {target} |")
+    print(json.dumps(merge_figures(merged)))
 
 
 async def _counts(db_url: str) -> dict:
