@@ -138,3 +138,25 @@ async def test_history_needs_the_queue_permission(make_user, ingest):
     (a,) = await ingest(alert_in("a"))
     errors = await noqueue.errors(HISTORY, id=alert_id(a.id))
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+MOVE_BY = """query($id: ID, $number: Int) {
+  move(id: $id, number: $number) { id number kind items(first: 5) { totalCount } }
+}"""
+
+
+async def test_a_move_by_id_or_by_number(make_user, admin, ingest):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    moved = (await link(admin, [a.id], existingIncidentId=inc(b.incident_id)))["move"]
+    number = int(moved["id"].removeprefix("move_"))
+    expected = {"id": moved["id"], "number": number, "kind": "LINK", "items": {"totalCount": 1}}
+
+    assert (await admin(MOVE_BY, number=number))["move"] == expected
+    assert (await admin(MOVE_BY, id=moved["id"]))["move"] == expected
+    assert (await admin(MOVE_BY, number=number + 1000))["move"] is None
+    for variables in ({}, {"id": moved["id"], "number": number}, {"id": inc(1)}):
+        errors = await admin.errors(MOVE_BY, **variables)
+        assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT", variables
+    noqueue = await make_user("noqueue", "*=write", queue=False)
+    errors = await noqueue.errors(MOVE_BY, number=number)
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"

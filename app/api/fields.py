@@ -473,6 +473,14 @@ async def incident(parents, args, ctx: Context):
     return await _load_many(ctx.loaders.incident, [number])
 
 
+async def move(parents, args, ctx: Context):
+    """A move by id or number, to a viewer with the queue permission who may see one incident it touched."""
+    _one_of(args)
+    ctx.viewer.require_queue()
+    number = args["number"] if args.get("id") is None else ids.of_kind(args["id"], domain_ids.MOVE, "id")
+    return await _load_many(ctx.loaders.move, [number])
+
+
 async def alert(parents, args, ctx: Context):
     _one_of(args)
     number = args["number"] if args.get("id") is None else ids.of_kind(args["id"], domain_ids.ALERT, "id")
@@ -706,6 +714,7 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("Query", "incident"): incident,
     ("Query", "incidents"): incidents_queue,
     ("Query", "alert"): alert,
+    ("Query", "move"): move,
     ("Query", "node"): node,
     ("Query", "nodes"): nodes,
     ("Query", "alerts"): alerts_list,

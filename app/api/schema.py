@@ -140,6 +140,21 @@ class Query:
         return await fields.resolve(self, info)
 
     @strawberry.field(
+        description="A move, merge or revert by id or by number (exactly one of them), or null when there is none "
+        "the viewer may see. Needs the queue permission."
+    )
+    async def move(
+        self,
+        info: Info[Context, None],
+        id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description='The move\'s id, such as "move_3"; not a move id: BAD_USER_INPUT.'),
+        ] = None,
+        number: Annotated[int | None, strawberry.argument(description="The move's number.")] = None,
+    ) -> Move | None:
+        return await fields.resolve(self, info)
+
+    @strawberry.field(
         description="The object with this id, or null when there is none the viewer may see (Relay's refetch). "
         "Incidents and log entries need the queue permission, as `incident` does; alerts need read access to "
         "their scope. An id that is not one this API gives out is BAD_USER_INPUT."

@@ -29,6 +29,7 @@ COVERED: dict[tuple[str, str], frozenset[str]] = {
     ("Query", "incident"): frozenset({"id", "number"}),
     ("Query", "incidents"): frozenset({"filter", "first", "after", "last", "before"}),
     ("Query", "alert"): frozenset({"id", "number"}),
+    ("Query", "move"): frozenset({"id", "number"}),
     ("Query", "alerts"): frozenset({"filter", "first", "after", "last", "before"}),
     ("Mutation", "linkAlerts"): frozenset({"alertIds", "target", "comment", "idempotencyKey"}),
     ("Mutation", "ingestAlerts"): frozenset({"alerts"}),
