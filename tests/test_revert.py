@@ -337,3 +337,23 @@ async def test_the_database_says_a_redirected_incident_holds_no_alert(admin, ing
             a.incident_id,
             b.incident_id,
         )
+
+
+async def test_a_revert_that_would_change_an_incident_the_viewer_cannot_see_is_refused(make_user, admin, ingest, pool):
+    """A merge of an emptied source moves no alert: its revert must not let a viewer who cannot
+    see that source reopen it (found in review)."""
+    (h,) = await ingest(alert_in("h", scope="hr", entities=[("device", "hr-1")]))
+    (h2,) = await ingest(alert_in("h2", scope="hr", entities=[("device", "hr-2")]))
+    (t,) = await ingest(alert_in("t", entities=[("device", "ws-1")]))
+    await link(admin, [h.id], existingIncidentId=inc(h2.incident_id))  # h's incident is empty now
+    merged = await merge(admin, [h.incident_id, t.incident_id], target=inc(t.incident_id))
+    analyst = await make_user("analyst", "default=write")
+    assert (await analyst("query($id: ID!) { node(id: $id) { id } }", id=inc(h.incident_id)))["node"] is None
+    before = await status(pool, h.incident_id)
+
+    refused = await revert(analyst, merged["move"]["id"])
+
+    assert [e["code"] for e in refused["errors"]] == ["FORBIDDEN"]
+    assert inc(h.incident_id) not in str(refused)
+    assert await status(pool, h.incident_id) == before == "redirected"
+    assert (await revert(admin, merged["move"]["id"]))["errors"] == []

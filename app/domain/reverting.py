@@ -24,7 +24,7 @@ from app.domain import moves
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, ProblemCode, Refused
 from app.domain.ids import ALERT, INCIDENT, MOVE, parse_id, typed_id
-from app.domain.incidents import is_visible
+from app.domain.incidents import get_incidents, is_visible
 from app.domain.linking import check_comment
 from app.domain.models import (
     ALERT_COLUMNS,
@@ -168,10 +168,22 @@ async def revert_move(*, conn: asyncpg.Connection, viewer: Viewer, move_id: str,
                 _ids(ALERT, named),
             )
         )
+    redirects, unredirects = await _redirects(conn, found)
+    # Every incident whose alerts, status or redirect the revert changes must be one the viewer
+    # sees (as a merge's incidents must): a merge of emptied sources moves no alert, and its
+    # revert would otherwise reopen an incident the viewer cannot see. Named by none of its ids.
+    changed = {r["from_incident_id"] for r in items} | set(redirects) | unredirects
+    if changed and len(await get_incidents(conn=conn, viewer=viewer, ids=sorted(changed))) < len(changed):
+        problems.append(
+            Problem(
+                ProblemCode.FORBIDDEN,
+                f"Reverting {found.node_id} would change an incident you may not see.",
+                "moveId",
+            )
+        )
     if problems:
         raise Refused(problems)
 
-    redirects, unredirects = await _redirects(conn, found)
     alerts = {r["id"]: r for r in await conn.fetch(moves.LOCK_ALERTS, [r["alert_id"] for r in items])}
     touched = {r["from_incident_id"] for r in items} | {r["to_incident_id"] for r in items}
     touched |= set(redirects) | set(redirects.values()) | unredirects
