@@ -44,6 +44,7 @@ from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
 from app.domain import users
 from app.health import Readiness
+from app.listener import Listener
 
 log = logging.getLogger("app.server")
 
@@ -307,6 +308,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         metrics.process_started()
+        url = settings.database_url
         if pool is None:
             url = db.resolve_database_url(settings)
             app.state.pool = pool_watch.pool = await db.create_pool(url, settings)
@@ -314,11 +316,17 @@ def create_app(
             # What exists now (the schema, the modules) lives as long as the process: leave it out
             # of the garbage collector's full passes, which otherwise stall a request for ~20 ms.
             gc.freeze()
+        # The process's one LISTEN connection (app/listener.py); consumers subscribe to it.
+        app.state.listener = Listener(url) if url else None
+        if app.state.listener is not None:
+            await app.state.listener.start()
         sampling = asyncio.create_task(pool_watch.run())
         try:
             yield
         finally:
             sampling.cancel()
+            if app.state.listener is not None:
+                await app.state.listener.stop()
             await background.finish()
             if app.state.readiness is not None:
                 await app.state.readiness.close()
@@ -458,6 +466,7 @@ def create_app(
         app.add_middleware(tracing.RequestSpans, provider=tracing.tracer_provider())
     app.state.demo_token = demo_token
     app.state.readiness = None  # the lifespan's, with the pool it opens
+    app.state.listener = None  # the lifespan's
     if pool is not None:
         app.state.pool = pool
         app.state.readiness = Readiness(settings.database_url) if settings.database_url else None
