@@ -122,3 +122,15 @@ bench-deps:
 
 bench: install bench-deps
 	$(BIN)/python -m tests.bench.run $(SCALE)
+
+## Soak (issue 18): a compressed SOC day, SOAK_MINUTES (default 15) of ingestion, moves, incident
+## detail and typeahead at once on the benchmark's database; a line per minute, a JSON line and a
+## PNG (SOAK_PLOT, default under .data/) drawn with matplotlib from .venv-plot.
+.PHONY: soak
+.venv-plot/.installed: tests/bench/plot-requirements.lock
+	@test -x .venv-plot/bin/python || $(PYTHON) -m venv .venv-plot
+	.venv-plot/bin/python -m pip install --quiet --disable-pip-version-check -r tests/bench/plot-requirements.lock
+	@touch $@
+
+soak: install .venv-plot/.installed
+	$(BIN)/python -m tests.bench.soak $(SCALE)

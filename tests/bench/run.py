@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +39,7 @@ import psutil
 
 from app.config import ROOT
 from app.domain.ids import ALERT, INCIDENT, typed_id
-from tests.bench import database, merges
+from tests.bench import database, merges, pgactivity
 from tests.bench import inputs as bench_inputs
 from tests.documents import DETAIL
 from tests.live import Server, free_port
@@ -105,6 +107,7 @@ JSON_KEYS = [
     "server_rss_mb",
     "incidents",
     "alerts",
+    "postgres_during",
 ]
 
 
@@ -480,6 +483,11 @@ def merge_rows(m: dict) -> list[tuple[str, str, str]]:
 
 
 def ingest_batches(entities: list[tuple[str, str]], batches: int, run_id: str) -> list[list[dict]]:
+    """`batches` batches of 500 alerts (alert_batches)."""
+    return list(itertools.islice(alert_batches(entities, run_id), batches))
+
+
+def alert_batches(entities: list[tuple[str, str]], run_id: str, size: int = 500) -> Iterator[list[dict]]:
     """Alerts as a detection source sends them, written like the seeded ones: half share a host,
     account or IP with an alert of the last day (correlation joins them), half are new stories."""
     import random
@@ -487,10 +495,9 @@ def ingest_batches(entities: list[tuple[str, str]], batches: int, run_id: str) -
     from app.domain import bulk_seed as vocabulary
 
     rng = random.Random(int(run_id))
-    out = []
-    for b in range(batches):
+    for b in itertools.count():
         batch = []
-        for n in range(500):
+        for n in range(size):
             category, template = vocabulary.DETECTIONS[rng.randrange(len(vocabulary.DETECTIONS))]
             host = f"{rng.choice(vocabulary.HOST_PREFIXES)}-{rng.randint(1000, 99999)}"
             user = f"{rng.choice(vocabulary.FIRST)}.{rng.choice(vocabulary.LAST)}"
@@ -520,8 +527,7 @@ def ingest_batches(entities: list[tuple[str, str]], batches: int, run_id: str) -
                     "entities": [{"kind": k.upper(), "value": v} for k, v in dict.fromkeys(evidence)],
                 }
             )
-        out.append(batch)
-    return out
+        yield batch
 
 
 def main() -> None:
@@ -551,6 +557,8 @@ def main() -> None:
         rss = RssSampler(server.proc.pid)
         results: dict[str, object] = {}
         table: list[tuple[str, str, str]] = []
+        activity = pgactivity.Activity(db_url).__enter__()
+        during: dict[str, pgactivity.Window] = {}  # what PostgreSQL did in each timed phase
 
         log("building the anchors' index (pg_trgm on the name) for their SQL and the plain rule")
         asyncio.run(database.anchor_index(db_url, present=True))
@@ -591,9 +599,9 @@ def main() -> None:
             if name == "mix":
                 targets["anchor"] = (floor, fq, "/anchor")
             log(f"typeahead {name}: {', '.join(targets)}, side by side")
-            for target, result in load_side_by_side(
-                targets, token=token, seconds=scale.seconds, warmup=scale.warmup
-            ).items():
+            with activity.window() as during[f"typeahead {name}"]:
+                side_by_side = load_side_by_side(targets, token=token, seconds=scale.seconds, warmup=scale.warmup)
+            for target, result in side_by_side.items():
                 results[f"{name}_{target}"] = result
         asyncio.run(database.anchor_index(db_url, present=False))
         log("vacuuming what the writes touch")
@@ -605,7 +613,10 @@ def main() -> None:
             "detail.jsonl",
             [{"query": DETAIL, "variables": {"id": typed_id(INCIDENT, i)}} for i in data.detail_incidents],
         )
-        detail = load(api, dq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup, connections=1)
+        with activity.window() as during["incident detail"]:
+            detail = load(
+                api, dq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup, connections=1
+            )
         detail_statements = asyncio.run(count_detail_statements(db_url, data.detail_incidents[0], token))
 
         log("linkAlerts, 100 and 1,000 alerts, one after another")
@@ -623,21 +634,26 @@ def main() -> None:
                     for n, ids in enumerate(sets_)
                 ]
                 timed_mutations(client, api, token, requests[:1])  # warm-up
-                link[size] = timed_mutations(client, api, token, requests[1:])
+                with activity.window() as during[f"linkAlerts {size}"]:
+                    link[size] = timed_mutations(client, api, token, requests[1:])
 
         log("16 clients moving 1-10 overlapping alerts")
-        moves = movers(api, token, data, scale.seconds)
+        with activity.window() as during["16 movers"]:
+            moves = movers(api, token, data, scale.seconds)
 
         log("ingestAlerts, batches of 500")
         run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         batches = ingest_batches(data.ingest_entities, scale.ingest_batches, run_id)
         with httpx.Client(timeout=120) as client:
             timed_mutations(client, api, token, [(INGEST, {"alerts": batches[0]})])  # warm-up
-            ingest_ms = timed_mutations(client, api, token, [(INGEST, {"alerts": b}) for b in batches[1:]])
+            with activity.window() as during["ingestAlerts"]:
+                ingest_ms = timed_mutations(client, api, token, [(INGEST, {"alerts": b}) for b in batches[1:]])
 
         # Last: its set-up ingests 10,000 alerts, which nothing measured before should meet.
-        merged = measure_merges(api, token, data, scale, run_id)
+        with activity.window() as during["merges and movers beside them"]:
+            merged = measure_merges(api, token, data, scale, run_id)
         server_rss = rss.stop()
+        activity.__exit__()
 
         counts = asyncio.run(_counts(db_url))
         cheap, cheap_floor = results["cheap_graphql"], results["cheap_floor"]
@@ -665,6 +681,14 @@ def main() -> None:
             "server_rss_mb": round(server_rss),
             "incidents": counts["incidents"],
             "alerts": counts["alerts"],
+            "postgres_during": {
+                phase: {
+                    k: v
+                    for k, v in w.as_json().items()
+                    if k in ("checkpoints", "wal_mb", "autovacuum", "vacuum_seconds", "gin_merges")
+                }
+                for phase, w in during.items()
+            },
         }
         typeahead_errors = sum(r["errors"] + r["socket_errors"] + r["non_2xx"] for r in results.values())
 
@@ -730,6 +754,10 @@ def main() -> None:
         print(f"|{'-' * (width + 2)}|---|---|")
         for what, value, target in table:
             print(f"| {what.ljust(width)} | {value} | {target} |")
+        print(f"\ndatabase: {asyncio.run(database.age(db_url))}")
+        print("what PostgreSQL did during each timed phase (tests/bench/pgactivity.py):")
+        for phase, w in during.items():
+            print(f"- {phase} ({w.seconds:.0f} s): {w.summary()}")
         assert list(final) == JSON_KEYS
         print(json.dumps(final))
     finally:
