@@ -185,10 +185,24 @@ async def anchor_index(url: str, present: bool) -> None:
 WRITTEN = ("incidents", "alerts", "alert_entities", "activity_log")
 
 
-async def vacuum_written(url: str) -> None:
+async def vacuum_written(url: str, log=print) -> None:
+    """VACUUM (ANALYZE) of what the writes touch, then a CHECKPOINT.
+
+    The checkpoint puts every run's writes at the same point of PostgreSQL's checkpoint cycle:
+    the first change to a page after a checkpoint writes the whole page to the WAL (a full-page
+    image), later ones only the change. A run whose writes came just after a checkpoint paid
+    for an image of nearly every page it touched (scattered alerts: one page each) and one that
+    came minutes later, on pages the previous run had touched, did not: one source of the
+    several-fold spread in issue 18. After the checkpoint every run pays, which is also what a
+    production database pays for scattered writes in the minutes after each of its checkpoints.
+    """
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(f"VACUUM (ANALYZE) {', '.join(WRITTEN)}")
+        try:
+            await conn.execute("CHECKPOINT")
+        except asyncpg.InsufficientPrivilegeError:
+            log("no CHECKPOINT (the role lacks pg_checkpoint): the writes start wherever the cycle is")
     finally:
         await conn.close()
 

@@ -604,8 +604,8 @@ def main() -> None:
             for target, result in side_by_side.items():
                 results[f"{name}_{target}"] = result
         asyncio.run(database.anchor_index(db_url, present=False))
-        log("vacuuming what the writes touch")
-        asyncio.run(database.vacuum_written(db_url))
+        log("vacuuming what the writes touch, then a checkpoint")
+        asyncio.run(database.vacuum_written(db_url, log=log))
 
         log("incident detail")
         dq = bodies_file(

@@ -282,8 +282,8 @@ def main() -> None:
     token = asyncio.run(make_token(db_url))
     data = asyncio.run(bench_inputs.build(db_url, link_runs={}))
     workdir = Path(tempfile.mkdtemp(prefix="soak-", dir=ROOT / ".data"))
-    log("vacuuming what the writes touch, as `make bench` does before its writes")
-    asyncio.run(database.vacuum_written(db_url))
+    log("vacuuming what the writes touch, then a checkpoint, as `make bench` does before its writes")
+    asyncio.run(database.vacuum_written(db_url, log=log))
     server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
     started = datetime.now(UTC)
     try:
