@@ -92,6 +92,7 @@ class Window:
             "gin_merged_entries": dict(self.gin_merged),
             "gin_pending_max": dict(self.gin_pending_max),
             "dead_tuples": self.dead_tuples,
+            "updates": {t: {"rows": n, "hot": hot} for t, (n, hot) in self.updates.items() if n},
         }
 
     def summary(self) -> str:
@@ -127,6 +128,11 @@ class Window:
             )
         else:
             parts.append("no pending-list merge")
+        updated = {t: (n, hot) for t, (n, hot) in self.updates.items() if n}
+        if updated:  # an update that is not HOT writes an entry into every index of its table
+            parts.append(
+                "updates " + ", ".join(f"{t} {n:,} ({hot / n:.0%} HOT)" for t, (n, hot) in sorted(updated.items()))
+            )
         return "; ".join(parts)
 
 
