@@ -5,9 +5,8 @@
 -- pages, about 4 seconds during which the typeahead's p99 rose from about 110 to 460 ms in the
 -- soak (README, Benchmarks). Vacuums set off by dead rows (moves) are needed and stay as they
 -- were. Those set off by inserts only mark pages all-visible and freeze them, and PostgreSQL 18
--- sets them off after 20% of the table's *unfrozen* rows: on a table that is mostly frozen
--- (as after a seed, or after months in production) that is every 86,000 alerts, every seven
--- minutes at 200 alerts a second. Here: every million inserted alerts, whatever the version.
--- Freezing is not put off by this: anti-wraparound vacuums still come at
--- autovacuum_freeze_max_age, and the vacuums set off by moves freeze as they go.
+-- sets them off after 20% of the table's *unfrozen* rows: on the benchmark's mostly frozen
+-- table (as after a seed, or months in production) every 86,000 alerts, every seven minutes at
+-- 200 alerts a second. Here: every million inserted alerts, whatever the version. Freezing is
+-- not put off past what is safe: anti-wraparound vacuums still come at autovacuum_freeze_max_age.
 ALTER TABLE alerts SET (autovacuum_vacuum_insert_threshold = 1000000, autovacuum_vacuum_insert_scale_factor = 0);
