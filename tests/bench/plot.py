@@ -36,9 +36,11 @@ def main(source: str, target: str) -> None:
     ax.legend(loc="lower left", ncol=3, fontsize="small")
 
     ax = axes[1]
-    for name, label in LOADS.items():
-        ax.plot(minutes, [r["loads"][name]["p95_ms"] for r in rows], marker="o", label=f"{label} p95")
-    ax.set_ylabel("p95, ms (log)")
+    for n, (name, label) in enumerate(LOADS.items()):
+        color = f"C{n}"
+        ax.plot(minutes, [r["loads"][name]["p95_ms"] for r in rows], marker="o", color=color, label=f"{label} p95")
+        ax.plot(minutes, [r["loads"][name]["p99_ms"] for r in rows], linestyle="--", color=color, linewidth=1)
+    ax.set_ylabel("p95 (dashed: p99), ms (log)")
     ax.set_yscale("log")
     ax.legend(loc="upper left", ncol=2, fontsize="small")
 
