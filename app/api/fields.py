@@ -41,6 +41,7 @@ from app.domain import (
     moves,
     pagination,
     reverting,
+    triage,
 )
 from app.domain import ids as domain_ids
 from app.domain.errors import InvalidArgument, Problem, Refused
@@ -128,6 +129,20 @@ class RevertMovePayload:
     errors: list[MutationError]
     move_id: int | None = None
     reverted_id: int | None = None
+
+
+@dataclass(frozen=True)
+class UpdateIncidentPayload:
+    incident: models.Incident | None
+    log_entries: list[models.ActivityEntry]
+    errors: list[MutationError]
+
+
+@dataclass(frozen=True)
+class AddCommentPayload:
+    incident: models.Incident | None
+    log_entry: models.ActivityEntry | None
+    errors: list[MutationError]
 
 
 @dataclass(frozen=True)
@@ -295,6 +310,10 @@ def _by_id(loader: str, attribute: str, required: bool) -> Batch:
 
 async def entities(parents: list[models.Alert], args, ctx: Context):
     return await _load_many(ctx.loaders.entities, [a.id for a in parents])
+
+
+def viewer_can_update(parents: list[models.Incident], args, ctx: Context):
+    return [triage.may_change(i, ctx.viewer) for i in parents]
 
 
 def viewer_can_link(parents: list[models.Alert], args, ctx: Context):
@@ -662,6 +681,82 @@ async def revert_move(parents, args, ctx: Context):
     return [RevertMovePayload(result.incidents, result.alerts, result.entries, [], result.move_id, result.reverted_id)]
 
 
+async def _triage(ctx: Context, operation: str, key: str | None, request: dict, run) -> triage.TriageResult:
+    """A triage change in one transaction, once per idempotency key when one is given."""
+
+    async def work(conn):
+        if key is None:
+            return await run(conn)
+        return await idempotency.once(
+            conn=conn,
+            viewer=ctx.viewer,
+            key=key,
+            operation=operation,
+            request=request,
+            run=lambda: run(conn),
+            replay=idempotency.replay_triage,
+        )
+
+    try:
+        result = await in_transaction(ctx.pool, work)
+    except OutcomeUnknown as unknown:
+        unknown.retryable = key is not None
+        raise
+    ctx.loaders.incident.prime_many({result.incident.id: result.incident})
+    return result
+
+
+def _given(args: dict, name: str):
+    """An argument as given: triage.UNSET when absent (null is a value: nobody, UNKNOWN)."""
+    if name not in args:
+        return triage.UNSET
+    value = args[name]
+    return None if value is None else str(value)
+
+
+async def update_incident(parents, args, ctx: Context):
+    """Change an incident's status, assignee and classification."""
+    changes = triage.Changes(
+        status=_given(args, "status"),
+        assigned_to=_given(args, "assignedTo"),
+        classification=_given(args, "classification"),
+        determination=_given(args, "determination"),
+    )
+    incident_id, comment, key = str(args["id"]), args.get("comment"), args.get("idempotencyKey")
+    request = {
+        "id": incident_id.strip(),
+        **{k: v for k, v in vars(changes).items() if v is not triage.UNSET},
+        "comment": comment.strip() if comment is not None else None,
+    }
+
+    def run(conn):
+        return triage.update_incident(
+            conn=conn, viewer=ctx.viewer, incident_id=incident_id, changes=changes, comment=comment
+        )
+
+    try:
+        result = await _triage(ctx, "updateIncident", key, request, run)
+    except Refused as refused:
+        observe.payload_errors(ctx.observation, "updateIncident", [str(p.code) for p in refused.problems])
+        return [UpdateIncidentPayload(None, [], [MutationError.of(p) for p in refused.problems])]
+    return [UpdateIncidentPayload(result.incident, result.entries, [])]
+
+
+async def add_comment(parents, args, ctx: Context):
+    """A note in an incident's log."""
+    incident_id, text, key = str(args["incidentId"]), args["text"], args.get("idempotencyKey")
+
+    def run(conn):
+        return triage.add_comment(conn=conn, viewer=ctx.viewer, incident_id=incident_id, text=text)
+
+    try:
+        result = await _triage(ctx, "addComment", key, {"id": incident_id.strip(), "text": text.strip()}, run)
+    except Refused as refused:
+        observe.payload_errors(ctx.observation, "addComment", [str(p.code) for p in refused.problems])
+        return [AddCommentPayload(None, None, [MutationError.of(p) for p in refused.problems])]
+    return [AddCommentPayload(result.incident, result.entries[0], [])]
+
+
 def _utc(value):
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
@@ -722,6 +817,9 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("Mutation", "ingestAlerts"): ingest_alerts,
     ("Mutation", "mergeIncidents"): merge_incidents,
     ("Mutation", "revertMove"): revert_move,
+    ("Mutation", "updateIncident"): update_incident,
+    ("Mutation", "addComment"): add_comment,
+    ("Incident", "viewerCanUpdate"): viewer_can_update,
     ("LinkAlertsPayload", "move"): _by_id("move", "move_id", required=False),
     ("MergeIncidentsPayload", "move"): _by_id("move", "move_id", required=False),
     ("RevertMovePayload", "move"): _by_id("move", "move_id", required=False),

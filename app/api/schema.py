@@ -18,10 +18,12 @@ from app.api import fields
 from app.api.context import Context
 from app.api.errors import ErrorPolicy
 from app.api.limits import Limits, extensions
+from app.api.mutations.add_comment import AddCommentPayload, add_comment
 from app.api.mutations.ingest_alerts import IngestAlertsPayload, ingest_alerts
 from app.api.mutations.link_alerts import LinkAlertsPayload, link_alerts
 from app.api.mutations.merge_incidents import MergeIncidentsPayload, merge_incidents
 from app.api.mutations.revert_move import RevertMovePayload, revert_move
+from app.api.mutations.update_incident import UpdateIncidentPayload, update_incident
 from app.api.scalars import DATE_TIME
 from app.api.types import (
     AFTER_ARGUMENT,
@@ -237,6 +239,19 @@ class Mutation:
         "incidents the move emptied reopen, and incidents the revert empties are RESOLVED. A move is reverted at "
         "most once; reverting a revert puts the alerts back. Needs the queue permission and a write grant on "
         "every alert of the move.",
+    )
+    update_incident: UpdateIncidentPayload = strawberry.mutation(
+        resolver=update_incident,
+        description="Changes an incident's status, assignee, classification and determination, those given, at "
+        "once: all of it or nothing. Each value that changes writes a typed entry in its log (STATUS_CHANGED, "
+        "ASSIGNED, CLASSIFIED) with the actor and the old and new values; a value given as it already is writes "
+        "nothing. Resolving needs a classification (CLASSIFICATION_REQUIRED). Needs the queue permission and a "
+        "write grant on the scope of at least one of the incident's alerts.",
+    )
+    add_comment: AddCommentPayload = strawberry.mutation(
+        resolver=add_comment,
+        description="Writes a note (COMMENTED) in an incident's log, outside any move or change. Same permission "
+        "as updateIncident.",
     )
 
 

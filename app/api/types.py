@@ -101,6 +101,49 @@ ActivityKind = _enum(
         "were before the reverted move (one entry per incident they went to).",
         models.ActivityKind.INCIDENT_UNMERGED: "A revert of a merge: this incident is no longer REDIRECTED to "
         "otherIncident, and is open again (RESOLVED when it holds no alert).",
+        models.ActivityKind.STATUS_CHANGED: "updateIncident changed the status: oldStatus and newStatus.",
+        models.ActivityKind.ASSIGNED: "updateIncident changed who is assigned: oldAssignee and newAssignee (null: "
+        "nobody).",
+        models.ActivityKind.CLASSIFIED: "updateIncident changed the classification or the determination: "
+        "oldClassification, newClassification, oldDetermination and newDetermination.",
+        models.ActivityKind.COMMENTED: "A note (addComment, or updateIncident with a comment and no change): the "
+        "comment.",
+    },
+)
+Classification = _enum(
+    models.Classification,
+    "What an incident turned out to be (Microsoft Graph's incident classification). Resolving needs one other "
+    "than UNKNOWN.",
+    {
+        models.Classification.UNKNOWN: "Not classified yet. Every incident starts here.",
+        models.Classification.TRUE_POSITIVE: "A real threat.",
+        models.Classification.FALSE_POSITIVE: "No threat: the detection was wrong.",
+        models.Classification.INFORMATIONAL_EXPECTED_ACTIVITY: "Real activity, but expected or harmless (a test, "
+        "an admin at work).",
+    },
+)
+_DETERMINES = {c: ", ".join(sorted(d.upper() for d in ds)) for c, ds in models.DETERMINATIONS.items() if ds}
+Determination = _enum(
+    models.Determination,
+    "Why, in more detail (Microsoft Graph's determination). Each goes with some classifications only: "
+    + "; ".join(f"{c.upper()}: {d}" for c, d in _DETERMINES.items())
+    + ". Another pair is INVALID_INPUT.",
+    {
+        models.Determination.UNKNOWN: "Not determined; goes with any classification.",
+        models.Determination.MALWARE: "Malware (TRUE_POSITIVE).",
+        models.Determination.PHISHING: "Phishing (TRUE_POSITIVE).",
+        models.Determination.COMPROMISED_ACCOUNT: "A compromised account (TRUE_POSITIVE).",
+        models.Determination.MULTI_STAGED_ATTACK: "A multi-staged attack (TRUE_POSITIVE).",
+        models.Determination.MALICIOUS_USER_ACTIVITY: "A user acting maliciously (TRUE_POSITIVE).",
+        models.Determination.UNWANTED_SOFTWARE: "Unwanted software (TRUE_POSITIVE).",
+        models.Determination.SECURITY_TESTING: "Security testing (INFORMATIONAL_EXPECTED_ACTIVITY).",
+        models.Determination.SECURITY_PERSONNEL: "Security personnel at work (INFORMATIONAL_EXPECTED_ACTIVITY).",
+        models.Determination.LINE_OF_BUSINESS_APPLICATION: "A line-of-business application "
+        "(INFORMATIONAL_EXPECTED_ACTIVITY).",
+        models.Determination.CONFIRMED_ACTIVITY: "Activity confirmed as intended (INFORMATIONAL_EXPECTED_ACTIVITY).",
+        models.Determination.NOT_MALICIOUS: "Not malicious (FALSE_POSITIVE).",
+        models.Determination.NOT_ENOUGH_DATA_TO_VALIDATE: "Not enough data to validate (FALSE_POSITIVE).",
+        models.Determination.OTHER: "Another reason (any classification but UNKNOWN).",
     },
 )
 MoveKind = _enum(
@@ -300,6 +343,20 @@ class Incident(Node):
     )
     status: IncidentStatus = strawberry.field(description="Where the incident stands: open, resolved or merged.")
     created_at: datetime = strawberry.field(description="When the incident was created.")
+    assigned_to: str | None = strawberry.field(
+        description="The name of the user working on it (updateIncident's assignedTo); null: nobody."
+    )
+    classification: Classification = strawberry.field(
+        description="What it turned out to be; UNKNOWN until someone classifies it (resolving needs it)."
+    )
+    determination: Determination = strawberry.field(description="Why, in more detail; UNKNOWN until given.")
+
+    @strawberry.field(
+        description="Whether the viewer may change it (updateIncident, addComment): the queue permission and a "
+        "write grant on the scope of at least one of its alerts (of those it last held, when it holds none)."
+    )
+    def viewer_can_update(self, info: Info[Context, None]) -> bool:
+        return fields.resolve_now(self, info)
 
     @strawberry.field(
         description='Named after its first alerts; "Incident <number>" to a viewer who may not read the alerts '
@@ -380,6 +437,26 @@ class ActivityLogEntry(Node):
     kind: ActivityKind = strawberry.field(description="What happened.")
     created_at: datetime = strawberry.field(description="When it happened.")
     actor: str = strawberry.field(description='The user\'s name, or "system" for automatic correlation.')
+    old_status: IncidentStatus | None = strawberry.field(description="STATUS_CHANGED: the status before; else null.")
+    new_status: IncidentStatus | None = strawberry.field(description="STATUS_CHANGED: the status after; else null.")
+    old_assignee: str | None = strawberry.field(
+        description="ASSIGNED: who was assigned before (null: nobody); null for other kinds."
+    )
+    new_assignee: str | None = strawberry.field(
+        description="ASSIGNED: who is assigned now (null: nobody); null for other kinds."
+    )
+    old_classification: Classification | None = strawberry.field(
+        description="CLASSIFIED: the classification before; else null."
+    )
+    new_classification: Classification | None = strawberry.field(
+        description="CLASSIFIED: the classification after; else null."
+    )
+    old_determination: Determination | None = strawberry.field(
+        description="CLASSIFIED: the determination before; else null."
+    )
+    new_determination: Determination | None = strawberry.field(
+        description="CLASSIFIED: the determination after; else null."
+    )
 
     @strawberry.field(
         description="The comment given with a move; null when the entry speaks of alerts the viewer may not read."

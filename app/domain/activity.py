@@ -170,6 +170,18 @@ def _alerts(entry: ActivityEntry, counted: bool) -> str:
     return f"{n} alert{'s' if n != 1 else ''}"
 
 
+def _words(value: str | None) -> str:
+    """A stored value as words: in_progress is "In progress"."""
+    return (value or "none").replace("_", " ").capitalize()
+
+
+def _classification(classification: str | None, determination: str | None) -> str:
+    if classification in (None, "unknown"):
+        return "Unknown (no classification)"
+    words = _words(classification)
+    return words if determination in (None, "unknown") else f"{words}, {_words(determination).lower()}"
+
+
 def message(
     entry: ActivityEntry, viewer: Viewer, incident: Incident, other_visible: bool, move: Move | None = None
 ) -> str:
@@ -212,4 +224,14 @@ def message(
             return f"{alerts[:1].upper() + alerts[1:]} moved back to {other}{by}, reverting a move."
         case ActivityKind.INCIDENT_UNMERGED:
             return f"No longer merged into {other}: the merge was reverted{by}."
+        case ActivityKind.STATUS_CHANGED:
+            return f"Status changed from {_words(entry.old_status)} to {_words(entry.new_status)}{by}."
+        case ActivityKind.ASSIGNED if entry.new_assignee is None:
+            return f"Unassigned from {entry.old_assignee}{by}."
+        case ActivityKind.ASSIGNED:
+            return f"Assigned to {entry.new_assignee}{by}."
+        case ActivityKind.CLASSIFIED:
+            return f"Classified as {_classification(entry.new_classification, entry.new_determination)}{by}."
+        case ActivityKind.COMMENTED:
+            return f"Comment{by}."
     return entry.kind.replace("_", " ").capitalize() + "."

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.domain import activity, linking, merging, models, reverting
+from app.domain import activity, linking, merging, models, reverting, triage
 from app.domain.errors import Problem, ProblemCode, Refused
 from app.domain.incidents import is_visible
 from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS
@@ -126,7 +126,9 @@ async def once(
     return await replay(conn, viewer, first)
 
 
-def _recorded(result: merging.MergeResult | reverting.RevertResult) -> dict:
+def _recorded(result: merging.MergeResult | reverting.RevertResult | triage.TriageResult) -> dict:
+    if isinstance(result, triage.TriageResult):
+        return {"incident": result.incident.id, "entries": [e.id for e in result.entries]}
     if isinstance(result, merging.MergeResult):
         return {
             "target": result.target.id if result.target else None,
@@ -156,6 +158,16 @@ async def replay_merge(conn: asyncpg.Connection, viewer: Viewer, ids: dict) -> m
         ),
         viewer,
     )
+
+
+async def replay_triage(conn: asyncpg.Connection, viewer: Viewer, ids: dict) -> triage.TriageResult:
+    """The first updateIncident's or addComment's result: the incident as it is now, its entries.
+    Refused as not found when the viewer can no longer see the incident."""
+    row = await conn.fetchrow(INCIDENTS, [ids["incident"]])
+    incident = models.incident(row)
+    if not is_visible(incident, viewer):
+        raise Refused([Problem(ProblemCode.INCIDENT_NOT_FOUND, f"No incident found with id {incident.node_id}.", "id")])
+    return triage.TriageResult(incident, await activity.entries_by_id(conn=conn, ids=ids["entries"]))
 
 
 async def replay_revert(conn: asyncpg.Connection, viewer: Viewer, ids: dict) -> reverting.RevertResult:

@@ -58,6 +58,74 @@ class ActivityKind(StrEnum):
     ALERTS_RETURNED = "alerts_returned"
     ALERTS_SENT_BACK = "alerts_sent_back"
     INCIDENT_UNMERGED = "incident_unmerged"
+    # Triage (updateIncident, addComment): old_value and new_value say what changed.
+    STATUS_CHANGED = "status_changed"
+    ASSIGNED = "assigned"
+    CLASSIFIED = "classified"
+    COMMENTED = "commented"
+
+
+TRIAGE_KINDS = frozenset(
+    {ActivityKind.STATUS_CHANGED, ActivityKind.ASSIGNED, ActivityKind.CLASSIFIED, ActivityKind.COMMENTED}
+)
+
+
+class Classification(StrEnum):
+    """What an incident turned out to be (Microsoft Graph's incident classification)."""
+
+    UNKNOWN = "unknown"
+    TRUE_POSITIVE = "true_positive"
+    FALSE_POSITIVE = "false_positive"
+    INFORMATIONAL_EXPECTED_ACTIVITY = "informational_expected_activity"
+
+
+class Determination(StrEnum):
+    """Why, in more detail (Microsoft Graph's determination); DETERMINATIONS says which go with
+    which classification."""
+
+    UNKNOWN = "unknown"
+    MALWARE = "malware"
+    PHISHING = "phishing"
+    COMPROMISED_ACCOUNT = "compromised_account"
+    MULTI_STAGED_ATTACK = "multi_staged_attack"
+    MALICIOUS_USER_ACTIVITY = "malicious_user_activity"
+    UNWANTED_SOFTWARE = "unwanted_software"
+    SECURITY_TESTING = "security_testing"
+    SECURITY_PERSONNEL = "security_personnel"
+    LINE_OF_BUSINESS_APPLICATION = "line_of_business_application"
+    CONFIRMED_ACTIVITY = "confirmed_activity"
+    NOT_MALICIOUS = "not_malicious"
+    NOT_ENOUGH_DATA_TO_VALIDATE = "not_enough_data_to_validate"
+    OTHER = "other"
+
+
+# Defender's pairs: each classification's determinations (UNKNOWN goes with any).
+DETERMINATIONS: dict[str, frozenset[str]] = {
+    Classification.UNKNOWN: frozenset(),
+    Classification.TRUE_POSITIVE: frozenset(
+        {
+            Determination.MALWARE,
+            Determination.PHISHING,
+            Determination.COMPROMISED_ACCOUNT,
+            Determination.MULTI_STAGED_ATTACK,
+            Determination.MALICIOUS_USER_ACTIVITY,
+            Determination.UNWANTED_SOFTWARE,
+            Determination.OTHER,
+        }
+    ),
+    Classification.INFORMATIONAL_EXPECTED_ACTIVITY: frozenset(
+        {
+            Determination.SECURITY_TESTING,
+            Determination.SECURITY_PERSONNEL,
+            Determination.LINE_OF_BUSINESS_APPLICATION,
+            Determination.CONFIRMED_ACTIVITY,
+            Determination.OTHER,
+        }
+    ),
+    Classification.FALSE_POSITIVE: frozenset(
+        {Determination.NOT_MALICIOUS, Determination.NOT_ENOUGH_DATA_TO_VALIDATE, Determination.OTHER}
+    ),
+}
 
 
 SUMMARY_KINDS = frozenset(
@@ -93,7 +161,8 @@ class Access(StrEnum):
 INCIDENT_COLUMNS = (
     "i.id, i.name, i.status::text AS status, i.severity::text AS severity, i.created_at,"
     " i.last_activity_at, i.alert_count, i.alert_scopes, i.redirect_incident_id,"
-    " coalesce(i.name_scopes, i.alert_scopes) AS name_scopes"
+    " coalesce(i.name_scopes, i.alert_scopes) AS name_scopes, i.assigned_to,"
+    " i.classification::text AS classification, i.determination::text AS determination"
 )
 ALERT_COLUMNS = (
     "a.id, a.external_id, a.title, a.severity::text AS severity, a.status::text AS status,"
@@ -101,7 +170,8 @@ ALERT_COLUMNS = (
 )
 ENTRY_COLUMNS = (
     "l.id, l.incident_id, l.kind::text AS kind, l.created_at, l.actor, l.comment, l.alert_id,"
-    " l.other_incident_id, l.alert_count, la.title AS alert_title, la.scope AS alert_scope, l.move_id"
+    " l.other_incident_id, l.alert_count, la.title AS alert_title, la.scope AS alert_scope, l.move_id,"
+    " l.old_value, l.new_value"
 )
 MOVE_COLUMNS = (
     "m.id, m.kind::text AS kind, m.actor, m.comment, m.created_at, m.reasons::text[] AS reasons,"
@@ -124,6 +194,9 @@ class Incident:
     alert_scopes: list[str]
     redirect_incident_id: int | None
     name_scopes: list[str]  # of the alerts it was named after
+    assigned_to: str | None = None  # a user's name
+    classification: str = Classification.UNKNOWN
+    determination: str = Determination.UNKNOWN
 
     @property
     def number(self) -> int:
@@ -184,6 +257,50 @@ class ActivityEntry:
     alert_title: str | None
     alert_scope: str | None
     move_id: int | None = None  # the move, merge or revert that wrote it
+    old_value: str | None = None  # a triage entry's value before (TRIAGE_KINDS), as stored
+    new_value: str | None = None
+
+    def _values(self, kind: str, part: int) -> tuple[str | None, str | None]:
+        if self.kind != kind:
+            return None, None
+        # CLASSIFIED values are "classification" or "classification:determination".
+        parts = [
+            None if v is None else [*v.split(":"), Determination.UNKNOWN][part]
+            for v in (self.old_value, self.new_value)
+        ]
+        return parts[0], parts[1]
+
+    @property
+    def old_status(self) -> str | None:
+        return self._values(ActivityKind.STATUS_CHANGED, 0)[0]
+
+    @property
+    def new_status(self) -> str | None:
+        return self._values(ActivityKind.STATUS_CHANGED, 0)[1]
+
+    @property
+    def old_assignee(self) -> str | None:
+        return self._values(ActivityKind.ASSIGNED, 0)[0]
+
+    @property
+    def new_assignee(self) -> str | None:
+        return self._values(ActivityKind.ASSIGNED, 0)[1]
+
+    @property
+    def old_classification(self) -> str | None:
+        return self._values(ActivityKind.CLASSIFIED, 0)[0]
+
+    @property
+    def new_classification(self) -> str | None:
+        return self._values(ActivityKind.CLASSIFIED, 0)[1]
+
+    @property
+    def old_determination(self) -> str | None:
+        return self._values(ActivityKind.CLASSIFIED, 1)[0]
+
+    @property
+    def new_determination(self) -> str | None:
+        return self._values(ActivityKind.CLASSIFIED, 1)[1]
 
     @property
     def node_id(self) -> str:

@@ -78,6 +78,7 @@ COVERED: dict[tuple[str, str], frozenset[str]] = {
     ("AlertPlacement", "move"): frozenset(),
     ("MoveConnection", "totalCount"): frozenset(),
     ("MoveItemConnection", "totalCount"): frozenset(),
+    ("Incident", "viewerCanUpdate"): frozenset(),
 }
 
 # Every field of the input objects those arguments take, as the batches read them.
@@ -97,6 +98,9 @@ NORMAL_ONLY: frozenset[tuple[str, str]] = frozenset(
         # Their type is the Node interface: the lean path plans object types only.
         ("Query", "node"),
         ("Query", "nodes"),
+        # Issue 15: triage changes are one incident at a time, a few per analyst a minute.
+        ("Mutation", "updateIncident"),
+        ("Mutation", "addComment"),
     }
 )
 

@@ -1,0 +1,210 @@
+"""updateIncident and addComment: an incident's lifecycle, as an analyst or a script sees it."""
+
+from __future__ import annotations
+
+from tests.conftest import alert_in, inc
+
+UPDATE = """
+mutation($id: ID!, $status: IncidentStatus, $assignedTo: String, $classification: Classification,
+         $determination: Determination, $comment: String, $key: String) {
+  updateIncident(id: $id, status: $status, assignedTo: $assignedTo, classification: $classification,
+                 determination: $determination, comment: $comment, idempotencyKey: $key) {
+    incident { id status assignedTo classification determination viewerCanUpdate }
+    logEntries { kind actor comment message oldStatus newStatus oldAssignee newAssignee
+                 oldClassification newClassification oldDetermination newDetermination }
+    errors { code field message }
+  }
+}
+"""
+COMMENT = """
+mutation($id: ID!, $text: String!, $key: String) {
+  addComment(incidentId: $id, text: $text, idempotencyKey: $key) {
+    incident { id }
+    logEntry { kind actor comment message }
+    errors { code field message }
+  }
+}
+"""
+LOG = """
+query($id: ID!) { incident(id: $id) { status assignedTo classification
+  activityLog { totalCount edges { node { kind actor comment } } } } }
+"""
+
+
+async def update(api, incident: int, **variables) -> dict:
+    """updateIncident with only the given arguments (an absent argument leaves its value as it is)."""
+    given = ", ".join(f"{name}: ${name}" for name in variables)
+    declared = {
+        "status": "IncidentStatus",
+        "assignedTo": "String",
+        "classification": "Classification",
+        "determination": "Determination",
+        "comment": "String",
+        "key": "String",
+    }
+    params = "".join(f", ${name}: {declared[name]}" for name in variables)
+    given = given.replace("key: $key", "idempotencyKey: $key")
+    query = UPDATE.split("updateIncident(")[1].split(")", 1)[1]
+    document = f"mutation($id: ID!{params}) {{ updateIncident(id: $id{', ' + given if given else ''}){query}"
+    return (await api(document, id=inc(incident), **variables))["updateIncident"]
+
+
+async def one_incident(ingest, scope: str = "default") -> int:
+    alerts = await ingest(alert_in("a1", scope=scope), alert_in("a2", scope=scope, entities=[("device", "host-a1")]))
+    return alerts[0].incident_id
+
+
+async def test_taking_an_incident_sets_in_progress_and_assigns_the_viewer_with_typed_entries(admin, ingest):
+    n = await one_incident(ingest)
+
+    result = await update(admin, n, status="IN_PROGRESS", assignedTo="me", comment="on it")
+
+    assert result["errors"] == []
+    assert result["incident"] == {
+        "id": inc(n),
+        "status": "IN_PROGRESS",
+        "assignedTo": "admin",
+        "classification": "UNKNOWN",
+        "determination": "UNKNOWN",
+        "viewerCanUpdate": True,
+    }
+    status, assigned = result["logEntries"]
+    assert (status["kind"], status["oldStatus"], status["newStatus"]) == ("STATUS_CHANGED", "ACTIVE", "IN_PROGRESS")
+    assert status["message"] == "Status changed from Active to In progress by admin."
+    assert (assigned["kind"], assigned["oldAssignee"], assigned["newAssignee"]) == ("ASSIGNED", None, "admin")
+    assert assigned["message"] == "Assigned to admin by admin."
+    assert {e["actor"] for e in result["logEntries"]} == {"admin"}
+    assert {e["comment"] for e in result["logEntries"]} == {"on it"}
+    assert status["oldClassification"] is None and assigned["oldStatus"] is None
+    # and the incident's log holds them, newest first
+    log = (await admin(LOG, id=inc(n)))["incident"]["activityLog"]
+    assert [e["node"]["kind"] for e in log["edges"][:2]] == ["ASSIGNED", "STATUS_CHANGED"]
+
+
+async def test_resolving_needs_a_classification_and_a_refusal_changes_nothing(admin, ingest):
+    n = await one_incident(ingest)
+    before = await admin(LOG, id=inc(n))
+
+    refused = await update(admin, n, status="RESOLVED", assignedTo="me")
+
+    assert refused["incident"] is None and refused["logEntries"] == []
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("CLASSIFICATION_REQUIRED", "classification")]
+    assert await admin(LOG, id=inc(n)) == before
+
+    resolved = await update(
+        admin, n, status="RESOLVED", classification="TRUE_POSITIVE", determination="PHISHING", comment="done"
+    )
+    assert resolved["errors"] == []
+    assert resolved["incident"]["status"] == "RESOLVED"
+    assert resolved["incident"]["classification"] == "TRUE_POSITIVE"
+    assert resolved["incident"]["determination"] == "PHISHING"
+    classified = resolved["logEntries"][1]
+    assert classified["kind"] == "CLASSIFIED"
+    assert (classified["oldClassification"], classified["newClassification"]) == ("UNKNOWN", "TRUE_POSITIVE")
+    assert (classified["oldDetermination"], classified["newDetermination"]) == ("UNKNOWN", "PHISHING")
+    assert classified["message"] == "Classified as True positive, phishing by admin."
+
+
+async def test_a_determination_must_go_with_the_classification(admin, ingest):
+    n = await one_incident(ingest)
+
+    refused = await update(admin, n, classification="FALSE_POSITIVE", determination="MALWARE")
+
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("INVALID_INPUT", "determination")]
+
+
+async def test_setting_a_value_to_what_it_is_writes_nothing_so_a_retry_is_harmless(admin, ingest):
+    n = await one_incident(ingest)
+    await update(admin, n, status="IN_PROGRESS")
+
+    again = await update(admin, n, status="IN_PROGRESS")
+
+    assert again["errors"] == [] and again["logEntries"] == []
+    assert again["incident"]["status"] == "IN_PROGRESS"
+
+
+async def test_unassigning_and_assigning_another_user(admin, make_user, ingest):
+    await make_user("bob", "*=read")
+    await make_user("carol", "*=write", queue=False)
+    n = await one_incident(ingest)
+
+    assigned = await update(admin, n, assignedTo="bob")
+    assert assigned["incident"]["assignedTo"] == "bob"
+    unassigned = await update(admin, n, assignedTo=None)
+    assert unassigned["incident"]["assignedTo"] is None
+    assert unassigned["logEntries"][0]["message"] == "Unassigned from bob by admin."
+    # a user who may not browse the queue cannot work on it, nor can one who does not exist
+    for name in ("carol", "nobody"):
+        refused = await update(admin, n, assignedTo=name)
+        assert [(e["code"], e["field"]) for e in refused["errors"]] == [("ASSIGNEE_NOT_FOUND", "assignedTo")]
+
+
+async def test_redirected_is_not_a_status_to_set(admin, ingest):
+    n = await one_incident(ingest)
+
+    refused = await update(admin, n, status="REDIRECTED")
+
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("INVALID_INPUT", "status")]
+
+
+async def test_changing_needs_write_on_one_of_its_alerts_and_the_queue_permission(make_user, ingest):
+    mixed = await ingest(
+        alert_in("r1", scope="red"), alert_in("b1", scope="blue", entities=[("device", "host-r1")]), across_scopes=True
+    )
+    n = mixed[0].incident_id
+    red_writer = await make_user("ana", "red=write", "blue=read")
+    reader = await make_user("ben", "red=read", "blue=read")
+    blue_only_writer_without_queue = await make_user("cy", "blue=write", queue=False)
+    outsider = await make_user("dee", "green=write")
+
+    assert (await update(red_writer, n, status="IN_PROGRESS"))["errors"] == []
+    refused = await update(reader, n, status="ACTIVE")
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("FORBIDDEN", "id")]
+    refused = await update(blue_only_writer_without_queue, n, status="ACTIVE")
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("FORBIDDEN", None)]
+    # one who may not see it is told it is not found, as for an incident that does not exist
+    for target in (n, 999):
+        refused = await update(outsider, target, status="ACTIVE")
+        assert [(e["code"], e["field"]) for e in refused["errors"]] == [("INCIDENT_NOT_FOUND", "id")]
+    assert (await reader(LOG, id=inc(n)))["incident"]["status"] == "IN_PROGRESS"
+
+
+async def test_a_malformed_id_is_a_typed_error(admin):
+    refused = await update(admin, 1, status="ACTIVE")
+    assert refused["errors"][0]["code"] == "INCIDENT_NOT_FOUND"
+    data = await admin(COMMENT, id="not-an-id", text="x")
+    assert [e["code"] for e in data["addComment"]["errors"]] == ["INCIDENT_NOT_FOUND"]
+
+
+async def test_add_comment_writes_a_note_once_per_idempotency_key(admin, ingest):
+    n = await one_incident(ingest)
+
+    first = (await admin(COMMENT, id=inc(n), text="  called the user  ", key="k1"))["addComment"]
+    again = (await admin(COMMENT, id=inc(n), text="called the user", key="k1"))["addComment"]
+
+    assert first["errors"] == []
+    assert first["logEntry"] == {
+        "kind": "COMMENTED",
+        "actor": "admin",
+        "comment": "called the user",
+        "message": "Comment by admin.",
+    }
+    assert again == first
+    log = (await admin(LOG, id=inc(n)))["incident"]["activityLog"]
+    assert [e["node"]["kind"] for e in log["edges"]].count("COMMENTED") == 1
+    blank = (await admin(COMMENT, id=inc(n), text="   "))["addComment"]
+    assert [(e["code"], e["field"]) for e in blank["errors"]] == [("INVALID_INPUT", "text")]
+
+
+async def test_a_triage_comment_is_hidden_from_a_viewer_who_reads_only_some_alerts(make_user, ingest):
+    mixed = await ingest(
+        alert_in("r1", scope="red"), alert_in("b1", scope="blue", entities=[("device", "host-r1")]), across_scopes=True
+    )
+    n = mixed[0].incident_id
+    ana = await make_user("ana", "*=write")
+    ben = await make_user("ben", "red=write")
+    await ana(COMMENT, id=inc(n), text="the blue alert names the CFO")
+
+    entry = (await ben(LOG, id=inc(n)))["incident"]["activityLog"]["edges"][0]["node"]
+
+    assert entry == {"kind": "COMMENTED", "actor": "ana", "comment": None}
