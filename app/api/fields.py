@@ -441,6 +441,9 @@ def incident_filter(flt_in: dict | None) -> incidents.IncidentFilter:
         search=flt_in.get("search"),
         statuses=_values(flt_in.get("status")),
         severities=_values(flt_in.get("severity")),
+        assignees=flt_in.get("assignedTo"),
+        unassigned=flt_in.get("unassigned"),
+        classifications=_values(flt_in.get("classification")),
     )
 
 
@@ -462,11 +465,12 @@ async def incidents_queue(parents, args, ctx: Context, alerts_first: int | None 
     alerts, which then come in the same statement (the typeahead's shape)."""
     flt = incident_filter(args.get("filter"))
     paging = _paging(args, QUEUE_PAGE)
+    sort = str(args.get("sort") or models.IncidentSort.LAST_ACTIVITY)
     if alerts_first is None:
-        page = await incidents.list_incidents(conn=ctx.pool, viewer=ctx.viewer, flt=flt, **paging)
+        page = await incidents.list_incidents(conn=ctx.pool, viewer=ctx.viewer, flt=flt, sort=sort, **paging)
     else:
         page, alert_pages = await incidents.list_incidents_with_alerts(
-            conn=ctx.pool, viewer=ctx.viewer, flt=flt, alerts_first=alerts_first, **paging
+            conn=ctx.pool, viewer=ctx.viewer, flt=flt, alerts_first=alerts_first, sort=sort, **paging
         )
         ctx.loaders.first_alerts.prime_many({(i, alerts_first): p for i, p in alert_pages.items()})
     return [Connection(page, lambda: incidents.count_incidents(conn=ctx.pool, viewer=ctx.viewer, flt=flt))]

@@ -31,8 +31,10 @@ from app.api.types import (
     ActivityLogEntry,
     Alert,
     AlertStatus,
+    Classification,
     Connection,
     Incident,
+    IncidentSort,
     IncidentStatus,
     Move,
     Node,
@@ -41,6 +43,7 @@ from app.api.types import (
     first_argument,
     last_argument,
 )
+from app.domain import models
 
 
 @strawberry.input(description="Typeahead and filters for the incidents queue.")
@@ -57,6 +60,20 @@ class IncidentFilter:
         default=None,
         description="Only incidents whose severity, as the viewer sees it, is one of these (an empty list matches "
         "none); null: any.",
+    )
+    assigned_to: list[str] | None = strawberry.field(
+        default=None,
+        description='Only incidents assigned to one of these users, by name; "me" is the viewer (an empty list '
+        "matches none); null: anyone or nobody.",
+    )
+    unassigned: bool | None = strawberry.field(
+        default=None,
+        description="true: only incidents nobody is assigned to; false: only those someone is; null: either.",
+    )
+    classification: list[Classification] | None = strawberry.field(
+        default=None,
+        description="Only incidents with one of these classifications (UNKNOWN: not classified yet; an empty list "
+        "matches none); null: any.",
     )
 
 
@@ -110,7 +127,7 @@ class Query:
     ) -> Incident | None:
         return await fields.resolve(self, info)
 
-    @strawberry.field(description="The incidents queue, most recently active first.")
+    @strawberry.field(description="The incidents queue, most recently active first (or as `sort` says).")
     async def incidents(
         self,
         info: Info[Context, None],
@@ -118,6 +135,12 @@ class Query:
             IncidentFilter | None,
             strawberry.argument(description="Narrows the queue; null: every incident the viewer may see."),
         ] = None,
+        sort: Annotated[
+            IncidentSort,
+            strawberry.argument(
+                description="The order. A cursor belongs to its sort: one from another sort is BAD_USER_INPUT."
+            ),
+        ] = models.IncidentSort.LAST_ACTIVITY,
         first: Annotated[int | None, first_argument(fields.QUEUE_PAGE)] = None,
         after: Annotated[str | None, AFTER_ARGUMENT] = None,
         last: Annotated[int | None, last_argument(fields.QUEUE_PAGE)] = None,

@@ -168,6 +168,20 @@ MergeReason = _enum(
         models.MergeReason.OTHER: "Another reason, which the comment gives.",
     },
 )
+IncidentSort = _enum(
+    models.IncidentSort,
+    "The incidents queue's orders, each newest or highest first, ties by number, newest first. Paging backward "
+    "(`last`) reads the same order from its other end. Each is served by an index at any size.",
+    {
+        models.IncidentSort.LAST_ACTIVITY: "Most recently active first (lastActivityAt). The default.",
+        models.IncidentSort.SEVERITY: "Highest severity first, then most recently active. Needs a grant on every "
+        'scope ("*"): an incident\'s own severity may come from alerts the viewer may not read (BAD_USER_INPUT '
+        "otherwise).",
+        models.IncidentSort.ALERT_COUNT: "Most alerts first, then most recently active. Needs a grant on every "
+        'scope ("*"), as SEVERITY.',
+        models.IncidentSort.CREATED: "Newest first, by number (numbers are given in creation order).",
+    },
+)
 Access = _enum(
     models.Access,
     "What a grant allows on its scope.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -15,8 +16,16 @@ import asyncpg
 from app.domain import models, pagination, search
 from app.domain.alerts import first_page as alerts_page
 from app.domain.alerts import readable as readable_alerts
-from app.domain.errors import NotAllowed
-from app.domain.models import ALERT_COLUMNS, INCIDENT_COLUMNS, Alert, Incident, ReadableSummary, Severity
+from app.domain.errors import InvalidArgument, NotAllowed
+from app.domain.models import (
+    ALERT_COLUMNS,
+    INCIDENT_COLUMNS,
+    SEVERITY_ORDER,
+    Alert,
+    Incident,
+    ReadableSummary,
+    Severity,
+)
 from app.domain.params import Params
 from app.domain.viewers import Viewer
 
@@ -48,6 +57,62 @@ class IncidentFilter:
     search: str | None = None
     statuses: list[str] | None = None
     severities: list[str] | None = None
+    assignees: list[str] | None = None  # users' names; "me" is the viewer
+    unassigned: bool | None = None
+    classifications: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Sort:
+    """An order of the queue: its key's columns (the number last, the tiebreak), newest or highest
+    first, each served by an index of that order (db/migrations/0016), so that keyset paging
+    reads only a page's rows in either direction."""
+
+    name: str
+    columns: tuple[str, ...]
+    casts: tuple[str, ...]  # of the cursor's values, as parameters
+    cursor_kind: str
+    shape: tuple[type, ...]
+    key: Callable[[Incident], tuple]
+    # Its key is derived from the incident's alerts: a viewer who may read only some of them
+    # would see the incidents in an order that tells of the others (alertCount and severity are
+    # shown to them as far as they may read), so it needs a grant on every scope.
+    needs_every_scope: bool = False
+
+
+SORTS = {
+    s.name: s
+    for s in (
+        Sort(
+            "last_activity",
+            ("i.last_activity_at", "i.id"),
+            ("", ""),
+            "i",
+            (datetime, int),
+            lambda i: (i.last_activity_at, i.id),
+        ),
+        Sort(
+            "severity",
+            ("i.severity", "i.last_activity_at", "i.id"),
+            ("::severity", "", ""),
+            "is",
+            (str, datetime, int),
+            lambda i: (SEVERITY_ORDER.index(i.severity), i.last_activity_at, i.id),
+            True,
+        ),
+        Sort(
+            "alert_count",
+            ("i.alert_count", "i.last_activity_at", "i.id"),
+            ("", "", ""),
+            "ic",
+            (int, datetime, int),
+            lambda i: (i.alert_count, i.last_activity_at, i.id),
+            True,
+        ),
+        Sort("created", ("i.id",), ("",), "in", (int,), lambda i: (i.id,)),
+    )
+}
+BY_ACTIVITY = SORTS["last_activity"]
 
 
 def is_visible(incident: Incident, viewer: Viewer) -> bool:
@@ -117,6 +182,12 @@ def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     params.where_any("i.status", flt.statuses, "incident_status")
     if flt.severities is not None:
         params.where_any(_severity_seen(params, viewer), flt.severities, "severity")
+    if flt.assignees is not None:
+        names = [viewer.name if a.strip().lower() == "me" else a.strip() for a in flt.assignees]
+        params.where_any("i.assigned_to", names, "text")
+    if flt.unassigned is not None:
+        params.where("i.assigned_to IS NULL" if flt.unassigned else "i.assigned_to IS NOT NULL")
+    params.where_any("i.classification", flt.classifications, "incident_classification")
     return params
 
 
@@ -157,15 +228,24 @@ def _where_words(params: Params, flt: IncidentFilter, viewer: Viewer, indexed: f
         params.where(f"textlike(i.name_folded, {pattern})")
 
 
-def _keyset(params: Params, key: tuple | None, window: pagination.Window) -> str:
-    """The queue's rows beyond the cursor key (last activity, number) in the window's direction."""
+def _keyset(params: Params, key: tuple | None, window: pagination.Window, sort: Sort = BY_ACTIVITY) -> str:
+    """The queue's rows beyond the cursor key (the sort's columns) in the window's direction."""
     if key is None:
         return "true"
-    return f"(i.last_activity_at, i.id) {window.beyond} ({params.add(key[0])}, {params.add(key[1])})"
+    values = ", ".join(f"{params.add(v)}{cast}" for v, cast in zip(key, sort.casts, strict=True))
+    return f"({', '.join(sort.columns)}) {window.beyond} ({values})"
 
 
-def _cursor(incident: Incident) -> str:
-    return pagination.seal("i", incident.last_activity_at, incident.id)
+def _order(sort: Sort, window: pagination.Window) -> str:
+    return ", ".join(f"{c} {window.order}" for c in sort.columns)
+
+
+def _cursor_of(sort: Sort) -> Callable[[Incident], str]:
+    names = [c.removeprefix("i.") for c in sort.columns]
+    return lambda incident: pagination.seal(sort.cursor_kind, *(getattr(incident, n) for n in names))
+
+
+_cursor = _cursor_of(BY_ACTIVITY)
 
 
 # The incident a search names by its number ("1042", "#1042"), listed before the name matches
@@ -224,7 +304,7 @@ SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
 # No words, or only ones the trigram index cannot narrow: the planner walks the recency index.
 PLAIN = """
 SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
- ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {limit}
+ ORDER BY {sort_order} LIMIT {limit}
 """
 
 # list_incidents_with_alerts: a step's incidents (q) and each one's first readable alerts, in
@@ -264,6 +344,7 @@ class _Queue:
     key: tuple | None  # the cursor's (last activity, number): the rows beyond it
     alerts_first: int | None = None  # with each incident's first alerts, up to this many
     before_pin: bool = False  # backward from the pinned incident's cursor: nothing comes before it
+    sort: Sort = BY_ACTIVITY
 
     @property
     def limit(self) -> int:
@@ -276,11 +357,10 @@ class _Queue:
 
     def page(self, rows: list[Incident], pinned: list[Incident]) -> pagination.Page[Incident]:
         """The page, in the queue's order: the pinned incident (when it is on the page), then the
-        name matches, most recently active first (whatever order the statement's joins gave them
-        in)."""
-        listed = pinned + sorted(rows, key=lambda i: (i.last_activity_at, i.id), reverse=True)
+        name matches in the sort's order (whatever order the statement's joins gave them in)."""
+        listed = pinned + sorted(rows, key=self.sort.key, reverse=True)
         # page_of takes them nearest to the cursor first: backward, the pinned incident is the farthest.
-        page = pagination.page_of(listed[::-1] if self.window.backward else listed, self.window, _cursor)
+        page = pagination.page_of(listed[::-1] if self.window.backward else listed, self.window, _cursor_of(self.sort))
         if pinned and page.items and page.items[0] is pinned[0]:
             return dataclasses.replace(page, first_cursor=self.pin_cursor)
         return page
@@ -306,8 +386,9 @@ def _step(
     sql = step.format(
         columns=INCIDENT_COLUMNS,
         where=params.conditions,
-        keyset=_keyset(params, queue.key, window),
+        keyset=_keyset(params, queue.key, window, queue.sort),
         order=window.order,
+        sort_order=_order(queue.sort, window),
         limit=params.add(queue.limit),
         near=NEAR,
         days=days,
@@ -353,7 +434,8 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
     parts = list(
         dict.fromkeys(part for word in words if search.has_trigrams(word) for part in search.index_parts(word))
     )
-    if not parts:
+    # The typeahead's steps walk the order of last activity; another sort's index is walked as is.
+    if not parts or queue.sort is not BY_ACTIVITY:
         sql, values = _step(queue, PLAIN)
         return await conn.fetch(sql, *values)
     async with _one_connection(conn) as c:
@@ -375,8 +457,25 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
         return rows
 
 
+def sort_for(viewer: Viewer, name: str) -> Sort:
+    """The sort by this name, if the viewer may have it (Sort.needs_every_scope)."""
+    sort = SORTS[name]
+    if sort.needs_every_scope and not viewer.reads_everything:
+        raise InvalidArgument(
+            "sort",
+            f"Sorting by {name.replace('_', ' ')} needs a grant on every scope: it would order incidents by alerts "
+            "you may not read. Sort by last activity or creation, or filter by severity.",
+        )
+    return sort
+
+
 async def _queue(
-    conn: Conn, viewer: Viewer, flt: IncidentFilter, paging: dict, alerts_first: int | None = None
+    conn: Conn,
+    viewer: Viewer,
+    flt: IncidentFilter,
+    paging: dict,
+    alerts_first: int | None = None,
+    sort_name: str = BY_ACTIVITY.name,
 ) -> _Queue:
     """The queue as the cursor leaves it (paging: first, after, last, before), with the pinned
     incident read if it comes now on a forward page (a backward page reads it once its rows run
@@ -384,6 +483,7 @@ async def _queue(
     if not viewer.can_view_incidents:
         raise NotAllowed("you may not view the incidents queue")
     window = pagination.window(**paging)
+    sort = sort_for(viewer, sort_name)
     await pagination.ensure_sealing_key(conn)
     number = search.as_number(flt.search)
     key = None
@@ -395,8 +495,8 @@ async def _queue(
     elif window.cursor is None and number is not None and not window.backward:
         pinned = await _read_pinned(conn, viewer, flt, number)
     else:
-        key = pagination.unseal(window.cursor, "i", (datetime, int), window.cursor_argument)
-    return _Queue(viewer, flt, window, number, pinned, key, alerts_first, before_pin)
+        key = pagination.unseal(window.cursor, sort.cursor_kind, sort.shape, window.cursor_argument)
+    return _Queue(viewer, flt, window, number, pinned, key, alerts_first, before_pin, sort)
 
 
 async def _read_pinned(conn: Conn, viewer: Viewer, flt: IncidentFilter, number: int) -> list[Incident]:
@@ -423,14 +523,16 @@ async def list_incidents(
     after: str | None = None,
     last: int | None = None,
     before: str | None = None,
+    sort: str = BY_ACTIVITY.name,
 ) -> pagination.Page[Incident]:
-    """The incidents queue, most recently active first: a page forward (first, after) or backward
-    (last, before), as pagination.window takes them.
+    """The incidents queue, most recently active first (or in another of SORTS' orders): a page
+    forward (first, after) or backward (last, before), as pagination.window takes them.
 
     A search that is an incident number puts that incident first (when it passes the other
     filters), then the incidents whose names contain every typed word.
     """
-    queue = await _queue(conn, viewer, flt, {"first": first, "after": after, "last": last, "before": before})
+    paging = {"first": first, "after": after, "last": last, "before": before}
+    queue = await _queue(conn, viewer, flt, paging, sort_name=sort)
     rows = [Incident(*r) for r in await _fetch(conn, queue)]
     return queue.page(rows, await _pinned_of(conn, queue, len(rows)))
 
@@ -448,12 +550,13 @@ async def list_incidents_with_alerts(
     last: int | None = None,
     before: str | None = None,
     alerts_first: int,
+    sort: str = BY_ACTIVITY.name,
 ) -> tuple[pagination.Page[Incident], dict[int, pagination.Page[Alert]]]:
     """list_incidents, and the first page of each listed incident's readable alerts (as
     alerts.first_alerts_of_incidents gives them), in one statement (the pinned number aside)."""
     pagination.check_first(alerts_first)
     paging = {"first": first, "after": after, "last": last, "before": before}
-    queue = await _queue(conn, viewer, flt, paging, alerts_first)
+    queue = await _queue(conn, viewer, flt, paging, alerts_first, sort)
     found: dict[int, Incident] = {}
     by_incident: dict[int, list[Alert]] = {}
     for r in await _fetch(conn, queue):

@@ -139,6 +139,15 @@ SUMMARY_KINDS = frozenset(
 )
 
 
+class IncidentSort(StrEnum):
+    """The queue's orders (incidents.SORTS)."""
+
+    LAST_ACTIVITY = "last_activity"
+    SEVERITY = "severity"
+    ALERT_COUNT = "alert_count"
+    CREATED = "created"
+
+
 class MoveKind(StrEnum):
     LINK = "link"
     MERGE = "merge"

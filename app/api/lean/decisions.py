@@ -27,7 +27,7 @@ from graphql import (
 # Fields with a resolver that the lean path runs, each with every argument it reads.
 COVERED: dict[tuple[str, str], frozenset[str]] = {
     ("Query", "incident"): frozenset({"id", "number"}),
-    ("Query", "incidents"): frozenset({"filter", "first", "after", "last", "before"}),
+    ("Query", "incidents"): frozenset({"filter", "sort", "first", "after", "last", "before"}),
     ("Query", "alert"): frozenset({"id", "number"}),
     ("Query", "move"): frozenset({"id", "number"}),
     ("Query", "alerts"): frozenset({"filter", "first", "after", "last", "before"}),
@@ -83,7 +83,9 @@ COVERED: dict[tuple[str, str], frozenset[str]] = {
 
 # Every field of the input objects those arguments take, as the batches read them.
 INPUTS: dict[str, frozenset[str]] = {
-    "IncidentFilter": frozenset({"search", "status", "severity"}),
+    # Issue 15: the triage filters and sorts are the same batch on both paths (the typeahead keeps its
+    # own steps: another sort reads one index in its order, PLAIN).
+    "IncidentFilter": frozenset({"search", "status", "severity", "assignedTo", "unassigned", "classification"}),
     "AlertFilter": frozenset({"search", "incidentId", "status", "severity"}),
     "LinkTarget": frozenset({"existingIncidentId", "createNew"}),
     "AlertInput": frozenset({"externalId", "title", "severity", "category", "scope", "detectedAt", "entities"}),
