@@ -71,6 +71,34 @@ TYPEAHEAD = (
     " alerts(first: 5) { edges { node { id title severity detectedAt } } } } } } }"
 )
 
+# Issue 15: the queue's sorts, first pages and pages deep in the list (after 10 pages), open
+# incidents and all, as an analyst working a shift reads them.
+QUEUE_SORTS = ("LAST_ACTIVITY", "SEVERITY", "ALERT_COUNT", "CREATED")
+QUEUE = (
+    "query Queue($sort: IncidentSort!, $filter: IncidentFilter, $after: String) {"
+    " incidents(sort: $sort, filter: $filter, first: 25, after: $after) {"
+    " edges { node { id number name status severity alertCount lastActivityAt assignedTo classification } }"
+    " pageInfo { endCursor hasNextPage } } }"
+)
+QUEUE_FILTERS = (None, {"status": ["ACTIVE", "IN_PROGRESS"]}, {"unassigned": True, "status": ["ACTIVE"]})
+
+
+def queue_bodies(client: httpx.Client, base: str, token: str, sort: str, pages: int = 10) -> list[dict]:
+    """The queue's first page under each filter, and the pages after it, `pages` deep."""
+    bodies = []
+    for flt in QUEUE_FILTERS:
+        after = None
+        for _ in range(pages):
+            body = {"query": QUEUE, "variables": {"sort": sort, "filter": flt, "after": after}}
+            bodies.append(body)
+            response = client.post(f"{base}/graphql", json=body, headers={"Authorization": f"Bearer {token}"})
+            page = response.json()["data"]["incidents"]["pageInfo"]
+            if not page["hasNextPage"]:
+                break
+            after = page["endCursor"]
+    return bodies
+
+
 LINK = (
     "mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to},"
     ' comment: "bench: consolidating") { targetIncident { id alertCount } sourceIncidents { id status }'
@@ -102,6 +130,7 @@ JSON_KEYS = [
     "merges_beside_moves",
     "detail_p95_ms",
     "detail_sql_statements",
+    *(f"queue_{sort.lower()}_p95_ms" for sort in QUEUE_SORTS),
     "ingest_alerts_per_s",
     "seed_seconds",
     "server_rss_mb",
@@ -619,6 +648,15 @@ def main() -> None:
             )
         detail_statements = asyncio.run(count_detail_statements(db_url, data.detail_incidents[0], token))
 
+        log("queue sorts, 25 a page, 10 pages deep, 1 connection")
+        queue: dict[str, dict] = {}
+        with httpx.Client(timeout=30) as client:
+            for sort in QUEUE_SORTS:
+                qq = bodies_file(workdir, f"queue-{sort}.jsonl", queue_bodies(client, api, token, sort))
+                queue[sort] = load(
+                    api, qq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup, connections=1
+                )
+
         log("linkAlerts, 100 and 1,000 alerts, one after another")
         link: dict[int, list[float]] = {}
         with httpx.Client(timeout=60) as client:
@@ -676,6 +714,7 @@ def main() -> None:
             **merge_figures(merged),
             "detail_p95_ms": round(detail["p95_ms"], 1),
             "detail_sql_statements": detail_statements,
+            **{f"queue_{sort.lower()}_p95_ms": round(queue[sort]["p95_ms"], 1) for sort in QUEUE_SORTS},
             "ingest_alerts_per_s": round(500 * len(ingest_ms) / (sum(ingest_ms) / 1000)),
             "seed_seconds": round(seed_seconds),
             "server_rss_mb": round(server_rss),
@@ -740,6 +779,12 @@ def main() -> None:
             f"p95 {detail['p95_ms']:.1f} ms (p50 {detail['p50_ms']:.1f}), {detail_statements} SQL statements",
             "p95 <= 15 ms",
         )
+        for sort in QUEUE_SORTS:
+            row(
+                f"queue sorted by {sort}, 25 a page, first 10 pages, 1 connection",
+                f"p95 {queue[sort]['p95_ms']:.1f} ms (p50 {queue[sort]['p50_ms']:.1f})",
+                "measured (issue 15)",
+            )
         row("ingestAlerts, batches of 500", f"{final['ingest_alerts_per_s']:,} alerts/s", ">= 2,000/s")
         row("seed", f"{seed_seconds:.0f} s", "<= 600 s")
         row("server RSS under load (peak)", f"{server_rss:.0f} MB", "< 200 MB")
