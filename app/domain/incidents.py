@@ -185,9 +185,12 @@ def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     if flt.assignees is not None:
         names = [viewer.name if a.strip().lower() == "me" else a.strip() for a in flt.assignees]
         params.where_any("i.assigned_to", names, "text")
+        params.where("i.assigned_to IS NOT NULL")  # what the partial index incidents_assigned holds
     if flt.unassigned is not None:
         params.where("i.assigned_to IS NULL" if flt.unassigned else "i.assigned_to IS NOT NULL")
     params.where_any("i.classification", flt.classifications, "incident_classification")
+    if flt.classifications is not None and "unknown" not in flt.classifications:
+        params.where("i.classification <> 'unknown'")  # what the partial index incidents_classified holds
     return params
 
 

@@ -27,17 +27,28 @@ export class Selection {
   #changed() { for (const listener of this.#listeners) listener(this); }
 }
 
-/** The move button of a toolbar: it shows as soon as one or more alerts are checked. */
+let hints = 0;
+
+/** The move button of a toolbar: always there, so that it can be found; it acts once alerts are
+ * checked, and says so until then. */
 export function moveButton(selection, onMoved) {
+  const hintId = `move-hint-${++hints}`;
+  const hint = h("span", { id: hintId, class: "hint" });
   const button = h("button", {
-    type: "button", class: "primary", hidden: true,
-    onclick: () => openMovePanel(selection.list(), { onMoved }),
+    type: "button", class: "primary", "aria-describedby": hintId,
+    onclick: () => selection.size && openMovePanel(selection.list(), { onMoved }),
   });
-  selection.onChange(() => {
-    button.hidden = selection.size === 0;
-    button.textContent = `Move ${plural(selection.size, "alert")} to another incident`;
-  });
-  return button;
+  const update = () => {
+    const none = selection.size === 0;
+    // aria-disabled, not disabled: it stays focusable, and its hint is read with it.
+    button.setAttribute("aria-disabled", String(none));
+    button.textContent = none ? "Move alerts to another incident"
+      : `Move ${plural(selection.size, "alert")} to another incident`;
+    hint.textContent = none ? "Check alerts to move them." : "";
+  };
+  selection.onChange(update);
+  update();
+  return h("span", { class: "move-action" }, button, hint);
 }
 
 /** A table of alerts, one checkbox each; alerts the viewer may not move cannot be checked. */
@@ -77,9 +88,6 @@ export function alertTable(selection, { caption, showIncident = true }) {
     show(alerts, { reset = true } = {}) {
       if (reset) body.replaceChildren();
       body.append(...alerts.map(row));
-      if (!body.children.length) {
-        body.append(h("tr", {}, h("td", { colspan: headers.length + 1, class: "empty" }, "No alerts")));
-      }
     },
   };
 }

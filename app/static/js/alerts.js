@@ -1,33 +1,48 @@
 // The alerts queue, and an alert's details pane.
 import { alertTable, moveButton, Selection } from "./alert-table.js";
 import { ALERT_DETAILS, ALERT_HISTORY, ALERTS, graphql } from "./api.js";
-import { debounce, h, incidentLink, moveLink, severity, status, time } from "./dom.js";
+import { debounce, errorSlot, h, incidentLink, moveLink, severity, status, time } from "./dom.js";
+import { confirmation } from "./moves.js";
 import { openMovePanel } from "./move-panel.js";
 import { pager } from "./pager.js";
 
 export function alertsQueue(ctx) {
+  const saved = ctx.takeConfirmation();  // a move just saved from here
   const selection = new Selection();
   const search = h("input", {
     id: "alert-search", type: "search", autocomplete: "off", placeholder: "e.g. powershell ws-4821",
+    value: ctx.params.get("q") ?? "", "aria-describedby": "alert-search-error",
   });
+  const searchError = errorSlot("alert-search-error");
   const alerts = alertTable(selection, { caption: "Alerts, most recently detected first" });
   const list = pager({
     noun: "alert",
     load: async (after) => (await graphql(ALERTS, { search: search.value.trim() || null, after })).alerts,
     show: (nodes, { reset }) => {
+      searchError.show(null);
       if (reset) selection.drop(() => true);
       alerts.show(nodes, { reset });
     },
-    onError: ctx.fail,
+    onError: (error) => {
+      if (error.code === "BAD_USER_INPUT") searchError.show(error.message, search);
+      else ctx.fail(error);
+    },
   });
-  search.addEventListener("input", debounce(list.reload, 250));
+  search.addEventListener("input", debounce(() => {
+    const params = new URLSearchParams();
+    if (search.value.trim()) params.set("q", search.value.trim());
+    ctx.setParams(params);
+    list.reload();
+  }, 250));
 
   ctx.render(
     h("h1", { tabindex: -1 }, "Alerts"),
-    h("div", { class: "toolbar" },
-      h("label", { for: "alert-search" }, "Search alerts"), search,
-      moveButton(selection, ctx.moved)),
-    alerts.table,
+    saved && confirmation(saved, { onReverted: ctx.reverted }),
+    h("div", { class: "toolbar filters" },
+      h("div", { class: "search-field" }, h("label", { for: "alert-search" }, "Search alerts"), search,
+        searchError.element)),
+    h("div", { class: "toolbar" }, moveButton(selection, ctx.movedHere)),
+    h("div", { class: "table-box" }, alerts.table),
     list.footer);
   list.reload();
 }
@@ -51,10 +66,12 @@ export async function alertDetails(ctx, number) {
           "aria-describedby": alert.viewerCanLink ? null : "alert-read-only",
           onclick: () => openMovePanel([alert], { onMoved: ctx.moved }),
         }, "Move alert to another incident"),
-        !alert.viewerCanLink && h("p", { id: "alert-read-only", class: "hint" },
-          `You may read alerts in scope “${alert.scope}” but not move them.`)),
+        !alert.viewerCanLink && h("p", { id: "alert-read-only", class: "hint" }, ctx.viewer.canViewIncidents
+          ? `You may read alerts in scope “${alert.scope}” but not move them.`
+          : "Moving alerts needs the incidents queue permission, which you do not have.")),
       h("dl", {},
-        field("Incident", incidentLink(alert.incident)),
+        field("Incident", ctx.viewer.canViewIncidents ? incidentLink(alert.incident)
+          : `#${alert.incident.number} ${alert.incident.name}`),
         field("Severity", severity(alert.severity)),
         field("Status", status(alert.status)),
         field("Category", alert.category),

@@ -64,18 +64,53 @@ export async function demoToken() {
 
 const PAGE = "pageInfo { hasNextPage endCursor } totalCount";
 const ALERT = "id number title severity status category detectedAt viewerCanLink incident { id number name }";
-const INCIDENT = "id number name severity status alertCount lastActivityAt";
+const INCIDENT = "id number name severity status alertCount lastActivityAt assignedTo";
 
-export const VIEWER = "query Viewer { viewer { name canViewIncidents } }";
+export const VIEWER = "query Viewer { viewer { name canViewIncidents grants { scope access } } }";
 
+// The typeahead of the move panel: its search only.
 export const INCIDENTS = `query Incidents($search: String, $first: Int = 20, $after: String) {
   incidents(filter: { search: $search }, first: $first, after: $after) {
     ${PAGE} edges { node { ${INCIDENT} } }
   }
 }`;
 
+// The queue, with its filters and sort (the state in the URL).
+export const QUEUE = `query Queue($filter: IncidentFilter, $sort: IncidentSort!, $first: Int = 20, $after: String) {
+  incidents(filter: $filter, sort: $sort, first: $first, after: $after) {
+    ${PAGE} edges { node { ${INCIDENT} } }
+  }
+}`;
+
 export const INCIDENT_PAGE = `query Incident($number: Int!) {
-  incident(number: $number) { ${INCIDENT} createdAt redirectIncident { id number name } }
+  incident(number: $number) {
+    ${INCIDENT} createdAt classification determination viewerCanUpdate redirectIncident { id number name }
+  }
+}`;
+
+export const UPDATE_INCIDENT = `mutation UpdateIncident($id: ID!, $status: IncidentStatus, $assignedTo: String,
+    $classification: Classification, $determination: Determination, $comment: String, $idempotencyKey: String) {
+  updateIncident(id: $id, status: $status, assignedTo: $assignedTo, classification: $classification,
+      determination: $determination, comment: $comment, idempotencyKey: $idempotencyKey) {
+    incident { id status assignedTo classification determination }
+    logEntries { id }
+    errors { code message field }
+  }
+}`;
+
+export const ASSIGN_INCIDENT = `mutation AssignIncident($id: ID!, $assignedTo: String, $idempotencyKey: String) {
+  updateIncident(id: $id, assignedTo: $assignedTo, idempotencyKey: $idempotencyKey) {
+    incident { id assignedTo }
+    logEntries { id }
+    errors { code message field }
+  }
+}`;
+
+export const ADD_COMMENT = `mutation AddComment($incidentId: ID!, $text: String!, $idempotencyKey: String) {
+  addComment(incidentId: $incidentId, text: $text, idempotencyKey: $idempotencyKey) {
+    logEntry { id }
+    errors { code message field }
+  }
 }`;
 
 export const INCIDENT_ID = `query IncidentId($number: Int!) { incident(number: $number) { id number name } }`;
@@ -90,7 +125,8 @@ export const ACTIVITY_LOG = `query ActivityLog($id: ID!, $after: String) {
     activityLog(first: 50, after: $after) {
       ${PAGE}
       edges { node {
-        id kind createdAt actor message comment
+        id kind createdAt actor message comment oldStatus newStatus oldAssignee newAssignee
+        oldClassification newClassification oldDetermination newDetermination
         alert { id number title }
         otherIncident { id number name }
         move { id number kind }

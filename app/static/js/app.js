@@ -10,6 +10,7 @@ const nav = document.getElementById("nav");
 const account = document.getElementById("account");
 const announcer = document.getElementById("announcer");
 
+// Matched against the hash's path; its query (?q=…&sort=…) is the view's state (ctx.params).
 const ROUTES = [
   [/^#?\/?(?:incidents)?$/, (ctx) => incidentsQueue(ctx)],
   [/^#\/incidents\/(\d{1,9})(?:\/(log|alerts|moves))?$/, (ctx, number, tab) => incidentPage(ctx, Number(number), tab)],
@@ -31,14 +32,20 @@ async function route() {
   try {
     viewer ??= (await graphql(VIEWER)).viewer;
     showAccount();
-    const [pattern, view] = ROUTES.find(([p]) => p.test(location.hash)) ?? [];
+    const path = location.hash.split("?")[0];
+    // Without the queue permission the incidents are not theirs to browse: the alerts queue is home.
+    if (!viewer.canViewIncidents && /^#?\/?(?:incidents)?$/.test(path)) {
+      location.replace("#/alerts");
+      return;
+    }
+    const [pattern, view] = ROUTES.find(([p]) => p.test(path)) ?? [];
     if (!view) {
       ctx.render(h("h1", { tabindex: -1 }, "Page not found"),
         h("p", {}, h("a", { href: "#/incidents" }, "Go to the incidents queue")));
       return;
     }
     main.setAttribute("aria-busy", "true");
-    await view(ctx, ...location.hash.match(pattern).slice(1));
+    await view(ctx, ...path.match(pattern).slice(1));
   } catch (error) {
     ctx.fail(error);
   } finally {
@@ -50,12 +57,19 @@ async function route() {
 function context(mine) {
   const current = () => mine === generation;
   return {
+    viewer,
+    params: new URLSearchParams(location.hash.split("?")[1] ?? ""),
+    /** The view's state into the URL, without a new history entry nor a new render. */
+    setParams(params) {
+      const query = params.toString();
+      history.replaceState(null, "", `${location.hash.split("?")[0] || "#/incidents"}${query ? `?${query}` : ""}`);
+    },
     render(...children) {
       if (!current()) return;
       main.replaceChildren(...children);
       main.removeAttribute("aria-busy");
       for (const link of nav.querySelectorAll("a")) {
-        const section = link.getAttribute("href").split("/")[1];
+        const section = link.getAttribute("href").split("/")[1]?.split("?")[0];
         link.toggleAttribute("aria-current", location.hash.startsWith(`#/${section}`) ||
           (section === "incidents" && ["", "#", "#/"].includes(location.hash)));
       }
@@ -69,11 +83,31 @@ function context(mine) {
         signIn(`Signed out: ${error.message}`);
         return;
       }
-      main.replaceChildren(
-        h("h1", { tabindex: -1 }, error.code === "FORBIDDEN" ? "Not allowed" : "Something went wrong"),
-        h("p", { class: "error", role: "alert" }, error.message),
-        h("button", { type: "button", onclick: route }, "Retry"));
+      if (error.code === "FORBIDDEN") {
+        // Retrying cannot help: say what they may do instead.
+        main.replaceChildren(
+          h("h1", { tabindex: -1 }, "Not allowed"),
+          h("p", { class: "error", role: "alert" }, error.message),
+          h("p", {}, h("a", { href: "#/alerts" }, "Go to the alerts queue")));
+      } else {
+        main.replaceChildren(
+          h("h1", { tabindex: -1 }, "Something went wrong"),
+          h("p", { class: "error", role: "alert" }, error.message),
+          h("button", { type: "button", onclick: route }, "Retry"));
+      }
       main.querySelector("h1").focus();
+    },
+    /** After a move from a queue: the queue again, as it was, with a confirmation linking the target. */
+    movedHere(result) {
+      const { target, move } = result;
+      const message = `Moved ${plural(result.alertCount, "alert")} to #${target.number}`;
+      // View opens the target's log as a move from a page does: its new entries marked.
+      show(location.hash, { message, move, view: target, onView: () => this.moved(result) },
+        `${message}. The queue is as it was.`);
+    },
+    /** After a triage change or a note: the incident's log, its new entries marked. */
+    changed({ number, message, entryIds }) {
+      show(`#/incidents/${number}/log`, { message, entryIds: new Set(entryIds) }, message);
     },
     /** After a move or a merge: the target's log, its new entries marked, with Undo. */
     moved({ target, logEntries, move, summary }) {
@@ -108,8 +142,9 @@ function show(hash, confirmation, announcement) {
 
 function showAccount() {
   nav.hidden = false;
+  nav.querySelector('a[href="#/incidents"]').hidden = !viewer.canViewIncidents;
   account.replaceChildren(
-    h("span", {}, "Signed in as ", h("strong", {}, viewer.name)),
+    h("span", { class: "who" }, "Signed in as ", h("strong", {}, viewer.name)),
     h("button", { type: "button", onclick: signOut }, "Sign out"));
 }
 

@@ -1,51 +1,179 @@
 // The incidents queue, and an incident's page with its Alerts and Activity log tabs.
 import { alertTable, moveButton, Selection } from "./alert-table.js";
-import { ACTIVITY_LOG, graphql, INCIDENT_ALERTS, INCIDENT_MOVES, INCIDENT_PAGE, INCIDENTS } from "./api.js";
-import { debounce, h, incidentLink, kind, moveLink, plural, severity, status, time } from "./dom.js";
+import {
+  ACTIVITY_LOG, ADD_COMMENT, ASSIGN_INCIDENT, graphql, idempotencyKey, INCIDENT_ALERTS, INCIDENT_MOVES,
+  INCIDENT_PAGE, KEY_REUSED, QUEUE, UPDATE_INCIDENT,
+} from "./api.js";
+import {
+  CLASSIFICATIONS, debounce, DETERMINATIONS, errorSlot, h, incidentLink, kind, moveLink, plural, severity, status,
+  STATUSES, time,
+} from "./dom.js";
 import { openMergePanel } from "./merge-panel.js";
 import { confirmation, moveList } from "./moves.js";
 import { pager } from "./pager.js";
 
 const MERGE_MAX_INCIDENTS = 50;
 
+const PAGE_SIZE = 20;
+const MAX_FIRST = 100;
+// The queue's sorts (IncidentSort), by the column that sorts by it.
+const SORTABLE = { ID: "CREATED", Severity: "SEVERITY", Alerts: "ALERT_COUNT", "Last activity": "LAST_ACTIVITY" };
+// Sorting by what the alerts make of an incident needs every scope (the API's rule).
+const EVERY_SCOPE_SORTS = new Set(["SEVERITY", "ALERT_COUNT"]);
+const STATUS_FILTERS = {
+  "": "Any status", OPEN: "Open (active or in progress)", ACTIVE: "Active", IN_PROGRESS: "In progress",
+  RESOLVED: "Resolved", REDIRECTED: "Merged",
+};
+const SEVERITY_FILTERS = { "": "Any severity", HIGH: "High", MEDIUM: "Medium", LOW: "Low", INFORMATIONAL: "Informational" };
+const ASSIGNEE_FILTERS = { "": "Anyone or nobody", me: "Assigned to me", none: "Unassigned" };
+
+const select = (id, options, value) => h("select", { id },
+  Object.entries(options).map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
+
+/** The queue's filter as the API takes it, from the URL's state. */
+function queueFilter(state) {
+  const filter = {};
+  if (state.q) filter.search = state.q;
+  if (state.status) filter.status = state.status === "OPEN" ? ["ACTIVE", "IN_PROGRESS"] : [state.status];
+  if (state.severity) filter.severity = [state.severity];
+  if (state.assignee === "me") filter.assignedTo = ["me"];
+  if (state.assignee === "none") filter.unassigned = true;
+  return filter;
+}
+
 export function incidentsQueue(ctx) {
+  const readsEverything = ctx.viewer.grants.some((g) => g.scope === "*");
+  const p = ctx.params;
+  const state = {
+    q: p.get("q") ?? "", status: p.get("status") ?? "", severity: p.get("severity") ?? "",
+    assignee: p.get("assignee") ?? "", sort: p.get("sort") ?? "LAST_ACTIVITY",
+    pages: Math.max(1, Math.min(Number(p.get("pages")) || 1, MAX_FIRST / PAGE_SIZE)),
+  };
+  if (!Object.values(SORTABLE).includes(state.sort) || (EVERY_SCOPE_SORTS.has(state.sort) && !readsEverything)) {
+    state.sort = "LAST_ACTIVITY";
+  }
+  const saved = ctx.takeConfirmation();  // a move just saved from here
   const selection = new Selection();  // alerts checked in expanded incidents
   const incidents = new Selection();  // incidents checked for a merge
   const search = h("input", {
-    id: "incident-search", type: "search", autocomplete: "off",
-    placeholder: "e.g. lat mov, 4821, smith",
+    id: "incident-search", type: "search", autocomplete: "off", value: state.q,
+    placeholder: "e.g. lat mov, 4821, smith", "aria-describedby": "incident-search-error",
   });
+  const searchError = errorSlot("incident-search-error");
+  const filters = {
+    status: select("status-filter", STATUS_FILTERS, state.status),
+    severity: select("severity-filter", SEVERITY_FILTERS, state.severity),
+    assignee: select("assignee-filter", ASSIGNEE_FILTERS, state.assignee),
+  };
   const body = h("tbody");
+  const rows = new Map();  // incident id -> its row's checkbox, for select-all
+  const all = h("input", {
+    type: "checkbox", "aria-label": "Select every incident shown",
+    onchange: (event) => {
+      for (const [incident, box] of rows.values()) {
+        if (box.disabled) continue;
+        box.checked = event.target.checked;
+        incidents.set(incident, box.checked);
+      }
+    },
+  });
+  incidents.onChange(() => {
+    const boxes = [...rows.values()].filter(([, box]) => !box.disabled);
+    all.checked = boxes.length > 0 && boxes.every(([, box]) => box.checked);
+    all.indeterminate = !all.checked && boxes.some(([, box]) => box.checked);
+  });
+
+  const remember = () => {
+    const params = new URLSearchParams();
+    for (const name of ["q", "status", "severity", "assignee"]) if (state[name]) params.set(name, state[name]);
+    if (state.sort !== "LAST_ACTIVITY") params.set("sort", state.sort);
+    if (state.pages > 1) params.set("pages", String(state.pages));
+    ctx.setParams(params);
+  };
   const list = pager({
     noun: "incident",
-    load: async (after) => (await graphql(INCIDENTS, { search: search.value.trim() || null, after })).incidents,
+    load: async (after, pages) => {
+      const first = after ? PAGE_SIZE : Math.min(PAGE_SIZE * pages, MAX_FIRST);
+      return (await graphql(QUEUE, { filter: queueFilter(state), sort: state.sort, first, after })).incidents;
+    },
     show: (nodes, { reset }) => {
+      searchError.show(null);
       if (reset) {
         body.replaceChildren();
+        rows.clear();
         selection.drop(() => true);
         incidents.drop(() => true);
       }
-      body.append(...nodes.map((incident) => queueRow(incident, selection, incidents)));
+      body.append(...nodes.map((incident) => queueRow(ctx, incident, selection, incidents, rows)));
+      state.pages = Math.max(1, Math.ceil(list.shownCount / PAGE_SIZE));
+      remember();
     },
-    onError: ctx.fail,
+    onError: (error) => {
+      // The search's own mistakes (a ninth word...) are told at the field; the page stays.
+      if (error.code === "BAD_USER_INPUT") searchError.show(error.message, search);
+      else ctx.fail(error);
+    },
   });
-  search.addEventListener("input", debounce(list.reload, 250));
+  const reload = () => {
+    state.pages = 1;
+    list.reload();
+  };
+  search.addEventListener("input", debounce(() => {
+    state.q = search.value.trim();
+    reload();
+  }, 250));
+  for (const [name, control] of Object.entries(filters)) {
+    control.addEventListener("change", () => {
+      state[name] = control.value;
+      reload();
+    });
+  }
 
+  const header = (title) => {
+    const sort = SORTABLE[title];
+    if (!sort || (EVERY_SCOPE_SORTS.has(sort) && !readsEverything)) return h("th", { scope: "col" }, title);
+    const current = state.sort === sort;
+    return h("th", { scope: "col", "aria-sort": current ? "descending" : null },
+      h("button", {
+        type: "button", class: "sort", "aria-pressed": String(current),
+        onclick: (event) => {
+          state.sort = sort;
+          for (const th of event.target.closest("tr").children) th.removeAttribute("aria-sort");
+          for (const b of event.target.closest("tr").querySelectorAll("button.sort")) b.setAttribute("aria-pressed", "false");
+          event.target.closest("th").setAttribute("aria-sort", "descending");
+          event.target.setAttribute("aria-pressed", "true");
+          caption.textContent = `Incidents, ${SORT_WORDS[sort]}`;
+          reload();
+        },
+      }, title, h("span", { class: "visually-hidden" }, `, sort ${SORT_WORDS[sort]}`)));
+  };
+  const caption = h("caption", { class: "visually-hidden" }, `Incidents, ${SORT_WORDS[state.sort]}`);
+  const label = (id, text) => h("label", { for: id }, text);
   ctx.render(
     h("h1", { tabindex: -1 }, "Incidents"),
-    h("div", { class: "toolbar" },
-      h("label", { for: "incident-search" }, "Search incidents"), search,
-      moveButton(selection, ctx.moved), mergeButton(incidents, ctx.moved)),
-    h("table", { class: "queue" },
-      h("caption", { class: "visually-hidden" }, "Incidents, most recently active first"),
-      h("thead", {}, h("tr", {},
-        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Select")),
-        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Expand")),
-        ["ID", "Name", "Severity", "Status", "Alerts", "Last activity"].map((t) => h("th", { scope: "col" }, t)))),
-      body),
+    saved && confirmation(saved, { onReverted: ctx.reverted }),
+    h("div", { class: "toolbar filters" },
+      h("div", { class: "search-field" }, label("incident-search", "Search incidents"), search, searchError.element),
+      h("div", {}, label("status-filter", "Status"), filters.status),
+      h("div", {}, label("severity-filter", "Severity"), filters.severity),
+      h("div", {}, label("assignee-filter", "Assigned"), filters.assignee)),
+    h("div", { class: "toolbar" }, moveButton(selection, ctx.movedHere), mergeButton(incidents, ctx.moved)),
+    h("div", { class: "table-box" },
+      h("table", { class: "queue" },
+        caption,
+        h("thead", {}, h("tr", {},
+          h("th", { scope: "col" }, all),
+          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Expand")),
+          ["ID", "Name", "Severity", "Status", "Alerts", "Assigned to", "Last activity"].map(header))),
+        body)),
     list.footer);
-  list.reload();
+  list.reload(state.pages);
 }
+
+const SORT_WORDS = {
+  LAST_ACTIVITY: "most recently active first", SEVERITY: "highest severity first",
+  ALERT_COUNT: "most alerts first", CREATED: "newest first",
+};
 
 /** The merge button of the queue's toolbar: it shows once incidents are checked, and acts from two. */
 function mergeButton(incidents, onMerged) {
@@ -66,7 +194,7 @@ function mergeButton(incidents, onMerged) {
   return group;
 }
 
-function queueRow(incident, selection, incidents) {
+function queueRow(ctx, incident, selection, incidents, rows) {
   // A redirected incident was merged already: it cannot be merged again.
   const mergeable = incident.status !== "REDIRECTED";
   const box = h("input", {
@@ -76,6 +204,7 @@ function queueRow(incident, selection, incidents) {
       : `Incident ${incident.number} was merged into another and cannot be merged: ${incident.name}`,
     onchange: (event) => incidents.set(incident, event.target.checked),
   });
+  rows.set(incident.id, [incident, box]);
   const detailId = `incident-${incident.number}-alerts`;
   const toggle = h("button", {
     type: "button", class: "expand", "aria-expanded": "false", "aria-controls": detailId,
@@ -89,6 +218,7 @@ function queueRow(incident, selection, incidents) {
     h("td", {}, severity(incident.severity)),
     h("td", {}, status(incident.status)),
     h("td", { class: "number" }, String(incident.alertCount)),
+    h("td", {}, incident.assignedTo ?? h("span", { class: "muted" }, "Unassigned")),
     h("td", {}, time(incident.lastActivityAt)));
   let detail = null;
 
@@ -109,7 +239,8 @@ function queueRow(incident, selection, incidents) {
       show: alerts.show,
       onError: (error) => list.footer.prepend(h("p", { class: "error", role: "alert" }, error.message)),
     });
-    detail = h("tr", { id: detailId, class: "expansion" }, h("td", { colspan: 8 }, alerts.table, list.footer));
+    detail = h("tr", { id: detailId, class: "expansion" },
+      h("td", { colspan: 9 }, h("div", { class: "table-box" }, alerts.table), list.footer));
     row.after(detail);
     list.reload();
   });
@@ -125,23 +256,151 @@ export async function incidentPage(ctx, number, tab) {
     return;
   }
   const base = `#/incidents/${number}`;
-  const saved = ctx.takeConfirmation();  // a move or merge just saved into this incident
+  const saved = ctx.takeConfirmation();  // a move, merge or change just saved into this incident
   const tabLink = (href, label, current) => h("a", { href, "aria-current": current ? "page" : null }, label);
+  const classified = incident.classification !== "UNKNOWN"
+    ? [" · ", CLASSIFICATIONS[incident.classification],
+      incident.determination !== "UNKNOWN" ? ` (${determinationName(incident)})` : ""]
+    : "";
   ctx.render(
     h("p", { class: "crumbs" }, h("a", { href: "#/incidents" }, "Incidents"), " / ", `#${number}`),
     h("h1", { tabindex: -1 }, incident.name),
     h("p", { class: "meta" }, severity(incident.severity), " ", status(incident.status),
-      ` · ${plural(incident.alertCount, "alert")} · created `, time(incident.createdAt),
-      " · last activity ", time(incident.lastActivityAt),
+      ` · ${plural(incident.alertCount, "alert")} · `,
+      incident.assignedTo ? ["assigned to ", h("strong", {}, incident.assignedTo)] : "unassigned", classified),
+    h("p", { class: "meta" }, "Created ", time(incident.createdAt), " · latest alert detected ",
+      time(incident.lastActivityAt),
       incident.redirectIncident && h("span", {}, " · merged into ", incidentLink(incident.redirectIncident))),
+    saved && confirmation(saved, { onReverted: ctx.reverted }),
+    triage(ctx, incident),
     h("nav", { class: "tabs", "aria-label": "Incident" },
       tabLink(base, `Alerts (${incident.alertCount})`, !tab || tab === "alerts"),
       tabLink(`${base}/log`, "Activity log", tab === "log"),
       tabLink(`${base}/moves`, "Moves", tab === "moves")),
-    saved && confirmation(saved, { onReverted: ctx.reverted }),
     tab === "log" ? activityLog(ctx, incident, saved?.entryIds ?? new Set())
       : tab === "moves" ? incidentMoves(ctx, incident)
         : incidentAlerts(ctx, incident));
+}
+
+const determinationName = (incident) =>
+  DETERMINATIONS[incident.classification]?.[incident.determination] ?? incident.determination;
+
+/** Assign to me, status, classification and a note: the incident's lifecycle, for a viewer who may change it. */
+function triage(ctx, incident) {
+  if (incident.status === "REDIRECTED") return null;
+  if (!incident.viewerCanUpdate) {
+    return h("p", { class: "hint" },
+      "You may read this incident but not change it: none of its alerts is yours to change.");
+  }
+  const after = (message, entries) => ctx.changed({ number: incident.number, message, entryIds: entries.map((e) => e.id) });
+  const assignKey = idempotencyKey();
+  const mine = incident.assignedTo === ctx.viewer.name;
+  const assign = h("button", {
+    type: "button",
+    onclick: async () => {
+      assignError.show(null);
+      try {
+        const { updateIncident: r } = await graphql(ASSIGN_INCIDENT, {
+          id: incident.id, assignedTo: mine ? null : "me", idempotencyKey: assignKey,
+        });
+        if (r.errors.length) assignError.show(r.errors.map((e) => e.message).join(" "));
+        else after(mine ? "Unassigned." : "Assigned to you.", r.logEntries);
+      } catch (error) {
+        assignError.show(error.message);
+      }
+    },
+  }, mine ? "Unassign me" : "Assign to me");
+  const assignError = errorSlot("assign-error");
+
+  const key = idempotencyKey();
+  const statusSelect = h("select", { id: "triage-status", "aria-describedby": "triage-status-error" },
+    ["ACTIVE", "IN_PROGRESS", "RESOLVED"].map((v) => h("option", { value: v, selected: v === incident.status }, STATUSES[v])));
+  const classification = h("select", { id: "triage-classification", "aria-describedby": "triage-classification-error" },
+    Object.entries(CLASSIFICATIONS).map(([v, label]) => h("option", { value: v, selected: v === incident.classification }, label)));
+  const determination = h("select", { id: "triage-determination", "aria-describedby": "triage-determination-error" });
+  const fillDeterminations = (selected) => {
+    const options = DETERMINATIONS[classification.value] ?? {};
+    determination.replaceChildren(h("option", { value: "UNKNOWN" }, "Not determined"),
+      ...Object.entries(options).map(([v, label]) => h("option", { value: v, selected: v === selected }, label)));
+    determination.disabled = classification.value === "UNKNOWN";
+  };
+  fillDeterminations(incident.determination);
+  classification.addEventListener("change", () => fillDeterminations(null));
+  const comment = h("textarea", { id: "triage-comment", rows: 2, maxlength: 30000, "aria-describedby": "triage-comment-error" });
+  const errors = {
+    status: errorSlot("triage-status-error"), classification: errorSlot("triage-classification-error"),
+    determination: errorSlot("triage-determination-error"), comment: errorSlot("triage-comment-error"),
+    form: errorSlot("triage-form-error"),
+  };
+  const controls = { status: statusSelect, classification, determination, comment };
+  const save = h("button", { type: "submit", class: "primary" }, "Save changes");
+  const submit = async (event) => {
+    event.preventDefault();
+    for (const slot of Object.values(errors)) slot.show(null);
+    if (statusSelect.value === "RESOLVED" && classification.value === "UNKNOWN") {
+      errors.classification.show("Resolving needs a classification.", classification);
+      classification.focus();
+      return;
+    }
+    try {
+      const { updateIncident: r } = await graphql(UPDATE_INCIDENT, {
+        id: incident.id, status: statusSelect.value, classification: classification.value,
+        determination: determination.value, comment: comment.value.trim() || null, idempotencyKey: key,
+      });
+      if (r.errors.length) {
+        for (const e of r.errors) {
+          if (e.field === "idempotencyKey") errors.form.show(KEY_REUSED);
+          else if (errors[e.field]) errors[e.field].show(e.message, controls[e.field]);
+          else errors.form.show(e.message);
+        }
+        form.querySelector("[aria-invalid=true]")?.focus();
+        return;
+      }
+      after(r.logEntries.length ? `Saved: ${plural(r.logEntries.length, "change")} in the activity log.`
+        : "Nothing changed.", r.logEntries);
+    } catch (error) {
+      errors.form.show(error.message);
+    }
+  };
+  const field = (id, label, control, slot) => h("div", { class: "field" }, h("label", { for: id }, label), control, slot.element);
+  const form = h("form", { class: "triage", novalidate: true, onsubmit: submit, "aria-labelledby": "triage-heading" },
+    h("h2", { id: "triage-heading" }, "Triage"),
+    h("div", { class: "assign" }, assign, assignError.element),
+    h("div", { class: "triage-fields" },
+      field("triage-status", "Status", statusSelect, errors.status),
+      field("triage-classification", "Classification", classification, errors.classification),
+      field("triage-determination", "Determination", determination, errors.determination)),
+    field("triage-comment", "Comment (optional)", comment, errors.comment),
+    errors.form.element,
+    h("div", { class: "actions" }, save));
+  return h("div", { class: "triage-box" }, form, noteForm(incident, after));
+}
+
+function noteForm(incident, after) {
+  const key = idempotencyKey();
+  const text = h("textarea", { id: "note-text", rows: 2, maxlength: 30000, "aria-describedby": "note-error" });
+  const error = errorSlot("note-error");
+  const submit = async (event) => {
+    event.preventDefault();
+    error.show(null);
+    if (!text.value.trim()) {
+      error.show("Write the note first.", text);
+      text.focus();
+      return;
+    }
+    try {
+      const { addComment: r } = await graphql(ADD_COMMENT, { incidentId: incident.id, text: text.value, idempotencyKey: key });
+      if (r.errors.length) {
+        error.show(r.errors.map((e) => e.field === "idempotencyKey" ? KEY_REUSED : e.message).join(" "), text);
+        text.focus();
+      } else after("Note added to the activity log.", [r.logEntry]);
+    } catch (e) {
+      error.show(e.message);
+    }
+  };
+  return h("form", { class: "note", novalidate: true, onsubmit: submit },
+    h("label", { for: "note-text" }, "Add a note"), text, error.element,
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Add note")));
 }
 
 function incidentAlerts(ctx, incident) {

@@ -17,7 +17,10 @@ export function openMovePanel(alerts, { onMoved }) {
   const alertItems = new Map(alerts.map((a) => [a.id, h("li", {},
     `#${a.number} ${a.title}`, h("span", { class: "muted" }, ` (in incident #${a.incident.number})`))]));
 
-  const picker = incidentPicker();
+  // When every alert is in one incident, that one is no target: the move would change nothing.
+  const homes = new Set(alerts.map((a) => a.incident.id));
+  const home = homes.size === 1 ? alerts[0].incident : null;
+  const picker = incidentPicker({ exclude: home?.id });
   const targetError = errorSlot("move-target-error");
   picker.input.setAttribute("aria-describedby", "move-target-error");
   const existingField = h("div", { class: "field" },
@@ -102,6 +105,12 @@ export function openMovePanel(alerts, { onMoved }) {
       picker.input.focus();
       return;
     }
+    if (chosen?.existingIncidentId && chosen.existingIncidentId === home?.id) {
+      targetError.show(`${alerts.length === 1 ? "This alert is" : "These alerts are"} already in incident ` +
+        `#${home.number}. Pick another incident.`, picker.input);
+      picker.input.focus();
+      return;
+    }
     if (!chosen) targetError.show("Pick an incident from the list, or type its ID.", picker.input);
     if (!comment.value.trim()) commentError.show("A comment saying why is required.", comment);
     if (!chosen || !comment.value.trim()) {
@@ -122,7 +131,7 @@ export function openMovePanel(alerts, { onMoved }) {
       dialog.close();
       const target = linkAlerts.targetIncident;
       onMoved({
-        target, logEntries: linkAlerts.logEntries, move: linkAlerts.move,
+        target, logEntries: linkAlerts.logEntries, move: linkAlerts.move, alertCount: alerts.length,
         summary: `Moved ${plural(alerts.length, "alert")} to incident #${target.number}.`,
       });
     } catch (error) {
@@ -149,7 +158,7 @@ export function openMovePanel(alerts, { onMoved }) {
  * "Incident name or ID": a combobox whose list filters as the user types (debounced).
  * ArrowDown/ArrowUp move through the list, Enter picks, Escape closes the list.
  */
-function incidentPicker() {
+function incidentPicker({ exclude = null } = {}) {
   const input = h("input", {
     id: "move-target", type: "text", role: "combobox", autocomplete: "off", spellcheck: "false",
     "aria-autocomplete": "list", "aria-expanded": "false", "aria-controls": "move-target-list",
@@ -164,7 +173,7 @@ function incidentPicker() {
     try {
       const { incidents } = await graphql(INCIDENTS, { search: text || null, first: 10 });
       if (mine !== state.generation) return;
-      show(incidents.edges.map((e) => e.node), text);
+      show(incidents.edges.map((e) => e.node).filter((i) => i.id !== exclude), text);
     } catch (error) {
       if (mine === state.generation) hint.textContent = error.message;
     }
@@ -180,7 +189,8 @@ function incidentPicker() {
     },
     h("span", { class: "option-name" }, `#${incident.number} ${incident.name}`),
     h("span", { class: "option-meta" }, severity(incident.severity), " ", status(incident.status),
-      ` · ${plural(incident.alertCount, "alert")}`))));
+      ` · ${plural(incident.alertCount, "alert")}`,
+      incident.status === "RESOLVED" && h("span", { class: "reopens" }, " · moving reopens it")))));
     setOpen(incidents.length > 0);
     if (state.activateFirst && incidents.length) setActive(0);
     state.activateFirst = false;
@@ -210,7 +220,9 @@ function incidentPicker() {
     state.picked = incident;
     input.value = `#${incident.number} ${incident.name}`;
     setOpen(false);
-    hint.textContent = `Picked incident #${incident.number}.`;
+    hint.textContent = incident.status === "RESOLVED"
+      ? `Picked incident #${incident.number}. It is resolved: moving alerts into it reopens it.`
+      : `Picked incident #${incident.number}.`;
   }
 
   input.addEventListener("input", () => {

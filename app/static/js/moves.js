@@ -11,10 +11,17 @@ const WHAT = {
   REVERT: "Alerts sent back to where they came from",
 };
 
-/** What was just saved ({ message, move }), with Undo while the move can be undone. */
-export function confirmation({ message, move }, { onReverted }) {
+/** What was just saved ({ message, move, view }), with Undo while the move can be undone, and
+ * View for the incident it went to (view) when the page stayed where it was. */
+export function confirmation({ message, move, view, onView }, { onReverted }) {
+  const open = (event) => {
+    if (!onView) return;
+    event.preventDefault();
+    onView();
+  };
   return h("div", { class: "confirmation" },
-    h("p", {}, h("span", { "aria-hidden": "true" }, "✓ "), message),
+    h("p", {}, h("span", { "aria-hidden": "true" }, "✓ "), message,
+      view && [" · ", h("a", { href: `#/incidents/${view.number}/log`, onclick: open }, "View")]),
     move && h("p", { class: "actions" },
       move.viewerCanRevert && undoButton(move, { onReverted }),
       moveLink(move)));
