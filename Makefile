@@ -24,7 +24,7 @@ migrate: install
 
 ## The lint and format checks, then the whole suite against real PostgreSQL (embedded unless
 ## TEST_DATABASE_URL is set).
-test: install lint
+test: install lint tests/e2e/axe/node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## ruff's checks and its formatter's check (pyproject.toml says which rules, and why).
@@ -96,8 +96,12 @@ clients: install tests/clients/node_modules/.installed .venv-clients/.installed
 .PHONY: e2e-deps e2e screenshots
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-## Debian's chromium package, once (idempotent).
-e2e-deps:
+## Debian's chromium package, once (idempotent), and axe-core from npm for the accessibility checks.
+tests/e2e/axe/node_modules/.installed: tests/e2e/axe/package.json tests/e2e/axe/package-lock.json
+	cd tests/e2e/axe && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+e2e-deps: tests/e2e/axe/node_modules/.installed
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 

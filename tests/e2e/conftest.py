@@ -17,6 +17,17 @@ from tests.conftest import Api
 from tests.live import Server
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# axe-core from npm (tests/e2e/axe: `make e2e-deps` installs it), injected into the page under test.
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.2 A and AA, and axe's best practices.
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {
+    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] },
+    resultTypes: ["violations"],
+  });
+  return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help} at ` +
+    v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", "));
+}"""
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -31,14 +42,26 @@ expect.set_options(timeout=10_000)
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url: str, tmp_path_factory):
+def live(database_url: str, tmp_path_factory):
     """`incidents serve` in a subprocess, on a free port, over the test database."""
     server = Server(database_url, tmp_path_factory.mktemp("live-server") / "serve.log")
     try:
         server.wait_healthy()
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(live: Server) -> str:
+    return live.url
+
+
+@pytest.fixture
+def live_server_log(live: Server):
+    """What the server logged during this test, read when called."""
+    start = len(live.log())
+    return lambda: live.log()[start:]
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +95,15 @@ class Console:
         """Go to a console route such as "#/alerts"."""
         await self.page.goto(f"{self.base}/{route}")
 
+    async def axe(self, state: str = "") -> None:
+        """axe-core over the page as it is now: any violation fails the test, named with the state."""
+        if not AXE.exists():
+            pytest.fail(f"axe-core is not installed at {AXE}: run `make e2e-deps`")
+        if not await self.page.evaluate("typeof window.axe !== 'undefined'"):
+            await self.page.add_script_tag(path=str(AXE))
+        violations = await self.page.evaluate(AXE_RUN)
+        assert violations == [], f"axe-core, {state or self.page.url}: {violations}"
+
 
 @pytest.fixture
 async def console(browser: Browser, live_server: str):
@@ -98,5 +130,9 @@ async def console(browser: Browser, live_server: str):
         lambda r: r.status >= 400 and result.problems.append(f"HTTP {r.status}: {r.url}"),
     )
     yield result
-    await context.close()
+    try:
+        if not page.is_closed() and page.url.startswith(live_server):
+            await result.axe("as the test left it")  # every test's last state, too
+    finally:
+        await context.close()
     assert result.problems == []

@@ -244,13 +244,14 @@ async def test_undo_a_move_from_its_confirmation(console, make_user, ingest, poo
     await panel.get_by_role("combobox", name="Incident name or ID").fill(str(target.incident_id))
     await panel.get_by_label("Comment").fill("Same campaign as the ransomware")
     await panel.get_by_role("button", name="Save").click()
-    await expect(page).to_have_url(re.compile(rf"#/incidents/{target.incident_id}/log$"))
+    # the queue stays (issue 15, item 6), with the confirmation
+    await expect(page).to_have_url(re.compile(r"#/alerts$"))
+    confirmation = page.locator(".confirmation")
+    await expect(confirmation).to_contain_text(f"Moved 1 alert to #{target.incident_id} · View")
     move = await pool.fetchval("SELECT id FROM moves")
     assert await status_of(pool, phish.incident_id) == ("resolved", None)
 
     # and undoes it from the confirmation, keeping the prefilled comment and adding to it
-    confirmation = page.locator(".confirmation")
-    await expect(confirmation).to_contain_text(f"Moved 1 alert to incident #{target.incident_id}.")
     await confirmation.get_by_role("button", name=f"Undo move #{move}").click()
     dialog = page.get_by_role("dialog", name=f"Undo move #{move}")
     comment = dialog.get_by_label("Comment")
@@ -533,6 +534,7 @@ async def test_a_move_whose_answer_was_lost_moves_once_when_saved_again(console,
     await expect(panel.locator("#move-form-error")).to_contain_text("The server cannot be reached")
     await panel.get_by_role("button", name="Save").click()
 
+    await page.locator(".confirmation").get_by_role("link", name="View").click()
     await expect(page).to_have_url(re.compile(rf"#/incidents/{target.incident_id}/log$"))
     await expect(page.locator('.entry.new[data-kind="ALERT_LINKED"]')).to_have_count(1)
     assert await pool.fetchval("SELECT count(*) FROM moves") == 1

@@ -57,8 +57,13 @@ async def test_move_two_alerts_to_an_existing_incident_picked_by_keyboard(consol
     await panel.get_by_label("Comment").fill(COMMENT)
     await panel.get_by_role("button", name="Save").click()
 
-    # then the target opens on its activity log with both new entries
+    # then the queue stays as it was, with a confirmation (issue 15, item 6)
     await expect(panel).to_be_hidden()
+    await expect(page).to_have_url(re.compile(r"#/alerts$"))
+    done = page.locator(".confirmation")
+    await expect(done).to_contain_text(f"Moved 2 alerts to #{target.incident_id} · View")
+    # and View opens the target on its activity log with both new entries
+    await done.get_by_role("link", name="View").click()
     await expect(page).to_have_url(re.compile(rf"#/incidents/{target.incident_id}/log$"))
     await expect(page.get_by_role("heading", level=1)).to_have_text("Ransomware behavior detected on SRV-7731")
     new_entries = page.locator(".entry.new")
@@ -126,7 +131,13 @@ async def test_move_two_alerts_to_a_new_incident_with_the_keyboard_alone(console
     await expect(panel.get_by_role("button", name="Save")).to_be_focused()
     await page.keyboard.press("Enter")
 
-    # then a new incident holds both alerts and opens on its log: created, and both alerts moved in
+    # then the queue says where they went, and View opens the new incident's log: created, and both
+    # alerts moved in
+    done = page.locator(".confirmation")
+    await expect(done).to_contain_text(re.compile(r"Moved 2 alerts to #\d+ · View"))
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Incidents")
+    await done.get_by_role("link", name="View").focus()
+    await page.keyboard.press("Enter")
     await expect(page).to_have_url(re.compile(r"#/incidents/\d+/log$"))
     new_id = int(page.url.rsplit("/", 2)[-2])
     assert new_id not in {first.incident_id, other.incident_id}

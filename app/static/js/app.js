@@ -56,7 +56,7 @@ async function route() {
 /** What a view may do: render into main (unless the user navigated on), report errors... */
 function context(mine) {
   const current = () => mine === generation;
-  return {
+  const ctx = {
     viewer,
     params: new URLSearchParams(location.hash.split("?")[1] ?? ""),
     /** The view's state into the URL, without a new history entry nor a new render. */
@@ -102,7 +102,7 @@ function context(mine) {
       const { target, move } = result;
       const message = `Moved ${plural(result.alertCount, "alert")} to #${target.number}`;
       // View opens the target's log as a move from a page does: its new entries marked.
-      show(location.hash, { message, move, view: target, onView: () => this.moved(result) },
+      show(location.hash, { message, move, view: target, onView: () => ctx.moved(result) },
         `${message}. The queue is as it was.`);
     },
     /** After a triage change or a note: the incident's log, its new entries marked. */
@@ -131,6 +131,7 @@ function context(mine) {
       return mine;
     },
   };
+  return ctx;
 }
 
 function show(hash, confirmation, announcement) {
