@@ -70,14 +70,19 @@ export function incidentsQueue(ctx) {
   const all = h("input", {
     type: "checkbox", "aria-label": "Select every incident shown",
     onchange: (event) => {
+      const checked = event.target.checked;
+      bulk = true;
       for (const [incident, box] of rows.values()) {
         if (box.disabled) continue;
-        box.checked = event.target.checked;
-        incidents.set(incident, box.checked);
+        box.checked = checked;
+        incidents.set(incident, checked);
       }
+      bulk = false;
     },
   });
+  let bulk = false;  // select-all is checking the rows: it stays as the user set it
   incidents.onChange(() => {
+    if (bulk) return;
     const boxes = [...rows.values()].filter(([, box]) => !box.disabled);
     all.checked = boxes.length > 0 && boxes.every(([, box]) => box.checked);
     all.indeterminate = !all.checked && boxes.some(([, box]) => box.checked);
