@@ -66,7 +66,7 @@ function context(mine) {
     },
     render(...children) {
       if (!current()) return;
-      main.replaceChildren(...children);
+      main.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false));
       main.removeAttribute("aria-busy");
       for (const link of nav.querySelectorAll("a")) {
         const section = link.getAttribute("href").split("/")[1]?.split("?")[0];
