@@ -61,6 +61,7 @@ function context(mine) {
     params: new URLSearchParams(location.hash.split("?")[1] ?? ""),
     /** The view's state into the URL, without a new history entry nor a new render. */
     setParams(params) {
+      if (!current()) return;  // a late answer of a view the user has left
       const query = params.toString();
       history.replaceState(null, "", `${location.hash.split("?")[0] || "#/incidents"}${query ? `?${query}` : ""}`);
     },
