@@ -208,3 +208,15 @@ async def test_a_triage_comment_is_hidden_from_a_viewer_who_reads_only_some_aler
     entry = (await ben(LOG, id=inc(n)))["incident"]["activityLog"]["edges"][0]["node"]
 
     assert entry == {"kind": "COMMENTED", "actor": "ana", "comment": None}
+
+
+async def test_a_name_no_user_can_have_is_a_typed_error_in_a_change_and_matches_nothing_in_the_queue(admin, ingest):
+    n = await one_incident(ingest)
+
+    for name in ("nul\x00name", "x" * 300, "sp ace"):
+        refused = await update(admin, n, assignedTo=name)
+        assert [(e["code"], e["field"]) for e in refused["errors"]] == [("ASSIGNEE_NOT_FOUND", "assignedTo")]
+    data = await admin(
+        "query($names: [String!]) { incidents(filter: {assignedTo: $names}) { totalCount } }", names=["nul\x00"]
+    )
+    assert data["incidents"]["totalCount"] == 0

@@ -27,6 +27,7 @@ from app.domain.models import (
     Severity,
 )
 from app.domain.params import Params
+from app.domain.text import only_storable
 from app.domain.viewers import Viewer
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -183,7 +184,8 @@ def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     if flt.severities is not None:
         params.where_any(_severity_seen(params, viewer), flt.severities, "severity")
     if flt.assignees is not None:
-        names = [viewer.name if a.strip().lower() == "me" else a.strip() for a in flt.assignees]
+        # (only_storable: NUL, which no name holds, would not reach the query)
+        names = [viewer.name if a.strip().lower() == "me" else only_storable(a.strip()) for a in flt.assignees]
         params.where_any("i.assigned_to", names, "text")
         params.where("i.assigned_to IS NOT NULL")  # what the partial index incidents_assigned holds
     if flt.unassigned is not None:

@@ -34,6 +34,8 @@ from app.domain.models import (
     Incident,
     IncidentStatus,
 )
+from app.domain.text import only_storable
+from app.domain.users import NAME_PATTERN
 from app.domain.viewers import Viewer
 
 ME = "me"
@@ -149,11 +151,13 @@ async def _assignee(conn: asyncpg.Connection, viewer: Viewer, given: object) -> 
     name = str(given).strip()
     if name.lower() == ME:
         return viewer.name, []
-    if await conn.fetchval(ASSIGNABLE, name) is None:
+    # A name no user can have (users.name's rule) is not looked up: NUL would not even reach the query.
+    if not NAME_PATTERN.match(name) or await conn.fetchval(ASSIGNABLE, name) is None:
         return None, [
             Problem(
                 ProblemCode.ASSIGNEE_NOT_FOUND,
-                f'No user named "{name[:64]}" may work on incidents (an enabled user with the queue permission).',
+                f'No user named "{only_storable(name)[:64]}" may work on incidents (an enabled user with the queue '
+                "permission).",
                 "assignedTo",
             )
         ]
