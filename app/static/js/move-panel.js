@@ -180,6 +180,8 @@ function incidentPicker({ exclude = null } = {}) {
   }, SEARCH_DELAY_MS);
 
   function show(incidents, text) {
+    // A later answer for the same typing keeps the option the arrow keys reached, if it still lists it.
+    const activeId = state.options[state.active]?.id;
     state.options = incidents;
     state.active = -1;
     list.replaceChildren(...incidents.map((incident, i) => h("li", {
@@ -192,7 +194,9 @@ function incidentPicker({ exclude = null } = {}) {
       ` · ${plural(incident.alertCount, "alert")}`,
       incident.status === "RESOLVED" && h("span", { class: "reopens" }, " · moving reopens it")))));
     setOpen(incidents.length > 0);
-    if (state.activateFirst && incidents.length) setActive(0);
+    const kept = incidents.findIndex((i) => i.id === activeId);
+    if (kept >= 0) setActive(kept);
+    else if (state.activateFirst && incidents.length) setActive(0);
     state.activateFirst = false;
     hint.textContent = incidents.length
       ? `${plural(incidents.length, "incident")} match. Use the arrow keys and Enter to pick one.`
