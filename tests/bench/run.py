@@ -41,6 +41,7 @@ from app.config import ROOT
 from app.domain.ids import ALERT, INCIDENT, typed_id
 from tests.bench import database, merges, pgactivity
 from tests.bench import inputs as bench_inputs
+from tests.bench import postgraphile as bench_postgraphile
 from tests.documents import DETAIL
 from tests.live import Server, free_port
 
@@ -64,6 +65,8 @@ SCALES = {
 
 # Worker processes of the server and of the floor alike: one per core (`incidents serve --workers`).
 WORKERS = os.cpu_count() or 1
+# PostGraphile's Node processes: one served more than two did in issue 19's measurements.
+POSTGRAPHILE_PROCESSES = int(os.environ.get("BENCH_POSTGRAPHILE_PROCESSES", "1"))
 
 TYPEAHEAD = (
     "query Typeahead($q: String!) { incidents(filter: {search: $q}, first: 10) { edges { node {"
@@ -114,6 +117,8 @@ JSON_KEYS = [
     "typeahead_mix_rps",
     "typeahead_mix_floor_rps",
     "typeahead_mix_anchor_rps",
+    "typeahead_cheap_postgraphile_rps",
+    "typeahead_mix_postgraphile_rps",
     "typeahead_mix_p99_ms",
     "typeahead_cheap_persisted_rps",
     "typeahead_mix_persisted_rps",
@@ -224,15 +229,14 @@ def load(
 
 
 def load_side_by_side(
-    targets: dict[str, tuple[str, str, str]],
+    targets: dict[str, tuple[str, str, str, str]],
     *,
-    token: str,
     seconds: float,
     warmup: float,
     rounds: int = 3,
     connections: int = 8,
 ) -> dict[str, dict]:
-    """Each target (url, bodies, path) in turn for seconds/rounds, `rounds` times over, so that
+    """Each target (url, bodies, path, bearer token) in turn for seconds/rounds, `rounds` times over, so that
     whatever else the machine does in that minute weighs on all of them alike.
 
     Requests per second are over all rounds; p50 and p95 are the rounds' weighted by requests
@@ -240,13 +244,13 @@ def load_side_by_side(
     """
     envs = {
         name: {"BENCH_BODIES": bodies, "BENCH_PATH": path, "BENCH_TOKEN": token, "BENCH_CHECK": "1"}
-        for name, (url, bodies, path) in targets.items()
+        for name, (url, bodies, path, token) in targets.items()
     }
-    for name, (url, _, _) in targets.items():
+    for name, (url, *_) in targets.items():
         wrk(url, "bodies.lua", seconds=warmup, connections=connections, env=envs[name])
     runs: dict[str, list[dict]] = {name: [] for name in targets}
     for _ in range(rounds):
-        for name, (url, _, _) in targets.items():
+        for name, (url, *_) in targets.items():
             runs[name].append(
                 wrk(url, "bodies.lua", seconds=max(1, round(seconds / rounds)), connections=connections, env=envs[name])
             )
@@ -577,11 +581,19 @@ def main() -> None:
     data = asyncio.run(bench_inputs.build(db_url, link_runs=scale.link_runs))
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / ".data"))
 
+    asyncio.run(bench_postgraphile.install_functions(db_url))
     server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
-    floor_proc = None
+    floor_proc = postgraphile = None
     try:
+        postgraphile = bench_postgraphile.PostGraphile(
+            db_url, workdir / "postgraphile.log", processes=POSTGRAPHILE_PROCESSES, log=log
+        )
         server.wait_healthy()
         floor_proc, floor = start_floor(db_url, workdir / "floor.log")
+        postgraphile.wait_ready()
+        postgraphile_token = bench_postgraphile.viewer_token(
+            postgraphile.secret, asyncio.run(bench_postgraphile.user_id(db_url, "bench"))
+        )
         api = server.url
         rss = RssSampler(server.proc.pid)
         results: dict[str, object] = {}
@@ -596,15 +608,19 @@ def main() -> None:
         all_inputs = list(dict.fromkeys(data.cheap + data.mix))
         expected = asyncio.run(reference_ids(db_url, all_inputs))
         with httpx.Client(timeout=30) as client:
-            mismatches = [
-                q
-                for q, want in zip(all_inputs, expected, strict=True)
-                if want is not None and graphql_ids(client, api, token, q) != want
+            ours = [graphql_ids(client, api, token, q) for q in all_inputs]
+            theirs = [
+                bench_postgraphile.typeahead_ids(client, postgraphile.url, postgraphile_token, q) for q in all_inputs
             ]
+        mismatches = [q for q, got, want in zip(all_inputs, ours, expected, strict=True) if want not in (None, got)]
         checked = sum(1 for e in expected if e is not None)
         if mismatches:
             raise SystemExit(f"typeahead answers differ from the plain rule for {mismatches[:10]}")
         log(f"{checked} inputs answered as the plain rule does")
+        differing = [q for q, got, other in zip(all_inputs, ours, theirs, strict=True) if got != other]
+        if differing:
+            raise SystemExit(f"PostGraphile's typeahead answers differently from ours for {differing[:10]}")
+        log(f"PostGraphile answers all {len(all_inputs)} inputs with the same incidents as our server")
         with httpx.Client(timeout=30) as client:
             register_typeahead(client, api, token, all_inputs[:20])
         log("the typeahead is registered as a persisted document; its hash answers as its text does")
@@ -620,18 +636,21 @@ def main() -> None:
             gq = bodies_file(workdir, f"{name}-graphql.jsonl", [graphql_body(q) for q in qs])
             pq = bodies_file(workdir, f"{name}-persisted.jsonl", [persisted_body(q) for q in qs])
             fq = bodies_file(workdir, f"{name}-floor.jsonl", [{"q": q} for q in qs])
+            pgq = bodies_file(workdir, f"{name}-postgraphile.jsonl", [bench_postgraphile.body(q) for q in qs])
             targets = {
-                "graphql": (api, gq, "/graphql"),
-                "persisted": (api, pq, "/graphql"),
-                "floor": (floor, fq, "/floor"),
+                "graphql": (api, gq, "/graphql", token),
+                "persisted": (api, pq, "/graphql", token),
+                "floor": (floor, fq, "/floor", token),
+                "postgraphile": (postgraphile.url, pgq, "/graphql", postgraphile_token),
             }
             if name == "mix":
-                targets["anchor"] = (floor, fq, "/anchor")
+                targets["anchor"] = (floor, fq, "/anchor", token)
             log(f"typeahead {name}: {', '.join(targets)}, side by side")
             with activity.window() as during[f"typeahead {name}"]:
-                side_by_side = load_side_by_side(targets, token=token, seconds=scale.seconds, warmup=scale.warmup)
+                side_by_side = load_side_by_side(targets, seconds=scale.seconds, warmup=scale.warmup)
             for target, result in side_by_side.items():
                 results[f"{name}_{target}"] = result
+        postgraphile.stop()  # nothing after the typeahead measures it
         asyncio.run(database.anchor_index(db_url, present=False))
         log("vacuuming what the writes touch, then a checkpoint")
         asyncio.run(database.vacuum_written(db_url, log=log))
@@ -697,12 +716,15 @@ def main() -> None:
         cheap, cheap_floor = results["cheap_graphql"], results["cheap_floor"]
         mix, mix_floor, anchor = results["mix_graphql"], results["mix_floor"], results["mix_anchor"]
         cheap_persisted, mix_persisted = results["cheap_persisted"], results["mix_persisted"]
+        cheap_pgl, mix_pgl = results["cheap_postgraphile"], results["mix_postgraphile"]
         final = {
             "typeahead_cheap_rps": round(cheap["rps"]),
             "typeahead_cheap_floor_rps": round(cheap_floor["rps"]),
             "typeahead_mix_rps": round(mix["rps"]),
             "typeahead_mix_floor_rps": round(mix_floor["rps"]),
             "typeahead_mix_anchor_rps": round(anchor["rps"]),
+            "typeahead_cheap_postgraphile_rps": round(cheap_pgl["rps"]),
+            "typeahead_mix_postgraphile_rps": round(mix_pgl["rps"]),
             "typeahead_mix_p99_ms": round(mix["p99_ms"], 1),
             "typeahead_cheap_persisted_rps": round(cheap_persisted["rps"]),
             "typeahead_mix_persisted_rps": round(mix_persisted["rps"]),
@@ -747,6 +769,16 @@ def main() -> None:
             f" anchors {anchor['p99_ms']:.1f})",
             ">= 1.2x anchors, p99 <= 25 ms",
         )
+        for set_name, plain, other, ratio in (
+            ("cheap inputs", cheap, cheap_pgl, 1.2),
+            ("realistic mix", mix, mix_pgl, 1.5),
+        ):
+            row(
+                f"typeahead, {set_name}, PostGraphile ({POSTGRAPHILE_PROCESSES} Node process(es)), 8 connections",
+                f"{other['rps']:,.0f} rps (ours {plain['rps']:,.0f}: {plain['rps'] / other['rps']:.2f}x);"
+                f" p99 {other['p99_ms']:.1f} ms (ours {plain['p99_ms']:.1f})",
+                f"ours >= {ratio}x its rps, lower p99",
+            )
         for set_name, plain, by_hash in (
             ("cheap inputs", cheap, cheap_persisted),
             ("realistic mix", mix, mix_persisted),
@@ -806,6 +838,8 @@ def main() -> None:
         assert list(final) == JSON_KEYS
         print(json.dumps(final))
     finally:
+        if postgraphile is not None:
+            postgraphile.stop()
         if floor_proc is not None:
             stop(floor_proc)
         server.stop()
