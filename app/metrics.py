@@ -76,6 +76,11 @@ POOL_MAX = Gauge("incident_graph_db_pool_max", "DB_POOL_MAX summed over the proc
 POOL_WAIT = Histogram(
     "incident_graph_db_pool_wait_seconds", "Time a request waited for a pool connection.", buckets=POOL_WAIT_BUCKETS
 )
+TOKEN_LOOKUPS = Counter(
+    "incident_graph_token_lookups",
+    "API tokens checked, by where the answer came from: the process's token cache or the database.",
+    ["source"],
+)
 LEAN_PATH = Counter(
     "incident_graph_lean_path",
     "Requests offered to the lean execution path: hit (answered there), declined (before anything ran, by "

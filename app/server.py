@@ -42,9 +42,9 @@ from app.api.limits import Limits
 from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
-from app.domain import users
 from app.health import Readiness
 from app.listener import Listener
+from app.token_cache import TokenCache
 
 log = logging.getLogger("app.server")
 
@@ -318,13 +318,18 @@ def create_app(
             gc.freeze()
         # The process's one LISTEN connection (app/listener.py); consumers subscribe to it.
         app.state.listener = Listener(url) if url else None
+        # Verified tokens, trusted only while the listener hears every access change (no
+        # listener: every request looks its token up).
+        app.state.tokens = TokenCache()
         if app.state.listener is not None:
+            await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool)
             await app.state.listener.start()
         sampling = asyncio.create_task(pool_watch.run())
         try:
             yield
         finally:
             sampling.cancel()
+            await app.state.tokens.stop()
             if app.state.listener is not None:
                 await app.state.listener.stop()
             await background.finish()
@@ -366,7 +371,7 @@ def create_app(
             await send(message)
 
         try:
-            viewer = await users.viewer_for_token(conn=database, token=token.strip())
+            viewer = await request.app.state.tokens.viewer_for_token(conn=database, token=token.strip())
             if viewer is None:
                 await _unauthenticated(scope, "The API token is unknown or revoked, or its user is disabled.")(
                     scope, receive, send
@@ -467,6 +472,7 @@ def create_app(
     app.state.demo_token = demo_token
     app.state.readiness = None  # the lifespan's, with the pool it opens
     app.state.listener = None  # the lifespan's
+    app.state.tokens = TokenCache()  # the lifespan's, started with the listener
     if pool is not None:
         app.state.pool = pool
         app.state.readiness = Readiness(settings.database_url) if settings.database_url else None

@@ -21,6 +21,7 @@ from app.domain.models import Access
 from app.domain.viewers import ALL_SCOPES, SYSTEM_ACTOR, Viewer
 
 TOKEN_PREFIX = "igt_"
+MAX_TOKEN_LENGTH = 200
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MAX_SCOPE = 200
 MAX_OPERATOR = 200
@@ -101,8 +102,8 @@ INSERT INTO access_audit (operator, action, user_id, user_name, details)
 VALUES ($1, $2::access_action, $3, $4, $5::jsonb)
 """
 
-# Runs on every request: one statement, by the token hash's unique index. A disabled user's
-# tokens find no row, so disabling takes effect on every server process at the next request.
+# One statement, by the token hash's unique index, for every request the process's token cache
+# (app/token_cache.py) cannot answer. A disabled user's tokens find no row.
 VIEWER_BY_TOKEN = """
 SELECT u.id, u.name, u.can_view_incidents, u.can_ingest,
        coalesce(array_agg(g.scope) FILTER (WHERE g.scope IS NOT NULL), '{}') AS scopes,
@@ -297,13 +298,18 @@ async def scopes_without_alerts(*, conn: asyncpg.Connection, scopes: Iterable[st
     return [r["scope"] for r in await conn.fetch(SCOPES_WITHOUT_ALERTS, scopes)] if scopes else []
 
 
+def well_formed(token: str) -> bool:
+    """Whether the token could be one of ours (a prefix, a bounded length), before any lookup."""
+    return token.startswith(TOKEN_PREFIX) and len(token) <= MAX_TOKEN_LENGTH
+
+
 async def viewer_for_token(*, conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Viewer | None:
     """The viewer a bearer token stands for, or None (unknown, revoked, or its user disabled).
 
     The lookup is by SHA-256 hash through a unique index, so no comparison ever runs on the
     secret itself and its timing tells nothing about stored tokens.
     """
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+    if not well_formed(token):
         return None
     row = await conn.fetchrow(VIEWER_BY_TOKEN, hash_token(token))
     if row is None:

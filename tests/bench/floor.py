@@ -2,7 +2,8 @@
 `incidents serve`, so the benchmark can show what the GraphQL layer costs.
 
 - POST /floor  {"q": ...}: the typeahead exactly as the resolver runs it (the same domain
-  functions, so the same SQL): authentication, the first 10 incidents with each one's first 5
+  functions, so the same SQL): authentication (by the server's token path: the process's
+  token cache over its LISTEN connection, app/token_cache.py), the first 10 incidents with each one's first 5
   alerts in one statement, and the first 5 alerts of a pinned incident number.
 - POST /anchor {"q": ...}: the SQL the issue's anchors measured:
   `name ILIKE '%w1%w2%' ORDER BY last_activity_at DESC LIMIT 10`, plus the first 5 alerts.
@@ -25,8 +26,10 @@ from starlette.routing import Route
 from app import db
 from app.cli import uvicorn_options
 from app.config import Settings
-from app.domain import alerts, incidents, models, users
+from app.domain import alerts, incidents, models
 from app.domain.models import INCIDENT_COLUMNS
+from app.listener import Listener
+from app.token_cache import TokenCache
 
 ANCHOR = f"""
 SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.name ILIKE $1
@@ -62,12 +65,18 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         app.state.pool = await db.create_pool(settings.database_url, settings)
+        listener = Listener(settings.database_url)
+        app.state.tokens = TokenCache()
+        await app.state.tokens.start(listener=listener, pool=app.state.pool)
+        await listener.start()
         yield
+        await app.state.tokens.stop()
+        await listener.stop()
         await app.state.pool.close()
 
     async def viewer_of(request: Request):
         _, _, token = request.headers.get("authorization", "").partition(" ")
-        return await users.viewer_for_token(conn=request.app.state.pool, token=token.strip())
+        return await request.app.state.tokens.viewer_for_token(conn=request.app.state.pool, token=token.strip())
 
     async def floor(request: Request) -> Response:
         pool = request.app.state.pool

@@ -1,0 +1,173 @@
+"""The viewers of API tokens this process has verified, so that a request does not look its token
+up in PostgreSQL every time (issue 19).
+
+Trusted only while the process provably hears every access change:
+- Every change to users, grants or api_tokens notifies `incident_graph_access` from the database
+  (db/migrations/0018_access_changes.sql); on it the cache forgets everything.
+- The process sends itself a heartbeat through `incident_graph_token_cache` every
+  HEARTBEAT_INTERVAL. PostgreSQL delivers the notifications of a listening connection in commit
+  order, so hearing a heartbeat sent at time t proves that every access change committed before
+  t has been heard. The cache answers only while the last heartbeat heard was sent within
+  TRUST_WINDOW: a revoked token is refused by every process at most TRUST_WINDOW after the revoke
+  committed, even if a listening connection died without a word.
+- While the listener is down, and until a heartbeat sent after it reconnected comes back, every
+  request looks its token up in PostgreSQL (fail closed).
+- A lookup that overlapped an access change is not cached (a generation counter), so an answer
+  read before a revoke cannot outlive its notification.
+
+Only tokens that authenticate are cached, at most MAX_ENTRIES (least recently used first out),
+each for at most TTL seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+import asyncpg
+
+from app import metrics
+from app.domain import users
+from app.domain.viewers import Viewer
+
+log = logging.getLogger("app.token_cache")
+
+ACCESS_CHANNEL = "incident_graph_access"
+HEARTBEAT_CHANNEL = "incident_graph_token_cache"
+MAX_ENTRIES = 10_000
+TTL = 60.0
+TRUST_WINDOW = 1.0
+HEARTBEAT_INTERVAL = 0.25
+
+HEARTBEAT = "SELECT pg_notify($1, $2)"
+FROM_CACHE = metrics.TOKEN_LOOKUPS.labels("cache")
+FROM_DATABASE = metrics.TOKEN_LOOKUPS.labels("database")
+
+
+class Listening(Protocol):
+    """What the cache needs of app.listener.Listener."""
+
+    def subscribe(self, channel: str, callback: Callable[[str], None]) -> None: ...
+    def on_state(self, callback: Callable[[bool], None]) -> None: ...
+
+
+class TokenCache:
+    """Verified tokens' viewers, per process, dropped on any access change (see the module)."""
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        ttl: float = TTL,
+        trust_window: float = TRUST_WINDOW,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self.trust_window = trust_window
+        self.heartbeat_interval = heartbeat_interval
+        self.clock = clock
+        self._entries: OrderedDict[bytes, tuple[float, Viewer]] = OrderedDict()
+        self._generation = 0
+        self._listening = False
+        self._heard_at: float | None = None  # when the last heartbeat heard back was sent
+        self._sent: dict[int, float] = {}  # heartbeats not heard yet: sequence -> sent at
+        self._sequence = 0
+        self._name = f"{os.getpid()}.{secrets.token_hex(4)}"
+        self._task: asyncio.Task | None = None
+
+    @property
+    def trusted(self) -> bool:
+        """Whether every access change committed more than TRUST_WINDOW ago has been heard."""
+        return self._listening and self._heard_at is not None and self.clock() - self._heard_at <= self.trust_window
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def start(self, *, listener: Listening, pool: asyncpg.Pool) -> None:
+        """Hear access changes on the listener and send heartbeats through the pool."""
+        listener.subscribe(ACCESS_CHANNEL, self._access_changed)
+        listener.subscribe(HEARTBEAT_CHANNEL, self._heartbeat_heard)
+        listener.on_state(self._listener_state)
+        if getattr(listener, "connected", False):
+            self._listener_state(True)
+        self._task = asyncio.get_running_loop().create_task(self._send_heartbeats(pool), name="token-cache")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._forget()
+        self._listening = False
+
+    async def viewer_for_token(self, *, conn, token: str) -> Viewer | None:
+        """users.viewer_for_token, answered from the cache while it is trusted."""
+        if not users.well_formed(token):
+            return None
+        if not self.trusted:
+            FROM_DATABASE.inc()
+            return await users.viewer_for_token(conn=conn, token=token)
+        key = users.hash_token(token)
+        now = self.clock()
+        cached = self._entries.get(key)
+        if cached is not None:
+            if cached[0] > now:
+                self._entries.move_to_end(key)
+                FROM_CACHE.inc()
+                return cached[1]
+            del self._entries[key]
+        FROM_DATABASE.inc()
+        generation = self._generation
+        viewer = await users.viewer_for_token(conn=conn, token=token)
+        if viewer is not None and generation == self._generation and self.trusted:
+            self._entries[key] = (now + self.ttl, viewer)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return viewer
+
+    def _forget(self) -> None:
+        self._entries.clear()
+        self._generation += 1
+
+    def _access_changed(self, _payload: str) -> None:
+        self._forget()
+
+    def _listener_state(self, connected: bool) -> None:
+        # Either way what was cached may be stale: changes made while it was down were not heard.
+        self._forget()
+        self._listening = connected
+        self._heard_at = None
+        self._sent.clear()
+
+    def _heartbeat_heard(self, payload: str) -> None:
+        name, _, sequence = payload.rpartition(":")
+        if name != self._name or not sequence.isdigit():
+            return
+        sent = self._sent.pop(int(sequence), None)
+        if sent is None or not self._listening:
+            return
+        self._heard_at = sent if self._heard_at is None else max(self._heard_at, sent)
+        for older in [s for s in self._sent if s < int(sequence)]:
+            del self._sent[older]  # lost with a connection, or overtaken: never coming
+
+    async def _send_heartbeats(self, pool: asyncpg.Pool) -> None:
+        while True:
+            self._sequence += 1
+            self._sent[self._sequence] = self.clock()
+            try:
+                await pool.execute(HEARTBEAT, HEARTBEAT_CHANNEL, f"{self._name}:{self._sequence}")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("token cache: heartbeat failed (%s)", exc)
+            while len(self._sent) > 100:  # heartbeats never heard back (a listener down)
+                del self._sent[min(self._sent)]
+            await asyncio.sleep(self.heartbeat_interval)

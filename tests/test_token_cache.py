@@ -1,0 +1,268 @@
+"""The process's token cache (app/token_cache.py): verified tokens answered without a lookup,
+forgotten on every access change in every process, and not trusted while the process cannot
+prove it hears those changes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import time
+
+import asyncpg
+import httpx
+import pytest
+
+from app import token_cache
+from app.domain import users
+from app.listener import Listener
+from app.token_cache import TokenCache
+from tests.live import Server, incidents_command
+
+VIEWER = {"query": "{ viewer { name } }"}
+
+
+async def eventually(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+class Lookups:
+    """users.viewer_for_token, counted: the lookups that reached the database."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.count = 0
+        self.during: list = []  # run inside the next lookup, as if it happened meanwhile
+        real = users.viewer_for_token
+
+        async def counted(**kwargs):
+            self.count += 1
+            viewer = await real(**kwargs)
+            while self.during:
+                await self.during.pop(0)()
+            return viewer
+
+        monkeypatch.setattr(users, "viewer_for_token", counted)
+
+
+@pytest.fixture
+def lookups(monkeypatch) -> Lookups:
+    return Lookups(monkeypatch)
+
+
+@pytest.fixture
+async def cache(database_url: str, pool: asyncpg.Pool):
+    listener = Listener(database_url)
+    cache = TokenCache()
+    await cache.start(listener=listener, pool=pool)
+    await listener.start()
+    await eventually(lambda: cache.trusted)
+    cache.listener = listener
+    yield cache
+    await cache.stop()
+    await listener.stop()
+
+
+async def add_user(pool: asyncpg.Pool, name: str, *grants: str) -> str:
+    async with pool.acquire() as conn:
+        return await users.add_user(conn=conn, name=name, grants=[users.parse_grant(g) for g in grants])
+
+
+async def alice(pool: asyncpg.Pool, *grants: str) -> str:
+    return await add_user(pool, "alice", *(grants or ("*=read",)))
+
+
+async def test_a_verified_token_is_answered_without_a_lookup(cache, pool, lookups) -> None:
+    token = await alice(pool, "acme=read")
+    await asyncio.sleep(0.1)  # the notification of alice's creation, heard before the first lookup
+
+    first = await cache.viewer_for_token(conn=pool, token=token)
+    again = await cache.viewer_for_token(conn=pool, token=token)
+
+    assert first is not None and first.name == "alice" and first.grants == {"acme": "read"}
+    assert again == first
+    assert lookups.count == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda conn: users.revoke_tokens(conn=conn, name="alice", operator="test"),
+        lambda conn: users.set_enabled(conn=conn, name="alice", enabled=False, operator="test"),
+        lambda conn: users.set_permissions(conn=conn, name="alice", can_view_incidents=False, operator="test"),
+        lambda conn: users.remove_grants(conn=conn, name="alice", scopes=["acme"], operator="test"),
+        lambda conn: users.set_grants(conn=conn, name="alice", grants=[("acme", "write")], operator="test"),
+        lambda conn: conn.execute("UPDATE api_tokens SET revoked_at = now()"),  # by hand, in SQL
+    ],
+    ids=["token-revoke", "user-disable", "user-set-queue", "user-revoke-grant", "user-grant", "sql"],
+)
+async def test_every_access_change_is_seen_by_the_next_request_after_its_notification(
+    cache, pool, lookups, change
+) -> None:
+    token = await alice(pool, "acme=read")
+    await asyncio.sleep(0.1)
+    before = await cache.viewer_for_token(conn=pool, token=token)
+    assert await cache.viewer_for_token(conn=pool, token=token) == before
+
+    async with pool.acquire() as conn:
+        await change(conn)
+    await eventually(lambda: len(cache) == 0, timeout=1.0)  # the notification, heard
+
+    after = await cache.viewer_for_token(conn=pool, token=token)
+    assert after != before
+    assert lookups.count == 2
+
+
+async def test_a_lookup_that_overlaps_a_revoke_is_not_cached(cache, pool, lookups) -> None:
+    token = await alice(pool)
+    await asyncio.sleep(0.1)
+
+    async def revoke_and_hear_it() -> None:
+        async with pool.acquire() as conn:
+            await users.revoke_tokens(conn=conn, name="alice")
+        await eventually(lambda: lookups.count and cache._generation > generation, timeout=1.0)
+
+    generation = cache._generation
+    lookups.during.append(revoke_and_hear_it)  # the lookup read alice's token before the revoke
+    assert await cache.viewer_for_token(conn=pool, token=token) is not None
+
+    assert await cache.viewer_for_token(conn=pool, token=token) is None
+    assert lookups.count == 2
+
+
+async def test_while_the_listener_is_down_every_token_is_looked_up(cache, pool, lookups) -> None:
+    token = await alice(pool)
+    await asyncio.sleep(0.1)
+    await cache.viewer_for_token(conn=pool, token=token)
+    listener_pid = await pool.fetchval(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'incident-graph-listener'"
+        " AND datname = current_database()"
+    )
+
+    await pool.execute("SELECT pg_terminate_backend($1)", listener_pid)
+    await eventually(lambda: not cache.trusted, timeout=1.0)
+    assert await cache.viewer_for_token(conn=pool, token=token) is not None  # looked up, not kept
+    await pool.execute("UPDATE api_tokens SET revoked_at = now()")  # no listener hears it
+
+    assert await cache.viewer_for_token(conn=pool, token=token) is None
+    assert lookups.count == 3
+    await eventually(lambda: cache.trusted)  # reconnected, and its heartbeat heard again
+
+
+class SilentListener:
+    """A listener whose connection died without a word: it says it is connected, hears nothing."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.channels: dict = {}
+
+    def subscribe(self, channel, callback) -> None:
+        self.channels[channel] = callback
+
+    def on_state(self, callback) -> None:
+        pass
+
+
+async def test_a_listener_that_stops_hearing_stops_the_cache_within_the_trust_window(pool, lookups) -> None:
+    listener = SilentListener()
+    cache = TokenCache(heartbeat_interval=0.05)
+    await cache.start(listener=listener, pool=pool)
+    try:
+        token = await alice(pool)
+        assert not cache.trusted  # nothing heard yet: no cache
+        name = cache._name
+        heard = listener.channels[token_cache.HEARTBEAT_CHANNEL]
+        sequence = cache._sequence
+        heard(f"{name}:{sequence}")  # one heartbeat heard, then silence
+        assert cache.trusted
+        await cache.viewer_for_token(conn=pool, token=token)
+        await cache.viewer_for_token(conn=pool, token=token)
+        assert lookups.count == 1
+
+        await asyncio.sleep(cache.trust_window + 0.1)
+
+        assert not cache.trusted
+        await cache.viewer_for_token(conn=pool, token=token)
+        assert lookups.count == 2
+    finally:
+        await cache.stop()
+
+
+async def test_the_cache_holds_at_most_max_entries_each_for_at_most_ttl(database_url, pool, lookups) -> None:
+    now = [1000.0]
+    listener = Listener(database_url)
+    cache = TokenCache(max_entries=2, ttl=30, clock=lambda: now[0])
+    tokens = [await add_user(pool, f"u{n}", "*=read") for n in range(3)]
+    await cache.start(listener=listener, pool=pool)
+    await listener.start()
+    try:
+        await eventually(lambda: cache._heard_at is not None)
+        for token in tokens:
+            await cache.viewer_for_token(conn=pool, token=token)
+        assert len(cache) == 2 and lookups.count == 3
+        await cache.viewer_for_token(conn=pool, token=tokens[0])  # the oldest went first
+        assert lookups.count == 4
+
+        now[0] += 31
+        cache._heard_at = now[0]  # trusted (the test's clock stands still for the heartbeats)
+        await cache.viewer_for_token(conn=pool, token=tokens[0])
+        assert lookups.count == 5
+    finally:
+        await cache.stop()
+        await listener.stop()
+
+
+def _token_lookups(base: str, source: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    match = re.search(rf'^incident_graph_token_lookups_total{{source="{source}"}} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_a_revoked_token_is_refused_by_every_process_within_one_second(database_url, tmp_path) -> None:
+    servers = [Server(database_url, tmp_path / f"server-{n}.log") for n in range(2)]
+    try:
+        for server in servers:
+            server.wait_healthy()
+        add = subprocess.run(
+            [*incidents_command(), "user", "add", "alice", "--grant", "*=read", "--by", "test"],
+            env={**os.environ, "DATABASE_URL": database_url},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        headers = {"Authorization": f"Bearer {add.stdout.strip().splitlines()[-1]}"}
+        with httpx.Client(timeout=5) as client:
+            for server in servers:  # each process verifies it once, then answers from its cache
+                deadline = time.monotonic() + 10
+                while _token_lookups(server.url, "cache") < 3:
+                    assert time.monotonic() < deadline, server.log()
+                    assert client.post(f"{server.url}/graphql", json=VIEWER, headers=headers).status_code == 200
+                    time.sleep(0.02)
+
+            subprocess.run(
+                [*incidents_command(), "token", "revoke", "alice", "--by", "test"],
+                env={**os.environ, "DATABASE_URL": database_url},
+                check=True,
+                capture_output=True,
+            )
+            revoked = time.monotonic()
+
+            refused_after: dict[int, float] = {}
+            while time.monotonic() - revoked < 1.5:
+                for n, server in enumerate(servers):
+                    status = client.post(f"{server.url}/graphql", json=VIEWER, headers=headers).status_code
+                    if status == 401:
+                        refused_after.setdefault(n, time.monotonic() - revoked)
+                    else:
+                        assert n not in refused_after, "a refused token was accepted again"
+                        assert status == 200
+
+        assert sorted(refused_after) == [0, 1]
+        assert max(refused_after.values()) < 1.0, refused_after
+    finally:
+        for server in servers:
+            server.stop()
