@@ -769,12 +769,13 @@ def main() -> None:
             f" anchors {anchor['p99_ms']:.1f})",
             ">= 1.2x anchors, p99 <= 25 ms",
         )
+        node_processes = f"{POSTGRAPHILE_PROCESSES} Node process{'es' if POSTGRAPHILE_PROCESSES > 1 else ''}"
         for set_name, plain, other, ratio in (
             ("cheap inputs", cheap, cheap_pgl, 1.2),
             ("realistic mix", mix, mix_pgl, 1.5),
         ):
             row(
-                f"typeahead, {set_name}, PostGraphile ({POSTGRAPHILE_PROCESSES} Node process(es)), 8 connections",
+                f"typeahead, {set_name}, PostGraphile ({node_processes}), 8 connections",
                 f"{other['rps']:,.0f} rps (ours {plain['rps']:,.0f}: {plain['rps'] / other['rps']:.2f}x);"
                 f" p99 {other['p99_ms']:.1f} ms (ours {plain['p99_ms']:.1f})",
                 f"ours >= {ratio}x its rps, lower p99",
