@@ -12,8 +12,9 @@ Trusted only while the process provably hears every access change:
   committed, even if a listening connection died without a word.
 - While the listener is down, and until a heartbeat sent after it reconnected comes back, every
   request looks its token up in PostgreSQL (fail closed).
-- A lookup that overlapped an access change is not cached (a generation counter), so an answer
-  read before a revoke cannot outlive its notification.
+- A lookup that overlapped an access change, a change of the listener's state or the return of
+  trust is not cached (a generation counter), so an answer read before a revoke, or while
+  changes went unheard, cannot outlive them.
 
 Only tokens that authenticate are cached, at most MAX_ENTRIES (least recently used first out),
 each for at most TTL seconds.
@@ -83,6 +84,7 @@ class TokenCache:
         self._sequence = 0
         self._name = f"{os.getpid()}.{secrets.token_hex(4)}"
         self._task: asyncio.Task | None = None
+        self._heartbeat_failing = False
 
     @property
     def trusted(self) -> bool:
@@ -156,6 +158,8 @@ class TokenCache:
         sent = self._sent.pop(int(sequence), None)
         if sent is None or not self._listening:
             return
+        if not self.trusted:
+            self._generation += 1  # lookups that started untrusted may have read what went unheard
         self._heard_at = sent if self._heard_at is None else max(self._heard_at, sent)
         for older in [s for s in self._sent if s < int(sequence)]:
             del self._sent[older]  # lost with a connection, or overtaken: never coming
@@ -167,7 +171,11 @@ class TokenCache:
             try:
                 await pool.execute(HEARTBEAT, HEARTBEAT_CHANNEL, f"{self._name}:{self._sequence}")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("token cache: heartbeat failed (%s)", exc)
+                if not self._heartbeat_failing:  # once per outage, not four times a second
+                    log.warning("token cache: heartbeat failed (%s); tokens are looked up until it succeeds", exc)
+                self._heartbeat_failing = True
+            else:
+                self._heartbeat_failing = False
             while len(self._sent) > 100:  # heartbeats never heard back (a listener down)
                 del self._sent[min(self._sent)]
             await asyncio.sleep(self.heartbeat_interval)

@@ -192,6 +192,28 @@ async def test_a_listener_that_stops_hearing_stops_the_cache_within_the_trust_wi
         await cache.stop()
 
 
+async def test_a_lookup_that_started_before_the_cache_was_trusted_is_not_cached(pool, lookups) -> None:
+    listener = SilentListener()
+    cache = TokenCache(heartbeat_interval=0.05)
+    await cache.start(listener=listener, pool=pool)
+    try:
+        token = await alice(pool)
+        heard = listener.channels[token_cache.HEARTBEAT_CHANNEL]
+        sequence = cache._sequence
+
+        async def trust_returns() -> None:
+            heard(f"{cache._name}:{sequence}")
+
+        lookups.during.append(trust_returns)  # untrusted when it started: it may have read anything
+        await cache.viewer_for_token(conn=pool, token=token)
+        assert cache.trusted
+
+        await cache.viewer_for_token(conn=pool, token=token)
+        assert lookups.count == 2
+    finally:
+        await cache.stop()
+
+
 async def test_the_cache_holds_at_most_max_entries_each_for_at_most_ttl(database_url, pool, lookups) -> None:
     now = [1000.0]
     listener = Listener(database_url)
