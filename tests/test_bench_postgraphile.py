@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from app.domain import incidents, users
+from app.domain import alerts, incidents, users
 from tests.bench import postgraphile
 from tests.conftest import alert_in
 
@@ -85,3 +85,26 @@ async def test_postgraphiles_typeahead_refuses_a_viewer_without_the_queue(instal
         await pg_typeahead(pool, sensor, "lateral")
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await pg_typeahead(pool, 0, "lateral")  # no such user: an unverified or absent JWT
+
+
+@pytest.mark.parametrize("grant", ["*=read", "acme=read"])
+async def test_postgraphiles_first_alerts_are_the_queues(installed, pool, ingest, grant) -> None:
+    shared = [("device", "ws-1234")]
+    await ingest(
+        *[alert_in(f"a{n}", scope=("acme", "globex")[n % 2], minutes=n, entities=shared) for n in range(9)],
+        across_scopes=True,
+    )
+    async with pool.acquire() as conn:
+        token = await users.add_user(conn=conn, name="viewer", grants=[users.parse_grant(grant)])
+        viewer = await users.viewer_for_token(conn=conn, token=token)
+    ids = [r["id"] for r in await pool.fetch("SELECT id FROM incidents")]
+    expected = await alerts.first_alerts_of_incidents(conn=pool, viewer=viewer, incident_ids=ids, first=5)
+
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('jwt.claims.user_id', $1, true)", str(viewer.id))
+        for incident in ids:
+            got = await conn.fetch(
+                "SELECT a.id FROM incidents i, postgraphile_bench.incidents_first_alerts(i, 5) a WHERE i.id = $1",
+                incident,
+            )
+            assert [r["id"] for r in got] == [a.id for a in expected[incident].items]

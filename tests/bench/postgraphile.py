@@ -26,7 +26,7 @@ import asyncpg
 import httpx
 
 from app.config import ROOT
-from app.domain.ids import INCIDENT, typed_id
+from app.domain.ids import ALERT, INCIDENT, typed_id
 from tests.live import free_port
 
 HERE = Path(__file__).resolve().parent / "postgraphile"
@@ -154,10 +154,16 @@ def body(q: str) -> dict:
     return {"query": TYPEAHEAD, "variables": {"q": q}}
 
 
-def typeahead_ids(client: httpx.Client, base: str, token: str, q: str) -> list[str]:
-    """The incidents PostGraphile's typeahead lists for q, as our API's ids."""
+def typeahead_ids(client: httpx.Client, base: str, token: str, q: str) -> list[tuple[str, list[str]]]:
+    """The incidents PostGraphile's typeahead lists for q with their first alerts, as our API's ids."""
     response = client.post(base + "/graphql", json=body(q), headers={"Authorization": f"Bearer {token}"})
     answer = response.json()
     if answer.get("errors"):
         raise RuntimeError(f"PostGraphile typeahead {q!r}: {answer['errors']}")
-    return [typed_id(INCIDENT, int(n["rowId"])) for n in answer["data"]["typeahead"]["nodes"]]
+    return [
+        (
+            typed_id(INCIDENT, int(n["rowId"])),
+            [typed_id(ALERT, int(a["rowId"])) for a in n["firstAlerts"]["nodes"]],
+        )
+        for n in answer["data"]["typeahead"]["nodes"]
+    ]

@@ -89,11 +89,13 @@ END
 $$;
 
 -- Incident.firstAlerts(n): its newest alerts that the viewer may read (a computed column).
+-- The viewer's scopes as uncorrelated subqueries: read once per statement, not once per alert.
 CREATE OR REPLACE FUNCTION postgraphile_bench.incidents_first_alerts(i incidents, n integer) RETURNS SETOF alerts
 LANGUAGE sql STABLE AS $$
     SELECT a.* FROM alerts a
      WHERE a.incident_id = i.id
-       AND (SELECT s @> '{*}' OR a.scope = ANY(s) FROM postgraphile_bench.viewer_scopes() s)
+       AND ((SELECT postgraphile_bench.viewer_scopes()) @> '{*}'
+            OR a.scope = ANY((SELECT postgraphile_bench.viewer_scopes())::text[]))
      ORDER BY a.detected_at DESC, a.id DESC
      LIMIT n
 $$;
