@@ -133,12 +133,11 @@ async def postmaster(db_url: str) -> psutil.Process | None:
     conn = await asyncpg.connect(db_url)
     try:
         backend = await conn.fetchval("SELECT pg_backend_pid()")
-    finally:
-        await conn.close()
-    try:
-        return psutil.Process(psutil.Process(backend).ppid())
+        return psutil.Process(psutil.Process(backend).ppid())  # while the backend lives
     except psutil.Error:
         return None
+    finally:
+        await conn.close()
 
 
 def tree(pid: int) -> list[psutil.Process]:
