@@ -322,7 +322,8 @@ def create_app(
         # listener: every request looks its token up).
         app.state.tokens = TokenCache()
         if app.state.listener is not None:
-            await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool)
+            untraced = tracing.untraced if settings.traces else contextlib.nullcontext
+            await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool, untraced=untraced)
             await app.state.listener.start()
         sampling = asyncio.create_task(pool_watch.run())
         try:

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -47,6 +48,12 @@ def tracer_provider() -> TracerProvider:
         AsyncPGInstrumentor(capture_parameters=False).instrument(tracer_provider=provider)
         _provider = provider
     return _provider
+
+
+def untraced():
+    """A block whose SQL statements make no span: the token cache's heartbeats (four a second in
+    every process) would bury the requests' statements."""
+    return suppress_instrumentation()
 
 
 def flush(timeout_ms: int = 5000) -> None:
