@@ -322,9 +322,11 @@ def create_app(
         # listener: every request looks its token up).
         app.state.tokens = TokenCache()
         if app.state.listener is not None:
-            untraced = tracing.untraced if settings.traces else contextlib.nullcontext
-            await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool, untraced=untraced)
-            await app.state.listener.start()
+            # Their background tasks keep this context: the listener's probes and the cache's
+            # heartbeats (four a second) make no trace spans to bury the requests' statements.
+            with tracing.untraced() if settings.traces else contextlib.nullcontext():
+                await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool)
+                await app.state.listener.start()
         sampling = asyncio.create_task(pool_watch.run())
         try:
             yield

@@ -30,7 +30,6 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Protocol
 
 import asyncpg
@@ -95,21 +94,14 @@ class TokenCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def start(
-        self,
-        *,
-        listener: Listening,
-        pool: asyncpg.Pool,
-        untraced: Callable[[], AbstractContextManager] = contextlib.nullcontext,
-    ) -> None:
-        """Hear access changes on the listener and send heartbeats through the pool (their
-        statements inside `untraced()`: app.tracing.untraced when tracing is on)."""
+    async def start(self, *, listener: Listening, pool: asyncpg.Pool) -> None:
+        """Hear access changes on the listener and send heartbeats through the pool."""
         listener.subscribe(ACCESS_CHANNEL, self._access_changed)
         listener.subscribe(HEARTBEAT_CHANNEL, self._heartbeat_heard)
         listener.on_state(self._listener_state)
         if getattr(listener, "connected", False):
             self._listener_state(True)
-        self._task = asyncio.get_running_loop().create_task(self._send_heartbeats(pool, untraced), name="token-cache")
+        self._task = asyncio.get_running_loop().create_task(self._send_heartbeats(pool), name="token-cache")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -172,13 +164,12 @@ class TokenCache:
         for older in [s for s in self._sent if s < int(sequence)]:
             del self._sent[older]  # lost with a connection, or overtaken: never coming
 
-    async def _send_heartbeats(self, pool: asyncpg.Pool, untraced: Callable[[], AbstractContextManager]) -> None:
+    async def _send_heartbeats(self, pool: asyncpg.Pool) -> None:
         while True:
             self._sequence += 1
             self._sent[self._sequence] = self.clock()
             try:
-                with untraced():
-                    await pool.execute(HEARTBEAT, HEARTBEAT_CHANNEL, f"{self._name}:{self._sequence}")
+                await pool.execute(HEARTBEAT, HEARTBEAT_CHANNEL, f"{self._name}:{self._sequence}")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 if not self._heartbeat_failing:  # once per outage, not four times a second
                     log.warning("token cache: heartbeat failed (%s); tokens are looked up until it succeeds", exc)

@@ -51,8 +51,8 @@ def tracer_provider() -> TracerProvider:
 
 
 def untraced():
-    """A block whose SQL statements make no span: the token cache's heartbeats (four a second in
-    every process) would bury the requests' statements."""
+    """A block whose SQL statements make no span, nor those of the tasks it starts (they copy
+    its context): background work that would bury the requests' statements."""
     return suppress_instrumentation()
 
 

@@ -213,18 +213,19 @@ async def test_a_request_span_holds_its_operation_and_its_sql_statements(traced_
         assert span["resource"]["process.pid"] != traced_server.proc.pid
 
     # and each one's SQL statements are its child spans, with their text and no parameter values
+    # (WhoAmI reads nothing but the viewer: once the process's token cache holds the token, no
+    # statement at all; the token is looked up only on a miss, so it is no request's fixed first.)
     statements = {n: _children(collector, span) for n, span in by_name.items()}
+    assert statements["T"] and statements["L"]
     for children in statements.values():
-        assert children
         for child in children:
             assert child["kind"] == CLIENT
             assert child["attributes"]["db.system"] == "postgresql"
             assert child["attributes"]["db.statement"].split()[0] == child["name"]
             assert "db.statement.parameters" not in child["attributes"]
-    assert len(statements["T"]) >= 2  # the token's lookup, then the typeahead
     assert any("FROM incidents" in c["attributes"]["db.statement"] for c in statements["T"])
     names = [c["name"] for c in statements["L"]]
-    assert names[0] == "SELECT" and "BEGIN;" in names and "COMMIT;" in names  # the token, then its transaction
+    assert "BEGIN;" in names and "COMMIT;" in names  # its transaction
     assert any("UPDATE alerts SET incident_id" in c["attributes"]["db.statement"] for c in statements["L"])
 
     # and nothing sent holds a secret or what an analyst typed: not the token, the search, the
