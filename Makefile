@@ -75,8 +75,8 @@ fuzz: install .venv-fuzz/.installed
 	$(BIN)/python -m tests.live -- tests/fuzz/fuzz.sh
 
 ## Real clients (issue 12): Relay's compiler and GraphQL Code Generator (+ tsc) against
-## schema.graphql, then Apollo Client, urql, Relay's compiled documents and Python's gql against a
-## live server (docs/clients.md).
+## schema.graphql, then Apollo Client, urql, Relay's compiled documents, Python's gql, and the
+## subscriptions with graphql-ws and graphql-sse (issue 13) against a live server (docs/clients.md).
 .PHONY: clients
 tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
 	cd tests/clients && npm ci --no-audit --no-fund --silent

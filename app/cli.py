@@ -430,6 +430,7 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=10,
+        ws_max_size=settings.max_body_bytes,  # a WebSocket message is a request body too
         # No limit_concurrency: its plain-text 503 would bypass the app. The app sheds load itself
         # over MAX_CONCURRENT_REQUESTS requests in flight (app.server.ConcurrencyLimit).
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +123,16 @@ class Settings:
     link_max_alerts: int = 1000  # alert ids in one linkAlerts
     ingest_max_alerts: int = 500  # alerts in one ingestAlerts
     merge_max_alerts: int = 100_000  # alerts one mergeIncidents moves, over all its sources
+    # Live updates (app/live.py): subscriptions one process holds, changes one may fall behind
+    # before it is ended (SUBSCRIBER_TOO_SLOW), how far back a cursor may resume, heartbeats.
+    live_max_subscriptions: int = 5000
+    live_buffer: int = 1000
+    live_resume_hours: float = 24.0
+    live_heartbeat_seconds: float = 15.0
+
+    @property
+    def live_resume_window(self) -> timedelta:
+        return timedelta(hours=self.live_resume_hours)
 
     def __post_init__(self) -> None:
         if self.pool_min > self.pool_max:
@@ -162,6 +173,10 @@ class Settings:
             link_max_alerts=_limit("LINK_MAX_ALERTS", cls.link_max_alerts),
             ingest_max_alerts=_limit("INGEST_MAX_ALERTS", cls.ingest_max_alerts),
             merge_max_alerts=_limit("MERGE_MAX_ALERTS", cls.merge_max_alerts),
+            live_max_subscriptions=_limit("LIVE_MAX_SUBSCRIPTIONS", cls.live_max_subscriptions),
+            live_buffer=_limit("LIVE_BUFFER", cls.live_buffer),
+            live_resume_hours=_float("LIVE_RESUME_HOURS", cls.live_resume_hours),
+            live_heartbeat_seconds=_float("LIVE_HEARTBEAT_SECONDS", cls.live_heartbeat_seconds),
         )
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import asyncpg
 
+from app import metrics
+
 log = logging.getLogger("app.listener")
 
 # Reconnection backoff: doubling from the first to the last delay, with jitter.
@@ -76,6 +78,7 @@ class Listener:
                 await task
         await self._close()
         self._connected = False
+        metrics.LISTENER_CONNECTED.set(0)
 
     async def _run(self) -> None:
         delay = FIRST_DELAY
@@ -149,9 +152,11 @@ class Listener:
         if connected == self._connected:
             return
         self._connected = connected
+        metrics.LISTENER_CONNECTED.set(1 if connected else 0)
         if connected:
             log.info("listener: connected, listening on %s", ", ".join(sorted(self._channels)) or "no channel yet")
         else:
+            metrics.LISTENER_LOST.inc()
             log.warning("listener: connection to PostgreSQL lost; notifications missed until it is back")
         for callback in self._state_callbacks:
             try:

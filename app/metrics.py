@@ -88,6 +88,24 @@ LEAN_PATH = Counter(
     ["outcome", "reason"],
 )
 LEAN_HIT = LEAN_PATH.labels("hit", "")
+# Live updates (app/listener.py, app/live.py).
+LISTENER_CONNECTED = Gauge(
+    "incident_graph_listener_connected",
+    "Processes whose LISTEN connection to PostgreSQL is up (one per process).",
+    multiprocess_mode="livesum",
+)
+LISTENER_LOST = Counter(
+    "incident_graph_listener_lost", "Times a process's LISTEN connection was lost (notifications missed meanwhile)."
+)
+LIVE_SUBSCRIPTIONS = Gauge(
+    "incident_graph_live_subscriptions", "Open incidentChanges subscriptions.", multiprocess_mode="livesum"
+)
+LIVE_CHANGES_SENT = Counter("incident_graph_live_changes_sent", "IncidentChange events sent to subscribers.")
+LIVE_ENDED = Counter(
+    "incident_graph_live_ended",
+    "Subscriptions the server ended, by extensions.code (SUBSCRIBER_TOO_SLOW...).",
+    ["code"],
+)
 
 
 def lean_declined(reason: str) -> None:

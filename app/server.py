@@ -29,9 +29,16 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import SSETransport
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.types.unset import UNSET
 
 from app import config, db, metrics, observe, web
 from app.api import background
@@ -39,20 +46,77 @@ from app.api.context import Context
 from app.api.errors import MESSAGES, translate
 from app.api.lean import LeanPath
 from app.api.limits import Limits
+from app.api.loaders import Loaders
 from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
+from app.domain import users
+from app.domain.viewers import Viewer
 from app.health import Readiness
 from app.listener import Listener
+from app.live import Feed
 from app.token_cache import TokenCache
 
 log = logging.getLogger("app.server")
 
 
+class _Heartbeats(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws with the server's pings every LIVE_HEARTBEAT_SECONDS: a connection
+    that a proxy or a dead peer dropped without a FIN is found, and idle ones stay open through
+    proxies that close quiet connections (clients answer with a pong, as the protocol asks)."""
+
+    interval: float = 15.0
+
+    async def handle(self) -> None:
+        async def ping() -> None:
+            while True:
+                await asyncio.sleep(self.interval)
+                if self.connection_acknowledged:
+                    await self.send_message({"type": "ping"})
+
+        beats = asyncio.get_running_loop().create_task(ping())
+        try:
+            await super().handle()
+        finally:
+            beats.cancel()
+
+
+class _TextFrames(ASGIWebSocketAdapter):
+    """graphql-transport-ws's messages as text frames, as the protocol says (the app's JSON
+    encoder gives bytes, which strawberry would send as binary frames)."""
+
+    async def send_json(self, message) -> None:
+        try:
+            await self.ws.send_text(self.view.encode_json_string(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
+# Nobody, until connection_init names a token: a WebSocket's context is made before that.
+_NOBODY = Viewer(id=0, name="", can_view_incidents=False, can_ingest=False)
+
+
 class GraphQLApp(GraphQL):
+    websocket_adapter_class = _TextFrames
+
     def __init__(self, settings: Settings) -> None:
         limits = Limits.from_settings(settings)
-        super().__init__(build_schema(limits), graphql_ide="graphiql", allow_queries_via_get=True)
+        super().__init__(
+            build_schema(limits),
+            graphql_ide="graphiql",
+            allow_queries_via_get=True,
+            # Live updates: graphql-transport-ws (graphql-ws's protocol), and graphql-sse's distinct
+            # connections mode for clients that cannot open a WebSocket (an Accept: text/event-stream
+            # request to /graphql).
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            allowed_origins=settings.cors_origins,
+        )
+        heartbeat = settings.live_heartbeat_seconds
+        self.graphql_transport_ws_handler_class = type("Heartbeats", (_Heartbeats,), {"interval": heartbeat})
+        self.stream_transport_classes_by_protocol = {
+            GRAPHQL_SSE_PROTOCOL: type("SSEHeartbeats", (SSETransport,), {"heartbeat_interval": heartbeat}),
+        }
         self.settings = settings
         self.lean = LeanPath(self.schema._schema, limits)
         self.persisted = PersistedDocuments(trusted_only=settings.trusted_documents_only)
@@ -79,8 +143,42 @@ class GraphQLApp(GraphQL):
         return await super().process_result(request, result)
 
     async def get_context(self, request, response) -> Context | None:
+        if isinstance(request, WebSocket):
+            return self._websocket_context(request)
         # None only for the GraphiQL page, which strawberry asks a context for but never executes.
         return getattr(request.state, "context", None)
+
+    def _websocket_context(self, websocket: WebSocket) -> Context:
+        """A WebSocket's context, for nobody until on_ws_connect reads the token."""
+        settings = self.settings
+        state = websocket.app.state
+        return Context(
+            pool=db.Database(state.pool, settings.pool_timeout, settings.connections_per_request),
+            viewer=_NOBODY,
+            request_id=uuid.uuid4().hex[:16],
+            correlation_window=timedelta(hours=settings.correlation_window_hours),
+            correlation_across_scopes=settings.correlation_across_scopes,
+            live=getattr(state, "live", None),
+            streams=True,
+        )
+
+    async def on_ws_connect(self, context: Context):
+        """graphql-transport-ws's connection_init: its payload's `authorization` ("Bearer <token>")
+        or `token` names the viewer; without a valid one the socket is closed with 4403."""
+        params = context.connection_params or {}
+        raw = params.get("authorization") or params.get("Authorization") or params.get("token") or ""
+        token = raw.partition(" ")[2].strip() if isinstance(raw, str) and " " in raw else str(raw).strip()
+        viewer = await users.viewer_for_token(conn=context.pool, token=token) if token else None
+        if viewer is None:
+            raise ConnectionRejectionError({"message": "The API token is missing, unknown or revoked."})
+        if self.settings.trusted_documents_only:
+            # graphql-transport-ws carries query texts: this server runs registered documents only.
+            raise ConnectionRejectionError({"message": "This server runs registered documents only."})
+        context.viewer = viewer
+        context.token = token
+        context.loaders = Loaders(context.pool, viewer)
+        context.observation.viewer = viewer.name
+        return UNSET  # a connection_ack without a payload
 
     def encode_json(self, data: object) -> bytes:
         try:
@@ -263,6 +361,10 @@ class ConcurrencyLimit:
         if scope["type"] != "http" or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
+        if "text/event-stream" in Headers(scope=scope).get("accept", ""):
+            # A subscription's event stream stays open: LIVE_MAX_SUBSCRIPTIONS caps those instead.
+            await self.app(scope, receive, send)
+            return
         if self.in_flight >= self.max_requests:
             extensions = {"code": "SERVER_BUSY", "retryable": True}
             busy = error_response(scope, 503, MESSAGES["SERVER_BUSY"], extensions, {"Retry-After": "1"})
@@ -327,12 +429,21 @@ def create_app(
             with tracing.untraced() if settings.traces else contextlib.nullcontext():
                 await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool)
                 await app.state.listener.start()
+            app.state.live = Feed(
+                app.state.pool,
+                app.state.listener,
+                max_subscriptions=settings.live_max_subscriptions,
+                buffer=settings.live_buffer,
+            )
+            await app.state.live.start()
         sampling = asyncio.create_task(pool_watch.run())
         try:
             yield
         finally:
             sampling.cancel()
             await app.state.tokens.stop()
+            if app.state.live is not None:
+                await app.state.live.stop()
             if app.state.listener is not None:
                 await app.state.listener.stop()
             await background.finish()
@@ -345,8 +456,11 @@ def create_app(
             metrics.process_stopping()
 
     async def graphql(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # a WebSocket: graphql-transport-ws authenticates in connection_init
+            await graphql_app(scope, receive, send)
+            return
         request = Request(scope, receive)
-        if scope["type"] != "http" or _wants_ide(request):
+        if _wants_ide(request):
             await graphql_app(scope, receive, send)
             return
         if request.method not in ALLOWED_METHODS:
@@ -388,6 +502,9 @@ def create_app(
                 correlation_window=window,
                 correlation_across_scopes=settings.correlation_across_scopes,
                 observation=observation,
+                token=token.strip(),
+                live=request.app.state.live,
+                streams="text/event-stream" in request.headers.get("accept", ""),
             )
             scope.setdefault("state", {})["context"] = context
             body = await request.body() if request.method == "POST" else b""
@@ -449,6 +566,7 @@ def create_app(
             *([Route("/metrics", metrics_endpoint)] if settings.metrics != "off" else []),
             # Every method reaches it: one not allowed gets a GraphQL error too, not Starlette's text.
             Route("/graphql", _AsgiEndpoint(graphql)),
+            WebSocketRoute("/graphql", _AsgiEndpoint(graphql)),
             *web.routes(),
         ],
         lifespan=lifespan,
@@ -476,6 +594,7 @@ def create_app(
     app.state.readiness = None  # the lifespan's, with the pool it opens
     app.state.listener = None  # the lifespan's
     app.state.tokens = TokenCache()  # the lifespan's, started with the listener
+    app.state.live = None  # the lifespan's: live updates (app/live.py)
     if pool is not None:
         app.state.pool = pool
         app.state.readiness = Readiness(settings.database_url) if settings.database_url else None

@@ -25,14 +25,24 @@ def test_every_field_of_the_schema_has_a_decision_for_the_lean_path():
 
 
 def test_every_field_with_a_resolver_has_its_one_batch():
+    # A subscription's field is a stream (app/api/subscriptions.py), not a batch: it is decided
+    # NORMAL_ONLY, below.
     resolved = {
         (typ.name, name)
         for typ in SCHEMA.type_map.values()
-        if isinstance(typ, GraphQLObjectType) and not typ.name.startswith("__")
+        if isinstance(typ, GraphQLObjectType) and not typ.name.startswith("__") and typ is not SCHEMA.subscription_type
         for name, field in typ.fields.items()
         if decisions.has_resolver(field)
     }
     assert resolved == set(fields.BATCHES)
+
+
+def test_subscriptions_run_on_the_normal_path_only():
+    # Given every field of the subscription root is decided NORMAL_ONLY
+    assert {("Subscription", name) for name in SCHEMA.subscription_type.fields} <= decisions.NORMAL_ONLY
+    # then the lean path steps aside for a subscription document
+    lean = LeanPath(SCHEMA, Limits())
+    assert lean.plan("subscription { incidentChanges { cursor } }", None) is None
 
 
 def test_decisions_name_only_what_the_schema_has():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 from graphql import OperationDefinitionNode
@@ -11,6 +12,9 @@ from graphql import OperationDefinitionNode
 from app.api.loaders import Loaders
 from app.domain.viewers import Viewer
 from app.observe import Observation
+
+if TYPE_CHECKING:
+    from app.live import Feed
 
 
 @dataclass
@@ -29,6 +33,14 @@ class Context:
     operation: OperationDefinitionNode | None = None
     # What the request did, for its metrics and log line (app/observe.py).
     observation: Observation = field(default_factory=Observation)
+    # Subscriptions: the bearer token, to check the viewer again while one is open, and the
+    # process's feed of changes (app/live.py).
+    token: str | None = None
+    live: Feed | None = None
+    # Whether the request can carry a subscription's events: a WebSocket, or an event stream.
+    streams: bool = False
+    # graphql-transport-ws: the connection_init payload (strawberry sets it).
+    connection_params: dict | None = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.pool, self.viewer)

@@ -444,6 +444,7 @@ def incident_filter(flt_in: dict | None) -> incidents.IncidentFilter:
         assignees=flt_in.get("assignedTo"),
         unassigned=flt_in.get("unassigned"),
         classifications=_values(flt_in.get("classification")),
+        updated_since=flt_in.get("updatedSince"),
     )
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from graphql import GraphQLError, OperationDefinitionNode, get_operation_ast
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import Info
 
@@ -25,6 +25,7 @@ from app.api.mutations.merge_incidents import MergeIncidentsPayload, merge_incid
 from app.api.mutations.revert_move import RevertMovePayload, revert_move
 from app.api.mutations.update_incident import UpdateIncidentPayload, update_incident
 from app.api.scalars import DATE_TIME
+from app.api.subscriptions import Subscription
 from app.api.types import (
     AFTER_ARGUMENT,
     BEFORE_ARGUMENT,
@@ -74,6 +75,12 @@ class IncidentFilter:
         default=None,
         description="Only incidents with one of these classifications (UNKNOWN: not classified yet; an empty list "
         "matches none); null: any.",
+    )
+    updated_since: datetime | None = strawberry.field(
+        default=None,
+        description="Only incidents whose updatedAt is at or after this moment; null: any. For clients that poll: "
+        "pass the updatedAt of the latest incident seen minus a few seconds (a change is stamped when its "
+        "transaction starts and seen when it commits), or subscribe to incidentChanges instead.",
     )
 
 
@@ -307,6 +314,30 @@ class OperationNameRequired(SchemaExtension):
         yield
 
 
+class SubscriptionsStream(SchemaExtension):
+    """A subscription needs a stream: over a plain HTTP request (no Accept: text/event-stream)
+    it is a request error, not an answer of null."""
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        context = ctx.context
+        operation = getattr(context, "operation", None)
+        if (
+            isinstance(context, Context)
+            and not context.streams
+            and operation is not None
+            and operation.operation == OperationType.SUBSCRIPTION
+        ):
+            error = GraphQLError(
+                "A subscription needs a stream: subscribe over graphql-transport-ws (a WebSocket to /graphql), or "
+                "POST it with Accept: text/event-stream (graphql-sse).",
+                nodes=[operation],
+                extensions={"code": "BAD_REQUEST"},
+            )
+            ctx.pre_execution_errors = [*(ctx.pre_execution_errors or []), error]
+        yield
+
+
 class ObservedOperation(SchemaExtension):
     """Names the operation that runs in the request's observation (app/observe.py): only one
     that parsed and validated gets here."""
@@ -333,6 +364,7 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
         query=Query,
         types=[ActivityLogEntry, Move],  # reached through other types, listed so that every Node is named here
         mutation=Mutation,
+        subscription=Subscription,
         scalar_overrides={datetime: DATE_TIME},
         extensions=[
             ErrorPolicy,
@@ -340,6 +372,7 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
             ParserCache,
             ValidationCache,
             OperationNameRequired,
+            SubscriptionsStream,
             *after,
             ObservedOperation,
         ],

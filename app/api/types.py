@@ -372,6 +372,12 @@ class Incident(Node):
     def viewer_can_update(self, info: Info[Context, None]) -> bool:
         return fields.resolve_now(self, info)
 
+    updated_at: datetime = strawberry.field(
+        description="When the incident or one of its alerts last changed (a move, a merge, a revert, ingestion, or "
+        "any other change): the time its transaction started. Changes to alerts the viewer may not read count "
+        "too, as their entries in the activity log do."
+    )
+
     @strawberry.field(
         description='Named after its first alerts; "Incident <number>" to a viewer who may not read the alerts '
         "it was named after."

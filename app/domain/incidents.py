@@ -61,6 +61,7 @@ class IncidentFilter:
     assignees: list[str] | None = None  # users' names; "me" is the viewer
     unassigned: bool | None = None
     classifications: list[str] | None = None
+    updated_since: datetime | None = None  # only incidents changed at or after this moment
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     if flt.assignees is not None:
         # (only_storable: NUL, which no name holds, would not reach the query)
         names = [viewer.name if a.strip().lower() == "me" else only_storable(a.strip()) for a in flt.assignees]
+    if flt.updated_since is not None:
+        params.where(f"i.updated_at >= {params.add(flt.updated_since)}::timestamptz")
         params.where_any("i.assigned_to", names, "text")
         params.where("i.assigned_to IS NOT NULL")  # what the partial index incidents_assigned holds
     if flt.unassigned is not None:

@@ -171,7 +171,7 @@ INCIDENT_COLUMNS = (
     "i.id, i.name, i.status::text AS status, i.severity::text AS severity, i.created_at,"
     " i.last_activity_at, i.alert_count, i.alert_scopes, i.redirect_incident_id,"
     " coalesce(i.name_scopes, i.alert_scopes) AS name_scopes, i.assigned_to,"
-    " i.classification::text AS classification, i.determination::text AS determination"
+    " i.classification::text AS classification, i.determination::text AS determination, i.updated_at"
 )
 ALERT_COLUMNS = (
     "a.id, a.external_id, a.title, a.severity::text AS severity, a.status::text AS status,"
@@ -206,6 +206,7 @@ class Incident:
     assigned_to: str | None = None  # a user's name
     classification: str = Classification.UNKNOWN
     determination: str = Determination.UNKNOWN
+    updated_at: datetime | None = None  # the last change to it or its alerts (db/migrations/0015)
 
     @property
     def number(self) -> int:

@@ -2,6 +2,7 @@
 
     python -m tests.bench.run [full|small]
     python -m tests.bench.run merges DATABASE_URL   # the merges' measurements alone, on any database
+    python -m tests.bench.run live DATABASE_URL     # live updates' measurements alone (tests/bench/live.py)
 
 Seeds its own database when needed (tests/bench/database.py), starts the real server
 (`incidents serve`) and the floor (tests/bench/floor.py) under the same uvicorn settings, and
@@ -41,6 +42,7 @@ from app.config import ROOT
 from app.domain.ids import ALERT, INCIDENT, typed_id
 from tests.bench import database, merges, pgactivity
 from tests.bench import inputs as bench_inputs
+from tests.bench import live as bench_live
 from tests.bench import postgraphile as bench_postgraphile
 from tests.documents import DETAIL
 from tests.live import Server, free_port
@@ -572,6 +574,9 @@ def alert_batches(entities: list[tuple[str, str]], run_id: str, size: int = 500)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["live"]:
+        main_live(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
+        return
     if sys.argv[1:2] == ["merges"]:
         main_merges(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
         return
@@ -877,6 +882,96 @@ def main_merges(db_url: str) -> None:
     for what, value, target in merge_rows(merged):
         print(f"| {what.ljust(width)} | {value} | {target} |")
     print(json.dumps(merge_figures(merged)))
+
+
+def main_live(db_url: str) -> None:
+    """Live updates' measurements (tests/bench/live.py) on a seeded database of any size: the movers'
+    rate without and with LIVE_SUBSCRIPTIONS open subscriptions on two server processes, the time
+    from a move through one process to its change on a subscriber of the other, and memory."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
+    seconds = int(os.environ.get("LIVE_SECONDS", "20"))
+    token = asyncio.run(make_token(db_url))
+    data = asyncio.run(bench_inputs.build(db_url, link_runs={}))
+    alert, home, other = asyncio.run(bench_live.probe_pair(db_url, data.move_alerts, data.move_targets))
+    incidents = asyncio.run(_incident_sample(db_url, 5000))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-live-", dir=ROOT / ".data"))
+    env = {"WEB_CONCURRENCY": "1", "LIVE_MAX_SUBSCRIPTIONS": str(bench_live.SUBSCRIPTIONS + 100)}
+    a = Server(db_url, workdir / "server-a.log", env=env)
+    b = Server(db_url, workdir / "server-b.log", env=env)
+    subs = bench_live.Subscribers()
+    figures: dict = {}
+    try:
+        a.wait_healthy()
+        b.wait_healthy()
+        pids = [a.proc.pid, b.proc.pid]
+        log(f"live: the 16 movers through A for {seconds:g} s, no subscription open")
+        alone = movers(a.url, token, data, seconds)
+        rss_before = bench_live.rss_mb(pids)
+        log(f"live: opening {bench_live.SUBSCRIPTIONS} subscriptions ({bench_live.QUEUE_SUBSCRIPTIONS} queue-wide)")
+        ws = [s.url.replace("http://", "ws://") + "/graphql" for s in (a, b)]
+        thread = threading.Thread(
+            target=bench_live.run_subscribers, args=(*ws, token, incidents, [home, other], subs), daemon=True
+        )
+        thread.start()
+        if not subs.opened.wait(300):
+            sys.exit("live: the subscriptions did not open within 5 minutes")
+        rss_open = bench_live.rss_mb(pids)
+        log("live: the movers again, with the probe moving through A and its subscriber on B")
+        probe: dict = {}
+        prober = threading.Thread(
+            target=lambda: probe.update(
+                zip(
+                    ("to_event", "answered"),
+                    bench_live.probe_moves(a.url, token, alert, (home, other), subs, seconds),
+                    strict=True,
+                )
+            )
+        )
+        prober.start()
+        beside = movers(a.url, token, data, seconds)
+        prober.join()
+        rss_peak = bench_live.rss_mb(pids)
+        subs.stop.set()
+        thread.join(10)
+        to_event, answered = probe["to_event"], probe["answered"]
+        figures = {
+            "live_subscriptions": bench_live.SUBSCRIPTIONS,
+            "live_queue_subscriptions": bench_live.QUEUE_SUBSCRIPTIONS,
+            "live_move_to_event_p50_ms": round(percentile(to_event, 50), 1) if to_event else None,
+            "live_move_to_event_p95_ms": round(percentile(to_event, 95), 1) if to_event else None,
+            "live_probe_move_p95_ms": round(percentile(answered, 95), 1) if answered else None,
+            "live_probe_moves": len(answered),
+            "live_probe_events_missing": len(answered) - len(to_event),
+            "moves_without_subscribers_per_s": round(alone["rps"], 1),
+            "moves_with_subscribers_per_s": round(beside["rps"], 1),
+            "move_errors_with_subscribers": move_errors(beside),
+            "live_events_received": subs.events,
+            "live_ended": subs.ended,
+            "live_rss_before_mb": round(rss_before, 1),
+            "live_rss_open_mb": round(rss_open, 1),
+            "live_rss_peak_mb": round(rss_peak, 1),
+            "live_kb_per_subscription": round((rss_open - rss_before) * 1024 / bench_live.SUBSCRIPTIONS, 1),
+        }
+    finally:
+        subs.stop.set()
+        a.stop()
+        b.stop()
+    for key, value in figures.items():
+        print(f"| {key} | {value} |")
+    print(json.dumps(figures))
+
+
+async def _incident_sample(db_url: str, n: int) -> list[int]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        top = await conn.fetchval("SELECT max(id) FROM incidents")
+        return [
+            r["id"]
+            for r in await conn.fetch("SELECT id FROM incidents WHERE id > $1 LIMIT $2", max(0, top - 10 * n), n)
+        ]
+    finally:
+        await conn.close()
 
 
 async def _counts(db_url: str) -> dict:

@@ -14,6 +14,7 @@ run "Apollo Client" node tests/clients/apollo.mjs
 run "urql" node tests/clients/urql.mjs
 run "Relay's documents on the server" node tests/clients/relay-live.mjs
 run "gql (Python)" .venv-clients/bin/python tests/clients/gql_flow.py
+run "live updates: graphql-ws and graphql-sse" node tests/clients/live-updates.mjs
 
 if ((${#failed[@]})); then
   echo "clients failed: ${failed[*]}"

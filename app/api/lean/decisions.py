@@ -85,7 +85,9 @@ COVERED: dict[tuple[str, str], frozenset[str]] = {
 INPUTS: dict[str, frozenset[str]] = {
     # Issue 15: the triage filters and sorts are the same batch on both paths (the typeahead keeps its
     # own steps: another sort reads one index in its order, PLAIN).
-    "IncidentFilter": frozenset({"search", "status", "severity", "assignedTo", "unassigned", "classification"}),
+    "IncidentFilter": frozenset(
+        {"search", "status", "severity", "assignedTo", "unassigned", "classification", "updatedSince"}
+    ),
     "AlertFilter": frozenset({"search", "incidentId", "status", "severity"}),
     "LinkTarget": frozenset({"existingIncidentId", "createNew"}),
     "AlertInput": frozenset({"externalId", "title", "severity", "category", "scope", "detectedAt", "entities"}),
@@ -103,6 +105,8 @@ NORMAL_ONLY: frozenset[tuple[str, str]] = frozenset(
         # Issue 15: triage changes are one incident at a time, a few per analyst a minute.
         ("Mutation", "updateIncident"),
         ("Mutation", "addComment"),
+        # A stream, not a batch: the lean path plans queries and mutations only (app/api/subscriptions.py).
+        ("Subscription", "incidentChanges"),
     }
 )
 

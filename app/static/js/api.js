@@ -225,3 +225,71 @@ export const NAMED_NODES = `query NamedNodes($ids: [ID!]!) {
     ... on Move { number kind }
   }
 }`;
+
+// Live updates: incidentChanges over graphql-sse's distinct connections mode (a POST answered with
+// an event stream; EventSource cannot send the token).
+export const INCIDENT_CHANGES = `subscription IncidentChanges($ids: [ID!]) {
+  incidentChanges(incidentIds: $ids) {
+    cursor
+    incident { ${INCIDENT} }
+    entries {
+      id kind createdAt actor message comment
+      alert { id number title }
+      otherIncident { id number name }
+      move { id number kind }
+    }
+  }
+}`;
+
+/**
+ * Calls onChange(change) for every IncidentChange until close() is called; reconnects after a
+ * dropped stream (resuming from the last cursor, so nothing is missed) unless the server refused.
+ */
+export function subscribe(variables, onChange) {
+  const controller = new AbortController();
+  let after = null;
+  let closed = false;
+  const run = async () => {
+    while (!closed) {
+      try {
+        const response = await fetch("/graphql", {
+          method: "POST",
+          signal: controller.signal,
+          headers: { "Content-Type": "application/json", Accept: "text/event-stream", Authorization: `Bearer ${token.get()}` },
+          body: JSON.stringify({ query: INCIDENT_CHANGES, variables: { ...variables, ...(after && { after }) } }),
+        });
+        if (!response.ok) return;
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
+            const data = block.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).join("");
+            if (!block.includes("event: next") || !data) continue;
+            const result = JSON.parse(data);
+            const code = result.errors?.[0]?.extensions?.code;
+            if (code && !result.errors[0].extensions.retryable) return;  // refused: not retried
+            const change = result.data?.incidentChanges;
+            if (change) {
+              after = change.cursor;
+              onChange(change);
+            }
+          }
+        }
+      } catch {
+        if (closed) return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  };
+  run();
+  return () => {
+    closed = true;
+    controller.abort();
+  };
+}

@@ -1,6 +1,6 @@
 // The console: sign-in, the header, and a hash router over the views.
 import { alertDetails, alertsQueue } from "./alerts.js";
-import { ApiError, demoToken, graphql, token, VIEWER } from "./api.js";
+import { ApiError, demoToken, graphql, subscribe, token, VIEWER } from "./api.js";
 import { h, moveName, plural } from "./dom.js";
 import { incidentPage, incidentsQueue } from "./incidents.js";
 import { movePage } from "./moves.js";
@@ -24,8 +24,12 @@ let viewer = null;
 // { hash, message, move, entryIds } (entryIds: the log entries it wrote there, marked as new).
 let saved = null;
 let generation = 0;
+// The open live subscription of the page shown, closed when another page is shown.
+let closeLive = null;
 
 async function route() {
+  closeLive?.();
+  closeLive = null;
   if (!token.get()) return signIn();
   const mine = ++generation;
   const ctx = context(mine);
@@ -125,6 +129,16 @@ function context(mine) {
       const message = `Undid ${undone}: ${plural(alerts.length, "alert")} ${back}.`;
       show(`#/moves/${move.number}`, { message, move }, `${message} This page shows ${moveName(move)}.`);
     },
+    /** Live updates for this page (app/api/subscriptions.py), until another page is shown. */
+    live(variables, onChange) {
+      if (!current()) return;
+      closeLive?.();
+      closeLive = subscribe(variables, (change) => {
+        if (!current()) return;
+        onChange(change);
+        document.dispatchEvent(new CustomEvent("incident-change", { detail: change }));  // open panels listen
+      });
+    },
     /** What was just saved, if it leads to this page; shown once. */
     takeConfirmation() {
       const mine = saved?.hash === location.hash ? saved : null;
@@ -151,6 +165,8 @@ function showAccount() {
 }
 
 function signOut() {
+  closeLive?.();
+  closeLive = null;
   token.clear();
   viewer = null;
   signIn("Signed out.");

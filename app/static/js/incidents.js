@@ -133,6 +133,11 @@ export function incidentsQueue(ctx) {
       reload();
     });
   }
+  // Someone else's move, merge or ingestion: the row shown is updated in place and marked.
+  ctx.live({}, ({ incident, entries }) => {
+    const row = body.querySelector(`tr[data-incident="${incident.id}"]`);
+    if (row) row.update(incident, entries);
+  });
 
   const header = (title) => {
     const sort = SORTABLE[title];
@@ -215,16 +220,27 @@ function queueRow(ctx, incident, selection, incidents, rows) {
     type: "button", class: "expand", "aria-expanded": "false", "aria-controls": detailId,
     "aria-label": `Alerts of incident ${incident.number}`,
   }, "▸");
-  const row = h("tr", {},
+  const cells = (i) => [
+    h("td", {}, h("a", { href: `#/incidents/${i.number}` }, i.name)),
+    h("td", {}, severity(i.severity)),
+    h("td", {}, status(i.status)),
+    h("td", { class: "number" }, String(i.alertCount)),
+    h("td", {}, i.assignedTo ?? h("span", { class: "muted" }, "Unassigned")),
+    h("td", {}, time(i.lastActivityAt))];
+  const row = h("tr", { "data-incident": incident.id },
     h("td", { class: "check" }, box),
     h("td", {}, toggle),
     h("td", {}, String(incident.number)),
-    h("td", {}, h("a", { href: `#/incidents/${incident.number}` }, incident.name)),
-    h("td", {}, severity(incident.severity)),
-    h("td", {}, status(incident.status)),
-    h("td", { class: "number" }, String(incident.alertCount)),
-    h("td", {}, incident.assignedTo ?? h("span", { class: "muted" }, "Unassigned")),
-    h("td", {}, time(incident.lastActivityAt)));
+    ...cells(incident));
+  /** A live change: the row as the incident is now, marked as changed. */
+  row.update = (changed, entries) => {
+    const kept = [...row.children].slice(0, 3);
+    const fresh = cells(changed);
+    const by = entries.at(-1)?.actor;
+    fresh[0].append(" ", h("span", { class: "badge new-badge", title: by ? `changed by ${by}` : "changed" }, "updated"));
+    row.replaceChildren(...kept, ...fresh);
+    row.classList.add("changed");
+  };
   let detail = null;
 
   toggle.addEventListener("click", () => {
@@ -263,17 +279,30 @@ export async function incidentPage(ctx, number, tab) {
   const base = `#/incidents/${number}`;
   const saved = ctx.takeConfirmation();  // a move, merge or change just saved into this incident
   const tabLink = (href, label, current) => h("a", { href, "aria-current": current ? "page" : null }, label);
-  const classified = incident.classification !== "UNKNOWN"
-    ? [" · ", CLASSIFICATIONS[incident.classification],
-      incident.determination !== "UNKNOWN" ? ` (${determinationName(incident)})` : ""]
+  const classifiedOf = (i) => i.classification !== "UNKNOWN"
+    ? [" · ", CLASSIFICATIONS[i.classification],
+      i.determination !== "UNKNOWN" ? ` (${determinationName(i)})` : ""]
     : "";
+  const metaOf = (i) => [severity(i.severity), " ", status(i.status),
+    ` · ${plural(i.alertCount, "alert")} · `,
+    i.assignedTo ? ["assigned to ", h("strong", {}, i.assignedTo)] : "unassigned", classifiedOf(i),
+    incident.redirectIncident && h("span", {}, " · merged into ", incidentLink(incident.redirectIncident))];
+  const meta = h("p", { class: "meta" }, ...metaOf(incident));
+  const notice = h("p", { class: "live-notice", role: "status", hidden: true });
+  const log = tab === "log" ? activityLog(ctx, incident, saved?.entryIds ?? new Set()) : null;
+  // Someone else changed it: the header and the log follow, and the page says what happened.
+  ctx.live({ ids: [incident.id] }, ({ incident: now, entries }) => {
+    meta.replaceChildren(...metaOf({ ...incident, ...now }));
+    const actors = [...new Set(entries.map((e) => e.actor))].join(", ");
+    notice.textContent = `Updated just now by ${actors}: ${plural(entries.length, "new log entry", "new log entries")}.`;
+    notice.hidden = false;
+    log?.prepend(entries);
+  });
   ctx.render(
     h("p", { class: "crumbs" }, h("a", { href: "#/incidents" }, "Incidents"), " / ", `#${number}`),
     h("h1", { tabindex: -1 }, incident.name),
-    h("p", { class: "meta" }, severity(incident.severity), " ", status(incident.status),
-      ` · ${plural(incident.alertCount, "alert")} · `,
-      incident.assignedTo ? ["assigned to ", h("strong", {}, incident.assignedTo)] : "unassigned", classified,
-      incident.redirectIncident && h("span", {}, " · merged into ", incidentLink(incident.redirectIncident))),
+    meta,
+    notice,
     h("p", { class: "dates" }, "Created ", time(incident.createdAt), " · latest alert detected ",
       time(incident.lastActivityAt)),
     saved && confirmation(saved, { onReverted: ctx.reverted }),
@@ -282,7 +311,7 @@ export async function incidentPage(ctx, number, tab) {
       tabLink(base, `Alerts (${incident.alertCount})`, !tab || tab === "alerts"),
       tabLink(`${base}/log`, "Activity log", tab === "log"),
       tabLink(`${base}/moves`, "Moves", tab === "moves")),
-    tab === "log" ? activityLog(ctx, incident, saved?.entryIds ?? new Set())
+    tab === "log" ? log.section
       : tab === "moves" ? incidentMoves(ctx, incident)
         : incidentAlerts(ctx, incident));
 }
@@ -454,7 +483,10 @@ function activityLog(ctx, incident, fresh) {
     onError: ctx.fail,
   });
   list.reload();
-  return h("section", { class: "tab-panel", "aria-label": "Activity log, newest first" }, entries, list.footer);
+  const section = h("section", { class: "tab-panel", "aria-label": "Activity log, newest first" }, entries, list.footer);
+  // A live change's entries, newest first, on top, marked as new.
+  const prepend = (added) => entries.prepend(...added.toReversed().map((entry) => logEntry(entry, true)));
+  return { section, prepend };
 }
 
 function logEntry(entry, isNew) {

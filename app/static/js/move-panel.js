@@ -60,7 +60,25 @@ export function openMovePanel(alerts, { onMoved }) {
     h("footer", {}, save, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel")));
 
   const dialog = h("dialog", { class: "panel", "aria-labelledby": "move-title" }, form);
-  dialog.addEventListener("close", () => dialog.remove());
+  // Someone else moved some of these alerts while the panel is open (a live change of the page):
+  // say so before Save, next to the alerts.
+  const movedAway = new Set();
+  const onChange = ({ detail }) => {
+    for (const entry of detail.entries) {
+      if (entry.kind !== "ALERT_UNLINKED" || !entry.alert || !alertItems.has(entry.alert.id)) continue;
+      movedAway.add(entry.alert.id);
+      alertItems.get(entry.alert.id).append(h("strong", { class: "moved-away" }, ` moved by ${entry.actor} just now`));
+    }
+    if (movedAway.size) {
+      alertsError.show(`${plural(movedAway.size, "alert")} of these moved to another incident since you opened this ` +
+        "panel. Saving moves them again from where they are now.");
+    }
+  };
+  document.addEventListener("incident-change", onChange);
+  dialog.addEventListener("close", () => {
+    document.removeEventListener("incident-change", onChange);
+    dialog.remove();
+  });
   document.body.append(dialog);
   dialog.showModal();
   picker.input.focus();

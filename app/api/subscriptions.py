@@ -1,0 +1,222 @@
+"""Subscription.incidentChanges: the change stream (app/domain/changes.py) as a viewer may see it.
+
+Each change is shown at delivery, with the rules of every query, for the viewer as they are then:
+an incident they may not see is skipped, its fields are those a query would answer at that
+moment, and its entries' messages and comments are rendered for them. A change of access wakes
+the subscription (app/live.py): a revoked token or a disabled user ends it with UNAUTHENTICATED,
+access taken away (a grant, the queue permission) with FORBIDDEN; access given is used at once.
+
+Only the normal path runs subscriptions (the lean path plans queries and mutations).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from app import live, metrics
+from app.api import ids
+from app.api.context import Context
+from app.api.loaders import Loaders
+from app.api.types import ActivityLogEntry, Incident
+from app.config import settings
+from app.domain import activity, changes, incidents, models, users
+from app.domain import ids as domain_ids
+from app.domain.viewers import Viewer
+
+# How long a subscription waits without a change before it checks its viewer again anyway: a
+# backstop for an access change whose notification the listener missed.
+RECHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class IncidentChangeRecord:
+    incident: models.Incident
+    entries: list[models.ActivityEntry]
+    cursor: str
+
+
+@strawberry.type(
+    name="IncidentChange",
+    description="What one committed transaction changed in one incident, as the viewer may see it.",
+)
+class IncidentChange:
+    incident: Incident = strawberry.field(
+        description="The incident as it was right after the change committed (replayed changes: as it is when "
+        "they are sent), with every field as a query would answer it for the viewer at delivery."
+    )
+    entries: list[ActivityLogEntry] = strawberry.field(
+        description="The activity log entries this change wrote on this incident, oldest first, rendered for the "
+        "viewer as the incident's activityLog renders them."
+    )
+    cursor: str = strawberry.field(
+        description="This change's place in the stream: pass it as incidentChanges(after:) to resume after it, on "
+        "any server process."
+    )
+
+
+def _error(code: str, message: str, **extensions) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+def _ended(reason: live.Ended, resume_after: str | None) -> GraphQLError:
+    metrics.LIVE_ENDED.labels(reason.code).inc()
+    extra = {"retryable": reason.retryable}
+    if resume_after is not None:
+        extra["resumeAfter"] = resume_after
+    return _error(reason.code, reason.message, **extra)
+
+
+def _narrowed(before: Viewer, now: Viewer) -> bool:
+    """Whether `now` may read less than `before`: the queue permission or a readable scope lost."""
+    if before.can_view_incidents and not now.can_view_incidents:
+        return True
+    return any(before.can_read(scope) and not now.can_read(scope) for scope in before.grants)
+
+
+async def _check_viewer(ctx: Context) -> None:
+    """The viewer as they are now, or the subscription's end."""
+    viewer = await users.viewer_for_token(conn=ctx.pool, token=ctx.token or "")
+    if viewer is None:
+        raise _error("UNAUTHENTICATED", "The API token was revoked, or its user disabled: the subscription ended.")
+    if _narrowed(ctx.viewer, viewer):
+        raise _error(
+            "FORBIDDEN",
+            "Your access changed (a grant or a permission was taken away): the subscription ended. Subscribe again "
+            "to receive what you may see now.",
+        )
+    ctx.viewer = viewer
+
+
+async def _as_seen(ctx: Context, item: changes.Change | live.Read) -> IncidentChangeRecord | None:
+    """The change as the viewer may see it now, or None when they may not see the incident.
+
+    A live change comes with the incident's row and entries, read once for the whole process
+    right after it committed; a change replayed from the log is read here."""
+    ctx.loaders = Loaders(ctx.pool, ctx.viewer)  # fresh values for every change, as a query reads them
+    if isinstance(item, live.Read):
+        change, incident, entries = item.change, item.incident, item.entries
+        if incident is None or not incidents.is_visible(incident, ctx.viewer):
+            return None
+        ctx.loaders.incident.prime(incident.id, incident)
+    else:
+        change = item
+        incident = await ctx.loaders.incident.load(change.incident_id)
+        if incident is None:
+            return None
+        entries = await activity.entries_by_id(conn=ctx.pool, ids=list(change.entry_ids))
+    return IncidentChangeRecord(incident, entries, change.position.cursor)
+
+
+def _incident_numbers(incident_ids: list[strawberry.ID] | None) -> frozenset[int] | None:
+    if incident_ids is None:
+        return None
+    largest = settings().max_page_size
+    if len(incident_ids) > largest:
+        raise _error(
+            "BAD_USER_INPUT", f"incidentIds holds at most {largest} ids, got {len(incident_ids)}", field="incidentIds"
+        )
+    return frozenset(ids.of_kind(i, domain_ids.INCIDENT, "incidentIds") for i in incident_ids)
+
+
+async def incident_changes(
+    info: Info[Context, None],
+    incident_ids: Annotated[
+        list[strawberry.ID] | None,
+        strawberry.argument(
+            description='The incidents to follow, by id (such as "inc_1042"), at most MAX_PAGE_SIZE; null: every '
+            "incident the viewer may see (the queue). An id of an incident the viewer may not see is accepted and "
+            "sends nothing, as `incident` answers null."
+        ),
+    ] = None,
+    after: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A cursor an earlier IncidentChange gave: first every change after it that the viewer may "
+            "see, in order, then the live ones. Older than LIVE_RESUME_HOURS: CURSOR_EXPIRED."
+        ),
+    ] = None,
+) -> AsyncGenerator[IncidentChange, None]:
+    ctx = info.context
+    ctx.viewer.require_queue()
+    numbers = _incident_numbers(incident_ids)
+    feed: live.Feed | None = ctx.live
+    if feed is None:
+        raise _error("LIVE_UNAVAILABLE", "Live updates are not available on this server.", retryable=False)
+    resume = changes.decode_cursor(after) if after is not None else None
+    if resume is not None:
+        try:
+            await changes.check_cursor(
+                conn=ctx.pool, position=resume, keep=settings().live_resume_window, now=datetime.now(UTC)
+            )
+        except changes.CursorExpired as expired:
+            raise _error("CURSOR_EXPIRED", expired.message, field="after") from None
+    try:
+        subscription = feed.open(numbers)
+    except live.SubscriptionLimit:
+        raise _error(
+            "SUBSCRIPTION_LIMIT",
+            "This server process holds as many subscriptions as it may (LIVE_MAX_SUBSCRIPTIONS): retry shortly.",
+            retryable=True,
+        ) from None
+    except live.Ended as ended:
+        raise _ended(ended, after) from None
+    metrics.LIVE_SUBSCRIPTIONS.inc()
+    last = resume
+    try:
+        backlog: deque[changes.Change | live.Read] = deque()
+        if resume is not None:
+            found = await changes.read_between(
+                conn=ctx.pool,
+                after=resume,
+                below_xact=subscription.start_xact,
+                incident_ids=sorted(numbers) if numbers is not None else None,
+            )
+            backlog.extend(found)
+        while True:
+            if subscription.access_changed:
+                subscription.access_changed = False
+                await _check_viewer(ctx)
+            change = backlog.popleft() if backlog else subscription.take()
+            if change is None:
+                await subscription.wait(RECHECK_SECONDS)
+                if subscription.pending == 0 and subscription.ended is None:
+                    subscription.access_changed = True  # nothing for a while: check the viewer anyway
+                continue
+            position = change.change.position if isinstance(change, live.Read) else change.position
+            if last is not None and position <= last:
+                continue  # delivered from the log already (a resume overlaps the live changes)
+            seen = await _as_seen(ctx, change)
+            last = position
+            if seen is not None:
+                metrics.LIVE_CHANGES_SENT.inc()
+                yield seen
+    except live.Ended as ended:
+        raise _ended(ended, last.cursor if last is not None else after) from None
+    finally:
+        feed.close(subscription)
+        metrics.LIVE_SUBSCRIPTIONS.dec()
+
+
+@strawberry.type(
+    description="Live updates, over graphql-transport-ws (WebSocket) or graphql-sse (Server-Sent Events, distinct "
+    "connections mode). Needs the queue permission."
+)
+class Subscription:
+    incident_changes: IncidentChange = strawberry.subscription(
+        resolver=incident_changes,
+        description="Every committed change to the incidents the viewer may see, in commit order: one event per "
+        "incident per transaction, sent after COMMIT, never for a transaction that rolled back. Without "
+        "incidentIds: every incident the viewer may see (the queue). With after: resume from a cursor an earlier "
+        "event returned, receiving everything missed since, then live events. Ends with an error whose "
+        "extensions.code says why: SUBSCRIBER_TOO_SLOW and SERVER_SHUTTING_DOWN (retryable; resume with the last "
+        "cursor received, given again in extensions.resumeAfter), UNAUTHENTICATED (token revoked), FORBIDDEN "
+        "(access taken away), CURSOR_EXPIRED, SUBSCRIPTION_LIMIT (retryable).",
+    )

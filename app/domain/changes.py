@@ -1,0 +1,189 @@
+"""The activity log as a stream of changes: one change per incident per committed transaction.
+
+Every transaction that changes incidents writes their activity log in the same transaction, and
+each entry records the writing transaction's id (`xact`, db/migrations/0015). The stream is the
+entries in (xact, id) order, grouped into one change per (xact, incident), each change placed by
+its first entry.
+
+Why transaction ids and not entry ids: entry ids are handed out when rows are inserted, not when
+their transaction commits, so a reader that remembered "entries up to 41 delivered" would skip
+entry 40 of a transaction that committed after 41's. Instead a reader only reads transactions
+below the horizon (`horizon`): the lowest id of a transaction of this database still running.
+Every transaction below it has ended, so what the reader sees below it is final and no later
+commit can land behind its position. A long transaction holds the stream back until it ends
+(its changes and everyone else's then arrive at once); read-only transactions have no id and
+hold back nothing.
+
+Transactions on one incident that conflict are serialized by the incident's row lock, which the
+writer takes with its first write; so their xact order is their commit order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from app.domain import pagination
+from app.domain.errors import InvalidArgument
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+# The horizon, read in a statement of its own before the entries are read (a later snapshot): a
+# transaction running when this statement looked is below it only if it ended before, and then
+# the next statement sees its rows. pg_snapshot_xmin would also wait for other databases'
+# transactions; pg_stat_activity says which of the snapshot's running ones are this database's.
+HORIZON = """
+SELECT coalesce(
+         (SELECT min(x) FROM pg_snapshot_xip(s.snap) x
+           WHERE x::text::bigint % 4294967296 IN (
+                 SELECT a.backend_xid::text::bigint FROM pg_stat_activity a
+                  WHERE a.datname = current_database() AND a.backend_xid IS NOT NULL)),
+         pg_snapshot_xmax(s.snap))::text
+  FROM (SELECT pg_current_snapshot() AS snap) s
+"""
+
+# Entries of transactions from $1 on, in stream order; `final`: below the horizon $2.
+ENTRIES_FROM = """
+SELECT l.xact::text AS xact, l.id, l.incident_id, l.xact < $2::text::xid8 AS final
+  FROM activity_log l
+ WHERE l.xact IS NOT NULL AND l.xact >= $1::text::xid8
+ ORDER BY l.xact, l.id
+ LIMIT $3
+"""
+ENTRIES_OF_TRANSACTION = """
+SELECT l.xact::text AS xact, l.id, l.incident_id, true AS final
+  FROM activity_log l WHERE l.xact = $1::text::xid8 ORDER BY l.id
+"""
+# Entries below $2 from the position $1 on, of the incidents $3 (null: every incident).
+ENTRIES_BETWEEN = """
+SELECT l.xact::text AS xact, l.id, l.incident_id, true AS final
+  FROM activity_log l
+ WHERE l.xact IS NOT NULL AND l.xact >= $1::text::xid8 AND l.xact < $2::text::xid8
+   AND ($3::bigint[] IS NULL OR l.incident_id = ANY($3::bigint[]))
+ ORDER BY l.xact, l.id
+ LIMIT $4
+"""
+CURSOR_ENTRY = "SELECT created_at, xact::text AS xact FROM activity_log WHERE id = $1"
+
+# Rows read at once; a transaction with more is read whole (ENTRIES_OF_TRANSACTION).
+BATCH_ROWS = 5000
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the stream: a change's (transaction, first entry)."""
+
+    xact: int
+    entry_id: int
+
+    @property
+    def cursor(self) -> str:
+        return pagination.encode("chg", str(self.xact), self.entry_id)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one committed transaction wrote in one incident's log."""
+
+    position: Position
+    incident_id: int
+    entry_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Read:
+    """Changes read from the stream, and where the next read starts (every transaction below
+    `next_xact` has been read). `more`: read again soon: committed changes lie beyond, held back
+    by a transaction still running, or the batch was full."""
+
+    changes: list[Change]
+    next_xact: int
+    more: bool
+
+
+def decode_cursor(cursor: str, argument: str = "after") -> Position:
+    """The position a change's cursor names; InvalidArgument when it is not one."""
+    xact, entry_id = pagination.decode(cursor, "chg", (str, int), argument)
+    if not xact.isdigit() or len(xact) > 20:
+        raise InvalidArgument(argument, f"{argument} is not a cursor from incidentChanges")
+    return Position(int(xact), entry_id)
+
+
+class CursorExpired(InvalidArgument):
+    """A cursor older than the stream keeps (or of an entry that is gone)."""
+
+    code = "CURSOR_EXPIRED"
+
+
+async def check_cursor(*, conn: Conn, position: Position, keep: timedelta, now: datetime) -> None:
+    """Refuse a cursor whose change is older than `keep`, or that names no change of the stream."""
+    row = await conn.fetchrow(CURSOR_ENTRY, position.entry_id)
+    if row is None or row["xact"] is None or int(row["xact"]) != position.xact:
+        raise CursorExpired("after", "after names no change this server keeps: reload, then subscribe without it")
+    if row["created_at"] < now - keep:
+        hours = keep.total_seconds() / 3600
+        raise CursorExpired(
+            "after",
+            f"after is older than the {hours:g} hours of changes a subscription may resume from: reload, then "
+            "subscribe without it",
+        )
+
+
+async def horizon(*, conn: Conn) -> int:
+    """The stream's horizon now: every transaction below it has ended."""
+    return int(await conn.fetchval(HORIZON))
+
+
+def _changes(rows: list) -> list[Change]:
+    grouped: dict[tuple[int, int], list[int]] = {}
+    for r in rows:
+        grouped.setdefault((int(r["xact"]), r["incident_id"]), []).append(r["id"])
+    return [
+        Change(Position(xact, entry_ids[0]), incident_id, tuple(entry_ids))
+        for (xact, incident_id), entry_ids in sorted(grouped.items(), key=lambda kv: (kv[0][0], kv[1][0]))
+    ]
+
+
+async def read_from(*, conn: asyncpg.Connection, xact: int) -> Read:
+    """The final changes of transactions from `xact` on (as many as one batch holds)."""
+    limit = await horizon(conn=conn)
+    rows = await conn.fetch(ENTRIES_FROM, str(xact), str(limit), BATCH_ROWS)
+    final = [r for r in rows if r["final"]]
+    if len(final) < len(rows) or len(rows) < BATCH_ROWS:
+        # Every transaction below the horizon was read whole: the rows not final come after them.
+        return Read(_changes(final), max(limit, xact), len(final) < len(rows))
+    # A full batch: its last transaction may continue beyond it. Read it whole when it is the only one.
+    last = int(final[-1]["xact"])
+    if int(final[0]["xact"]) == last:
+        rows = await conn.fetch(ENTRIES_OF_TRANSACTION, str(last))
+        return Read(_changes(rows), last + 1, True)
+    return Read(_changes([r for r in final if int(r["xact"]) != last]), last, True)
+
+
+async def read_between(*, conn: Conn, after: Position, below_xact: int, incident_ids: list[int] | None) -> list[Change]:
+    """The changes after `after` of transactions below `below_xact` (final: the caller's feed has
+    read up to there), of those incidents (None: all), in stream order, all of them."""
+    found: list[Change] = []
+    start = after.xact
+    while start < below_xact:
+        rows = await conn.fetch(ENTRIES_BETWEEN, str(start), str(below_xact), incident_ids, BATCH_ROWS)
+        if not rows:
+            break
+        last = int(rows[-1]["xact"])
+        if len(rows) == BATCH_ROWS:
+            if int(rows[0]["xact"]) == last:
+                rows = [r for r in await conn.fetch(ENTRIES_OF_TRANSACTION, str(last)) if _wanted(r, incident_ids)]
+                start = last + 1
+            else:
+                rows = [r for r in rows if int(r["xact"]) != last]
+                start = last
+        else:
+            start = below_xact
+        found.extend(c for c in _changes(rows) if c.position > after)
+    return found
+
+
+def _wanted(row, incident_ids: list[int] | None) -> bool:
+    return incident_ids is None or row["incident_id"] in incident_ids

@@ -1,0 +1,295 @@
+"""Live updates in one server process: the feed that reads the change stream once for every
+subscription of the process, and the subscriptions it fans changes out to.
+
+Nothing here is needed by another process: the stream is the activity log (app/domain/changes.py),
+each process reads it from its own position, woken by the listener (app/listener.py) when a
+transaction that wrote the log commits. A subscription's resume point is the cursor its client
+holds, valid on every process.
+
+- The feed never waits for a subscriber: each subscription has a bounded buffer, and one that
+  falls LIVE_BUFFER changes behind is ended (SUBSCRIBER_TOO_SLOW), resumable from the client's
+  last cursor. Mutations never wait for the feed either: NOTIFY is sent at their commit.
+- Notifications missed while the listener reconnects cost nothing: the feed reads from its
+  position in the log, whatever woke it; it also reads every POLL_SECONDS without a wake-up.
+- A change of access (grants, tokens, users) wakes every subscription to check its viewer again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+from collections import deque
+from collections.abc import Callable
+
+import asyncpg
+
+from app.domain import activity, changes, incidents, models
+from app.domain.viewers import Viewer
+from app.listener import Listener
+
+log = logging.getLogger("app.live")
+
+LOG_CHANNEL = "incident_graph_log"
+ACCESS_CHANNEL = "incident_graph_access"
+POLL_SECONDS = 2.0  # a read without a wake-up: a safety net, never the way changes normally arrive
+HELD_BACK_SECONDS = 0.025  # a read again soon, while a running transaction holds committed changes back
+RETRY_SECONDS = 1.0  # after a failed read
+# Reads every incident, for the feed's one read of each change: every subscription then applies
+# its own viewer's rules to that row (incidents.is_visible, the fields' rules) at delivery.
+_READS_ALL = Viewer(id=0, name="live", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Read:
+    """A change with the incident's row and the entries, as they were read once for every
+    subscription of the process right after the change committed."""
+
+    change: changes.Change
+    incident: models.Incident | None
+    entries: list[models.ActivityEntry]
+
+
+class Ended(Exception):
+    """A subscription ended by the server: `code` says why, `retryable` whether to resume."""
+
+    def __init__(self, code: str, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+TOO_SLOW = (
+    "SUBSCRIBER_TOO_SLOW",
+    "The subscription fell too far behind and was ended: subscribe again with the cursor of the last change received.",
+)
+SHUTTING_DOWN = (
+    "SERVER_SHUTTING_DOWN",
+    "The server is shutting down: subscribe again (another server process "
+    "answers) with the cursor of the last change received.",
+)
+
+
+class Subscription:
+    """One open incidentChanges: the changes the feed gave it, not yet delivered."""
+
+    def __init__(self, feed: Feed, incident_ids: frozenset[int] | None, buffer: int, start_xact: int) -> None:
+        self.feed = feed
+        self.incident_ids = incident_ids
+        self.start_xact = start_xact  # the feed's position when it opened: later changes arrive here
+        self._buffer = buffer
+        self._pending: deque[Read] = deque()
+        self._wake = asyncio.Event()
+        self.ended: Ended | None = None
+        self.access_changed = False
+
+    def offer(self, change: Read) -> None:
+        if self.ended is not None:
+            return
+        if len(self._pending) >= self._buffer:
+            self._pending.clear()
+            self.end(Ended(*TOO_SLOW, retryable=True))
+            return
+        self._pending.append(change)
+        self._wake.set()
+
+    def end(self, reason: Ended) -> None:
+        self.ended = reason
+        self._wake.set()
+
+    def access_may_have_changed(self) -> None:
+        self.access_changed = True
+        self._wake.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Until a change is pending, the subscription ended, access changed, or timeout passed."""
+        if self._pending or self.ended is not None or self.access_changed:
+            return
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+
+    def take(self) -> Read | None:
+        """The next pending change; raises Ended when the server ended the subscription."""
+        if self.ended is not None:
+            raise self.ended
+        return self._pending.popleft() if self._pending else None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+
+class SubscriptionLimit(Exception):
+    """The process holds as many subscriptions as it may (LIVE_MAX_SUBSCRIPTIONS)."""
+
+
+class Feed:
+    """The process's reader of the change stream and its subscriptions."""
+
+    def __init__(self, pool: asyncpg.Pool, listener: Listener, *, max_subscriptions: int, buffer: int) -> None:
+        self.pool = pool
+        self.listener = listener
+        self.max_subscriptions = max_subscriptions
+        self.buffer = buffer
+        self.position: int | None = None  # every transaction below it has been read
+        self._by_incident: dict[int, set[Subscription]] = {}
+        self._everything: set[Subscription] = set()
+        self._count = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.shutting_down = False
+
+    @property
+    def subscriptions(self) -> int:
+        return self._count
+
+    async def start(self) -> None:
+        self.listener.subscribe(LOG_CHANNEL, lambda _payload: self._wake.set())
+        self.listener.subscribe(ACCESS_CHANNEL, lambda _payload: self._access_changed())
+        self.listener.on_state(self._listener_state)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="live-feed")
+        _end_streams_on_signal(self)
+
+    async def stop(self) -> None:
+        self.shut_down()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def shut_down(self) -> None:
+        """End every subscription with a resumable reason; refuse new ones."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        for sub in self._all():
+            sub.end(Ended(*SHUTTING_DOWN, retryable=True))
+
+    def open(self, incident_ids: frozenset[int] | None) -> Subscription:
+        """A new subscription, given every change from the feed's position on."""
+        if self.shutting_down:
+            raise Ended(*SHUTTING_DOWN, retryable=True)
+        if self._count >= self.max_subscriptions:
+            raise SubscriptionLimit
+        if self.position is None:
+            raise Ended("LIVE_UNAVAILABLE", "Live updates are starting: retry shortly.", retryable=True)
+        sub = Subscription(self, incident_ids, self.buffer, self.position)
+        if incident_ids is None:
+            self._everything.add(sub)
+        else:
+            for n in incident_ids:
+                self._by_incident.setdefault(n, set()).add(sub)
+        self._count += 1
+        return sub
+
+    def close(self, sub: Subscription) -> None:
+        if sub.incident_ids is None:
+            if sub in self._everything:
+                self._everything.discard(sub)
+                self._count -= 1
+            return
+        removed = False
+        for n in sub.incident_ids:
+            subs = self._by_incident.get(n)
+            if subs is not None and sub in subs:
+                subs.discard(sub)
+                removed = True
+                if not subs:
+                    del self._by_incident[n]
+        if removed:
+            self._count -= 1
+
+    def _all(self) -> set[Subscription]:
+        return self._everything.union(*self._by_incident.values())
+
+    def _access_changed(self) -> None:
+        for sub in self._all():
+            sub.access_may_have_changed()
+
+    def _listener_state(self, connected: bool) -> None:
+        if connected:
+            # Notifications sent while it was down are lost: read the log, and check every viewer.
+            self._wake.set()
+            self._access_changed()
+
+    async def _run(self) -> None:
+        while self.position is None:
+            try:
+                self.position = await changes.horizon(conn=self.pool)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("live: cannot read the stream's position (%s); retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._wake.wait()
+            self._wake.clear()
+            if not self._count:
+                # Nobody listens: move on to the horizon without reading the log (one statement).
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                    horizon = await changes.horizon(conn=self.pool)
+                    if not self._count:  # one opened meanwhile starts from the old position: nothing skipped
+                        self.position = max(self.position, horizon)
+                continue
+            try:
+                read = await changes.read_from(conn=self.pool, xact=self.position)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("live: reading the change stream failed (%s); retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                self._wake.set()
+                continue
+            try:
+                delivered = await self._with_rows([c for c in read.changes if self._wanted(c)])
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("live: reading the changes' incidents failed (%s); retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                self._wake.set()
+                continue
+            self.position = read.next_xact
+            for item in delivered:
+                self._dispatch(item)
+            if read.more:
+                await asyncio.sleep(HELD_BACK_SECONDS)
+                self._wake.set()
+
+    def _wanted(self, change: changes.Change) -> bool:
+        return bool(self._everything) or change.incident_id in self._by_incident
+
+    async def _with_rows(self, wanted: list[changes.Change]) -> list[Read]:
+        """The changes with their incidents' rows and entries: two statements for a whole batch."""
+        if not wanted:
+            return []
+        found = await incidents.get_incidents(
+            conn=self.pool, viewer=_READS_ALL, ids=list({c.incident_id for c in wanted})
+        )
+        entries = await activity.entries_by_id(conn=self.pool, ids=[n for c in wanted for n in c.entry_ids])
+        by_id = {e.id: e for e in entries}
+        return [Read(c, found.get(c.incident_id), [by_id[n] for n in c.entry_ids if n in by_id]) for c in wanted]
+
+    def _dispatch(self, item: Read) -> None:
+        for sub in self._everything:
+            sub.offer(item)
+        for sub in self._by_incident.get(item.change.incident_id, ()):
+            sub.offer(item)
+
+
+def _end_streams_on_signal(feed: Feed) -> None:
+    """On SIGTERM or SIGINT, end every subscription before the server waits for its connections
+    to close: an open event stream would otherwise hold the shutdown until its timeout."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        server = getattr(previous, "__self__", None)
+        if not callable(previous) or not type(server).__module__.startswith("uvicorn"):
+            continue  # not under uvicorn (tests): leave the handler alone
+
+        def handler(sig, frame, previous: Callable = previous) -> None:
+            loop.call_soon_threadsafe(feed.shut_down)
+            previous(sig, frame)
+
+        signal.signal(signum, handler)

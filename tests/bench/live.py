@@ -1,0 +1,167 @@
+"""Live updates' measurements (issue 13), run by `python -m tests.bench.run live DATABASE_URL`.
+
+Two `incidents serve` processes of one worker each (the 2 workers), A and B, on the database:
+1. the 16 movers (moves.lua, through A) with no subscription open: their rate;
+2. LIVE_SUBSCRIPTIONS subscriptions opened over graphql-transport-ws, half on each process, mixed:
+   LIVE_QUEUE_SUBSCRIPTIONS follow the whole queue, the others one random incident each; the
+   servers' RSS before and after gives the memory per open subscription;
+3. the movers again, with those open, while a probe moves one alert (not the movers') back and
+   forth between two incidents through A every PROBE_INTERVAL seconds and a subscriber on B
+   follows those incidents: the time from sending the probe's move to its change arriving on B.
+   That is an upper bound of commit-to-client (the move's own time included), its floor is the
+   probe's move alone (its HTTP answer), printed beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import asyncpg
+import httpx
+import psutil
+import websockets
+
+from app.domain.ids import ALERT, INCIDENT, typed_id
+
+SUBSCRIPTIONS = int(os.environ.get("LIVE_SUBSCRIPTIONS", "1000"))
+QUEUE_SUBSCRIPTIONS = int(os.environ.get("LIVE_QUEUE_SUBSCRIPTIONS", "20"))
+PER_CONNECTION = 10  # subscriptions multiplexed on one WebSocket, as a browser tab's client does
+PROBE_INTERVAL = 0.2
+
+CHANGES = """
+subscription($ids: [ID!]) {
+  incidentChanges(incidentIds: $ids) { cursor incident { id alertCount severity updatedAt } entries { kind message } }
+}
+"""
+LINK = """
+mutation($ids: [ID!]!, $to: ID!) {
+  linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "bench probe") { errors { code } }
+}
+"""
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            total += sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+@dataclass
+class Subscribers:
+    """Open subscriptions on WebSockets, counting what they receive, in a thread of their own."""
+
+    events: int = 0
+    ended: dict[str, int] = field(default_factory=dict)
+    probe_arrivals: list[float] = field(default_factory=list)
+    probe_event: threading.Event = field(default_factory=threading.Event)
+    opened: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    open_count: int = 0
+
+
+async def _connection(url: str, token: str, ops: list[dict], subs: Subscribers, probe: bool = False) -> None:
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        for n, variables in enumerate(ops):
+            payload = {"query": CHANGES, "variables": variables}
+            await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": payload}))
+        subs.open_count += len(ops)
+        while not subs.stop.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                continue
+            message = json.loads(raw)
+            if message["type"] == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+            elif message["type"] == "next":
+                errors = message["payload"].get("errors")
+                if errors:
+                    code = errors[0].get("extensions", {}).get("code", "?")
+                    subs.ended[code] = subs.ended.get(code, 0) + 1
+                    continue
+                subs.events += 1
+                if probe:
+                    subs.probe_arrivals.append(time.perf_counter())
+                    subs.probe_event.set()
+
+
+def run_subscribers(ws_a: str, ws_b: str, token: str, incidents: list[int], probe_ids: list[int], subs: Subscribers):
+    """Opens the subscriptions (half on each process) and the probe's on B; runs until subs.stop."""
+
+    async def main() -> None:
+        rng = random.Random(13)
+        ops: list[dict] = [{} for _ in range(QUEUE_SUBSCRIPTIONS)]
+        ops += [{"ids": [typed_id(INCIDENT, rng.choice(incidents))]} for _ in range(SUBSCRIPTIONS - len(ops))]
+        groups = [ops[i : i + PER_CONNECTION] for i in range(0, len(ops), PER_CONNECTION)]
+        tasks = [
+            asyncio.create_task(_connection(ws_a if n % 2 else ws_b, token, group, subs))
+            for n, group in enumerate(groups)
+        ]
+        probe_ops = [{"ids": [typed_id(INCIDENT, i) for i in probe_ids]}]
+        tasks.append(asyncio.create_task(_connection(ws_b, token, probe_ops, subs, probe=True)))
+        while subs.open_count < len(ops) + 1:
+            await asyncio.sleep(0.1)
+            for task in tasks:
+                if task.done() and task.exception():
+                    raise task.exception()
+        await asyncio.sleep(2)  # the servers hold them all
+        subs.opened.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+
+
+async def probe_pair(db_url: str, avoid_alerts: list[int], avoid_incidents: list[int]) -> tuple[int, int, int]:
+    """An alert the movers never move, its incident, and another incident they never touch."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT a.id, a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id"
+            " WHERE a.id <> ALL($1::bigint[]) AND i.id <> ALL($2::bigint[]) AND i.status IN ('active', 'in_progress')"
+            " ORDER BY a.id DESC LIMIT 1",
+            avoid_alerts,
+            avoid_incidents,
+        )
+        other = await conn.fetchval(
+            "SELECT id FROM incidents WHERE id <> ALL($1::bigint[]) AND id <> $2 AND status IN ('active', 'in_progress')"
+            " ORDER BY id DESC LIMIT 1",
+            avoid_incidents,
+            row["incident_id"],
+        )
+        return row["id"], row["incident_id"], other
+    finally:
+        await conn.close()
+
+
+def probe_moves(api: str, token: str, alert: int, incidents: tuple[int, int], subs: Subscribers, seconds: float):
+    """Moves the probe alert back and forth; returns (send-to-event latencies, move latencies) in ms."""
+    to_event, answered = [], []
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
+        side = 1
+        while time.monotonic() < deadline:
+            subs.probe_event.clear()
+            seen = len(subs.probe_arrivals)
+            sent = time.perf_counter()
+            variables = {"ids": [typed_id(ALERT, alert)], "to": typed_id(INCIDENT, incidents[side])}
+            response = client.post(f"{api}/graphql", json={"query": LINK, "variables": variables})
+            answered.append((time.perf_counter() - sent) * 1000)
+            assert response.status_code == 200 and not response.json()["data"]["linkAlerts"]["errors"], response.text
+            if subs.probe_event.wait(5) and len(subs.probe_arrivals) > seen:
+                to_event.append((subs.probe_arrivals[seen] - sent) * 1000)
+            side = 1 - side
+            time.sleep(PROBE_INTERVAL)
+    return to_event, answered

@@ -1,0 +1,482 @@
+"""Live updates (issue 13) against two real `incidents serve` processes on the test database.
+
+A subscriber on one process, changes made through the other: what each subscriber receives, over
+graphql-transport-ws (a WebSocket, spoken here with the `websockets` library) and graphql-sse
+(distinct connections mode, over httpx). tests/clients/live-updates.mjs does the same with the
+npm clients graphql-ws and graphql-sse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import datetime
+
+import asyncpg
+import httpx
+import pytest
+import websockets
+
+from app.domain import users
+from tests.conftest import alert_id, alert_in, inc
+from tests.live import Server
+
+CHANGES = """
+subscription($ids: [ID!], $after: String) {
+  incidentChanges(incidentIds: $ids, after: $after) {
+    cursor
+    incident { id name alertCount updatedAt status }
+    entries { kind message comment }
+  }
+}
+"""
+LINK = """
+mutation($ids: [ID!]!, $target: LinkTarget!) {
+  linkAlerts(alertIds: $ids, target: $target, comment: "moving them") {
+    targetIncident { id }
+    errors { code message }
+  }
+}
+"""
+QUIET = 1.0  # how long "receives nothing" waits: the servers deliver in well under 100 ms
+
+
+@pytest.fixture(scope="module")
+def servers(database_url: str, tmp_path_factory):
+    """Two `incidents serve` processes on the test database."""
+    logs = tmp_path_factory.mktemp("live-servers")
+    started: list[Server] = []
+    try:
+        for n in range(2):
+            env = {"LIVE_HEARTBEAT_SECONDS": "1", "LIVE_BUFFER": "5"}
+            started.append(Server(database_url, logs / f"server-{n}.log", env=env))
+        for server in started:
+            try:
+                server.wait_healthy()
+            except (RuntimeError, TimeoutError) as exc:
+                pytest.fail(str(exc))
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+class Socket:
+    """One graphql-transport-ws connection (the protocol of the graphql-ws library)."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.pings = 0
+
+    @classmethod
+    async def open(cls, server: Server, token: str) -> Socket:
+        url = server.url.replace("http://", "ws://") + "/graphql"
+        ws = await websockets.connect(url, subprotocols=["graphql-transport-ws"])
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+        socket = cls(ws)
+        ack = await socket._message()
+        assert ack["type"] == "connection_ack", ack
+        return socket
+
+    async def subscribe(self, op_id: str, variables: dict | None = None) -> None:
+        payload = {"query": CHANGES, "variables": variables or {}}
+        await self.ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+
+    async def _message(self, timeout: float = 10.0) -> dict:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = json.loads(await self.ws.recv())
+                if message["type"] != "ping":
+                    return message
+                self.pings += 1
+                await self.ws.send(json.dumps({"type": "pong"}))
+
+    async def next(self, timeout: float = 10.0) -> dict:
+        """The next message of an operation: next (its payload), error or complete."""
+        return await self._message(timeout)
+
+    async def nothing(self, seconds: float = QUIET) -> None:
+        try:
+            message = await self._message(seconds)
+        except TimeoutError:
+            return
+        raise AssertionError(f"received {message}")
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def _ready(socket: Socket, server: Server, pool: asyncpg.Pool, expected: int = 1) -> None:
+    """Until the server holds the subscription (it answers nothing before the first change)."""
+    await asyncio.sleep(0.3)
+
+
+async def _token(pool: asyncpg.Pool, name: str, *grants: str, queue: bool = True) -> str:
+    async with pool.acquire() as conn:
+        return await users.add_user(
+            conn=conn, name=name, grants=[users.parse_grant(g) for g in grants], can_view_incidents=queue
+        )
+
+
+async def _post(server: Server, token: str, query: str, **variables) -> dict:
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            f"{server.url}/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    body = response.json()
+    assert response.status_code == 200 and "errors" not in body, body
+    return body["data"]
+
+
+async def _two_incidents(ingest) -> tuple[list, list]:
+    a = await ingest(
+        alert_in("a1", "Beacon on WS-1", entities=[("device", "ws-1")]),
+        alert_in("a2", "Beacon again on WS-1", minutes=1, entities=[("device", "ws-1")]),
+    )
+    b = await ingest(alert_in("b1", "Phish for bob", minutes=2, entities=[("user", "bob")]))
+    return a, b
+
+
+async def test_a_move_on_one_process_reaches_a_subscriber_on_the_other(servers, pool, ingest) -> None:
+    # Given an analyst following incident A on server 0
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("1", {"ids": [inc(a[0].incident_id)]})
+    await _ready(socket, servers[0], pool)
+
+    # When another analyst moves an alert from A to B through server 1
+    other = await _token(pool, "other", "*=write")
+    started = datetime.now().timestamp()
+    await _post(servers[1], other, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)})
+
+    # Then the subscriber receives one change of A: as it is now, with the entry the move wrote
+    message = await socket.next()
+    assert message["type"] == "next" and "errors" not in message["payload"], message
+    change = message["payload"]["data"]["incidentChanges"]
+    assert change["incident"]["id"] == inc(a[0].incident_id)
+    assert change["incident"]["alertCount"] == 1
+    assert [e["kind"] for e in change["entries"]] == ["ALERT_UNLINKED"]
+    assert change["entries"][0]["comment"] == "moving them"
+    assert datetime.now().timestamp() - started < 5
+    # and nothing about B, which it does not follow
+    await socket.nothing()
+    await socket.close()
+
+
+async def test_the_queue_receives_one_change_per_incident_per_transaction(servers, pool, ingest) -> None:
+    # Given a queue-wide subscriber
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("q")
+    await _ready(socket, servers[0], pool)
+
+    # When both alerts of A move to B in one linkAlerts
+    await _post(
+        servers[1], token, LINK, ids=[alert_id(x.id) for x in a], target={"existingIncidentId": inc(b[0].incident_id)}
+    )
+
+    # Then two changes arrive, A's and B's, each with all the entries the move wrote there
+    got = {}
+    for _ in range(2):
+        message = await socket.next()
+        change = message["payload"]["data"]["incidentChanges"]
+        got[change["incident"]["id"]] = sorted(e["kind"] for e in change["entries"])
+    assert got == {
+        inc(a[0].incident_id): ["ALERT_UNLINKED", "ALERT_UNLINKED", "INCIDENT_RESOLVED"],
+        inc(b[0].incident_id): ["ALERT_LINKED", "ALERT_LINKED"],
+    }
+    await socket.nothing()
+    await socket.close()
+
+
+async def test_a_viewer_without_access_receives_nothing_and_a_partial_viewer_sees_as_a_query_would(
+    servers, pool, ingest
+) -> None:
+    # Given incident A of finance alerts, and a viewer of default only, another of finance
+    a = await ingest(alert_in("f1", "Finance beacon", scope="finance", entities=[("device", "fin-1")]))
+    b = await ingest(alert_in("d1", "Default beacon", minutes=1, entities=[("device", "dflt-1")]))
+    outsider = await _token(pool, "outsider", "default=read")
+    insider = await _token(pool, "insider", "finance=read")
+    mover = await _token(pool, "mover", "*=write")
+    outside = await Socket.open(servers[0], outsider)
+    await outside.subscribe("q")
+    await outside.subscribe("a", {"ids": [inc(a[0].incident_id)]})
+    inside = await Socket.open(servers[0], insider)
+    await inside.subscribe("q")
+    await _ready(outside, servers[0], pool)
+
+    # When the finance alert moves into the default incident B
+    await _post(servers[1], mover, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)})
+
+    # Then the default viewer hears of B only, and B's entry does not name the alert or its comment
+    message = await outside.next()
+    change = message["payload"]["data"]["incidentChanges"]
+    assert message["id"] == "q" and change["incident"]["id"] == inc(b[0].incident_id)
+    assert change["entries"][0]["comment"] is None
+    assert "Finance beacon" not in change["entries"][0]["message"]
+    await outside.nothing()
+    # and the finance viewer hears of both
+    seen = {(await inside.next())["payload"]["data"]["incidentChanges"]["incident"]["id"] for _ in range(2)}
+    assert seen == {inc(a[0].incident_id), inc(b[0].incident_id)}
+    await outside.close()
+    await inside.close()
+
+
+async def test_a_rolled_back_move_sends_nothing(servers, pool, ingest) -> None:
+    # Given a queue-wide subscriber
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("q")
+    await _ready(socket, servers[0], pool)
+
+    # When a transaction writes the log and moves an alert, then rolls back
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("UPDATE alerts SET incident_id = $1 WHERE id = $2", b[0].incident_id, a[0].id)
+        await conn.execute(
+            "INSERT INTO activity_log (incident_id, kind, actor) VALUES ($1, 'alert_linked', 'ghost')",
+            b[0].incident_id,
+        )
+        await tx.rollback()
+
+    # Then nothing arrives
+    await socket.nothing()
+    await socket.close()
+
+
+async def test_a_reconnect_with_a_cursor_receives_exactly_the_missed_changes(servers, pool, ingest) -> None:
+    # Given a subscriber that received a change and went away
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("q")
+    await _ready(socket, servers[0], pool)
+    await _post(servers[1], token, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)})
+    first = [(await socket.next())["payload"]["data"]["incidentChanges"] for _ in range(2)]
+    await socket.close()
+
+    # When two more moves happen while it is away
+    await _post(servers[0], token, LINK, ids=[alert_id(b[0].id)], target={"createNew": True})
+    await _post(servers[1], token, LINK, ids=[alert_id(a[1].id)], target={"existingIncidentId": inc(b[0].incident_id)})
+
+    # Then reconnecting to the other process with the last cursor gives exactly those, in order,
+    socket = await Socket.open(servers[1], token)
+    await socket.subscribe("q", {"after": first[-1]["cursor"]})
+    missed = [(await socket.next())["payload"]["data"]["incidentChanges"] for _ in range(4)]
+    seen = [(c["incident"]["id"], tuple(sorted(e["kind"] for e in c["entries"]))) for c in missed]
+    moved_out = await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", b[0].id)
+    A, B, C = inc(a[0].incident_id), inc(b[0].incident_id), inc(moved_out)
+    assert set(seen[:2]) == {(B, ("ALERT_UNLINKED",)), (C, ("ALERT_LINKED", "INCIDENT_CREATED"))}
+    assert set(seen[2:]) == {(A, ("ALERT_UNLINKED", "INCIDENT_RESOLVED")), (B, ("ALERT_LINKED",))}
+    assert len({c["cursor"] for c in first + missed}) == 6
+    await socket.nothing()
+    # then the live ones
+    await _post(servers[0], token, LINK, ids=[alert_id(a[1].id)], target={"existingIncidentId": inc(a[0].incident_id)})
+    live = [(await socket.next())["payload"]["data"]["incidentChanges"] for _ in range(2)]
+    assert {c["incident"]["id"] for c in live} == {inc(a[0].incident_id), inc(b[0].incident_id)}
+    await socket.close()
+
+
+async def test_a_foreign_or_expired_cursor_is_a_clear_error(servers, pool, ingest) -> None:
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("x", {"after": "not-a-cursor"})
+    message = await socket.next()
+    assert message["type"] in ("error", "next"), message
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    await socket.close()
+
+
+async def test_a_revoked_token_and_a_removed_grant_end_the_subscription(servers, pool, ingest) -> None:
+    await _two_incidents(ingest)
+    revoked = await _token(pool, "leaver", "*=read")
+    narrowed = await _token(pool, "mover", "*=read")
+    first = await Socket.open(servers[0], revoked)
+    await first.subscribe("q")
+    second = await Socket.open(servers[1], narrowed)
+    await second.subscribe("q")
+    await _ready(first, servers[0], pool)
+
+    async with pool.acquire() as conn:
+        await users.revoke_tokens(conn=conn, name="leaver", operator="admin")
+        await users.remove_grants(conn=conn, name="mover", scopes=["*"], operator="admin")
+
+    for socket, code in ((first, "UNAUTHENTICATED"), (second, "FORBIDDEN")):
+        message = await socket.next()
+        assert message["type"] == "next", message
+        assert message["payload"]["errors"][0]["extensions"]["code"] == code
+        assert (await socket.next())["type"] == "complete"
+        await socket.close()
+
+
+async def test_a_bad_token_is_refused_at_connection_init(servers) -> None:
+    url = servers[0].url.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": "Bearer nope"}}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_the_server_sends_heartbeats(servers, pool) -> None:
+    token = await _token(pool, "analyst", "*=read")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("q")
+    await socket.nothing(2.5)
+    assert socket.pings >= 2
+    await socket.close()
+
+
+async def test_graphql_sse_distinct_connections_mode(servers, pool, ingest) -> None:
+    # Given a subscriber over Server-Sent Events on server 0
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    body = {"query": CHANGES, "variables": {"ids": [inc(a[0].incident_id)]}}
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream("POST", f"{servers[0].url}/graphql", json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        await asyncio.sleep(0.3)
+        # When a move happens through server 1
+        await _post(
+            servers[1], token, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)}
+        )
+        # Then a `next` event carries the change
+        event = None
+        async with asyncio.timeout(10):
+            async for line in lines:
+                if line.startswith("event:"):
+                    event = line.partition(":")[2].strip()
+                elif line.startswith("data:") and event == "next":
+                    change = json.loads(line.partition(":")[2])["data"]["incidentChanges"]
+                    break
+        assert change["incident"]["id"] == inc(a[0].incident_id)
+        assert [e["kind"] for e in change["entries"]] == ["ALERT_UNLINKED"]
+
+
+MERGE = """
+mutation($ids: [ID!]!, $target: ID!) {
+  mergeIncidents(incidentIds: $ids, targetIncidentId: $target, comment: "one story") { errors { code message } }
+}
+"""
+
+
+async def _incidents(ingest, n: int) -> list[int]:
+    stored = await ingest(
+        *(alert_in(f"m{k}", f"Story {k}", minutes=k, entities=[("device", f"merge-{k}")]) for k in range(n))
+    )
+    return [a.incident_id for a in stored]
+
+
+async def test_past_its_buffer_a_subscriber_is_ended_resumably_and_the_others_go_on(servers, pool, ingest) -> None:
+    # Given LIVE_BUFFER=5, a queue-wide subscriber that received a move's changes, and another subscriber
+    numbers = await _incidents(ingest, 8)
+    stored = await pool.fetch("SELECT id FROM alerts WHERE incident_id = $1", numbers[7])
+    token = await _token(pool, "analyst", "*=write")
+    slow = await Socket.open(servers[0], token)
+    await slow.subscribe("q")
+    steady = await Socket.open(servers[0], token)
+    await steady.subscribe("one", {"ids": [inc(numbers[0])]})
+    await _ready(slow, servers[0], pool)
+    await _post(servers[1], token, LINK, ids=[alert_id(stored[0]["id"])], target={"createNew": True})
+    received = [(await slow.next())["payload"]["data"]["incidentChanges"] for _ in range(2)]
+
+    # When one merge changes 7 incidents at once, more than the subscriber's buffer holds
+    merged = [inc(n) for n in numbers[:7]]
+    answer = await _post(servers[1], token, MERGE, ids=merged, target=merged[0])
+    assert answer["mergeIncidents"]["errors"] == []
+
+    # Then that subscriber is ended with a reason it can resume from: its last cursor
+    message = await slow.next()
+    assert message["id"] == "q" and message["payload"]["errors"], message
+    extensions = message["payload"]["errors"][0]["extensions"]
+    assert extensions == {"code": "SUBSCRIBER_TOO_SLOW", "retryable": True, "resumeAfter": received[-1]["cursor"]}
+    assert (await slow.next())["type"] == "complete"
+    # and the other one received its change
+    change = (await steady.next())["payload"]["data"]["incidentChanges"]
+    assert change["incident"]["id"] == merged[0]
+    # and resuming from its last cursor gives the merge's 7 changes, then nothing more
+    await slow.subscribe("again", {"after": extensions["resumeAfter"]})
+    resumed = [(await slow.next())["payload"]["data"]["incidentChanges"] for _ in range(7)]
+    assert sorted(c["incident"]["id"] for c in resumed) == sorted(merged)
+    await slow.nothing()
+    await slow.close()
+    await steady.close()
+
+
+async def test_notifications_lost_while_the_listener_reconnects_are_recovered_from_the_log(
+    servers, pool, ingest
+) -> None:
+    # Given a subscriber on server 0
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("q")
+    await _ready(socket, servers[0], pool)
+
+    # When PostgreSQL drops every listener connection, and a move commits right then
+    await pool.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'incident-graph-listener' AND datname = current_database()"
+    )
+    await _post(servers[1], token, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)})
+
+    # Then its changes still arrive
+    got = {(await socket.next())["payload"]["data"]["incidentChanges"]["incident"]["id"] for _ in range(2)}
+    assert got == {inc(a[0].incident_id), inc(b[0].incident_id)}
+    await socket.close()
+
+
+@pytest.fixture
+def small_server(database_url: str, tmp_path):
+    """A server process of its own, holding at most one subscription."""
+    server = Server(database_url, tmp_path / "small.log", env={"LIVE_MAX_SUBSCRIPTIONS": "1"})
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_the_subscription_cap_and_a_graceful_shutdown(small_server, pool, ingest) -> None:
+    # Given a server that may hold one subscription, holding one
+    token = await _token(pool, "analyst", "*=read")
+    socket = await Socket.open(small_server, token)
+    await socket.subscribe("first")
+    await _ready(socket, small_server, pool)
+
+    # When a second one is asked for, it is refused, retryable
+    await socket.subscribe("second")
+    message = await socket.next()
+    assert message["id"] == "second", message
+    assert message["payload"]["errors"][0]["extensions"] == {"code": "SUBSCRIPTION_LIMIT", "retryable": True}
+    assert (await socket.next())["type"] == "complete"
+
+    # When the server is told to stop, the open one ends with a resumable reason, then the socket closes
+    small_server.terminate()
+    message = await socket.next()
+    assert message["id"] == "first", message
+    extensions = message["payload"]["errors"][0]["extensions"]
+    assert extensions["code"] == "SERVER_SHUTTING_DOWN" and extensions["retryable"] is True
+    assert (await socket.next())["type"] == "complete"
+    with pytest.raises(websockets.ConnectionClosed):
+        await socket.next()
+    assert small_server.proc.wait(15) == -signal.SIGTERM  # uvicorn re-raises the signal once it has stopped
+
+
+async def test_a_subscription_over_a_plain_request_is_a_request_error(admin) -> None:
+    errors = await admin.errors("subscription { incidentChanges { cursor } }")
+    assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "graphql-transport-ws" in errors[0]["message"]
