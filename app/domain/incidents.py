@@ -187,10 +187,10 @@ def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     if flt.assignees is not None:
         # (only_storable: NUL, which no name holds, would not reach the query)
         names = [viewer.name if a.strip().lower() == "me" else only_storable(a.strip()) for a in flt.assignees]
-    if flt.updated_since is not None:
-        params.where(f"i.updated_at >= {params.add(flt.updated_since)}::timestamptz")
         params.where_any("i.assigned_to", names, "text")
         params.where("i.assigned_to IS NOT NULL")  # what the partial index incidents_assigned holds
+    if flt.updated_since is not None:
+        params.where(f"i.updated_at >= {params.add(flt.updated_since)}::timestamptz")
     if flt.unassigned is not None:
         params.where("i.assigned_to IS NULL" if flt.unassigned else "i.assigned_to IS NOT NULL")
     params.where_any("i.classification", flt.classifications, "incident_classification")
