@@ -426,16 +426,16 @@ def create_app(
         if app.state.listener is not None:
             # Their background tasks keep this context: the listener's probes and the cache's
             # heartbeats (four a second) make no trace spans to bury the requests' statements.
-            with tracing.untraced() if settings.traces else contextlib.nullcontext():
-                await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool)
-                await app.state.listener.start()
             app.state.live = Feed(
                 app.state.pool,
                 app.state.listener,
                 max_subscriptions=settings.live_max_subscriptions,
                 buffer=settings.live_buffer,
             )
-            await app.state.live.start()
+            with tracing.untraced() if settings.traces else contextlib.nullcontext():
+                await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool)
+                await app.state.listener.start()
+                await app.state.live.start()  # its reads of the log every 2 s make no spans either
         sampling = asyncio.create_task(pool_watch.run())
         try:
             yield
