@@ -29,6 +29,7 @@ LAST_DELAY = 5.0
 PROBE_INTERVAL = 5.0
 PROBE_TIMEOUT = 3.0
 SERVER_SETTINGS = {"application_name": "incident-graph-listener"}
+NOTIFY = "SELECT pg_notify($1, $2)"
 
 
 class Listener:
@@ -63,6 +64,19 @@ class Listener:
     def on_state(self, callback: Callable[[bool], None]) -> None:
         """Call callback(False) when the connection is lost, callback(True) once it is back."""
         self._state_callbacks.append(callback)
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Send a notification from this connection itself; raises ConnectionError while it is down.
+
+        Heard back, it proves that the backend which LISTENs is alive and has been delivered every
+        notification committed before it was sent (a heartbeat sent through another connection
+        proves nothing of the sort behind a transaction-pooling proxy, and waits behind requests).
+        """
+        conn = self._conn
+        if conn is None or not self._connected:
+            raise ConnectionError("the LISTEN connection is down")
+        async with self._lock, asyncio.timeout(PROBE_TIMEOUT):
+            await conn.execute(NOTIFY, channel, payload)
 
     async def start(self) -> None:
         """Connect (retrying in the background if PostgreSQL is not reachable yet)."""

@@ -433,7 +433,7 @@ def create_app(
                 buffer=settings.live_buffer,
             )
             with tracing.untraced() if settings.traces else contextlib.nullcontext():
-                await app.state.tokens.start(listener=app.state.listener, pool=app.state.pool)
+                await app.state.tokens.start(listener=app.state.listener)
                 await app.state.listener.start()
                 await app.state.live.start()  # its reads of the log every 2 s make no spans either
         sampling = asyncio.create_task(pool_watch.run())

@@ -5,9 +5,11 @@ Trusted only while the process provably hears every access change:
 - Every change to users, grants or api_tokens notifies `incident_graph_access` from the database
   (db/migrations/0018_access_changes.sql); on it the cache forgets everything.
 - The process sends itself a heartbeat through `incident_graph_token_cache` every
-  HEARTBEAT_INTERVAL. PostgreSQL delivers the notifications of a listening connection in commit
-  order, so hearing a heartbeat sent at time t proves that every access change committed before
-  t has been heard. The cache answers only while the last heartbeat heard was sent within
+  HEARTBEAT_INTERVAL, from the listening connection itself (Listener.notify): never queued
+  behind requests for a pool's connection, and heard back only if the very backend that LISTENs
+  is alive. PostgreSQL delivers the notifications of a listening connection in commit order, so
+  hearing a heartbeat sent at time t proves that every access change committed before t has been
+  heard. The cache answers only while the last heartbeat heard was sent within
   TRUST_WINDOW: a revoked token is refused by every process at most TRUST_WINDOW after the revoke
   committed, even if a listening connection died without a word.
 - While the listener is down, and until a heartbeat sent after it reconnected comes back, every
@@ -47,7 +49,6 @@ TTL = 60.0
 TRUST_WINDOW = 1.0
 HEARTBEAT_INTERVAL = 0.25
 
-HEARTBEAT = "SELECT pg_notify($1, $2)"
 FROM_CACHE = metrics.TOKEN_LOOKUPS.labels("cache")
 FROM_DATABASE = metrics.TOKEN_LOOKUPS.labels("database")
 
@@ -57,6 +58,7 @@ class Listening(Protocol):
 
     def subscribe(self, channel: str, callback: Callable[[str], None]) -> None: ...
     def on_state(self, callback: Callable[[bool], None]) -> None: ...
+    async def notify(self, channel: str, payload: str) -> None: ...
 
 
 class TokenCache:
@@ -94,14 +96,14 @@ class TokenCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def start(self, *, listener: Listening, pool: asyncpg.Pool) -> None:
-        """Hear access changes on the listener and send heartbeats through the pool."""
+    async def start(self, *, listener: Listening) -> None:
+        """Hear access changes on the listener, and send heartbeats from its connection."""
         listener.subscribe(ACCESS_CHANNEL, self._access_changed)
         listener.subscribe(HEARTBEAT_CHANNEL, self._heartbeat_heard)
         listener.on_state(self._listener_state)
         if getattr(listener, "connected", False):
             self._listener_state(True)
-        self._task = asyncio.get_running_loop().create_task(self._send_heartbeats(pool), name="token-cache")
+        self._task = asyncio.get_running_loop().create_task(self._send_heartbeats(listener), name="token-cache")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -164,12 +166,12 @@ class TokenCache:
         for older in [s for s in self._sent if s < int(sequence)]:
             del self._sent[older]  # lost with a connection, or overtaken: never coming
 
-    async def _send_heartbeats(self, pool: asyncpg.Pool) -> None:
+    async def _send_heartbeats(self, listener: Listening) -> None:
         while True:
             self._sequence += 1
             self._sent[self._sequence] = self.clock()
             try:
-                await pool.execute(HEARTBEAT, HEARTBEAT_CHANNEL, f"{self._name}:{self._sequence}")
+                await listener.notify(HEARTBEAT_CHANNEL, f"{self._name}:{self._sequence}")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 if not self._heartbeat_failing:  # once per outage, not four times a second
                     log.warning("token cache: heartbeat failed (%s); tokens are looked up until it succeeds", exc)

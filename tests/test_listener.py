@@ -80,6 +80,19 @@ async def test_a_dropped_connection_is_reported_and_comes_back_listening(listene
     await eventually(lambda: received == ["after reconnect"])
 
 
+async def test_a_notification_sent_on_the_listening_connection_is_heard_back(listener) -> None:
+    received: list[str] = []
+    listener.subscribe(CHANNEL, received.append)
+    with pytest.raises(ConnectionError):
+        await listener.notify(CHANNEL, "before connecting")
+
+    await listener.start()
+    await eventually(lambda: listener.connected)
+    await listener.notify(CHANNEL, "to itself")
+
+    await eventually(lambda: received == ["to itself"])
+
+
 async def test_an_unreachable_database_is_retried_until_stopped() -> None:
     listener = Listener("postgresql://nobody@127.0.0.1:1/none")
     states: list[bool] = []

@@ -57,7 +57,7 @@ def lookups(monkeypatch) -> Lookups:
 async def cache(database_url: str, pool: asyncpg.Pool):
     listener = Listener(database_url)
     cache = TokenCache()
-    await cache.start(listener=listener, pool=pool)
+    await cache.start(listener=listener)
     await listener.start()
     await eventually(lambda: cache.trusted)
     cache.listener = listener
@@ -152,6 +152,26 @@ async def test_while_the_listener_is_down_every_token_is_looked_up(cache, pool, 
     await eventually(lambda: cache.trusted)  # reconnected, and its heartbeat heard again
 
 
+async def test_a_saturated_pool_does_not_stop_the_cache(cache, pool, lookups) -> None:
+    token = await alice(pool)
+    await asyncio.sleep(0.1)
+    await cache.viewer_for_token(conn=pool, token=token)
+
+    # Given every connection of the pool is held by a request that takes its time
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        # Then the heartbeats, sent from the listener's own connection, still come back
+        deadline = time.monotonic() + 3 * cache.trust_window
+        while time.monotonic() < deadline:
+            assert cache.trusted
+            await asyncio.sleep(0.05)
+        assert await cache.viewer_for_token(conn=held[0], token=token) is not None
+        assert lookups.count == 1
+    finally:
+        for conn in held:
+            await pool.release(conn)
+
+
 class SilentListener:
     """A listener whose connection died without a word: it says it is connected, hears nothing."""
 
@@ -166,11 +186,14 @@ class SilentListener:
     def on_state(self, callback) -> None:
         pass
 
+    async def notify(self, channel, payload) -> None:
+        pass  # sent into the void
+
 
 async def test_a_listener_that_stops_hearing_stops_the_cache_within_the_trust_window(pool, lookups) -> None:
     listener = SilentListener()
     cache = TokenCache(heartbeat_interval=0.05)
-    await cache.start(listener=listener, pool=pool)
+    await cache.start(listener=listener)
     try:
         token = await alice(pool)
         assert not cache.trusted  # nothing heard yet: no cache
@@ -195,7 +218,7 @@ async def test_a_listener_that_stops_hearing_stops_the_cache_within_the_trust_wi
 async def test_a_lookup_that_started_before_the_cache_was_trusted_is_not_cached(pool, lookups) -> None:
     listener = SilentListener()
     cache = TokenCache(heartbeat_interval=0.05)
-    await cache.start(listener=listener, pool=pool)
+    await cache.start(listener=listener)
     try:
         token = await alice(pool)
         heard = listener.channels[token_cache.HEARTBEAT_CHANNEL]
@@ -219,7 +242,7 @@ async def test_the_cache_holds_at_most_max_entries_each_for_at_most_ttl(database
     listener = Listener(database_url)
     cache = TokenCache(max_entries=2, ttl=30, clock=lambda: now[0])
     tokens = [await add_user(pool, f"u{n}", "*=read") for n in range(3)]
-    await cache.start(listener=listener, pool=pool)
+    await cache.start(listener=listener)
     await listener.start()
     try:
         await eventually(lambda: cache._heard_at is not None)

@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.pool = await db.create_pool(settings.database_url, settings)
         listener = Listener(settings.database_url)
         app.state.tokens = TokenCache()
-        await app.state.tokens.start(listener=listener, pool=app.state.pool)
+        await app.state.tokens.start(listener=listener)
         await listener.start()
         yield
         await app.state.tokens.stop()
