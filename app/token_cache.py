@@ -48,6 +48,7 @@ MAX_ENTRIES = 10_000
 TTL = 60.0
 TRUST_WINDOW = 1.0
 HEARTBEAT_INTERVAL = 0.25
+SILENCE_WARNING = 5.0  # listening, yet no heartbeat heard back for this long: say so
 
 FROM_CACHE = metrics.TOKEN_LOOKUPS.labels("cache")
 FROM_DATABASE = metrics.TOKEN_LOOKUPS.labels("database")
@@ -81,12 +82,14 @@ class TokenCache:
         self._entries: OrderedDict[bytes, tuple[float, Viewer]] = OrderedDict()
         self._generation = 0
         self._listening = False
+        self._listening_since = 0.0
         self._heard_at: float | None = None  # when the last heartbeat heard back was sent
         self._sent: dict[int, float] = {}  # heartbeats not heard yet: sequence -> sent at
         self._sequence = 0
         self._name = f"{os.getpid()}.{secrets.token_hex(4)}"
         self._task: asyncio.Task | None = None
         self._heartbeat_failing = False
+        self._silence_reported = False
 
     @property
     def trusted(self) -> bool:
@@ -150,6 +153,7 @@ class TokenCache:
         # Either way what was cached may be stale: changes made while it was down were not heard.
         self._forget()
         self._listening = connected
+        self._listening_since = self.clock()
         self._heard_at = None
         self._sent.clear()
 
@@ -168,16 +172,40 @@ class TokenCache:
 
     async def _send_heartbeats(self, listener: Listening) -> None:
         while True:
-            self._sequence += 1
-            self._sent[self._sequence] = self.clock()
-            try:
-                await listener.notify(HEARTBEAT_CHANNEL, f"{self._name}:{self._sequence}")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                if not self._heartbeat_failing:  # once per outage, not four times a second
-                    log.warning("token cache: heartbeat failed (%s); tokens are looked up until it succeeds", exc)
-                self._heartbeat_failing = True
-            else:
-                self._heartbeat_failing = False
-            while len(self._sent) > 100:  # heartbeats never heard back (a listener down)
-                del self._sent[min(self._sent)]
+            if self._listening:  # while it is down the listener says so itself
+                await self._send_heartbeat(listener)
+            self._report_silence()
             await asyncio.sleep(self.heartbeat_interval)
+
+    async def _send_heartbeat(self, listener: Listening) -> None:
+        self._sequence += 1
+        self._sent[self._sequence] = self.clock()
+        try:
+            await listener.notify(HEARTBEAT_CHANNEL, f"{self._name}:{self._sequence}")
+        except Exception as exc:  # whatever it is, the next heartbeat tries again: never stop sending
+            if not self._heartbeat_failing:  # once per outage, not four times a second
+                expected = isinstance(exc, (OSError, asyncpg.PostgresError, asyncpg.InterfaceError))
+                log.warning(
+                    "token cache: heartbeat failed (%r); tokens are looked up until one is heard back",
+                    exc,
+                    exc_info=not expected,
+                )
+            self._heartbeat_failing = True
+        else:
+            if self._heartbeat_failing:
+                log.info("token cache: heartbeats are sent again")
+            self._heartbeat_failing = False
+        while len(self._sent) > 100:  # heartbeats never heard back (a connection that died silently)
+            del self._sent[min(self._sent)]
+
+    def _report_silence(self) -> None:
+        last = self._heard_at if self._heard_at is not None else self._listening_since
+        silent = self._listening and self.clock() - last > SILENCE_WARNING
+        if silent and not self._silence_reported:
+            log.warning(
+                "token cache: listening, but no heartbeat heard back for %.0f s; tokens are looked up until one is",
+                self.clock() - last,
+            )
+        elif self._silence_reported and not silent and self._heard_at is not None:
+            log.info("token cache: heartbeats are heard back again")
+        self._silence_reported = silent

@@ -215,6 +215,50 @@ async def test_a_listener_that_stops_hearing_stops_the_cache_within_the_trust_wi
         await cache.stop()
 
 
+class FlakyListener(SilentListener):
+    """A listener whose sends fail with an error nobody foresaw, then hear back what they send."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def notify(self, channel, payload) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("something unforeseen")
+        self.channels[channel](payload)
+
+
+async def test_an_unforeseen_heartbeat_failure_is_logged_once_and_the_heartbeats_go_on(caplog) -> None:
+    listener = FlakyListener(failures=3)
+    cache = TokenCache(heartbeat_interval=0.02)
+    with caplog.at_level("WARNING", logger="app.token_cache"):
+        await cache.start(listener=listener)
+        try:
+            await eventually(lambda: cache.trusted, timeout=2.0)
+        finally:
+            await cache.stop()
+
+    failures = [r for r in caplog.records if "heartbeat failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert "something unforeseen" in failures[0].getMessage() and failures[0].exc_info is not None
+
+
+async def test_a_listener_that_hears_no_heartbeat_for_seconds_is_reported(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(token_cache, "SILENCE_WARNING", 0.2)
+    listener = SilentListener()
+    cache = TokenCache(heartbeat_interval=0.02)
+    with caplog.at_level("WARNING", logger="app.token_cache"):
+        await cache.start(listener=listener)
+        try:
+            await asyncio.sleep(0.5)
+        finally:
+            await cache.stop()
+
+    silences = [r for r in caplog.records if "no heartbeat heard back" in r.getMessage()]
+    assert len(silences) == 1 and silences[0].levelname == "WARNING"
+
+
 async def test_a_lookup_that_started_before_the_cache_was_trusted_is_not_cached(pool, lookups) -> None:
     listener = SilentListener()
     cache = TokenCache(heartbeat_interval=0.05)
