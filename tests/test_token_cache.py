@@ -305,6 +305,52 @@ async def test_the_cache_holds_at_most_max_entries_each_for_at_most_ttl(database
         await listener.stop()
 
 
+READ_BY = """
+SELECT DISTINCT to_regclass(quote_ident(n.name #>> '{}'))::text AS relation
+  FROM jsonb_path_query($1::jsonb, '$.**."Relation Name"') AS n(name)
+"""
+# pg_trigger.tgtype's bits of the events: INSERT (4), DELETE (8), UPDATE (16) and TRUNCATE (32).
+EVERY_CHANGE = 4 | 8 | 16 | 32
+NOTIFIED_EVENTS = """
+SELECT coalesce(bit_or(t.tgtype::int), 0)
+  FROM pg_trigger t
+  JOIN pg_proc p ON p.oid = t.tgfoid
+ WHERE t.tgrelid = $1::regclass AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A')
+   AND p.prosrc LIKE '%' || $2 || '%'
+"""
+
+
+async def relations_without_access_notifications(conn: asyncpg.Connection) -> dict[str, int]:
+    """The relations VIEWER_BY_TOKEN reads, each with the events (tgtype bits) no trigger notifies."""
+    plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + users.VIEWER_BY_TOKEN, bytes(32))
+    relations = [r["relation"] for r in await conn.fetch(READ_BY, plan)]
+    assert {"users", "grants", "api_tokens"} <= set(relations), relations
+    missing = {}
+    for relation in relations:
+        notified = await conn.fetchval(NOTIFIED_EVENTS, relation, token_cache.ACCESS_CHANNEL)
+        if notified & EVERY_CHANGE != EVERY_CHANGE:
+            missing[relation] = EVERY_CHANGE & ~notified
+    return missing
+
+
+async def test_every_relation_a_token_lookup_reads_notifies_every_change(pool) -> None:
+    # A table the lookup starts to read must be wired to the channel, or the cache keeps answering
+    # from what that table said before it changed.
+    async with pool.acquire() as conn:
+        assert await relations_without_access_notifications(conn) == {}
+
+
+async def test_a_relation_whose_trigger_is_missing_is_found(pool) -> None:
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute("DROP TRIGGER grants_access_changes ON grants")
+            assert await relations_without_access_notifications(conn) == {"grants": EVERY_CHANGE}
+        finally:
+            await transaction.rollback()  # the trigger stays
+
+
 def _token_lookups(base: str, source: str) -> float:
     text = httpx.get(f"{base}/metrics", timeout=5).text
     match = re.search(rf'^incident_graph_token_lookups_total{{source="{source}"}} (\S+)$', text, re.M)
