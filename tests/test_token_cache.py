@@ -87,6 +87,18 @@ async def test_a_verified_token_is_answered_without_a_lookup(cache, pool, lookup
     assert lookups.count == 1
 
 
+async def test_a_cached_viewer_cannot_be_changed_by_the_request_it_is_handed_to(cache, pool) -> None:
+    token = await alice(pool, "acme=read")
+    await asyncio.sleep(0.1)
+    viewer = await cache.viewer_for_token(conn=pool, token=token)
+
+    with pytest.raises(TypeError):
+        viewer.grants["*"] = "write"  # type: ignore[index]
+
+    again = await cache.viewer_for_token(conn=pool, token=token)
+    assert again is viewer and dict(again.grants) == {"acme": "read"} and not again.can_write("other")
+
+
 @pytest.mark.parametrize(
     "change",
     [

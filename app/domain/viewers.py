@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from app.domain.errors import NotAllowed
 from app.domain.models import Access
@@ -12,13 +14,17 @@ ALL_SCOPES = "*"
 
 @dataclass(frozen=True)
 class Viewer:
-    """An authenticated user with their grants (scope -> 'read' | 'write')."""
+    """An authenticated user with their grants (scope -> 'read' | 'write'), which cannot change."""
 
     id: int
     name: str
     can_view_incidents: bool
     can_ingest: bool
-    grants: dict[str, str] = field(default_factory=dict)
+    grants: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The process's token cache hands one Viewer to many requests: none may change another's.
+        object.__setattr__(self, "grants", MappingProxyType(dict(self.grants)))
 
     def access(self, scope: str) -> str | None:
         levels = {self.grants.get(scope), self.grants.get(ALL_SCOPES)}
