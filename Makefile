@@ -121,8 +121,10 @@ SCALE ?= full
 BENCH_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 bench-deps:
-	@command -v wrk >/dev/null || { $(BENCH_SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(BENCH_SUDO) apt-get install -y -qq wrk; }
+	@missing=; command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	[ -z "$$missing" ] || { $(BENCH_SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(BENCH_SUDO) apt-get install -y -qq $$missing; }
 
 bench: install bench-deps
 	$(BIN)/python -m tests.bench.run $(SCALE)

@@ -108,3 +108,11 @@ async def test_postgraphiles_first_alerts_are_the_queues(installed, pool, ingest
                 incident,
             )
             assert [r["id"] for r in got] == [a.id for a in expected[incident].items]
+
+
+def test_without_npm_the_benchmark_says_what_to_install(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(postgraphile, "CACHE", tmp_path)
+    monkeypatch.setattr(postgraphile.shutil, "which", lambda name: None)
+
+    with pytest.raises(SystemExit, match=r"npm is not installed.*make bench-deps.*nodejs and npm"):
+        postgraphile.install()

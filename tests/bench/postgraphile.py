@@ -46,7 +46,10 @@ def install(log=print) -> Path:
     if (target / ".installed").exists():
         return target
     if shutil.which("npm") is None:
-        raise SystemExit("npm is not installed: the benchmark installs PostGraphile with it")
+        raise SystemExit(
+            "npm is not installed, and the benchmark installs PostGraphile with it: run `make bench-deps`"
+            " (it installs Debian's nodejs and npm), or install Node.js with npm (https://nodejs.org)"
+        )
     log(f"installing PostGraphile from the npm registry into {target}")
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)

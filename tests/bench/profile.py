@@ -166,27 +166,45 @@ def measure(
     }
 
 
-def py_spy(pid: int, output: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            str(PY_SPY),
-            "record",
-            "--pid",
-            str(pid),
-            "--subprocesses",
-            "--nonblocking",
-            "--rate",
-            str(RATE),
-            "--duration",
-            str(SECONDS + 3),
-            "--format",
-            "raw",
-            "--output",
-            str(output),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def py_spy(pid: int, output: Path, stderr: Path) -> subprocess.Popen:
+    with stderr.open("wb") as err:  # the child keeps its own copy
+        return subprocess.Popen(
+            [
+                str(PY_SPY),
+                "record",
+                "--pid",
+                str(pid),
+                "--subprocesses",
+                "--nonblocking",
+                "--rate",
+                str(RATE),
+                "--duration",
+                str(SECONDS + 3),
+                "--format",
+                "raw",
+                "--output",
+                str(output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def py_spy_samples(spy: subprocess.Popen, raw: Path, stderr: Path) -> Counter:
+    """The samples py-spy recorded, once it has finished; what it said, if it failed."""
+    try:
+        code = spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        code = spy.wait()
+    samples = python_shares([raw]) if raw.exists() else Counter()
+    if code != 0 or not samples:
+        said = stderr.read_text(errors="replace").strip() or "nothing on stderr"
+        raise RuntimeError(
+            f"py-spy exited with {code} and {sum(samples.values())} samples: {said}"
+            " (to attach, py-spy needs ptrace: root, CAP_SYS_PTRACE or kernel.yama.ptrace_scope=0)"
+        )
+    return samples
 
 
 def by_layer(shares: Counter, cpu_ms: float) -> dict[str, float]:
@@ -204,9 +222,23 @@ def main() -> None:
     data = asyncio.run(bench_inputs.build(db_url, link_runs={}))
     asyncio.run(bench_postgraphile.install_functions(db_url))
     asyncio.run(database.anchor_index(db_url, present=True))
+    try:
+        results, workdir = profile(db_url, token, data.cheap)
+    finally:
+        asyncio.run(database.anchor_index(db_url, present=False))
+
+    print(f"CPU per cheap typeahead request, {scale_name} scale, {WORKERS} workers; profiles in {workdir}")
+    for name, r in results.items():
+        pg_part = f", PostgreSQL {r['pg_cpu_ms']:.2f} ms" if r["pg_cpu_ms"] is not None else ""
+        print(f"\n{name}: {r['rps']:,.0f} rps while profiled; its processes {r['cpu_ms']:.2f} ms a request{pg_part}")
+        for layer, ms in r["layers"].items():
+            print(f"  {layer:<50} {ms:6.3f} ms")
+    print(json.dumps(results))
+
+
+def profile(db_url: str, token: str, cheap: list[str]) -> tuple[dict[str, dict], Path]:
     pg = asyncio.run(postmaster(db_url))
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-", dir=ROOT / ".data"))
-    cheap = data.cheap
     graphql_bodies = bodies_file(workdir, "graphql.jsonl", [{"query": TYPEAHEAD, "variables": {"q": q}} for q in cheap])
     floor_bodies = bodies_file(workdir, "floor.jsonl", [{"q": q} for q in cheap])
     pgl_bodies = bodies_file(workdir, "postgraphile.jsonl", [bench_postgraphile.body(q) for q in cheap])
@@ -222,13 +254,17 @@ def main() -> None:
             "floor": (floor, "/floor", floor_bodies, floor_proc.pid),
         }.items():
             log(f"profiling {name} on the cheap inputs for {SECONDS} s (py-spy)")
-            raw = workdir / f"{name}.raw"
-            spy = py_spy(pid, raw)
-            time.sleep(1)  # py-spy attached
-            measured = measure(url, path, bodies, token, tree(pid), pg)
+            raw, spy_log = workdir / f"{name}.raw", workdir / f"{name}.py-spy.log"
+            spy = py_spy(pid, raw, spy_log)
+            try:
+                time.sleep(1)  # py-spy attached
+                measured = measure(url, path, bodies, token, tree(pid), pg)
+            except BaseException:
+                spy.kill()
+                spy.wait()
+                raise
             del measured["window"]
-            spy.wait(30)
-            measured["layers"] = by_layer(python_shares([raw]), measured["cpu_ms"])
+            measured["layers"] = by_layer(py_spy_samples(spy, raw, spy_log), measured["cpu_ms"])
             results[name] = measured
     finally:
         if floor_proc is not None:
@@ -256,15 +292,7 @@ def main() -> None:
         raise RuntimeError("no sample of node's profile falls in the measurement's window")
     measured["layers"] = by_layer(shares, measured["cpu_ms"])
     results["postgraphile"] = measured
-    asyncio.run(database.anchor_index(db_url, present=False))
-
-    print(f"CPU per cheap typeahead request, {scale_name} scale, {WORKERS} workers; profiles in {workdir}")
-    for name, r in results.items():
-        pg_part = f", PostgreSQL {r['pg_cpu_ms']:.2f} ms" if r["pg_cpu_ms"] is not None else ""
-        print(f"\n{name}: {r['rps']:,.0f} rps while profiled; its processes {r['cpu_ms']:.2f} ms a request{pg_part}")
-        for layer, ms in r["layers"].items():
-            print(f"  {layer:<50} {ms:6.3f} ms")
-    print(json.dumps(results))
+    return results, workdir
 
 
 if __name__ == "__main__":
