@@ -53,17 +53,5 @@ $$;
 CREATE TRIGGER activity_log_notify AFTER INSERT ON activity_log
     FOR EACH STATEMENT EXECUTE FUNCTION activity_logged();
 
--- Access changed (a grant, a permission, a token, a user): live subscriptions check their
--- viewer again at once.
-CREATE FUNCTION access_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('incident_graph_access', '');
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER grants_notify AFTER INSERT OR UPDATE OR DELETE ON grants
-    FOR EACH STATEMENT EXECUTE FUNCTION access_changed();
-CREATE TRIGGER api_tokens_notify AFTER UPDATE OR DELETE ON api_tokens
-    FOR EACH STATEMENT EXECUTE FUNCTION access_changed();
-CREATE TRIGGER users_notify AFTER UPDATE OR DELETE ON users
-    FOR EACH STATEMENT EXECUTE FUNCTION access_changed();
+-- Access changes (a grant, a permission, a token, a user) notify incident_graph_access from the
+-- triggers of 0018_access_changes.sql, which live subscriptions and the token cache both hear.
