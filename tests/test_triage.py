@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import alert_in, inc
+from tests.conftest import alert_id, alert_in, inc
 
 UPDATE = """
 mutation($id: ID!, $status: IncidentStatus, $assignedTo: String, $classification: Classification,
@@ -220,3 +220,38 @@ async def test_a_name_no_user_can_have_is_a_typed_error_in_a_change_and_matches_
         "query($names: [String!]) { incidents(filter: {assignedTo: $names}) { totalCount } }", names=["nul\x00"]
     )
     assert data["incidents"]["totalCount"] == 0
+
+
+async def test_an_incident_emptied_by_a_move_can_be_taken_and_commented_without_a_classification(admin, ingest):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    moved = await admin(
+        'mutation($ids: [ID!]!, $target: LinkTarget!) { linkAlerts(alertIds: $ids, target: $target, comment: "same") '
+        "{ errors { code } } }",
+        ids=[alert_id(a.id)],
+        target={"existingIncidentId": inc(b.incident_id)},
+    )
+    assert moved["linkAlerts"]["errors"] == []
+    emptied = a.incident_id
+
+    assigned = await update(admin, emptied, assignedTo="me")
+    noted = await update(admin, emptied, comment="nothing left here")
+    unchanged_status = await update(admin, emptied, status="RESOLVED", comment="still resolved")
+    commented = (await admin(COMMENT, id=inc(emptied), text="checked"))["addComment"]
+
+    assert assigned["errors"] == [] and assigned["incident"]["assignedTo"] == "admin"
+    assert assigned["incident"]["status"] == "RESOLVED" and assigned["incident"]["classification"] == "UNKNOWN"
+    assert [e["kind"] for e in noted["logEntries"]] == ["COMMENTED"]
+    assert unchanged_status["errors"] == [] and [e["kind"] for e in unchanged_status["logEntries"]] == ["COMMENTED"]
+    assert commented["errors"] == [] and commented["logEntry"]["kind"] == "COMMENTED"
+
+
+async def test_a_resolved_incident_cannot_be_classified_back_to_unknown(admin, ingest):
+    n = await one_incident(ingest)
+    await update(admin, n, status="RESOLVED", classification="FALSE_POSITIVE")
+
+    refused = await update(admin, n, classification="UNKNOWN")
+    reopened = await update(admin, n, status="ACTIVE", classification="UNKNOWN")
+
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("CLASSIFICATION_REQUIRED", "classification")]
+    assert reopened["errors"] == []
+    assert (reopened["incident"]["status"], reopened["incident"]["classification"]) == ("ACTIVE", "UNKNOWN")

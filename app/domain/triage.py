@@ -210,7 +210,10 @@ async def update_incident(
                 "determination",
             )
         )
-    if status == IncidentStatus.RESOLVED and classification == Classification.UNKNOWN:
+    # Checked on a change only: an incident emptied by moves is resolved with no classification,
+    # and taking it or writing a note on it must still work.
+    resolving = status != incident.status or classification != incident.classification
+    if status == IncidentStatus.RESOLVED and classification == Classification.UNKNOWN and resolving:
         problems.append(
             Problem(
                 ProblemCode.CLASSIFICATION_REQUIRED,

@@ -371,3 +371,25 @@ async def test_a_reader_sees_why_they_cannot_change_an_incident(console, make_us
     await console.open(f"#/incidents/{alert.incident_id}")
     await expect(page.get_by_text("You may read this incident but not change it")).to_be_visible()
     await expect(page.get_by_role("button", name="Assign to me")).to_have_count(0)
+
+
+async def test_an_emptied_incident_can_be_taken_and_saved_with_a_note(console, make_user, ingest):
+    a, b = await ingest(alert_in("a", "Beacon from WS-1001"), alert_in("b", "Beacon from WS-2002", minutes=1))
+    analyst = await make_user("analyst", "*=write")
+    await analyst(
+        'mutation($a: [ID!]!, $t: ID!) { linkAlerts(alertIds: $a, target: {existingIncidentId: $t}, comment: "x")'
+        " { errors { code } } }",
+        a=[f"alert_{a.id}"],
+        t=f"inc_{b.incident_id}",
+    )
+    page = console.page
+    await console.sign_in(analyst)
+    await console.open(f"#/incidents/{a.incident_id}")
+
+    await page.get_by_role("button", name="Assign to me").click()
+    await expect(page.locator(".entry.new")).to_contain_text("Assigned to analyst by analyst.")
+    await page.get_by_label("Comment (optional)").fill("Nothing left here")
+    await page.get_by_role("button", name="Save changes").click()
+
+    await expect(page.locator('.entry.new[data-kind="COMMENTED"]')).to_contain_text("Nothing left here")
+    await expect(page.locator("#triage-classification-error")).to_be_empty()

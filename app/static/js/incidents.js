@@ -371,7 +371,10 @@ function triage(ctx, incident) {
   const submit = async (event) => {
     event.preventDefault();
     for (const slot of Object.values(errors)) slot.show(null);
-    if (statusSelect.value === "RESOLVED" && classification.value === "UNKNOWN") {
+    // As the server does: only resolving, or unclassifying a resolved incident, needs a classification
+    // (an incident emptied by moves is resolved unclassified, and a note on it must still save).
+    const changing = statusSelect.value !== incident.status || classification.value !== incident.classification;
+    if (statusSelect.value === "RESOLVED" && classification.value === "UNKNOWN" && changing) {
       errors.classification.show("Resolving needs a classification.", classification);
       classification.focus();
       return;
