@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.conftest import alert_id, alert_in, inc
 
 UPDATE = """
@@ -255,3 +257,24 @@ async def test_a_resolved_incident_cannot_be_classified_back_to_unknown(admin, i
     assert [(e["code"], e["field"]) for e in refused["errors"]] == [("CLASSIFICATION_REQUIRED", "classification")]
     assert reopened["errors"] == []
     assert (reopened["incident"]["status"], reopened["incident"]["classification"]) == ("ACTIVE", "UNKNOWN")
+
+
+async def test_one_who_may_not_see_an_incident_is_refused_without_waiting_on_its_lock(make_user, ingest, pool):
+    n = await one_incident(ingest, scope="red")
+    outsider = await make_user("dee", "green=write")
+    blocker = await pool.acquire()
+    tx = blocker.transaction()
+    await tx.start()
+    try:
+        await blocker.execute("SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE", n)
+
+        refused = await asyncio.wait_for(update(outsider, n, assignedTo="me"), 5)
+        commented = await asyncio.wait_for(outsider(COMMENT, id=inc(n), text="hello"), 5)
+    finally:
+        await tx.rollback()
+        await pool.release(blocker)
+
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("INCIDENT_NOT_FOUND", "id")]
+    assert [(e["code"], e["field"]) for e in commented["addComment"]["errors"]] == [
+        ("INCIDENT_NOT_FOUND", "incidentId")
+    ]

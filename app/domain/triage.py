@@ -8,8 +8,8 @@ not change it.
 Every change writes a typed entry in the incident's log (STATUS_CHANGED, ASSIGNED, CLASSIFIED,
 COMMENTED) with the actor and the old and new values, in the transaction of the change; a value
 set to what it already is writes nothing, so a retried update changes nothing twice. Resolving
-needs a classification. The incident's row is locked first (moves lock alerts, then incidents:
-this takes no alert lock, so it cannot deadlock with them).
+needs a classification. The incident is checked without a lock, then its row is locked and checked
+again (moves lock alerts, then incidents: this takes no alert lock, so it cannot deadlock with them).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import asyncpg
 from app.domain import models
 from app.domain.errors import Problem, ProblemCode, Refused
 from app.domain.ids import INCIDENT, parse_id
-from app.domain.incidents import is_visible
+from app.domain.incidents import get_incidents, is_visible
 from app.domain.linking import check_comment
 from app.domain.models import (
     DETERMINATIONS,
@@ -104,10 +104,23 @@ async def _locked_incident(
         refusal = Problem(ProblemCode.FORBIDDEN, f"You may not view the incidents queue, so you may not {action}.")
         raise Refused([refusal, *problems])
     number = parse_id(incident_id, INCIDENT)
-    row = await conn.fetchrow(LOCK_INCIDENT, number) if number is not None else None
+    # Looked up before any lock: waiting on the lock of an incident the viewer may not see would
+    # tell that it exists (and how busy it is).
+    seen = await get_incidents(conn=conn, viewer=viewer, ids=[number]) if number is not None else {}
+    if number not in seen:
+        raise Refused([_not_found(incident_id, field), *problems])
+    _check_may_change(seen[number], viewer, field, action, problems)
+    # The lock, then the same checks on what it holds: a move or a merge may have changed the
+    # incident's alerts, or redirected it, meanwhile.
+    row = await conn.fetchrow(LOCK_INCIDENT, number)
     incident = models.incident(row) if row else None
     if incident is None or not is_visible(incident, viewer):
         raise Refused([_not_found(incident_id, field), *problems])
+    _check_may_change(incident, viewer, field, action, problems)
+    return incident
+
+
+def _check_may_change(incident: Incident, viewer: Viewer, field: str, action: str, problems: list[Problem]) -> None:
     if not may_change(incident, viewer):
         refusal = Problem(
             ProblemCode.FORBIDDEN,
@@ -124,7 +137,6 @@ async def _locked_incident(
             incident_ids=[incident.node_id],
         )
         raise Refused([refusal, *problems])
-    return incident
 
 
 async def _write(
