@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import alert_id, alert_in, inc
+from tests.invariants import redirect_by_hand
 
 UPDATE = """
 mutation($id: ID!, $status: IncidentStatus, $assignedTo: String, $classification: Classification,
@@ -278,3 +279,14 @@ async def test_one_who_may_not_see_an_incident_is_refused_without_waiting_on_its
     assert [(e["code"], e["field"]) for e in commented["addComment"]["errors"]] == [
         ("INCIDENT_NOT_FOUND", "incidentId")
     ]
+
+
+async def test_a_redirected_incident_says_it_cannot_be_updated_and_refuses_a_change(admin, ingest, pool):
+    a, b = await ingest(alert_in("a"), alert_in("b"))
+    await redirect_by_hand(pool, a.incident_id, b.incident_id)
+
+    seen = await admin("query($id: ID!) { incident(id: $id) { status viewerCanUpdate } }", id=inc(a.incident_id))
+    refused = await update(admin, a.incident_id, assignedTo="me")
+
+    assert seen["incident"] == {"status": "REDIRECTED", "viewerCanUpdate": False}
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("ALREADY_REDIRECTED", "id")]

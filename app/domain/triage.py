@@ -82,7 +82,10 @@ class TriageResult:
 
 def may_change(incident: Incident, viewer: Viewer) -> bool:
     """The rule: the queue permission, and a write grant on one of the incident's alerts' scopes
-    (its last alerts', when it holds none; a "*" write grant for one that never held any)."""
+    (its last alerts', when it holds none; a "*" write grant for one that never held any). A
+    REDIRECTED incident is changed through the one it was merged into."""
+    if incident.status == IncidentStatus.REDIRECTED:
+        return False
     if not viewer.can_view_incidents or not is_visible(incident, viewer):
         return False
     if not incident.alert_scopes:
@@ -121,18 +124,18 @@ async def _locked_incident(
 
 
 def _check_may_change(incident: Incident, viewer: Viewer, field: str, action: str, problems: list[Problem]) -> None:
-    if not may_change(incident, viewer):
-        refusal = Problem(
-            ProblemCode.FORBIDDEN,
-            f"You may not {action}: none of its alerts is yours to change (a write grant on its scope).",
-            field,
-            incident_ids=[incident.node_id],
-        )
-        raise Refused([refusal, *problems])
     if incident.status == IncidentStatus.REDIRECTED:
         refusal = Problem(
             ProblemCode.ALREADY_REDIRECTED,
             f"Incident {incident.node_id} was merged into another incident; change that one instead.",
+            field,
+            incident_ids=[incident.node_id],
+        )
+        raise Refused([refusal, *problems])
+    if not may_change(incident, viewer):
+        refusal = Problem(
+            ProblemCode.FORBIDDEN,
+            f"You may not {action}: none of its alerts is yours to change (a write grant on its scope).",
             field,
             incident_ids=[incident.node_id],
         )
