@@ -290,3 +290,20 @@ async def test_a_redirected_incident_says_it_cannot_be_updated_and_refuses_a_cha
 
     assert seen["incident"] == {"status": "REDIRECTED", "viewerCanUpdate": False}
     assert [(e["code"], e["field"]) for e in refused["errors"]] == [("ALREADY_REDIRECTED", "id")]
+
+
+async def test_a_replayed_comment_refused_as_not_found_names_the_same_argument_as_the_first_answer(
+    make_user, ingest, pool
+):
+    n = await one_incident(ingest, scope="red")
+    ana = await make_user("ana", "red=write")
+    first = (await ana(COMMENT, id=inc(n), text="called the user", key="k1"))["addComment"]
+    assert first["errors"] == []
+    # given the incident's alerts are now in a scope ana may not read
+    await pool.execute("UPDATE incidents SET alert_scopes = '{blue}' WHERE id = $1", n)
+
+    fresh = (await ana(COMMENT, id=inc(n), text="called the user"))["addComment"]
+    replayed = (await ana(COMMENT, id=inc(n), text="called the user", key="k1"))["addComment"]
+
+    assert [(e["code"], e["field"]) for e in fresh["errors"]] == [("INCIDENT_NOT_FOUND", "incidentId")]
+    assert [(e["code"], e["field"]) for e in replayed["errors"]] == [("INCIDENT_NOT_FOUND", "incidentId")]

@@ -686,7 +686,7 @@ async def revert_move(parents, args, ctx: Context):
     return [RevertMovePayload(result.incidents, result.alerts, result.entries, [], result.move_id, result.reverted_id)]
 
 
-async def _triage(ctx: Context, operation: str, key: str | None, request: dict, run) -> triage.TriageResult:
+async def _triage(ctx: Context, operation: str, field: str, key: str | None, request: dict, run) -> triage.TriageResult:
     """A triage change in one transaction, once per idempotency key when one is given."""
 
     async def work(conn):
@@ -699,7 +699,7 @@ async def _triage(ctx: Context, operation: str, key: str | None, request: dict, 
             operation=operation,
             request=request,
             run=lambda: run(conn),
-            replay=idempotency.replay_triage,
+            replay=idempotency.replay_triage(field),
         )
 
     try:
@@ -740,7 +740,7 @@ async def update_incident(parents, args, ctx: Context):
         )
 
     try:
-        result = await _triage(ctx, "updateIncident", key, request, run)
+        result = await _triage(ctx, "updateIncident", "id", key, request, run)
     except Refused as refused:
         observe.payload_errors(ctx.observation, "updateIncident", [str(p.code) for p in refused.problems])
         return [UpdateIncidentPayload(None, [], [MutationError.of(p) for p in refused.problems])]
@@ -755,7 +755,9 @@ async def add_comment(parents, args, ctx: Context):
         return triage.add_comment(conn=conn, viewer=ctx.viewer, incident_id=incident_id, text=text)
 
     try:
-        result = await _triage(ctx, "addComment", key, {"id": incident_id.strip(), "text": text.strip()}, run)
+        result = await _triage(
+            ctx, "addComment", "incidentId", key, {"id": incident_id.strip(), "text": text.strip()}, run
+        )
     except Refused as refused:
         observe.payload_errors(ctx.observation, "addComment", [str(p.code) for p in refused.problems])
         return [AddCommentPayload(None, None, [MutationError.of(p) for p in refused.problems])]

@@ -160,14 +160,20 @@ async def replay_merge(conn: asyncpg.Connection, viewer: Viewer, ids: dict) -> m
     )
 
 
-async def replay_triage(conn: asyncpg.Connection, viewer: Viewer, ids: dict) -> triage.TriageResult:
-    """The first updateIncident's or addComment's result: the incident as it is now, its entries.
-    Refused as not found when the viewer can no longer see the incident."""
-    row = await conn.fetchrow(INCIDENTS, [ids["incident"]])
-    incident = models.incident(row)
-    if not is_visible(incident, viewer):
-        raise Refused([Problem(ProblemCode.INCIDENT_NOT_FOUND, f"No incident found with id {incident.node_id}.", "id")])
-    return triage.TriageResult(incident, await activity.entries_by_id(conn=conn, ids=ids["entries"]))
+def replay_triage(field: str):
+    """The replay of updateIncident (field "id") or addComment ("incidentId"): the first result,
+    the incident as it is now and its entries; refused as not found, at the mutation's own
+    argument, when the viewer can no longer see the incident."""
+
+    async def replay(conn: asyncpg.Connection, viewer: Viewer, ids: dict) -> triage.TriageResult:
+        row = await conn.fetchrow(INCIDENTS, [ids["incident"]])
+        incident = models.incident(row)
+        if not is_visible(incident, viewer):
+            message = f"No incident found with id {incident.node_id}."
+            raise Refused([Problem(ProblemCode.INCIDENT_NOT_FOUND, message, field)])
+        return triage.TriageResult(incident, await activity.entries_by_id(conn=conn, ids=ids["entries"]))
+
+    return replay
 
 
 async def replay_revert(conn: asyncpg.Connection, viewer: Viewer, ids: dict) -> reverting.RevertResult:
