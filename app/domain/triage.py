@@ -7,8 +7,9 @@ not change it.
 
 Every change writes a typed entry in the incident's log (STATUS_CHANGED, ASSIGNED, CLASSIFIED,
 COMMENTED) with the actor and the old and new values, in the transaction of the change; a value
-set to what it already is writes nothing, so a retried update changes nothing twice. Resolving
-needs a classification. The incident is checked without a lock, then its row is locked and checked
+set to what it already is writes nothing, so a retried field change writes nothing again (a
+comment is written again unless the call carries an idempotency key). Resolving needs a
+classification. The incident is checked without a lock, then its row is locked and checked
 again (moves lock alerts, then incidents: this takes no alert lock, so it cannot deadlock with them).
 """
 
