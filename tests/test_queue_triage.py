@@ -122,9 +122,20 @@ async def test_filters_by_assignee_me_unassigned_and_classification(admin, make_
     assert data["incidents"]["edges"][0]["node"]["id"] == inc(numbers[0])
 
 
-async def test_a_number_search_pins_its_incident_first_on_any_sort(admin, ingest):
+async def test_a_search_keeps_to_last_activity_and_another_sort_with_it_is_refused(admin, ingest):
+    # (run on both paths: the app's fixtures answer with the lean path on, then off)
     numbers = await seven_incidents(ingest)
 
-    data = (await admin(QUEUE, sort="CREATED", first=3, filter={"search": str(numbers[0])}))["incidents"]
+    pinned = (await admin(QUEUE, sort="LAST_ACTIVITY", first=3, filter={"search": str(numbers[0])}))["incidents"]
+    refusals = [
+        await admin.errors(QUEUE, sort=sort, first=3, filter={"search": search})
+        for sort in ("SEVERITY", "ALERT_COUNT", "CREATED")
+        for search in (str(numbers[0]), "x0", "alert on host")
+    ]
 
-    assert data["edges"][0]["node"]["id"] == inc(numbers[0])
+    assert pinned["edges"][0]["node"]["id"] == inc(numbers[0])
+    for [error] in refusals:
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "A search lists newest activity first; sort applies to the queue without a search" in error["message"]
+    # a blank search is no search: every sort stays open
+    assert len(await every_page(admin, "SEVERITY", filter={"search": "  "})) == 7

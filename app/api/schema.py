@@ -145,7 +145,8 @@ class Query:
         sort: Annotated[
             IncidentSort,
             strawberry.argument(
-                description="The order. A cursor belongs to its sort: one from another sort is BAD_USER_INPUT."
+                description="The order. A cursor belongs to its sort: one from another sort is BAD_USER_INPUT. A search "
+                "lists newest activity first: another sort with a search is BAD_USER_INPUT."
             ),
         ] = models.IncidentSort.LAST_ACTIVITY,
         first: Annotated[int | None, first_argument(fields.QUEUE_PAGE)] = None,

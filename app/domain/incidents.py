@@ -442,8 +442,8 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
     parts = list(
         dict.fromkeys(part for word in words if search.has_trigrams(word) for part in search.index_parts(word))
     )
-    # The typeahead's steps walk the order of last activity; another sort's index is walked as is.
-    if not parts or queue.sort is not BY_ACTIVITY:
+    # The typeahead's steps walk the order of last activity (a search has no other sort: _queue).
+    if not parts:
         sql, values = _step(queue, PLAIN)
         return await conn.fetch(sql, *values)
     async with _one_connection(conn) as c:
@@ -463,6 +463,12 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
             sql, values = _step(queue, step, indexed)
             rows = await c.fetch(sql, *values)
         return rows
+
+
+SEARCH_SORT_REFUSED = (
+    "A search lists newest activity first; sort applies to the queue without a search. Leave sort out, or use "
+    "LAST_ACTIVITY, with a search."
+)
 
 
 def sort_for(viewer: Viewer, name: str) -> Sort:
@@ -492,6 +498,9 @@ async def _queue(
         raise NotAllowed("you may not view the incidents queue")
     window = pagination.window(**paging)
     sort = sort_for(viewer, sort_name)
+    if sort is not BY_ACTIVITY and search.words(flt.search):
+        # No index serves a search in another order: at 1M incidents it would read every match.
+        raise InvalidArgument("sort", SEARCH_SORT_REFUSED)
     await pagination.ensure_sealing_key(conn)
     number = search.as_number(flt.search)
     key = None

@@ -393,3 +393,33 @@ async def test_an_emptied_incident_can_be_taken_and_saved_with_a_note(console, m
 
     await expect(page.locator('.entry.new[data-kind="COMMENTED"]')).to_contain_text("Nothing left here")
     await expect(page.locator("#triage-classification-error")).to_be_empty()
+
+
+async def test_a_search_turns_the_sort_back_to_last_activity_and_disables_the_sort_headers(console, make_user, ingest):
+    await ingest(
+        alert_in("a", "PowerShell on WS-1", severity="low", minutes=0),
+        alert_in("b", "PowerShell on WS-2", severity="high", minutes=5),
+    )
+    page = console.page
+    await signed_in(console, make_user)
+    await page.locator("th button.sort", has_text="Severity").click()
+    await expect(page).to_have_url(re.compile(r"sort=SEVERITY"))
+
+    await page.get_by_label("Search incidents").fill("powershell")
+
+    await expect(page).to_have_url(re.compile(r"#/incidents\?q=powershell$"))
+    await expect(page.locator("th button.sort", has_text="Severity")).to_be_disabled()
+    await expect(page.get_by_role("columnheader", name=re.compile("^Last activity"))).to_have_attribute(
+        "aria-sort", "descending"
+    )
+    await expect(page.locator("#sort-hint")).to_have_text("A search lists newest activity first; clear it to sort.")
+    await expect(page.locator("table.queue > tbody > tr")).to_have_count(2)
+    await expect(page.locator("#incident-search-error")).to_be_empty()
+    await console.axe("queue searched, sort disabled")
+    # a URL that asks for both keeps the search, on last activity
+    await console.open("#/incidents?q=powershell&sort=SEVERITY")
+    await expect(page.locator("table.queue > tbody > tr")).to_have_count(2)
+    await expect(page).to_have_url(re.compile(r"#/incidents\?q=powershell$"))
+    await page.get_by_label("Search incidents").fill("")
+    await expect(page.locator("th button.sort", has_text="Severity")).to_be_enabled()
+

@@ -49,7 +49,9 @@ export function incidentsQueue(ctx) {
     assignee: p.get("assignee") ?? "", sort: p.get("sort") ?? "LAST_ACTIVITY",
     pages: Math.max(1, Math.min(Number(p.get("pages")) || 1, MAX_FIRST / PAGE_SIZE)),
   };
-  if (!Object.values(SORTABLE).includes(state.sort) || (EVERY_SCOPE_SORTS.has(state.sort) && !readsEverything)) {
+  // A search lists newest activity first: the API refuses another sort with one.
+  if (!Object.values(SORTABLE).includes(state.sort) || (EVERY_SCOPE_SORTS.has(state.sort) && !readsEverything)
+    || state.q) {
     state.sort = "LAST_ACTIVITY";
   }
   const saved = ctx.takeConfirmation();  // a move just saved from here
@@ -125,6 +127,8 @@ export function incidentsQueue(ctx) {
   };
   search.addEventListener("input", debounce(() => {
     state.q = search.value.trim();
+    if (state.q) state.sort = "LAST_ACTIVITY";
+    showSort();
     reload();
   }, 250));
   for (const [name, control] of Object.entries(filters)) {
@@ -139,31 +143,41 @@ export function incidentsQueue(ctx) {
     if (row) row.update(incident, entries);
   });
 
+  const sortButtons = new Map();  // sort -> its column's button
+  const sortHint = h("p", { id: "sort-hint", class: "hint" });
+  const showSort = () => {
+    for (const [sort, button] of sortButtons) {
+      const current = state.sort === sort;
+      button.setAttribute("aria-pressed", String(current));
+      if (current) button.parentElement.setAttribute("aria-sort", "descending");
+      else button.parentElement.removeAttribute("aria-sort");
+      button.disabled = Boolean(state.q);
+    }
+    sortHint.textContent = state.q && sortButtons.size ? "A search lists newest activity first; clear it to sort." : "";
+    caption.textContent = `Incidents, ${SORT_WORDS[state.sort]}`;
+  };
   const header = (title) => {
     const sort = SORTABLE[title];
     if (!sort || (EVERY_SCOPE_SORTS.has(sort) && !readsEverything)) return h("th", { scope: "col" }, title);
-    const current = state.sort === sort;
-    return h("th", { scope: "col", "aria-sort": current ? "descending" : null },
-      h("button", {
-        type: "button", class: "sort", "aria-pressed": String(current),
-        onclick: (event) => {
-          state.sort = sort;
-          for (const th of event.target.closest("tr").children) th.removeAttribute("aria-sort");
-          for (const b of event.target.closest("tr").querySelectorAll("button.sort")) b.setAttribute("aria-pressed", "false");
-          event.target.closest("th").setAttribute("aria-sort", "descending");
-          event.target.setAttribute("aria-pressed", "true");
-          caption.textContent = `Incidents, ${SORT_WORDS[sort]}`;
-          reload();
-        },
-      }, title, h("span", { class: "visually-hidden" }, `, sort ${SORT_WORDS[sort]}`)));
+    const button = h("button", {
+      type: "button", class: "sort", "aria-describedby": "sort-hint",
+      onclick: () => {
+        state.sort = sort;
+        showSort();
+        reload();
+      },
+    }, title, h("span", { class: "visually-hidden" }, `, sort ${SORT_WORDS[sort]}`));
+    sortButtons.set(sort, button);
+    return h("th", { scope: "col" }, button);
   };
-  const caption = h("caption", { class: "visually-hidden" }, `Incidents, ${SORT_WORDS[state.sort]}`);
+  const caption = h("caption", { class: "visually-hidden" });
   const label = (id, text) => h("label", { for: id }, text);
   ctx.render(
     h("h1", { tabindex: -1 }, "Incidents"),
     saved && confirmation(saved, { onReverted: ctx.reverted }),
     h("div", { class: "toolbar filters" },
-      h("div", { class: "search-field" }, label("incident-search", "Search incidents"), search, searchError.element),
+      h("div", { class: "search-field" }, label("incident-search", "Search incidents"), search, searchError.element,
+        sortHint),
       h("div", {}, label("status-filter", "Status"), filters.status),
       h("div", {}, label("severity-filter", "Severity"), filters.severity),
       h("div", {}, label("assignee-filter", "Assigned"), filters.assignee)),
@@ -177,6 +191,7 @@ export function incidentsQueue(ctx) {
           ["ID", "Name", "Severity", "Status", "Alerts", "Assigned to", "Last activity"].map(header))),
         body)),
     list.footer);
+  showSort();
   list.reload(state.pages);
 }
 
