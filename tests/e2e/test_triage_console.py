@@ -423,3 +423,16 @@ async def test_a_search_turns_the_sort_back_to_last_activity_and_disables_the_so
     await page.get_by_label("Search incidents").fill("")
     await expect(page.locator("th button.sort", has_text="Severity")).to_be_enabled()
 
+
+async def test_select_all_is_unchecked_when_more_adds_unchecked_rows(console, make_user, ingest):
+    await ingest(*[alert_in(f"p{i}", f"PowerShell on WS-{1000 + i}", minutes=i) for i in range(21)])
+    page = console.page
+    await signed_in(console, make_user)
+    every = page.get_by_role("checkbox", name="Select every incident shown")
+    await every.check()
+
+    await page.get_by_role("button", name="More incidents").click()
+
+    await expect(page.get_by_text("Showing 21 of 21 incidents")).to_be_visible()
+    await expect(every).not_to_be_checked()
+    assert await every.evaluate("box => box.indeterminate")

@@ -83,11 +83,13 @@ export function incidentsQueue(ctx) {
     },
   });
   let bulk = false;  // select-all is checking the rows: it stays as the user set it
-  incidents.onChange(() => {
-    if (bulk) return;
+  const showAll = () => {
     const boxes = [...rows.values()].filter(([, box]) => !box.disabled);
     all.checked = boxes.length > 0 && boxes.every(([, box]) => box.checked);
     all.indeterminate = !all.checked && boxes.some(([, box]) => box.checked);
+  };
+  incidents.onChange(() => {
+    if (!bulk) showAll();
   });
 
   const remember = () => {
@@ -112,6 +114,7 @@ export function incidentsQueue(ctx) {
         incidents.drop(() => true);
       }
       body.append(...nodes.map((incident) => queueRow(ctx, incident, selection, incidents, rows)));
+      showAll();  // rows added by "More" are unchecked: "every incident shown" is no longer checked
       state.pages = Math.max(1, Math.ceil(list.shownCount / PAGE_SIZE));
       remember();
     },
