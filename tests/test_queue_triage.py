@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from app.domain import incidents
 from app.domain.models import SEVERITY_ORDER
+from app.domain.viewers import Viewer
 from tests.conftest import alert_in, inc
+from tests.test_queries import RecordingConnection, index_names
 
 QUEUE = """
 query($filter: IncidentFilter, $sort: IncidentSort!, $first: Int, $after: String, $last: Int, $before: String) {
@@ -139,3 +144,38 @@ async def test_a_search_keeps_to_last_activity_and_another_sort_with_it_is_refus
         assert "A search lists newest activity first; sort applies to the queue without a search" in error["message"]
     # a blank search is no search: every sort stays open
     assert len(await every_page(admin, "SEVERITY", filter={"search": "  "})) == 7
+
+
+@pytest.mark.parametrize("status", ["in_progress", "redirected"])
+async def test_a_rare_status_filter_reads_its_partial_index_in_the_queues_order(pool, status):
+    async with pool.acquire() as conn, conn.transaction():
+        # given a queue where the status is rare: 1 incident in 100
+        await conn.execute("INSERT INTO incidents (id, name, severity, last_activity_at) VALUES (1, 'x', 'low', now())")
+        await conn.execute(
+            """
+            INSERT INTO incidents (id, name, status, severity, last_activity_at, alert_count, alert_scopes,
+                                   redirect_incident_id, classification)
+            SELECT g, 'Incident ' || g, s::incident_status, 'medium', now() - g * interval '1 minute',
+                   CASE WHEN s = 'redirected' THEN 0 ELSE 1 END, ARRAY['default'],
+                   CASE WHEN s = 'redirected' THEN 1 END,
+                   CASE WHEN s = 'resolved' THEN 'true_positive' ELSE 'unknown' END::incident_classification
+              FROM (SELECT g, CASE WHEN g % 100 = 0 THEN $1 ELSE 'resolved' END AS s
+                      FROM generate_series(2, 20000) g) x
+            """,
+            status,
+        )
+        await conn.execute("ANALYZE incidents")
+        recorder = RecordingConnection(conn)
+        viewer = Viewer(id=1, name="scoped", can_view_incidents=True, can_ingest=False, grants={"default": "read"})
+
+        # when the queue is filtered by it, in the default order
+        page = await incidents.list_incidents(
+            conn=recorder, viewer=viewer, flt=incidents.IncidentFilter(statuses=[status]), first=20
+        )
+
+        # then the page is read from incidents_rare_status in order, not by walking the recency index
+        assert len(page.items) == 20 and {i.status for i in page.items} == {status}
+        sql, args = recorder.statements[-1]
+        plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
+        assert index_names(plan) == {"incidents_rare_status"}, json.dumps(plan, indent=1)
+        assert "Sort" not in json.dumps(plan), json.dumps(plan, indent=1)

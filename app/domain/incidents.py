@@ -23,6 +23,7 @@ from app.domain.models import (
     SEVERITY_ORDER,
     Alert,
     Incident,
+    IncidentStatus,
     ReadableSummary,
     Severity,
 )
@@ -176,12 +177,22 @@ class Seen:
     alert_count: int
 
 
+RARE_STATUSES = frozenset({IncidentStatus.IN_PROGRESS, IncidentStatus.REDIRECTED})
+
+
 def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     """Incidents the viewer may see, with the filter's statuses and severities; the words are
     added apart (_where_words), since the pinned incident is found by its number instead."""
     params = Params()
     params.where(visible(params, viewer))
-    params.where_any("i.status", flt.statuses, "incident_status")
+    if flt.statuses is not None and len(flt.statuses) == 1:
+        # Equality, not "= ANY": the planner then reads incidents_rare_status in the queue's order
+        # and stops at a page, where "= ANY" of one value reads every match and sorts them.
+        params.where(f"i.status = {params.add(flt.statuses[0])}::incident_status")
+    else:
+        params.where_any("i.status", flt.statuses, "incident_status")
+    if flt.statuses and set(flt.statuses) <= RARE_STATUSES:
+        params.where("i.status IN ('in_progress', 'redirected')")  # what the partial index incidents_rare_status holds
     if flt.severities is not None:
         params.where_any(_severity_seen(params, viewer), flt.severities, "severity")
     if flt.assignees is not None:
