@@ -126,6 +126,7 @@ class Settings:
     # Live updates (app/live.py): subscriptions one process holds, changes one may fall behind
     # before it is ended (SUBSCRIBER_TOO_SLOW), how far back a cursor may resume, heartbeats.
     live_max_subscriptions: int = 5000
+    live_max_subscriptions_per_connection: int = 100
     live_buffer: int = 1000
     live_resume_hours: float = 24.0
     live_heartbeat_seconds: float = 15.0
@@ -174,6 +175,9 @@ class Settings:
             ingest_max_alerts=_limit("INGEST_MAX_ALERTS", cls.ingest_max_alerts),
             merge_max_alerts=_limit("MERGE_MAX_ALERTS", cls.merge_max_alerts),
             live_max_subscriptions=_limit("LIVE_MAX_SUBSCRIPTIONS", cls.live_max_subscriptions),
+            live_max_subscriptions_per_connection=_limit(
+                "LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION", cls.live_max_subscriptions_per_connection
+            ),
             live_buffer=_limit("LIVE_BUFFER", cls.live_buffer),
             live_resume_hours=_float("LIVE_RESUME_HOURS", cls.live_resume_hours),
             live_heartbeat_seconds=_float("LIVE_HEARTBEAT_SECONDS", cls.live_heartbeat_seconds),

@@ -140,6 +140,7 @@ class Feed:
         self._by_incident: dict[int, set[Subscription]] = {}
         self._everything: set[Subscription] = set()
         self._count = 0
+        self._access_watchers: list[Callable[[], None]] = []  # WebSockets, to check their token
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.shutting_down = False
@@ -207,9 +208,18 @@ class Feed:
     def _all(self) -> set[Subscription]:
         return self._everything.union(*self._by_incident.values())
 
+    def watch_access(self, callback: Callable[[], None]) -> None:
+        """Call callback() at every change of access (and when notifications may have been lost)."""
+        self._access_watchers.append(callback)
+
+    def unwatch_access(self, callback: Callable[[], None]) -> None:
+        self._access_watchers.remove(callback)
+
     def _access_changed(self) -> None:
         for sub in self._all():
             sub.access_may_have_changed()
+        for callback in list(self._access_watchers):
+            callback()
 
     def _listener_state(self, connected: bool) -> None:
         if connected:

@@ -24,6 +24,7 @@ from datetime import timedelta
 import asyncpg
 import orjson
 from cross_web import HTTPException
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
@@ -49,6 +50,7 @@ from app.api.limits import Limits
 from app.api.loaders import Loaders
 from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
+from app.api.subscriptions import RECHECK_SECONDS
 from app.config import DEMO_TOKEN_VARIABLE, Settings
 from app.domain import users
 from app.domain.viewers import Viewer
@@ -74,11 +76,70 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
                 if self.connection_acknowledged:
                     await self.send_message({"type": "ping"})
 
-        beats = asyncio.get_running_loop().create_task(ping())
+        loop = asyncio.get_running_loop()
+        beats = loop.create_task(ping())
+        access = loop.create_task(self._watch_access())
         try:
             await super().handle()
         finally:
             beats.cancel()
+            access.cancel()
+
+    async def _watch_access(self) -> None:
+        """Close the socket with 4403 once its token no longer authenticates: checked at every
+        access change the feed hears of, and every RECHECK_SECONDS anyway."""
+        feed: Feed | None = self.context.live
+        changed = asyncio.Event()
+        if feed is not None:
+            feed.watch_access(changed.set)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECHECK_SECONDS):
+                        await changed.wait()
+                changed.clear()
+                if self.context.token is None:
+                    continue  # before connection_init: nobody to check
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                    if await users.viewer_for_token(conn=self.context.pool, token=self.context.token) is None:
+                        await self.websocket.close(code=4403, reason="Forbidden: the API token was revoked")
+                        return
+        finally:
+            if feed is not None:
+                feed.unwatch_access(changed.set)
+
+    async def handle_subscribe(self, message) -> None:
+        # Only subscriptions: a query or mutation here would run as the viewer of connection_init,
+        # past ConcurrencyLimit. graphql-ws clients take an error message as that operation's end.
+        payload = message.get("payload") or {}
+        if self.connection_acknowledged and not _runs_as_subscription(
+            payload.get("query"), payload.get("operationName")
+        ):
+            error = {"message": WS_SUBSCRIPTIONS_ONLY, "extensions": {"code": "BAD_REQUEST"}}
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
+        await super().handle_subscribe(message)
+
+
+WS_SUBSCRIPTIONS_ONLY = (
+    "The WebSocket runs subscriptions only: send queries and mutations as HTTP requests to /graphql."
+)
+SSE_SUBSCRIPTIONS_ONLY = (
+    "Accept: text/event-stream serves subscriptions only: send queries and mutations with Accept: application/json."
+)
+
+
+def _runs_as_subscription(query: object, operation_name: object) -> bool:
+    """Whether the document's operation is a subscription; True too for a document that cannot
+    run at all (not text, a syntax error), which the normal path refuses with its own error."""
+    if not isinstance(query, str):
+        return True
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return True
+    operation = get_operation_ast(document, operation_name if isinstance(operation_name, str) else None)
+    return operation is not None and operation.operation == OperationType.SUBSCRIPTION
 
 
 class _TextFrames(ASGIWebSocketAdapter):
@@ -110,6 +171,8 @@ class GraphQLApp(GraphQL):
             # request to /graphql).
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             connection_init_wait_timeout=timedelta(seconds=10),
+            # Operations in flight on one WebSocket: subscriptions only (_Heartbeats.handle_subscribe).
+            max_subscriptions_per_connection=settings.live_max_subscriptions_per_connection,
             allowed_origins=settings.cors_origins,
         )
         heartbeat = settings.live_heartbeat_seconds

@@ -480,3 +480,46 @@ async def test_a_subscription_over_a_plain_request_is_a_request_error(admin) -> 
     errors = await admin.errors("subscription { incidentChanges { cursor } }")
     assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
     assert "graphql-transport-ws" in errors[0]["message"]
+
+
+async def test_queries_and_mutations_over_the_websocket_are_refused(servers, pool, ingest) -> None:
+    # Given an open WebSocket of a viewer who may move alerts
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+
+    # When it sends a mutation and a query as operations
+    variables = {"ids": [alert_id(a[0].id)], "target": {"existingIncidentId": inc(b[0].incident_id)}}
+    await socket.ws.send(
+        json.dumps({"id": "m", "type": "subscribe", "payload": {"query": LINK, "variables": variables}})
+    )
+    await socket.ws.send(json.dumps({"id": "q", "type": "subscribe", "payload": {"query": "{ __typename }"}}))
+
+    # Then each gets an error telling it to use HTTP, and the alert did not move
+    for op_id in ("m", "q"):
+        message = await socket.next()
+        assert message["type"] == "error" and message["id"] == op_id, message
+        assert message["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+        assert "HTTP" in message["payload"][0]["message"]
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", a[0].id) == a[0].incident_id
+    # and a subscription on the same socket still works
+    await socket.subscribe("s", {"ids": [inc(a[0].incident_id)]})
+    await _ready(socket, servers[0], pool)
+    await _post(servers[1], token, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)})
+    assert (await socket.next())["id"] == "s"
+    await socket.close()
+
+
+async def test_a_revoked_token_closes_its_open_websocket_with_4403(servers, pool) -> None:
+    # Given an open WebSocket, with no subscription running
+    token = await _token(pool, "leaver", "*=write")
+    socket = await Socket.open(servers[0], token)
+
+    # When the token is revoked
+    async with pool.acquire() as conn:
+        await users.revoke_tokens(conn=conn, name="leaver", operator="admin")
+
+    # Then the server closes the socket with 4403
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await socket.next()
+    assert closed.value.rcvd.code == 4403
