@@ -330,6 +330,19 @@ def _wants_ide(request: Request) -> bool:
     )
 
 
+def _streams_a_subscription(request: Request, body: bytes) -> bool:
+    if request.method != "POST":
+        params = request.query_params
+        return _runs_as_subscription(params.get("query"), params.get("operationName"))
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return True  # strawberry refuses it, running nothing
+    if not isinstance(payload, dict):
+        return False
+    return _runs_as_subscription(payload.get("query"), payload.get("operationName"))
+
+
 def _lean_candidate(request: Request) -> bool:
     if request.method != "POST":  # a POST's content type is JSON by now (415 otherwise)
         return False
@@ -579,6 +592,10 @@ def create_app(
                     scope, refused.status, refused.message, {"code": refused.code}, refused.headers
                 )
                 await refusal(scope, receive, send)
+                return
+            if context.streams and not _streams_a_subscription(request, body):
+                # An event stream skips ConcurrencyLimit: only a subscription may have one.
+                await error_response(scope, 400, SSE_SUBSCRIPTIONS_ONLY, {"code": "BAD_REQUEST"})(scope, receive, send)
                 return
             if settings.lean_path and _lean_candidate(request):
                 # Documents the lean path knows skip graphql-core's execution (app/api/lean/).

@@ -523,3 +523,23 @@ async def test_a_revoked_token_closes_its_open_websocket_with_4403(servers, pool
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await socket.next()
     assert closed.value.rcvd.code == 4403
+
+
+async def test_queries_and_mutations_over_an_event_stream_are_refused(servers, pool, ingest) -> None:
+    # Given a viewer who may move alerts
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    variables = {"ids": [alert_id(a[0].id)], "target": {"existingIncidentId": inc(b[0].incident_id)}}
+
+    # When a mutation and a query are sent as graphql-sse requests
+    async with httpx.AsyncClient(timeout=30) as http:
+        for body in ({"query": LINK, "variables": variables}, {"query": "{ __typename }"}):
+            response = await http.post(f"{servers[0].url}/graphql", json=body, headers=headers)
+
+            # Then each is refused with a typed error, and the alert did not move
+            assert response.status_code == 400, response.text
+            error = response.json()["errors"][0]
+            assert error["extensions"]["code"] == "BAD_REQUEST"
+            assert "subscriptions only" in error["message"]
+    assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", a[0].id) == a[0].incident_id
