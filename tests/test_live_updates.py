@@ -18,7 +18,7 @@ import httpx
 import pytest
 import websockets
 
-from app.domain import users
+from app.domain import changes, pagination, users
 from tests.conftest import alert_id, alert_in, inc
 from tests.live import Server
 
@@ -543,3 +543,76 @@ async def test_queries_and_mutations_over_an_event_stream_are_refused(servers, p
             assert error["extensions"]["code"] == "BAD_REQUEST"
             assert "subscriptions only" in error["message"]
     assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", a[0].id) == a[0].incident_id
+
+
+async def test_resume_after_is_the_last_cursor_sent_never_one_of_a_change_not_shown(servers, pool, ingest) -> None:
+    # Given a viewer of the default scope following the queue, who was sent a move's two changes
+    stored = await ingest(
+        *(alert_in(f"r{k}", f"Story {k}", minutes=k, entities=[("device", f"resume-{k}")]) for k in range(8))
+    )
+    numbers = [x.incident_id for x in stored]
+    f1 = await ingest(alert_in("rf1", "Finance beacon", scope="finance", entities=[("device", "rfin-1")]))
+    f2 = await ingest(alert_in("rf2", "Finance beacon", scope="finance", minutes=1, entities=[("device", "rfin-2")]))
+    viewer = await _token(pool, "outsider", "default=read")
+    mover = await _token(pool, "mover", "*=write")
+    socket = await Socket.open(servers[0], viewer)
+    await socket.subscribe("q")
+    await _ready(socket, servers[0], pool)
+    await _post(servers[1], mover, LINK, ids=[alert_id(stored[7].id)], target={"createNew": True})
+    received = [(await socket.next())["payload"]["data"]["incidentChanges"] for _ in range(2)]
+    # and then changes of finance incidents, which it may not see
+    await _post(
+        servers[1], mover, LINK, ids=[alert_id(f1[0].id)], target={"existingIncidentId": inc(f2[0].incident_id)}
+    )
+    await socket.nothing()
+
+    # When a merge of 7 incidents overflows its buffer
+    merged = [inc(n) for n in numbers[:7]]
+    assert (await _post(servers[1], mover, MERGE, ids=merged, target=merged[0]))["mergeIncidents"]["errors"] == []
+
+    # Then resumeAfter is the last cursor it was sent, not one of the finance changes
+    message = await socket.next()
+    assert message["payload"]["errors"][0]["extensions"]["resumeAfter"] == received[-1]["cursor"], message
+    await socket.close()
+
+
+async def _refusal(socket: Socket) -> list[dict]:
+    """The errors of the next operation refused or ended (its `complete` skipped)."""
+    message = await socket.next()
+    while message["type"] == "complete":
+        message = await socket.next()
+    return message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+
+
+async def test_a_cursor_of_no_kept_change_and_an_expired_one_are_refused_alike(servers, pool, ingest) -> None:
+    # Given a cursor a subscriber was sent, of a change then made older than LIVE_RESUME_HOURS
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("q", {"ids": [inc(a[0].incident_id)]})
+    await _ready(socket, servers[0], pool)
+    await _post(servers[1], token, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)})
+    cursor = (await socket.next())["payload"]["data"]["incidentChanges"]["cursor"]
+    await pagination.ensure_sealing_key(pool)
+    position = changes.decode_cursor(cursor)
+    await pool.execute(
+        "UPDATE activity_log SET created_at = now() - interval '25 hours' WHERE id = $1", position.entry_id
+    )
+    # and a genuine cursor of an entry that does not exist
+    missing = changes.Position(position.xact, position.entry_id + 10_000_000).cursor
+
+    # When a subscriber resumes from either
+    refusals = []
+    for n, after in enumerate((cursor, missing)):
+        await socket.subscribe(f"r{n}", {"after": after})
+        errors = await _refusal(socket)
+        refusals.append((errors[0]["extensions"]["code"], errors[0]["message"]))
+
+    # Then both are refused with one and the same error
+    assert refusals[0] == refusals[1]
+    assert refusals[0][0] == "CURSOR_EXPIRED"
+    # and an unsealed cursor of a real change is no cursor at all
+    await socket.subscribe("forged", {"after": pagination.encode("chg", str(position.xact), position.entry_id)})
+    errors = await _refusal(socket)
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    await socket.close()

@@ -27,7 +27,7 @@ from app.api.context import Context
 from app.api.loaders import Loaders
 from app.api.types import ActivityLogEntry, Incident
 from app.config import settings
-from app.domain import activity, changes, incidents, models, users
+from app.domain import activity, changes, incidents, models, pagination, users
 from app.domain import ids as domain_ids
 from app.domain.viewers import Viewer
 
@@ -150,6 +150,7 @@ async def incident_changes(
     feed: live.Feed | None = ctx.live
     if feed is None:
         raise _error("LIVE_UNAVAILABLE", "Live updates are not available on this server.", retryable=False)
+    await pagination.ensure_sealing_key(ctx.pool)  # change cursors are sealed
     resume = changes.decode_cursor(after) if after is not None else None
     if resume is not None:
         try:
@@ -170,6 +171,7 @@ async def incident_changes(
         raise _ended(ended, after) from None
     metrics.LIVE_SUBSCRIPTIONS.inc()
     last = resume
+    sent = after  # resumeAfter: never the cursor of a change this viewer was not shown
     try:
         backlog: deque[changes.Change | live.Read] = deque()
         if resume is not None:
@@ -198,8 +200,9 @@ async def incident_changes(
             if seen is not None:
                 metrics.LIVE_CHANGES_SENT.inc()
                 yield seen
+                sent = seen.cursor
     except live.Ended as ended:
-        raise _ended(ended, last.cursor if last is not None else after) from None
+        raise _ended(ended, sent) from None
     finally:
         feed.close(subscription)
         metrics.LIVE_SUBSCRIPTIONS.dec()

@@ -80,7 +80,9 @@ class Position:
 
     @property
     def cursor(self) -> str:
-        return pagination.encode("chg", str(self.xact), self.entry_id)
+        """Sealed (pagination.ensure_sealing_key first): it names an entry of an incident the
+        holder may no longer see, so it must say nothing and be unforgeable."""
+        return pagination.seal("chg", str(self.xact), self.entry_id)
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,8 @@ class Read:
 
 
 def decode_cursor(cursor: str, argument: str = "after") -> Position:
-    """The position a change's cursor names; InvalidArgument when it is not one."""
-    xact, entry_id = pagination.decode(cursor, "chg", (str, int), argument)
+    """The position a change's cursor names; InvalidArgument when it is not one (ensure_sealing_key first)."""
+    xact, entry_id = pagination.unseal(cursor, "chg", (str, int), argument)
     if not xact.isdigit() or len(xact) > 20:
         raise InvalidArgument(argument, f"{argument} is not a cursor from incidentChanges")
     return Position(int(xact), entry_id)
@@ -118,16 +120,17 @@ class CursorExpired(InvalidArgument):
 
 
 async def check_cursor(*, conn: Conn, position: Position, keep: timedelta, now: datetime) -> None:
-    """Refuse a cursor whose change is older than `keep`, or that names no change of the stream."""
+    """Refuse a cursor whose change is older than `keep`, or that names no change of the stream.
+
+    One refusal for both: which one it is would tell whether an entry the caller may not see
+    exists, and how old it is."""
     row = await conn.fetchrow(CURSOR_ENTRY, position.entry_id)
-    if row is None or row["xact"] is None or int(row["xact"]) != position.xact:
-        raise CursorExpired("after", "after names no change this server keeps: reload, then subscribe without it")
-    if row["created_at"] < now - keep:
+    if row is None or row["xact"] is None or int(row["xact"]) != position.xact or row["created_at"] < now - keep:
         hours = keep.total_seconds() / 3600
         raise CursorExpired(
             "after",
-            f"after is older than the {hours:g} hours of changes a subscription may resume from: reload, then "
-            "subscribe without it",
+            f"after is not a cursor this server gave, or it is older than the {hours:g} hours of changes a "
+            "subscription may resume from: reload, then subscribe without it",
         )
 
 
