@@ -139,7 +139,7 @@ class Feed:
         self.position: int | None = None  # every transaction below it has been read
         self._by_incident: dict[int, set[Subscription]] = {}
         self._everything: set[Subscription] = set()
-        self._count = 0
+        self._open: set[Subscription] = set()  # a set: a subscription of no incident is counted too
         self._access_watchers: list[Callable[[], None]] = []  # WebSockets, to check their token
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -147,7 +147,7 @@ class Feed:
 
     @property
     def subscriptions(self) -> int:
-        return self._count
+        return len(self._open)
 
     async def start(self) -> None:
         self.listener.subscribe(LOG_CHANNEL, lambda _payload: self._wake.set())
@@ -175,7 +175,7 @@ class Feed:
         """A new subscription, given every change from the feed's position on."""
         if self.shutting_down:
             raise Ended(*SHUTTING_DOWN, retryable=True)
-        if self._count >= self.max_subscriptions:
+        if len(self._open) >= self.max_subscriptions:
             raise SubscriptionLimit
         if self.position is None:
             raise Ended("LIVE_UNAVAILABLE", "Live updates are starting: retry shortly.", retryable=True)
@@ -185,25 +185,20 @@ class Feed:
         else:
             for n in incident_ids:
                 self._by_incident.setdefault(n, set()).add(sub)
-        self._count += 1
+        self._open.add(sub)
         return sub
 
     def close(self, sub: Subscription) -> None:
+        self._open.discard(sub)
         if sub.incident_ids is None:
-            if sub in self._everything:
-                self._everything.discard(sub)
-                self._count -= 1
+            self._everything.discard(sub)
             return
-        removed = False
         for n in sub.incident_ids:
             subs = self._by_incident.get(n)
-            if subs is not None and sub in subs:
+            if subs is not None:
                 subs.discard(sub)
-                removed = True
                 if not subs:
                     del self._by_incident[n]
-        if removed:
-            self._count -= 1
 
     def _all(self) -> set[Subscription]:
         return self._everything.union(*self._by_incident.values())
@@ -239,11 +234,11 @@ class Feed:
                 async with asyncio.timeout(POLL_SECONDS):
                     await self._wake.wait()
             self._wake.clear()
-            if not self._count:
+            if not self._open:
                 # Nobody listens: move on to the horizon without reading the log (one statement).
                 with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                     horizon = await changes.horizon(conn=self.pool)
-                    if not self._count:  # one opened meanwhile starts from the old position: nothing skipped
+                    if not self._open:  # one opened meanwhile starts from the old position: nothing skipped
                         self.position = max(self.position, horizon)
                 continue
             try:

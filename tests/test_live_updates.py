@@ -616,3 +616,18 @@ async def test_a_cursor_of_no_kept_change_and_an_expired_one_are_refused_alike(s
     errors = await _refusal(socket)
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
     await socket.close()
+
+
+async def test_a_subscription_of_no_incident_frees_its_place_when_it_ends(small_server, pool) -> None:
+    # Given a server that may hold one subscription, and a subscription of no incident that ended
+    token = await _token(pool, "analyst", "*=read")
+    socket = await Socket.open(small_server, token)
+    await socket.subscribe("none", {"ids": []})
+    await _ready(socket, small_server, pool)
+    await socket.ws.send(json.dumps({"id": "none", "type": "complete"}))
+    await asyncio.sleep(0.3)
+
+    # When another one is asked for, then it is held: no SUBSCRIPTION_LIMIT
+    await socket.subscribe("queue")
+    await socket.nothing()
+    await socket.close()
