@@ -249,7 +249,13 @@ class Feed:
                 self._wake.set()
                 continue
             try:
-                delivered = await self._with_rows([c for c in read.changes if self._wanted(c)])
+                delivered: list[Read] = []
+                fetched: set[changes.Change] = set()
+                # A subscription opened while rows were read starts at the old position: read what it wants too.
+                while todo := [c for c in read.changes if c not in fetched and self._wanted(c)]:
+                    delivered += await self._with_rows(todo)
+                    fetched.update(todo)
+                delivered.sort(key=lambda item: item.change.position)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("live: reading the changes' incidents failed (%s); retrying", exc)
                 await asyncio.sleep(RETRY_SECONDS)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import websockets
 
+from app import live
 from app.domain import changes, pagination, users
 from tests.conftest import alert_id, alert_in, inc
 from tests.live import Server
@@ -631,3 +632,48 @@ async def test_a_subscription_of_no_incident_frees_its_place_when_it_ends(small_
     await socket.subscribe("queue")
     await socket.nothing()
     await socket.close()
+
+
+class _QuietListener:
+    def subscribe(self, channel: str, callback) -> None:
+        pass
+
+    def on_state(self, callback) -> None:
+        pass
+
+
+async def test_a_subscription_opened_while_the_feed_reads_rows_loses_no_change(pool, ingest) -> None:
+    # Given a feed with one subscription, of B
+    a, b = await _two_incidents(ingest)
+    feed = live.Feed(pool, _QuietListener(), max_subscriptions=10, buffer=10)
+    feed.position = await changes.horizon(conn=pool)
+    feed.open(frozenset({b[0].incident_id}))
+    # and a subscription of A that opens while the feed reads the rows of the changes it wanted
+    late: list[live.Subscription] = []
+    opened = asyncio.Event()
+    read_rows = feed._with_rows
+
+    async def opening_meanwhile(wanted):
+        if not late:
+            late.append(feed.open(frozenset({a[0].incident_id})))
+            opened.set()
+        return await read_rows(wanted)
+
+    feed._with_rows = opening_meanwhile
+
+    # When changes of A and B commit and the feed reads them
+    for incident in (a[0].incident_id, b[0].incident_id):
+        await pool.execute(
+            "INSERT INTO activity_log (incident_id, kind, actor) VALUES ($1, 'alert_linked', 'ghost')", incident
+        )
+    running = asyncio.get_running_loop().create_task(feed._run())
+    feed._wake.set()
+    try:
+        async with asyncio.timeout(5):
+            await opened.wait()
+        await late[0].wait(5)
+    finally:
+        running.cancel()
+
+    # Then the late subscription has A's change
+    assert late[0].take().change.incident_id == a[0].incident_id
