@@ -130,6 +130,7 @@ class Settings:
     live_buffer: int = 1000
     live_resume_hours: float = 24.0
     live_heartbeat_seconds: float = 15.0
+    live_recheck_seconds: float = 30.0  # a backstop for a missed access notification
 
     @property
     def live_resume_window(self) -> timedelta:
@@ -181,6 +182,7 @@ class Settings:
             live_buffer=_limit("LIVE_BUFFER", cls.live_buffer),
             live_resume_hours=_float("LIVE_RESUME_HOURS", cls.live_resume_hours),
             live_heartbeat_seconds=_float("LIVE_HEARTBEAT_SECONDS", cls.live_heartbeat_seconds),
+            live_recheck_seconds=_float("LIVE_RECHECK_SECONDS", cls.live_recheck_seconds),
         )
 
 

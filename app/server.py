@@ -50,7 +50,6 @@ from app.api.limits import Limits
 from app.api.loaders import Loaders
 from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
-from app.api.subscriptions import RECHECK_SECONDS
 from app.config import DEMO_TOKEN_VARIABLE, Settings
 from app.domain import users
 from app.domain.viewers import Viewer
@@ -68,6 +67,7 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
     proxies that close quiet connections (clients answer with a pong, as the protocol asks)."""
 
     interval: float = 15.0
+    recheck: float = 30.0
 
     async def handle(self) -> None:
         async def ping() -> None:
@@ -87,7 +87,7 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
 
     async def _watch_access(self) -> None:
         """Close the socket with 4403 once its token no longer authenticates: checked at every
-        access change the feed hears of, and every RECHECK_SECONDS anyway."""
+        access change the feed hears of, and every LIVE_RECHECK_SECONDS anyway."""
         feed: Feed | None = self.context.live
         changed = asyncio.Event()
         if feed is not None:
@@ -95,13 +95,18 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RECHECK_SECONDS):
+                    async with asyncio.timeout(self.recheck):
                         await changed.wait()
                 changed.clear()
                 if self.context.token is None:
                     continue  # before connection_init: nobody to check
                 with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                     if await users.viewer_for_token(conn=self.context.pool, token=self.context.token) is None:
+                        # Its subscriptions heard the same change: let them send their UNAUTHENTICATED first.
+                        for _ in range(20):
+                            if not self.operations:
+                                break
+                            await asyncio.sleep(0.05)
                         await self.websocket.close(code=4403, reason="Forbidden: the API token was revoked")
                         return
         finally:
@@ -176,7 +181,9 @@ class GraphQLApp(GraphQL):
             allowed_origins=settings.cors_origins,
         )
         heartbeat = settings.live_heartbeat_seconds
-        self.graphql_transport_ws_handler_class = type("Heartbeats", (_Heartbeats,), {"interval": heartbeat})
+        self.graphql_transport_ws_handler_class = type(
+            "Heartbeats", (_Heartbeats,), {"interval": heartbeat, "recheck": settings.live_recheck_seconds}
+        )
         self.stream_transport_classes_by_protocol = {
             GRAPHQL_SSE_PROTOCOL: type("SSEHeartbeats", (SSETransport,), {"heartbeat_interval": heartbeat}),
         }

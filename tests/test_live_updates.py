@@ -50,7 +50,7 @@ def servers(database_url: str, tmp_path_factory):
     started: list[Server] = []
     try:
         for n in range(2):
-            env = {"LIVE_HEARTBEAT_SECONDS": "1", "LIVE_BUFFER": "5"}
+            env = {"LIVE_HEARTBEAT_SECONDS": "1", "LIVE_BUFFER": "5", "LIVE_RECHECK_SECONDS": "1"}
             started.append(Server(database_url, logs / f"server-{n}.log", env=env))
         for server in started:
             try:
@@ -677,3 +677,44 @@ async def test_a_subscription_opened_while_the_feed_reads_rows_loses_no_change(p
 
     # Then the late subscription has A's change
     assert late[0].take().change.incident_id == a[0].incident_id
+
+
+async def test_a_subscription_checks_its_viewer_again_while_changes_flow(servers, pool, ingest) -> None:
+    # Given a subscriber of A over an event stream (LIVE_RECHECK_SECONDS=1), and a mover moving an
+    # alert in and out of A
+    a, b = await _two_incidents(ingest)
+    token = await _token(pool, "leaver", "*=read")
+    mover = await _token(pool, "mover", "*=write")
+
+    async def moving() -> None:
+        targets = [inc(b[0].incident_id), inc(a[0].incident_id)]
+        for n in range(100):
+            await _post(servers[1], mover, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": targets[n % 2]})
+            await asyncio.sleep(0.1)
+
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    body = {"query": CHANGES, "variables": {"ids": [inc(a[0].incident_id)]}}
+    movers = asyncio.get_running_loop().create_task(moving())
+    try:
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("POST", f"{servers[0].url}/graphql", json=body, headers=headers) as response,
+        ):
+            lines = response.aiter_lines()
+            await asyncio.sleep(0.3)
+            # When its token is revoked and the notification of it is lost (no trigger fires)
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SET LOCAL session_replication_role = replica")
+                await users.revoke_tokens(conn=conn, name="leaver", operator="admin")
+
+            # Then, while changes keep arriving, the subscription ends within seconds
+            received = []
+            async with asyncio.timeout(8):
+                async for line in lines:
+                    if line.startswith("data:") and line[5:].strip():
+                        received.append(json.loads(line[5:]))
+                        if received[-1].get("errors"):
+                            break
+    finally:
+        movers.cancel()
+    assert received[-1]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -11,6 +11,7 @@ Only the normal path runs subscriptions (the lean path plans queries and mutatio
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -30,10 +31,6 @@ from app.config import settings
 from app.domain import activity, changes, incidents, models, pagination, users
 from app.domain import ids as domain_ids
 from app.domain.viewers import Viewer
-
-# How long a subscription waits without a change before it checks its viewer again anyway: a
-# backstop for an access change whose notification the listener missed.
-RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -182,15 +179,18 @@ async def incident_changes(
                 incident_ids=sorted(numbers) if numbers is not None else None,
             )
             backlog.extend(found)
+        # The viewer is checked again at every access change, and every LIVE_RECHECK_SECONDS whether
+        # or not changes flow: a backstop for an access change whose notification the listener missed.
+        recheck = settings().live_recheck_seconds
+        checked = time.monotonic()
         while True:
-            if subscription.access_changed:
+            if subscription.access_changed or time.monotonic() - checked >= recheck:
                 subscription.access_changed = False
                 await _check_viewer(ctx)
+                checked = time.monotonic()
             change = backlog.popleft() if backlog else subscription.take()
             if change is None:
-                await subscription.wait(RECHECK_SECONDS)
-                if subscription.pending == 0 and subscription.ended is None:
-                    subscription.access_changed = True  # nothing for a while: check the viewer anyway
+                await subscription.wait(max(0.0, checked + recheck - time.monotonic()))
                 continue
             position = change.change.position if isinstance(change, live.Read) else change.position
             if last is not None and position <= last:

@@ -35,7 +35,7 @@ CREATE TRIGGER alerts_touch_incident AFTER UPDATE ON alerts
 
 -- The stream's order: the writing transaction, then the entry. xact is the transaction's id
 -- (xid8: never wraps). A reader delivers an entry only once every transaction of a lower id has
--- ended (app/live/feed.py), so the order is final when read and a cursor never skips a late
+-- ended (app/live.py), so the order is final when read and a cursor never skips a late
 -- commit. Entries written before this migration have none, and are not part of the stream.
 ALTER TABLE activity_log ADD COLUMN xact xid8;
 ALTER TABLE activity_log ALTER COLUMN xact SET DEFAULT pg_current_xact_id();
