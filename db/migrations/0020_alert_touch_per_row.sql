@@ -1,20 +1,27 @@
--- Incident.updatedAt for alerts changed in place, per row (replaces 0015's statement trigger).
+-- Incident.updatedAt for alerts changed in place (replaces 0015's statement trigger).
 --
 -- 0015's trigger joined the statement's transition tables (every updated alert, old and new)
 -- to find the alerts that stayed in their incident. Transition tables have no statistics, and
--- for a merge or its revert (10,000 alerts moved in one statement) that join ran past the 15 s
--- statement timeout beside 16 movers (`make bench`, 2026-12-02 16:26): the merge failed. A row
--- trigger whose WHEN clause skips every moved alert costs a move nothing, and an alert changed
--- in place stamps its own incident, which its writer has locked already (writers lock incidents
--- in id order before their alerts: 0006).
-DROP TRIGGER alerts_touch_incident ON alerts;
-DROP FUNCTION alerts_changed_in_place();
-
-CREATE FUNCTION alert_changed_in_place() RETURNS trigger LANGUAGE plpgsql AS $$
+-- for a merge or its revert (10,000 alerts moved in one statement) the planner's join ran past
+-- the 15 s statement timeout beside 16 movers (`make bench`, 2026-12-02 16:18 UTC run): the
+-- merge failed. Here the alerts that stayed are found by grouping the two tables' rows (one
+-- hash aggregate, linear in the rows), and their incidents are still locked in id order, as
+-- every writer of incidents locks them (0006).
+CREATE OR REPLACE FUNCTION alerts_changed_in_place() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE incidents SET updated_at = now() WHERE id = NEW.incident_id AND updated_at < now();
+    PERFORM 1 FROM incidents i
+      WHERE i.id IN (SELECT c.incident_id
+                       FROM (SELECT id, incident_id FROM changed_new
+                             UNION ALL SELECT id, incident_id FROM changed_old) c
+                      GROUP BY c.id, c.incident_id HAVING count(*) = 2)
+        AND i.updated_at < now()
+      ORDER BY i.id FOR UPDATE;
+    UPDATE incidents i SET updated_at = now()
+      WHERE i.id IN (SELECT c.incident_id
+                       FROM (SELECT id, incident_id FROM changed_new
+                             UNION ALL SELECT id, incident_id FROM changed_old) c
+                      GROUP BY c.id, c.incident_id HAVING count(*) = 2)
+        AND i.updated_at < now();
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER alerts_touch_incident AFTER UPDATE ON alerts
-    FOR EACH ROW WHEN (OLD.incident_id = NEW.incident_id) EXECUTE FUNCTION alert_changed_in_place();
