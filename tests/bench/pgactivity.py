@@ -201,6 +201,9 @@ class Activity:
     # The sampler's loop and connection, used from other threads through _call.
 
     def _call(self, coro):
+        if self._error is not None:
+            coro.close()
+            raise RuntimeError(f"the PostgreSQL sampler stopped: {self._error!r}")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
 
     def _run(self) -> None:
@@ -230,7 +233,14 @@ class Activity:
                 await asyncio.sleep(self.interval)
                 now = time.monotonic()
                 elapsed, last = now - last, now
-                await self._sample_once(elapsed)
+                try:
+                    await self._sample_once(elapsed)
+                except asyncpg.UndefinedTableError:  # an index dropped meanwhile (the anchors')
+                    self._gin = [r["relname"] for r in await self._conn.fetch(GIN_INDEXES)]
+                    self._pending = {i: await self._conn.fetchval(PENDING, i) for i in self._gin}
+                except Exception as exc:  # noqa: BLE001 - said by the next window, not lost
+                    self._error = exc
+                    return
         finally:
             await self._conn.close()
 
