@@ -337,6 +337,19 @@ def _wants_ide(request: Request) -> bool:
     )
 
 
+def only_event_stream(accept: str) -> bool:
+    """Whether a request can be answered only as an event stream (graphql-sse's clients send
+    Accept: text/event-stream alone). Such a request skips ConcurrencyLimit, so it must be a
+    subscription. Clients that list JSON beside it (urql's fetch exchange lists
+    application/json, text/event-stream and multipart/mixed for every operation) are counted
+    like any request, and their queries and mutations run."""
+    media = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+    return "text/event-stream" in media and not media & JSON_MEDIA
+
+
+JSON_MEDIA = {"application/json", "application/graphql-response+json", "application/graphql+json", "*/*"}
+
+
 def _streams_a_subscription(request: Request, body: bytes) -> bool:
     if request.method != "POST":
         params = request.query_params
@@ -444,7 +457,7 @@ class ConcurrencyLimit:
         if scope["type"] != "http" or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
-        if "text/event-stream" in Headers(scope=scope).get("accept", ""):
+        if only_event_stream(Headers(scope=scope).get("accept", "")):
             # A subscription's event stream stays open: LIVE_MAX_SUBSCRIPTIONS caps those instead.
             await self.app(scope, receive, send)
             return
@@ -600,7 +613,7 @@ def create_app(
                 )
                 await refusal(scope, receive, send)
                 return
-            if context.streams and not _streams_a_subscription(request, body):
+            if only_event_stream(request.headers.get("accept", "")) and not _streams_a_subscription(request, body):
                 # An event stream skips ConcurrencyLimit: only a subscription may have one.
                 await error_response(scope, 400, SSE_SUBSCRIPTIONS_ONLY, {"code": "BAD_REQUEST"})(scope, receive, send)
                 return
