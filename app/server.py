@@ -195,6 +195,7 @@ class GraphQLApp(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        scope = _answer_as_json_when_accepted(scope)
         request = Request(scope=scope, receive=receive)
         try:
             response = await self.run(request)
@@ -335,6 +336,18 @@ def _wants_ide(request: Request) -> bool:
         and "query" not in request.query_params
         and "text/html" in request.headers.get("accept", "")
     )
+
+
+def _answer_as_json_when_accepted(scope: Scope) -> Scope:
+    """A request that accepts JSON beside text/event-stream (urql's, for every operation) is
+    answered as JSON: strawberry would otherwise stream it. Subscriptions over graphql-sse send
+    Accept: text/event-stream alone."""
+    accept = Headers(scope=scope).get("accept", "")
+    if "text/event-stream" not in accept or only_event_stream(accept):
+        return scope
+    kept = ", ".join(p for p in accept.split(",") if p.split(";", 1)[0].strip().lower() != "text/event-stream")
+    headers = [(k, v) for k, v in scope["headers"] if k != b"accept"] + [(b"accept", kept.encode())]
+    return {**scope, "headers": headers}
 
 
 def only_event_stream(accept: str) -> bool:
@@ -600,7 +613,7 @@ def create_app(
                 observation=observation,
                 token=token.strip(),
                 live=request.app.state.live,
-                streams="text/event-stream" in request.headers.get("accept", ""),
+                streams=only_event_stream(request.headers.get("accept", "")),
             )
             scope.setdefault("state", {})["context"] = context
             body = await request.body() if request.method == "POST" else b""
