@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -128,6 +129,22 @@ async def prepare(server_url: str, name: str, seed_incidents: int) -> tuple[str,
     finally:
         await conn.close()
     return url, token
+
+
+@contextlib.contextmanager
+def serving(database_url: str, logs: Path, envs: list[dict[str, str]]):
+    """One `incidents serve` process per environment in envs, all healthy, stopped on leaving
+    whatever happens (RuntimeError or TimeoutError when one does not come up)."""
+    started: list[Server] = []
+    try:
+        for n, env in enumerate(envs):
+            started.append(Server(database_url, logs / f"server-{n}.log", env=env))
+        for server in started:
+            server.wait_healthy()
+        yield started
+    finally:
+        for server in started:
+            server.stop()
 
 
 def main() -> None:

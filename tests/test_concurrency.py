@@ -19,7 +19,7 @@ import pytest
 
 from app.domain import users
 from tests.conftest import alert_id, alert_in, inc, number_of
-from tests.live import Server
+from tests.live import serving
 
 CLIENTS = 16
 MOVES_PER_CLIENT = 40
@@ -47,19 +47,11 @@ mutation($ids: [ID!]!, $target: LinkTarget!, $comment: String!) {
 def servers(database_url: str, tmp_path_factory):
     """Two `incidents serve` processes on the test database, stopped whatever happens."""
     logs = tmp_path_factory.mktemp("servers")
-    started: list[Server] = []
     try:
-        for n in range(2):
-            started.append(Server(database_url, logs / f"server-{n}.log"))
-        for server in started:
-            try:
-                server.wait_healthy()
-            except (RuntimeError, TimeoutError) as exc:
-                pytest.fail(str(exc))
-        yield started
-    finally:
-        for server in started:
-            server.stop()
+        with serving(database_url, logs, [{}, {}]) as started:
+            yield started
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(str(exc))
 
 
 async def _token(pool: asyncpg.Pool, name: str) -> str:

@@ -21,7 +21,7 @@ import websockets
 from app import live
 from app.domain import changes, pagination, users
 from tests.conftest import alert_id, alert_in, inc
-from tests.live import Server
+from tests.live import Server, serving
 
 CHANGES = """
 subscription($ids: [ID!], $after: String) {
@@ -47,20 +47,13 @@ QUIET = 1.0  # how long "receives nothing" waits: the servers deliver in well un
 def servers(database_url: str, tmp_path_factory):
     """Two `incidents serve` processes on the test database."""
     logs = tmp_path_factory.mktemp("live-servers")
-    started: list[Server] = []
     try:
-        for n in range(2):
-            env = {"LIVE_HEARTBEAT_SECONDS": "1", "LIVE_BUFFER": "5", "LIVE_RECHECK_SECONDS": "1"}
-            started.append(Server(database_url, logs / f"server-{n}.log", env=env))
-        for server in started:
-            try:
-                server.wait_healthy()
-            except (RuntimeError, TimeoutError) as exc:
-                pytest.fail(str(exc))
-        yield started
-    finally:
-        for server in started:
-            server.stop()
+        with serving(
+            database_url, logs, [{"LIVE_HEARTBEAT_SECONDS": "1", "LIVE_BUFFER": "5", "LIVE_RECHECK_SECONDS": "1"}] * 2
+        ) as started:
+            yield started
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(str(exc))
 
 
 class Socket:

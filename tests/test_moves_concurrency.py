@@ -38,7 +38,7 @@ import pytest
 
 from app.domain import ids, users
 from tests.conftest import alert_id, alert_in, inc, number_of
-from tests.live import Server
+from tests.live import Server, serving
 
 SEED = 14
 CLIENTS = 16
@@ -159,19 +159,11 @@ class Call:
 def servers(database_url: str, tmp_path_factory):
     """Two `incidents serve` processes on the test database, one on each execution path."""
     logs = tmp_path_factory.mktemp("move-servers")
-    started: list[Server] = []
     try:
-        for n, lean in enumerate(("true", "false")):
-            started.append(Server(database_url, logs / f"server-{n}.log", env={"GRAPHQL_LEAN_PATH": lean}))
-        for server in started:
-            try:
-                server.wait_healthy()
-            except (RuntimeError, TimeoutError) as exc:
-                pytest.fail(str(exc))
-        yield started
-    finally:
-        for server in started:
-            server.stop()
+        with serving(database_url, logs, [{"GRAPHQL_LEAN_PATH": lean} for lean in ("true", "false")]) as started:
+            yield started
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(str(exc))
 
 
 async def _setup(ingest) -> dict[int, int]:
