@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import asyncpg
 
@@ -95,10 +96,11 @@ class Position:
     xact: int
     entry_id: int
 
-    @property
+    @cached_property
     def cursor(self) -> str:
         """Sealed (pagination.ensure_sealing_key first): it names an entry of an incident the
-        holder may no longer see, so it must say nothing and be unforgeable."""
+        holder may no longer see, so it must say nothing and be unforgeable. Made once per change
+        for every subscription of the process (sealing is deterministic: the same for each)."""
         return pagination.seal("chg", str(self.xact), self.entry_id)
 
 
