@@ -12,11 +12,15 @@ Two `incidents serve` processes of one worker each (the 2 workers), A and B, on 
    probe's move alone (its HTTP answer), printed beside it. Every other probe move is made by
    this process itself, through the domain in a transaction of its own (the same statements as
    A's): the time from its COMMIT returning to the change arriving on B is commit-to-client.
+
+`python -m tests.bench.live DATABASE_URL` measures the server's CPU time per delivered event
+instead (cpu_per_event): comparable across runs on a busy machine, where latencies are not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -201,3 +205,85 @@ async def _commit_move(conn: asyncpg.Connection, alert: int, to: int) -> float:
             conn=conn, viewer=_PROBE, alert_ids=[typed_id(ALERT, alert)], target=target, comment="bench probe"
         )
     return time.perf_counter()
+
+
+def cpu_per_event(db_url: str, workdir, queue_subscriptions: int = 20, moves: int = 100) -> dict:
+    """One server process with queue_subscriptions queue-wide subscriptions (CHANGES, one token);
+    `moves` probe moves committed here one after another (two changes each): the server's CPU time
+    from the first move until every subscriber had every event, per event. CPU time, not waiting:
+    comparable across runs on a busy machine, where latencies are not."""
+    from tests.bench.run import make_token
+    from tests.live import Server
+
+    token = asyncio.run(make_token(db_url))
+    alert, home, other = asyncio.run(probe_pair(db_url, [], []))
+    server = Server(db_url, workdir / "server-cpu.log", env={"WEB_CONCURRENCY": "1", "LIVE_BUFFER": "100000"})
+    try:
+        server.wait_healthy()
+        return asyncio.run(_cpu_per_event(server, db_url, token, alert, (home, other), queue_subscriptions, moves))
+    finally:
+        server.stop()
+
+
+async def _cpu_per_event(server, db_url: str, token: str, alert: int, pair, subscriptions: int, moves: int) -> dict:
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    received = 0
+    expected = subscriptions * 2 * moves
+    everything = asyncio.Event()
+    sockets = []
+
+    async def read(ws) -> None:
+        nonlocal received
+        async for raw in ws:
+            message = json.loads(raw)
+            if message["type"] == "next" and not message["payload"].get("errors"):
+                received += 1
+                if received >= expected:
+                    everything.set()
+            elif message["type"] == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+
+    for first in range(0, subscriptions, PER_CONNECTION):
+        ws = await websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None)
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+        await ws.recv()
+        for n in range(min(PER_CONNECTION, subscriptions - first)):
+            payload = {"query": CHANGES, "variables": {}}
+            await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": payload}))
+        sockets.append(ws)
+    readers = [asyncio.create_task(read(ws)) for ws in sockets]
+    await asyncio.sleep(2)  # the server holds them all
+    process = psutil.Process(server.proc.pid)
+    cpu_before = sum(process.cpu_times()[:2])
+    started = time.monotonic()
+    conn = await asyncpg.connect(db_url, server_settings=db.SERVER_SETTINGS)
+    try:
+        for n in range(moves):
+            await _commit_move(conn, alert, pair[(n + 1) % 2])
+    finally:
+        await conn.close()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(1.0, 120 - (time.monotonic() - started))):
+            await everything.wait()
+    cpu = sum(process.cpu_times()[:2]) - cpu_before
+    for task in readers:
+        task.cancel()
+    for ws in sockets:
+        await ws.close()
+    return {
+        "live_cpu_subscriptions": subscriptions,
+        "live_cpu_events": received,
+        "live_cpu_events_expected": expected,
+        "live_cpu_seconds": round(cpu, 2),
+        "live_cpu_ms_per_event": round(cpu * 1000 / max(1, received), 3),
+    }
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from app.config import ROOT
+
+    print(json.dumps(cpu_per_event(sys.argv[1], Path(tempfile.mkdtemp(prefix="bench-live-cpu-", dir=ROOT / ".data")))))
