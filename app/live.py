@@ -35,7 +35,11 @@ log = logging.getLogger("app.live")
 LOG_CHANNEL = "incident_graph_log"
 ACCESS_CHANNEL = "incident_graph_access"
 POLL_SECONDS = 2.0  # a read without a wake-up: a safety net, never the way changes normally arrive
-HELD_BACK_SECONDS = 0.025  # a read again soon, while a running transaction holds committed changes back
+# While a running transaction holds committed changes back, a read again soon, then less and less
+# often while it stays: its end wakes the feed anyway when it wrote the log (its NOTIFY), and so
+# does every other commit; the reads cover a transaction that ends without writing it.
+HELD_BACK_SECONDS = 0.025
+HELD_BACK_MAX_SECONDS = 0.4
 RETRY_SECONDS = 1.0  # after a failed read
 # Reads every incident, for the feed's one read of each change: every subscription then applies
 # its own viewer's rules to that row (incidents.is_visible, the fields' rules) at delivery.
@@ -50,6 +54,9 @@ class Read:
     change: changes.Change
     incident: models.Incident | None
     entries: list[models.ActivityEntry]
+    # The API layer's renderings of this change, one per group of subscriptions that render it
+    # alike (app/api/change_renders.py): they live as long as a subscription holds the change.
+    renders: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 class Ended(Exception):
@@ -229,11 +236,14 @@ class Feed:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("live: cannot read the stream's position (%s); retrying", exc)
                 await asyncio.sleep(RETRY_SECONDS)
+        wait = POLL_SECONDS
+        held_back = HELD_BACK_SECONDS
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL_SECONDS):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
+            wait = POLL_SECONDS
             if not self._open:
                 # Nobody listens: move on to the horizon without reading the log (one statement).
                 with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
@@ -261,12 +271,13 @@ class Feed:
                 await asyncio.sleep(RETRY_SECONDS)
                 self._wake.set()
                 continue
+            moved = read.next_xact > self.position
             self.position = read.next_xact
             for item in delivered:
                 self._dispatch(item)
             if read.more:
-                await asyncio.sleep(HELD_BACK_SECONDS)
-                self._wake.set()
+                held_back = HELD_BACK_SECONDS if moved else min(held_back * 2, HELD_BACK_MAX_SECONDS)
+                wait = held_back
 
     def _wanted(self, change: changes.Change) -> bool:
         return bool(self._everything) or change.incident_id in self._by_incident

@@ -101,6 +101,12 @@ LIVE_SUBSCRIPTIONS = Gauge(
     "incident_graph_live_subscriptions", "Open incidentChanges subscriptions.", multiprocess_mode="livesum"
 )
 LIVE_CHANGES_SENT = Counter("incident_graph_live_changes_sent", "IncidentChange events sent to subscribers.")
+LIVE_RENDERS = Counter(
+    "incident_graph_live_renders",
+    "IncidentChange events by how their payload was made: rendered for the subscription, or shared (the "
+    "rendering of the same change for the same document, variables and access, app/api/change_renders.py).",
+    ["how"],
+)
 LIVE_ENDED = Counter(
     "incident_graph_live_ended",
     "Subscriptions the server ended, by extensions.code (SUBSCRIBER_TOO_SLOW...).",

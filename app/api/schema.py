@@ -15,6 +15,7 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import Info
 
 from app.api import fields
+from app.api.change_renders import LiveExecutor
 from app.api.context import Context
 from app.api.errors import ErrorPolicy
 from app.api.limits import Limits, extensions
@@ -366,6 +367,7 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
         types=[ActivityLogEntry, Move],  # reached through other types, listed so that every Node is named here
         mutation=Mutation,
         subscription=Subscription,
+        execution_context_class=LiveExecutor,
         scalar_overrides={datetime: DATE_TIME},
         extensions=[
             ErrorPolicy,

@@ -5,6 +5,7 @@ an incident they may not see is skipped, its fields are those a query would answ
 moment, and its entries' messages and comments are rendered for them. A change of access wakes
 the subscription (app/live.py): a revoked token or a disabled user ends it with UNAUTHENTICATED,
 access taken away (a grant, the queue permission) with FORBIDDEN; access given is used at once.
+Subscriptions that would render a change identically share one rendering (app/api/change_renders.py).
 
 Only the normal path runs subscriptions (the lean path plans queries and mutations).
 """
@@ -38,6 +39,7 @@ class IncidentChangeRecord:
     incident: models.Incident
     entries: list[models.ActivityEntry]
     cursor: str
+    renders: dict | None = None  # live changes: shared by the subscriptions of the process (change_renders)
 
 
 @strawberry.type(
@@ -78,18 +80,24 @@ def _narrowed(before: Viewer, now: Viewer) -> bool:
     return any(before.can_read(scope) and not now.can_read(scope) for scope in before.grants)
 
 
-async def _check_viewer(ctx: Context) -> None:
-    """The viewer as they are now, or the subscription's end."""
+async def _check_viewer(ctx: Context, granted: Viewer | None) -> Viewer:
+    """The viewer as they are now, or the subscription's end: a revoked token, a disabled user, or
+    less access than `granted` (what the subscription has been delivering with).
+
+    The context is the connection's, shared by every subscription of a WebSocket: it always takes
+    the viewer as last read, so a subscription opened after another was ended for lost access
+    runs with the access left, and one not checked yet runs with no more than that."""
     viewer = await users.viewer_for_token(conn=ctx.pool, token=ctx.token or "")
     if viewer is None:
         raise _error("UNAUTHENTICATED", "The API token was revoked, or its user disabled: the subscription ended.")
-    if _narrowed(ctx.viewer, viewer):
+    ctx.viewer = viewer
+    if granted is not None and _narrowed(granted, viewer):
         raise _error(
             "FORBIDDEN",
             "Your access changed (a grant or a permission was taken away): the subscription ended. Subscribe again "
             "to receive what you may see now.",
         )
-    ctx.viewer = viewer
+    return viewer
 
 
 async def _as_seen(ctx: Context, item: changes.Change | live.Read) -> IncidentChangeRecord | None:
@@ -98,8 +106,9 @@ async def _as_seen(ctx: Context, item: changes.Change | live.Read) -> IncidentCh
     A live change comes with the incident's row and entries, read once for the whole process
     right after it committed; a change replayed from the log is read here."""
     ctx.loaders = Loaders(ctx.pool, ctx.viewer)  # fresh values for every change, as a query reads them
+    renders = None
     if isinstance(item, live.Read):
-        change, incident, entries = item.change, item.incident, item.entries
+        change, incident, entries, renders = item.change, item.incident, item.entries, item.renders
         if incident is None or not incidents.is_visible(incident, ctx.viewer):
             return None
         ctx.loaders.incident.prime(incident.id, incident)
@@ -109,7 +118,7 @@ async def _as_seen(ctx: Context, item: changes.Change | live.Read) -> IncidentCh
         if incident is None:
             return None
         entries = await activity.entries_by_id(conn=ctx.pool, ids=list(change.entry_ids))
-    return IncidentChangeRecord(incident, entries, change.position.cursor)
+    return IncidentChangeRecord(incident, entries, change.position.cursor, renders)
 
 
 def _incident_numbers(incident_ids: list[strawberry.ID] | None) -> frozenset[int] | None:
@@ -142,6 +151,9 @@ async def incident_changes(
     ] = None,
 ) -> AsyncGenerator[IncidentChange, None]:
     ctx = info.context
+    if ctx.token is not None:
+        # The access as it is now: the connection's viewer may be older than a change of access.
+        await _check_viewer(ctx, None)
     ctx.viewer.require_queue()
     numbers = _incident_numbers(incident_ids)
     feed: live.Feed | None = ctx.live
@@ -170,24 +182,28 @@ async def incident_changes(
     last = resume
     sent = after  # resumeAfter: never the cursor of a change this viewer was not shown
     try:
-        backlog: deque[changes.Change | live.Read] = deque()
-        if resume is not None:
-            found = await changes.read_between(
-                conn=ctx.pool,
-                after=resume,
-                below_xact=subscription.start_xact,
-                incident_ids=sorted(numbers) if numbers is not None else None,
-            )
-            backlog.extend(found)
+        backlog: deque[changes.Change] = deque()
+        replay = resume  # the log is read from there, one batch at a time, up to where the live changes start
         # The viewer is checked again at every access change, and every LIVE_RECHECK_SECONDS whether
         # or not changes flow: a backstop for an access change whose notification the listener missed.
         recheck = settings().live_recheck_seconds
         checked = time.monotonic()
+        granted = ctx.viewer
         while True:
             if subscription.access_changed or time.monotonic() - checked >= recheck:
                 subscription.access_changed = False
-                await _check_viewer(ctx)
+                granted = await _check_viewer(ctx, granted)
                 checked = time.monotonic()
+            if not backlog and replay is not None:
+                batch = await changes.read_between(
+                    conn=ctx.pool,
+                    after=replay,
+                    below_xact=subscription.start_xact,
+                    incident_ids=sorted(numbers) if numbers is not None else None,
+                )
+                backlog.extend(batch.changes)
+                replay = changes.Position(batch.next_xact, 0) if batch.more else None
+                continue
             change = backlog.popleft() if backlog else subscription.take()
             if change is None:
                 await subscription.wait(max(0.0, checked + recheck - time.monotonic()))

@@ -9,12 +9,18 @@ Two `incidents serve` processes of one worker each (the 2 workers), A and B, on 
    forth between two incidents through A every PROBE_INTERVAL seconds and a subscriber on B
    follows those incidents: the time from sending the probe's move to its change arriving on B.
    That is an upper bound of commit-to-client (the move's own time included), its floor is the
-   probe's move alone (its HTTP answer), printed beside it.
+   probe's move alone (its HTTP answer), printed beside it. Every other probe move is made by
+   this process itself, through the domain in a transaction of its own (the same statements as
+   A's): the time from its COMMIT returning to the change arriving on B is commit-to-client.
+
+`python -m tests.bench.live DATABASE_URL` measures the server's CPU time per delivered event
+instead (cpu_per_event): comparable across runs on a busy machine, where latencies are not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -27,7 +33,10 @@ import httpx
 import psutil
 import websockets
 
+from app import db
+from app.domain import linking
 from app.domain.ids import ALERT, INCIDENT, typed_id
+from app.domain.viewers import Viewer
 
 SUBSCRIPTIONS = int(os.environ.get("LIVE_SUBSCRIPTIONS", "1000"))
 QUEUE_SUBSCRIPTIONS = int(os.environ.get("LIVE_QUEUE_SUBSCRIPTIONS", "20"))
@@ -64,6 +73,7 @@ class Subscribers:
     events: int = 0
     ended: dict[str, int] = field(default_factory=dict)
     probe_arrivals: list[float] = field(default_factory=list)
+    commit_to_event: list[float] = field(default_factory=list)  # ms, of the probe's own commits
     probe_event: threading.Event = field(default_factory=threading.Event)
     opened: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -146,22 +156,134 @@ async def probe_pair(db_url: str, avoid_alerts: list[int], avoid_incidents: list
         await conn.close()
 
 
-def probe_moves(api: str, token: str, alert: int, incidents: tuple[int, int], subs: Subscribers, seconds: float):
-    """Moves the probe alert back and forth; returns (send-to-event latencies, move latencies) in ms."""
+def probe_moves(
+    api: str, token: str, alert: int, incidents: tuple[int, int], subs: Subscribers, seconds: float, db_url: str = ""
+):
+    """Moves the probe alert back and forth; returns (send-to-event latencies, move latencies) in ms
+    of its moves through A. With db_url every other move commits here (subs.commit_to_event)."""
     to_event, answered = [], []
     deadline = time.monotonic() + seconds
-    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
-        side = 1
-        while time.monotonic() < deadline:
-            subs.probe_event.clear()
-            seen = len(subs.probe_arrivals)
-            sent = time.perf_counter()
-            variables = {"ids": [typed_id(ALERT, alert)], "to": typed_id(INCIDENT, incidents[side])}
-            response = client.post(f"{api}/graphql", json={"query": LINK, "variables": variables})
-            answered.append((time.perf_counter() - sent) * 1000)
-            assert response.status_code == 200 and not response.json()["data"]["linkAlerts"]["errors"], response.text
-            if subs.probe_event.wait(5) and len(subs.probe_arrivals) > seen:
-                to_event.append((subs.probe_arrivals[seen] - sent) * 1000)
-            side = 1 - side
-            time.sleep(PROBE_INTERVAL)
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(asyncpg.connect(db_url, server_settings=db.SERVER_SETTINGS)) if db_url else None
+    try:
+        with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
+            side, n = 1, 0
+            while time.monotonic() < deadline:
+                subs.probe_event.clear()
+                seen = len(subs.probe_arrivals)
+                if conn is not None and n % 2:
+                    committed = loop.run_until_complete(_commit_move(conn, alert, incidents[side]))
+                    if subs.probe_event.wait(5) and len(subs.probe_arrivals) > seen:
+                        subs.commit_to_event.append((subs.probe_arrivals[seen] - committed) * 1000)
+                else:
+                    sent = time.perf_counter()
+                    variables = {"ids": [typed_id(ALERT, alert)], "to": typed_id(INCIDENT, incidents[side])}
+                    response = client.post(f"{api}/graphql", json={"query": LINK, "variables": variables})
+                    answered.append((time.perf_counter() - sent) * 1000)
+                    assert response.status_code == 200 and not response.json()["data"]["linkAlerts"]["errors"], (
+                        response.text
+                    )
+                    if subs.probe_event.wait(5) and len(subs.probe_arrivals) > seen:
+                        to_event.append((subs.probe_arrivals[seen] - sent) * 1000)
+                side, n = 1 - side, n + 1
+                time.sleep(PROBE_INTERVAL)
+    finally:
+        if conn is not None:
+            loop.run_until_complete(conn.close())
+        loop.close()
     return to_event, answered
+
+
+_PROBE = Viewer(id=0, name="bench probe", can_view_incidents=True, can_ingest=False, grants={"*": "write"})
+
+
+async def _commit_move(conn: asyncpg.Connection, alert: int, to: int) -> float:
+    """The probe's move, committed on this connection; the time its COMMIT returned."""
+    target = linking.Target(existing_incident_id=typed_id(INCIDENT, to))
+    async with conn.transaction():
+        await linking.link_alerts(
+            conn=conn, viewer=_PROBE, alert_ids=[typed_id(ALERT, alert)], target=target, comment="bench probe"
+        )
+    return time.perf_counter()
+
+
+def cpu_per_event(db_url: str, workdir, queue_subscriptions: int = 20, moves: int = 100) -> dict:
+    """One server process with queue_subscriptions queue-wide subscriptions (CHANGES, one token);
+    `moves` probe moves committed here one after another (two changes each): the server's CPU time
+    from the first move until every subscriber had every event, per event. CPU time, not waiting:
+    comparable across runs on a busy machine, where latencies are not."""
+    from tests.bench.run import make_token
+    from tests.live import Server
+
+    token = asyncio.run(make_token(db_url))
+    alert, home, other = asyncio.run(probe_pair(db_url, [], []))
+    server = Server(db_url, workdir / "server-cpu.log", env={"WEB_CONCURRENCY": "1", "LIVE_BUFFER": "100000"})
+    try:
+        server.wait_healthy()
+        return asyncio.run(_cpu_per_event(server, db_url, token, alert, (home, other), queue_subscriptions, moves))
+    finally:
+        server.stop()
+
+
+async def _cpu_per_event(server, db_url: str, token: str, alert: int, pair, subscriptions: int, moves: int) -> dict:
+    url = server.url.replace("http://", "ws://") + "/graphql"
+    received = 0
+    expected = subscriptions * 2 * moves
+    everything = asyncio.Event()
+    sockets = []
+
+    async def read(ws) -> None:
+        nonlocal received
+        async for raw in ws:
+            message = json.loads(raw)
+            if message["type"] == "next" and not message["payload"].get("errors"):
+                received += 1
+                if received >= expected:
+                    everything.set()
+            elif message["type"] == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+
+    for first in range(0, subscriptions, PER_CONNECTION):
+        ws = await websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None)
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+        await ws.recv()
+        for n in range(min(PER_CONNECTION, subscriptions - first)):
+            payload = {"query": CHANGES, "variables": {}}
+            await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": payload}))
+        sockets.append(ws)
+    readers = [asyncio.create_task(read(ws)) for ws in sockets]
+    await asyncio.sleep(2)  # the server holds them all
+    process = psutil.Process(server.proc.pid)
+    cpu_before = sum(process.cpu_times()[:2])
+    started = time.monotonic()
+    conn = await asyncpg.connect(db_url, server_settings=db.SERVER_SETTINGS)
+    try:
+        for n in range(moves):
+            await _commit_move(conn, alert, pair[(n + 1) % 2])
+    finally:
+        await conn.close()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(1.0, 120 - (time.monotonic() - started))):
+            await everything.wait()
+    cpu = sum(process.cpu_times()[:2]) - cpu_before
+    for task in readers:
+        task.cancel()
+    for ws in sockets:
+        await ws.close()
+    return {
+        "live_cpu_subscriptions": subscriptions,
+        "live_cpu_events": received,
+        "live_cpu_events_expected": expected,
+        "live_cpu_seconds": round(cpu, 2),
+        "live_cpu_ms_per_event": round(cpu * 1000 / max(1, received), 3),
+    }
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from app.config import ROOT
+
+    print(json.dumps(cpu_per_event(sys.argv[1], Path(tempfile.mkdtemp(prefix="bench-live-cpu-", dir=ROOT / ".data")))))

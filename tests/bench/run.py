@@ -923,7 +923,7 @@ def main_live(db_url: str) -> None:
             target=lambda: probe.update(
                 zip(
                     ("to_event", "answered"),
-                    bench_live.probe_moves(a.url, token, alert, (home, other), subs, seconds),
+                    bench_live.probe_moves(a.url, token, alert, (home, other), subs, seconds, db_url),
                     strict=True,
                 )
             )
@@ -941,6 +941,13 @@ def main_live(db_url: str) -> None:
             "live_move_to_event_p50_ms": round(percentile(to_event, 50), 1) if to_event else None,
             "live_move_to_event_p95_ms": round(percentile(to_event, 95), 1) if to_event else None,
             "live_probe_move_p95_ms": round(percentile(answered, 95), 1) if answered else None,
+            "live_commit_to_event_p50_ms": round(percentile(subs.commit_to_event, 50), 1)
+            if subs.commit_to_event
+            else None,
+            "live_commit_to_event_p95_ms": round(percentile(subs.commit_to_event, 95), 1)
+            if subs.commit_to_event
+            else None,
+            "live_commits_probed": len(subs.commit_to_event),
             "live_probe_moves": len(answered),
             "live_probe_events_missing": len(answered) - len(to_event),
             "moves_without_subscribers_per_s": round(alone["rps"], 1),
