@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -326,6 +327,36 @@ SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
  ORDER BY {sort_order} LIMIT {limit}
 """
 
+# SMALL_TABLE: at a small table the planner's own choice, one statement of the plain rule (PLAIN
+# with the words), costs less than the steps (issue 16). A word that misses the planner's sample
+# of about 100 names is in under 1% of them: at 100,000 incidents at most about 1,000 rows for
+# the trigram index to find, no more than the NEAR step walks, and a rare host or number then
+# costs one bitmap lookup instead of three statements (NEAR walking 1,000 names for nothing,
+# RECENT, INDEXED). Several words keep the NEAR step first: the planner multiplies their shares
+# as if independent ("lat" and "mov" come together), judges the pair rare and reads 3,158 rows
+# for "lat mov" (22 ms at 100,000) where NEAR finds its page in 1,000 (0.5 ms); once NEAR has
+# found too few, the pair is rare indeed and the planner's statement follows. At 1,000,000 the
+# steps beat the one statement (the anchors' way) by 1.35x, so PostgreSQL's estimate of the
+# table's rows (pg_class.reltuples, refreshed by VACUUM and ANALYZE) picks the way; each process
+# reads it at most every TABLE_ROWS_SECONDS. A stale estimate changes the way, never the answer.
+PLANNER_CHOOSES_BELOW = 300_000
+TABLE_ROWS = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'incidents'::regclass"
+TABLE_ROWS_SECONDS = 30.0
+_table_rows: tuple[float, int] | None = None  # (when read, time.monotonic(); the estimate)
+
+
+async def _planner_chooses(conn: Conn) -> bool:
+    """Whether the table is small enough for the planner's one statement (PLANNER_CHOOSES_BELOW;
+    0: never, the steps at any size)."""
+    global _table_rows
+    if PLANNER_CHOOSES_BELOW <= 0:
+        return False
+    now = time.monotonic()
+    if _table_rows is None or now - _table_rows[0] > TABLE_ROWS_SECONDS:
+        _table_rows = (now, await conn.fetchval(TABLE_ROWS))
+    return _table_rows[1] < PLANNER_CHOOSES_BELOW
+
+
 # list_incidents_with_alerts: a step's incidents (q) and each one's first readable alerts, in
 # the step's round trip. The incident's id stays the first column.
 WITH_FIRST_ALERTS = """
@@ -454,11 +485,12 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
         dict.fromkeys(part for word in words if search.has_trigrams(word) for part in search.index_parts(word))
     )
     # The typeahead's steps walk the order of last activity (a search has no other sort: _queue).
-    if not parts:
+    small = bool(parts) and await _planner_chooses(conn)
+    if not parts or (small and len(parts) == 1):
         sql, values = _step(queue, PLAIN)
         return await conn.fetch(sql, *values)
     async with _one_connection(conn) as c:
-        if len(parts) == 1:
+        if len(parts) == 1 or small:
             sql, values = _step(queue, NEAR_STEP)
             rows = await c.fetch(sql, *values)
             indexed = frozenset(parts)
@@ -468,10 +500,11 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
             total, *counts = counted[0][-1]
             rows = [r[:-1] for r in counted if r[0] is not None]
             indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total))
-        for step in (RECENT_STEP, INDEXED_STEP):
+        # At a small table, after the NEAR step, the planner's one statement (SMALL_TABLE above).
+        for step in (PLAIN,) if small else (RECENT_STEP, INDEXED_STEP):
             if _found(rows) >= queue.limit:
                 break
-            sql, values = _step(queue, step, indexed)
+            sql, values = _step(queue, step, None if step is PLAIN else indexed)
             rows = await c.fetch(sql, *values)
         return rows
 

@@ -142,6 +142,7 @@ SEVERAL = [
 class Inputs:
     cheap: list[str]
     mix: list[str]
+    mix_classes: list[str]  # each mix input's class (build's by_class), in the mix's order
     detail_incidents: list[int]
     move_alerts: list[int]
     move_targets: list[int]
@@ -203,22 +204,32 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
         cheap = numbers[:20] + (await rare(hosts, "device", 14)) + (await rare(accounts, "user", 6))
         rng.shuffle(cheap)
 
-        mix = numbers[20:36]  # 16 whole numbers
-        mix += [str(rng.randint(1, 999))[: rng.randint(1, 3)] for _ in range(8)]  # 8 number prefixes
-        mix += PREFIXES  # 30 short prefixes
-        mix += COMMON  # 26 common words
-        mix += MID  # 40 mid-frequency
-        mix += hosts[:16]  # 16 whole host names
-        mix += [h.lower()[: rng.randint(4, len(h) - 1)] for h in hosts[16:24]]  # 8 partial host names
-        mix += emails[:8]  # 8 whole emails
-        mix += [e.split(".", 1)[1].split("@")[0] + "@" + e.split("@")[1].split(".")[0] for e in emails[8:16]]
-        mix += files[:16]  # 16 file names
-        mix += SEVERAL[:12]  # 24 several words
-        mix += [f"powershell {hosts[30 + i]}" for i in range(4)]
-        mix += [f"{accounts[40 + i].split('.')[0]} {files[40 + i].split('.')[0]}" for i in range(4)]
-        mix += [f"{emails[20 + i].split('@')[1]} {accounts[50 + i].split('.')[1]}" for i in range(4)]
-        assert len(mix) == 200, len(mix)
-        rng.shuffle(mix)
+        number_prefixes = [str(rng.randint(1, 999))[: rng.randint(1, 3)] for _ in range(8)]
+        hosts_partial = [h.lower()[: rng.randint(4, len(h) - 1)] for h in hosts[16:24]]
+        emails_partial = [e.split(".", 1)[1].split("@")[0] + "@" + e.split("@")[1].split(".")[0] for e in emails[8:16]]
+        by_class = {
+            "number": numbers[20:36],  # 16 whole numbers
+            "number prefix": number_prefixes,  # 8
+            "prefix": PREFIXES,  # 30 short prefixes
+            "common word": COMMON,  # 26
+            "mid word": MID,  # 40 mid-frequency
+            "host": hosts[:16],  # 16 whole host names
+            "host part": hosts_partial,  # 8 partial host names
+            "email": emails[:8],  # 8 whole emails
+            "email part": emails_partial,  # 8 partial emails
+            "file": files[:16],  # 16 file names
+            "several words": [
+                *SEVERAL[:12],
+                *(f"powershell {hosts[30 + i]}" for i in range(4)),
+                *(f"{accounts[40 + i].split('.')[0]} {files[40 + i].split('.')[0]}" for i in range(4)),
+                *(f"{emails[20 + i].split('@')[1]} {accounts[50 + i].split('.')[1]}" for i in range(4)),
+            ],  # 24
+        }
+        tagged = [(q, name) for name, qs in by_class.items() for q in qs]
+        assert len(tagged) == 200, len(tagged)
+        rng.shuffle(tagged)  # the same order as when the mix was one list of strings
+        mix = [q for q, _ in tagged]
+        mix_classes = [name for _, name in tagged]
 
         detail = [
             r["id"]
@@ -244,6 +255,7 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
         inputs = Inputs(
             cheap=cheap,
             mix=mix,
+            mix_classes=mix_classes,
             detail_incidents=detail,
             move_alerts=move_alerts,
             move_targets=pool_incidents[:20],

@@ -2,6 +2,7 @@
 
     python -m tests.bench.run [full|small]
     python -m tests.bench.run merges DATABASE_URL   # the merges' measurements alone, on any database
+    python -m tests.bench.run tail DATABASE_URL     # the typeahead's tail alone (1 connection, open loop)
     python -m tests.bench.run live DATABASE_URL     # live updates' measurements alone (tests/bench/live.py)
 
 Seeds its own database when needed (tests/bench/database.py), starts the real server
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
 import itertools
 import json
 import os
@@ -32,11 +34,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import orjson
 import psutil
+import uvloop
 
 from app.config import ROOT
 from app.domain.ids import ALERT, INCIDENT, typed_id
@@ -58,11 +62,16 @@ class Scale:
     link_runs: dict[int, int]
     ingest_batches: int
     merge_runs: int  # merges of 10 incidents of 1,000 alerts, and their reverts, after a warm-up
+    tail_passes: int  # passes over the mix at one connection, after a warm-up pass
 
 
 SCALES = {
-    "full": Scale(1_000_000, seconds=15, warmup=3, link_runs={100: 20, 1000: 8}, ingest_batches=10, merge_runs=6),
-    "small": Scale(100_000, seconds=6, warmup=2, link_runs={100: 10, 1000: 4}, ingest_batches=4, merge_runs=3),
+    "full": Scale(
+        1_000_000, seconds=15, warmup=3, link_runs={100: 20, 1000: 8}, ingest_batches=10, merge_runs=6, tail_passes=10
+    ),
+    "small": Scale(
+        100_000, seconds=6, warmup=2, link_runs={100: 10, 1000: 4}, ingest_batches=4, merge_runs=3, tail_passes=5
+    ),
 }
 
 # Worker processes of the server and of the floor alike: one per core (`incidents serve --workers`).
@@ -125,6 +134,15 @@ JSON_KEYS = [
     "typeahead_cheap_persisted_rps",
     "typeahead_mix_persisted_rps",
     "typeahead_mix_persisted_p99_ms",
+    "typeahead_1conn_p99_ms",
+    "typeahead_1conn_max_ms",
+    "typeahead_1conn_by_class",
+    "typeahead_open_loop_per_s",
+    "typeahead_open_loop_p99_ms",
+    "typeahead_open_loop_floor_p99_ms",
+    "typeahead_open_loop_anchor_p99_ms",
+    "typeahead_open_loop_achieved_per_s",
+    "small_mix_vs_anchor",
     "link_100_p95_ms",
     "link_1000_p95_ms",
     "moves_per_s",
@@ -270,6 +288,183 @@ def load_side_by_side(
         }
         merged[name]["rps"] = requests / merged[name]["seconds"]
     return merged
+
+
+# The tail (issue 16): one connection over the whole mix, and an open loop at a fixed rate.
+ONE_CONNECTION_P99_MS, CLASS_P99_MS = 15, 50
+OPEN_LOOP_SHARE = 0.6  # of the floor's best requests per second on the mix in this run
+OPEN_LOOP_P99_RATIO = 1.5  # ours at most this times the floor's p99 at that rate
+OPEN_LOOP_IN_FLIGHT = 32  # connections, and requests sent and unanswered, per target
+
+
+def one_connection(base: str, token: str, bodies: list[dict], passes: int) -> tuple[list[list[float]], int]:
+    """The bodies in turn over one keep-alive connection, one warm-up pass and then `passes`
+    passes: each body's latencies (ms) and the errors (not HTTP 200, or an "errors" entry, as
+    bodies.lua counts them). http.client, so that the client adds little to what it measures."""
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    encoded = [orjson.dumps(b) for b in bodies]
+    latencies: list[list[float]] = [[] for _ in bodies]
+    errors = 0
+    try:
+        for n in range(passes + 1):
+            for i, body in enumerate(encoded):
+                started = time.perf_counter()
+                conn.request("POST", "/graphql", body, headers)
+                response = conn.getresponse()
+                answer = response.read()
+                elapsed = (time.perf_counter() - started) * 1000
+                if n:
+                    latencies[i].append(elapsed)
+                errors += response.status != 200 or b'"errors":[{' in answer
+    finally:
+        conn.close()
+    return latencies, errors
+
+
+def tail_by_class(inputs: list[str], classes: list[str], latencies: list[list[float]]) -> dict[str, dict]:
+    """p99 and max of each input class's requests, and of all of them (the key "all"), with the
+    input that took longest."""
+    grouped: dict[str, list[tuple[float, str]]] = {}
+    for q, name, values in zip(inputs, classes, latencies, strict=True):
+        grouped.setdefault(name, []).extend((v, q) for v in values)
+    grouped["all"] = [pair for pairs in list(grouped.values()) for pair in pairs]
+    out = {}
+    for name, pairs in grouped.items():
+        slowest = max(pairs)
+        out[name] = {
+            "p99_ms": round(percentile([v for v, _ in pairs], 99), 1),
+            "max_ms": round(slowest[0], 1),
+            "slowest": slowest[1],
+            "requests": len(pairs),
+        }
+    return out
+
+
+class RawResponse:
+    """What soak.Generator reads of a response: its status, text and JSON."""
+
+    __slots__ = ("content", "status_code")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self):
+        return orjson.loads(self.content)
+
+
+class RawClient:
+    """Just enough of httpx.AsyncClient's post for soak.Generator, on asyncio streams: HTTP/1.1
+    keep-alive connections (as many as requests in flight), responses framed by Content-Length
+    (uvicorn sets it), bodies JSON-encoded once beforehand. With httpx the generator fell behind
+    on this machine (365 requests/s due, 120-140 answered a second, its loop starting them 50-60
+    ms late); with this it used 6-9% of a core at 128-286 requests/s."""
+
+    def __init__(self, base: str) -> None:
+        url = urlsplit(base)
+        self.host, self.port = url.hostname, url.port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, path: str, *, json: bytes | dict, headers: dict[str, str]) -> RawResponse:
+        body = json if isinstance(json, bytes) else orjson.dumps(json)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{head}\r\n"
+        ).encode() + body
+        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(request)
+            received = await reader.readuntil(b"\r\n\r\n")
+            at = received.lower().index(b"\r\ncontent-length:") + 17
+            content = await reader.readexactly(int(received[at : received.index(b"\r\n", at)]))
+        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            writer.close()
+            raise httpx.TransportError(f"{path}: {exc!r}") from exc
+        self.idle.append((reader, writer))
+        return RawResponse(int(received[9:12]), content)
+
+    async def aclose(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+def open_loop(
+    targets: dict[str, tuple[str, str, str, list[dict]]], *, rate: float, seconds: float, rounds: int = 3
+) -> dict[str, dict]:
+    """Each target (base URL, path, bearer token, bodies sent in turn) at `rate` requests per
+    second, open loop (soak.Generator: a request due every 1/rate s whether or not the last has
+    answered, at most OPEN_LOOP_IN_FLIGHT unanswered, the latency counted from when it was due),
+    for seconds/rounds after a second's warm-up, the targets in turn, `rounds` times over. Also
+    what the generator achieved: requests answered per second in the window, how late its event
+    loop started them (the generator's own delay), and its CPU (of one core)."""
+    from tests.bench.soak import Generator, Load  # soak imports this module
+
+    per_round = max(1.0, seconds / rounds)
+    collected: dict[str, dict] = {
+        name: {"latencies": [], "answered": 0, "errors": 0, "late": 0, "dropped": 0, "lag": [], "cpu": 0.0, "wall": 0.0}
+        for name in targets
+    }
+
+    async def one(name: str, base: str, path: str, token: str, bodies: list[bytes], offset: int) -> None:
+        turn = itertools.cycle(bodies[offset:] + bodies[:offset])
+        client = RawClient(base)
+        load = Load(name, per_second=rate, in_flight=OPEN_LOOP_IN_FLIGHT)
+        generator = Generator(load, client, token, turn.__next__, path=path)
+        cpu = time.thread_time()
+        start = time.monotonic()
+        measured_from, end = start + 1, start + 1 + per_round
+
+        def window(t: float) -> int:  # -1: the warm-up; 0: answered in the window; 1: after it
+            return -1 if t < measured_from else 0 if t <= end else 1
+
+        try:
+            await generator.run(start, end, window)
+        finally:
+            await client.aclose()
+        got = collected[name]
+        got["cpu"] += time.thread_time() - cpu
+        got["wall"] += time.monotonic() - start
+        for bucket in (0, 1):
+            m = generator.minutes.get(bucket)
+            if m is not None:
+                got["latencies"] += m.latencies
+                got["errors"] += m.errors
+                got["late"] += m.late
+                got["dropped"] += m.dropped
+        got["answered"] += len(generator.minutes[0].latencies) if 0 in generator.minutes else 0
+        got["lag"] += generator.start_lag_ms
+        if generator.first_error:
+            got.setdefault("first_error", generator.first_error)
+
+    encoded = {name: [orjson.dumps(b) for b in bodies] for name, (*_, bodies) in targets.items()}
+    for r in range(rounds):
+        for name, (base, path, token, _) in targets.items():
+            uvloop.run(one(name, base, path, token, encoded[name], (r * 37) % len(encoded[name])))
+    out = {}
+    for name, got in collected.items():
+        lat = got["latencies"]
+        out[name] = {
+            "rate": rate,
+            "achieved_per_s": got["answered"] / (per_round * rounds),
+            "p50_ms": percentile(lat, 50) if lat else None,
+            "p99_ms": percentile(lat, 99) if lat else None,
+            "max_ms": max(lat) if lat else None,
+            "errors": got["errors"],
+            "late": got["late"],
+            "dropped": got["dropped"],
+            "start_lag_p99_ms": percentile(got["lag"], 99) if got["lag"] else None,
+            "generator_cpu": got["cpu"] / got["wall"],
+            "first_error": got.get("first_error"),
+        }
+    return out
 
 
 def start_floor(db_url: str, log_path: Path) -> tuple[subprocess.Popen, str]:
@@ -525,6 +720,126 @@ def merge_rows(m: dict) -> list[tuple[str, str, str]]:
     ]
 
 
+def measure_tail(
+    api: str,
+    floor: str,
+    token: str,
+    data: bench_inputs.Inputs,
+    scale: Scale,
+    rate: float,
+    activity: pgactivity.Activity,
+    during: dict[str, pgactivity.Window],
+) -> tuple[dict[str, dict], int, dict[str, dict]]:
+    """The mix at one connection (by input class, and its errors), then the open loop at `rate`
+    for our server, the floor and the anchors' SQL (which needs database.ANCHOR_INDEX)."""
+    bodies = [{"query": TYPEAHEAD, "variables": {"q": q}} for q in data.mix]
+    log(f"typeahead tail: the mix at 1 connection, {scale.tail_passes} passes after a warm-up pass")
+    with activity.window() as during["typeahead 1 connection"]:
+        one_conn, errors = one_connection(api, token, bodies, scale.tail_passes)
+    log(f"typeahead tail: open loop at {rate:.0f}/s, ours, the floor and the anchors' SQL in turn")
+    targets = {
+        "graphql": (api, "/graphql", token, bodies),
+        "floor": (floor, "/floor", token, [{"q": q} for q in data.mix]),
+        "anchor": (floor, "/anchor", token, [{"q": q} for q in data.mix]),
+    }
+    with activity.window() as during["typeahead open loop"]:
+        opened = open_loop(targets, rate=rate, seconds=scale.seconds)
+    for name, o in opened.items():
+        if o["first_error"]:
+            log(f"open loop {name}: first error {o['first_error']}")
+    return tail_by_class(data.mix, data.mix_classes, one_conn), errors, opened
+
+
+def main_tail(db_url: str) -> None:
+    """The typeahead's tail alone (measure_tail), at the small scale's settings, on a seeded
+    database of any size: the floor's mix throughput first (wrk, 8 connections), for the rate."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
+    scale = SCALES["small"]
+    token = asyncio.run(make_token(db_url))
+    data = asyncio.run(bench_inputs.build(db_url, link_runs={}))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-tail-", dir=ROOT / ".data"))
+    asyncio.run(database.anchor_index(db_url, present=True))
+    server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
+    floor_proc = None
+    try:
+        server.wait_healthy()
+        floor_proc, floor = start_floor(db_url, workdir / "floor.log")
+        fq = bodies_file(workdir, "mix-floor.jsonl", [{"q": q} for q in data.mix])
+        floor_rps = load(floor, fq, path="/floor", token=token, seconds=scale.seconds, warmup=scale.warmup)["rps"]
+        rate = OPEN_LOOP_SHARE * floor_rps
+        during: dict[str, pgactivity.Window] = {}
+        with pgactivity.Activity(db_url) as activity:
+            tail, errors, opened = measure_tail(server.url, floor, token, data, scale, rate, activity, during)
+    finally:
+        if floor_proc is not None:
+            stop(floor_proc)
+        server.stop()
+        asyncio.run(database.anchor_index(db_url, present=False))
+    rows = [*tail_rows(tail, scale.tail_passes), *open_loop_rows(opened, rate, floor_rps)]
+    width = max(len(row[0]) for row in rows)
+    for what, value, target in rows:
+        print(f"| {what.ljust(width)} | {value} | {target} |")
+    print(f"errors: {errors + sum(o['errors'] for o in opened.values())}")
+    print(json.dumps({"tail": tail, "open_loop": opened}))
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def tail_rows(tail: dict[str, dict], passes: int) -> list[tuple[str, str, str]]:
+    """The one-connection rows of the table: the whole mix, then each input class."""
+    everything = tail["all"]
+    worst = max((k for k in tail if k != "all"), key=lambda k: tail[k]["p99_ms"])
+    rows = [
+        (
+            "typeahead, realistic mix, 1 connection",
+            f"p99 {everything['p99_ms']:.1f} ms, max {everything['max_ms']:.1f} ({everything['requests']:,} requests,"
+            f" {passes} passes); worst class {worst}: p99 {tail[worst]['p99_ms']:.1f} ms",
+            f"p99 <= {ONE_CONNECTION_P99_MS} ms, every class p99 <= {CLASS_P99_MS} ms",
+        )
+    ]
+    for name, t in tail.items():
+        if name != "all":
+            rows.append(
+                (
+                    f"- 1 connection, {name} ({t['requests'] // passes} inputs)",
+                    f"p99 {t['p99_ms']:.1f} ms, max {t['max_ms']:.1f} ({t['slowest']!r})",
+                    f"p99 <= {CLASS_P99_MS} ms",
+                )
+            )
+    return rows
+
+
+def open_loop_rows(opened: dict[str, dict], rate: float, floor_rps: float) -> list[tuple[str, str, str]]:
+    """The open loop's rows: the three targets' p99 at the same rate, and what the generator did."""
+
+    def figure(o: dict) -> str:
+        if o["p99_ms"] is None:
+            return "nothing answered"
+        dropped = f", {o['dropped']} dropped" if o["dropped"] else ""
+        return f"p99 {o['p99_ms']:.1f} ms (p50 {o['p50_ms']:.1f}, {o['achieved_per_s']:,.0f}/s answered{dropped})"
+
+    ours, fl, anchor = opened["graphql"], opened["floor"], opened["anchor"]
+    ratio = f"{ours['p99_ms'] / fl['p99_ms']:.2f}x the floor's" if ours["p99_ms"] and fl["p99_ms"] else "n/a"
+    return [
+        (
+            f"typeahead, realistic mix, open loop at {rate:,.0f}/s ({OPEN_LOOP_SHARE:.0%} of the floor's {floor_rps:,.0f})",
+            f"ours {figure(ours)}: {ratio}; floor {figure(fl)}; anchors' SQL {figure(anchor)}",
+            f"ours p99 <= {OPEN_LOOP_P99_RATIO}x the floor's",
+        ),
+        (
+            "- the open loop's generator (soak.Generator, RawClient; CPU of one core)",
+            "; ".join(
+                f"{name}: started p99 {o['start_lag_p99_ms']:.1f} ms late, CPU {o['generator_cpu']:.0%}"
+                for name, o in opened.items()
+            ),
+            "keeps its rate",
+        ),
+    ]
+
+
 def ingest_batches(entities: list[tuple[str, str]], batches: int, run_id: str) -> list[list[dict]]:
     """`batches` batches of 500 alerts (alert_batches)."""
     return list(itertools.islice(alert_batches(entities, run_id), batches))
@@ -576,6 +891,9 @@ def alert_batches(entities: list[tuple[str, str]], run_id: str, size: int = 500)
 def main() -> None:
     if sys.argv[1:2] == ["live"]:
         main_live(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
+        return
+    if sys.argv[1:2] == ["tail"]:
+        main_tail(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
         return
     if sys.argv[1:2] == ["merges"]:
         main_merges(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
@@ -668,6 +986,9 @@ def main() -> None:
             for target, result in side_by_side.items():
                 results[f"{name}_{target}"] = result
         postgraphile.stop()  # nothing after the typeahead measures it
+
+        rate = OPEN_LOOP_SHARE * results["mix_floor"]["rps"]
+        tail, one_conn_errors, opened = measure_tail(api, floor, token, data, scale, rate, activity, during)
         asyncio.run(database.anchor_index(db_url, present=False))
         log("vacuuming what the writes touch, then a checkpoint")
         asyncio.run(database.vacuum_written(db_url, log=log))
@@ -746,6 +1067,15 @@ def main() -> None:
             "typeahead_cheap_persisted_rps": round(cheap_persisted["rps"]),
             "typeahead_mix_persisted_rps": round(mix_persisted["rps"]),
             "typeahead_mix_persisted_p99_ms": round(mix_persisted["p99_ms"], 1),
+            "typeahead_1conn_p99_ms": tail["all"]["p99_ms"],
+            "typeahead_1conn_max_ms": tail["all"]["max_ms"],
+            "typeahead_1conn_by_class": {k: v for k, v in tail.items() if k != "all"},
+            "typeahead_open_loop_per_s": round(rate),
+            "typeahead_open_loop_p99_ms": ms(opened["graphql"]["p99_ms"]),
+            "typeahead_open_loop_floor_p99_ms": ms(opened["floor"]["p99_ms"]),
+            "typeahead_open_loop_anchor_p99_ms": ms(opened["anchor"]["p99_ms"]),
+            "typeahead_open_loop_achieved_per_s": {k: round(o["achieved_per_s"], 1) for k, o in opened.items()},
+            "small_mix_vs_anchor": round(mix["rps"] / anchor["rps"], 2) if scale_name == "small" else None,
             "link_100_p95_ms": round(percentile(link[100], 95), 1),
             "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
             "moves_per_s": round(moves["rps"], 1),
@@ -769,6 +1099,7 @@ def main() -> None:
             },
         }
         typeahead_errors = sum(r["errors"] + r["socket_errors"] + r["non_2xx"] for r in results.values())
+        typeahead_errors += one_conn_errors + sum(o["errors"] for o in opened.values())
 
         def row(what, value, target):
             table.append((what, value, target))
@@ -807,6 +1138,14 @@ def main() -> None:
                 f" {plain['rps']:,.0f}); p99 {by_hash['p99_ms']:.1f} ms (plain {plain['p99_ms']:.1f})",
                 "measured beside the text",
             )
+        if final["small_mix_vs_anchor"] is not None:
+            row(
+                "typeahead, realistic mix at the small scale: ours / the anchors' SQL",
+                f"{final['small_mix_vs_anchor']:.2f}x ({mix['rps']:,.0f} against {anchor['rps']:,.0f} rps)",
+                ">= 1.0x",
+            )
+        table.extend(tail_rows(tail, scale.tail_passes))
+        table.extend(open_loop_rows(opened, rate, results["mix_floor"]["rps"]))
         row("typeahead errors", f"{typeahead_errors}", "0")
         row(
             "linkAlerts, 100 alerts",

@@ -106,11 +106,15 @@ BACKLOG = 50
 class Generator:
     """One load: a request due every 1/per_second seconds, from `start` until `end`."""
 
-    def __init__(self, load: Load, client: httpx.AsyncClient, token: str, body) -> None:
+    def __init__(self, load: Load, client: httpx.AsyncClient, token: str, body, path: str = "/graphql") -> None:
         self.load = load
         self.client = client
         self.headers = {"Authorization": f"Bearer {token}"}
         self.body = body  # () -> the JSON body of the next request
+        self.path = path
+        # How late each request started on the generator's own event loop (ms): when that grows,
+        # the generator, not the server, is what falls behind.
+        self.start_lag_ms: list[float] = []
         self.slots = asyncio.Semaphore(load.in_flight)
         self.minutes: dict[int, Minute] = {}
         self.tasks: set[asyncio.Task] = set()
@@ -136,11 +140,12 @@ class Generator:
             task.cancel()
 
     async def _one(self, due: float, minute_of) -> None:
+        self.start_lag_ms.append((time.monotonic() - due) * 1000)
         late = self.slots.locked()
         async with self.slots:
             ok = False
             try:
-                response = await self.client.post("/graphql", json=self.body(), headers=self.headers)
+                response = await self.client.post(self.path, json=self.body(), headers=self.headers)
                 body = response.json()
                 payload = next(iter((body.get("data") or {}).values()), None) or {}
                 ok = response.status_code == 200 and not body.get("errors") and not payload.get("errors")
