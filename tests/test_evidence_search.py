@@ -304,3 +304,24 @@ def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incident
     # A fragment in 0.25% of ten million rows: 1,760 incidents to walk (25 ms) rather than 25,000 rows (600 ms).
     rare = evidence.Sample([("alice.smith", 0.0025)], "alice.smith", "", 0, 0.0, 10_000_000)
     assert evidence.walk_size(rare, ["alice.smith"], 11) == 3520
+
+
+async def _pages_backward(pool, search: str, last: int) -> list[list[tuple[int, tuple]]]:
+    pages, before = [], None
+    while True:
+        page = await incidents.list_incidents(
+            conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search=search), last=last, before=before
+        )
+        pages.append([(i.id, getattr(i, "matched_evidence", ())) for i in page.items])
+        if not page.has_previous:
+            return pages
+        before = page.start_cursor
+
+
+@pytest.mark.parametrize("walk_size", [0, 4, 1_000])
+async def test_backward_pages_hold_what_forward_pages_hold(pool, many, monkeypatch, walk_size):
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
+    forward = [row for page in await _pages(pool, "7777", 4) for row in page]
+    backward = [row for page in reversed(await _pages_backward(pool, "7777", 4)) for row in page]
+    assert backward == forward
+    assert len(forward) == 14
