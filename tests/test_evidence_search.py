@@ -304,6 +304,11 @@ def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incident
     # A fragment in 0.25% of ten million rows: 1,760 incidents to walk (25 ms) rather than 25,000 rows (600 ms).
     rare = evidence.Sample([("alice.smith", 0.0025)], "alice.smith", "", 0, 0.0, 10_000_000)
     assert evidence.walk_size(rare, ["alice.smith"], 11) == 3520
+    # A walk that did not fill the page walks on when reading the rows would cost more.
+    assert evidence.longer_walk(sample, ["contoso"], 200) == evidence.MOST_WALKED
+    assert evidence.longer_walk(sample, ["contoso"], evidence.MOST_WALKED) == 0
+    few = evidence.Sample([("fabrikam", 0.001)], "fabrikam", "", 0, 0.0, 1_000_000)  # 1,000 rows: 24 ms
+    assert evidence.longer_walk(few, ["fabrikam"], 200) == 0
 
 
 async def _pages_backward(pool, search: str, last: int) -> list[list[tuple[int, tuple]]]:

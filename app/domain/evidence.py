@@ -11,7 +11,8 @@ How a page of matches is found (app/domain/incidents.py asks for it beside the n
 - WALK: the newest incidents, each checked through its alerts' entities (index-only scans, about
   14 microseconds an incident). It pays when the fragment is common ("contoso", "10.1"): the
   page fills within a few hundred incidents. It checks twice as many as the estimate says fill
-  the page (walk_size), at most MOST_WALKED.
+  the page (walk_size); when that does not fill it, it walks on to MOST_WALKED if VALUES would
+  cost more (longer_walk).
 - VALUES: the trigram index over the values (db/migrations/0021) finds every row holding the
   fragment, then their alerts and incidents, the newest first. It pays when the fragment is rare
   ("9408": 33 rows at 100,000 incidents, under a millisecond); its cost grows with the rows.
@@ -185,3 +186,13 @@ def walk_size(estimate: Sample, words: list[str], limit: int) -> int:
     if expected * WALK_INCIDENT_COST >= share * estimate.rows * VALUES_ROW_COST:
         return 0
     return int(min(MOST_WALKED, max(LEAST_WALKED, 2 * expected)))
+
+
+def longer_walk(estimate: Sample, words: list[str], walked: int) -> int:
+    """After a walk of `walked` incidents that did not fill the page: a walk of MOST_WALKED when
+    VALUES is expected to cost more than that (a common fragment that the newest incidents happen
+    not to hold: after a burst of large incidents, "smith" in 89,000 rows); else none (0)."""
+    values_cost = estimate.share(words) * estimate.rows * VALUES_ROW_COST
+    if walked < MOST_WALKED and values_cost > MOST_WALKED * WALK_INCIDENT_COST:
+        return MOST_WALKED
+    return 0

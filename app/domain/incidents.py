@@ -583,12 +583,13 @@ async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident
     estimate = await evidence.sample(conn)
     walk = evidence.walk_size(estimate, words, queue.limit)
     async with _one_connection(conn) as c:
-        if walk:
+        while walk:
             sql, values = _evidence_step(queue, words, walk, bound)
             counted = await c.fetch(sql, *values)
             rows = [r[:-1] for r in counted if r[0] is not None]
             if _found(rows) >= queue.limit or counted[0][-1] < walk:
                 return rows
+            walk = evidence.longer_walk(estimate, words, walk)
         sql, values = _evidence_step(queue, words, 0, bound)
         return await c.fetch(sql, *values)
 
