@@ -32,6 +32,7 @@ from app.db import OutcomeUnknown, in_transaction
 from app.domain import (
     activity,
     alerts,
+    evidence,
     idempotency,
     incidents,
     ingestion,
@@ -312,6 +313,11 @@ async def entities(parents: list[models.Alert], args, ctx: Context):
     return await _load_many(ctx.loaders.entities, [a.id for a in parents])
 
 
+def matched_evidence(parents: list[models.Incident], args, ctx: Context):
+    """What a search matched, on the incidents it found by their evidence (models.MatchedIncident)."""
+    return [list(getattr(i, "matched_evidence", ())) for i in parents]
+
+
 def viewer_can_update(parents: list[models.Incident], args, ctx: Context):
     return [triage.may_change(i, ctx.viewer) for i in parents]
 
@@ -445,7 +451,14 @@ def incident_filter(flt_in: dict | None) -> incidents.IncidentFilter:
         unassigned=flt_in.get("unassigned"),
         classifications=_values(flt_in.get("classification")),
         updated_since=flt_in.get("updatedSince"),
+        entity=_entity(flt_in.get("entity")),
     )
+
+
+def _entity(entity_in: dict | None) -> evidence.EntityMatch | None:
+    if entity_in is None:
+        return None
+    return evidence.entity_match(str(entity_in["kind"]), entity_in["value"])
 
 
 def alert_filter(flt_in: dict | None) -> alerts.AlertFilter:
@@ -458,6 +471,7 @@ def alert_filter(flt_in: dict | None) -> alerts.AlertFilter:
         else None,
         statuses=_values(flt_in.get("status")),
         severities=_values(flt_in.get("severity")),
+        entity=_entity(flt_in.get("entity")),
     )
 
 
@@ -827,6 +841,7 @@ BATCHES: dict[tuple[str, str], Batch] = {
     ("Mutation", "updateIncident"): update_incident,
     ("Mutation", "addComment"): add_comment,
     ("Incident", "viewerCanUpdate"): viewer_can_update,
+    ("Incident", "matchedEvidence"): matched_evidence,
     ("LinkAlertsPayload", "move"): _by_id("move", "move_id", required=False),
     ("MergeIncidentsPayload", "move"): _by_id("move", "move_id", required=False),
     ("RevertMovePayload", "move"): _by_id("move", "move_id", required=False),

@@ -35,6 +35,7 @@ from app.api.types import (
     AlertStatus,
     Classification,
     Connection,
+    EntityKind,
     Incident,
     IncidentSort,
     IncidentStatus,
@@ -48,12 +49,26 @@ from app.api.types import (
 from app.domain import models
 
 
+@strawberry.input(
+    description="An entity to pivot on: alerts holding one of this kind with this value, compared case-insensitively "
+    "and whole (not as a substring)."
+)
+class EntityFilter:
+    kind: EntityKind = strawberry.field(description="What the value names.")
+    value: str = strawberry.field(
+        description="The value, 1 to 1,000 characters; surrounding spaces are trimmed (empty or longer: BAD_USER_INPUT)."
+    )
+
+
 @strawberry.input(description="Typeahead and filters for the incidents queue.")
 class IncidentFilter:
     search: str | None = strawberry.field(
         default=None,
-        description="Every word must appear in the name, in any order, case-insensitively; at most 200 "
-        'characters and 8 words (more: BAD_USER_INPUT). An incident number ("1042", "#1042" or "inc_1042") puts that incident first.',
+        description="Every word must appear in the name, in any order, case-insensitively, or every word in the value "
+        "of one entity of an alert the viewer may read (its evidence: a host's digits, an email's local part, a "
+        "partial IP; each word at least 3 characters, else names only). At most 200 characters and 8 words (more: "
+        'BAD_USER_INPUT). An incident number ("1042", "#1042" or "inc_1042") puts that incident first; then name and '
+        "evidence matches together, most recently active first (matchedEvidence says which evidence matched).",
     )
     status: list[IncidentStatus] | None = strawberry.field(
         default=None, description="Only incidents in one of these statuses (an empty list matches none); null: any."
@@ -83,13 +98,19 @@ class IncidentFilter:
         "pass the updatedAt of the latest incident seen minus a few seconds (a change is stamped when its "
         "transaction starts and seen when it commits), or subscribe to incidentChanges instead.",
     )
+    entity: EntityFilter | None = strawberry.field(
+        default=None,
+        description="Only incidents holding an alert the viewer may read with this entity (for scripts that pivot "
+        "from one alert's evidence to every incident sharing it); null: any.",
+    )
 
 
 @strawberry.input(description="Search and filters for alerts.")
 class AlertFilter:
     search: str | None = strawberry.field(
         default=None,
-        description="Every word must appear in the title, in any order, case-insensitively; at most 200 "
+        description="Every word must appear in the title, in any order, case-insensitively, or every word in the "
+        "value of one of the alert's entities (each word at least 3 characters, else titles only); at most 200 "
         "characters and 8 words (more: BAD_USER_INPUT).",
     )
     incident_id: strawberry.ID | None = strawberry.field(
@@ -102,6 +123,9 @@ class AlertFilter:
     )
     severity: list[Severity] | None = strawberry.field(
         default=None, description="Only alerts of one of these severities (an empty list matches none); null: any."
+    )
+    entity: EntityFilter | None = strawberry.field(
+        default=None, description="Only alerts holding this entity; null: any."
     )
 
 

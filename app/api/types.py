@@ -413,6 +413,14 @@ class Incident(Node):
     async def alert_count(self, info: Info[Context, None]) -> int:
         return await fields.resolve(self, info)
 
+    @strawberry.field(
+        description="Why a search (incidents(filter: {search})) listed it by its evidence: the entities of its alerts "
+        "the viewer may read whose values hold the search's words, at most 10, by kind, then value. Empty for an "
+        "incident listed for its name or number, and outside a search."
+    )
+    def matched_evidence(self, info: Info[Context, None]) -> list[Entity]:
+        return fields.resolve_now(self, info)
+
     @strawberry.field(description="Its alerts that the viewer may read, most recently detected first.")
     async def alerts(
         self,

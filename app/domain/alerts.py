@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from app.domain import models, pagination, search
+from app.domain import evidence, models, pagination, search
 from app.domain.models import ALERT_COLUMNS, Alert, Entity
 from app.domain.params import Params
 from app.domain.viewers import Viewer
@@ -47,6 +47,7 @@ class AlertFilter:
     incident_id: int | None = None
     statuses: list[str] | None = None
     severities: list[str] | None = None
+    entity: evidence.EntityMatch | None = None  # only alerts holding it
 
 
 def _cursor(alert: Alert) -> str:
@@ -75,11 +76,20 @@ async def entities_of(*, conn: Conn, alert_ids: list[int]) -> dict[int, list[Ent
 
 
 def _filtered(viewer: Viewer, flt: AlertFilter) -> Params:
-    """Alerts the viewer may read that match the filter: every word in the title."""
+    """Alerts the viewer may read that match the filter: every word in the title, or in the value
+    of one of its entities (evidence.words_for_evidence)."""
     params = Params()
     params.where(readable(params, viewer))
-    for word in search.words(flt.search):
-        params.where(f"a.title ILIKE {params.add(search.like_pattern(word))}")
+    words = search.words(flt.search)
+    in_title = [f"a.title ILIKE {params.add(search.like_pattern(word))}" for word in words]
+    by_evidence = evidence.words_for_evidence(words)
+    if by_evidence:
+        params.where(f"(({' AND '.join(in_title)}) OR {evidence.alert_has_evidence(params, by_evidence)})")
+    else:
+        for clause in in_title:
+            params.where(clause)
+    if flt.entity is not None:
+        params.where(evidence.alert_has_entity(params, flt.entity))
     if flt.incident_id is not None:
         params.where(f"a.incident_id = {params.add(flt.incident_id)}")
     params.where_any("a.status", flt.statuses, "alert_status")

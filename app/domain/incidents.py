@@ -14,7 +14,7 @@ from datetime import datetime
 
 import asyncpg
 
-from app.domain import models, pagination, search
+from app.domain import evidence, models, pagination, search
 from app.domain.alerts import first_page as alerts_page
 from app.domain.alerts import readable as readable_alerts
 from app.domain.errors import InvalidArgument, NotAllowed
@@ -23,8 +23,10 @@ from app.domain.models import (
     INCIDENT_COLUMNS,
     SEVERITY_ORDER,
     Alert,
+    Entity,
     Incident,
     IncidentStatus,
+    MatchedIncident,
     ReadableSummary,
     Severity,
 )
@@ -64,6 +66,7 @@ class IncidentFilter:
     unassigned: bool | None = None
     classifications: list[str] | None = None
     updated_since: datetime | None = None  # only incidents changed at or after this moment
+    entity: evidence.EntityMatch | None = None  # only incidents with a readable alert holding it
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,8 @@ def _filtered(viewer: Viewer, flt: IncidentFilter) -> Params:
     params.where_any("i.classification", flt.classifications, "incident_classification")
     if flt.classifications is not None and "unknown" not in flt.classifications:
         params.where("i.classification <> 'unknown'")  # what the partial index incidents_classified holds
+    if flt.entity is not None:
+        params.where(evidence.incident_has_entity(params, flt.entity, readable_alerts(params, viewer)))
     return params
 
 
@@ -382,6 +387,41 @@ SELECT w.*, c.part_counts FROM (
 """
 
 
+# Evidence matches (app/domain/evidence.py): found apart from the name matches, each step giving
+# the first `limit` of them beyond the cursor and, when the name matches filled the page, no
+# farther than the last of those ({bound}: a match beyond it cannot be on the page). Each row
+# carries the evidence that matched (MATCHED) after the incident's columns.
+MATCHED = """
+SELECT array_agg(m.kind ORDER BY m.kind, m.folded) AS kinds, array_agg(m.value ORDER BY m.kind, m.folded) AS vals
+  FROM (SELECT DISTINCT ON (e.kind, lower(e.value)) e.kind, lower(e.value) AS folded, e.value
+          FROM alerts a JOIN alert_entities e ON e.alert_id = a.id
+         WHERE a.incident_id = {incident}.id AND {readable} AND {holds}
+         ORDER BY e.kind, lower(e.value), e.value LIMIT {most}) m
+"""
+EVIDENCE_WALK = """
+SELECT {columns}, m.kinds::text[], m.vals FROM (
+    SELECT * FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {walk}
+) i CROSS JOIN LATERAL ({matched}) m
+ WHERE m.kinds IS NOT NULL AND {where} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {limit}
+"""
+# The walk's statement, and how many incidents it had to check: fewer than WALK, it reached its
+# bound (or the end of the queue) and its answer is the whole of the evidence matches there.
+WALKED = """
+SELECT w.*, c.walked FROM (
+    SELECT count(*) AS walked FROM (
+        SELECT 1 FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {walk}
+    ) x
+) c LEFT JOIN ({statement}) w ON true
+"""
+EVIDENCE_VALUES = """
+SELECT q.*, m.kinds::text[], m.vals FROM (
+    SELECT {columns} FROM incidents i
+     WHERE {has_evidence} AND {where} AND {keyset} AND {bound}
+     ORDER BY i.last_activity_at + interval '0' {order}, i.id {order} LIMIT {limit}
+) q CROSS JOIN LATERAL ({matched}) m
+"""
+
+
 @dataclass(frozen=True)
 class _Queue:
     """One read of the queue: what its statements are built from."""
@@ -509,6 +549,101 @@ async def _fetch(conn: Conn, queue: _Queue) -> list:
         return rows
 
 
+def _bound(params: Params, bound: tuple | None, window: pagination.Window) -> str:
+    """The incidents no farther from the cursor than `bound` (the last name match of a full page)."""
+    if bound is None:
+        return "true"
+    nearer = "<=" if window.backward else ">="
+    return f"(i.last_activity_at, i.id) {nearer} ({params.add(bound[0])}, {params.add(bound[1])})"
+
+
+def _evidence_step(queue: _Queue, words: list[str], walk: int, bound: tuple | None) -> tuple[str, list]:
+    """The evidence matches beyond the cursor, by walking up to `walk` of the newest incidents
+    (with how many it walked as the last column) or, when 0, through the values' trigram index."""
+    params = _filtered(queue.viewer, queue.flt)
+    if queue.number is not None:
+        params.where(f"i.id <> {params.add(queue.number)}")
+    window = queue.window
+    readable = readable_alerts(params, queue.viewer)
+    keyset = _keyset(params, queue.key, window)
+    bound_sql = _bound(params, bound, window)
+    holds = evidence.holds_words(params, words, "lower(e.value)")
+
+    def matched(incident: str) -> str:
+        return MATCHED.format(incident=incident, readable=readable, holds=holds, most=evidence.MATCHED_MOST)
+
+    if walk:
+        sql = EVIDENCE_WALK.format(
+            columns=INCIDENT_COLUMNS,
+            keyset=keyset,
+            bound=bound_sql,
+            order=window.order,
+            walk=walk,
+            matched=matched("i"),
+            where=params.conditions,
+            limit=params.add(queue.limit),
+        )
+    else:
+        sql = EVIDENCE_VALUES.format(
+            columns=INCIDENT_COLUMNS,
+            has_evidence=evidence.incident_has_evidence(params, words, readable),
+            where=params.conditions,
+            keyset=keyset,
+            bound=bound_sql,
+            order=window.order,
+            limit=params.add(queue.limit),
+            matched=matched("q"),
+        )
+    if queue.alerts_first is not None:
+        sql = WITH_FIRST_ALERTS.format(
+            step=sql, alert_columns=ALERT_COLUMNS, readable=readable, limit=params.add(queue.alerts_first + 1)
+        )
+    if walk:
+        sql = WALKED.format(statement=sql, keyset=keyset, bound=bound_sql, order=window.order, walk=walk)
+    return sql, params.values
+
+
+async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident]) -> list:
+    """The rows of the evidence matches that may be on the page: the incident's columns, the
+    matched evidence's kinds and values, then the first alerts' columns if the queue asks."""
+    words = evidence.words_for_evidence(search.words(queue.flt.search))
+    if queue.before_pin or not words:
+        return []
+    bound = None
+    if len(name_matches) >= queue.limit:
+        nearest = sorted(name_matches, key=BY_ACTIVITY.key, reverse=not queue.window.backward)
+        bound = (nearest[queue.limit - 1].last_activity_at, nearest[queue.limit - 1].id)
+    estimate = await evidence.sample(conn)
+    walk = evidence.walk_size(estimate, words, queue.limit)
+    async with _one_connection(conn) as c:
+        while walk:
+            sql, values = _evidence_step(queue, words, walk, bound)
+            counted = await c.fetch(sql, *values)
+            rows = [r[:-1] for r in counted if r[0] is not None]
+            if _found(rows) >= queue.limit or counted[0][-1] < walk:
+                return rows
+            walk = evidence.longer_walk(estimate, words, walk)
+        sql, values = _evidence_step(queue, words, 0, bound)
+        return await c.fetch(sql, *values)
+
+
+_INCIDENT_FIELDS = len(fields(Incident))
+
+
+def _matched(values) -> MatchedIncident:
+    kinds, found = values[_INCIDENT_FIELDS] or (), values[_INCIDENT_FIELDS + 1] or ()
+    return MatchedIncident(
+        *values[:_INCIDENT_FIELDS], matched_evidence=tuple(Entity(k, v) for k, v in zip(kinds, found, strict=True))
+    )
+
+
+def _with_evidence(by_name: list[Incident], by_evidence: list[MatchedIncident]) -> list[Incident]:
+    """Both kinds of matches, once each: an incident found both ways with its evidence."""
+    found = {i.id: i for i in by_name}
+    found.update({i.id: i for i in by_evidence})
+    return list(found.values())
+
+
 SEARCH_SORT_REFUSED = (
     "A search lists newest activity first; sort applies to the queue without a search. Leave sort out, or use "
     "LAST_ACTIVITY, with a search."
@@ -594,11 +729,9 @@ async def list_incidents(
     """
     paging = {"first": first, "after": after, "last": last, "before": before}
     queue = await _queue(conn, viewer, flt, paging, sort_name=sort)
-    rows = [Incident(*r) for r in await _fetch(conn, queue)]
+    by_name = [Incident(*r) for r in await _fetch(conn, queue)]
+    rows = _with_evidence(by_name, [_matched(r) for r in await _fetch_evidence(conn, queue, by_name)])
     return queue.page(rows, await _pinned_of(conn, queue, len(rows)))
-
-
-_INCIDENT_FIELDS = len(fields(Incident))
 
 
 async def list_incidents_with_alerts(
@@ -626,7 +759,16 @@ async def list_incidents_with_alerts(
         by_incident.setdefault(incident.id, [])
         if values[_INCIDENT_FIELDS] is not None:
             by_incident[incident.id].append(Alert(*values[_INCIDENT_FIELDS:]))
-    page = queue.page(list(found.values()), await _pinned_of(conn, queue, len(found)))
+    matched: dict[int, MatchedIncident] = {}
+    first_alert = _INCIDENT_FIELDS + 2
+    for r in await _fetch_evidence(conn, queue, list(found.values())):
+        values = list(r)
+        incident = matched.setdefault(values[0], _matched(values))
+        alerts_of = by_incident.setdefault(incident.id, [])
+        if values[first_alert] is not None and all(a.id != values[first_alert] for a in alerts_of):
+            alerts_of.append(Alert(*values[first_alert:]))
+    rows = _with_evidence(list(found.values()), list(matched.values()))
+    page = queue.page(rows, await _pinned_of(conn, queue, len(rows)))
     alert_pages = {i: alerts_page(items, alerts_first) for i, items in by_incident.items()}  # (it sorts them)
     return page, alert_pages
 
@@ -641,7 +783,17 @@ async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) ->
         params = _pinned(viewer, flt, number)
         pinned = await conn.fetchval(COUNT_INCIDENTS.format(where=params.conditions), *params.values)
     params = _filtered(viewer, flt)
-    _where_words(params, flt, viewer)
+    words = evidence.words_for_evidence(search.words(flt.search))
+    if words:
+        # A name match or an evidence match (the clauses _where_words adds, joined with AND).
+        added = len(params.clauses)
+        _where_words(params, flt, viewer)
+        by_name = " AND ".join(params.clauses[added:])
+        del params.clauses[added:]
+        by_evidence = evidence.incident_has_evidence(params, words, readable_alerts(params, viewer))
+        params.where(f"(({by_name}) OR {by_evidence})")
+    else:
+        _where_words(params, flt, viewer)
     if number is not None:
         params.where(f"i.id <> {params.add(number)}")
     total = await conn.fetchval(COUNT_INCIDENTS.format(where=params.conditions), *params.values)

@@ -218,6 +218,14 @@ class Incident:
 
 
 @dataclass(frozen=True)
+class MatchedIncident(Incident):
+    """An incident a search found by its evidence, with the evidence that matched (of alerts the
+    viewer may read; at most evidence.MATCHED_MOST, by kind, then value)."""
+
+    matched_evidence: tuple[Entity, ...] = ()
+
+
+@dataclass(frozen=True)
 class ReadableSummary:
     """An incident as far as a viewer may read its alerts (incidents.readable_summaries)."""
 

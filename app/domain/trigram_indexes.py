@@ -1,4 +1,4 @@
-"""Upkeep of the trigram indexes (incident names, alert titles).
+"""Upkeep of the trigram indexes (incident names, alert titles, entity values).
 
 GIN indexes collect new entries in a pending list, and whichever write finds it full merges all
 of it, which at millions of alerts stalls that write for seconds: a move of one alert, as
@@ -16,7 +16,8 @@ import asyncpg
 MERGE_LOCK = 7_340_002
 MERGE_PENDING_ENTRIES = """
 SELECT sum(gin_clean_pending_list(c.oid)) FROM pg_class c
- WHERE c.oid IN ('alerts_title_trgm'::regclass, 'incidents_name_search'::regclass)
+ WHERE c.oid IN ('alerts_title_trgm'::regclass, 'incidents_name_search'::regclass,
+                 'alert_entities_value_search'::regclass)
    AND pg_has_role(c.relowner, 'USAGE') AND pg_try_advisory_xact_lock($1)
 """
 

@@ -7,6 +7,10 @@
   alerts in one statement, and the first 5 alerts of a pinned incident number.
 - POST /anchor {"q": ...}: the SQL the issue's anchors measured:
   `name ILIKE '%w1%w2%' ORDER BY last_activity_at DESC LIMIT 10`, plus the first 5 alerts.
+- POST /anchor-evidence {"q": ...}: the anchors' way with evidence (issue 16): `name ILIKE
+  '%q%' OR EXISTS (an entity of one of its alerts with value ILIKE '%q%')`, newest first, the
+  same page and alerts; the EXISTS only for inputs whose words the server looks for in evidence
+  (3 characters or more each: app/domain/evidence.py), as the server does.
 
     python -m tests.bench.floor PORT   (DATABASE_URL names the database, WEB_CONCURRENCY the workers)
 """
@@ -26,13 +30,20 @@ from starlette.routing import Route
 from app import db
 from app.cli import uvicorn_options
 from app.config import Settings
-from app.domain import alerts, incidents, models
+from app.domain import alerts, evidence, incidents, models, search
 from app.domain.models import INCIDENT_COLUMNS
 from app.listener import Listener
 from app.token_cache import TokenCache
 
 ANCHOR = f"""
 SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.name ILIKE $1
+ ORDER BY i.last_activity_at DESC LIMIT 10
+"""
+
+ANCHOR_EVIDENCE = f"""
+SELECT {INCIDENT_COLUMNS} FROM incidents i
+ WHERE i.name ILIKE $1 OR EXISTS (
+       SELECT 1 FROM alert_entities e JOIN alerts a ON a.id = e.alert_id WHERE a.incident_id = i.id AND e.value ILIKE $1)
  ORDER BY i.last_activity_at DESC LIMIT 10
 """
 
@@ -94,11 +105,18 @@ def create_app(settings: Settings) -> Starlette:
         return Response(orjson.dumps({"data": {"incidents": {"edges": edges}}}), media_type="application/json")
 
     async def anchor(request: Request) -> Response:
+        return await anchored(request, evidence_too=False)
+
+    async def anchor_evidence(request: Request) -> Response:
+        return await anchored(request, evidence_too=True)
+
+    async def anchored(request: Request, evidence_too: bool) -> Response:
         pool = request.app.state.pool
         q = orjson.loads(await request.body())["q"]
         viewer = await viewer_of(request)
         escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in q.split()]
-        rows = await pool.fetch(ANCHOR, "%" + "%".join(escaped) + "%")
+        with_evidence = evidence_too and evidence.words_for_evidence(search.words(q))
+        rows = await pool.fetch(ANCHOR_EVIDENCE if with_evidence else ANCHOR, "%" + "%".join(escaped) + "%")
         found = [models.incident(r) for r in rows]
         first = await alerts.first_alerts_of_incidents(
             conn=pool, viewer=viewer, incident_ids=[i.id for i in found], first=5
@@ -107,7 +125,11 @@ def create_app(settings: Settings) -> Starlette:
         return Response(orjson.dumps({"data": {"incidents": {"edges": edges}}}), media_type="application/json")
 
     return Starlette(
-        routes=[Route("/floor", floor, methods=["POST"]), Route("/anchor", anchor, methods=["POST"])],
+        routes=[
+            Route("/floor", floor, methods=["POST"]),
+            Route("/anchor", anchor, methods=["POST"]),
+            Route("/anchor-evidence", anchor_evidence, methods=["POST"]),
+        ],
         lifespan=lifespan,
     )
 

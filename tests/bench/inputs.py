@@ -8,6 +8,10 @@ scale send the same inputs (what earlier runs moved or ingested aside).
 - The realistic mix: 200 inputs typed the way analysts type: numbers and number prefixes,
   prefixes of 1-3 characters, common and mid-frequency words, host names (whole and partial),
   emails (whole and partial), file names, and several words at once.
+- The evidence mix (issue 16): the realistic mix and 56 inputs an analyst copies from a ticket,
+  drawn from the seeded entities: a host's digits and a host's beginning, IPs whole and partial,
+  emails' local parts, file names' stems. Each finds incidents by their alerts' evidence as well
+  as by their names.
 """
 
 from __future__ import annotations
@@ -149,6 +153,27 @@ class Inputs:
     link_sets: dict[int, list[list[int]]] = field(default_factory=dict)
     link_targets: list[int] = field(default_factory=list)
     ingest_entities: list[tuple[str, str]] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+
+
+def evidence_inputs(
+    rng: random.Random, hosts: list[str], ips: list[str], emails: list[str], files: list[str]
+) -> list[str]:
+    """What an analyst types from a ticket: 16 hosts' digits ("45821" of WS-45821), 8 hosts'
+    beginnings ("srv-458"), 8 whole IPs, 8 partial ones ("10.23.4", "185.220.101"), 8 emails'
+    local parts ("alice.smith"), 8 file names' stems ("payroll_sync")."""
+    picked: list[str] = []
+    host_digits = [h.rsplit("-", 1)[-1] for h in dict.fromkeys(hosts) if h.rsplit("-", 1)[-1].isdigit()]
+    picked += host_digits[:16]
+    picked += [h.lower()[: len(h.split("-")[0]) + 1 + rng.randint(2, 3)] for h in list(dict.fromkeys(hosts))[40:48]]
+    distinct_ips = list(dict.fromkeys(ips))
+    picked += distinct_ips[:8]
+    picked += [ip.rsplit(".", rng.randint(1, 2))[0] + ("." if rng.random() < 0.3 else "") for ip in distinct_ips[8:16]]
+    picked += [e.split("@")[0] for e in list(dict.fromkeys(emails))[24:32]]
+    stems = [f.rsplit(".", 1)[0] for f in dict.fromkeys(files) if len(f.rsplit(".", 1)[0]) >= 3]
+    picked += stems[:8]
+    assert len(picked) == 56, len(picked)
+    return picked
 
 
 async def _values(conn, kind: str, alert_ids: list[int]) -> list[str]:
@@ -185,6 +210,7 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
         accounts = await _values(conn, "user", sample)
         emails = await _values(conn, "mailbox", sample)
         files = await _values(conn, "file", sample)
+        ips = await _values(conn, "ip", sample)
 
         async def rare(values: list[str], kind: str, want: int) -> list[str]:
             found = []
@@ -276,6 +302,7 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
             " AND kind IN ('device', 'user', 'ip') ORDER BY alert_id DESC LIMIT 3000"
         )
         inputs.ingest_entities = [(r["kind"], r["value"]) for r in rows]
+        inputs.evidence = evidence_inputs(random.Random(seed + 16), hosts, ips, emails, files)
         return inputs
     finally:
         await conn.close()

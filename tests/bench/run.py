@@ -143,6 +143,8 @@ JSON_KEYS = [
     "typeahead_open_loop_anchor_p99_ms",
     "typeahead_open_loop_achieved_per_s",
     "small_mix_vs_anchor",
+    "evidence_mix_rps",
+    "evidence_mix_anchor_rps",
     "link_100_p95_ms",
     "link_1000_p95_ms",
     "moves_per_s",
@@ -517,41 +519,6 @@ async def make_token(db_url: str) -> str:
         await conn.close()
 
 
-REFERENCE = """
-SELECT i.id FROM incidents i WHERE {words} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT 11
-"""
-
-
-async def reference_ids(db_url: str, inputs: list[str]) -> list[list[str] | None]:
-    """The first 10 incidents of each search by the plain rule (every word ILIKE, the number
-    first, newest first), to check that the server's answers are the same. None: timed out."""
-    from app.domain import search
-
-    conn = await asyncpg.connect(db_url, server_settings={"statement_timeout": "20000"})
-    out: list[list[str] | None] = []
-    try:
-        for q in inputs:
-            words = search.words(q)
-            number = search.as_number(q)
-            clauses = [f"i.name ILIKE ${n + 1}" for n in range(len(words))] or ["true"]
-            args: list[object] = [search.like_pattern(w) for w in words]
-            if number is not None:
-                clauses.append(f"i.id <> ${len(args) + 1}")
-                args.append(number)
-            try:
-                rows = await conn.fetch(REFERENCE.format(words=" AND ".join(clauses)), *args)
-            except asyncpg.QueryCanceledError:
-                out.append(None)
-                continue
-            ids = [typed_id(INCIDENT, r["id"]) for r in rows]
-            if number is not None and await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1", number):
-                ids = [typed_id(INCIDENT, number), *ids]
-            out.append(ids[:10])
-    finally:
-        await conn.close()
-    return out
-
-
 def graphql_ids(client: httpx.Client, base: str, token: str, q: str) -> list[str]:
     return [incident for incident, _ in graphql_answer(client, base, token, q)]
 
@@ -594,6 +561,115 @@ def register_typeahead(client: httpx.Client, base: str, token: str, inputs: list
             raise RuntimeError(f"persisted typeahead {q!r}: {by_hash['errors']}")
         if [e["node"]["id"] for e in by_hash["data"]["incidents"]["edges"]] != graphql_ids(client, base, token, q):
             raise RuntimeError(f"persisted typeahead {q!r} answers differently from the plain one")
+
+
+# --- issue 16: the typeahead with evidence, beside the anchors' way of doing it -------------------
+
+TYPEAHEAD_EVIDENCE = (
+    "query Typeahead($q: String!) { incidents(filter: {search: $q}, first: 10) { edges { node {"
+    " id name status severity lastActivityAt alertCount matchedEvidence { kind value }"
+    " alerts(first: 5) { edges { node { id title severity detectedAt } } } } } } }"
+)
+EVIDENCE_REFERENCE = """
+SELECT i.id FROM incidents i WHERE {where} ORDER BY i.last_activity_at DESC, i.id DESC LIMIT 11
+"""
+
+
+async def evidence_reference_ids(db_url: str, inputs: list[str]) -> list[list[str] | None]:
+    """The first 10 incidents of each search by the plain rule with evidence (README, Evidence
+    search): the number first, then every word in the name, or every word in one value of an
+    entity of one of its alerts (words of 3 characters or more), newest first. None: timed out."""
+    from app.domain import evidence, search
+
+    conn = await asyncpg.connect(db_url, server_settings={"statement_timeout": "20000"})
+    out: list[list[str] | None] = []
+    try:
+        for q in inputs:
+            words = search.words(q)
+            number = search.as_number(q)
+            args: list[object] = [search.like_pattern(w) for w in words]
+            by_name = " AND ".join(f"i.name ILIKE ${n + 1}" for n in range(len(words))) or "true"
+            where = by_name
+            if evidence.words_for_evidence(words):
+                in_value = " AND ".join(f"e.value ILIKE ${n + 1}" for n in range(len(words)))
+                where = (
+                    f"({by_name} OR EXISTS (SELECT 1 FROM alerts a JOIN alert_entities e ON e.alert_id = a.id"
+                    f" WHERE a.incident_id = i.id AND {in_value}))"
+                )
+            if number is not None:
+                args.append(number)
+                where += f" AND i.id <> ${len(args)}"
+            try:
+                rows = await conn.fetch(EVIDENCE_REFERENCE.format(where=where), *args)
+            except asyncpg.QueryCanceledError:
+                out.append(None)
+                continue
+            ids = [typed_id(INCIDENT, r["id"]) for r in rows]
+            if number is not None and await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1", number):
+                ids = [typed_id(INCIDENT, number), *ids]
+            out.append(ids[:10])
+    finally:
+        await conn.close()
+    return out
+
+
+def measure_evidence_mix(
+    db_url: str, api: str, floor: str, token: str, data: bench_inputs.Inputs, scale: Scale, workdir: Path
+) -> dict:
+    """The typeahead with evidence over the realistic mix and the evidence inputs, every answer
+    first checked against the plain rule, then side by side with the anchors' SQL (pg_trgm on
+    names, present while the typeahead is measured, and on entity values, built here and dropped
+    after)."""
+    qs = list(dict.fromkeys(data.mix + data.evidence))
+    log("building the anchors' index on entity values (pg_trgm) for their SQL and the plain rule")
+    asyncio.run(database.anchor_evidence_index(db_url, present=True))
+    try:
+        log("checking typeahead answers with evidence against the plain SQL rule")
+        expected = asyncio.run(evidence_reference_ids(db_url, qs))
+        with httpx.Client(timeout=30) as client:
+            ours = []
+            for q in qs:
+                response = client.post(
+                    api + "/graphql",
+                    json={"query": TYPEAHEAD_EVIDENCE, "variables": {"q": q}},
+                    headers={"Authorization": f"Bearer {token}"},
+                ).json()
+                if response.get("errors"):
+                    raise RuntimeError(f"typeahead with evidence {q!r}: {response['errors']}")
+                ours.append([e["node"]["id"] for e in response["data"]["incidents"]["edges"]])
+        mismatches = [q for q, got, want in zip(qs, ours, expected, strict=True) if want not in (None, got)]
+        if mismatches:
+            raise SystemExit(f"typeahead answers with evidence differ from the plain rule for {mismatches[:10]}")
+        checked = sum(1 for e in expected if e is not None)
+        log(f"{checked} of {len(qs)} inputs answered as the plain rule with evidence does (the rest timed out there)")
+        gq = bodies_file(
+            workdir, "evidence-graphql.jsonl", [{"query": TYPEAHEAD_EVIDENCE, "variables": {"q": q}} for q in qs]
+        )
+        aq = bodies_file(workdir, "evidence-anchor.jsonl", [{"q": q} for q in qs])
+        targets = {"graphql": (api, gq, "/graphql", token), "anchor": (floor, aq, "/anchor-evidence", token)}
+        log(f"typeahead with evidence ({len(qs)} inputs): {', '.join(targets)}, side by side")
+        measured = load_side_by_side(targets, seconds=scale.seconds, warmup=scale.warmup)
+    finally:
+        asyncio.run(database.anchor_evidence_index(db_url, present=False))
+    return {"inputs": len(qs), "checked": checked, **measured}
+
+
+def evidence_figures(e: dict) -> dict:
+    return {"evidence_mix_rps": round(e["graphql"]["rps"]), "evidence_mix_anchor_rps": round(e["anchor"]["rps"])}
+
+
+def evidence_rows(e: dict) -> list[tuple[str, str, str]]:
+    ours, anchor = e["graphql"], e["anchor"]
+    errors = sum(r[k] for r in (ours, anchor) for k in ("errors", "socket_errors", "non_2xx"))
+    return [
+        (
+            f"typeahead with evidence, realistic mix and evidence inputs ({e['inputs']}), 8 connections",
+            f"{ours['rps']:,.0f} rps (anchors' SQL {anchor['rps']:,.0f}: {ours['rps'] / anchor['rps']:.2f}x);"
+            f" p99 {ours['p99_ms']:.1f} ms (anchors {anchor['p99_ms']:.1f}); {e['checked']} of {e['inputs']} answers"
+            f" checked; {errors} errors",
+            ">= 1.2x anchors",
+        )
+    ]
 
 
 def timed_mutations(client: httpx.Client, base: str, token: str, requests: list[tuple[str, dict]]) -> list[float]:
@@ -937,7 +1013,7 @@ def main() -> None:
         # Same answers as the plain rule, before timing anything.
         log("checking typeahead answers against the plain SQL rule")
         all_inputs = list(dict.fromkeys(data.cheap + data.mix))
-        expected = asyncio.run(reference_ids(db_url, all_inputs))
+        expected = asyncio.run(evidence_reference_ids(db_url, all_inputs))
         with httpx.Client(timeout=30) as client:
             ours = [graphql_answer(client, api, token, q) for q in all_inputs]
             theirs = [
@@ -989,6 +1065,8 @@ def main() -> None:
 
         rate = OPEN_LOOP_SHARE * results["mix_floor"]["rps"]
         tail, one_conn_errors, opened = measure_tail(api, floor, token, data, scale, rate, activity, during)
+        with activity.window() as during["typeahead with evidence"]:
+            evidence_mix = measure_evidence_mix(db_url, api, floor, token, data, scale, workdir)
         asyncio.run(database.anchor_index(db_url, present=False))
         log("vacuuming what the writes touch, then a checkpoint")
         asyncio.run(database.vacuum_written(db_url, log=log))
@@ -1076,6 +1154,7 @@ def main() -> None:
             "typeahead_open_loop_anchor_p99_ms": ms(opened["anchor"]["p99_ms"]),
             "typeahead_open_loop_achieved_per_s": {k: round(o["achieved_per_s"], 1) for k, o in opened.items()},
             "small_mix_vs_anchor": round(mix["rps"] / anchor["rps"], 2) if scale_name == "small" else None,
+            **evidence_figures(evidence_mix),
             "link_100_p95_ms": round(percentile(link[100], 95), 1),
             "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
             "moves_per_s": round(moves["rps"], 1),
@@ -1146,6 +1225,7 @@ def main() -> None:
             )
         table.extend(tail_rows(tail, scale.tail_passes))
         table.extend(open_loop_rows(opened, rate, results["mix_floor"]["rps"]))
+        table.extend(evidence_rows(evidence_mix))
         row("typeahead errors", f"{typeahead_errors}", "0")
         row(
             "linkAlerts, 100 alerts",

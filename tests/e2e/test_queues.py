@@ -46,3 +46,43 @@ async def test_the_alerts_queue_searches_titles(console, make_user, ingest):
     await page.get_by_label("Search alerts").fill("smith")
     await expect(rows).to_have_count(1)
     await expect(rows).to_contain_text("Password spray against alice.smith@contoso.com")
+
+
+async def test_a_host_fragment_finds_incidents_by_their_evidence(console, make_user, ingest):
+    # Given an incident named after a PowerShell detection whose alert was on SRV-9408-51
+    [evidence] = await ingest(
+        alert_in("ps", "Suspicious PowerShell command line", entities=[("device", "SRV-9408-51"), ("user", "bob")])
+    )
+    await ingest(alert_in("other", "Phishing email delivered", minutes=5, entities=[("device", "WS-1")]))
+    page = console.page
+    await console.sign_in(await make_user("analyst", "*=write"))
+    rows = page.locator("table.queue > tbody > tr")
+    await expect(rows).to_have_count(2)
+
+    # when the analyst types the host's digits, the incident is listed with the host under its name
+    await page.get_by_label("Search incidents").fill("9408")
+    await expect(rows).to_have_count(1)
+    await expect(rows).to_contain_text(evidence.title)
+    await expect(rows.locator(".matched-evidence")).to_have_text("Matched Device SRV-9408-51")
+    # and a name match says nothing more
+    await page.get_by_label("Search incidents").fill("phishing")
+    await expect(rows).to_have_count(1)
+    await expect(rows.locator(".matched-evidence")).to_have_count(0)
+
+
+async def test_the_move_panels_picker_shows_the_evidence_an_incident_matched(console, make_user, ingest):
+    [target] = await ingest(
+        alert_in("target", "Credential dumping via LSASS", entities=[("device", "SRV-9408-51")], minutes=10)
+    )
+    [moving] = await ingest(alert_in("moving", "Beacon to a known C2 server", minutes=20))
+    page = console.page
+    await console.sign_in(await make_user("analyst", "*=write"))
+    await page.get_by_role("link", name="Alerts", exact=True).click()
+    await page.get_by_role("checkbox", name=f"Select alert {moving.id}: {moving.title}").check()
+    await page.get_by_role("button", name="Move 1 alert to another incident").click()
+    panel = page.get_by_role("dialog")
+    await panel.get_by_role("combobox", name="Incident name or ID").press_sequentially("srv-9408")
+    options = panel.get_by_role("option")
+    await expect(options).to_have_count(1)
+    await expect(options.first).to_contain_text(f"#{target.incident_id} {target.title}")
+    await expect(options.first.locator(".matched-evidence")).to_have_text("Matched Device SRV-9408-51")

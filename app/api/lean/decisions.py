@@ -79,6 +79,9 @@ COVERED: dict[tuple[str, str], frozenset[str]] = {
     ("MoveConnection", "totalCount"): frozenset(),
     ("MoveItemConnection", "totalCount"): frozenset(),
     ("Incident", "viewerCanUpdate"): frozenset(),
+    # Issue 16: the evidence a search matched rides on the incidents the queue's batch found, on
+    # both paths alike (a plain attribute read; empty outside a search).
+    ("Incident", "matchedEvidence"): frozenset(),
 }
 
 # Every field of the input objects those arguments take, as the batches read them.
@@ -86,9 +89,10 @@ INPUTS: dict[str, frozenset[str]] = {
     # Issue 15: the triage filters and sorts are the same batch on both paths (the typeahead keeps its
     # own steps: another sort reads one index in its order, PLAIN).
     "IncidentFilter": frozenset(
-        {"search", "status", "severity", "assignedTo", "unassigned", "classification", "updatedSince"}
+        {"search", "status", "severity", "assignedTo", "unassigned", "classification", "updatedSince", "entity"}
     ),
-    "AlertFilter": frozenset({"search", "incidentId", "status", "severity"}),
+    "AlertFilter": frozenset({"search", "incidentId", "status", "severity", "entity"}),
+    "EntityFilter": frozenset({"kind", "value"}),
     "LinkTarget": frozenset({"existingIncidentId", "createNew"}),
     "AlertInput": frozenset({"externalId", "title", "severity", "category", "scope", "detectedAt", "entities"}),
     "EntityInput": frozenset({"kind", "value"}),

@@ -68,17 +68,17 @@ const INCIDENT = "id number name severity status alertCount lastActivityAt assig
 
 export const VIEWER = "query Viewer { viewer { name canViewIncidents grants { scope access } } }";
 
-// The typeahead of the move panel: its search only.
+// The typeahead of the move panel: its search only, with the evidence each incident matched by.
 export const INCIDENTS = `query Incidents($search: String, $first: Int = 20, $after: String) {
   incidents(filter: { search: $search }, first: $first, after: $after) {
-    ${PAGE} edges { node { ${INCIDENT} } }
+    ${PAGE} edges { node { ${INCIDENT} matchedEvidence { kind value } } }
   }
 }`;
 
 // The queue, with its filters and sort (the state in the URL).
 export const QUEUE = `query Queue($filter: IncidentFilter, $sort: IncidentSort!, $first: Int = 20, $after: String) {
   incidents(filter: $filter, sort: $sort, first: $first, after: $after) {
-    ${PAGE} edges { node { ${INCIDENT} } }
+    ${PAGE} edges { node { ${INCIDENT} matchedEvidence { kind value } } }
   }
 }`;
 

@@ -58,6 +58,12 @@ const dateTime = new Intl.DateTimeFormat(undefined, {
 export const severity = (s) => h("span", { class: `badge sev-${s.toLowerCase()}` }, SEVERITY[s] ?? s);
 export const status = (s) => h("span", { class: `status st-${s.toLowerCase()}` }, STATUS[s] ?? s);
 export const kind = (k) => KIND[k] ?? k;
+const ENTITY_KIND = { DEVICE: "Device", USER: "User", IP: "IP", MAILBOX: "Mailbox", FILE: "File", URL: "URL" };
+/** Why a search listed the incident by its evidence, under its name: "Matched Device SRV-9408-51"; null for a name match. */
+export const matchedEvidence = (i) => i.matchedEvidence?.length
+  ? h("div", { class: "matched-evidence" }, "Matched ",
+    i.matchedEvidence.map((e) => `${ENTITY_KIND[e.kind] ?? e.kind} ${e.value}`).join(" · "))
+  : null;
 export const time = (iso) => h("time", { datetime: iso, title: iso }, dateTime.format(new Date(iso)));
 export const incidentLink = (i) => i
   ? h("a", { href: `#/incidents/${i.number}` }, `#${i.number} ${i.name}`)

@@ -5,8 +5,8 @@ import {
   INCIDENT_PAGE, KEY_REUSED, QUEUE, UPDATE_INCIDENT,
 } from "./api.js";
 import {
-  CLASSIFICATIONS, debounce, DETERMINATIONS, errorSlot, h, incidentLink, kind, moveLink, plural, severity, status,
-  STATUSES, time,
+  CLASSIFICATIONS, debounce, DETERMINATIONS, errorSlot, h, incidentLink, kind, matchedEvidence, moveLink, plural,
+  severity, status, STATUSES, time,
 } from "./dom.js";
 import { openMergePanel } from "./merge-panel.js";
 import { confirmation, moveList } from "./moves.js";
@@ -239,7 +239,7 @@ function queueRow(ctx, incident, selection, incidents, rows) {
     "aria-label": `Alerts of incident ${incident.number}`,
   }, "▸");
   const cells = (i) => [
-    h("td", {}, h("a", { href: `#/incidents/${i.number}` }, i.name)),
+    h("td", {}, h("a", { href: `#/incidents/${i.number}` }, i.name), matchedEvidence(i)),
     h("td", {}, severity(i.severity)),
     h("td", {}, status(i.status)),
     h("td", { class: "number" }, String(i.alertCount)),

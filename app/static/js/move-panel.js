@@ -1,7 +1,7 @@
 // The panel that moves alerts to another incident: an existing one picked by name or number, or
 // a new one. Save runs linkAlerts; its errors show next to the control they are about.
 import { graphql, idempotencyKey, INCIDENT_ID, INCIDENTS, KEY_REUSED, LINK_ALERTS } from "./api.js";
-import { debounce, errorSlot, h, plural, severity, status } from "./dom.js";
+import { debounce, errorSlot, h, matchedEvidence, plural, severity, status } from "./dom.js";
 
 const SEARCH_DELAY_MS = 200;
 const INCIDENT_NUMBER = /^#?\s*(\d{1,9})$/;  // a number GraphQL's Int holds
@@ -208,6 +208,7 @@ function incidentPicker({ exclude = null } = {}) {
       onclick: () => pick(i),
     },
     h("span", { class: "option-name" }, `#${incident.number} ${incident.name}`),
+    matchedEvidence(incident),
     h("span", { class: "option-meta" }, severity(incident.severity), " ", status(incident.status),
       ` · ${plural(incident.alertCount, "alert")}`,
       incident.status === "RESOLVED" && h("span", { class: "reopens" }, " · moving reopens it")))));

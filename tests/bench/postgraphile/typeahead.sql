@@ -6,7 +6,11 @@
 -- the incident the search names by its number first ("1042", "#1042", "inc_1042"), then the
 -- incidents whose name holds every typed word (case-insensitively, % _ \ as plain text, words
 -- contained in another word dropped), newest first, only incidents the viewer may see, and
--- for a viewer who may not read every scope only names made of alerts they may read.
+-- for a viewer who may not read every scope only names made of alerts they may read; with them
+-- (issue 16) the incidents with an alert the viewer may read whose entity holds every word in
+-- its value, when each word has 3 characters or more and a trigram (app/domain/evidence.py;
+-- search.has_trigrams, here for ASCII input: a whole word of letters and digits, a first run of
+-- two before punctuation, or a run after punctuation).
 CREATE SCHEMA IF NOT EXISTS postgraphile_bench;
 
 -- The viewer's readable scopes ('*': every scope); NULL when there is no such enabled user with
@@ -34,6 +38,8 @@ DECLARE
     number bigint;
     pinned integer := 0;
     conditions text := '';
+    by_evidence boolean;
+    in_value text := '';
 BEGIN
     IF scopes IS NULL THEN
         RAISE EXCEPTION 'you may not view the incidents queue' USING ERRCODE = '42501';
@@ -78,6 +84,17 @@ BEGIN
     END LOOP;
     IF cardinality(patterns) > 0 AND NOT '*' = ANY(scopes) THEN
         conditions := conditions || ' AND coalesce(i.name_scopes, i.alert_scopes) <@ $2';
+    END IF;
+    by_evidence := cardinality(kept) > 0 AND NOT EXISTS (
+        SELECT 1 FROM unnest(kept) w
+         WHERE length(w) < 3
+            OR NOT (w ~ '^[[:alnum:]]{2}' OR w ~ '[^[:alnum:]][[:alnum:]]'));
+    IF by_evidence THEN
+        FOR k IN 1 .. cardinality(patterns) LOOP
+            in_value := in_value || format(' AND e.value_key LIKE $1[%s]', k);
+        END LOOP;
+        conditions := ' AND ((true' || conditions || ') OR i.id IN (SELECT a.incident_id FROM alert_entities e'
+            ' JOIN alerts a ON a.id = e.alert_id WHERE ($2 @> ''{*}'' OR a.scope = ANY($2))' || in_value || '))';
     END IF;
     RETURN QUERY EXECUTE
         'SELECT i.* FROM incidents i'

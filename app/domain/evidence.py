@@ -1,0 +1,198 @@
+"""Evidence search: incidents and alerts found by the values of their alerts' entities.
+
+The rule: an alert matches a search when one of its entities holds every word of the search in
+its value, in any order, case-insensitively, as substrings (as a name holds a search's words:
+app/domain/search.py). An incident matches when one of its alerts that the viewer may read
+does; evidence of an alert they may not read never matches, and is never shown. Words of fewer
+than 3 characters are looked for in names and titles only: pg_trgm has no trigram for them, and
+every entity row would be read.
+
+How a page of matches is found (app/domain/incidents.py asks for it beside the name matches):
+- WALK: the newest incidents, each checked through its alerts' entities (index-only scans, about
+  14 microseconds an incident). It pays when the fragment is common ("contoso", "10.1"): the
+  page fills within a few hundred incidents. It checks twice as many as the estimate says fill
+  the page (walk_size); when that does not fill it, it walks on to MOST_WALKED if VALUES would
+  cost more (longer_walk).
+- VALUES: the trigram index over the values (db/migrations/0021) finds every row holding the
+  fragment, then their alerts and incidents, the newest first. It pays when the fragment is rare
+  ("9408": 33 rows at 100,000 incidents, under a millisecond); its cost grows with the rows.
+The choice is made from the share of entity rows holding the words, estimated from PostgreSQL's
+statistics of alert_entities.value_key (1,000 most common values and histogram bounds, read
+every few minutes): the way expected to cost less. A walk that ends before filling the page
+without reaching its bound leaves the page to VALUES. Both give exactly the page of the plain
+rule; the estimate only chooses the cheaper.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from app.domain import search
+from app.domain.errors import InvalidArgument
+from app.domain.models import EntityKind
+from app.domain.params import Params
+from app.domain.text import only_storable
+
+MIN_WORD = 3
+MATCHED_MOST = 10  # the matched evidence shown per incident
+MAX_VALUE_LENGTH = 1000  # as alert_entities holds them
+
+LEAST_WALKED, MOST_WALKED = 200, 20_000
+# Measured at 100,000 incidents with EXPLAIN ANALYZE (README, Evidence search), in microseconds:
+# checking one incident's evidence in the walk ("contoso": 420 incidents, 6 ms), and one
+# matching entity row in VALUES with its alert and incident ("mimikatz": 1,363 rows, 33 ms).
+WALK_INCIDENT_COST = 14.0
+VALUES_ROW_COST = 24.0
+# Entity rows per alert, against the rows one matching incident holds: a walked incident matches
+# about this many times as often as an entity row does (its alerts' rows are checked together).
+ROWS_PER_MATCH = 2.5
+
+
+def words_for_evidence(words: list[str]) -> list[str]:
+    """The words to look for in evidence: all of them, when each can use the trigram index; else none."""
+    if words and all(len(w) >= MIN_WORD and search.has_trigrams(w) for w in words):
+        return words
+    return []
+
+
+def patterns(words: list[str]) -> list[str]:
+    """The LIKE patterns of the words (already in lower case: search.words)."""
+    return [search.like_pattern(w) for w in words]
+
+
+def holds_words(params: Params, words: list[str], column: str) -> str:
+    """`column` (a case-folded value) holds every word."""
+    return " AND ".join(f"{column} LIKE {params.add(p)}" for p in patterns(words))
+
+
+@dataclass(frozen=True)
+class EntityMatch:
+    """An explicit evidence filter: an entity of this kind whose value is this one, whatever its case."""
+
+    kind: str
+    value: str
+
+
+def entity_match(kind: str, value: str, field: str = "filter.entity") -> EntityMatch:
+    """The filter, or InvalidArgument for an unknown kind or an empty or oversized value."""
+    if kind not in set(EntityKind):
+        raise InvalidArgument(f"{field}.kind", f"unknown entity kind {kind!r}")
+    value = only_storable(value).strip()
+    if not value:
+        raise InvalidArgument(f"{field}.value", "an entity's value cannot be empty")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise InvalidArgument(f"{field}.value", f"an entity's value is at most {MAX_VALUE_LENGTH} characters")
+    return EntityMatch(str(kind), value)
+
+
+# Conditions on an incident `i` or an alert `a`.
+INCIDENT_HAS_ENTITY = """i.id IN (
+    SELECT a.incident_id FROM alert_entities e JOIN alerts a ON a.id = e.alert_id
+     WHERE e.kind = {kind}::entity_kind AND e.value_key = lower({value}) AND {readable})"""
+ALERT_HAS_ENTITY = """EXISTS (
+    SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND e.kind = {kind}::entity_kind
+       AND e.value_key = lower({value}))"""
+INCIDENT_HAS_EVIDENCE = """i.id IN (
+    SELECT a.incident_id FROM alert_entities e JOIN alerts a ON a.id = e.alert_id WHERE {holds} AND {readable})"""
+# lower(value), not value_key: the primary key's index-only scan can check it.
+ALERT_HAS_EVIDENCE = "EXISTS (SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND {holds})"
+
+
+def incident_has_entity(params: Params, match: EntityMatch, readable: str) -> str:
+    return INCIDENT_HAS_ENTITY.format(kind=params.add(match.kind), value=params.add(match.value), readable=readable)
+
+
+def alert_has_entity(params: Params, match: EntityMatch) -> str:
+    return ALERT_HAS_ENTITY.format(kind=params.add(match.kind), value=params.add(match.value))
+
+
+def incident_has_evidence(params: Params, words: list[str], readable: str) -> str:
+    return INCIDENT_HAS_EVIDENCE.format(holds=holds_words(params, words, "e.value_key"), readable=readable)
+
+
+def alert_has_evidence(params: Params, words: list[str]) -> str:
+    return ALERT_HAS_EVIDENCE.format(holds=holds_words(params, words, "lower(e.value)"))
+
+
+# --- choosing the way --------------------------------------------------------------------------
+
+STATISTICS = """
+SELECT s.most_common_vals::text::text[] AS common, s.most_common_freqs AS freqs,
+       s.histogram_bounds::text::text[] AS bounds, s.null_frac,
+       greatest((SELECT reltuples FROM pg_class WHERE oid = 'alert_entities'::regclass), 0)::float8 AS rows
+  FROM pg_stats s
+ WHERE s.schemaname = current_schema() AND s.tablename = 'alert_entities' AND s.attname = 'value_key'
+"""
+STATISTICS_TTL = 300.0  # seconds: ANALYZE runs far less often than that
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What the statistics say of the values: the common ones with their shares, the others as
+    histogram bounds (each bound stands for an equal share of the other rows), one string each
+    so that a word is counted at C speed."""
+
+    common: list[tuple[str, float]]
+    common_text: str
+    bounds_text: str
+    bounds: int
+    bound_share: float
+    rows: float
+
+    def share(self, words: list[str]) -> float:
+        """The estimated share of entity rows holding every word: that of its rarest word."""
+        return min((self._share(w) for w in words), default=0.0)
+
+    def _share(self, word: str) -> float:
+        common = sum(f for v, f in self.common if word in v) if word in self.common_text else 0.0
+        return common + self.bound_share * self.bounds_text.count(word)
+
+
+EMPTY = Sample([], "", "", 0, 0.0, 0.0)
+_sample: tuple[float, Sample] | None = None
+
+
+async def sample(conn) -> Sample:
+    global _sample
+    now = time.monotonic()
+    if _sample is not None and now - _sample[0] < STATISTICS_TTL:
+        return _sample[1]
+    row = await conn.fetchrow(STATISTICS)
+    found = EMPTY
+    if row is not None:
+        common = list(zip(row["common"] or [], row["freqs"] or [], strict=True))
+        bounds = row["bounds"] or []
+        rest = max(0.0, 1.0 - row["null_frac"] - sum(f for _, f in common))
+        found = Sample(
+            common,
+            "\n".join(v for v, _ in common),
+            "\n".join(bounds),
+            len(bounds),
+            rest / len(bounds) if bounds else 0.0,
+            row["rows"],
+        )
+    _sample = (now, found)
+    return found
+
+
+def walk_size(estimate: Sample, words: list[str], limit: int) -> int:
+    """How many of the newest incidents to walk before VALUES: twice as many as are expected to
+    fill the page, when that is expected to cost less than VALUES; else none (0)."""
+    share = estimate.share(words)
+    if share <= 0:
+        return 0
+    expected = limit / min(1.0, share * ROWS_PER_MATCH)
+    if expected * WALK_INCIDENT_COST >= share * estimate.rows * VALUES_ROW_COST:
+        return 0
+    return int(min(MOST_WALKED, max(LEAST_WALKED, 2 * expected)))
+
+
+def longer_walk(estimate: Sample, words: list[str], walked: int) -> int:
+    """After a walk of `walked` incidents that did not fill the page: a walk of MOST_WALKED when
+    VALUES is expected to cost more than that (a common fragment that the newest incidents happen
+    not to hold: after a burst of large incidents, "smith" in 89,000 rows); else none (0)."""
+    values_cost = estimate.share(words) * estimate.rows * VALUES_ROW_COST
+    if walked < MOST_WALKED and values_cost > MOST_WALKED * WALK_INCIDENT_COST:
+        return MOST_WALKED
+    return 0

@@ -1,0 +1,332 @@
+"""Evidence search (issue 16): incidents and alerts found by their alerts' entities, the
+entity filter, and what a viewer who may not read an alert never finds through it."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.domain import evidence, incidents
+from app.domain.errors import InvalidArgument
+from app.domain.viewers import Viewer
+from tests.conftest import alert_in
+
+QUEUE = """
+query($f: IncidentFilter, $first: Int, $after: String) {
+  incidents(filter: $f, first: $first, after: $after) {
+    totalCount
+    edges { node { number name matchedEvidence { kind value } alerts(first: 5) { edges { node { externalId } } } } }
+    pageInfo { endCursor hasNextPage }
+  }
+}
+"""
+ALERTS = """
+query($f: AlertFilter) { alerts(filter: $f, first: 20) { totalCount edges { node { externalId } } } }
+"""
+EVERYONE = Viewer(id=0, name="admin", can_view_incidents=True, can_ingest=False, grants={"*": "write"})
+
+
+async def listed(api, search=None, first=20, **flt) -> list[tuple[int, list[tuple[str, str]]]]:
+    """(number, matched evidence) of each incident the queue lists."""
+    if search is not None:
+        flt["search"] = search
+    data = await api(QUEUE, f=flt, first=first)
+    return [
+        (e["node"]["number"], [(m["kind"], m["value"]) for m in e["node"]["matchedEvidence"]])
+        for e in data["incidents"]["edges"]
+    ]
+
+
+async def alerts_found(api, **flt) -> list[str]:
+    return [e["node"]["externalId"] for e in (await api(ALERTS, f=flt))["alerts"]["edges"]]
+
+
+@pytest.fixture
+async def soc(ingest):
+    """Four incidents, oldest first (each alert opens its own: no evidence is shared)."""
+    return await ingest(
+        alert_in("a1", "Suspicious PowerShell command line", entities=[("device", "SRV-9408-51"), ("user", "bob")]),
+        alert_in("a2", "Phishing email delivered", minutes=10, entities=[("mailbox", "alice.smith@contoso.com")]),
+        alert_in("a3", "Connection to known C2 server", minutes=20, entities=[("ip", "10.20.30.40")]),
+        alert_in("a4", "Beaconing from srv-9408 reported", minutes=30, entities=[("device", "WS-1")]),
+    )
+
+
+async def test_a_host_fragment_finds_the_incident_holding_it(admin, soc):
+    # Given an incident named after a PowerShell detection whose alert was on SRV-9408-51,
+    # when an analyst types the host's digits, the incident is listed with the host as the reason;
+    # the incident whose name holds the digits is listed too, newest first, with no evidence.
+    assert await listed(admin, "9408") == [(4, []), (1, [("DEVICE", "SRV-9408-51")])]
+
+
+@pytest.mark.parametrize("typed", ["srv-9408-5", "SRV-9408-51", "Srv-9408"])
+async def test_evidence_matches_whatever_the_case(admin, soc, typed):
+    found = await listed(admin, typed)
+    assert (1, [("DEVICE", "SRV-9408-51")]) in found
+
+
+async def test_an_email_local_part_and_a_partial_ip_find_their_incidents(admin, soc):
+    assert await listed(admin, "alice.smith") == [(2, [("MAILBOX", "alice.smith@contoso.com")])]
+    assert await listed(admin, "10.20.3") == [(3, [("IP", "10.20.30.40")])]
+    # Every word in one value, in any order.
+    assert await listed(admin, "contoso alice") == [(2, [("MAILBOX", "alice.smith@contoso.com")])]
+    # Words spread over two values of one incident are not evidence of it.
+    assert await listed(admin, "srv-9408-51 bob") == []
+
+
+async def test_the_number_comes_first_then_name_and_evidence_matches_newest_first(admin, ingest):
+    # Given incidents 1 and 2, then 3 whose alert names host SRV-0002-7, then 4 named after 0002
+    await ingest(
+        alert_in("n1", "Alert one"),
+        alert_in("n2", "Alert two", minutes=1),
+        alert_in("n3", "Alert three", minutes=2, entities=[("device", "SRV-0002-7")]),
+        alert_in("n4", "Upload of report-0002.zip", minutes=3),
+    )
+    # when "0002" is typed, incident 2 is first (its number), then 4 (name) and 3 (evidence)
+    assert await listed(admin, "0002") == [(2, []), (4, []), (3, [("DEVICE", "SRV-0002-7")])]
+
+
+async def test_an_incident_matching_by_name_and_evidence_shows_its_evidence(admin, ingest):
+    await ingest(alert_in("x1", "Logon to WS-4821 failed", entities=[("device", "WS-4821")]))
+    assert await listed(admin, "ws-4821") == [(1, [("DEVICE", "WS-4821")])]
+
+
+async def test_matched_evidence_is_each_matching_value_once_by_kind_then_value(admin, ingest):
+    await ingest(
+        alert_in("m1", "First", entities=[("device", "WS-77"), ("user", "ws-77-admin"), ("device", "web-1")]),
+        alert_in("m2", "Second", minutes=1, entities=[("device", "ws-77"), ("ip", "10.0.0.77")]),
+    )
+    # WS-77 and ws-77 are one value: either spelling stands for both.
+    [(number, matched)] = await listed(admin, "ws-77")
+    assert number == 1
+    assert [(kind, value.lower()) for kind, value in matched] == [("DEVICE", "ws-77"), ("USER", "ws-77-admin")]
+
+
+async def test_matched_evidence_is_empty_outside_a_search(admin, soc):
+    data = await admin("{ incident(number: 1) { matchedEvidence { kind value } } }")
+    assert data["incident"]["matchedEvidence"] == []
+    assert await listed(admin) == [(4, []), (3, []), (2, []), (1, [])]
+
+
+async def test_short_words_are_looked_for_in_names_only(admin, ingest):
+    await ingest(
+        alert_in("s1", "Ransomware on FS-1", entities=[("device", "fs-1")]),
+        alert_in("s2", "Other detection", minutes=1, entities=[("device", "fs-2")]),
+    )
+    assert await listed(admin, "fs") == [(1, [])]
+
+
+async def test_paging_through_name_and_evidence_matches(admin, ingest):
+    # Given six incidents, alternately named after host 5150 and holding it as evidence only
+    await ingest(
+        *(
+            alert_in(
+                f"p{n}",
+                f"Detection {n} on host-5150" if n % 2 else f"Detection {n}",
+                minutes=n,
+                entities=[("device", f"other-{n}")] if n % 2 else [("device", f"HOST-5150-{n}")],
+            )
+            for n in range(6)
+        )
+    )
+    seen = []
+    after = None
+    while True:
+        page = (await admin(QUEUE, f={"search": "host-5150"}, first=2, after=after))["incidents"]
+        seen += [e["node"]["number"] for e in page["edges"]]
+        assert page["totalCount"] == 6
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == [6, 5, 4, 3, 2, 1]
+
+
+async def test_evidence_matches_come_with_their_first_alerts(admin, soc):
+    data = await admin(QUEUE, f={"search": "alice.smith"}, first=5)
+    assert [a["node"]["externalId"] for a in data["incidents"]["edges"][0]["node"]["alerts"]["edges"]] == ["a2"]
+
+
+async def test_alert_search_finds_titles_and_entities(admin, soc):
+    assert await alerts_found(admin, search="9408") == ["a4", "a1"]
+    assert await alerts_found(admin, search="CONTOSO.COM") == ["a2"]
+    assert await alerts_found(admin, search="c2 server") == ["a3"]
+
+
+async def test_the_entity_filter_is_exact_and_ignores_case(admin, soc):
+    device = {"kind": "DEVICE", "value": "srv-9408-51"}
+    assert await listed(admin, entity=device) == [(1, [])]
+    assert await listed(admin, entity={"kind": "DEVICE", "value": "9408"}) == []
+    assert await listed(admin, entity={"kind": "USER", "value": "SRV-9408-51"}) == []
+    assert await listed(admin, entity={"kind": "USER", "value": " BOB "}) == [(1, [])]
+    assert await alerts_found(admin, entity=device) == ["a1"]
+    assert (await admin(QUEUE, f={"entity": device}, first=5))["incidents"]["totalCount"] == 1
+
+
+async def test_the_entity_filter_pivots_to_every_incident_sharing_it(admin, ingest):
+    # Alerts a week apart are not correlated: two incidents share the host.
+    await ingest(alert_in("w1", "First", entities=[("device", "WS-9")]))
+    await ingest(alert_in("w2", "Second", minutes=60 * 24 * 7, entities=[("device", "ws-9")]))
+    assert await listed(admin, entity={"kind": "DEVICE", "value": "WS-9"}) == [(2, []), (1, [])]
+
+
+# --- permissions ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def mixed(ingest):
+    """One incident holding a default alert and an hr alert (a deployment correlating across scopes)."""
+    return await ingest(
+        alert_in("d1", "Sign-in anomaly on WS-1", entities=[("device", "WS-1"), ("user", "carol")]),
+        alert_in(
+            "h1",
+            "Payroll export",
+            scope="hr",
+            minutes=5,
+            entities=[("device", "ws-1"), ("device", "WS-1-PAYROLL"), ("file", "salaries-2026.xlsx")],
+        ),
+        across_scopes=True,
+    )
+
+
+async def test_evidence_of_alerts_the_viewer_cannot_read_never_matches(make_user, admin, mixed):
+    dana = await make_user("dana", "default=read")
+    # The admin finds the incident by the hr alert's file; dana, who sees the incident through
+    # its default alert, does not.
+    assert await listed(admin, "salaries") == [(1, [("FILE", "salaries-2026.xlsx")])]
+    assert await listed(dana, "salaries") == []
+    assert (await dana(QUEUE, f={"search": "salaries"}, first=5))["incidents"]["totalCount"] == 0
+    assert await alerts_found(dana, search="salaries") == []
+    assert await listed(dana, entity={"kind": "FILE", "value": "salaries-2026.xlsx"}) == []
+    assert await alerts_found(dana, entity={"kind": "FILE", "value": "salaries-2026.xlsx"}) == []
+
+
+async def test_matched_evidence_shows_only_readable_alerts_evidence(make_user, admin, mixed):
+    dana = await make_user("dana", "default=read")
+    [(number, matched)] = await listed(admin, "ws-1")
+    assert number == 1
+    assert [(kind, value.lower()) for kind, value in matched] == [("DEVICE", "ws-1"), ("DEVICE", "ws-1-payroll")]
+    assert await listed(dana, "ws-1") == [(1, [("DEVICE", "WS-1")])]
+
+
+async def test_a_viewer_of_the_other_scope_alone_finds_what_their_alert_holds(make_user, mixed):
+    harry = await make_user("harry", "hr=read")
+    assert await listed(harry, "payroll") == [(1, [("DEVICE", "WS-1-PAYROLL")])]
+    assert await listed(harry, "carol") == []
+
+
+async def test_a_viewer_without_any_grant_finds_nothing_by_evidence(make_user, mixed):
+    nobody = await make_user("nobody", "finance=read")
+    assert await listed(nobody, "ws-1") == []
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flt", "field"),
+    [
+        ({"search": "x" * 201}, "filter.search"),
+        ({"entity": {"kind": "DEVICE", "value": "   "}}, "filter.entity.value"),
+        ({"entity": {"kind": "DEVICE", "value": "h" * 1001}}, "filter.entity.value"),
+    ],
+)
+async def test_bad_input_is_a_typed_error(admin, soc, flt, field):
+    errors = await admin.errors(QUEUE, f=flt, first=5)
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert errors[0]["extensions"]["field"] == field
+
+
+async def test_an_unknown_entity_kind_is_refused_before_running(admin, soc):
+    errors = await admin.errors(QUEUE, f={"entity": {"kind": "HASH", "value": "abc"}}, first=5)
+    assert errors[0]["extensions"]["code"] in ("BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED")
+
+
+async def test_an_empty_search_is_the_whole_queue(admin, soc):
+    assert [n for n, _ in await listed(admin, "")] == [4, 3, 2, 1]
+
+
+def test_the_domain_refuses_an_unknown_kind_and_an_empty_value():
+    with pytest.raises(InvalidArgument):
+        evidence.entity_match("hash", "abc")
+    with pytest.raises(InvalidArgument):
+        evidence.entity_match("device", " \x00 ")
+    assert evidence.entity_match("device", " WS-1 ") == evidence.EntityMatch("device", "WS-1")
+
+
+# --- both ways of finding evidence matches give the same pages ----------------------------------
+
+
+@pytest.fixture
+async def many(ingest):
+    """30 incidents, every third holding host 7777 as evidence, every fifth named after it."""
+    return await ingest(
+        *(
+            alert_in(
+                f"k{n}",
+                f"Detection {n} on ws-7777" if n % 5 == 0 else f"Detection {n}",
+                minutes=(n - 30) * 60 * 24 * 2,  # two days apart: never correlated
+                entities=[("device", "WS-7777-X" if n % 3 == 0 else f"ws-{n}")],
+            )
+            for n in range(30)
+        )
+    )
+
+
+async def _pages(pool, search: str, first: int) -> list[list[tuple[int, tuple]]]:
+    pages, after = [], None
+    while True:
+        page = await incidents.list_incidents(
+            conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search=search), first=first, after=after
+        )
+        pages.append([(i.id, getattr(i, "matched_evidence", ())) for i in page.items])
+        if not page.has_next:
+            return pages
+        after = page.end_cursor
+
+
+@pytest.mark.parametrize("walk_size", [1_000, 4])
+async def test_walking_and_the_value_index_give_the_same_pages(pool, many, monkeypatch, walk_size):
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: 0)
+    through_values = await _pages(pool, "7777", 4)
+    # 4: walks that stop short of filling the page, then the index
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
+    walking = await _pages(pool, "7777", 4)
+    assert walking == through_values
+    found = [n for page in walking for n, _ in page]
+    assert found == sorted({n for n in range(1, 31) if (n - 1) % 3 == 0 or (n - 1) % 5 == 0}, reverse=True)
+
+
+def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incidents():
+    sample = evidence.Sample([("contoso.com", 0.2)], "contoso.com", "alice\nbob\nws-1\n10.1.2.3", 4, 0.2, 10_000_000)
+    assert sample.share(["contoso"]) == pytest.approx(0.2)
+    assert evidence.walk_size(sample, ["contoso"], 11) == evidence.LEAST_WALKED
+    assert evidence.walk_size(sample, ["9408"], 11) == 0
+    assert evidence.walk_size(evidence.EMPTY, ["contoso"], 11) == 0
+    # A fragment in 0.25% of ten million rows: 1,760 incidents to walk (25 ms) rather than 25,000 rows (600 ms).
+    rare = evidence.Sample([("alice.smith", 0.0025)], "alice.smith", "", 0, 0.0, 10_000_000)
+    assert evidence.walk_size(rare, ["alice.smith"], 11) == 3520
+    # A walk that did not fill the page walks on when reading the rows would cost more.
+    assert evidence.longer_walk(sample, ["contoso"], 200) == evidence.MOST_WALKED
+    assert evidence.longer_walk(sample, ["contoso"], evidence.MOST_WALKED) == 0
+    few = evidence.Sample([("fabrikam", 0.001)], "fabrikam", "", 0, 0.0, 1_000_000)  # 1,000 rows: 24 ms
+    assert evidence.longer_walk(few, ["fabrikam"], 200) == 0
+
+
+async def _pages_backward(pool, search: str, last: int) -> list[list[tuple[int, tuple]]]:
+    pages, before = [], None
+    while True:
+        page = await incidents.list_incidents(
+            conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search=search), last=last, before=before
+        )
+        pages.append([(i.id, getattr(i, "matched_evidence", ())) for i in page.items])
+        if not page.has_previous:
+            return pages
+        before = page.start_cursor
+
+
+@pytest.mark.parametrize("walk_size", [0, 4, 1_000])
+async def test_backward_pages_hold_what_forward_pages_hold(pool, many, monkeypatch, walk_size):
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
+    forward = [row for page in await _pages(pool, "7777", 4) for row in page]
+    backward = [row for page in reversed(await _pages_backward(pool, "7777", 4)) for row in page]
+    assert backward == forward
+    assert len(forward) == 14
