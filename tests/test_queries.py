@@ -820,7 +820,10 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
                 after = page.cursors[-1]
             assert found == expected[:30], text
     statements = [sql for sql, _ in recorder.statements]
-    if way == "planner":  # the plain rule's statement (after the newest 1,000 for several words), no other step
+    if way == "planner":
+        # The plain rule's statement (after the newest 1,000 for several words), no other step;
+        # the evidence step (alert_entities) has ways of its own.
+        statements = [sql for sql in statements if "alert_entities" not in sql]
         assert not any("activity_day" in sql or "interval '0'" in sql or "part_counts" in sql for sql in statements)
         return
     # Every step answered some of them: the newest 1,000, the sample of which words to look up,
