@@ -51,12 +51,14 @@ from app.api.context import Context
 from app.api.subscriptions import IncidentChangeRecord
 from app.domain.viewers import Viewer
 
+# Incident.matchedEvidence says why a search found the incident; a change's incident comes from
+# no search, so it is always empty there, whoever subscribes.
 SHARED_FIELDS = frozenset(
     f"{type_name}.{field}"
     for type_name, fields in {
         "IncidentChange": "cursor entries incident",
         "Incident": "activityLog alertCount alerts assignedTo classification createdAt determination id "
-        "lastActivityAt moves name number redirectIncident severity status updatedAt viewerCanUpdate",
+        "lastActivityAt matchedEvidence moves name number redirectIncident severity status updatedAt viewerCanUpdate",
         "ActivityLogEntry": "actor alert comment createdAt id incident kind message move newAssignee "
         "newClassification newDetermination newStatus oldAssignee oldClassification oldDetermination oldStatus "
         "otherIncident",
