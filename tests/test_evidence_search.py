@@ -271,16 +271,23 @@ async def many(ingest):
     )
 
 
-async def _pages(pool, search: str, first: int) -> list[list[tuple[int, tuple]]]:
-    pages, after = [], None
+async def _pages(pool, search: str, first: int | None = None, last: int | None = None) -> list[list[tuple[int, tuple]]]:
+    """Every page of a search, forward with `first` or backward with `last`: each incident's
+    number and matched evidence."""
+    pages, cursor = [], None
     while True:
-        page = await incidents.list_incidents(
-            conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search=search), first=first, after=after
-        )
+        if last is None:
+            page = await incidents.list_incidents(
+                conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search=search), first=first, after=cursor
+            )
+        else:
+            page = await incidents.list_incidents(
+                conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search=search), last=last, before=cursor
+            )
         pages.append([(i.id, getattr(i, "matched_evidence", ())) for i in page.items])
-        if not page.has_next:
+        if not (page.has_next if last is None else page.has_previous):
             return pages
-        after = page.end_cursor
+        cursor = page.end_cursor if last is None else page.start_cursor
 
 
 @pytest.mark.parametrize("walk_size", [1_000, 4])
@@ -311,22 +318,10 @@ def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incident
     assert evidence.longer_walk(few, ["fabrikam"], 200) == 0
 
 
-async def _pages_backward(pool, search: str, last: int) -> list[list[tuple[int, tuple]]]:
-    pages, before = [], None
-    while True:
-        page = await incidents.list_incidents(
-            conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search=search), last=last, before=before
-        )
-        pages.append([(i.id, getattr(i, "matched_evidence", ())) for i in page.items])
-        if not page.has_previous:
-            return pages
-        before = page.start_cursor
-
-
 @pytest.mark.parametrize("walk_size", [0, 4, 1_000])
 async def test_backward_pages_hold_what_forward_pages_hold(pool, many, monkeypatch, walk_size):
     monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
     forward = [row for page in await _pages(pool, "7777", 4) for row in page]
-    backward = [row for page in reversed(await _pages_backward(pool, "7777", 4)) for row in page]
+    backward = [row for page in reversed(await _pages(pool, "7777", last=4)) for row in page]
     assert backward == forward
     assert len(forward) == 14

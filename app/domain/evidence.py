@@ -25,13 +25,13 @@ rule; the estimate only chooses the cheaper.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from app.domain import search
 from app.domain.errors import InvalidArgument
 from app.domain.models import EntityKind
 from app.domain.params import Params
+from app.domain.periodic import Periodic
 from app.domain.text import only_storable
 
 MIN_WORD = 3
@@ -150,30 +150,31 @@ class Sample:
 
 
 EMPTY = Sample([], "", "", 0, 0.0, 0.0)
-_sample: tuple[float, Sample] | None = None
+
+
+async def _read_sample(conn) -> Sample:
+    row = await conn.fetchrow(STATISTICS)
+    if row is None:
+        return EMPTY
+    common = list(zip(row["common"] or [], row["freqs"] or [], strict=True))
+    bounds = row["bounds"] or []
+    rest = max(0.0, 1.0 - row["null_frac"] - sum(f for _, f in common))
+    return Sample(
+        common,
+        "\n".join(v for v, _ in common),
+        "\n".join(bounds),
+        len(bounds),
+        rest / len(bounds) if bounds else 0.0,
+        row["rows"],
+    )
+
+
+_sample = Periodic(STATISTICS_TTL, _read_sample)
 
 
 async def sample(conn) -> Sample:
-    global _sample
-    now = time.monotonic()
-    if _sample is not None and now - _sample[0] < STATISTICS_TTL:
-        return _sample[1]
-    row = await conn.fetchrow(STATISTICS)
-    found = EMPTY
-    if row is not None:
-        common = list(zip(row["common"] or [], row["freqs"] or [], strict=True))
-        bounds = row["bounds"] or []
-        rest = max(0.0, 1.0 - row["null_frac"] - sum(f for _, f in common))
-        found = Sample(
-            common,
-            "\n".join(v for v, _ in common),
-            "\n".join(bounds),
-            len(bounds),
-            rest / len(bounds) if bounds else 0.0,
-            row["rows"],
-        )
-    _sample = (now, found)
-    return found
+    """The statistics' sample, read at most every STATISTICS_TTL seconds in each process."""
+    return await _sample.get(conn)
 
 
 def walk_size(estimate: Sample, words: list[str], limit: int) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -31,6 +30,7 @@ from app.domain.models import (
     Severity,
 )
 from app.domain.params import Params
+from app.domain.periodic import Periodic
 from app.domain.text import only_storable
 from app.domain.viewers import Viewer
 
@@ -230,27 +230,37 @@ def _severity_seen(params: Params, viewer: Viewer) -> str:
 
 
 def _where_words(params: Params, flt: IncidentFilter, viewer: Viewer, indexed: frozenset[str] | None = None) -> None:
-    """Every word in the name (name_folded is the name in lower case, so that plain LIKE, five
-    times cheaper than ILIKE, does), for a viewer who may read the alerts it was named after
+    """Every word in the name (_word_clauses)."""
+    for clause in _word_clauses(params, flt, viewer, indexed):
+        params.where(clause)
+
+
+def _word_clauses(
+    params: Params, flt: IncidentFilter, viewer: Viewer, indexed: frozenset[str] | None = None
+) -> list[str]:
+    """The clauses, all of which hold when every word is in the name (name_folded is the name in
+    lower case, so that plain LIKE, five times cheaper than ILIKE, does), for a viewer who may read the alerts it was named after
     (name_seen_by: otherwise a match would tell what the name they are not shown holds).
 
     `indexed`: the parts of the words (search.index_parts) that the trigram index should look up;
     each word is then checked on the rows it found as a function call, which the index cannot
     serve, so that it does not look up the word's other trigrams too.
     """
+    clauses: list[str] = []
     words = search.words(flt.search)
     if words and not viewer.reads_everything:
-        params.where(f"coalesce(i.name_scopes, i.alert_scopes) <@ {params.add(viewer.readable_scopes)}::text[]")
+        clauses.append(f"coalesce(i.name_scopes, i.alert_scopes) <@ {params.add(viewer.readable_scopes)}::text[]")
     for word in words:
         pattern = f"lower({params.add(search.like_pattern(word))})"
         parts = search.index_parts(word)
         if indexed is None or (parts == [word] and word in indexed):
-            params.where(f"i.name_folded LIKE {pattern}")
+            clauses.append(f"i.name_folded LIKE {pattern}")
             continue
         for part in parts:
             if part in indexed:
-                params.where(f"i.name_folded LIKE lower({params.add(search.like_pattern(part))})")
-        params.where(f"textlike(i.name_folded, {pattern})")
+                clauses.append(f"i.name_folded LIKE lower({params.add(search.like_pattern(part))})")
+        clauses.append(f"textlike(i.name_folded, {pattern})")
+    return clauses
 
 
 def _keyset(params: Params, key: tuple | None, window: pagination.Window, sort: Sort = BY_ACTIVITY) -> str:
@@ -347,19 +357,21 @@ SELECT {columns} FROM incidents i WHERE {where} AND {keyset}
 PLANNER_CHOOSES_BELOW = 300_000
 TABLE_ROWS = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'incidents'::regclass"
 TABLE_ROWS_SECONDS = 30.0
-_table_rows: tuple[float, int] | None = None  # (when read, time.monotonic(); the estimate)
+
+
+async def _read_table_rows(conn: Conn) -> int:
+    return await conn.fetchval(TABLE_ROWS)
+
+
+_table_rows = Periodic(TABLE_ROWS_SECONDS, _read_table_rows)
 
 
 async def _planner_chooses(conn: Conn) -> bool:
     """Whether the table is small enough for the planner's one statement (PLANNER_CHOOSES_BELOW;
     0: never, the steps at any size)."""
-    global _table_rows
     if PLANNER_CHOOSES_BELOW <= 0:
         return False
-    now = time.monotonic()
-    if _table_rows is None or now - _table_rows[0] > TABLE_ROWS_SECONDS:
-        _table_rows = (now, await conn.fetchval(TABLE_ROWS))
-    return _table_rows[1] < PLANNER_CHOOSES_BELOW
+    return await _table_rows.get(conn) < PLANNER_CHOOSES_BELOW
 
 
 # list_incidents_with_alerts: a step's incidents (q) and each one's first readable alerts, in
@@ -785,11 +797,8 @@ async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) ->
     params = _filtered(viewer, flt)
     words = evidence.words_for_evidence(search.words(flt.search))
     if words:
-        # A name match or an evidence match (the clauses _where_words adds, joined with AND).
-        added = len(params.clauses)
-        _where_words(params, flt, viewer)
-        by_name = " AND ".join(params.clauses[added:])
-        del params.clauses[added:]
+        # A name match or an evidence match.
+        by_name = " AND ".join(_word_clauses(params, flt, viewer))
         by_evidence = evidence.incident_has_evidence(params, words, readable_alerts(params, viewer))
         params.where(f"(({by_name}) OR {by_evidence})")
     else:

@@ -166,17 +166,23 @@ async def prepare(incidents: int, log=print) -> tuple[str, float]:
 ANCHOR_INDEX = "bench_anchor_name_trgm"
 
 
-async def anchor_index(url: str, present: bool) -> None:
+async def _bench_index(url: str, present: bool, name: str, table: str, column: str) -> None:
+    """Build (then vacuum and analyze the table: the same starting point on every run) or drop a
+    trigram index the product does not have."""
     conn = await asyncpg.connect(url)
     try:
         if present:
             await conn.execute("SET maintenance_work_mem = '1GB'")
-            await conn.execute(f"CREATE INDEX IF NOT EXISTS {ANCHOR_INDEX} ON incidents USING gin (name gin_trgm_ops)")
-            await conn.execute("VACUUM (ANALYZE) incidents")  # the same starting point on every run
+            await conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} gin_trgm_ops)")
+            await conn.execute(f"VACUUM (ANALYZE) {table}")
         else:
-            await conn.execute(f"DROP INDEX IF EXISTS {ANCHOR_INDEX}")
+            await conn.execute(f"DROP INDEX IF EXISTS {name}")
     finally:
         await conn.close()
+
+
+async def anchor_index(url: str, present: bool) -> None:
+    await _bench_index(url, present, ANCHOR_INDEX, "incidents", "name")
 
 
 # The anchors' way with evidence (issue 16) is measured with pg_trgm on the entities' values as
@@ -186,18 +192,7 @@ ANCHOR_EVIDENCE_INDEX = "bench_anchor_entity_value_trgm"
 
 
 async def anchor_evidence_index(url: str, present: bool) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        if present:
-            await conn.execute("SET maintenance_work_mem = '1GB'")
-            await conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {ANCHOR_EVIDENCE_INDEX} ON alert_entities USING gin (value gin_trgm_ops)"
-            )
-            await conn.execute("VACUUM (ANALYZE) alert_entities")
-        else:
-            await conn.execute(f"DROP INDEX IF EXISTS {ANCHOR_EVIDENCE_INDEX}")
-    finally:
-        await conn.close()
+    await _bench_index(url, present, ANCHOR_EVIDENCE_INDEX, "alert_entities", "value")
 
 
 # What the writes touch, vacuumed before they are timed: an autovacuum set off by earlier runs'
