@@ -7,6 +7,7 @@ import pytest
 
 from app.domain import evidence, incidents
 from app.domain.errors import InvalidArgument
+from app.domain.params import Params
 from app.domain.viewers import Viewer
 from tests.conftest import alert_in
 
@@ -325,3 +326,27 @@ async def test_backward_pages_hold_what_forward_pages_hold(pool, many, monkeypat
     backward = [row for page in reversed(await _pages(pool, "7777", last=4)) for row in page]
     assert backward == forward
     assert len(forward) == 14
+
+
+def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
+    # "camille" in 8 of 1,000 bounds, "hayes11" in none: the index reads hayes11's short lists only.
+    bounds = "\n".join(["camille.x"] * 8 + [f"v{n}" for n in range(992)])
+    sample = evidence.Sample([], "", bounds, 1000, 0.001, 12_700_000)
+
+    def lookup(words):
+        params = Params()
+        return evidence.index_lookup(params, words, sample), params.values
+
+    sql, values = lookup(["camille.hayes11"])
+    assert sql == "e.value_key LIKE $1 AND textlike(e.value_key, $2)"
+    assert values == ["%hayes11%", "%camille.hayes11%"]
+    # A word that is its own part ("9408") is looked up as it is; "srv-69871" by its digits.
+    sql, values = lookup(["9408", "srv-69871"])
+    assert sql == "e.value_key LIKE $1 AND e.value_key LIKE $2 AND textlike(e.value_key, $3)"
+    assert values == ["%9408%", "%69871%", "%srv-69871%"]
+    # Two common parts are both looked up: together they narrow what each alone would not.
+    common = evidence.Sample([], "", "\n".join(["stewart@fourthcoffee"] * 50 + ["x"] * 950), 1000, 0.001, 12_700_000)
+    params = Params()
+    assert evidence.index_lookup(params, ["stewart@fourthcoffee"], common) == (
+        "e.value_key LIKE $1 AND e.value_key LIKE $2 AND textlike(e.value_key, $3)"
+    )

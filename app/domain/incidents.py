@@ -569,7 +569,9 @@ def _bound(params: Params, bound: tuple | None, window: pagination.Window) -> st
     return f"(i.last_activity_at, i.id) {nearer} ({params.add(bound[0])}, {params.add(bound[1])})"
 
 
-def _evidence_step(queue: _Queue, words: list[str], walk: int, bound: tuple | None) -> tuple[str, list]:
+def _evidence_step(
+    queue: _Queue, words: list[str], walk: int, bound: tuple | None, estimate: evidence.Sample
+) -> tuple[str, list]:
     """The evidence matches beyond the cursor, by walking up to `walk` of the newest incidents
     (with how many it walked as the last column) or, when 0, through the values' trigram index."""
     params = _filtered(queue.viewer, queue.flt)
@@ -598,7 +600,7 @@ def _evidence_step(queue: _Queue, words: list[str], walk: int, bound: tuple | No
     else:
         sql = EVIDENCE_VALUES.format(
             columns=INCIDENT_COLUMNS,
-            has_evidence=evidence.incident_has_evidence(params, words, readable),
+            has_evidence=evidence.incident_has_evidence(params, words, readable, estimate),
             where=params.conditions,
             keyset=keyset,
             bound=bound_sql,
@@ -629,13 +631,13 @@ async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident
     walk = evidence.walk_size(estimate, words, queue.limit)
     async with _one_connection(conn) as c:
         while walk:
-            sql, values = _evidence_step(queue, words, walk, bound)
+            sql, values = _evidence_step(queue, words, walk, bound, estimate)
             counted = await c.fetch(sql, *values)
             rows = [r[:-1] for r in counted if r[0] is not None]
             if _found(rows) >= queue.limit or counted[0][-1] < walk:
                 return rows
             walk = evidence.longer_walk(estimate, words, walk)
-        sql, values = _evidence_step(queue, words, 0, bound)
+        sql, values = _evidence_step(queue, words, 0, bound, estimate)
         return await c.fetch(sql, *values)
 
 
@@ -799,7 +801,8 @@ async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) ->
     if words:
         # A name match or an evidence match.
         by_name = " AND ".join(_word_clauses(params, flt, viewer))
-        by_evidence = evidence.incident_has_evidence(params, words, readable_alerts(params, viewer))
+        estimate = await evidence.sample(conn)
+        by_evidence = evidence.incident_has_evidence(params, words, readable_alerts(params, viewer), estimate)
         params.where(f"(({by_name}) OR {by_evidence})")
     else:
         _where_words(params, flt, viewer)

@@ -72,8 +72,12 @@ def choose_index_parts(parts: list[str], counts: list[int], *, sample: int, tota
     to read its trigrams' lists (at least as long as the names holding it): "alice smith" looks
     up both words, "powershell WS-4821" only the host. The rows found are checked for every word.
     """
-    by_rarity = sorted(zip(((n + 1) / (sample + 1) for n in counts), parts, strict=True))
-    total = max(total, sample)
+    return choose_by_share(parts, [(n + 1) / (sample + 1) for n in counts], total=max(total, sample))
+
+
+def choose_by_share(parts: list[str], shares: list[float], *, total: float) -> list[str]:
+    """choose_index_parts with each part's share of the `total` rows known (or estimated)."""
+    by_rarity = sorted(zip(shares, parts, strict=True))
     chosen: list[str] = []
     expected = float(total)
     for share, part in by_rarity:
