@@ -319,6 +319,19 @@ def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incident
     assert evidence.longer_walk(few, ["fabrikam"], 200) == 0
 
 
+def test_several_words_are_judged_by_the_values_holding_them_all():
+    bounds = "\n".join(["alice.smith@contoso.com"] * 3 + ["ursula"] * 10 + ["teamviewer_setup.exe"] * 10 + ["x"] * 77)
+    sample = evidence.Sample([("bob@contoso.com", 0.1)], "bob@contoso.com", bounds, 100, 0.009, 10_000_000)
+    # A user and a file that no value holds together: no walk, the value index finds both parts.
+    assert sample.share(["ursula"]) == pytest.approx(0.09)
+    assert sample.share(["ursula", "teamviewer_setup"]) == 0.0
+    assert evidence.walk_size(sample, ["ursula", "teamviewer_setup"], 11) == 0
+    # Words that come together in values keep their share, common values included.
+    assert sample.share(["alice", "smith"]) == pytest.approx(0.027)
+    assert sample.share(["contoso", "bob"]) == pytest.approx(0.1)
+    assert evidence.walk_size(sample, ["alice", "smith"], 11) > 0
+
+
 @pytest.mark.parametrize("walk_size", [0, 4, 1_000])
 async def test_backward_pages_hold_what_forward_pages_hold(pool, many, monkeypatch, walk_size):
     monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)

@@ -172,8 +172,22 @@ class Sample:
     rows: float
 
     def share(self, words: list[str]) -> float:
-        """The estimated share of entity rows holding every word: that of its rarest word."""
-        return min((self._share(w) for w in words), default=0.0)
+        """The estimated share of entity rows holding every word in one value: for one word, the
+        common values and bounds holding it; for several, those holding all of them together.
+
+        Not the rarest word's share: "ursula teamviewer_setup" names a user and a file, which no
+        value holds together, though each is in 0.8% of the values; judged by the rarer, the walk
+        went through 20,000 incidents for nothing (250 ms at a million incidents) where the
+        value index finds the rows holding both parts in 14 ms. Words that do come together
+        ("contoso.com turner", an email) are in the same bounds and keep the walk.
+        """
+        if len(words) == 1:
+            return self._share(words[0])
+        if not words or not all(w in self.common_text or w in self.bounds_text for w in words):
+            return 0.0
+        common = sum(f for v, f in self.common if all(w in v for w in words))
+        bounds = sum(1 for b in self.bounds_text.split("\n") if all(w in b for w in words))
+        return common + self.bound_share * bounds
 
     def _share(self, word: str) -> float:
         common = sum(f for v, f in self.common if word in v) if word in self.common_text else 0.0
