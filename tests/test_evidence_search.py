@@ -323,11 +323,11 @@ def test_several_words_are_judged_by_the_values_holding_them_all():
     bounds = "\n".join(["alice.smith@contoso.com"] * 3 + ["ursula"] * 10 + ["teamviewer_setup.exe"] * 10 + ["x"] * 77)
     sample = evidence.Sample([("bob@contoso.com", 0.1)], "bob@contoso.com", bounds, 100, 0.009, 10_000_000)
     # A user and a file that no value holds together: no walk, the value index finds both parts.
-    assert sample.share(["ursula"]) == pytest.approx(0.09)
+    assert sample.share(["ursula"]) == pytest.approx(0.009 * 9.5)  # half a bound less than its 10 bounds
     assert sample.share(["ursula", "teamviewer_setup"]) == 0.0
     assert evidence.walk_size(sample, ["ursula", "teamviewer_setup"], 11) == 0
     # Words that come together in values keep their share, common values included.
-    assert sample.share(["alice", "smith"]) == pytest.approx(0.027)
+    assert sample.share(["alice", "smith"]) == pytest.approx(0.009 * 2.5)
     assert sample.share(["contoso", "bob"]) == pytest.approx(0.1)
     assert evidence.walk_size(sample, ["alice", "smith"], 11) > 0
 
