@@ -39,11 +39,15 @@ MATCHED_MOST = 10  # the matched evidence shown per incident
 MAX_VALUE_LENGTH = 1000  # as alert_entities holds them
 
 LEAST_WALKED, MOST_WALKED = 200, 20_000
-# Measured at 100,000 incidents with EXPLAIN ANALYZE (README, Evidence search), in microseconds:
-# checking one incident's evidence in the walk ("contoso": 420 incidents, 6 ms), and one
-# matching entity row in VALUES with its alert and incident ("mimikatz": 1,363 rows, 33 ms).
+# Measured with EXPLAIN ANALYZE (README, Evidence search), in microseconds: checking one
+# incident's evidence in the walk ("contoso": 420 incidents, 6 ms at 100,000 incidents; 14-16
+# at a million), and one matching entity row in VALUES with its alert and incident, the index
+# looking up the rarest parts (index_lookup), at a million incidents and 12.7M entity rows:
+# "psexec" 12,863 rows in 65 ms, "85726" 1,486 in 8 ms, "WS-85218" 3,955 in 44 ms (each row of
+# a large incident costs more). Before index_lookup it was 24 ("mimikatz" at 100,000: 1,363 rows,
+# 33 ms), and "85726", judged by that, walked 18,830 incidents (183 ms).
 WALK_INCIDENT_COST = 14.0
-VALUES_ROW_COST = 24.0
+VALUES_ROW_COST = 8.0
 # Entity rows per alert, against the rows one matching incident holds: a walked incident matches
 # about this many times as often as an entity row does (its alerts' rows are checked together).
 ROWS_PER_MATCH = 2.5
@@ -186,20 +190,11 @@ class Sample:
         if not words or not all(w in self.common_text or w in self.bounds_text for w in words):
             return 0.0
         common = sum(f for v, f in self.common if all(w in v for w in words))
-        return common + self._bounds_share(sum(1 for b in self.bounds_text.split("\n") if all(w in b for w in words)))
+        return common + self.bound_share * sum(1 for b in self.bounds_text.split("\n") if all(w in b for w in words))
 
     def _share(self, word: str) -> float:
         common = sum(f for v, f in self.common if word in v) if word in self.common_text else 0.0
-        return common + self._bounds_share(self.bounds_text.count(word))
-
-    def _bounds_share(self, hits: int) -> float:
-        """The share of the rows a word found in `hits` histogram bounds holds: half a bound less
-        than the hits, since a bound stands for the rows up to the next one and a word found in one
-        is found at the edge of its rows as often as inside them. At 12.7M entity rows a bound
-        stands for 9,190: "king@contoso", in one, is in 1,581 rows, "dc-19" in 3,597; judged
-        as a whole bound they walked 12,200 incidents (130 ms) where the value index reads their
-        rows in 20-40 ms."""
-        return self.bound_share * (hits - 0.5) if hits else 0.0
+        return common + self.bound_share * self.bounds_text.count(word)
 
 
 EMPTY = Sample([], "", "", 0, 0.0, 0.0)
