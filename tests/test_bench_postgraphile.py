@@ -31,6 +31,13 @@ INPUTS = [
     "\\",
     "o",
     "zzz",
+    # Evidence (issue 16): every alert holds host-<n>, in both scopes; the one-scope viewer must
+    # find only the incidents whose readable alerts hold it.
+    "host",
+    "host-1",
+    "ost-2",
+    "HOST-20",
+    "host lateral",
 ]
 
 

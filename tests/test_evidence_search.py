@@ -357,6 +357,15 @@ def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     sql, values = lookup(["9408", "srv-69871"])
     assert sql == "e.value_key LIKE $1 AND e.value_key LIKE $2 AND textlike(e.value_key, $3)"
     assert values == ["%9408%", "%69871%", "%srv-69871%"]
+    # A part two words share is looked up once.
+    params = Params()
+    sql = evidence.index_lookup(params, ["srv-123456", "srv-999999"], sample)
+    assert params.values.count("%srv%") <= 1
+    assert sql.count("textlike") == 2
+    # Without statistics (no ANALYZE yet) the index looks up the whole words.
+    params = Params()
+    assert evidence.index_lookup(params, ["camille.hayes11"], evidence.EMPTY) == "e.value_key LIKE $1"
+    assert params.values == ["%camille.hayes11%"]
     # Two common parts are both looked up: together they narrow what each alone would not.
     common = evidence.Sample([], "", "\n".join(["stewart@fourthcoffee"] * 50 + ["x"] * 950), 1000, 0.001, 12_700_000)
     params = Params()

@@ -40,8 +40,8 @@ MAX_VALUE_LENGTH = 1000  # as alert_entities holds them
 
 LEAST_WALKED, MOST_WALKED = 200, 20_000
 # Measured with EXPLAIN ANALYZE (README, Evidence search), in microseconds: checking one
-# incident's evidence in the walk ("contoso": 420 incidents, 6 ms at 100,000 incidents; 14-16
-# at a million), and one matching entity row in VALUES with its alert and incident, the index
+# incident's evidence in the walk ("contoso": 420 incidents, 6 ms at 100,000 incidents; 14-16 us
+# an incident at a million), and one matching entity row in VALUES with its alert and incident, the index
 # looking up the rarest parts (index_lookup), at a million incidents and 12.7M entity rows:
 # "psexec" 12,863 rows in 65 ms, "85726" 1,486 in 8 ms, "WS-85218" 3,955 in 44 ms (each row of
 # a large incident costs more). Before index_lookup it was 24 ("mimikatz" at 100,000: 1,363 rows,
@@ -125,23 +125,29 @@ def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
     the index read the lists of padded trigrams ("  6", " 69", "srv ") that a good part of the
     values hold: 561-935 index pages and 7-14 ms at 12.7M entity rows, where "69871" alone reads
     38 (0.6 ms) and "howard7" 2-3 ms. The parts are chosen by their estimated shares
-    (search.choose_by_share; a part that no bound of the statistics holds is taken at a tenth of a
-    bound's share: "hayes11" is in 540 of 12.7M rows, a twentieth of a bound's, where "camille",
-    in 8 bounds, is in 100,540), and every word is then checked on the rows found as a function call, which the index
-    cannot serve.
+    (search.choose_by_share), each share at least a tenth of a bound's ("hayes11", in no bound,
+    is in 540 of 12.7M rows, a twentieth of a bound's, where "camille", in 8 bounds, is in
+    100,540). A word that is its own part and is chosen is the indexed LIKE itself; every other
+    word is checked on the rows found as a function call (textlike), which the index cannot
+    serve. Without statistics (no ANALYZE yet: every share would be 0, and the choice arbitrary)
+    the index looks up the whole words, as holds_words does.
     """
+    if not estimate.bounds and not estimate.common:
+        return holds_words(params, words, "e.value_key")
     parts = list(dict.fromkeys(part for word in words for part in search.index_parts(word)))
     unseen = estimate.bound_share / 10
     shares = [max(estimate.share([part]), unseen) for part in parts]
     chosen = set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
-    clauses = []
+    clauses, looked_up = [], set()
     for word, pattern in zip(words, patterns(words), strict=True):
         if search.index_parts(word) == [word] and word in chosen:
             clauses.append(f"e.value_key LIKE {params.add(pattern)}")
+            looked_up.add(word)
             continue
         for part in search.index_parts(word):
-            if part in chosen:
+            if part in chosen and part not in looked_up:
                 clauses.append(f"e.value_key LIKE {params.add(search.like_pattern(part))}")
+                looked_up.add(part)
         clauses.append(f"textlike(e.value_key, {params.add(pattern)})")
     return " AND ".join(clauses)
 
@@ -177,12 +183,14 @@ class Sample:
 
     def share(self, words: list[str]) -> float:
         """The estimated share of entity rows holding every word in one value: for one word, the
-        common values and bounds holding it; for several, those holding all of them together.
+        common values holding it and its occurrences in the bounds; for several, the common values
+        and bounds holding all of them together.
 
         Not the rarest word's share: "ursula teamviewer_setup" names a user and a file, which no
         value holds together, though each is in 0.8% of the values; judged by the rarer, the walk
-        went through 20,000 incidents for nothing (250 ms at a million incidents) where the
-        value index finds the rows holding both parts in 14 ms. Words that do come together
+        went through 20,000 incidents for nothing (the whole typeahead 242 ms at a million
+        incidents) where the value index finds the rows holding both parts (the whole typeahead
+        25 ms). Words that do come together
         ("contoso.com turner", an email) are in the same bounds and keep the walk.
         """
         if len(words) == 1:
