@@ -39,13 +39,14 @@ MATCHED_MOST = 10  # the matched evidence shown per incident
 MAX_VALUE_LENGTH = 1000  # as alert_entities holds them
 
 LEAST_WALKED, MOST_WALKED = 200, 20_000
-# Measured with EXPLAIN ANALYZE (README, Evidence search), in microseconds: checking one
-# incident's evidence in the walk ("contoso": 420 incidents, 6 ms at 100,000 incidents; 14-16 us
-# an incident at a million), and one matching entity row in VALUES with its alert and incident, the index
-# looking up the rarest parts (index_lookup), at a million incidents and 12.7M entity rows:
-# "psexec" 12,863 rows in 65 ms, "85726" 1,486 in 8 ms, "WS-85218" 3,955 in 44 ms (each row of
-# a large incident costs more). Before index_lookup it was 24 ("mimikatz" at 100,000: 1,363 rows,
-# 33 ms), and "85726", judged by that, walked 18,830 incidents (183 ms).
+# Measured with EXPLAIN ANALYZE (README, Evidence search), in microseconds:
+# - checking one incident's evidence in the walk: "contoso", 420 incidents in 6 ms at 100,000
+#   incidents; 14-16 us an incident at a million (more for incidents of many alerts);
+# - one matching entity row in VALUES with its alert and incident, the index looking up the
+#   rarest parts (index_lookup), at a million incidents and 12.7M entity rows: "psexec" 12,863
+#   rows in 65 ms, "85726" 1,486 in 8 ms, "WS-85218" 3,955 in 44 ms. Before index_lookup it was
+#   24 ("mimikatz" at 100,000: 1,363 rows, 33 ms), and "85726", judged by that, walked 18,830
+#   incidents (183 ms).
 WALK_INCIDENT_COST = 14.0
 VALUES_ROW_COST = 8.0
 # Entity rows per alert, against the rows one matching incident holds: a walked incident matches
@@ -111,11 +112,10 @@ def alert_has_entity(params: Params, match: EntityMatch) -> str:
     return ALERT_HAS_ENTITY.format(kind=params.add(match.kind), value=params.add(match.value))
 
 
-def incident_has_evidence(params: Params, words: list[str], readable: str, estimate: Sample | None = None) -> str:
-    """An incident with a readable alert whose evidence holds every word; with the statistics'
-    `estimate`, the trigram index looks up only the words' rarest parts (index_lookup)."""
-    holds = holds_words(params, words, "e.value_key") if estimate is None else index_lookup(params, words, estimate)
-    return INCIDENT_HAS_EVIDENCE.format(holds=holds, readable=readable)
+def incident_has_evidence(params: Params, words: list[str], readable: str, estimate: Sample) -> str:
+    """An incident with a readable alert whose evidence holds every word, the trigram index
+    looking up the words' rarest parts by the statistics' `estimate` (index_lookup)."""
+    return INCIDENT_HAS_EVIDENCE.format(holds=index_lookup(params, words, estimate), readable=readable)
 
 
 def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
@@ -190,8 +190,8 @@ class Sample:
         value holds together, though each is in 0.8% of the values; judged by the rarer, the walk
         went through 20,000 incidents for nothing (the whole typeahead 242 ms at a million
         incidents) where the value index finds the rows holding both parts (the whole typeahead
-        25 ms). Words that do come together
-        ("contoso.com turner", an email) are in the same bounds and keep the walk.
+        25 ms). Words that do come together ("contoso.com turner", an email) are in the same
+        bounds and keep the walk.
         """
         if len(words) == 1:
             return self._share(words[0])
