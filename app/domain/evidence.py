@@ -121,35 +121,22 @@ def incident_has_evidence(params: Params, words: list[str], readable: str, estim
 def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
     """e.value_key holds every word, the trigram index looking up only the parts worth it.
 
-    As for names (search.index_parts): a word such as "srv-69871" or "zoltan.howard7" would make
+    As for names (search.word_clauses): a word such as "srv-69871" or "zoltan.howard7" would make
     the index read the lists of padded trigrams ("  6", " 69", "srv ") that a good part of the
     values hold: 561-935 index pages and 7-14 ms at 12.7M entity rows, where "69871" alone reads
     38 (0.6 ms) and "howard7" 2-3 ms. The parts are chosen by their estimated shares
     (search.choose_by_share), each share at least a tenth of a bound's ("hayes11", in no bound,
     is in 540 of 12.7M rows, a twentieth of a bound's, where "camille", in 8 bounds, is in
-    100,540). A word that is its own part and is chosen is the indexed LIKE itself; every other
-    word is checked on the rows found as a function call (textlike), which the index cannot
-    serve. Without statistics (no ANALYZE yet: every share would be 0, and the choice arbitrary)
-    the index looks up the whole words, as holds_words does.
+    100,540). Without statistics (no ANALYZE yet: every share would be 0, and the choice
+    arbitrary) the index looks up the whole words.
     """
-    if not estimate.bounds and not estimate.common:
-        return holds_words(params, words, "e.value_key")
-    parts = list(dict.fromkeys(part for word in words for part in search.index_parts(word)))
-    unseen = estimate.bound_share / 10
-    shares = [max(estimate.share([part]), unseen) for part in parts]
-    chosen = set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
-    clauses, looked_up = [], set()
-    for word, pattern in zip(words, patterns(words), strict=True):
-        if search.index_parts(word) == [word] and word in chosen:
-            clauses.append(f"e.value_key LIKE {params.add(pattern)}")
-            looked_up.add(word)
-            continue
-        for part in search.index_parts(word):
-            if part in chosen and part not in looked_up:
-                clauses.append(f"e.value_key LIKE {params.add(search.like_pattern(part))}")
-                looked_up.add(part)
-        clauses.append(f"textlike(e.value_key, {params.add(pattern)})")
-    return " AND ".join(clauses)
+    chosen = None
+    if estimate.bounds or estimate.common:
+        parts = list(dict.fromkeys(part for word in words for part in search.index_parts(word)))
+        unseen = estimate.bound_share / 10
+        shares = [max(estimate.share([part]), unseen) for part in parts]
+        chosen = set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
+    return " AND ".join(search.word_clauses(params, words, "e.value_key", chosen))
 
 
 def alert_has_evidence(params: Params, words: list[str]) -> str:

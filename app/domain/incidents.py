@@ -242,25 +242,13 @@ def _word_clauses(
     lower case, so that plain LIKE, five times cheaper than ILIKE, does), for a viewer who may read the alerts it was named after
     (name_seen_by: otherwise a match would tell what the name they are not shown holds).
 
-    `indexed`: the parts of the words (search.index_parts) that the trigram index should look up;
-    each word is then checked on the rows it found as a function call, which the index cannot
-    serve, so that it does not look up the word's other trigrams too.
+    `indexed`: the parts of the words that the trigram index should look up (search.word_clauses).
     """
     clauses: list[str] = []
     words = search.words(flt.search)
     if words and not viewer.reads_everything:
         clauses.append(f"coalesce(i.name_scopes, i.alert_scopes) <@ {params.add(viewer.readable_scopes)}::text[]")
-    for word in words:
-        pattern = f"lower({params.add(search.like_pattern(word))})"
-        parts = search.index_parts(word)
-        if indexed is None or (parts == [word] and word in indexed):
-            clauses.append(f"i.name_folded LIKE {pattern}")
-            continue
-        for part in parts:
-            if part in indexed:
-                clauses.append(f"i.name_folded LIKE lower({params.add(search.like_pattern(part))})")
-        clauses.append(f"textlike(i.name_folded, {pattern})")
-    return clauses
+    return clauses + search.word_clauses(params, words, "i.name_folded", indexed, fold="lower({})")
 
 
 def _keyset(params: Params, key: tuple | None, window: pagination.Window, sort: Sort = BY_ACTIVITY) -> str:

@@ -10,9 +10,11 @@ pg_trgm GIN index can serve each of them.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from app.domain.errors import InvalidArgument
 from app.domain.ids import INCIDENT, parse_id, parse_number
+from app.domain.params import Params
 from app.domain.text import only_storable
 
 MAX_WORDS = 8
@@ -86,6 +88,30 @@ def choose_by_share(parts: list[str], shares: list[float], *, total: float) -> l
         chosen.append(part)
         expected *= share
     return chosen
+
+
+def word_clauses(
+    params: Params, words: list[str], column: str, indexed: Collection[str] | None, fold: str = "{}"
+) -> list[str]:
+    """Clauses, all of which hold when every word is in `column` (a case-folded text), the
+    trigram index looking up only the `indexed` parts of the words (index_parts; None: each word
+    as it is). A word that is its own part and is indexed is its own LIKE; any other word is
+    checked on the rows found as a function call, which the index cannot serve, so that it does
+    not look up the word's other trigrams. A part two words share is looked up once. `fold` wraps
+    each pattern's placeholder ("lower({})": names are folded by PostgreSQL's lower())."""
+    clauses: list[str] = []
+    looked_up: set[str] = set()
+    for word in words:
+        parts = index_parts(word)
+        if indexed is None or (parts == [word] and word in indexed):
+            clauses.append(f"{column} LIKE {fold.format(params.add(like_pattern(word)))}")
+            continue
+        for part in parts:
+            if part in indexed and part not in looked_up:
+                looked_up.add(part)
+                clauses.append(f"{column} LIKE {fold.format(params.add(like_pattern(part)))}")
+        clauses.append(f"textlike({column}, {fold.format(params.add(like_pattern(word)))})")
+    return clauses
 
 
 def has_trigrams(word: str) -> bool:
