@@ -431,6 +431,9 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict:
         access_log=False,
         timeout_graceful_shutdown=10,
         ws_max_size=settings.max_body_bytes,  # a WebSocket message is a request body too
+        # No permessage-deflate: a live update is a few hundred bytes, sent to many subscribers, and
+        # compressing each frame for each of them cost more CPU than the rest of its sending.
+        ws_per_message_deflate=False,
         # No limit_concurrency: its plain-text 503 would bypass the app. The app sheds load itself
         # over MAX_CONCURRENT_REQUESTS requests in flight (app.server.ConcurrencyLimit).
     )

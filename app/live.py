@@ -54,6 +54,9 @@ class Read:
     change: changes.Change
     incident: models.Incident | None
     entries: list[models.ActivityEntry]
+    # The other incidents the entries name (where alerts came from or went), read with the incident:
+    # rendering the entries for a viewer reads them (is each one visible to them?).
+    related: dict[int, models.Incident] = dataclasses.field(default_factory=dict, compare=False, repr=False)
     # The API layer's renderings of this change, one per group of subscriptions that render it
     # alike (app/api/change_renders.py): they live as long as a subscription holds the change.
     renders: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
@@ -283,15 +286,22 @@ class Feed:
         return bool(self._everything) or change.incident_id in self._by_incident
 
     async def _with_rows(self, wanted: list[changes.Change]) -> list[Read]:
-        """The changes with their incidents' rows and entries: two statements for a whole batch."""
+        """The changes with their entries and the rows of their incidents and of the other incidents
+        the entries name: two statements for a whole batch."""
         if not wanted:
             return []
-        found = await incidents.get_incidents(
-            conn=self.pool, viewer=_READS_ALL, ids=list({c.incident_id for c in wanted})
-        )
         entries = await activity.entries_by_id(conn=self.pool, ids=[n for c in wanted for n in c.entry_ids])
         by_id = {e.id: e for e in entries}
-        return [Read(c, found.get(c.incident_id), [by_id[n] for n in c.entry_ids if n in by_id]) for c in wanted]
+        named = {e.other_incident_id for e in entries if e.other_incident_id is not None}
+        found = await incidents.get_incidents(
+            conn=self.pool, viewer=_READS_ALL, ids=list({c.incident_id for c in wanted} | named)
+        )
+        reads = []
+        for c in wanted:
+            own = [by_id[n] for n in c.entry_ids if n in by_id]
+            related = {e.other_incident_id: found[e.other_incident_id] for e in own if e.other_incident_id in found}
+            reads.append(Read(c, found.get(c.incident_id), own, related=related))
+        return reads
 
     def _dispatch(self, item: Read) -> None:
         for sub in self._everything:

@@ -103,8 +103,9 @@ LIVE_SUBSCRIPTIONS = Gauge(
 LIVE_CHANGES_SENT = Counter("incident_graph_live_changes_sent", "IncidentChange events sent to subscribers.")
 LIVE_RENDERS = Counter(
     "incident_graph_live_renders",
-    "IncidentChange events by how their payload was made: rendered for the subscription, or shared (the "
-    "rendering of the same change for the same document, variables and access, app/api/change_renders.py).",
+    "IncidentChange events by how their payload was made: rendered for the subscription, shared (the "
+    "rendering of the same change for the same document, variables and access, app/api/change_renders.py), "
+    "or sent (that rendering's encoded payload sent as it is, past the per-event pipeline).",
     ["how"],
 )
 LIVE_ENDED = Counter(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import hmac
 import json
@@ -38,12 +39,14 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.streaming import SSETransport
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.types.unset import UNSET
 
 from app import config, db, metrics, observe, web
-from app.api import background
+from app.api import background, change_renders
+from app.api.change_renders import SharedData
 from app.api.context import Context
+from app.api.encoding import json_bytes
 from app.api.errors import MESSAGES, translate
 from app.api.lean import LeanPath
 from app.api.limits import Limits
@@ -70,6 +73,9 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
     recheck: float = 30.0
 
     async def handle(self) -> None:
+        # The extensions each running operation's last `next` carried (_shared_frame), its own.
+        self.shared_extensions: dict[Operation, str] = {}
+
         async def ping() -> None:
             while True:
                 await asyncio.sleep(self.interval)
@@ -113,6 +119,49 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
             if feed is not None:
                 feed.unwatch_access(changed.set)
 
+    async def run_operation(self, operation: Operation) -> None:
+        # The operation's own task: its subscription sends its group's payloads itself.
+        if change_renders.sends_as_rendered(self.schema):
+            change_renders.DIRECT.set(functools.partial(self._send_shared, operation))
+        try:
+            await super().run_operation(operation)
+        finally:
+            self.shared_extensions.pop(operation, None)
+
+    async def send_message(self, message) -> None:
+        frame = self._shared_frame(message)
+        if frame is None:
+            await super().send_message(message)
+        else:
+            await self.websocket.send_text(frame)
+
+    def _shared_frame(self, message) -> str | None:
+        """A `next` message whose data is a group's rendering (change_renders.SharedData), from
+        the data's JSON encoded once for the group and the operation's extensions, kept on the
+        operation for the events it sends as they are (_send_shared)."""
+        if message.get("type") != "next" or len(message) != 3:
+            return None
+        operation = self.operations.get(message.get("id"))
+        payload = message.get("payload")
+        if operation is None or type(payload) is not dict or not isinstance(data := payload.get("data"), SharedData):
+            return None
+        if not payload.keys() <= {"data", "extensions"}:
+            return None
+        extensions = payload.get("extensions")
+        encoded = self.shared_extensions[operation] = json_bytes(extensions).decode() if extensions else ""
+        return _next_frame(operation.id, data.encoded(), encoded)
+
+    async def _send_shared(self, operation: Operation, data: SharedData) -> bool:
+        """The group's rendering as this operation's `next` message, with the extensions its own
+        pipeline gave its last one (change_renders.PROVEN_HOOKS: the same for each of its events);
+        False before it sent one, when it must take the pipeline."""
+        extensions = self.shared_extensions.get(operation)
+        if extensions is None:
+            return False
+        if not operation.completed:  # as Operation.send_next: nothing once the operation completed
+            await self.websocket.send_text(_next_frame(operation.id, data.encoded(), extensions))
+        return True
+
     async def handle_subscribe(self, message) -> None:
         # Only subscriptions: a query or mutation here would run as the viewer of connection_init,
         # past ConcurrencyLimit. graphql-ws clients take an error message as that operation's end.
@@ -152,10 +201,19 @@ class _TextFrames(ASGIWebSocketAdapter):
     encoder gives bytes, which strawberry would send as binary frames)."""
 
     async def send_json(self, message) -> None:
+        await self.send_text(self.view.encode_json_string(message))
+
+    async def send_text(self, text: str) -> None:
         try:
-            await self.ws.send_text(self.view.encode_json_string(message))
+            await self.ws.send_text(text)
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
+
+
+def _next_frame(operation_id: str, data: str, extensions: str) -> str:
+    """graphql-transport-ws's `next` message from its parts' JSON (extensions: "" for none)."""
+    more = ',"extensions":' + extensions if extensions else ""
+    return '{"id":' + json.dumps(operation_id) + ',"type":"next","payload":{"data":' + data + more + "}}"
 
 
 # Nobody, until connection_init names a token: a WebSocket's context is made before that.
@@ -252,10 +310,7 @@ class GraphQLApp(GraphQL):
         return UNSET  # a connection_ack without a payload
 
     def encode_json(self, data: object) -> bytes:
-        try:
-            return orjson.dumps(data)
-        except orjson.JSONEncodeError:  # lone surrogates echoed back from the input
-            return json.dumps(data, default=str).encode()
+        return json_bytes(data)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return web.graphiql_page(request, self.graphql_ide_html)

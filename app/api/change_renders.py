@@ -19,6 +19,17 @@ one: a document selecting any other field (a new one, one that names "me") rende
 subscription on its own, as do replayed changes and any rendering that ended with an error.
 tests/test_live_updates.py fails when a field reachable from IncidentChange is in neither
 SHARED_FIELDS nor PER_SUBSCRIPTION_FIELDS.
+
+The group's bytes too (issue 13's delivery cost, again: strawberry's per-event pipeline and the
+encoding were most of what a shared rendering still cost each subscription). A rendering that went
+through the whole pipeline for its first subscription, without errors or extensions, is a
+SharedData; the WebSocket encodes its payload once (app/server.py) and keeps it on it. A later
+subscription of the group on a graphql-transport-ws operation (DIRECT) then sends those bytes under
+its own operation id from its resolver (`ready_payload`) and skips graphql-core's and strawberry's
+per-event work: what it skips is proven to change nothing in such a payload (the execution itself,
+shared already; and the extensions' per-result hooks, which tests/test_live_updates.py holds to
+ErrorPolicy's, which touch only errors). Anything else (a payload not yet sent, older than
+SHARE_SECONDS, with errors or extensions; Server-Sent Events) takes the pipeline.
 """
 
 from __future__ import annotations
@@ -26,7 +37,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
 
@@ -35,7 +48,9 @@ from graphql import (
     DocumentNode,
     ExecutionResult,
     FieldNode,
+    FragmentDefinitionNode,
     GraphQLObjectType,
+    GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
     TypeInfo,
@@ -44,12 +59,48 @@ from graphql import (
     Visitor,
     visit,
 )
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app import metrics
 from app.api.context import Context
-from app.api.subscriptions import IncidentChangeRecord
+from app.api.encoding import json_bytes
+from app.api.errors import ErrorPolicy
+from app.api.limits import CostLimiter
+from app.domain import models
 from app.domain.viewers import Viewer
+
+
+@dataclass(frozen=True)
+class IncidentChangeRecord:
+    """The event a subscription yields: one change as its viewer may see it."""
+
+    incident: models.Incident
+    entries: list[models.ActivityEntry]
+    cursor: str
+    renders: dict | None = None  # live changes: shared by the subscriptions of the process
+
+
+class SharedData(dict):
+    """A group's rendering of a change: the data of its `next` payloads, one object for the
+    group, which encodes it once for all of them."""
+
+    __slots__ = ("_encoded",)
+
+    def __init__(self, data: dict) -> None:
+        super().__init__(data)
+        self._encoded: str | None = None
+
+    def encoded(self) -> str:
+        if self._encoded is None:
+            self._encoded = json_bytes(self).decode()
+        return self._encoded
+
+
+# Sends a group's rendering as a `next` message of the graphql-transport-ws operation whose task
+# runs the subscription (True), or cannot yet (False: take the pipeline); set by the transport for
+# that task (app/server.py). None: no such transport.
+DIRECT: ContextVar[Callable[[SharedData], Awaitable[bool]] | None] = ContextVar("live_direct", default=None)
 
 # Incident.matchedEvidence says why a search found the incident; a change's incident comes from
 # no search, so it is always empty there, whoever subscribes.
@@ -84,6 +135,7 @@ PER_SUBSCRIPTION_FIELDS: frozenset[str] = frozenset()
 
 RENDERED = metrics.LIVE_RENDERS.labels("rendered")
 SHARED = metrics.LIVE_RENDERS.labels("shared")
+SENT = metrics.LIVE_RENDERS.labels("sent")
 
 # How long a subscription waits for its group's rendering before it renders on its own.
 FOLLOW_SECONDS = 5.0
@@ -137,16 +189,21 @@ _MAX_VERDICTS = 1000
 def _shared_variables(executor: StrawberryGraphQLCoreExecutionContext) -> tuple[str, ...] | None:
     """The variables the subscription's selection reads, or None when it selects a field not
     proven shareable."""
-    operation = executor.operation
+    return _verdict(executor.operation, executor.schema, executor.fragment_definitions)
+
+
+def _verdict(
+    operation: OperationDefinitionNode, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]
+) -> tuple[str, ...] | None:
     found = _verdicts.get(id(operation))
     if found is not None and found[0] is operation:
         return found[1]
-    root_type = executor.schema.subscription_type
-    type_info = TypeInfo(executor.schema)
+    root_type = schema.subscription_type
+    type_info = TypeInfo(schema)
     selection = _Selection(type_info, root_type)
     if root_type is not None and operation.operation == OperationType.SUBSCRIPTION:
         visit(
-            DocumentNode(definitions=(operation, *executor.fragment_definitions.values())),
+            DocumentNode(definitions=(operation, *fragments.values())),
             TypeInfoVisitor(type_info, selection),
         )
     verdict = tuple(sorted(selection.variables)) if selection.shareable and root_type is not None else None
@@ -154,6 +211,89 @@ def _shared_variables(executor: StrawberryGraphQLCoreExecutionContext) -> tuple[
         _verdicts.clear()
     _verdicts[id(operation)] = (operation, verdict)
     return verdict
+
+
+# The extensions' hooks strawberry runs on every result of a stream, which a rendering sent as it is
+# skips, and those proven to add nothing an operation's earlier events did not carry: ErrorPolicy's
+# (MaskErrors') on_stream_result touches only errors, and a shared rendering has none;
+# CostLimiter's get_results is the cost of the operation, the same for each of its events (the
+# transport sends the extensions of the operation's last event through the pipeline).
+PER_RESULT_HOOKS = ("on_stream_result", "get_results")
+PROVEN_HOOKS = frozenset({(ErrorPolicy, "on_stream_result"), (CostLimiter, "get_results")})
+
+
+def unproven_hooks(extensions: list) -> set[tuple[type, str]]:
+    """The per-result hooks of these extensions (classes, instances or factories) not proven to
+    change nothing in a shared payload: while there is one, every event takes the pipeline."""
+    found = set()
+    for extension in extensions:
+        if not isinstance(extension, type | SchemaExtension):
+            extension = extension()  # a factory
+        kind = extension if isinstance(extension, type) else type(extension)
+        for hook in PER_RESULT_HOOKS:
+            if getattr(kind, hook) is not getattr(SchemaExtension, hook):
+                found.add((kind, hook))
+    return found - PROVEN_HOOKS
+
+
+_sends_as_rendered: dict[int, tuple[object, bool]] = {}
+
+
+def sends_as_rendered(schema) -> bool:
+    """Whether subscriptions of this strawberry schema may send a group's payload as it is."""
+    found = _sends_as_rendered.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = (schema, not unproven_hooks(schema.extensions))
+        _sends_as_rendered[id(schema)] = found
+    return found[1]
+
+
+def group_key(
+    operation: OperationDefinitionNode,
+    schema: GraphQLSchema,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    context: object,
+) -> tuple | None:
+    """The key of the subscriptions that render a change alike: the document, the values of the
+    variables its selection reads, the viewer's access, the correlation settings; None when the
+    selection is not proven shareable (render for each subscription)."""
+    if not isinstance(context, Context):
+        return None
+    names = _verdict(operation, schema, fragments)
+    if names is None:
+        return None
+    try:
+        values = json.dumps([variables.get(n) for n in names], sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    return (
+        id(operation),
+        values,
+        access_key(context.viewer),
+        context.correlation_window,
+        context.correlation_across_scopes,
+    )
+
+
+async def shared_data(renders: dict, key: tuple | None, operation: OperationDefinitionNode) -> SharedData | None:
+    """The group's rendering of this change by its first subscription (waited for while it runs),
+    when that began at most SHARE_SECONDS ago and ended without errors; None: take the pipeline."""
+    if key is None:
+        return None
+    found = renders.get(key)
+    if found is None or found[0] is not operation or time.monotonic() - found[2] > SHARE_SECONDS:
+        return None
+    done = found[1]
+    if done.done():
+        data = done.result()
+    else:
+        try:
+            async with asyncio.timeout(FOLLOW_SECONDS):
+                data = await asyncio.shield(done)
+        except TimeoutError:
+            return None
+    return data if isinstance(data, SharedData) else None
 
 
 class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -173,7 +313,7 @@ class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
         if found is not None and found[0] is self.operation and now - found[2] <= SHARE_SECONDS:
             return self._follow(found[1], serially)
         RENDERED.inc()
-        done: asyncio.Future[dict | None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[SharedData | None] = asyncio.get_running_loop().create_future()
         renders[key] = (self.operation, done, now)
         try:
             result = super().execute_operation(serially)
@@ -182,39 +322,25 @@ class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
             raise
         if isawaitable(result):
             return self._lead(result, done)
-        done.set_result(_shareable(result))
-        return result
+        return _settled(result, done)
 
     def _group(self, record: IncidentChangeRecord) -> tuple | None:
         """The key of the subscriptions that render this change alike, or None: render it alone."""
-        context = self.context_value
-        if record.renders is None or not isinstance(context, Context):
+        if record.renders is None:
             return None
-        names = _shared_variables(self)
-        if names is None:
-            return None
-        try:
-            values = json.dumps([self.variable_values.coerced.get(n) for n in names], sort_keys=True)
-        except (TypeError, ValueError):
-            return None
-        return (
-            id(self.operation),
-            values,
-            access_key(context.viewer),
-            context.correlation_window,
-            context.correlation_across_scopes,
+        return group_key(
+            self.operation, self.schema, self.fragment_definitions, self.variable_values.coerced, self.context_value
         )
 
-    async def _lead(self, pending: Awaitable, done: asyncio.Future[dict | None]) -> Any:
+    async def _lead(self, pending: Awaitable, done: asyncio.Future[SharedData | None]) -> Any:
         try:
             result = await pending
         except BaseException:
             done.set_result(None)
             raise
-        done.set_result(_shareable(result))
-        return result
+        return _settled(result, done)
 
-    async def _follow(self, done: asyncio.Future[dict | None], serially: bool | None) -> Any:
+    async def _follow(self, done: asyncio.Future[SharedData | None], serially: bool | None) -> Any:
         if done.done():  # the usual case: the group's first subscription has rendered it
             data = done.result()
         else:
@@ -230,7 +356,11 @@ class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
         return await result if isawaitable(result) else result
 
 
-def _shareable(result: Any) -> dict | None:
+def _settled(result: Any, done: asyncio.Future[SharedData | None]) -> Any:
+    """The leader's result, its data made the group's SharedData when it can be shared."""
     if isinstance(result, ExecutionResult) and not result.errors and result.data is not None:
-        return result.data
-    return None
+        shared = SharedData(result.data)
+        done.set_result(shared)
+        return ExecutionResult(data=shared, extensions=result.extensions)
+    done.set_result(None)
+    return result

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -24,22 +23,15 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from app import live, metrics
-from app.api import ids
+from app.api import change_renders, ids
+from app.api.change_renders import IncidentChangeRecord
 from app.api.context import Context
 from app.api.loaders import Loaders
 from app.api.types import ActivityLogEntry, Incident
 from app.config import settings
-from app.domain import activity, changes, incidents, models, pagination, users
+from app.domain import activity, changes, incidents, pagination, users
 from app.domain import ids as domain_ids
 from app.domain.viewers import Viewer
-
-
-@dataclass(frozen=True)
-class IncidentChangeRecord:
-    incident: models.Incident
-    entries: list[models.ActivityEntry]
-    cursor: str
-    renders: dict | None = None  # live changes: shared by the subscriptions of the process (change_renders)
 
 
 @strawberry.type(
@@ -112,6 +104,8 @@ async def _as_seen(ctx: Context, item: changes.Change | live.Read) -> IncidentCh
         if incident is None or not incidents.is_visible(incident, ctx.viewer):
             return None
         ctx.loaders.incident.prime(incident.id, incident)
+        for other in item.related.values():  # as the loader would answer: None when not visible to the viewer
+            ctx.loaders.incident.prime(other.id, other if incidents.is_visible(other, ctx.viewer) else None)
     else:
         change = item
         incident = await ctx.loaders.incident.load(change.incident_id)
@@ -119,6 +113,12 @@ async def _as_seen(ctx: Context, item: changes.Change | live.Read) -> IncidentCh
             return None
         entries = await activity.entries_by_id(conn=ctx.pool, ids=list(change.entry_ids))
     return IncidentChangeRecord(incident, entries, change.position.cursor, renders)
+
+
+def _coerced(values) -> dict:
+    """The coerced variable values of a resolver's info (graphql-core gives the root field of a
+    subscription the dict, every per-event execution a VariableValues)."""
+    return values if isinstance(values, dict) else values.coerced
 
 
 def _incident_numbers(incident_ids: list[strawberry.ID] | None) -> frozenset[int] | None:
@@ -189,6 +189,10 @@ async def incident_changes(
         recheck = settings().live_recheck_seconds
         checked = time.monotonic()
         granted = ctx.viewer
+        # A graphql-transport-ws operation sends its group's payloads itself (change_renders.DIRECT).
+        direct = change_renders.DIRECT.get()
+        raw = info._raw_info
+        key, key_viewer = None, None
         while True:
             if subscription.access_changed or time.monotonic() - checked >= recheck:
                 subscription.access_changed = False
@@ -211,6 +215,22 @@ async def incident_changes(
             position = change.change.position if isinstance(change, live.Read) else change.position
             if last is not None and position <= last:
                 continue  # delivered from the log already (a resume overlaps the live changes)
+            if direct is not None and isinstance(change, live.Read) and change.renders:
+                if change.incident is None or not incidents.is_visible(change.incident, ctx.viewer):
+                    last = position
+                    continue
+                if key_viewer is not ctx.viewer:  # the viewer as last checked: the key holds their access
+                    key_viewer = ctx.viewer
+                    key = change_renders.group_key(
+                        raw.operation, raw.schema, raw.fragments, _coerced(raw.variable_values), ctx
+                    )
+                data = await change_renders.shared_data(change.renders, key, raw.operation)
+                if data is not None and await direct(data):
+                    last = position
+                    metrics.LIVE_CHANGES_SENT.inc()
+                    change_renders.SENT.inc()
+                    sent = change.change.position.cursor
+                    continue
             seen = await _as_seen(ctx, change)
             last = position
             if seen is not None:
