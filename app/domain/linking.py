@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.config import settings
-from app.domain import activity, aggregates, models, naming
+from app.domain import activity, aggregates, models, moves, naming
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, ProblemCode, Refused
 from app.domain.ids import ALERT, INCIDENT, parse_id
@@ -229,6 +229,9 @@ async def link_alerts(
         raise Refused(problems)
 
     selected_ids = [numbers[i] for i in ids]
+    # The incidents as read above (a move that commits meanwhile changes them: the row locks decide).
+    touched = [found[n].incident_id for n in selected_ids]
+    await moves.wait_for_incidents(conn, touched if target_id is None else [*touched, target_id])
     row = await conn.fetchrow(LOCK, sorted(selected_ids), target_id)
     locked = {r[0]: Alert(*r) for r in row["alerts"] or []}
     selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
