@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import random
 import threading
@@ -81,17 +82,22 @@ class Subscribers:
 
 
 async def _connection(url: str, token: str, ops: list[dict], subs: Subscribers, probe: bool = False) -> None:
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None) as ws:
+    """One WebSocket with these subscriptions, counting what arrives until subs.stop. A `next`
+    without errors is counted from its text: parsing every event would make this client, not the
+    server, what the figures measure."""
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_queue=None, compression=None) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         for n, variables in enumerate(ops):
             payload = {"query": CHANGES, "variables": variables}
             await ws.send(json.dumps({"id": str(n), "type": "subscribe", "payload": payload}))
         subs.open_count += len(ops)
-        while not subs.stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 0.5)
-            except TimeoutError:
+        async for raw in ws:
+            if '"type":"next"' in raw[:40] and '"errors":[' not in raw:
+                if probe:
+                    subs.probe_arrivals.append(time.perf_counter())
+                    subs.probe_event.set()
+                subs.events += 1
                 continue
             message = json.loads(raw)
             if message["type"] == "ping":
@@ -101,15 +107,26 @@ async def _connection(url: str, token: str, ops: list[dict], subs: Subscribers, 
                 if errors:
                     code = errors[0].get("extensions", {}).get("code", "?")
                     subs.ended[code] = subs.ended.get(code, 0) + 1
-                    continue
-                subs.events += 1
-                if probe:
-                    subs.probe_arrivals.append(time.perf_counter())
-                    subs.probe_event.set()
 
 
-def run_subscribers(ws_a: str, ws_b: str, token: str, incidents: list[int], probe_ids: list[int], subs: Subscribers):
-    """Opens the subscriptions (half on each process) and the probe's on B; runs until subs.stop."""
+async def _until(stop, tasks: list[asyncio.Task]) -> None:
+    """Until stop is set (a threading or multiprocessing Event); then the connections close."""
+    try:
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception():
+                    raise task.exception()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _load(ws_a: str, ws_b: str, token: str, incidents: list[int], opened, stop, results) -> None:
+    """The load's subscriptions, in a process of their own (so that the probe's subscriber, in the
+    bench's process, does not wait behind them): half on each server; counts into `results`."""
+    subs = Subscribers()
 
     async def main() -> None:
         rng = random.Random(13)
@@ -120,18 +137,50 @@ def run_subscribers(ws_a: str, ws_b: str, token: str, incidents: list[int], prob
             asyncio.create_task(_connection(ws_a if n % 2 else ws_b, token, group, subs))
             for n, group in enumerate(groups)
         ]
-        probe_ops = [{"ids": [typed_id(INCIDENT, i) for i in probe_ids]}]
-        tasks.append(asyncio.create_task(_connection(ws_b, token, probe_ops, subs, probe=True)))
-        while subs.open_count < len(ops) + 1:
+        while subs.open_count < len(ops):
             await asyncio.sleep(0.1)
             for task in tasks:
                 if task.done() and task.exception():
                     raise task.exception()
+        opened.set()
+        await _until(stop, tasks)
+
+    try:
+        asyncio.run(main())
+    finally:
+        results.put({"events": subs.events, "ended": subs.ended})
+
+
+def run_subscribers(ws_a: str, ws_b: str, token: str, incidents: list[int], probe_ids: list[int], subs: Subscribers):
+    """Opens the load's subscriptions (a process of their own, half on each server) and the probe's
+    on B (here); runs until subs.stop, then adds the load's counts to subs."""
+    spawn = multiprocessing.get_context("spawn")
+    opened, stop, results = spawn.Event(), spawn.Event(), spawn.Queue()
+    load = spawn.Process(target=_load, args=(ws_a, ws_b, token, incidents, opened, stop, results), daemon=True)
+    load.start()
+
+    async def main() -> None:
+        probe_ops = [{"ids": [typed_id(INCIDENT, i) for i in probe_ids]}]
+        probe = asyncio.create_task(_connection(ws_b, token, probe_ops, subs, probe=True))
+        while not (opened.is_set() and subs.open_count >= 1):
+            await asyncio.sleep(0.1)
+            if probe.done() and probe.exception():
+                raise probe.exception()
+            if not load.is_alive():
+                raise RuntimeError("live: the subscribers' process ended")
         await asyncio.sleep(2)  # the servers hold them all
         subs.opened.set()
-        await asyncio.gather(*tasks)
+        await _until(subs.stop, [probe])
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        stop.set()
+        counts = results.get(timeout=30)
+        load.join(10)
+        subs.events += counts["events"]
+        for code, n in counts["ended"].items():
+            subs.ended[code] = subs.ended.get(code, 0) + n
 
 
 async def probe_pair(db_url: str, avoid_alerts: list[int], avoid_incidents: list[int]) -> tuple[int, int, int]:
