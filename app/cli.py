@@ -434,6 +434,7 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict:
         # No permessage-deflate: a live update is a few hundred bytes, sent to many subscribers, and
         # compressing each frame for each of them cost more CPU than the rest of its sending.
         ws_per_message_deflate=False,
+        ws="app.ws:CoalescingWebSockets",  # a turn of the loop's frames in one write (app/ws.py)
         # No limit_concurrency: its plain-text 503 would bypass the app. The app sheds load itself
         # over MAX_CONCURRENT_REQUESTS requests in flight (app.server.ConcurrencyLimit).
     )

@@ -23,7 +23,7 @@ from strawberry.extensions import SchemaExtension
 from app import live
 from app.api import change_renders
 from app.api.schema import build_schema
-from app.domain import changes, pagination, users
+from app.domain import changes, moves, pagination, users
 from tests.conftest import alert_id, alert_in, inc
 from tests.live import Server, serving
 
@@ -413,6 +413,61 @@ async def test_a_rolled_back_move_sends_nothing(servers, pool, ingest) -> None:
 
     # Then nothing arrives
     await socket.nothing()
+    await socket.close()
+
+
+async def test_a_move_waiting_for_another_holds_back_no_change(servers, pool, ingest) -> None:
+    # The stream delivers a change once every transaction with a lower id has ended
+    # (app/domain/changes.py): a move that took an id, then waited for another, held back every
+    # change committed meanwhile for as long as it waited. Given a subscriber of incident C, and
+    # a move in progress on incident A (its transaction holds A, as a move does, and has an id)
+    b = await ingest(alert_in("b1", "Phish for bob", entities=[("user", "bob")]))  # locked first: a lower id
+    a = await ingest(alert_in("a1", "Beacon on WS-1", minutes=1, entities=[("device", "ws-1")]))
+    c = await ingest(alert_in("c1", "Beacon on WS-9", minutes=2, entities=[("device", "ws-9")]))
+    d = await ingest(alert_in("d1", "Phish for eve", minutes=3, entities=[("user", "eve")]))
+    assert b[0].id < a[0].id
+    token = await _token(pool, "analyst", "*=write")
+    socket = await Socket.open(servers[0], token)
+    await socket.subscribe("c", {"ids": [inc(c[0].incident_id)]})
+    await _ready(socket, servers[0], pool)
+    holder = await pool.acquire()
+    held = holder.transaction()
+    await held.start()
+    try:
+        await moves.wait_for_incidents(holder, [a[0].incident_id])
+        await holder.execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", a[0].id)
+        # When a second move, of B's alert and A's, waits for it
+        waiting = asyncio.create_task(
+            _post(
+                servers[1],
+                token,
+                LINK,
+                ids=[alert_id(b[0].id), alert_id(a[0].id)],
+                target={"existingIncidentId": inc(d[0].incident_id)},
+            )
+        )
+        found = None
+        async with asyncio.timeout(10):
+            while found is None:
+                await asyncio.sleep(0.05)
+                found = await pool.fetchrow(
+                    "SELECT backend_xid::text AS xid FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> $1",
+                    holder.get_server_pid(),
+                )
+        # Then it waits holding no transaction id (before, it had locked B's alert: it had one)
+        assert found["xid"] is None
+        # and a third move, into C, committed meanwhile reaches C's subscriber once the first ends
+        await _post(
+            servers[1], token, LINK, ids=[alert_id(d[0].id)], target={"existingIncidentId": inc(c[0].incident_id)}
+        )
+    finally:
+        await held.rollback()
+        await pool.release(holder)
+    change = (await socket.next(timeout=5))["payload"]["data"]["incidentChanges"]
+    assert change["incident"]["id"] == inc(c[0].incident_id) and change["incident"]["alertCount"] == 2
+    # and the waiting move then runs
+    assert not (await waiting)["linkAlerts"]["errors"]
     await socket.close()
 
 

@@ -285,14 +285,9 @@ async def shared_data(renders: dict, key: tuple | None, operation: OperationDefi
     if found is None or found[0] is not operation or time.monotonic() - found[2] > SHARE_SECONDS:
         return None
     done = found[1]
-    if done.done():
-        data = done.result()
-    else:
-        try:
-            async with asyncio.timeout(FOLLOW_SECONDS):
-                data = await asyncio.shield(done)
-        except TimeoutError:
-            return None
+    # No timeout: the first subscription always settles it (None when its rendering failed or was
+    # cancelled), and only as late as this one would render on its own.
+    data = done.result() if done.done() else await asyncio.shield(done)
     return data if isinstance(data, SharedData) else None
 
 
