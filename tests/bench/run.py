@@ -161,6 +161,12 @@ JSON_KEYS = [
     "ingest_alerts_per_s",
     "seed_seconds",
     "server_rss_mb",
+    "live_commit_to_event_p50_ms",
+    "live_commit_to_event_p95_ms",
+    "live_moves_without_subscribers_per_s",
+    "live_moves_with_subscribers_per_s",
+    "live_ended",
+    "live_kb_per_subscription",
     "incidents",
     "alerts",
     "postgres_during",
@@ -1139,6 +1145,8 @@ def main() -> None:
             merged = measure_merges(api, token, data, scale, run_id)
         server_rss = rss.stop()
         activity.__exit__()
+        # Live updates (issue 13): two server processes of their own, the movers through one.
+        live = measure_live(db_url, token, data)
 
         counts = asyncio.run(_counts(db_url))
         cheap, cheap_floor = results["cheap_graphql"], results["cheap_floor"]
@@ -1178,6 +1186,12 @@ def main() -> None:
             "ingest_alerts_per_s": round(500 * len(ingest_ms) / (sum(ingest_ms) / 1000)),
             "seed_seconds": round(seed_seconds),
             "server_rss_mb": round(server_rss),
+            "live_commit_to_event_p50_ms": live["live_commit_to_event_p50_ms"],
+            "live_commit_to_event_p95_ms": live["live_commit_to_event_p95_ms"],
+            "live_moves_without_subscribers_per_s": live["moves_without_subscribers_per_s"],
+            "live_moves_with_subscribers_per_s": live["moves_with_subscribers_per_s"],
+            "live_ended": live["live_ended"],
+            "live_kb_per_subscription": live["live_kb_per_subscription"],
             "incidents": counts["incidents"],
             "alerts": counts["alerts"],
             "postgres_during": {
@@ -1267,6 +1281,25 @@ def main() -> None:
                 "measured (issue 15)",
             )
         row("ingestAlerts, batches of 500", f"{final['ingest_alerts_per_s']:,} alerts/s", ">= 2,000/s")
+        row(
+            f"live updates: commit to a subscriber on the other process, {live['live_subscriptions']:,}"
+            f" subscriptions ({live['live_queue_subscriptions']} queue-wide), movers running",
+            f"p95 {live['live_commit_to_event_p95_ms']} ms (p50 {live['live_commit_to_event_p50_ms']},"
+            f" n={live['live_commits_probed']})",
+            "p95 <= 100 ms",
+        )
+        without, beside = live["moves_without_subscribers_per_s"], live["moves_with_subscribers_per_s"]
+        row(
+            "live updates: the 16 movers through one process, without / with the subscriptions",
+            f"{without:,.1f} / {beside:,.1f} moves/s ({beside / without - 1:+.0%}),"
+            f" {live['move_errors_with_subscribers']} errors",
+            "at most -10%",
+        )
+        row(
+            "live updates: memory per open subscription; subscriptions the servers ended",
+            f"{live['live_kb_per_subscription']} KB; {sum(live['live_ended'].values())} {live['live_ended'] or ''}",
+            "recorded; none",
+        )
         row("seed", f"{seed_seconds:.0f} s", "<= 600 s")
         row("server RSS under load (peak)", f"{server_rss:.0f} MB", "< 200 MB")
         row("data", f"{counts['incidents']:,} incidents, {counts['alerts']:,} alerts", "")
@@ -1321,9 +1354,17 @@ def main_live(db_url: str) -> None:
     from a move through one process to its change on a subscriber of the other, and memory."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
-    seconds = int(os.environ.get("LIVE_SECONDS", "20"))
     token = asyncio.run(make_token(db_url))
     data = asyncio.run(bench_inputs.build(db_url, link_runs={}))
+    figures = measure_live(db_url, token, data)
+    for key, value in figures.items():
+        print(f"| {key} | {value} |")
+    print(json.dumps(figures))
+
+
+def measure_live(db_url: str, token: str, data: bench_inputs.Inputs) -> dict:
+    """The live updates' figures (tests/bench/live.py), LIVE_SECONDS (20) of movers each side."""
+    seconds = int(os.environ.get("LIVE_SECONDS", "20"))
     alert, home, other = asyncio.run(bench_live.probe_pair(db_url, data.move_alerts, data.move_targets))
     incidents = asyncio.run(_incident_sample(db_url, 5000))
     workdir = Path(tempfile.mkdtemp(prefix="bench-live-", dir=ROOT / ".data"))
@@ -1331,7 +1372,6 @@ def main_live(db_url: str) -> None:
     a = Server(db_url, workdir / "server-a.log", env=env)
     b = Server(db_url, workdir / "server-b.log", env=env)
     subs = bench_live.Subscribers()
-    figures: dict = {}
     try:
         a.wait_healthy()
         b.wait_healthy()
@@ -1364,7 +1404,7 @@ def main_live(db_url: str) -> None:
         prober.join()
         rss_peak = bench_live.rss_mb(pids)
         subs.stop.set()
-        thread.join(10)
+        thread.join(60)  # it adds the load process's counts once that process has stopped
         to_event, answered = probe["to_event"], probe["answered"]
         figures = {
             "live_subscriptions": bench_live.SUBSCRIPTIONS,
@@ -1395,9 +1435,7 @@ def main_live(db_url: str) -> None:
         subs.stop.set()
         a.stop()
         b.stop()
-    for key, value in figures.items():
-        print(f"| {key} | {value} |")
-    print(json.dumps(figures))
+    return figures
 
 
 async def _incident_sample(db_url: str, n: int) -> list[int]:
