@@ -72,9 +72,12 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
     interval: float = 15.0
     recheck: float = 30.0
 
-    async def handle(self) -> None:
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         # The extensions each running operation's last `next` carried (_shared_frame), its own.
         self.shared_extensions: dict[Operation, str] = {}
+
+    async def handle(self) -> None:
 
         async def ping() -> None:
             while True:
@@ -145,6 +148,8 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
         payload = message.get("payload")
         if operation is None or type(payload) is not dict or not isinstance(data := payload.get("data"), SharedData):
             return None
+        if operation.task is not asyncio.current_task():
+            return None  # not sent by the operation's own task: an id reused meanwhile
         if not payload.keys() <= {"data", "extensions"}:
             return None
         extensions = payload.get("extensions")
@@ -154,12 +159,16 @@ class _Heartbeats(BaseGraphQLTransportWSHandler):
     async def _send_shared(self, operation: Operation, data: SharedData) -> bool:
         """The group's rendering as this operation's `next` message, with the extensions its own
         pipeline gave its last one (change_renders.PROVEN_HOOKS: the same for each of its events);
-        False before it sent one, when it must take the pipeline."""
+        False (take the pipeline) before it sent one, and once it completed."""
         extensions = self.shared_extensions.get(operation)
-        if extensions is None:
+        if extensions is None or operation.completed:
             return False
-        if not operation.completed:  # as Operation.send_next: nothing once the operation completed
+        try:
             await self.websocket.send_text(_next_frame(operation.id, data.encoded(), extensions))
+        except (WebSocketDisconnected, RuntimeError):
+            # The socket closed (the peer went, or the server closed it): the operation ends as the
+            # handler cancels it, not with an error sent into a closed socket.
+            raise asyncio.CancelledError from None
         return True
 
     async def handle_subscribe(self, message) -> None:

@@ -23,18 +23,20 @@ SHARED_FIELDS nor PER_SUBSCRIPTION_FIELDS.
 The group's bytes too (issue 13's delivery cost, again: strawberry's per-event pipeline and the
 encoding were most of what a shared rendering still cost each subscription). A rendering that went
 through the whole pipeline for its first subscription, without errors or extensions, is a
-SharedData; the WebSocket encodes its payload once (app/server.py) and keeps it on it. A later
-subscription of the group on a graphql-transport-ws operation (DIRECT) then sends those bytes under
-its own operation id from its resolver (`ready_payload`) and skips graphql-core's and strawberry's
-per-event work: what it skips is proven to change nothing in such a payload (the execution itself,
-shared already; and the extensions' per-result hooks, which tests/test_live_updates.py holds to
-ErrorPolicy's, which touch only errors). Anything else (a payload not yet sent, older than
-SHARE_SECONDS, with errors or extensions; Server-Sent Events) takes the pipeline.
+SharedData, which encodes itself once for the group. A later subscription of the group on a
+graphql-transport-ws operation (DIRECT) then waits for it (`shared_data`) and sends those bytes
+under its own operation id, with the extensions its own pipeline gave its last event, from its
+resolver, and skips graphql-core's and strawberry's per-event work: what it skips is proven to
+change nothing in such a payload (the execution itself, shared already; and the extensions'
+per-result hooks, PROVEN_HOOKS, which a test holds to those). Anything else (a rendering older
+than SHARE_SECONDS or with errors, an operation that has not sent an event yet, a viewer that
+changed meanwhile; Server-Sent Events) takes the pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -298,6 +300,11 @@ class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
         record = self.root_value
         if not isinstance(record, IncidentChangeRecord):
             return super().execute_operation(serially)
+        if isinstance(self.context_value, Context):
+            # The WebSocket's context is every subscription of the socket's: another one replaces its
+            # viewer (a recheck) or its loaders (its own change) while this one awaits a read. This
+            # rendering keeps the viewer and loaders it starts with, those its key says.
+            self.context_value = copy.copy(self.context_value)
         key = self._group(record)
         if key is None:
             RENDERED.inc()

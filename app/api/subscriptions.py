@@ -225,7 +225,8 @@ async def incident_changes(
                         raw.operation, raw.schema, raw.fragments, _coerced(raw.variable_values), ctx
                     )
                 data = await change_renders.shared_data(change.renders, key, raw.operation)
-                if data is not None and await direct(data):
+                # The viewer may have been checked again while the rendering ran: then the pipeline.
+                if data is not None and key_viewer is ctx.viewer and await direct(data):
                     last = position
                     metrics.LIVE_CHANGES_SENT.inc()
                     change_renders.SENT.inc()

@@ -24,6 +24,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import queue
 import random
 import threading
 import time
@@ -79,6 +80,7 @@ class Subscribers:
     opened: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
     open_count: int = 0
+    failed: str | None = None  # why the load's subscriptions ended before they were stopped
 
 
 async def _connection(url: str, token: str, ops: list[dict], subs: Subscribers, probe: bool = False) -> None:
@@ -145,10 +147,14 @@ def _load(ws_a: str, ws_b: str, token: str, incidents: list[int], opened, stop, 
         opened.set()
         await _until(stop, tasks)
 
+    error = None
     try:
         asyncio.run(main())
+    except BaseException as exc:
+        error = repr(exc)
+        raise
     finally:
-        results.put({"events": subs.events, "ended": subs.ended})
+        results.put({"events": subs.events, "ended": subs.ended, "error": error})
 
 
 def run_subscribers(ws_a: str, ws_b: str, token: str, incidents: list[int], probe_ids: list[int], subs: Subscribers):
@@ -167,7 +173,7 @@ def run_subscribers(ws_a: str, ws_b: str, token: str, incidents: list[int], prob
             if probe.done() and probe.exception():
                 raise probe.exception()
             if not load.is_alive():
-                raise RuntimeError("live: the subscribers' process ended")
+                raise RuntimeError(f"live: the subscribers' process ended: {results.get(timeout=5)['error']}")
         await asyncio.sleep(2)  # the servers hold them all
         subs.opened.set()
         await _until(subs.stop, [probe])
@@ -176,11 +182,16 @@ def run_subscribers(ws_a: str, ws_b: str, token: str, incidents: list[int], prob
         asyncio.run(main())
     finally:
         stop.set()
-        counts = results.get(timeout=30)
+        try:
+            counts = results.get(timeout=60)
+        except queue.Empty:
+            counts = {"events": 0, "ended": {}, "error": "the subscribers' process reported nothing"}
         load.join(10)
         subs.events += counts["events"]
         for code, n in counts["ended"].items():
             subs.ended[code] = subs.ended.get(code, 0) + n
+        if counts["error"] is not None:
+            subs.failed = counts["error"]
 
 
 async def probe_pair(db_url: str, avoid_alerts: list[int], avoid_incidents: list[int]) -> tuple[int, int, int]:

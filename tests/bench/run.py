@@ -1404,7 +1404,9 @@ def measure_live(db_url: str, token: str, data: bench_inputs.Inputs) -> dict:
         prober.join()
         rss_peak = bench_live.rss_mb(pids)
         subs.stop.set()
-        thread.join(60)  # it adds the load process's counts once that process has stopped
+        thread.join(90)  # it adds the load process's counts once that process has stopped
+        if subs.failed is not None or thread.is_alive():
+            raise RuntimeError(f"live: the subscriptions failed: {subs.failed or 'they did not stop'}")
         to_event, answered = probe["to_event"], probe["answered"]
         figures = {
             "live_subscriptions": bench_live.SUBSCRIPTIONS,
