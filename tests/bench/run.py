@@ -1385,8 +1385,12 @@ def measure_live(db_url: str, token: str, data: bench_inputs.Inputs) -> dict:
             target=bench_live.run_subscribers, args=(*ws, token, incidents, [home, other], subs), daemon=True
         )
         thread.start()
-        if not subs.opened.wait(300):
-            sys.exit("live: the subscriptions did not open within 5 minutes")
+        deadline = time.monotonic() + 300
+        while not subs.opened.wait(1):
+            if not thread.is_alive():  # it failed (its traceback is above): no use waiting
+                sys.exit("live: the subscriptions could not be opened")
+            if time.monotonic() > deadline:
+                sys.exit("live: the subscriptions did not open within 5 minutes")
         rss_open = bench_live.rss_mb(pids)
         log("live: the movers again, with the probe moving through A and its subscriber on B")
         probe: dict = {}
