@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from app import config
+from app.domain import moves
 from tests.conftest import alert_id, alert_in, inc
 from tests.invariants import assert_invariants
 
@@ -197,3 +199,38 @@ async def test_merging_a_target_again_leaves_a_chain_that_ends(admin, ingest, po
     result = await merge(admin, [b, s], target=inc(s))
     assert [(e["code"], e["incidentIds"]) for e in result["errors"]] == [("ALREADY_REDIRECTED", [inc(s)])]
     await assert_invariants(pool)
+
+
+async def test_a_merge_waiting_for_a_move_holds_no_transaction_id(admin, ingest, pool):
+    # The change stream delivers a change once every transaction with a lower id has ended
+    # (app/domain/changes.py): a merge that took an id and then waited would hold back every
+    # change committed meanwhile. Given a move in progress on the smallest incident (it holds the
+    # incident, as moves.wait_for_incidents does, and its alert's row)
+    big, mid, small = await three_incidents(ingest)
+    b, m, s = big[0].incident_id, mid[0].incident_id, small[0].incident_id
+    holder = await pool.acquire()
+    held = holder.transaction()
+    await held.start()
+    waiting = None
+    try:
+        await moves.wait_for_incidents(holder, [s])
+        await holder.execute("SELECT 1 FROM alerts WHERE incident_id = $1 FOR UPDATE", s)
+        # When a merge of the three waits for it (it would lock the middle one's alerts first)
+        waiting = asyncio.create_task(merge(admin, [s, m, b]))
+        found = None
+        async with asyncio.timeout(10):
+            while found is None:
+                await asyncio.sleep(0.05)
+                found = await pool.fetchrow(
+                    "SELECT backend_xid::text AS xid FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> $1",
+                    holder.get_server_pid(),
+                )
+        # Then it waits holding no transaction id
+        assert found["xid"] is None
+    finally:
+        await held.rollback()
+        await pool.release(holder)
+        result = await waiting if waiting is not None else None
+    # and merges once the move is gone
+    assert result["errors"] == [] and result["target"]["alertCount"] == 6

@@ -190,7 +190,9 @@ async def merge_incidents(
     assert target is not None
     sources = sorted(n for n in numbers if n != target)
 
-    # The locks, then the same checks on what they hold.
+    # The locks, then the same checks on what they hold; first the wait for the incidents, holding
+    # no transaction id (moves.wait_for_incidents).
+    await moves.wait_for_incidents(conn, numbers)
     await conn.fetch(moves.LOCK_ALERTS_OF, sources)
     locked = await moves.lock_incidents(conn, numbers)
     alerts = await conn.fetch(moves.LOCK_ALERTS_OF, sources)  # with any that a move brought in meanwhile

@@ -383,9 +383,9 @@ SELECT a.id, a.incident_id, a.scope FROM alerts a WHERE a.incident_id = ANY($1::
 LOCK_INCIDENTS = f"SELECT {models.INCIDENT_COLUMNS} FROM lock_incidents($1::bigint[]) i"
 
 
-# Before it locks anything, a move waits for the incidents it is about to change, on
-# transaction-level advisory locks (the two-key form: WAIT_CLASS and the incident's number, a key
-# space of their own), which need no transaction id. A move waiting for another then holds none,
+# Before it locks anything, a move (linkAlerts, a merge, a revert) waits for the incidents it is
+# about to change, on transaction-level advisory locks (the two-key form: WAIT_CLASS and the
+# incident's number, a key space of their own), which need no transaction id. A move waiting for another then holds none,
 # so it does not hold back the stream of changes: that stream waits for every running
 # transaction with an id below the one it delivers (app/domain/changes.py), and a move that had
 # locked its first alert rows had one while it waited for the rest (issue 13: under the bench's 16

@@ -184,11 +184,12 @@ async def revert_move(*, conn: asyncpg.Connection, viewer: Viewer, move_id: str,
     if problems:
         raise Refused(problems)
 
-    alerts = {r["id"]: r for r in await conn.fetch(moves.LOCK_ALERTS, [r["alert_id"] for r in items])}
     touched = {r["from_incident_id"] for r in items} | {r["to_incident_id"] for r in items}
     touched |= set(redirects) | set(redirects.values()) | unredirects
     if found.kind == MoveKind.MERGE:
         touched.add(found.target_incident_id)
+    await moves.wait_for_incidents(conn, sorted(touched))  # holding no transaction id, as a move does
+    alerts = {r["id"]: r for r in await conn.fetch(moves.LOCK_ALERTS, [r["alert_id"] for r in items])}
     locked = await moves.lock_incidents(conn, sorted(touched))
 
     # Under the locks: nothing can change what these checks read until the revert commits.
