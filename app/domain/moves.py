@@ -385,14 +385,15 @@ LOCK_INCIDENTS = f"SELECT {models.INCIDENT_COLUMNS} FROM lock_incidents($1::bigi
 
 # Before it locks anything, a move (linkAlerts, a merge, a revert) waits for the incidents it is
 # about to change, on transaction-level advisory locks (the two-key form: WAIT_CLASS and the
-# incident's number, a key space of their own), which need no transaction id. A move waiting for another then holds none,
-# so it does not hold back the stream of changes: that stream waits for every running
-# transaction with an id below the one it delivers (app/domain/changes.py), and a move that had
-# locked its first alert rows had one while it waited for the rest (issue 13: under the bench's 16
-# movers, 130 ms median and 400 ms p95 from commit to subscriber, with no subscriber load). The
-# row locks taken next still decide who writes what; these only move the waiting before the
-# first write, in the same global order (incidents by number). A move of more than WAIT_MAX
-# incidents skips them (PostgreSQL's lock table is shared and bounded) and waits on its rows.
+# incident's number, a key space of their own), which need no transaction id. A move waiting for
+# another then holds none, so it does not hold back the stream of changes: that stream waits for
+# every running transaction with an id below the one it delivers (app/domain/changes.py), and a
+# move that had locked its first alert rows had one while it waited for the rest (issue 13: under
+# the bench's 16 movers, 130 ms median and 400 ms p95 from commit to subscriber, with no
+# subscriber load). The row locks taken next still decide who writes what; these only move the
+# waiting before the first write, in the same global order (incidents by number). A move of more
+# than WAIT_MAX incidents skips them (PostgreSQL's lock table is shared and bounded) and waits on
+# its rows.
 WAIT_CLASS = 7341
 WAIT_MAX = 64
 WAIT_FOR_INCIDENTS = """
