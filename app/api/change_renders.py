@@ -22,9 +22,10 @@ SHARED_FIELDS nor PER_SUBSCRIPTION_FIELDS.
 
 The group's bytes too (issue 13's delivery cost, again: strawberry's per-event pipeline and the
 encoding were most of what a shared rendering still cost each subscription). A rendering that went
-through the whole pipeline for its first subscription without errors is a SharedData, which encodes itself once for the group. A later subscription of the group on a
-graphql-transport-ws operation (DIRECT) then waits for it (`shared_data`) and sends those bytes
-under its own operation id, with the extensions its own pipeline gave its last event, from its
+through the whole pipeline for its first subscription without errors is a SharedData, which
+encodes itself once for the group. A later subscription of the group on a graphql-transport-ws
+operation (DIRECT) then waits for it (`shared_data`) and sends those bytes under its own operation
+id, with the extensions its own pipeline gave its last event, from its
 resolver, and skips graphql-core's and strawberry's per-event work: what it skips is proven to
 change nothing in such a payload (the execution itself, shared already; and the extensions'
 per-result hooks, PROVEN_HOOKS, which a test holds to those). Anything else (a rendering older
