@@ -6,6 +6,7 @@ way the suite creates its own database there and drops it at the end.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from dataclasses import dataclass
@@ -246,3 +247,18 @@ async def on_both_paths(api: Api, lean_answers: list, query: str, variables: dic
     assert first.status_code == normal.status_code == 200
     assert first.headers["content-type"] == normal.headers["content-type"]
     return first.content, normal.content
+
+
+async def waiting_backend_xid(pool: asyncpg.Pool, holder: asyncpg.Connection) -> str | None:
+    """The transaction id of the backend of this database waiting for a lock (other than holder's),
+    once there is one: None when it waits without one."""
+    async with asyncio.timeout(10):
+        while True:
+            await asyncio.sleep(0.05)
+            found = await pool.fetchrow(
+                "SELECT backend_xid::text AS xid FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> $1",
+                holder.get_server_pid(),
+            )
+            if found is not None:
+                return found["xid"]

@@ -24,7 +24,7 @@ from app import live
 from app.api import change_renders
 from app.api.schema import build_schema
 from app.domain import changes, moves, pagination, users
-from tests.conftest import alert_id, alert_in, inc
+from tests.conftest import alert_id, alert_in, inc, waiting_backend_xid
 from tests.live import Server, serving
 
 CHANGES = """
@@ -446,17 +446,9 @@ async def test_a_move_waiting_for_another_holds_back_no_change(servers, pool, in
                 target={"existingIncidentId": inc(d[0].incident_id)},
             )
         )
-        found = None
-        async with asyncio.timeout(10):
-            while found is None:
-                await asyncio.sleep(0.05)
-                found = await pool.fetchrow(
-                    "SELECT backend_xid::text AS xid FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> $1",
-                    holder.get_server_pid(),
-                )
+        xid = await waiting_backend_xid(pool, holder)
         # Then it waits holding no transaction id (before, it had locked B's alert: it had one)
-        assert found["xid"] is None
+        assert xid is None
         # and a third move, into C, committed meanwhile reaches C's subscriber once the first ends
         await _post(
             servers[1], token, LINK, ids=[alert_id(d[0].id)], target={"existingIncidentId": inc(c[0].incident_id)}

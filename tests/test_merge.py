@@ -7,7 +7,7 @@ import dataclasses
 
 from app import config
 from app.domain import moves
-from tests.conftest import alert_id, alert_in, inc
+from tests.conftest import alert_id, alert_in, inc, waiting_backend_xid
 from tests.invariants import assert_invariants
 
 MERGE = """
@@ -217,17 +217,9 @@ async def test_a_merge_waiting_for_a_move_holds_no_transaction_id(admin, ingest,
         await holder.execute("SELECT 1 FROM alerts WHERE incident_id = $1 FOR UPDATE", s)
         # When a merge of the three waits for it (it would lock the middle one's alerts first)
         waiting = asyncio.create_task(merge(admin, [s, m, b]))
-        found = None
-        async with asyncio.timeout(10):
-            while found is None:
-                await asyncio.sleep(0.05)
-                found = await pool.fetchrow(
-                    "SELECT backend_xid::text AS xid FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> $1",
-                    holder.get_server_pid(),
-                )
+        xid = await waiting_backend_xid(pool, holder)
         # Then it waits holding no transaction id
-        assert found["xid"] is None
+        assert xid is None
     finally:
         await held.rollback()
         await pool.release(holder)
