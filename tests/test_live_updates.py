@@ -325,10 +325,61 @@ async def test_a_group_sends_later_events_as_the_pipeline_would(servers, pool, i
         assert one_change[0] == one_change[1] == one_change[2]
         assert one_change[0]["extensions"]["cost"]["requested"] > 0
     assert payloads[1][0]["data"]["incidentChanges"]["incident"]["alertCount"] == 1
-    # and the group's second subscription was sent the group's bytes for the second change
+    # and the second change, once every subscription has sent a change through the pipeline, was
+    # rendered once per document, outside it (ahead), and each subscription was sent its bytes
     after = await _renders(servers[0])
     delta = {how: after[how] - before[how] for how in after}
-    assert delta == {"rendered": 4, "shared": 1, "sent": 1}
+    assert delta == {"rendered": 4, "shared": 1, "sent": 3}
+    for socket in sockets:
+        await socket.nothing(0.2)
+        await socket.close()
+
+
+INCIDENT_NOW = """
+query($id: ID!) { incident(id: $id) { id name alertCount updatedAt status } }
+"""
+
+
+async def test_changes_pending_together_are_rendered_ahead_in_order_as_a_query_answers(servers, pool, ingest) -> None:
+    # Given three incidents, and one viewer following the queue on two sockets of one process (one
+    # group), each having received a change through the pipeline already
+    a = await ingest(alert_in("r1", "Beacon on WS-71", entities=[("device", "ws-71")]))
+    b = await ingest(alert_in("r2", "Phish for eve", minutes=1, entities=[("user", "eve")]))
+    c = await ingest(alert_in("r3", "Beacon on WS-72", minutes=2, entities=[("device", "ws-72")]))
+    token = await _token(pool, "ahead", "*=write")
+    sockets = [await Socket.open(servers[0], token) for _ in range(2)]
+    for socket in sockets:
+        await socket.subscribe("q")
+    await _ready(sockets[0], servers[0], pool)
+    await _post(servers[1], token, LINK, ids=[alert_id(b[0].id)], target={"existingIncidentId": inc(a[0].incident_id)})
+    for socket in sockets:
+        for _ in range(2):  # B's change and A's
+            assert (await socket.next())["type"] == "next"
+    before = await _renders(servers[0])
+
+    # When one move takes A's alerts into C: two changes of one transaction, pending together
+    await _post(
+        servers[1],
+        token,
+        LINK,
+        ids=[alert_id(a[0].id), alert_id(b[0].id)],
+        target={"existingIncidentId": inc(c[0].incident_id)},
+    )
+
+    # Then both sockets receive both changes, in the same order, each incident as a query for it
+    # answers now (nothing changed since), and the entries the move wrote there
+    received = [[(await socket.next())["payload"] for _ in range(2)] for socket in sockets]
+    assert received[0] == received[1]
+    got = {p["data"]["incidentChanges"]["incident"]["id"]: p["data"]["incidentChanges"] for p in received[0]}
+    assert set(got) == {inc(a[0].incident_id), inc(c[0].incident_id)}
+    for incident_id, change in got.items():
+        assert change["incident"] == (await _post(servers[1], token, INCIDENT_NOW, id=incident_id))["incident"]
+    assert sorted(e["kind"] for e in got[inc(c[0].incident_id)]["entries"]) == ["ALERT_LINKED", "ALERT_LINKED"]
+    assert all(p["extensions"]["cost"]["requested"] > 0 for p in received[0])
+    # and the process rendered each change once, ahead of sending it, outside the pipeline, and
+    # sent each socket its bytes
+    after = await _renders(servers[0])
+    assert {how: after[how] - before[how] for how in after} == {"rendered": 2, "shared": 0, "sent": 4}
     for socket in sockets:
         await socket.nothing(0.2)
         await socket.close()

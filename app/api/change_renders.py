@@ -81,6 +81,7 @@ class IncidentChangeRecord:
     entries: list[models.ActivityEntry]
     cursor: str
     renders: dict | None = None  # live changes: shared by the subscriptions of the process
+    ahead: Ahead | None = None  # the subscription's, given the executor that renders this record
 
 
 class SharedData(dict):
@@ -103,6 +104,22 @@ class SharedData(dict):
 # runs the subscription (True), or cannot yet (False: take the pipeline); set by the transport for
 # that task (app/server.py). None: no such transport.
 DIRECT: ContextVar[Callable[[SharedData], Awaitable[bool]] | None] = ContextVar("live_direct", default=None)
+
+
+class Ahead:
+    """What a subscription renders ahead with (render_ahead): the per-event executor graphql-core
+    built for the last change the subscription rendered through the pipeline, as
+    `map_source_to_response_event` builds one per event; LiveExecutor sets it. None before the
+    subscription's first change."""
+
+    __slots__ = ("executor",)
+
+    def __init__(self) -> None:
+        self.executor: StrawberryGraphQLCoreExecutionContext | None = None
+
+
+# How many of a subscription's pending changes a subscription renders ahead (render_ahead).
+RENDER_AHEAD = 64
 
 # Incident.matchedEvidence says why a search found the incident; a change's incident comes from
 # no search, so it is always empty there, whoever subscribes.
@@ -278,15 +295,52 @@ def group_key(
     )
 
 
+def rendering(renders: dict, key: tuple | None, operation: OperationDefinitionNode) -> bool:
+    """Whether the group has a rendering of this change that a subscription may be shown (begun at
+    most SHARE_SECONDS ago), finished or not."""
+    found = renders.get(key)
+    return found is not None and found[0] is operation and time.monotonic() - found[2] <= SHARE_SECONDS
+
+
+_AHEAD: set[asyncio.Future] = set()  # renderings begun by render_ahead, held until they finish
+
+
+def render_ahead(ahead: Ahead, record: IncidentChangeRecord, context: Context) -> bool:
+    """Begin the group's rendering of a change (the subscription's own group: the record's key for
+    `context`, which must be shareable), as graphql-core renders an event, with an executor built
+    from the one of the operation's last event and this context (the viewer's, with loaders primed
+    for this change); the subscriptions of the group, this one first, wait for it (shared_data).
+    False when the operation has rendered no change yet.
+
+    A subscription renders the changes pending behind the one it sends before sending any: all of
+    them then render in the same turns of the event loop, and every subscription of a WebSocket
+    sends them all in one turn, one write to the socket (app/ws.py), not one per change."""
+    if ahead.executor is None:
+        return False
+    event = ahead.executor.build_per_event_executor(record)
+    event.context_value = context
+    result = event.execute_operation(False)  # LiveExecutor: the group's rendering, registered in record.renders
+    if isawaitable(result):
+        future = asyncio.ensure_future(result)
+        _AHEAD.add(future)
+        future.add_done_callback(_rendered_ahead)
+    return True
+
+
+def _rendered_ahead(future: asyncio.Future) -> None:
+    _AHEAD.discard(future)
+    if not future.cancelled():
+        # An exception is the group's "no rendering" (done is None): each subscription then takes
+        # the pipeline, which reports it.
+        future.exception()
+
+
 async def shared_data(renders: dict, key: tuple | None, operation: OperationDefinitionNode) -> SharedData | None:
     """The group's rendering of this change by its first subscription (waited for while it runs),
     when that began at most SHARE_SECONDS ago and ended without errors; None: take the pipeline."""
-    if key is None:
+    if key is None or not rendering(renders, key, operation):
         return None
-    found = renders.get(key)
-    if found is None or found[0] is not operation or time.monotonic() - found[2] > SHARE_SECONDS:
-        return None
-    done = found[1]
+    done = renders[key][1]
     # No timeout: the first subscription always settles it (None when its rendering failed or was
     # cancelled), and only as late as this one would render on its own.
     data = done.result() if done.done() else await asyncio.shield(done)
@@ -300,6 +354,8 @@ class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
         record = self.root_value
         if not isinstance(record, IncidentChangeRecord):
             return super().execute_operation(serially)
+        if record.ahead is not None:
+            record.ahead.executor = self
         if isinstance(self.context_value, Context):
             # The WebSocket's context is every subscription of the socket's: another one replaces its
             # viewer (a recheck) or its loaders (its own change) while this one awaits a read. This

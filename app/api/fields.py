@@ -333,17 +333,25 @@ async def _incidents_of(entries: list[models.ActivityEntry], ctx: Context) -> di
     return {i.id: i for i in await _load_many(ctx.loaders.incident, wanted) if i is not None}
 
 
-async def _summaries_moves(entries: list[models.ActivityEntry], ctx: Context) -> dict[int, models.Move]:
-    """The moves of the summary entries among these (whose words depend on the move's alerts)."""
+async def _incidents_and_moves(
+    entries: list[models.ActivityEntry], ctx: Context
+) -> tuple[dict[int, models.Incident], dict[int, models.Move]]:
+    """_incidents_of, and the moves of the summary entries among these (whose words depend on the
+    move's alerts); without a gather (two tasks, a turn of the event loop) when there is none, as
+    for the entries of a move of alerts, rendered for every live change."""
     wanted = list({e.move_id for e in entries if e.kind in models.SUMMARY_KINDS and e.move_id is not None})
     if not wanted:
-        return {}
-    return {m.id: m for m in await _load_many(ctx.loaders.move, wanted) if m is not None}
+        return await _incidents_of(entries, ctx), {}
+
+    async def summaries() -> dict[int, models.Move]:
+        return {m.id: m for m in await _load_many(ctx.loaders.move, wanted) if m is not None}
+
+    return await asyncio.gather(_incidents_of(entries, ctx), summaries())
 
 
 async def message(parents: list[models.ActivityEntry], args, ctx: Context):
     """The sentence, naming the other incident only when the viewer may see it."""
-    seen, found = await asyncio.gather(_incidents_of(parents, ctx), _summaries_moves(parents, ctx))
+    seen, found = await _incidents_and_moves(parents, ctx)
     return [
         activity.message(e, ctx.viewer, seen[e.incident_id], e.other_incident_id in seen, found.get(e.move_id))
         for e in parents
@@ -351,7 +359,7 @@ async def message(parents: list[models.ActivityEntry], args, ctx: Context):
 
 
 async def comment(parents: list[models.ActivityEntry], args, ctx: Context):
-    seen, found = await asyncio.gather(_incidents_of(parents, ctx), _summaries_moves(parents, ctx))
+    seen, found = await _incidents_and_moves(parents, ctx)
     return [activity.comment(e, ctx.viewer, seen[e.incident_id], found.get(e.move_id)) for e in parents]
 
 

@@ -12,6 +12,8 @@ Only the normal path runs subscriptions (the lean path plans queries and mutatio
 
 from __future__ import annotations
 
+import copy
+import itertools
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
@@ -92,7 +94,9 @@ async def _check_viewer(ctx: Context, granted: Viewer | None) -> Viewer:
     return viewer
 
 
-async def _as_seen(ctx: Context, item: changes.Change | live.Read) -> IncidentChangeRecord | None:
+async def _as_seen(
+    ctx: Context, item: changes.Change | live.Read, ahead: change_renders.Ahead | None = None
+) -> IncidentChangeRecord | None:
     """The change as the viewer may see it now, or None when they may not see the incident.
 
     A live change comes with the incident's row and entries, read once for the whole process
@@ -103,16 +107,45 @@ async def _as_seen(ctx: Context, item: changes.Change | live.Read) -> IncidentCh
         change, incident, entries, renders = item.change, item.incident, item.entries, item.renders
         if incident is None or not incidents.is_visible(incident, ctx.viewer):
             return None
-        ctx.loaders.incident.prime(incident.id, incident)
-        for other in item.related.values():  # as the loader would answer: None when not visible to the viewer
-            ctx.loaders.incident.prime(other.id, other if incidents.is_visible(other, ctx.viewer) else None)
+        _prime(ctx.loaders, item, ctx.viewer)
     else:
         change = item
         incident = await ctx.loaders.incident.load(change.incident_id)
         if incident is None:
             return None
         entries = await activity.entries_by_id(conn=ctx.pool, ids=list(change.entry_ids))
-    return IncidentChangeRecord(incident, entries, change.position.cursor, renders)
+    return IncidentChangeRecord(incident, entries, change.position.cursor, renders, ahead)
+
+
+def _prime(loaders: Loaders, item: live.Read, viewer: Viewer) -> None:
+    """The incidents a live change comes with, as the loader would answer them for the viewer
+    (None when not visible to them)."""
+    loaders.incident.prime(item.incident.id, item.incident)
+    for other in item.related.values():
+        loaders.incident.prime(other.id, other if incidents.is_visible(other, viewer) else None)
+
+
+def _render_ahead(ctx: Context, ahead: change_renders.Ahead, operation, key: tuple, items) -> None:
+    """Begin the group's renderings of these live changes (the one about to be sent and those
+    pending behind it) that have none yet and that the viewer may see (change_renders.render_ahead)."""
+    for item in items:
+        if not isinstance(item, live.Read) or change_renders.rendering(item.renders, key, operation):
+            continue
+        if item.incident is None or not incidents.is_visible(item.incident, ctx.viewer):
+            continue
+        event = copy.copy(ctx)  # the viewer's, with loaders of its own for this change
+        event.loaders = Loaders(ctx.pool, ctx.viewer)
+        _prime(event.loaders, item, ctx.viewer)
+        record = IncidentChangeRecord(item.incident, item.entries, item.change.position.cursor, item.renders, ahead)
+        if not change_renders.render_ahead(ahead, record, event):
+            return
+
+
+def _count_sent_directly(n: int) -> None:
+    """Changes sent as their group rendered them, counted once per burst: a multiprocess counter's
+    increment was 5% of a subscriber process's CPU when counted per event."""
+    metrics.LIVE_CHANGES_SENT.inc(n)
+    change_renders.SENT.inc(n)
 
 
 def _coerced(values) -> dict:
@@ -169,7 +202,9 @@ async def incident_changes(
         except changes.CursorExpired as expired:
             raise _error("CURSOR_EXPIRED", expired.message, field="after") from None
     try:
-        subscription = feed.open(numbers)
+        # Changes from now on: not those of transactions that ended before, which the feed may
+        # not have read past yet (it reads at most every live.READ_GAP_SECONDS).
+        subscription = feed.open(numbers, since=await changes.horizon(conn=ctx.pool))
     except live.SubscriptionLimit:
         raise _error(
             "SUBSCRIPTION_LIMIT",
@@ -181,6 +216,7 @@ async def incident_changes(
     metrics.LIVE_SUBSCRIPTIONS.inc()
     last = resume
     sent = after  # resumeAfter: never the cursor of a change this viewer was not shown
+    sent_directly = 0  # counted in the metrics when the subscription has nothing pending, or ends
     try:
         backlog: deque[changes.Change] = deque()
         replay = resume  # the log is read from there, one batch at a time, up to where the live changes start
@@ -193,6 +229,7 @@ async def incident_changes(
         direct = change_renders.DIRECT.get()
         raw = info._raw_info
         key, key_viewer = None, None
+        ahead = change_renders.Ahead()
         while True:
             if subscription.access_changed or time.monotonic() - checked >= recheck:
                 subscription.access_changed = False
@@ -210,12 +247,15 @@ async def incident_changes(
                 continue
             change = backlog.popleft() if backlog else subscription.take()
             if change is None:
+                if sent_directly:
+                    _count_sent_directly(sent_directly)
+                    sent_directly = 0
                 await subscription.wait(max(0.0, checked + recheck - time.monotonic()))
                 continue
             position = change.change.position if isinstance(change, live.Read) else change.position
             if last is not None and position <= last:
                 continue  # delivered from the log already (a resume overlaps the live changes)
-            if direct is not None and isinstance(change, live.Read) and change.renders:
+            if direct is not None and isinstance(change, live.Read):
                 if change.incident is None or not incidents.is_visible(change.incident, ctx.viewer):
                     last = position
                     continue
@@ -224,15 +264,17 @@ async def incident_changes(
                     key = change_renders.group_key(
                         raw.operation, raw.schema, raw.fragments, _coerced(raw.variable_values), ctx
                     )
+                if key is not None and not change_renders.rendering(change.renders, key, raw.operation):
+                    pending = itertools.islice(subscription.pending_changes(), change_renders.RENDER_AHEAD)
+                    _render_ahead(ctx, ahead, raw.operation, key, [change, *pending])
                 data = await change_renders.shared_data(change.renders, key, raw.operation)
                 # The viewer may have been checked again while the rendering ran: then the pipeline.
                 if data is not None and key_viewer is ctx.viewer and await direct(data):
                     last = position
-                    metrics.LIVE_CHANGES_SENT.inc()
-                    change_renders.SENT.inc()
+                    sent_directly += 1
                     sent = change.change.position.cursor
                     continue
-            seen = await _as_seen(ctx, change)
+            seen = await _as_seen(ctx, change, ahead)
             last = position
             if seen is not None:
                 metrics.LIVE_CHANGES_SENT.inc()
@@ -241,6 +283,8 @@ async def incident_changes(
     except live.Ended as ended:
         raise _ended(ended, sent) from None
     finally:
+        if sent_directly:
+            _count_sent_directly(sent_directly)
         feed.close(subscription)
         metrics.LIVE_SUBSCRIPTIONS.dec()
 
