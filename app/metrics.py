@@ -108,6 +108,11 @@ LIVE_RENDERS = Counter(
     "or sent (that rendering's encoded payload sent as it is, past the per-event pipeline).",
     ["how"],
 )
+LIVE_LEAN_RENDERS = Counter(
+    "incident_graph_live_lean_renders",
+    'Of the IncidentChange events rendered (live_renders{how="rendered"}), those the lean path rendered '
+    '(app/api/lean); the others graphql-core did, a fallback counted in lean_path{outcome="fallback"}.',
+)
 LIVE_ENDED = Counter(
     "incident_graph_live_ended",
     "Subscriptions the server ended, by extensions.code (SUBSCRIBER_TOO_SLOW...).",

@@ -36,6 +36,22 @@ async def test_deep_query_is_refused_before_it_runs(admin):
     assert "exceeds maximum operation depth" in errors[0]["message"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{ incident(id: "inc_1") { ...nowhere } }',
+        "{ incidents { edges { node { ...nowhere } } } }",
+        "query { ...nowhere }",
+    ],
+)
+async def test_a_spread_of_an_unknown_fragment_is_a_validation_error(admin, query):
+    # The depth limit looked the fragment up before graphql-core's rule reported it: a 500.
+    errors = await admin.errors(query)
+    assert [(e["message"], e["extensions"]["code"]) for e in errors] == [
+        ("Unknown fragment 'nowhere'.", "GRAPHQL_VALIDATION_FAILED")
+    ]
+
+
 async def test_too_many_aliases_are_refused(admin):
     query = "{ " + " ".join(f"a{i}: viewer {{ name }}" for i in range(31)) + " }"
     errors = await admin.errors(query)

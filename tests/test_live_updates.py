@@ -335,6 +335,95 @@ async def test_a_group_sends_later_events_as_the_pipeline_would(servers, pool, i
         await socket.close()
 
 
+INCIDENT_FIELDS = """
+  id number name status severity alertCount createdAt lastActivityAt updatedAt assignedTo classification
+  determination viewerCanUpdate matchedEvidence { kind value } redirectIncident { id }
+  alerts(first: 5) {
+    totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id number title severity status scope category detectedAt externalId viewerCanLink
+      entities { kind value } incident { id name } history { at incident { id } move { id kind } } } }
+  }
+  activityLog(first: 4) { totalCount edges { node { ...entry } } }
+  moves(first: 2) { edges { node { id kind comment alertCount viewerCanRevert target { id } sources { id }
+    items(first: 3) { totalCount edges { node { alert { id } from { id } to { id } } } } } } }
+"""
+ENTRY_FIELDS = """
+fragment entry on ActivityLogEntry {
+  id kind createdAt actor message comment oldStatus newStatus oldAssignee newAssignee
+  incident { id name } alert { id title } otherIncident { id name } move { id comment alertCount }
+}
+"""
+# Every field reachable from a change, twice: the lean path renders the first; the second, with a
+# directive it does not take, renders through graphql-core.
+BROAD = "subscription { incidentChanges { cursor incident { FIELDS } entries { ...entry } } }".replace(
+    "FIELDS", INCIDENT_FIELDS
+)
+BROAD_CORE = BROAD.replace("incident {", "incident @include(if: true) {", 1)
+INCIDENT_BROAD = "query($id: ID!) { incident(id: $id) { FIELDS } }".replace("FIELDS", INCIDENT_FIELDS)
+ENTRIES_BROAD = "query($ids: [ID!]!) { nodes(ids: $ids) { ...entry } }"
+
+
+async def _lean_renders(server: Server) -> float:
+    async with httpx.AsyncClient(timeout=10) as http:
+        scraped = (await http.get(f"{server.url}/metrics")).text
+    lines = [line for line in scraped.splitlines() if line.startswith("incident_graph_live_lean_renders_total ")]
+    return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+
+async def test_a_change_renders_on_both_paths_as_queries_answer(servers, pool, ingest) -> None:
+    # Given a viewer of default and finance, and one of default only, each following the queue on
+    # one process with a document of every field a change reaches, and again with that document
+    # spelled so that graphql-core renders it (a directive the lean path does not take)
+    a = await ingest(alert_in("p1", "Finance beacon on FIN-9", scope="finance", entities=[("device", "fin-9")]))
+    b = await ingest(alert_in("p2", "Default beacon on DF-9", minutes=1, entities=[("device", "df-9")]))
+    mover = await _token(pool, "both-mover", "*=write")
+    viewers = [await _token(pool, "both-all", "*=read"), await _token(pool, "both-default", "default=read")]
+    sockets = []
+    for token in viewers:
+        for query in (BROAD, BROAD_CORE):
+            socket = await Socket.open(servers[0], token)
+            await socket.subscribe("q", query=query + ENTRY_FIELDS)
+            sockets.append(socket)
+    await _ready(sockets[0], servers[0], pool)
+    lean_before = await _lean_renders(servers[0])
+
+    # When the finance alert moves into the default incident B, and back out into a new incident
+    await _post(servers[1], mover, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)})
+    await _post(servers[1], mover, LINK, ids=[alert_id(a[0].id)], target={"createNew": True})
+
+    # Then each viewer's two subscriptions receive the same payloads, and each change shows its
+    # incident as a query for that viewer answers it now, and its entries as the log's nodes
+    for n, token in enumerate(viewers):
+        lean, core = sockets[2 * n], sockets[2 * n + 1]
+        received = []
+        while True:
+            try:
+                message = await lean.next(timeout=QUIET)
+            except TimeoutError:
+                break
+            assert message["type"] == "next", message
+            received.append(message["payload"])
+            assert (await core.next())["payload"] == message["payload"]
+        assert len(received) >= 2 and "errors" not in received[0]
+        latest = {}
+        for payload in received:
+            change = payload["data"]["incidentChanges"]
+            latest[change["incident"]["id"]] = change
+        for incident_id, change in latest.items():
+            assert (
+                change["incident"]
+                == (await _post(servers[1], token, INCIDENT_BROAD + ENTRY_FIELDS, id=incident_id))["incident"]
+            )
+            ids = [e["id"] for e in change["entries"]]
+            nodes = (await _post(servers[1], token, ENTRIES_BROAD + ENTRY_FIELDS, ids=ids))["nodes"]
+            assert change["entries"] == nodes
+        await core.nothing(0.2)
+    # and the lean path rendered them (one rendering per change, document and access)
+    assert await _lean_renders(servers[0]) - lean_before >= 4
+    for socket in sockets:
+        await socket.close()
+
+
 INCIDENT_NOW = """
 query($id: ID!) { incident(id: $id) { id name alertCount updatedAt status } }
 """

@@ -68,6 +68,8 @@ from app import metrics
 from app.api.context import Context
 from app.api.encoding import json_bytes
 from app.api.errors import ErrorPolicy
+from app.api.lean.execute import render_change
+from app.api.lean.plan import FieldPlan, Unsupported, plan_change
 from app.api.limits import CostLimiter
 from app.domain import models
 from app.domain.viewers import Viewer
@@ -155,6 +157,7 @@ PER_SUBSCRIPTION_FIELDS: frozenset[str] = frozenset()
 RENDERED = metrics.LIVE_RENDERS.labels("rendered")
 SHARED = metrics.LIVE_RENDERS.labels("shared")
 SENT = metrics.LIVE_RENDERS.labels("sent")
+LEAN_RENDERED = metrics.LIVE_LEAN_RENDERS
 
 # How long a subscription waits for its group's rendering before it renders on its own.
 FOLLOW_SECONDS = 5.0
@@ -253,6 +256,27 @@ def unproven_hooks(extensions: list) -> set[tuple[type, str]]:
             if getattr(kind, hook) is not getattr(SchemaExtension, hook):
                 found.add((kind, hook))
     return found - PROVEN_HOOKS
+
+
+_change_plans: dict[int, tuple[OperationDefinitionNode, FieldPlan | None]] = {}
+
+
+def _change_plan(
+    operation: OperationDefinitionNode, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]
+) -> FieldPlan | None:
+    """The lean path's plan of a subscription's rendering (lean.plan.plan_change), or None when it
+    does not cover the document: graphql-core renders it."""
+    found = _change_plans.get(id(operation))
+    if found is not None and found[0] is operation:
+        return found[1]
+    try:
+        plan = plan_change(schema, operation, fragments)
+    except Unsupported:
+        plan = None
+    if len(_change_plans) >= _MAX_VERDICTS:
+        _change_plans.clear()
+    _change_plans[id(operation)] = (operation, plan)
+    return plan
 
 
 _sends_as_rendered: dict[int, tuple[object, bool]] = {}
@@ -374,13 +398,31 @@ class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
         done: asyncio.Future[SharedData | None] = asyncio.get_running_loop().create_future()
         renders[key] = (self.operation, done, now)
         try:
-            result = super().execute_operation(serially)
+            result = self._render(serially)
         except BaseException:
             done.set_result(None)
             raise
         if isawaitable(result):
             return self._lead(result, done)
         return _settled(result, done)
+
+    def _render(self, serially: bool | None) -> Any:
+        """The group's rendering: by the lean path's plan of the selection (a fraction of the
+        CPU), else, and whenever that raises, by graphql-core."""
+        plan = _change_plan(self.operation, self.schema, self.fragment_definitions)
+        if plan is None:
+            return super().execute_operation(serially)
+        return self._render_lean(plan, serially)
+
+    async def _render_lean(self, plan: FieldPlan, serially: bool | None) -> ExecutionResult:
+        try:
+            data = await render_change(plan, self.root_value, self.variable_values, self.context_value)
+        except Exception as exc:  # noqa: BLE001 - graphql-core renders it again and reports any error
+            metrics.lean_fallback(exc)
+            result = super().execute_operation(serially)
+            return await result if isawaitable(result) else result
+        LEAN_RENDERED.inc()
+        return ExecutionResult(data=data)
 
     def _group(self, record: IncidentChangeRecord) -> tuple | None:
         """The key of the subscriptions that render this change alike, or None: render it alone."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -46,6 +47,7 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
     is_abstract_type,
@@ -53,10 +55,11 @@ from graphql import (
     is_list_type,
     is_wrapping_type,
     value_from_ast,
+    visit,
 )
 from graphql.execution.values import get_variable_values
 from graphql.type.introspection import TypeMetaFieldDef
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationContext, ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.max_tokens import MaxTokensLimiter
 
@@ -85,9 +88,37 @@ class Limits:
 
 
 @cache
+def _unknown_fragments(document: DocumentNode) -> bool:
+    """Whether the document spreads a fragment it does not define."""
+    defined = {d.name.value for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    spread: set[str] = set()
+
+    class Spreads(Visitor):
+        def enter_fragment_spread(self, node: FragmentSpreadNode, *_args) -> None:
+            spread.add(node.name.value)
+
+    visit(document, Spreads())
+    return not spread <= defined
+
+
+def _known_fragments_only(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """The rule, checking nothing in a document that spreads an unknown fragment: strawberry's depth
+    limiter looks such a fragment up while it is made and raised KeyError (a 500), where
+    graphql-core's KnownFragmentNames reports it as the validation error it is."""
+
+    class Rule(ASTValidationRule):
+        def __new__(cls, context: ASTValidationContext) -> ASTValidationRule:  # type: ignore[misc]
+            if _unknown_fragments(context.document):
+                return ASTValidationRule(context)
+            return rule(context)
+
+    Rule.__name__ = rule.__name__
+    return Rule
+
+
 def validation_rules(max_depth: int, max_aliases: int, introspection: bool) -> tuple:
     rules = (
-        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *(_known_fragments_only(rule) for rule in QueryDepthLimiter(max_depth=max_depth).validation_rules),
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     )
     if not introspection:

@@ -66,6 +66,13 @@ async def _resolve_field(plan: FieldPlan, parents: list, variables, ctx: Context
     return [next(done) if v is not None else None for v in values]
 
 
+async def render_change(plan: FieldPlan, record, variables, ctx: Context) -> dict:
+    """The data of one live change (plan.plan_change), its record the root field's value: what
+    graphql-core's execution of the subscription's selection gives, or an exception (then the
+    caller renders it the normal way)."""
+    return {plan.key: (await _resolve_level(plan.sub, [record], variables, ctx))[0]}
+
+
 def _first_alerts_asked(field: FieldPlan, variables) -> int | None:
     """The `first` of an incident's `alerts` (a first page: no `after`, nor `last` or `before`)
     that a queue query selects."""

@@ -237,3 +237,29 @@ def compile_document(schema: GraphQLSchema, query: str, operation_name: str | No
     if operation.operation == OperationType.MUTATION and len(roots) != 1:
         raise Unsupported("one mutation at a time")
     return Plan(document, operation, roots, fragments)
+
+
+def plan_change(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]
+) -> FieldPlan:
+    """The plan of a live change's rendering (app/api/change_renders.py): the subscription's one
+    root field, incidentChanges, and its selection on IncidentChange, whose record the feed gives.
+    Unsupported as for a query: directives, undecided fields. The document was validated when the
+    subscription started."""
+    if operation.operation != OperationType.SUBSCRIPTION or operation.directives:
+        raise Unsupported("not a subscription without directives")
+    root_type = schema.subscription_type
+    if root_type is None:
+        raise Unsupported("no subscriptions")
+    selected = _collect(operation.selection_set, frozenset({root_type.name}), fragments)
+    if len(selected) != 1:
+        raise Unsupported("one root field")
+    [(key, nodes)] = selected.items()
+    if nodes[0].name.value != "incidentChanges" or any(n.name.value != "incidentChanges" for n in nodes):
+        raise Unsupported("another subscription field")
+    definition = root_type.fields["incidentChanges"]
+    merged = _merged(nodes)
+    if merged is None:
+        raise Unsupported("object without selection")
+    sub = _plan_level(schema, merged, get_named_type(definition.type).name, fragments)
+    return FieldPlan(key, "incidentChanges", nodes[0], definition, sub=sub)
