@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from app.domain import activity, changes, incidents, models
+from app.domain import changes, incidents, models
 from app.domain.viewers import Viewer
 from app.listener import Listener
 
@@ -44,7 +44,7 @@ HELD_BACK_MAX_SECONDS = 0.4
 # second), each read takes the commits of its gap at once instead of one read per commit. Each read
 # is three to four statements in this process and on the database, where they compete with the
 # writes themselves; the gap adds at most its length to the time from commit to subscriber.
-READ_GAP_SECONDS = 0.01
+READ_GAP_SECONDS = 0.02
 RETRY_SECONDS = 1.0  # after a failed read
 # Reads every incident, for the feed's one read of each change: every subscription then applies
 # its own viewer's rules to that row (incidents.is_visible, the fields' rules) at delivery.
@@ -284,7 +284,7 @@ class Feed:
                 fetched: set[changes.Change] = set()
                 # A subscription opened while rows were read starts at the old position: read what it wants too.
                 while todo := [c for c in read.changes if c not in fetched and self._wanted(c)]:
-                    delivered += await self._with_rows(todo)
+                    delivered += await self._with_rows(todo, read.entries)
                     fetched.update(todo)
                 delivered.sort(key=lambda item: item.change.position)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -303,13 +303,12 @@ class Feed:
     def _wanted(self, change: changes.Change) -> bool:
         return bool(self._everything) or change.incident_id in self._by_incident
 
-    async def _with_rows(self, wanted: list[changes.Change]) -> list[Read]:
-        """The changes with their entries and the rows of their incidents and of the other incidents
-        the entries name: two statements for a whole batch."""
+    async def _with_rows(self, wanted: list[changes.Change], by_id: dict[int, models.ActivityEntry]) -> list[Read]:
+        """The changes with their entries (read with them) and the rows of their incidents and of
+        the other incidents the entries name: one statement for a whole batch."""
         if not wanted:
             return []
-        entries = await activity.entries_by_id(conn=self.pool, ids=[n for c in wanted for n in c.entry_ids])
-        by_id = {e.id: e for e in entries}
+        entries = [by_id[n] for c in wanted for n in c.entry_ids if n in by_id]
         named = {e.other_incident_id for e in entries if e.other_incident_id is not None}
         found = await incidents.get_incidents(
             conn=self.pool, viewer=_READS_ALL, ids=list({c.incident_id for c in wanted} | named)

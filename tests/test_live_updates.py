@@ -1004,11 +1004,11 @@ async def test_a_subscription_opened_while_the_feed_reads_rows_loses_no_change(p
     opened = asyncio.Event()
     read_rows = feed._with_rows
 
-    async def opening_meanwhile(wanted):
+    async def opening_meanwhile(wanted, entries):
         if not late:
             late.append(feed.open(frozenset({a[0].incident_id})))
             opened.set()
-        return await read_rows(wanted)
+        return await read_rows(wanted, entries)
 
     feed._with_rows = opening_meanwhile
 

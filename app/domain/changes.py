@@ -20,14 +20,15 @@ writer takes with its first write; so their xact order is their commit order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 
 import asyncpg
 
-from app.domain import pagination
+from app.domain import models, pagination
 from app.domain.errors import InvalidArgument
+from app.domain.models import ENTRY_COLUMNS, ENTRY_FROM, ActivityEntry
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -45,25 +46,25 @@ SELECT coalesce(
   FROM (SELECT pg_current_snapshot() AS snap) s
 """
 
-# Entries of the transactions from $1 below the horizon $2 (final), in stream order; then the
-# first entry a transaction at or above the horizon committed, if any (not final: one such row says
-# that changes wait for the horizon to move, without reading them).
-ENTRIES_FROM = """
-(SELECT l.xact::text AS xact, l.id, l.incident_id, true AS final
-   FROM activity_log l
+# Entries of the transactions from $1 below the horizon $2 (final), in stream order, whole (the
+# feed delivers them); then the first entry a transaction at or above the horizon committed, if any
+# (not final: one such row says that changes wait for the horizon to move, without reading them).
+ENTRIES_FROM = f"""
+(SELECT l.xact::text AS xact, true AS final, {ENTRY_COLUMNS}
+   FROM {ENTRY_FROM}
   WHERE l.xact IS NOT NULL AND l.xact >= $1::text::xid8 AND l.xact < $2::text::xid8
   ORDER BY l.xact, l.id
   LIMIT $3)
 UNION ALL
-(SELECT l.xact::text, l.id, l.incident_id, false
-   FROM activity_log l
+(SELECT l.xact::text, false, {ENTRY_COLUMNS}
+   FROM {ENTRY_FROM}
   WHERE l.xact IS NOT NULL AND l.xact >= greatest($1::text::xid8, $2::text::xid8)
   ORDER BY l.xact, l.id
   LIMIT 1)
 """
-ENTRIES_OF_TRANSACTION = """
-SELECT l.xact::text AS xact, l.id, l.incident_id
-  FROM activity_log l WHERE l.xact = $1::text::xid8 ORDER BY l.id
+ENTRIES_OF_TRANSACTION = f"""
+SELECT l.xact::text AS xact, {ENTRY_COLUMNS}
+  FROM {ENTRY_FROM} WHERE l.xact = $1::text::xid8 ORDER BY l.id
 """
 # Entries below $2 from the position $1 on: of every incident (the stream's index), and of the
 # incidents $4 (their logs' index, for an old cursor). Two statements: one with `$4 IS NULL OR`
@@ -122,6 +123,8 @@ class Read:
     changes: list[Change]
     next_xact: int
     more: bool
+    # The changes' entries by id (read_from reads them whole; read_between does not).
+    entries: dict[int, ActivityEntry] = field(default_factory=dict)
 
 
 def decode_cursor(cursor: str, argument: str = "after") -> Position:
@@ -179,13 +182,17 @@ async def read_from(*, conn: Conn, xact: int) -> Read:
     held_back = len(final) < len(rows)
     if len(final) < BATCH_ROWS:
         # Every transaction below the horizon was read whole.
-        return Read(_changes(final), max(limit, xact), held_back)
+        return _read(final, max(limit, xact), held_back)
     # A full batch: its last transaction may continue beyond it. Read it whole when it is the only one.
     last = int(final[-1]["xact"])
     if int(final[0]["xact"]) == last:
-        rows = await conn.fetch(ENTRIES_OF_TRANSACTION, str(last))
-        return Read(_changes(rows), last + 1, True)
-    return Read(_changes([r for r in final if int(r["xact"]) != last]), last, True)
+        return _read(await conn.fetch(ENTRIES_OF_TRANSACTION, str(last)), last + 1, True)
+    return _read([r for r in final if int(r["xact"]) != last], last, True)
+
+
+def _read(rows: list, next_xact: int, more: bool) -> Read:
+    entries = {r["id"]: models.entry({k: v for k, v in r.items() if k not in ("xact", "final")}) for r in rows}
+    return Read(_changes(rows), next_xact, more, entries)
 
 
 async def read_between(*, conn: Conn, after: Position, below_xact: int, incident_ids: list[int] | None) -> Read:
