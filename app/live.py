@@ -282,7 +282,7 @@ class Feed:
             try:
                 delivered: list[Read] = []
                 fetched: set[changes.Change] = set()
-                # A subscription opened while rows were read starts at the old position: read what it wants too.
+                # A subscription opened while rows were read may want changes of this read too.
                 while todo := [c for c in read.changes if c not in fetched and self._wanted(c)]:
                     delivered += await self._with_rows(todo, read.entries)
                     fetched.update(todo)
@@ -303,12 +303,12 @@ class Feed:
     def _wanted(self, change: changes.Change) -> bool:
         return bool(self._everything) or change.incident_id in self._by_incident
 
-    async def _with_rows(self, wanted: list[changes.Change], by_id: dict[int, models.ActivityEntry]) -> list[Read]:
+    async def _with_rows(self, wanted: list[changes.Change], by_id: dict) -> list[Read]:
         """The changes with their entries (read with them) and the rows of their incidents and of
         the other incidents the entries name: one statement for a whole batch."""
         if not wanted:
             return []
-        entries = [by_id[n] for c in wanted for n in c.entry_ids if n in by_id]
+        entries = [changes.entry(by_id[n]) for c in wanted for n in c.entry_ids if n in by_id]
         named = {e.other_incident_id for e in entries if e.other_incident_id is not None}
         found = await incidents.get_incidents(
             conn=self.pool, viewer=_READS_ALL, ids=list({c.incident_id for c in wanted} | named)

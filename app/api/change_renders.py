@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -73,6 +74,8 @@ from app.api.lean.plan import FieldPlan, Unsupported, plan_change
 from app.api.limits import CostLimiter
 from app.domain import models
 from app.domain.viewers import Viewer
+
+log = logging.getLogger("app.live")
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class Ahead:
 
 
 # How many of a subscription's pending changes a subscription renders ahead (render_ahead).
-RENDER_AHEAD = 64
+RENDER_AHEAD = 16
 
 # Incident.matchedEvidence says why a search found the incident; a change's incident comes from
 # no search, so it is always empty there, whoever subscribes.
@@ -273,6 +276,9 @@ def _change_plan(
         plan = plan_change(schema, operation, fragments)
     except Unsupported:
         plan = None
+    except Exception:  # a planner's bug must not end subscriptions: graphql-core renders them
+        log.exception("live: planning a subscription's rendering failed; graphql-core renders it")
+        plan = None
     if len(_change_plans) >= _MAX_VERDICTS:
         _change_plans.clear()
     _change_plans[id(operation)] = (operation, plan)
@@ -320,10 +326,13 @@ def group_key(
 
 
 def rendering(renders: dict, key: tuple | None, operation: OperationDefinitionNode) -> bool:
-    """Whether the group has a rendering of this change that a subscription may be shown (begun at
-    most SHARE_SECONDS ago), finished or not."""
+    """Whether the group has a rendering of this change to wait for: one still running, whatever
+    its age (render ahead starts no second one: a batch slower than SHARE_SECONDS would otherwise be
+    rendered again at every change), or one finished that began at most SHARE_SECONDS ago."""
     found = renders.get(key)
-    return found is not None and found[0] is operation and time.monotonic() - found[2] <= SHARE_SECONDS
+    if found is None or found[0] is not operation:
+        return False
+    return not found[1].done() or time.monotonic() - found[2] <= SHARE_SECONDS
 
 
 _AHEAD: set[asyncio.Future] = set()  # renderings begun by render_ahead, held until they finish
@@ -353,10 +362,10 @@ def render_ahead(ahead: Ahead, record: IncidentChangeRecord, context: Context) -
 
 def _rendered_ahead(future: asyncio.Future) -> None:
     _AHEAD.discard(future)
-    if not future.cancelled():
-        # An exception is the group's "no rendering" (done is None): each subscription then takes
-        # the pipeline, which reports it.
-        future.exception()
+    if not future.cancelled() and (error := future.exception()) is not None:
+        # The group's "no rendering" (done is None): each subscription then takes the pipeline,
+        # which reports it to its client.
+        log.warning("live: rendering a change ahead raised %r; its subscriptions take the pipeline", error)
 
 
 async def shared_data(renders: dict, key: tuple | None, operation: OperationDefinitionNode) -> SharedData | None:
@@ -364,11 +373,15 @@ async def shared_data(renders: dict, key: tuple | None, operation: OperationDefi
     when that began at most SHARE_SECONDS ago and ended without errors; None: take the pipeline."""
     if key is None or not rendering(renders, key, operation):
         return None
-    done = renders[key][1]
-    # No timeout: the first subscription always settles it (None when its rendering failed or was
-    # cancelled), and only as late as this one would render on its own.
-    data = done.result() if done.done() else await asyncio.shield(done)
-    return data if isinstance(data, SharedData) else None
+    _, done, began = renders[key]
+    if not done.done():
+        try:
+            await asyncio.wait_for(asyncio.shield(done), FOLLOW_SECONDS)
+        except TimeoutError:
+            return None
+    # Values read more than SHARE_SECONDS ago are not shown: the pipeline renders it anew.
+    data = done.result()
+    return data if isinstance(data, SharedData) and time.monotonic() - began <= SHARE_SECONDS else None
 
 
 class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -379,7 +392,11 @@ class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
         if not isinstance(record, IncidentChangeRecord):
             return super().execute_operation(serially)
         if record.ahead is not None:
-            record.ahead.executor = self
+            # Without its change's record and context (the data of every group's rendering of it,
+            # the loaders' values): each change ahead gets its own.
+            template = copy.copy(self)
+            template.root_value = template.context_value = None
+            record.ahead.executor = template
         if isinstance(self.context_value, Context):
             # The WebSocket's context is every subscription of the socket's: another one replaces its
             # viewer (a recheck) or its loaders (its own change) while this one awaits a read. This

@@ -87,18 +87,21 @@ class Limits:
         )
 
 
-@cache
+class _Spreads(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_fragment_spread(self, node: FragmentSpreadNode, *_args) -> None:
+        self.names.add(node.name.value)
+
+
 def _unknown_fragments(document: DocumentNode) -> bool:
     """Whether the document spreads a fragment it does not define."""
     defined = {d.name.value for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    spread: set[str] = set()
-
-    class Spreads(Visitor):
-        def enter_fragment_spread(self, node: FragmentSpreadNode, *_args) -> None:
-            spread.add(node.name.value)
-
-    visit(document, Spreads())
-    return not spread <= defined
+    spreads = _Spreads()
+    visit(document, spreads)
+    return not spreads.names <= defined
 
 
 def _known_fragments_only(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
@@ -116,6 +119,7 @@ def _known_fragments_only(rule: type[ASTValidationRule]) -> type[ASTValidationRu
     return Rule
 
 
+@cache
 def validation_rules(max_depth: int, max_aliases: int, introspection: bool) -> tuple:
     rules = (
         *(_known_fragments_only(rule) for rule in QueryDepthLimiter(max_depth=max_depth).validation_rules),

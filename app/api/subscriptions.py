@@ -268,13 +268,22 @@ async def incident_changes(
                     pending = itertools.islice(subscription.pending_changes(), change_renders.RENDER_AHEAD)
                     _render_ahead(ctx, ahead, raw.operation, key, [change, *pending])
                 data = await change_renders.shared_data(change.renders, key, raw.operation)
-                # The viewer may have been checked again while the rendering ran: then the pipeline.
-                if data is not None and key_viewer is ctx.viewer and await direct(data):
+                # The viewer may have been checked again, or access changed, while it waited: then
+                # the pipeline (which ends the subscription first when access was taken away).
+                if (
+                    data is not None
+                    and key_viewer is ctx.viewer
+                    and not subscription.access_changed
+                    and await direct(data)
+                ):
                     last = position
                     sent_directly += 1
+                    if sent_directly >= 100:  # a subscription that stays busy counts too
+                        _count_sent_directly(sent_directly)
+                        sent_directly = 0
                     sent = change.change.position.cursor
                     continue
-            seen = await _as_seen(ctx, change, ahead)
+            seen = await _as_seen(ctx, change, ahead if direct is not None else None)
             last = position
             if seen is not None:
                 metrics.LIVE_CHANGES_SENT.inc()

@@ -123,8 +123,9 @@ class Read:
     changes: list[Change]
     next_xact: int
     more: bool
-    # The changes' entries by id (read_from reads them whole; read_between does not).
-    entries: dict[int, ActivityEntry] = field(default_factory=dict)
+    # The rows of the changes' entries by id, whole (read_from; read_between does not read them):
+    # `entry` makes one an ActivityEntry, for the changes a reader wants.
+    entries: dict[int, asyncpg.Record] = field(default_factory=dict)
 
 
 def decode_cursor(cursor: str, argument: str = "after") -> Position:
@@ -191,8 +192,12 @@ async def read_from(*, conn: Conn, xact: int) -> Read:
 
 
 def _read(rows: list, next_xact: int, more: bool) -> Read:
-    entries = {r["id"]: models.entry({k: v for k, v in r.items() if k not in ("xact", "final")}) for r in rows}
-    return Read(_changes(rows), next_xact, more, entries)
+    return Read(_changes(rows), next_xact, more, {r["id"]: r for r in rows})
+
+
+def entry(row: asyncpg.Record) -> ActivityEntry:
+    """An entry's row of a Read as an ActivityEntry."""
+    return models.entry({k: v for k, v in row.items() if k not in ("xact", "final")})
 
 
 async def read_between(*, conn: Conn, after: Position, below_xact: int, incident_ids: list[int] | None) -> Read:
