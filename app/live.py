@@ -308,14 +308,14 @@ class Feed:
         the other incidents the entries name: one statement for a whole batch."""
         if not wanted:
             return []
-        entries = [changes.entry(by_id[n]) for c in wanted for n in c.entry_ids if n in by_id]
-        named = {e.other_incident_id for e in entries if e.other_incident_id is not None}
+        entries = {n: changes.entry(by_id[n]) for c in wanted for n in c.entry_ids if n in by_id}
+        named = {e.other_incident_id for e in entries.values() if e.other_incident_id is not None}
         found = await incidents.get_incidents(
             conn=self.pool, viewer=_READS_ALL, ids=list({c.incident_id for c in wanted} | named)
         )
         reads = []
         for c in wanted:
-            own = [by_id[n] for n in c.entry_ids if n in by_id]
+            own = [entries[n] for n in c.entry_ids if n in entries]
             related = {e.other_incident_id: found[e.other_incident_id] for e in own if e.other_incident_id in found}
             reads.append(Read(c, found.get(c.incident_id), own, related=related))
         return reads
