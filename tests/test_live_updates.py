@@ -389,27 +389,32 @@ async def test_a_change_renders_on_both_paths_as_queries_answer(servers, pool, i
     lean_before = await _lean_renders(servers[0])
 
     # When the finance alert moves into the default incident B, and back out into a new incident
-    await _post(servers[1], mover, LINK, ids=[alert_id(a[0].id)], target={"existingIncidentId": inc(b[0].incident_id)})
-    await _post(servers[1], mover, LINK, ids=[alert_id(a[0].id)], target={"createNew": True})
+    # (each move's changes received before the next: a change's connections, such as its incident's
+    # alerts, are read when it is rendered, so a rendering after the next move would show it)
+    received: list[list[dict]] = [[] for _ in viewers]
+    for target in ({"existingIncidentId": inc(b[0].incident_id)}, {"createNew": True}):
+        await _post(servers[1], mover, LINK, ids=[alert_id(a[0].id)], target=target)
+        for n in range(len(viewers)):
+            lean, core = sockets[2 * n], sockets[2 * n + 1]
+            while True:
+                try:
+                    message = await lean.next(timeout=QUIET)
+                except TimeoutError:
+                    break
+                assert message["type"] == "next", message
+                received[n].append(message["payload"])
+                # Then each viewer's two subscriptions receive the same payloads
+                assert (await core.next())["payload"] == message["payload"]
 
-    # Then each viewer's two subscriptions receive the same payloads, and each change shows its
-    # incident as a query for that viewer answers it now, and its entries as the log's nodes
+    # and each change shows its incident as a query for that viewer answers it now, and its
+    # entries as the log's nodes
     rendered = 0
     for n, token in enumerate(viewers):
-        lean, core = sockets[2 * n], sockets[2 * n + 1]
-        received = []
-        while True:
-            try:
-                message = await lean.next(timeout=QUIET)
-            except TimeoutError:
-                break
-            assert message["type"] == "next", message
-            received.append(message["payload"])
-            assert (await core.next())["payload"] == message["payload"]
-        assert len(received) >= 2 and not any("errors" in payload for payload in received)
-        rendered += len(received)
+        core = sockets[2 * n + 1]
+        assert len(received[n]) >= 2 and not any("errors" in payload for payload in received[n])
+        rendered += len(received[n])
         latest = {}
-        for payload in received:
+        for payload in received[n]:
             change = payload["data"]["incidentChanges"]
             latest[change["incident"]["id"]] = change
         for incident_id, change in latest.items():
