@@ -246,6 +246,18 @@ class Feed:
             self._access_changed()
 
     async def _run(self) -> None:
+        """The reader, started again after anything unexpected (a bug would otherwise end live
+        updates in this process, unseen until shutdown): it resumes from its position, so what it
+        had not delivered is read again."""
+        while True:
+            try:
+                await self._read()
+            except Exception:
+                log.exception("live: the change stream's reader failed; starting it again in %g s", RETRY_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)
+                self._wake.set()
+
+    async def _read(self) -> None:
         while self.position is None:
             try:
                 self.position = await changes.horizon(conn=self.pool)

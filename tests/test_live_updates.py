@@ -1082,6 +1082,39 @@ async def test_a_subscription_opened_while_the_feed_reads_rows_loses_no_change(p
     assert late[0].take().change.incident_id == a[0].incident_id
 
 
+async def test_the_reader_starts_again_after_an_unexpected_error_and_loses_nothing(pool, ingest) -> None:
+    # Given a feed with a subscription of A, whose reading of rows fails once with a bug's error
+    a, _ = await _two_incidents(ingest)
+    feed = live.Feed(pool, _QuietListener(), max_subscriptions=10, buffer=10)
+    feed.position = await changes.horizon(conn=pool)
+    subscription = feed.open(frozenset({a[0].incident_id}))
+    read_rows = feed._with_rows
+    failures = []
+
+    async def failing_once(wanted, entries):
+        if not failures:
+            failures.append(True)
+            raise AttributeError("a bug")
+        return await read_rows(wanted, entries)
+
+    feed._with_rows = failing_once
+
+    # When a change of A commits and the feed reads it
+    await pool.execute(
+        "INSERT INTO activity_log (incident_id, kind, actor) VALUES ($1, 'alert_linked', 'ghost')", a[0].incident_id
+    )
+    running = asyncio.get_running_loop().create_task(feed._run())
+    feed._wake.set()
+    try:
+        await subscription.wait(5)
+    finally:
+        running.cancel()
+
+    # Then the reader failed once, started again, and the subscription has the change
+    assert failures == [True]
+    assert subscription.take().change.incident_id == a[0].incident_id
+
+
 async def test_a_subscription_checks_its_viewer_again_while_changes_flow(servers, pool, ingest) -> None:
     # Given a subscriber of A over an event stream (LIVE_RECHECK_SECONDS=1), and a mover moving an
     # alert in and out of A
