@@ -111,6 +111,17 @@ async def _ready(socket: Socket, server: Server, pool: asyncpg.Pool, expected: i
     await asyncio.sleep(0.3)
 
 
+async def _holding(server: Server, n: int) -> None:
+    """Until a server of its own (small_server) holds n subscriptions, by its metrics: opening one
+    takes a few statements, longer than _ready's pause on a busy machine."""
+    async with httpx.AsyncClient(timeout=10) as http, asyncio.timeout(10):
+        while True:
+            for line in (await http.get(f"{server.url}/metrics")).text.splitlines():
+                if line.startswith("incident_graph_live_subscriptions ") and float(line.split()[1]) >= n:
+                    return
+            await asyncio.sleep(0.05)
+
+
 async def _token(pool: asyncpg.Pool, name: str, *grants: str, queue: bool = True) -> str:
     async with pool.acquire() as conn:
         return await users.add_user(
@@ -816,7 +827,7 @@ async def test_the_subscription_cap_and_a_graceful_shutdown(small_server, pool, 
     token = await _token(pool, "analyst", "*=read")
     socket = await Socket.open(small_server, token)
     await socket.subscribe("first")
-    await _ready(socket, small_server, pool)
+    await _holding(small_server, 1)
 
     # When a second one is asked for, it is refused, retryable
     await socket.subscribe("second")
@@ -984,7 +995,7 @@ async def test_a_subscription_of_no_incident_frees_its_place_when_it_ends(small_
     token = await _token(pool, "analyst", "*=read")
     socket = await Socket.open(small_server, token)
     await socket.subscribe("none", {"ids": []})
-    await _ready(socket, small_server, pool)
+    await _holding(small_server, 1)
     await socket.ws.send(json.dumps({"id": "none", "type": "complete"}))
     await asyncio.sleep(0.3)
 
