@@ -305,9 +305,9 @@ class Feed:
                 self._wake.set()
                 continue
             moved = read.next_xact > self.position
-            self.position = read.next_xact
             for item in delivered:
                 self._dispatch(item)
+            self.position = read.next_xact  # after: a dispatch that raised is read again
             if read.more:
                 held_back = HELD_BACK_SECONDS if moved else min(held_back * 2, HELD_BACK_MAX_SECONDS)
                 wait = held_back

@@ -325,6 +325,12 @@ def group_key(
     )
 
 
+def rendered(renders: dict, key: tuple | None, operation: OperationDefinitionNode) -> bool:
+    """Whether the group has a rendering of this change, of any age, finished or not."""
+    found = renders.get(key)
+    return found is not None and found[0] is operation
+
+
 def rendering(renders: dict, key: tuple | None, operation: OperationDefinitionNode) -> bool:
     """Whether the group has a rendering of this change to wait for: one still running, whatever
     its age (render ahead starts no second one: a batch slower than SHARE_SECONDS would otherwise be
@@ -374,14 +380,15 @@ async def shared_data(renders: dict, key: tuple | None, operation: OperationDefi
     if key is None or not rendering(renders, key, operation):
         return None
     _, done, began = renders[key]
+    if time.monotonic() - began > SHARE_SECONDS:
+        return None  # its values would be older than SHARE_SECONDS: the pipeline renders it anew
     if not done.done():
         try:
             await asyncio.wait_for(asyncio.shield(done), FOLLOW_SECONDS)
         except TimeoutError:
             return None
-    # Values read more than SHARE_SECONDS ago are not shown: the pipeline renders it anew.
     data = done.result()
-    return data if isinstance(data, SharedData) and time.monotonic() - began <= SHARE_SECONDS else None
+    return data if isinstance(data, SharedData) else None
 
 
 class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -394,8 +401,8 @@ class LiveExecutor(StrawberryGraphQLCoreExecutionContext):
         if record.ahead is not None:
             # Without its change's record and context (the data of every group's rendering of it,
             # the loaders' values): each change ahead gets its own.
-            template = copy.copy(self)
-            template.root_value = template.context_value = None
+            template = self.build_per_event_executor(None)
+            template.context_value = None
             record.ahead.executor = template
         if isinstance(self.context_value, Context):
             # The WebSocket's context is every subscription of the socket's: another one replaces its

@@ -126,10 +126,12 @@ def _prime(loaders: Loaders, item: live.Read, viewer: Viewer) -> None:
 
 
 def _render_ahead(ctx: Context, ahead: change_renders.Ahead, operation, key: tuple, items) -> None:
-    """Begin the group's renderings of these live changes (the one about to be sent and those
-    pending behind it) that have none yet and that the viewer may see (change_renders.render_ahead)."""
-    for item in items:
-        if not isinstance(item, live.Read) or change_renders.rendering(item.renders, key, operation):
+    """Begin the group's renderings of these live changes that the viewer may see: the one about to
+    be sent (called when the group has none to share) and those pending behind it that the group
+    has never rendered (change_renders.render_ahead). A pending change whose rendering grew too old
+    meanwhile is rendered again only when it is the one about to be sent: once, not once a batch."""
+    for n, item in enumerate(items):
+        if not isinstance(item, live.Read) or (n > 0 and change_renders.rendered(item.renders, key, operation)):
             continue
         if item.incident is None or not incidents.is_visible(item.incident, ctx.viewer):
             continue
@@ -268,14 +270,13 @@ async def incident_changes(
                     pending = itertools.islice(subscription.pending_changes(), change_renders.RENDER_AHEAD)
                     _render_ahead(ctx, ahead, raw.operation, key, [change, *pending])
                 data = await change_renders.shared_data(change.renders, key, raw.operation)
-                # The viewer may have been checked again, or access changed, while it waited: then
-                # the pipeline (which ends the subscription first when access was taken away).
-                if (
-                    data is not None
-                    and key_viewer is ctx.viewer
-                    and not subscription.access_changed
-                    and await direct(data)
-                ):
+                if subscription.access_changed:
+                    # Access changed while it waited: check the viewer first (the loop's top, which
+                    # ends the subscription when access was taken away), then this change again.
+                    backlog.appendleft(change)
+                    continue
+                # The viewer may have been checked again while it waited: then the pipeline.
+                if data is not None and key_viewer is ctx.viewer and await direct(data):
                     last = position
                     sent_directly += 1
                     if sent_directly >= 100:  # a subscription that stays busy counts too
