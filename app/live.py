@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from app import metrics
 from app.domain import changes, incidents, models
 from app.domain.viewers import Viewer
 from app.listener import Listener
@@ -253,6 +254,7 @@ class Feed:
             try:
                 await self._read()
             except Exception:
+                metrics.LIVE_READER_FAILURES.inc()
                 log.exception("live: the change stream's reader failed; starting it again in %g s", RETRY_SECONDS)
                 await asyncio.sleep(RETRY_SECONDS)
                 self._wake.set()

@@ -113,6 +113,11 @@ LIVE_LEAN_RENDERS = Counter(
     'Of the IncidentChange events rendered (live_renders{how="rendered"}), those the lean path rendered '
     '(app/api/lean); the others graphql-core did, a fallback counted in lean_path{outcome="fallback"}.',
 )
+LIVE_READER_FAILURES = Counter(
+    "incident_graph_live_reader_failures",
+    "Times a process's reader of the change stream failed unexpectedly and started again (app/live.py): "
+    "any rise is a bug to look at; a steady one means live updates are stalled in that process.",
+)
 LIVE_ENDED = Counter(
     "incident_graph_live_ended",
     "Subscriptions the server ended, by extensions.code (SUBSCRIBER_TOO_SLOW...).",

@@ -21,7 +21,7 @@ import websockets
 from graphql import GraphQLInterfaceType, GraphQLObjectType, get_named_type, parse
 from strawberry.extensions import SchemaExtension
 
-from app import live
+from app import live, metrics
 from app.api import change_renders
 from app.api.schema import build_schema
 from app.domain import changes, moves, pagination, users
@@ -1121,6 +1121,7 @@ async def test_the_reader_starts_again_after_an_unexpected_error_and_loses_nothi
     await pool.execute(
         "INSERT INTO activity_log (incident_id, kind, actor) VALUES ($1, 'alert_linked', 'ghost')", a[0].incident_id
     )
+    failed_before = metrics.LIVE_READER_FAILURES._value.get()
     running = asyncio.get_running_loop().create_task(feed._run())
     feed._wake.set()
     try:
@@ -1128,8 +1129,9 @@ async def test_the_reader_starts_again_after_an_unexpected_error_and_loses_nothi
     finally:
         running.cancel()
 
-    # Then the reader failed once, started again, and the subscription has the change
+    # Then the reader failed once (counted), started again, and the subscription has the change
     assert failures == [True]
+    assert metrics.LIVE_READER_FAILURES._value.get() == failed_before + 1
     assert subscription.take().change.incident_id == a[0].incident_id
 
 
