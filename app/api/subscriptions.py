@@ -7,7 +7,9 @@ the subscription (app/live.py): a revoked token or a disabled user ends it with 
 access taken away (a grant, the queue permission) with FORBIDDEN; access given is used at once.
 Subscriptions that would render a change identically share one rendering (app/api/change_renders.py).
 
-Only the normal path runs subscriptions (the lean path plans queries and mutations).
+strawberry and graphql-core run subscriptions; a group's rendering of a change is the lean path's
+when it covers the document (change_renders.LiveExecutor), and a WebSocket subscription renders
+the changes pending behind the one it sends ahead, outside the per-event pipeline (render_ahead).
 """
 
 from __future__ import annotations
