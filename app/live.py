@@ -43,8 +43,8 @@ HELD_BACK_SECONDS = 0.025
 HELD_BACK_MAX_SECONDS = 0.4
 # At most one read of the stream per READ_GAP_SECONDS: under a steady flow of commits (hundreds a
 # second), each read takes the commits of its gap at once instead of one read per commit. Each read
-# is three to four statements in this process and on the database, where they compete with the
-# writes themselves; the gap adds at most its length to the time from commit to subscriber.
+# is three statements in this process and on the database, where they compete with the writes
+# themselves; the gap adds at most its length to the time from commit to subscriber.
 READ_GAP_SECONDS = 0.02
 RETRY_SECONDS = 1.0  # after a failed read
 # Reads every incident, for the feed's one read of each change: every subscription then applies

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from app import db
 from app.config import ROOT
@@ -173,3 +174,22 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a scrape by name and labels."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            found[(s.name, frozenset(s.labels.items()))] = s.value
+    return found
+
+
+def value(scraped: dict, name: str, **labels) -> float:
+    return scraped.get((name, frozenset(labels.items())), 0.0)
+
+
+async def scrape(server: Server) -> dict[tuple[str, frozenset], float]:
+    """A server's /metrics, by name and labels (samples)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        return samples((await http.get(f"{server.url}/metrics")).text)

@@ -26,7 +26,7 @@ from app.api import change_renders
 from app.api.schema import build_schema
 from app.domain import changes, moves, pagination, users
 from tests.conftest import alert_id, alert_in, inc, waiting_backend_xid
-from tests.live import Server, serving
+from tests.live import Server, scrape, serving, value
 
 CHANGES = """
 subscription($ids: [ID!], $after: String) {
@@ -114,11 +114,10 @@ async def _ready(socket: Socket, server: Server, pool: asyncpg.Pool, expected: i
 async def _holding(server: Server, n: int) -> None:
     """Until a server of its own (small_server) holds n subscriptions, by its metrics: opening one
     takes a few statements, longer than _ready's pause on a busy machine."""
-    async with httpx.AsyncClient(timeout=10) as http, asyncio.timeout(10):
+    async with asyncio.timeout(10):
         while True:
-            for line in (await http.get(f"{server.url}/metrics")).text.splitlines():
-                if line.startswith("incident_graph_live_subscriptions ") and float(line.split()[1]) >= n:
-                    return
+            if value(await scrape(server), "incident_graph_live_subscriptions") >= n:
+                return
             await asyncio.sleep(0.05)
 
 
@@ -246,14 +245,8 @@ subscription($ids: [ID!]) {
 
 async def _renders(server: Server) -> dict[str, float]:
     """incident_graph_live_renders of the server process, by how."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        scraped = (await http.get(f"{server.url}/metrics")).text
-    found = {"rendered": 0.0, "shared": 0.0, "sent": 0.0}
-    for line in scraped.splitlines():
-        if line.startswith("incident_graph_live_renders_total{"):
-            how = line.split('how="', 1)[1].split('"', 1)[0]
-            found[how] = float(line.rsplit(" ", 1)[1])
-    return found
+    scraped = await scrape(server)
+    return {how: value(scraped, "incident_graph_live_renders_total", how=how) for how in ("rendered", "shared", "sent")}
 
 
 async def test_subscribers_of_one_change_with_different_access_receive_different_values(servers, pool, ingest) -> None:
@@ -377,15 +370,13 @@ ENTRIES_BROAD = "query($ids: [ID!]!) { nodes(ids: $ids) { ...entry } }"
 
 async def _lean_renders(server: Server) -> tuple[float, float]:
     """The process's live renderings by the lean path, and the lean path's fallbacks to graphql-core."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        scraped = (await http.get(f"{server.url}/metrics")).text
-    lean = fallbacks = 0.0
-    for line in scraped.splitlines():
-        if line.startswith("incident_graph_live_lean_renders_total "):
-            lean += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("incident_graph_lean_path_total{") and 'outcome="fallback"' in line:
-            fallbacks += float(line.rsplit(" ", 1)[1])
-    return lean, fallbacks
+    scraped = await scrape(server)
+    fallbacks = sum(
+        v
+        for (name, labels), v in scraped.items()
+        if name == "incident_graph_lean_path_total" and ("outcome", "fallback") in labels
+    )
+    return value(scraped, "incident_graph_live_lean_renders_total"), fallbacks
 
 
 async def test_a_change_renders_on_both_paths_as_queries_answer(servers, pool, ingest) -> None:

@@ -12,33 +12,19 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import ROOT, ConfigError, Settings
 from app.domain import users
 from app.metrics import OperationNames
 from app.server import create_app
 from tests.conftest import alert_id, alert_in, inc
-from tests.live import Server
+from tests.live import Server, samples, value
 
 TYPEAHEAD = "query Typeahead($q: String!) { incidents(filter: {search: $q}, first: 5) { edges { node { id } } } }"
 LINK = """mutation Move($ids: [ID!]!, $to: ID!) {
   linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "same story") { errors { code } }
 }"""
 TOO_MANY_WORDS = "a b c d e f g h i"  # a search holds at most 8 words: BAD_USER_INPUT
-
-
-def samples(text: str) -> dict[tuple[str, frozenset], float]:
-    """Every sample of a scrape by name and labels."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            found[(s.name, frozenset(s.labels.items()))] = s.value
-    return found
-
-
-def value(scraped: dict, name: str, **labels) -> float:
-    return scraped.get((name, frozenset(labels.items())), 0.0)
 
 
 def requests_by_process(directory) -> dict[int, float]:

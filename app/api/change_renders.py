@@ -207,8 +207,23 @@ class _Selection(Visitor):
         self.variables.add(node.name.value)
 
 
+_MAX_PER_OPERATION = 1000
+
+
+def _per_operation(cache: dict, operation: OperationDefinitionNode, make: Callable[[], Any]) -> Any:
+    """make()'s value for this operation, made once while the operation lives (keyed by identity:
+    graphql-core's parsed documents are cached and reused), at most _MAX_PER_OPERATION kept."""
+    found = cache.get(id(operation))
+    if found is not None and found[0] is operation:
+        return found[1]
+    value = make()
+    if len(cache) >= _MAX_PER_OPERATION:
+        cache.clear()
+    cache[id(operation)] = (operation, value)
+    return value
+
+
 _verdicts: dict[int, tuple[OperationDefinitionNode, tuple[str, ...] | None]] = {}
-_MAX_VERDICTS = 1000
 
 
 def _shared_variables(executor: StrawberryGraphQLCoreExecutionContext) -> tuple[str, ...] | None:
@@ -220,9 +235,12 @@ def _shared_variables(executor: StrawberryGraphQLCoreExecutionContext) -> tuple[
 def _verdict(
     operation: OperationDefinitionNode, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]
 ) -> tuple[str, ...] | None:
-    found = _verdicts.get(id(operation))
-    if found is not None and found[0] is operation:
-        return found[1]
+    return _per_operation(_verdicts, operation, lambda: _judge(operation, schema, fragments))
+
+
+def _judge(
+    operation: OperationDefinitionNode, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]
+) -> tuple[str, ...] | None:
     root_type = schema.subscription_type
     type_info = TypeInfo(schema)
     selection = _Selection(type_info, root_type)
@@ -231,11 +249,7 @@ def _verdict(
             DocumentNode(definitions=(operation, *fragments.values())),
             TypeInfoVisitor(type_info, selection),
         )
-    verdict = tuple(sorted(selection.variables)) if selection.shareable and root_type is not None else None
-    if len(_verdicts) >= _MAX_VERDICTS:
-        _verdicts.clear()
-    _verdicts[id(operation)] = (operation, verdict)
-    return verdict
+    return tuple(sorted(selection.variables)) if selection.shareable and root_type is not None else None
 
 
 # The extensions' hooks strawberry runs on every result of a stream, which a rendering sent as it is
@@ -269,20 +283,17 @@ def _change_plan(
 ) -> FieldPlan | None:
     """The lean path's plan of a subscription's rendering (lean.plan.plan_change), or None when it
     does not cover the document: graphql-core renders it."""
-    found = _change_plans.get(id(operation))
-    if found is not None and found[0] is operation:
-        return found[1]
-    try:
-        plan = plan_change(schema, operation, fragments)
-    except Unsupported:
-        plan = None
-    except Exception:  # a planner's bug must not end subscriptions: graphql-core renders them
-        log.exception("live: planning a subscription's rendering failed; graphql-core renders it")
-        plan = None
-    if len(_change_plans) >= _MAX_VERDICTS:
-        _change_plans.clear()
-    _change_plans[id(operation)] = (operation, plan)
-    return plan
+
+    def make() -> FieldPlan | None:
+        try:
+            return plan_change(schema, operation, fragments)
+        except Unsupported:
+            return None
+        except Exception:  # a planner's bug must not end subscriptions: graphql-core renders them
+            log.exception("live: planning a subscription's rendering failed; graphql-core renders it")
+            return None
+
+    return _per_operation(_change_plans, operation, make)
 
 
 _sends_as_rendered: dict[int, tuple[object, bool]] = {}
@@ -335,10 +346,10 @@ def rendering(renders: dict, key: tuple | None, operation: OperationDefinitionNo
     """Whether the group has a rendering of this change to wait for: one still running, whatever
     its age (render ahead starts no second one: a batch slower than SHARE_SECONDS would otherwise be
     rendered again at every change), or one finished that began at most SHARE_SECONDS ago."""
-    found = renders.get(key)
-    if found is None or found[0] is not operation:
+    if not rendered(renders, key, operation):
         return False
-    return not found[1].done() or time.monotonic() - found[2] <= SHARE_SECONDS
+    _, done, began = renders[key]
+    return not done.done() or time.monotonic() - began <= SHARE_SECONDS
 
 
 _AHEAD: set[asyncio.Future] = set()  # renderings begun by render_ahead, held until they finish
@@ -377,7 +388,7 @@ def _rendered_ahead(future: asyncio.Future) -> None:
 async def shared_data(renders: dict, key: tuple | None, operation: OperationDefinitionNode) -> SharedData | None:
     """The group's rendering of this change by its first subscription (waited for while it runs),
     when that began at most SHARE_SECONDS ago and ended without errors; None: take the pipeline."""
-    if key is None or not rendering(renders, key, operation):
+    if key is None or not rendered(renders, key, operation):
         return None
     _, done, began = renders[key]
     if time.monotonic() - began > SHARE_SECONDS:

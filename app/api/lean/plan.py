@@ -255,7 +255,7 @@ def plan_change(
     if len(selected) != 1:
         raise Unsupported("one root field")
     [(key, nodes)] = selected.items()
-    if nodes[0].name.value != "incidentChanges" or any(n.name.value != "incidentChanges" for n in nodes):
+    if any(n.name.value != "incidentChanges" for n in nodes):
         raise Unsupported("another subscription field")
     definition = root_type.fields["incidentChanges"]
     merged = _merged(nodes)
