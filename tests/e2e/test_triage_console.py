@@ -429,6 +429,7 @@ async def test_select_all_is_unchecked_when_more_adds_unchecked_rows(console, ma
     page = console.page
     await signed_in(console, make_user)
     every = page.get_by_role("checkbox", name="Select every incident shown")
+    await expect(page.get_by_text("Showing 20 of 21 incidents")).to_be_visible()  # the first page is there
     await every.check()
 
     await page.get_by_role("button", name="More incidents").click()
