@@ -392,8 +392,15 @@ async def _dependency_order(conn: asyncpg.Connection, tables: list[str]) -> list
         "SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent FROM pg_constraint"
         " WHERE contype = 'f' AND conrelid <> confrelid"
     )
-    # move_items' references are checked by a statement trigger (db/migrations/0014), not foreign keys.
-    rows = [*rows, *({"child": "move_items", "parent": p} for p in ("moves", "alerts", "incidents"))]
+    # References checked by statement triggers, not foreign keys (db/migrations/0014 and 0022).
+    checked = {
+        "move_items": ("moves", "alerts", "incidents"),
+        "activity_log": ("incidents", "alerts", "moves"),
+        "move_incidents": ("incidents", "moves"),
+        "alert_entities": ("alerts",),
+        "alerts": ("incidents",),
+    }
+    rows = [*rows, *({"child": child, "parent": p} for child, parents in checked.items() for p in parents)]
     ordered: list[str] = []
     while len(ordered) < len(tables):
         ready = [

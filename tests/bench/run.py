@@ -977,6 +977,9 @@ def main() -> None:
     if sys.argv[1:2] == ["tail"]:
         main_tail(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
         return
+    if sys.argv[1:2] == ["writes"]:
+        main_writes(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
+        return
     if sys.argv[1:2] == ["merges"]:
         main_merges(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
         return
@@ -1110,35 +1113,7 @@ def main() -> None:
                     api, qq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup, connections=1
                 )
 
-        log("linkAlerts, 100 and 1,000 alerts, one after another")
-        link: dict[int, list[float]] = {}
-        with httpx.Client(timeout=60) as client:
-            for size, sets_ in data.link_sets.items():
-                requests = [
-                    (
-                        LINK,
-                        {
-                            "ids": [typed_id(ALERT, a) for a in ids],
-                            "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
-                        },
-                    )
-                    for n, ids in enumerate(sets_)
-                ]
-                timed_mutations(client, api, token, requests[:1])  # warm-up
-                with activity.window() as during[f"linkAlerts {size}"]:
-                    link[size] = timed_mutations(client, api, token, requests[1:])
-
-        log("16 clients moving 1-10 overlapping alerts")
-        with activity.window() as during["16 movers"]:
-            moves = movers(api, token, data, scale.seconds)
-
-        log("ingestAlerts, batches of 500")
-        run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        batches = ingest_batches(data.ingest_entities, scale.ingest_batches, run_id)
-        with httpx.Client(timeout=120) as client:
-            timed_mutations(client, api, token, [(INGEST, {"alerts": batches[0]})])  # warm-up
-            with activity.window() as during["ingestAlerts"]:
-                ingest_ms = timed_mutations(client, api, token, [(INGEST, {"alerts": b}) for b in batches[1:]])
+        link, moves, ingest_ms, run_id = measure_writes(api, token, data, scale, activity, during)
 
         # Last: its set-up ingests 10,000 alerts, which nothing measured before should meet.
         with activity.window() as during["merges and movers beside them"]:
@@ -1325,6 +1300,80 @@ def main() -> None:
         if floor_proc is not None:
             stop(floor_proc)
         server.stop()
+
+
+def measure_writes(
+    api: str,
+    token: str,
+    data: bench_inputs.Inputs,
+    scale: Scale,
+    activity: pgactivity.Activity,
+    during: dict[str, pgactivity.Window],
+) -> tuple[dict[int, list[float]], dict, list[float], str]:
+    """linkAlerts of 100 and 1,000 alerts, the 16 movers, then ingestAlerts in batches of 500:
+    each request's milliseconds (linkAlerts, ingestAlerts), the movers' wrk figures, the run id."""
+    log("linkAlerts, 100 and 1,000 alerts, one after another")
+    link: dict[int, list[float]] = {}
+    with httpx.Client(timeout=60) as client:
+        for size, sets_ in data.link_sets.items():
+            requests = [
+                (
+                    LINK,
+                    {
+                        "ids": [typed_id(ALERT, a) for a in ids],
+                        "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
+                    },
+                )
+                for n, ids in enumerate(sets_)
+            ]
+            timed_mutations(client, api, token, requests[:1])  # warm-up
+            with activity.window() as during[f"linkAlerts {size}"]:
+                link[size] = timed_mutations(client, api, token, requests[1:])
+
+    log("16 clients moving 1-10 overlapping alerts")
+    with activity.window() as during["16 movers"]:
+        moves = movers(api, token, data, scale.seconds)
+
+    log("ingestAlerts, batches of 500")
+    run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    batches = ingest_batches(data.ingest_entities, scale.ingest_batches, run_id)
+    with httpx.Client(timeout=120) as client:
+        timed_mutations(client, api, token, [(INGEST, {"alerts": batches[0]})])  # warm-up
+        with activity.window() as during["ingestAlerts"]:
+            ingest_ms = timed_mutations(client, api, token, [(INGEST, {"alerts": b}) for b in batches[1:]])
+
+    return link, moves, ingest_ms, run_id
+
+
+def main_writes(db_url: str) -> None:
+    """The writes' measurements of `make bench` alone (measure_writes, after the same vacuum), at
+    the full scale's settings, on a seeded database of any size: repeat it to see how the writes'
+    figures hold as the database ages (issue 18)."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
+    scale = SCALES["full"]
+    token = asyncio.run(make_token(db_url))
+    data = asyncio.run(bench_inputs.build(db_url, link_runs=scale.link_runs))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-writes-", dir=ROOT / ".data"))
+    log("vacuuming what the writes touch, then a checkpoint")
+    asyncio.run(database.vacuum_written(db_url, log=log))
+    server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
+    during: dict[str, pgactivity.Window] = {}
+    try:
+        server.wait_healthy()
+        with pgactivity.Activity(db_url) as activity:
+            link, moves, ingest_ms, _ = measure_writes(server.url, token, data, scale, activity, during)
+    finally:
+        server.stop()
+    figures = {
+        "link_100_p95_ms": round(percentile(link[100], 95), 1),
+        "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
+        "moves_per_s": round(moves["rps"], 1),
+        "move_errors": move_errors(moves),
+        "ingest_alerts_per_s": round(500 * len(ingest_ms) / (sum(ingest_ms) / 1000)),
+        "postgres_during": {phase: w.as_json() for phase, w in during.items()},
+    }
+    print(json.dumps(figures))
 
 
 def main_merges(db_url: str) -> None:
