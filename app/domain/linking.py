@@ -114,11 +114,16 @@ SELECT (SELECT array_agg(i) FROM incident i) AS incidents,
        (SELECT id FROM mv) AS move_id
 """
 INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
-# The move's statements are planned once per connection (generic plans), not at every call: a
-# custom plan of MOVE took 0.7-0.9 ms of its 3.3-3.7 ms (a million incidents, one connection,
-# 2026-12-04), time the movers spend holding the row locks others queue for. Their plans do not
-# depend on the values: every row is reached by a primary key or by alerts_incident.
+# A move of a few alerts (an analyst's) plans its statements once per connection (generic
+# plans) instead of at every call, as the app's connections do otherwise (app/db.py): a custom
+# plan of MOVE took 0.7-0.9 ms of its 3.3-3.7 ms (a million incidents, one connection,
+# 2026-12-04), time the movers spend holding the row locks others queue for. Every row these
+# statements read is reached by a primary key or by alerts_incident, whatever the values; what a
+# generic plan loses is the hashing of a constant array of GENERIC_PLANS_BELOW elements or more
+# (`a.id <> ALL($3)` against each alert of the incidents a move touches), so larger moves keep
+# their custom plans.
 GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+GENERIC_PLANS_BELOW = 9  # PostgreSQL's MIN_ARRAY_SIZE_FOR_HASHED_SAOP
 OPEN = (IncidentStatus.ACTIVE, IncidentStatus.IN_PROGRESS)  # a source emptied by the move is resolved
 
 
@@ -207,9 +212,10 @@ async def link_alerts(
     ids = _distinct_alerts(ids)
     numbers = {i: n for i in ids if (n := parse_id(i, ALERT)) is not None}
 
+    if len(ids) < GENERIC_PLANS_BELOW:
+        await conn.execute(GENERIC_PLANS)
     # Permissions are decided before any lock is taken: waiting on the lock of an alert or an
     # incident the viewer may not see would tell, by its timing, that it exists.
-    await conn.execute(GENERIC_PLANS)
     found = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, sorted(numbers.values()))} if ids else {}
     # Unknown and unreadable alerts are reported alike, so nobody learns an unreadable one exists.
     not_found = [

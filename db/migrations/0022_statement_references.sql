@@ -8,9 +8,10 @@
 -- statement, each reference by the primary key's index: the same guarantee for the writers,
 -- whatever the number of rows.
 --
--- A foreign key also kept the rows it references from being deleted; nothing deletes incidents,
--- alerts or moves, and now nothing can (TRUNCATE, an operator's tool, is left alone: a foreign
--- key would refuse it, unless CASCADE, where every referencing table is truncated too).
+-- A foreign key also kept the rows it references from being deleted or renumbered; nothing
+-- deletes incidents, alerts or moves, nor changes their ids, and now nothing can (TRUNCATE, an
+-- operator's tool, is left alone: a foreign key would refuse it, unless CASCADE, where every
+-- referencing table is truncated too).
 ALTER TABLE activity_log
     DROP CONSTRAINT activity_log_incident_id_fkey,
     DROP CONSTRAINT activity_log_other_incident_id_fkey,
@@ -22,8 +23,9 @@ ALTER TABLE move_incidents
 ALTER TABLE alert_entities DROP CONSTRAINT alert_entities_alert_id_fkey;
 ALTER TABLE alerts DROP CONSTRAINT alerts_incident_id_fkey;
 
--- Each NOT EXISTS is its own index probe per row (an OR of them is never turned into a join,
--- which a transition table's missing statistics could make a scan of a five-million-row table).
+-- Each reference is its own index probe per row: an OR of NOT EXISTS, or a scalar subquery, is
+-- never turned into a join, which the planner would cost without a transition table's
+-- statistics (0020) and could make a scan of a five-million-row table.
 CREATE FUNCTION check_activity_log_references() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM new_entries n
@@ -61,7 +63,7 @@ CREATE TRIGGER move_incidents_refer_update AFTER UPDATE ON move_incidents REFERE
 
 CREATE FUNCTION check_alert_entities() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.id = n.alert_id)) THEN
+    IF EXISTS (SELECT 1 FROM new_rows n WHERE (SELECT a.id FROM alerts a WHERE a.id = n.alert_id) IS NULL) THEN
         RAISE EXCEPTION 'alert_entities must name existing alerts' USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
@@ -77,7 +79,7 @@ CREATE TRIGGER alert_entities_refer_update AFTER UPDATE ON alert_entities REFERE
 -- that probe always finds it).
 CREATE FUNCTION check_alert_incidents() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM incidents i WHERE i.id = n.incident_id)) THEN
+    IF EXISTS (SELECT 1 FROM new_rows n WHERE (SELECT i.id FROM incidents i WHERE i.id = n.incident_id) IS NULL) THEN
         RAISE EXCEPTION 'every alert must belong to an existing incident' USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
@@ -97,3 +99,18 @@ $$;
 CREATE TRIGGER incidents_kept BEFORE DELETE ON incidents FOR EACH STATEMENT EXECUTE FUNCTION refuse_deletes();
 CREATE TRIGGER alerts_kept BEFORE DELETE ON alerts FOR EACH STATEMENT EXECUTE FUNCTION refuse_deletes();
 CREATE TRIGGER moves_kept BEFORE DELETE ON moves FOR EACH STATEMENT EXECUTE FUNCTION refuse_deletes();
+
+-- Nor renumbered (a foreign key refused that too): only a statement that names id in its SET
+-- list fires these.
+CREATE FUNCTION refuse_renumbering() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% % keeps its id: activity logs, moves and alerts refer to it', TG_TABLE_NAME, OLD.id
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$;
+CREATE TRIGGER incidents_numbered BEFORE UPDATE OF id ON incidents
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION refuse_renumbering();
+CREATE TRIGGER alerts_numbered BEFORE UPDATE OF id ON alerts
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION refuse_renumbering();
+CREATE TRIGGER moves_numbered BEFORE UPDATE OF id ON moves
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION refuse_renumbering();
