@@ -121,8 +121,8 @@ INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
 # statements read is reached by a primary key or by alerts_incident, whatever the values; what a
 # generic plan loses is the hashing of a constant array of GENERIC_PLANS_BELOW elements or more
 # (`a.id <> ALL($3)` against each alert of the incidents a move touches), so larger moves keep
-# their custom plans.
-GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+# their custom plans (the same statement either way: a move's statements do not depend on its size).
+PLAN_MODE = "SELECT set_config('plan_cache_mode', $1, true)"
 GENERIC_PLANS_BELOW = 9  # PostgreSQL's MIN_ARRAY_SIZE_FOR_HASHED_SAOP
 OPEN = (IncidentStatus.ACTIVE, IncidentStatus.IN_PROGRESS)  # a source emptied by the move is resolved
 
@@ -212,8 +212,7 @@ async def link_alerts(
     ids = _distinct_alerts(ids)
     numbers = {i: n for i in ids if (n := parse_id(i, ALERT)) is not None}
 
-    if len(ids) < GENERIC_PLANS_BELOW:
-        await conn.execute(GENERIC_PLANS)
+    await conn.execute(PLAN_MODE, "force_generic_plan" if len(ids) < GENERIC_PLANS_BELOW else "force_custom_plan")
     # Permissions are decided before any lock is taken: waiting on the lock of an alert or an
     # incident the viewer may not see would tell, by its timing, that it exists.
     found = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, sorted(numbers.values()))} if ids else {}
