@@ -68,6 +68,10 @@ async def test_a_move_incident_entity_or_alert_naming_what_does_not_exist_is_ref
         )
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await pool.execute("UPDATE alerts SET incident_id = $1 WHERE id = $2", MISSING, number)
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await pool.execute("UPDATE alert_entities SET alert_id = $1 WHERE alert_id = $2", MISSING, number)
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await pool.execute("UPDATE move_incidents SET move_id = $1 WHERE move_id = $2", MISSING, move)
     assert await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", number) == b.incident_id
 
 
