@@ -92,7 +92,7 @@ CREATE TRIGGER alerts_refer_update AFTER UPDATE ON alerts REFERENCING NEW TABLE 
 
 CREATE FUNCTION refuse_deletes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '% rows are never deleted: activity logs, moves and alerts refer to them', TG_TABLE_NAME
+    RAISE EXCEPTION '% rows are never deleted: the activity log and the moves refer to them', TG_TABLE_NAME
         USING ERRCODE = 'integrity_constraint_violation';
 END
 $$;
@@ -104,7 +104,7 @@ CREATE TRIGGER moves_kept BEFORE DELETE ON moves FOR EACH STATEMENT EXECUTE FUNC
 -- list fires these.
 CREATE FUNCTION refuse_renumbering() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION '% % keeps its id: activity logs, moves and alerts refer to it', TG_TABLE_NAME, OLD.id
+    RAISE EXCEPTION '% % keeps its id: the activity log and the moves refer to it', TG_TABLE_NAME, OLD.id
         USING ERRCODE = 'integrity_constraint_violation';
 END
 $$;
