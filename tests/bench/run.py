@@ -1128,6 +1128,7 @@ def main() -> None:
         mix, mix_floor, anchor = results["mix_graphql"], results["mix_floor"], results["mix_anchor"]
         cheap_persisted, mix_persisted = results["cheap_persisted"], results["mix_persisted"]
         cheap_pgl, mix_pgl = results["cheap_postgraphile"], results["mix_postgraphile"]
+        writes = write_figures(link, moves, ingest_ms)
         final = {
             "typeahead_cheap_rps": round(cheap["rps"]),
             "typeahead_cheap_floor_rps": round(cheap_floor["rps"]),
@@ -1150,15 +1151,12 @@ def main() -> None:
             "typeahead_open_loop_achieved_per_s": {k: round(o["achieved_per_s"], 1) for k, o in opened.items()},
             "small_mix_vs_anchor": round(mix["rps"] / anchor["rps"], 2) if scale_name == "small" else None,
             **evidence_figures(evidence_mix),
-            "link_100_p95_ms": round(percentile(link[100], 95), 1),
-            "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
-            "moves_per_s": round(moves["rps"], 1),
-            "move_errors": move_errors(moves),
+            **{k: v for k, v in writes.items() if k != "ingest_alerts_per_s"},
             **merge_figures(merged),
             "detail_p95_ms": round(detail["p95_ms"], 1),
             "detail_sql_statements": detail_statements,
             **{f"queue_{sort.lower()}_p95_ms": round(queue[sort]["p95_ms"], 1) for sort in QUEUE_SORTS},
-            "ingest_alerts_per_s": round(500 * len(ingest_ms) / (sum(ingest_ms) / 1000)),
+            "ingest_alerts_per_s": writes["ingest_alerts_per_s"],
             "seed_seconds": round(seed_seconds),
             "server_rss_mb": round(server_rss),
             "live_commit_to_event_p50_ms": live["live_commit_to_event_p50_ms"],
@@ -1367,14 +1365,21 @@ def main_writes(db_url: str) -> None:
     finally:
         server.stop()
     figures = {
+        **write_figures(link, moves, ingest_ms),
+        "postgres_during": {phase: w.as_json() for phase, w in during.items()},
+    }
+    print(json.dumps(figures))
+
+
+def write_figures(link: dict[int, list[float]], moves: dict, ingest_ms: list[float]) -> dict:
+    """measure_writes' JSON keys: linkAlerts' p95s, the movers' rate and errors, ingestion's rate."""
+    return {
         "link_100_p95_ms": round(percentile(link[100], 95), 1),
         "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
         "moves_per_s": round(moves["rps"], 1),
         "move_errors": move_errors(moves),
         "ingest_alerts_per_s": round(500 * len(ingest_ms) / (sum(ingest_ms) / 1000)),
-        "postgres_during": {phase: w.as_json() for phase, w in during.items()},
     }
-    print(json.dumps(figures))
 
 
 def main_merges(db_url: str) -> None:
