@@ -263,10 +263,11 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
                 "SELECT id FROM incidents WHERE alert_count >= 50 AND id <= $1 ORDER BY id LIMIT 200", max_incident
             )
         ]
-        # The movers' and linkAlerts' incidents: recent ones that no move has touched yet, so that
-        # every run starts from incidents as the seed left them (issue 18). Picked by recency alone,
-        # they were the ones earlier runs had moved alerts around in: a pool of other sizes, some
-        # emptied and resolved, with the 200 alerts spread differently, run after run.
+        # The movers' incidents and linkAlerts' targets: recent ones that no move has touched yet
+        # (earlier runs' ingestion may have added alerts to them), so that no run starts from what
+        # an earlier run's moves left (issue 18). Picked by recency alone, they were the ones
+        # earlier runs had moved alerts around in: a pool of other sizes, some emptied and
+        # resolved, with the 200 alerts spread differently, run after run.
         recent = [
             r["id"]
             for r in await conn.fetch(
