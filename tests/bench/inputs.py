@@ -267,11 +267,14 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
         # (earlier runs' ingestion may have added alerts to them), so that no run starts from what
         # an earlier run's moves left (issue 18). Picked by recency alone, they were the ones
         # earlier runs had moved alerts around in: a pool of other sizes, some emptied and
-        # resolved, with the 200 alerts spread differently, run after run.
+        # resolved, with the 200 alerts spread differently, run after run. The pool has one shape
+        # on every run, 5 alerts from each of the 40, since how many incidents a move locks decides
+        # how often the movers wait for each other (the first 200 alerts by id came from as many of
+        # the 40 as their sizes allowed: 36 and 40 of them on one database, 2026-12-04).
         recent = [
             r["id"]
             for r in await conn.fetch(
-                "SELECT id FROM incidents i WHERE status IN ('active', 'in_progress') AND alert_count BETWEEN 3 AND 20"
+                "SELECT id FROM incidents i WHERE status IN ('active', 'in_progress') AND alert_count BETWEEN 5 AND 20"
                 " AND id <= $1 AND NOT EXISTS (SELECT 1 FROM move_incidents m WHERE m.incident_id = i.id)"
                 " ORDER BY last_activity_at DESC LIMIT 400",
                 max_incident,
@@ -281,7 +284,9 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
         move_alerts = [
             r["id"]
             for r in await conn.fetch(
-                "SELECT id FROM alerts WHERE incident_id = ANY($1::bigint[]) ORDER BY id LIMIT 200", pool_incidents
+                "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY incident_id ORDER BY id) AS n"
+                " FROM alerts WHERE incident_id = ANY($1::bigint[])) a WHERE n <= 5 ORDER BY id",
+                pool_incidents,
             )
         ]
         inputs = Inputs(
