@@ -67,7 +67,7 @@ class Scale:
 
 SCALES = {
     "full": Scale(
-        1_000_000, seconds=15, warmup=3, link_runs={100: 40, 1000: 16}, ingest_batches=30, merge_runs=6, tail_passes=10
+        1_000_000, seconds=15, warmup=3, link_runs={100: 40, 1000: 16}, ingest_batches=60, merge_runs=6, tail_passes=10
     ),
     "small": Scale(
         100_000, seconds=6, warmup=2, link_runs={100: 10, 1000: 4}, ingest_batches=4, merge_runs=3, tail_passes=5
