@@ -374,10 +374,25 @@ class RawClient:
     on this machine (365 requests/s due, 120-140 answered a second, its loop starting them 50-60
     ms late); with this it used 6-9% of a core at 128-286 requests/s."""
 
+    # Idle connections are dropped before uvicorn's keep-alive timeout (5 s) closes them: a
+    # request written into a connection the server had just closed read 0 bytes, an error
+    # counted against whichever server it was (the floor's, once, 2026-12-04 at 35 requests/s).
+    IDLE_EXPIRY = 2.0  # seconds, as soak's httpx pool (keepalive_expiry)
+
     def __init__(self, base: str) -> None:
         url = urlsplit(base)
         self.host, self.port = url.hostname, url.port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The most recently used idle connection, or a new one; older idle ones are closed."""
+        now = time.monotonic()
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if now - since < self.IDLE_EXPIRY:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, *, json: bytes | dict, headers: dict[str, str]) -> RawResponse:
         body = json if isinstance(json, bytes) else orjson.dumps(json)
@@ -386,7 +401,7 @@ class RawClient:
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n{head}\r\n"
         ).encode() + body
-        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        reader, writer = await self._connection()
         try:
             writer.write(request)
             received = await reader.readuntil(b"\r\n\r\n")
@@ -395,11 +410,11 @@ class RawClient:
         except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             writer.close()
             raise httpx.TransportError(f"{path}: {exc!r}") from exc
-        self.idle.append((reader, writer))
+        self.idle.append((reader, writer, time.monotonic()))
         return RawResponse(int(received[9:12]), content)
 
     async def aclose(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 
