@@ -100,7 +100,7 @@ async def test_the_open_loops_client_does_not_reuse_a_connection_idle_past_its_e
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
                 await writer.drain()
 
-    monkeypatch.setattr(run.RawClient, "IDLE_EXPIRY", 0.05)
+    monkeypatch.setattr(run.RawClient, "IDLE_EXPIRY", 0.5)
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     client = run.RawClient(f"http://127.0.0.1:{port}")
@@ -108,7 +108,7 @@ async def test_the_open_loops_client_does_not_reuse_a_connection_idle_past_its_e
         await client.post("/graphql", json={"q": "a"}, headers={})
         await client.post("/graphql", json={"q": "b"}, headers={})
         assert opened == 1
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.6)
         assert (await client.post("/graphql", json={"q": "c"}, headers={})).status_code == 200
     finally:
         await client.aclose()
