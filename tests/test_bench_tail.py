@@ -84,3 +84,33 @@ async def test_a_closed_connection_is_an_http_error_the_generator_counts() -> No
     finally:
         await client.aclose()
         server.close()
+
+
+async def test_the_open_loops_client_does_not_reuse_a_connection_idle_past_its_expiry(monkeypatch) -> None:
+    # A server's keep-alive timeout closes idle connections (uvicorn's: 5 s); a request written
+    # into one it has just closed reads nothing. The client opens a new one instead.
+    opened = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal opened
+        opened += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionResetError):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                await writer.drain()
+
+    monkeypatch.setattr(run.RawClient, "IDLE_EXPIRY", 0.5)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = run.RawClient(f"http://127.0.0.1:{port}")
+    try:
+        await client.post("/graphql", json={"q": "a"}, headers={})
+        await client.post("/graphql", json={"q": "b"}, headers={})
+        assert opened == 1
+        await asyncio.sleep(0.6)
+        assert (await client.post("/graphql", json={"q": "c"}, headers={})).status_code == 200
+    finally:
+        await client.aclose()
+        server.close()
+    assert opened == 2

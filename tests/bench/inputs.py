@@ -299,35 +299,39 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
             move_targets=pool_incidents[:20],
             link_targets=recent[100:140],
         )
-        # Alerts to move in bulk: a random set from the last days' alerts (about 250,000 at full
+        # Alerts to move in bulk: random sets from the last days' alerts (about 250,000 at full
         # scale, spread over tens of thousands of incidents), a script consolidating what one
-        # indicator touched; only alerts of incidents of at most 20 alerts, and not the movers' or
-        # the targets' (recent), so that every run moves alerts as scattered as the first run's.
-        # Drawn from any alert, a run moved the alerts the last run had gathered into its 40
-        # targets (500 alerts each), out of 40-60 incidents a request instead of 880 (2026-12-04:
-        # linkAlerts 1,000 p95 226, 249 and 158 ms in three runs on one seed).
-        recent_alerts = range(max(1, max_alert - max(max_incident // 4, 20_000)), max_alert + 1)
-        # A fresh draw each run (seeded by the moves recorded so far, so that a database answers
-        # the same draw until a run moves something): the first run's alerts sit in its targets.
-        link_rng = random.Random(seed * 1_000_003 + await conn.fetchval("SELECT coalesce(max(id), 0) FROM moves"))
-        taken: set[int] = set()  # each alert in one set of one size
-        for size, runs in link_runs.items():
-            ids = sorted(link_rng.sample(recent_alerts, min(len(recent_alerts), size * runs * 2)))
-            scattered = [
+        # indicator touched; only alerts of incidents of at most 20 alerts, and not of `recent`
+        # (the movers' pool and the targets), so that every run moves alerts as scattered as the
+        # first run's (the benchmark reverts its links after timing them: measure_writes). With
+        # a fixed draw from any alert, every run after the first moved the alerts the first had
+        # gathered into its targets, out of 40-60 incidents a request instead of 880 (2026-12-04:
+        # linkAlerts 1,000 p95 226, 249 and 158 ms in three runs on one seed). Drawn afresh
+        # after each run's moves (the seed is the last move's id), the same until a run moves.
+        needed = sum(size * runs for size, runs in link_runs.items())
+        if needed:
+            window = max(max_incident // 4, 4 * needed)
+            eligible = [
                 r["id"]
                 for r in await conn.fetch(
-                    "SELECT a.id FROM alerts a JOIN incidents i ON i.id = a.incident_id WHERE a.id = ANY($1::bigint[])"
-                    " AND i.alert_count <= 20 AND i.id <> ALL($2::bigint[]) ORDER BY a.id",
-                    ids,
+                    "SELECT a.id FROM alerts a JOIN incidents i ON i.id = a.incident_id"
+                    " WHERE a.id > $1 AND a.id <= $2 AND i.alert_count <= 20 AND i.id <> ALL($3::bigint[])"
+                    " ORDER BY a.id",
+                    max_alert - window,
+                    max_alert,
                     recent,
                 )
-                if r["id"] not in taken
             ]
-            taken.update(scattered)
-            link_rng.shuffle(scattered)
-            inputs.link_sets[size] = [scattered[i * size : (i + 1) * size] for i in range(runs)]
-            if any(len(s) < size for s in inputs.link_sets[size]):
-                raise SystemExit(f"too few alerts of small incidents to link {runs} sets of {size}: seed again")
+            if len(eligible) < needed:
+                raise SystemExit(
+                    f"{len(eligible):,} alerts of small incidents among the last {window:,}, {needed:,} needed for"
+                    " linkAlerts: seed again (drop the benchmark's database)"
+                )
+            link_rng = random.Random(seed * 1_000_003 + await conn.fetchval("SELECT coalesce(max(id), 0) FROM moves"))
+            drawn = link_rng.sample(eligible, needed)
+            for size, runs in link_runs.items():
+                inputs.link_sets[size] = [drawn[i * size : (i + 1) * size] for i in range(runs)]
+                drawn = drawn[size * runs :]
         # Evidence for ingestion: half from alerts of the last day (so that correlation joins them),
         # the seed's, so that every run draws the same. Drawn from the newest alerts, it was the
         # last run's ingestion's, itself drawn from the run before, and ingestion rose run after

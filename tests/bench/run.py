@@ -116,7 +116,7 @@ def queue_bodies(client: httpx.Client, base: str, token: str, sort: str, pages: 
 LINK = (
     "mutation($ids: [ID!]!, $to: ID!) { linkAlerts(alertIds: $ids, target: {existingIncidentId: $to},"
     ' comment: "bench: consolidating") { targetIncident { id alertCount } sourceIncidents { id status }'
-    " alerts { id } logEntries { id kind } errors { code message } } }"
+    " alerts { id } logEntries { id kind } move { id } errors { code message } } }"
 )
 INGEST = (
     "mutation($alerts: [AlertInput!]!) { ingestAlerts(alerts: $alerts) {"
@@ -374,10 +374,26 @@ class RawClient:
     on this machine (365 requests/s due, 120-140 answered a second, its loop starting them 50-60
     ms late); with this it used 6-9% of a core at 128-286 requests/s."""
 
+    # Idle connections are dropped before uvicorn's keep-alive timeout (5 s) closes them: a
+    # request written into a connection the server had just closed read 0 bytes, an error
+    # counted against whichever server it was (the floor's, once, 2026-12-04 at 35 requests/s).
+    IDLE_EXPIRY = 2.0  # seconds, as soak's httpx pool (keepalive_expiry)
+
     def __init__(self, base: str) -> None:
         url = urlsplit(base)
         self.host, self.port = url.hostname, url.port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The most recently used idle connection, or a new one; those idle past IDLE_EXPIRY are
+        closed (the list is in the order they went idle)."""
+        now = time.monotonic()
+        while self.idle and now - self.idle[0][2] >= self.IDLE_EXPIRY:
+            self.idle.pop(0)[1].close()
+        if self.idle:
+            reader, writer, _ = self.idle.pop()
+            return reader, writer
+        return await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, *, json: bytes | dict, headers: dict[str, str]) -> RawResponse:
         body = json if isinstance(json, bytes) else orjson.dumps(json)
@@ -386,7 +402,7 @@ class RawClient:
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n{head}\r\n"
         ).encode() + body
-        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        reader, writer = await self._connection()
         try:
             writer.write(request)
             received = await reader.readuntil(b"\r\n\r\n")
@@ -395,11 +411,11 @@ class RawClient:
         except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             writer.close()
             raise httpx.TransportError(f"{path}: {exc!r}") from exc
-        self.idle.append((reader, writer))
+        self.idle.append((reader, writer, time.monotonic()))
         return RawResponse(int(received[9:12]), content)
 
     async def aclose(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 
@@ -678,8 +694,11 @@ def evidence_rows(e: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def timed_mutations(client: httpx.Client, base: str, token: str, requests: list[tuple[str, dict]]) -> list[float]:
-    """Sends the mutations one after another; their latencies in ms. Fails on any error."""
+def timed_mutations(
+    client: httpx.Client, base: str, token: str, requests: list[tuple[str, dict]], payloads: list | None = None
+) -> list[float]:
+    """Sends the mutations one after another; their latencies in ms (and each one's payload
+    appended to `payloads`, if given). Fails on any error."""
     latencies = []
     for query, variables in requests:
         started = time.perf_counter()
@@ -693,6 +712,8 @@ def timed_mutations(client: httpx.Client, base: str, token: str, requests: list[
         payload = next(iter((body.get("data") or {}).values()), None) or {}
         if body.get("errors") or payload.get("errors"):
             raise RuntimeError(f"mutation failed: {body}")
+        if payloads is not None:
+            payloads.append(payload)
     return latencies
 
 
@@ -1308,10 +1329,12 @@ def measure_writes(
     activity: pgactivity.Activity,
     during: dict[str, pgactivity.Window],
 ) -> tuple[dict[int, list[float]], dict, list[float], str]:
-    """linkAlerts of 100 and 1,000 alerts, the 16 movers, then ingestAlerts in batches of 500:
-    each request's milliseconds (linkAlerts, ingestAlerts), the movers' wrk figures, the run id."""
+    """linkAlerts of 100 and 1,000 alerts (then reverted, untimed), the 16 movers, then
+    ingestAlerts in batches of 500: each request's milliseconds (linkAlerts, ingestAlerts), the
+    movers' wrk figures, the run id."""
     log("linkAlerts, 100 and 1,000 alerts, one after another")
     link: dict[int, list[float]] = {}
+    linked: list[dict] = []  # the moves' payloads, warm-ups included
     with httpx.Client(timeout=60) as client:
         for size, sets_ in data.link_sets.items():
             requests = [
@@ -1324,9 +1347,15 @@ def measure_writes(
                 )
                 for n, ids in enumerate(sets_)
             ]
-            timed_mutations(client, api, token, requests[:1])  # warm-up
+            timed_mutations(client, api, token, requests[:1], linked)  # warm-up
             with activity.window() as during[f"linkAlerts {size}"]:
-                link[size] = timed_mutations(client, api, token, requests[1:])
+                link[size] = timed_mutations(client, api, token, requests[1:], linked)
+        # Untimed: each link reverted, newest first, so that the next run finds the alerts back
+        # in their small incidents and no targets of a thousand alerts at the top of the queue
+        # (where the typeahead's evidence walk would read them: issue 16).
+        log(f"reverting the {len(linked)} linkAlerts moves (untimed)")
+        for payload in reversed(linked):
+            merges.revert(client, api, token, payload["move"]["id"])
 
     log("16 clients moving 1-10 overlapping alerts")
     with activity.window() as during["16 movers"]:
