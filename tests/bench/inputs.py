@@ -324,8 +324,8 @@ async def build(url: str, *, link_runs: dict[int, int], seed: int = 7) -> Inputs
             ]
             if len(eligible) < needed:
                 raise SystemExit(
-                    f"{len(eligible):,} alerts of small incidents among the last {window:,}, {needed:,} needed for"
-                    " linkAlerts: seed again (drop the benchmark's database)"
+                    f"{len(eligible):,} alerts of incidents of at most 20 alerts among the last {window:,},"
+                    f" {needed:,} needed for linkAlerts' sets: a larger database"
                 )
             link_rng = random.Random(seed * 1_000_003 + await conn.fetchval("SELECT coalesce(max(id), 0) FROM moves"))
             drawn = link_rng.sample(eligible, needed)

@@ -1336,26 +1336,29 @@ def measure_writes(
     link: dict[int, list[float]] = {}
     linked: list[dict] = []  # the moves' payloads, warm-ups included
     with httpx.Client(timeout=60) as client:
-        for size, sets_ in data.link_sets.items():
-            requests = [
-                (
-                    LINK,
-                    {
-                        "ids": [typed_id(ALERT, a) for a in ids],
-                        "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
-                    },
-                )
-                for n, ids in enumerate(sets_)
-            ]
-            timed_mutations(client, api, token, requests[:1], linked)  # warm-up
-            with activity.window() as during[f"linkAlerts {size}"]:
-                link[size] = timed_mutations(client, api, token, requests[1:], linked)
-        # Untimed: each link reverted, newest first, so that the next run finds the alerts back
-        # in their small incidents and no targets of a thousand alerts at the top of the queue
-        # (where the typeahead's evidence walk would read them: issue 16).
-        log(f"reverting the {len(linked)} linkAlerts moves (untimed)")
-        for payload in reversed(linked):
-            merges.revert(client, api, token, payload["move"]["id"])
+        try:
+            for size, sets_ in data.link_sets.items():
+                requests = [
+                    (
+                        LINK,
+                        {
+                            "ids": [typed_id(ALERT, a) for a in ids],
+                            "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
+                        },
+                    )
+                    for n, ids in enumerate(sets_)
+                ]
+                timed_mutations(client, api, token, requests[:1], linked)  # warm-up
+                with activity.window() as during[f"linkAlerts {size}"]:
+                    link[size] = timed_mutations(client, api, token, requests[1:], linked)
+        finally:
+            # Untimed, and whatever failed: each link reverted, newest first, so that the next
+            # run finds the alerts back in their small incidents and no targets of a thousand
+            # alerts at the top of the queue (where the typeahead's evidence walk would read
+            # them: issue 16).
+            log(f"reverting the {len(linked)} linkAlerts moves (untimed)")
+            for payload in reversed(linked):
+                merges.revert(client, api, token, payload["move"]["id"])
 
     log("16 clients moving 1-10 overlapping alerts")
     with activity.window() as during["16 movers"]:
