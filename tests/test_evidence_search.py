@@ -9,7 +9,7 @@ from app.domain import evidence, incidents
 from app.domain.errors import InvalidArgument
 from app.domain.params import Params
 from app.domain.viewers import Viewer
-from tests.conftest import alert_in
+from tests.conftest import alert_id, alert_in, inc
 
 QUEUE = """
 query($f: IncidentFilter, $first: Int, $after: String) {
@@ -253,6 +253,31 @@ def test_the_domain_refuses_an_unknown_kind_and_an_empty_value():
     assert evidence.entity_match("device", " WS-1 ") == evidence.EntityMatch("device", "WS-1")
 
 
+# --- moves: the evidence goes with the alerts ---------------------------------------------------
+
+LINK = """
+mutation($ids: [ID!]!, $target: LinkTarget!) {
+  linkAlerts(alertIds: $ids, target: $target, comment: "same host") { errors { code } }
+}
+"""
+
+
+@pytest.mark.parametrize("walk_size", [0, 1_000])
+async def test_evidence_follows_alerts_moved_between_incidents(admin, soc, monkeypatch, walk_size):
+    # Both ways (walking the newest incidents, and the value index) after each move.
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
+    # Given incident 1's alert on SRV-9408-51, moved to incident 3,
+    data = await admin(LINK, ids=[alert_id(1)], target={"existingIncidentId": inc(3)})
+    assert data["linkAlerts"]["errors"] == []
+    # the host's digits find incident 3 by it, and incident 1 (empty now) no longer;
+    assert await listed(admin, "9408-5") == [(3, [("DEVICE", "SRV-9408-51")])]
+    # moved on to a new incident, it is found there, and no longer in incident 3.
+    data = await admin(LINK, ids=[alert_id(1)], target={"createNew": True})
+    assert data["linkAlerts"]["errors"] == []
+    assert await listed(admin, "9408-5") == [(5, [("DEVICE", "SRV-9408-51")])]
+    assert (await admin(QUEUE, f={"search": "9408-5"}))["incidents"]["totalCount"] == 1
+
+
 # --- both ways of finding evidence matches give the same pages ----------------------------------
 
 
@@ -304,24 +329,34 @@ async def test_walking_and_the_value_index_give_the_same_pages(pool, many, monke
 
 
 def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incidents():
-    sample = evidence.Sample([("contoso.com", 0.2)], "contoso.com", "alice\nbob\nws-1\n10.1.2.3", 4, 0.2, 10_000_000)
+    # Ten million pairs over two million incidents.
+    sample = evidence.Sample(
+        [("contoso.com", 0.2)], "contoso.com", "alice\nbob\nws-1\n10.1.2.3", 4, 0.2, 10_000_000, 2_000_000
+    )
     assert sample.share(["contoso"]) == pytest.approx(0.2)
     assert evidence.walk_size(sample, ["contoso"], 11) == evidence.LEAST_WALKED
     assert evidence.walk_size(sample, ["9408"], 11) == 0
     assert evidence.walk_size(evidence.EMPTY, ["contoso"], 11) == 0
-    # A fragment in 0.25% of ten million rows: 1,760 incidents to walk (25 ms) rather than 25,000 rows (200 ms).
-    rare = evidence.Sample([("alice.smith", 0.0025)], "alice.smith", "", 0, 0.0, 10_000_000)
-    assert evidence.walk_size(rare, ["alice.smith"], 11) == 3520
-    # A walk that did not fill the page walks on when reading the rows would cost more.
+    # A fragment in 0.25% of four million pairs over a million incidents: in 10,000 pairs, so about
+    # 7,700 incidents (PAIRS_PER_MATCH), one in 130; 11 of them expected within 1,430 incidents.
+    # Walking twice that (3.4 ms) rather than reading 10,000 pairs (40 ms).
+    rare = evidence.Sample([("alice.smith", 0.0025)], "alice.smith", "", 0, 0.0, 4_000_000, 1_000_000)
+    assert evidence.walk_size(rare, ["alice.smith"], 11) == pytest.approx(
+        2 * 11 * evidence.PAIRS_PER_MATCH * 100, abs=1
+    )
+    # Rarer, in 200 pairs: reading them costs less than walking to the 11th (0.8 ms against 86 ms).
+    rarer = evidence.Sample([("alice.smith", 0.00005)], "alice.smith", "", 0, 0.0, 4_000_000, 1_000_000)
+    assert evidence.walk_size(rarer, ["alice.smith"], 11) == 0
+    # A walk that did not fill the page walks on when reading the pairs would cost more.
     assert evidence.longer_walk(sample, ["contoso"], 200) == evidence.MOST_WALKED
     assert evidence.longer_walk(sample, ["contoso"], evidence.MOST_WALKED) == 0
-    few = evidence.Sample([("fabrikam", 0.001)], "fabrikam", "", 0, 0.0, 1_000_000)  # 1,000 rows: 8 ms
+    few = evidence.Sample([("fabrikam", 0.001)], "fabrikam", "", 0, 0.0, 1_000_000, 250_000)  # 1,000 pairs: 4 ms
     assert evidence.longer_walk(few, ["fabrikam"], 200) == 0
 
 
 def test_several_words_are_judged_by_the_values_holding_them_all():
     bounds = "\n".join(["alice.smith@contoso.com"] * 3 + ["ursula"] * 10 + ["teamviewer_setup.exe"] * 10 + ["x"] * 77)
-    sample = evidence.Sample([("bob@contoso.com", 0.1)], "bob@contoso.com", bounds, 100, 0.009, 10_000_000)
+    sample = evidence.Sample([("bob@contoso.com", 0.1)], "bob@contoso.com", bounds, 100, 0.009, 10_000_000, 2_000_000)
     # A user and a file that no value holds together: no walk, the value index finds both parts.
     assert sample.share(["ursula"]) == pytest.approx(0.09)
     assert sample.share(["ursula", "teamviewer_setup"]) == 0.0
@@ -344,18 +379,18 @@ async def test_backward_pages_hold_what_forward_pages_hold(pool, many, monkeypat
 def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     # "camille" in 8 of 1,000 bounds, "hayes11" in none: the index reads hayes11's short lists only.
     bounds = "\n".join(["camille.x"] * 8 + [f"v{n}" for n in range(992)])
-    sample = evidence.Sample([], "", bounds, 1000, 0.001, 12_700_000)
+    sample = evidence.Sample([], "", bounds, 1000, 0.001, 12_700_000, 3_000_000)
 
     def lookup(words):
         params = Params()
         return evidence.index_lookup(params, words, sample), params.values
 
     sql, values = lookup(["camille.hayes11"])
-    assert sql == "e.value_key LIKE $1 AND textlike(e.value_key, $2)"
+    assert sql == "d.value_key LIKE $1 AND textlike(d.value_key, $2)"
     assert values == ["%hayes11%", "%camille.hayes11%"]
     # A word that is its own part ("9408") is looked up as it is; "srv-69871" by its digits.
     sql, values = lookup(["9408", "srv-69871"])
-    assert sql == "e.value_key LIKE $1 AND e.value_key LIKE $2 AND textlike(e.value_key, $3)"
+    assert sql == "d.value_key LIKE $1 AND d.value_key LIKE $2 AND textlike(d.value_key, $3)"
     assert values == ["%9408%", "%69871%", "%srv-69871%"]
     # A part two words share is looked up once.
     params = Params()
@@ -364,11 +399,13 @@ def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     assert sql.count("textlike") == 2
     # Without statistics (no ANALYZE yet) the index looks up the whole words.
     params = Params()
-    assert evidence.index_lookup(params, ["camille.hayes11"], evidence.EMPTY) == "e.value_key LIKE $1"
+    assert evidence.index_lookup(params, ["camille.hayes11"], evidence.EMPTY) == "d.value_key LIKE $1"
     assert params.values == ["%camille.hayes11%"]
     # Two common parts are both looked up: together they narrow what each alone would not.
-    common = evidence.Sample([], "", "\n".join(["stewart@fourthcoffee"] * 50 + ["x"] * 950), 1000, 0.001, 12_700_000)
+    common = evidence.Sample(
+        [], "", "\n".join(["stewart@fourthcoffee"] * 50 + ["x"] * 950), 1000, 0.001, 12_700_000, 3_000_000
+    )
     params = Params()
     assert evidence.index_lookup(params, ["stewart@fourthcoffee"], common) == (
-        "e.value_key LIKE $1 AND e.value_key LIKE $2 AND textlike(e.value_key, $3)"
+        "d.value_key LIKE $1 AND d.value_key LIKE $2 AND textlike(d.value_key, $3)"
     )

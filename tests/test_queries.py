@@ -703,14 +703,14 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer,
         assert [i.name for i in page.items] == ["Zanzibar exfiltration on WS-77"]
         # The newest incidents first, then those of the last days, then all: the last two
         # through the trigram index, the second with the day of last activity in its condition.
-        # Then the evidence matches (issue 16), through the entity values' trigram index.
+        # Then the evidence matches (issue 16), through the trigram index of the incidents' evidence values.
         _near, recent, everything, *evidence_steps = recorder.statements
         for sql, args in (recent, everything):
             plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
             assert "incidents_name_search" in index_names(plan), json.dumps(plan, indent=1)
         sql, args = evidence_steps[-1]
         plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
-        assert "alert_entities_value_search" in index_names(plan), json.dumps(plan, indent=1)
+        assert "incident_evidence_value_search" in index_names(plan), json.dumps(plan, indent=1)
         plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {recent[0]}", *recent[1]))[0]["Plan"]
         assert "last_activity_at" in index_conditions(plan), json.dumps(plan, indent=1)
 

@@ -30,7 +30,7 @@ import asyncpg
 
 from app.domain.models import Severity
 
-TABLES = ("incidents", "alerts", "alert_entities", "activity_log")
+TABLES = ("incidents", "alerts", "alert_entities", "incident_evidence", "activity_log")
 
 # (category, title template): the most frequent detections first (drawn with weight 1/rank).
 DETECTIONS = [
@@ -490,6 +490,16 @@ SELECT st.incident_id, s.name, st.status, s.severity, s.last_activity_at, s.n, s
  ORDER BY st.incident_id
 """
 
+# Each incident's distinct evidence values, as db/migrations/0024's triggers keep them (off for a
+# superuser; for anyone else they have added them already).
+INSERT_EVIDENCE = """
+INSERT INTO incident_evidence (incident_id, value_key)
+SELECT DISTINCT a.incident_id, lower(e.value)
+  FROM seed_alert a JOIN alert_entities e ON e.alert_id = a.id
+ ORDER BY 1, 2
+    ON CONFLICT DO NOTHING
+"""
+
 INSERT_LOG = """
 INSERT INTO activity_log (incident_id, kind, created_at, actor, alert_id)
 SELECT a.incident_id,
@@ -517,7 +527,9 @@ async def bulk_seed(*, conn: asyncpg.Connection, incidents: int, seed_value: flo
             # The rows reference each other correctly by construction: skip the reference checks
             # (foreign keys and 0014's and 0022's statement triggers) and the other triggers.
             await conn.execute("SET LOCAL session_replication_role = replica")
-        await conn.execute("LOCK TABLE incidents, alerts, alert_entities, activity_log IN EXCLUSIVE MODE")
+        await conn.execute(
+            "LOCK TABLE incidents, alerts, alert_entities, incident_evidence, activity_log IN EXCLUSIVE MODE"
+        )
         indexes = await conn.fetch(SECONDARY_INDEXES, list(TABLES))
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
@@ -532,6 +544,7 @@ async def bulk_seed(*, conn: asyncpg.Connection, incidents: int, seed_value: flo
         await conn.execute(INSERT_INCIDENTS)
         await conn.execute(INSERT_ALERTS, [c for c, _ in DETECTIONS])
         await conn.execute(INSERT_ENTITIES, templates)
+        await conn.execute(INSERT_EVIDENCE)
         await conn.execute(INSERT_LOG)
         for table in ("incidents", "alerts"):
             await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")

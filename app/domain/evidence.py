@@ -8,16 +8,20 @@ than 3 characters are looked for in names and titles only: pg_trgm has no trigra
 every entity row would be read.
 
 How a page of matches is found (app/domain/incidents.py asks for it beside the name matches):
-- WALK: the newest incidents, each checked through its alerts' entities (index-only scans, about
-  14 microseconds an incident). It pays when the fragment is common ("contoso", "10.1"): the
-  page fills within a few hundred incidents. It checks twice as many as the estimate says fill
-  the page (walk_size); when that does not fill it, it walks on to MOST_WALKED if VALUES would
-  cost more (longer_walk).
-- VALUES: the trigram index over the values (db/migrations/0021) finds every row holding the
-  fragment, then their alerts and incidents, the newest first. It pays when the fragment is rare
-  ("9408": 33 rows at 100,000 incidents, under a millisecond); its cost grows with the rows.
-The choice is made from the share of entity rows holding the words, estimated from PostgreSQL's
-statistics of alert_entities.value_key (1,000 most common values and histogram bounds, read
+- The database keeps each incident's distinct evidence values (incident_evidence, db/migrations/
+  0024): a superset, since a value stays when its alert moves out. The pairs only find
+  candidates; each candidate is checked against the rule (its readable alerts' entities) before
+  it is listed, so the answer is always the rule's.
+- WALK: the newest incidents, each checked through its pairs (one index descent, about
+  WALK_INCIDENT_COST microseconds an incident, whatever its size). It pays when the fragment is
+  common ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as
+  many as the estimate says fill the page (walk_size); when that does not fill it, it walks on
+  to MOST_WALKED if VALUES would cost more (longer_walk).
+- VALUES: the trigram index over the pairs finds every pair holding the fragment, then their
+  incidents, the newest first. It pays when the fragment is rare ("9408"); its cost grows with
+  the pairs.
+The choice is made from the share of pairs holding the words, estimated from PostgreSQL's
+statistics of incident_evidence.value_key (1,000 most common values and histogram bounds, read
 every few minutes): the way expected to cost less. A walk that ends before filling the page
 without reaching its bound leaves the page to VALUES. Both give exactly the page of the plain
 rule; the estimate only chooses the cheaper.
@@ -39,19 +43,15 @@ MATCHED_MOST = 10  # the matched evidence shown per incident
 MAX_VALUE_LENGTH = 1000  # as alert_entities holds them
 
 LEAST_WALKED, MOST_WALKED = 200, 20_000
-# Measured with EXPLAIN ANALYZE (README, Evidence search), in microseconds:
-# - checking one incident's evidence in the walk: "contoso", 420 incidents in 6 ms at 100,000
-#   incidents; 14-16 us an incident at a million (more for incidents of many alerts);
-# - one matching entity row in VALUES with its alert and incident, the index looking up the
-#   rarest parts (index_lookup), at a million incidents and 12.7M entity rows: "psexec" 12,863
-#   rows in 65 ms, "85726" 1,486 in 8 ms, "WS-85218" 3,955 in 44 ms. Before index_lookup it was
-#   24 ("mimikatz" at 100,000: 1,363 rows, 33 ms), and "85726", judged by that, walked 18,830
-#   incidents (183 ms).
-WALK_INCIDENT_COST = 14.0
-VALUES_ROW_COST = 8.0
-# Entity rows per alert, against the rows one matching incident holds: a walked incident matches
-# about this many times as often as an entity row does (its alerts' rows are checked together).
-ROWS_PER_MATCH = 2.5
+# Measured with EXPLAIN ANALYZE at a million incidents and 8.9M pairs (README, Evidence search),
+# in microseconds, to be recalibrated when the statements change:
+# - checking one incident's pairs in the walk (with the walk's own index scan);
+# - one matching pair in VALUES, with its incident, before the page is cut.
+WALK_INCIDENT_COST = 1.2
+VALUES_PAIR_COST = 4.0
+# Pairs holding a fragment, against the incidents holding it: an incident's values that share a
+# fragment ("srv-9408-51" and "srv-9408-52") make a matching incident hold more than one.
+PAIRS_PER_MATCH = 1.3
 
 
 def words_for_evidence(words: list[str]) -> list[str]:
@@ -98,8 +98,13 @@ INCIDENT_HAS_ENTITY = """i.id IN (
 ALERT_HAS_ENTITY = """EXISTS (
     SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND e.kind = {kind}::entity_kind
        AND e.value_key = lower({value}))"""
-INCIDENT_HAS_EVIDENCE = """i.id IN (
-    SELECT a.incident_id FROM alert_entities e JOIN alerts a ON a.id = e.alert_id WHERE {holds} AND {readable})"""
+# The candidates (the pairs' trigram index), each checked against the rule.
+INCIDENT_HAS_EVIDENCE = """(i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup})
+     AND EXISTS (SELECT 1 FROM alerts a JOIN alert_entities e ON e.alert_id = a.id
+                  WHERE a.incident_id = i.id AND {readable} AND {holds}))"""
+# An incident whose pairs hold the words: one descent of their primary key. A scalar subquery,
+# so that the planner probes it per walked incident and never turns it into a join.
+CANDIDATE = "(SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {holds} LIMIT 1)"
 # lower(value), not value_key: the primary key's index-only scan can check it.
 ALERT_HAS_EVIDENCE = "EXISTS (SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND {holds})"
 
@@ -113,13 +118,23 @@ def alert_has_entity(params: Params, match: EntityMatch) -> str:
 
 
 def incident_has_evidence(params: Params, words: list[str], readable: str, estimate: Sample) -> str:
-    """An incident with a readable alert whose evidence holds every word, the trigram index
-    looking up the words' rarest parts by the statistics' `estimate` (index_lookup)."""
-    return INCIDENT_HAS_EVIDENCE.format(holds=index_lookup(params, words, estimate), readable=readable)
+    """An incident with a readable alert whose evidence holds every word: the candidates from the
+    pairs' trigram index, looking up the words' rarest parts by the statistics' `estimate`
+    (index_lookup), each checked against the rule."""
+    return INCIDENT_HAS_EVIDENCE.format(
+        lookup=index_lookup(params, words, estimate),
+        readable=readable,
+        holds=holds_words(params, words, "lower(e.value)"),
+    )
+
+
+def candidate(params: Params, words: list[str], incident: str = "i") -> str:
+    """The incident's pairs hold every word (a candidate, to be checked against the rule)."""
+    return CANDIDATE.format(incident=incident, holds=holds_words(params, words, "d.value_key"))
 
 
 def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
-    """e.value_key holds every word, the trigram index looking up only the parts worth it.
+    """d.value_key holds every word, the trigram index looking up only the parts worth it.
 
     As for names (search.word_clauses): a word such as "srv-69871" or "zoltan.howard7" would make
     the index read the lists of padded trigrams ("  6", " 69", "srv ") that a good part of the
@@ -136,7 +151,7 @@ def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
         unseen = estimate.bound_share / 10
         shares = [max(estimate.share([part]), unseen) for part in parts]
         chosen = set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
-    return " AND ".join(search.word_clauses(params, words, "e.value_key", chosen))
+    return " AND ".join(search.word_clauses(params, words, "d.value_key", chosen))
 
 
 def alert_has_evidence(params: Params, words: list[str]) -> str:
@@ -148,9 +163,10 @@ def alert_has_evidence(params: Params, words: list[str]) -> str:
 STATISTICS = """
 SELECT s.most_common_vals::text::text[] AS common, s.most_common_freqs AS freqs,
        s.histogram_bounds::text::text[] AS bounds, s.null_frac,
-       greatest((SELECT reltuples FROM pg_class WHERE oid = 'alert_entities'::regclass), 0)::float8 AS rows
+       greatest((SELECT reltuples FROM pg_class WHERE oid = 'incident_evidence'::regclass), 0)::float8 AS rows,
+       greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 1)::float8 AS incidents
   FROM pg_stats s
- WHERE s.schemaname = current_schema() AND s.tablename = 'alert_entities' AND s.attname = 'value_key'
+ WHERE s.schemaname = current_schema() AND s.tablename = 'incident_evidence' AND s.attname = 'value_key'
 """
 STATISTICS_TTL = 300.0  # seconds: ANALYZE runs far less often than that
 
@@ -166,7 +182,8 @@ class Sample:
     bounds_text: str
     bounds: int
     bound_share: float
-    rows: float
+    rows: float  # pairs
+    incidents: float
 
     def share(self, words: list[str]) -> float:
         """The estimated share of entity rows holding every word in one value: for one word, the
@@ -192,7 +209,7 @@ class Sample:
         return common + self.bound_share * self.bounds_text.count(word)
 
 
-EMPTY = Sample([], "", "", 0, 0.0, 0.0)
+EMPTY = Sample([], "", "", 0, 0.0, 0.0, 1.0)
 
 
 async def _read_sample(conn) -> Sample:
@@ -209,6 +226,7 @@ async def _read_sample(conn) -> Sample:
         len(bounds),
         rest / len(bounds) if bounds else 0.0,
         row["rows"],
+        row["incidents"],
     )
 
 
@@ -220,14 +238,24 @@ async def sample(conn) -> Sample:
     return await _sample.get(conn)
 
 
+def incidents_share(estimate: Sample, words: list[str]) -> float:
+    """The estimated share of incidents whose pairs hold the words."""
+    return min(1.0, estimate.share(words) * estimate.rows / PAIRS_PER_MATCH / max(estimate.incidents, 1.0))
+
+
+def values_cost(estimate: Sample, words: list[str]) -> float:
+    """VALUES' estimated cost, in microseconds: the pairs holding the words."""
+    return estimate.share(words) * estimate.rows * VALUES_PAIR_COST
+
+
 def walk_size(estimate: Sample, words: list[str], limit: int) -> int:
     """How many of the newest incidents to walk before VALUES: twice as many as are expected to
     fill the page, when that is expected to cost less than VALUES; else none (0)."""
-    share = estimate.share(words)
+    share = incidents_share(estimate, words)
     if share <= 0:
         return 0
-    expected = limit / min(1.0, share * ROWS_PER_MATCH)
-    if expected * WALK_INCIDENT_COST >= share * estimate.rows * VALUES_ROW_COST:
+    expected = limit / share
+    if expected * WALK_INCIDENT_COST >= values_cost(estimate, words):
         return 0
     return int(min(MOST_WALKED, max(LEAST_WALKED, 2 * expected)))
 
@@ -236,7 +264,6 @@ def longer_walk(estimate: Sample, words: list[str], walked: int) -> int:
     """After a walk of `walked` incidents that did not fill the page: a walk of MOST_WALKED when
     VALUES is expected to cost more than that (a common fragment that the newest incidents happen
     not to hold: after a burst of large incidents, "smith" in 89,000 rows); else none (0)."""
-    values_cost = estimate.share(words) * estimate.rows * VALUES_ROW_COST
-    if walked < MOST_WALKED and values_cost > MOST_WALKED * WALK_INCIDENT_COST:
+    if walked < MOST_WALKED and values_cost(estimate, words) > MOST_WALKED * WALK_INCIDENT_COST:
         return MOST_WALKED
     return 0

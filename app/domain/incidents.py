@@ -398,11 +398,13 @@ SELECT array_agg(m.kind ORDER BY m.kind, m.folded) AS kinds, array_agg(m.value O
          WHERE a.incident_id = {incident}.id AND {readable} AND {holds}
          ORDER BY e.kind, lower(e.value), e.value LIMIT {most}) m
 """
+# The walk: the newest incidents, those whose pairs hold the words (evidence.candidate) checked
+# against the rule (MATCHED finds their readable evidence), until the page is full.
 EVIDENCE_WALK = """
 SELECT {columns}, m.kinds::text[], m.vals FROM (
     SELECT * FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {walk}
 ) i CROSS JOIN LATERAL ({matched}) m
- WHERE m.kinds IS NOT NULL AND {where} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {limit}
+ WHERE {candidate} AND m.kinds IS NOT NULL AND {where} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {limit}
 """
 # The walk's statement, and how many incidents it had to check: fewer than WALK, it reached its
 # bound (or the end of the queue) and its answer is the whole of the evidence matches there.
@@ -413,12 +415,17 @@ SELECT w.*, c.walked FROM (
     ) x
 ) c LEFT JOIN ({statement}) w ON true
 """
+# Through the pairs' trigram index: every candidate, the newest first (sorted by an expression the
+# recency index cannot give, so that the planner does not walk it instead), then each checked
+# against the rule until the page is full (OFFSET 0 keeps the sorted candidates one subquery, whose
+# order the outer ORDER BY reuses).
 EVIDENCE_VALUES = """
-SELECT q.*, m.kinds::text[], m.vals FROM (
-    SELECT {columns} FROM incidents i
-     WHERE {has_evidence} AND {where} AND {keyset} AND {bound}
-     ORDER BY i.last_activity_at + interval '0' {order}, i.id {order} LIMIT {limit}
-) q CROSS JOIN LATERAL ({matched}) m
+SELECT {columns}, m.kinds::text[], m.vals FROM (
+    SELECT i.*, i.last_activity_at + interval '0' AS recency FROM incidents i
+     WHERE i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup}) AND {where} AND {keyset} AND {bound}
+     ORDER BY i.last_activity_at + interval '0' {order}, i.id {order} OFFSET 0
+) i CROSS JOIN LATERAL ({matched}) m
+ WHERE m.kinds IS NOT NULL ORDER BY i.recency {order}, i.id {order} LIMIT {limit}
 """
 
 
@@ -582,19 +589,20 @@ def _evidence_step(
             order=window.order,
             walk=walk,
             matched=matched("i"),
+            candidate=evidence.candidate(params, words),
             where=params.conditions,
             limit=params.add(queue.limit),
         )
     else:
         sql = EVIDENCE_VALUES.format(
             columns=INCIDENT_COLUMNS,
-            has_evidence=evidence.incident_has_evidence(params, words, readable, estimate),
+            lookup=evidence.index_lookup(params, words, estimate),
             where=params.conditions,
             keyset=keyset,
             bound=bound_sql,
             order=window.order,
             limit=params.add(queue.limit),
-            matched=matched("q"),
+            matched=matched("i"),
         )
     if queue.alerts_first is not None:
         sql = WITH_FIRST_ALERTS.format(

@@ -1,4 +1,4 @@
-"""Upkeep of the trigram indexes (incident names, alert titles, entity values).
+"""Upkeep of the trigram indexes (incident names, alert titles, incidents' evidence values).
 
 GIN indexes collect new entries in a pending list, and whichever write finds it full merges all
 of it, which at millions of alerts stalls that write for seconds: a move of one alert, as
@@ -17,7 +17,7 @@ MERGE_LOCK = 7_340_002
 MERGE_PENDING_ENTRIES = """
 SELECT sum(gin_clean_pending_list(c.oid)) FROM pg_class c
  WHERE c.oid IN ('alerts_title_trgm'::regclass, 'incidents_name_search'::regclass,
-                 'alert_entities_value_search'::regclass)
+                 'incident_evidence_value_search'::regclass)
    AND pg_has_role(c.relowner, 'USAGE') AND pg_try_advisory_xact_lock($1)
 """
 
