@@ -42,7 +42,10 @@ ALTER TABLE alert_entities ALTER COLUMN value_key SET STATISTICS -1;
 CREATE FUNCTION add_incident_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO incident_evidence (incident_id, value_key)
-    SELECT DISTINCT (SELECT a.incident_id FROM alerts a WHERE a.id = n.alert_id), n.value_key FROM new_rows n
+    SELECT DISTINCT x.incident_id, x.value_key
+      FROM (SELECT (SELECT a.incident_id FROM alerts a WHERE a.id = n.alert_id) AS incident_id, n.value_key
+              FROM new_rows n) x
+     WHERE x.incident_id IS NOT NULL  -- no such alert: alert_entities_refer refuses the statement
      ORDER BY 1, 2
     ON CONFLICT DO NOTHING;
     RETURN NULL;
