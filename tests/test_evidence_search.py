@@ -328,42 +328,58 @@ async def test_walking_and_the_value_index_give_the_same_pages(pool, many, monke
     assert found == sorted({n for n in range(1, 31) if (n - 1) % 3 == 0 or (n - 1) % 5 == 0}, reverse=True)
 
 
+def _sampled(values_of, incidents=1_000, total_incidents=1_000_000) -> evidence.Sample:
+    """A sample of `incidents` incidents (values_of(n): incident n's values), standing for
+    `total_incidents` with as many pairs each."""
+    pairs = [(n, v) for n in range(incidents) for v in values_of(n)]
+    return evidence.Sample(pairs, len(pairs) * total_incidents / incidents, total_incidents)
+
+
 def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incidents():
-    # Ten million pairs over two million incidents.
-    sample = evidence.Sample(
-        [("contoso.com", 0.2)], "contoso.com", "alice\nbob\nws-1\n10.1.2.3", 4, 0.2, 10_000_000, 2_000_000
-    )
-    assert sample.share(["contoso"]) == pytest.approx(0.2)
+    # Four values an incident; contoso's mailbox in one incident of five, alice.smith's in one of
+    # 125 (twice in it), bob's in one of 1,000.
+    def values_of(n):
+        mailbox = "bob@fabrikam.com" if n == 7 else f"user{n}@contoso.com" if n % 5 == 0 else f"user{n}@x.org"
+        alice = ["alice.smith@tailspin.io", "alice.smith2@tailspin.io"] if n % 125 == 0 else [f"file{n}.exe"]
+        return [f"ws-{n}", f"10.1.{n % 250}.{n // 250}", mailbox, *alice]
+
+    sample = _sampled(values_of)
+    assert sample.incidents_share(["contoso"]) == pytest.approx(0.2)
+    assert sample.share(["contoso"]) == pytest.approx(200 / 4008)
     assert evidence.walk_size(sample, ["contoso"], 11) == evidence.LEAST_WALKED
     assert evidence.walk_size(sample, ["9408"], 11) == 0
     assert evidence.walk_size(evidence.EMPTY, ["contoso"], 11) == 0
-    # A fragment in 0.25% of four million pairs over a million incidents: in 10,000 pairs, so about
-    # 7,700 incidents (PAIRS_PER_MATCH), one in 130; 11 of them expected within 1,430 incidents.
-    # Walking twice that (3.4 ms) rather than reading 10,000 pairs (40 ms).
-    rare = evidence.Sample([("alice.smith", 0.0025)], "alice.smith", "", 0, 0.0, 4_000_000, 1_000_000)
-    assert evidence.walk_size(rare, ["alice.smith"], 11) == pytest.approx(
-        2 * 11 * evidence.PAIRS_PER_MATCH * 100, abs=1
-    )
-    # Rarer, in 200 pairs: reading them costs less than walking to the 11th (0.8 ms against 86 ms).
-    rarer = evidence.Sample([("alice.smith", 0.00005)], "alice.smith", "", 0, 0.0, 4_000_000, 1_000_000)
-    assert evidence.walk_size(rarer, ["alice.smith"], 11) == 0
-    # A walk that did not fill the page walks on when reading the pairs would cost more.
+    # alice.smith: the page's 11 expected within 1,375 incidents; twice that walked (3.3 ms at
+    # most) rather than reading 16,000 pairs and their incidents.
+    assert sample.incidents_share(["alice.smith"]) == pytest.approx(0.008)
+    assert evidence.walk_size(sample, ["alice.smith"], 11) == 2 * 1375
+    # bob@fabrikam: reading 1,000 pairs costs less than walking to the 11th of one in 1,000.
+    assert evidence.walk_size(sample, ["bob@fabrikam"], 11) == 0
+    # A walk that did not fill the page walks on when VALUES would cost more.
     assert evidence.longer_walk(sample, ["contoso"], 200) == evidence.MOST_WALKED
     assert evidence.longer_walk(sample, ["contoso"], evidence.MOST_WALKED) == 0
-    few = evidence.Sample([("fabrikam", 0.001)], "fabrikam", "", 0, 0.0, 1_000_000, 250_000)  # 1,000 pairs: 4 ms
-    assert evidence.longer_walk(few, ["fabrikam"], 200) == 0
+    assert evidence.longer_walk(sample, ["bob@fabrikam"], 200) == 0
+
+
+def test_a_fragment_counted_often_is_extrapolated_from_the_part_of_the_sample_read():
+    sample = _sampled(lambda n: [f"ws-{n}", "contoso.com"], incidents=5_000)
+    assert sample.share(["contoso"]) == pytest.approx(0.5, rel=0.01)
+    assert sample.incidents_share(["contoso"]) == pytest.approx(1.0, rel=0.01)
 
 
 def test_several_words_are_judged_by_the_values_holding_them_all():
-    bounds = "\n".join(["alice.smith@contoso.com"] * 3 + ["ursula"] * 10 + ["teamviewer_setup.exe"] * 10 + ["x"] * 77)
-    sample = evidence.Sample([("bob@contoso.com", 0.1)], "bob@contoso.com", bounds, 100, 0.009, 10_000_000, 2_000_000)
+    def values_of(n):
+        user = "ursula" if n % 10 == 0 else "alice.smith@contoso.com" if n % 10 == 1 else f"user{n}"
+        return [user, "teamviewer_setup.exe" if n % 10 == 2 else f"f{n}.exe"]
+
+    sample = _sampled(values_of)
     # A user and a file that no value holds together: no walk, the value index finds both parts.
-    assert sample.share(["ursula"]) == pytest.approx(0.09)
+    assert sample.share(["ursula"]) == pytest.approx(0.05)
     assert sample.share(["ursula", "teamviewer_setup"]) == 0.0
     assert evidence.walk_size(sample, ["ursula", "teamviewer_setup"], 11) == 0
-    # Words that come together in values keep their share, common values included.
-    assert sample.share(["alice", "smith"]) == pytest.approx(0.027)
-    assert sample.share(["contoso", "bob"]) == pytest.approx(0.1)
+    # Words that come together in values keep their share.
+    assert sample.share(["alice", "smith"]) == pytest.approx(0.05)
+    assert sample.share(["contoso", "alice"]) == pytest.approx(0.05)
     assert evidence.walk_size(sample, ["alice", "smith"], 11) > 0
 
 
@@ -377,9 +393,8 @@ async def test_backward_pages_hold_what_forward_pages_hold(pool, many, monkeypat
 
 
 def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
-    # "camille" in 8 of 1,000 bounds, "hayes11" in none: the index reads hayes11's short lists only.
-    bounds = "\n".join(["camille.x"] * 8 + [f"v{n}" for n in range(992)])
-    sample = evidence.Sample([], "", bounds, 1000, 0.001, 12_700_000, 3_000_000)
+    # "camille" in 8 of 1,000 sampled values, "hayes11" in none: the index reads hayes11's short lists only.
+    sample = _sampled(lambda n: ["camille.x" if n < 8 else f"v{n}"])
 
     def lookup(words):
         params = Params()
@@ -397,14 +412,12 @@ def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     sql = evidence.index_lookup(params, ["srv-123456", "srv-999999"], sample)
     assert params.values.count("%srv%") <= 1
     assert sql.count("textlike") == 2
-    # Without statistics (no ANALYZE yet) the index looks up the whole words.
+    # Without a sample (no evidence yet) the index looks up the whole words.
     params = Params()
     assert evidence.index_lookup(params, ["camille.hayes11"], evidence.EMPTY) == "d.value_key LIKE $1"
     assert params.values == ["%camille.hayes11%"]
     # Two common parts are both looked up: together they narrow what each alone would not.
-    common = evidence.Sample(
-        [], "", "\n".join(["stewart@fourthcoffee"] * 50 + ["x"] * 950), 1000, 0.001, 12_700_000, 3_000_000
-    )
+    common = _sampled(lambda n: ["stewart@fourthcoffee" if n < 50 else "x"])
     params = Params()
     assert evidence.index_lookup(params, ["stewart@fourthcoffee"], common) == (
         "d.value_key LIKE $1 AND d.value_key LIKE $2 AND textlike(d.value_key, $3)"

@@ -20,15 +20,17 @@ How a page of matches is found (app/domain/incidents.py asks for it beside the n
 - VALUES: the trigram index over the pairs finds every pair holding the fragment, then their
   incidents, the newest first. It pays when the fragment is rare ("9408"); its cost grows with
   the pairs.
-The choice is made from the share of pairs holding the words, estimated from PostgreSQL's
-statistics of incident_evidence.value_key (1,000 most common values and histogram bounds, read
-every few minutes): the way expected to cost less. A walk that ends before filling the page
-without reaching its bound leaves the page to VALUES. Both give exactly the page of the plain
-rule; the estimate only chooses the cheaper.
+The choice is made from a sample of the pairs (Sample: about 50,000, read every few minutes):
+the shares of pairs and of incidents holding the words, and so the way expected to cost less.
+A walk that ends before filling the page without reaching its bound leaves the page to VALUES;
+when the name matches filled the page and few incidents lie before the last of them, the walk
+checks them all (incidents.REGION). Both give exactly the page of the plain rule; the
+estimate only chooses the cheaper.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from app.domain import search
@@ -43,15 +45,18 @@ MATCHED_MOST = 10  # the matched evidence shown per incident
 MAX_VALUE_LENGTH = 1000  # as alert_entities holds them
 
 LEAST_WALKED, MOST_WALKED = 200, 20_000
-# Measured with EXPLAIN ANALYZE at a million incidents and 8.9M pairs (README, Evidence search),
-# in microseconds, to be recalibrated when the statements change:
-# - checking one incident's pairs in the walk (with the walk's own index scan);
-# - one matching pair in VALUES, with its incident, before the page is cut.
+# Measured with EXPLAIN ANALYZE at a million incidents and 4.07M pairs (README, Evidence search),
+# in microseconds:
+# - checking one incident's pairs in the walk, with the walk's own index scan: 2,455 incidents
+#   in 2.5 ms ("okafor");
+# - VALUES: a candidate pair the index found, read and checked ("okafor", 6,376 in 6.3 ms;
+#   "king" 21,202 in 32); a matching pair's incident read for its last activity (4,637 in 11 ms);
+#   an entry of a trigram's list read in the index ("king@contoso" as "king" and "contoso": about
+#   490,000 in 5.8 ms).
 WALK_INCIDENT_COST = 1.2
-VALUES_PAIR_COST = 4.0
-# Pairs holding a fragment, against the incidents holding it: an incident's values that share a
-# fragment ("srv-9408-51" and "srv-9408-52") make a matching incident hold more than one.
-PAIRS_PER_MATCH = 1.3
+CANDIDATE_COST = 2.0
+MATCH_COST = 2.5
+LIST_ENTRY_COST = 0.015
 
 
 def words_for_evidence(words: list[str]) -> list[str]:
@@ -140,18 +145,20 @@ def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
     the index read the lists of padded trigrams ("  6", " 69", "srv ") that a good part of the
     values hold: 561-935 index pages and 7-14 ms at 12.7M entity rows, where "69871" alone reads
     38 (0.6 ms) and "howard7" 2-3 ms. The parts are chosen by their estimated shares
-    (search.choose_by_share), each share at least a tenth of a bound's ("hayes11", in no bound,
-    is in 540 of 12.7M rows, a twentieth of a bound's, where "camille", in 8 bounds, is in
-    100,540). Without statistics (no ANALYZE yet: every share would be 0, and the choice
-    arbitrary) the index looks up the whole words.
+    (search.choose_by_share) in the sample, a part the sample lacks as a tenth of one value's
+    share. With no sample (an empty table) the index looks up the whole words.
     """
-    chosen = None
-    if estimate.bounds or estimate.common:
-        parts = list(dict.fromkeys(part for word in words for part in search.index_parts(word)))
-        unseen = estimate.bound_share / 10
-        shares = [max(estimate.share([part]), unseen) for part in parts]
-        chosen = set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
-    return " AND ".join(search.word_clauses(params, words, "d.value_key", chosen))
+    return " AND ".join(search.word_clauses(params, words, "d.value_key", _chosen_parts(words, estimate)))
+
+
+def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
+    """The parts of the words the index looks up (index_lookup); None: the whole words."""
+    if not estimate.values:
+        return None
+    parts = list(dict.fromkeys(part for word in words for part in search.index_parts(word)))
+    unseen = 0.1 / estimate.values
+    shares = [max(estimate.share([part]), unseen) for part in parts]
+    return set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
 
 
 def alert_has_evidence(params: Params, words: list[str]) -> str:
@@ -160,104 +167,125 @@ def alert_has_evidence(params: Params, words: list[str]) -> str:
 
 # --- choosing the way --------------------------------------------------------------------------
 
-STATISTICS = """
-SELECT s.most_common_vals::text::text[] AS common, s.most_common_freqs AS freqs,
-       s.histogram_bounds::text::text[] AS bounds, s.null_frac,
-       greatest((SELECT reltuples FROM pg_class WHERE oid = 'incident_evidence'::regclass), 0)::float8 AS rows,
-       greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 1)::float8 AS incidents
-  FROM pg_stats s
- WHERE s.schemaname = current_schema() AND s.tablename = 'incident_evidence' AND s.attname = 'value_key'
+# About SAMPLED pairs: those of the incidents in a sample of incidents' blocks (TABLESAMPLE
+# SYSTEM), so that the incidents holding a fragment are counted as well as its values.
+SAMPLED = 50_000
+SAMPLE = """
+SELECT d.incident_id, d.value_key
+  FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1)) s JOIN incident_evidence d ON d.incident_id = s.id
 """
-STATISTICS_TTL = 300.0  # seconds: ANALYZE runs far less often than that
+SIZES = """
+SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'incident_evidence'::regclass), 0)::float8 AS pairs,
+       greatest((SELECT reltuples FROM pg_class WHERE oid = 'incidents'::regclass), 1)::float8 AS incidents
+"""
+SAMPLE_TTL = 300.0  # seconds: the shares of fragments change over days, not minutes
+COUNTED_MOST = 400  # values found before a share is extrapolated from the part of the sample read
 
 
-@dataclass(frozen=True)
 class Sample:
-    """What the statistics say of the values: the common ones with their shares, the others as
-    histogram bounds (each bound stands for an equal share of the other rows), one string each
-    so that a word is counted at C speed."""
+    """A sample of the pairs (incident, value), for the shares of pairs and of incidents holding
+    a search's words: counted in one string, at C speed, jumping from value to value.
 
-    common: list[tuple[str, float]]
-    common_text: str
-    bounds_text: str
-    bounds: int
-    bound_share: float
-    rows: float  # pairs
-    incidents: float
+    The statistics PostgreSQL keeps (1,000 common values and histogram bounds of value_key) judged
+    fragments of middling frequency by whether a bound happened to hold them: "okafor", in 6,376
+    of 4.07M pairs at a million incidents, in no bound (estimated 0: VALUES, 26 ms, where a walk
+    of 2,400 incidents finds the page in 3); "mateo.rossi1", in 26 pairs, in one (estimated 2,905:
+    a walk of 9,846 incidents for nothing, then VALUES). A sample of 50,000 pairs counts a
+    fragment in 0.1% of them 50 times, and the incidents holding it directly.
+    """
+
+    def __init__(self, pairs: list[tuple[int, str]], rows: float, incidents: float) -> None:
+        self.rows = rows  # pairs in the table
+        self.incidents = incidents  # incidents in the table
+        self.values = len(pairs)
+        self.sampled_incidents = len({n for n, _ in pairs})  # those with evidence
+        self._incident_of = [n for n, _ in pairs]
+        self._starts: list[int] = []
+        offset = 1
+        for _, value in pairs:
+            self._starts.append(offset)
+            offset += len(value) + 1
+        self._starts.append(offset)
+        self._text = "\n" + "".join(v + "\n" for _, v in pairs)
+
+    def _holding(self, words: list[str]) -> tuple[list[int], float]:
+        """The sampled values holding every word (up to COUNTED_MOST of them), and the share of
+        the sample read to find them."""
+        if not words or not self.values:
+            return [], 1.0
+        text, starts = self._text, self._starts
+        first = max(words, key=len)
+        found: list[int] = []
+        at = text.find(first)
+        while at != -1:
+            i = bisect.bisect_right(starts, at) - 1
+            value = text[starts[i] : starts[i + 1] - 1]
+            if all(w in value for w in words):
+                found.append(i)
+                if len(found) >= COUNTED_MOST:
+                    return found, (i + 1) / self.values
+            at = text.find(first, starts[i + 1])
+        return found, 1.0
 
     def share(self, words: list[str]) -> float:
-        """The estimated share of entity rows holding every word in one value: for one word, the
-        common values holding it and its occurrences in the bounds; for several, the common values
-        and bounds holding all of them together.
+        """The estimated share of pairs whose value holds every word."""
+        found, read = self._holding(words)
+        return len(found) / read / self.values if self.values else 0.0
 
-        Not the rarest word's share: "ursula teamviewer_setup" names a user and a file, which no
-        value holds together, though each is in 0.8% of the values; judged by the rarer, the walk
-        went through 20,000 incidents for nothing (the whole typeahead 242 ms at a million
-        incidents) where the value index finds the rows holding both parts (the whole typeahead
-        25 ms). Words that do come together ("contoso.com turner", an email) are in the same
-        bounds and keep the walk.
-        """
-        if len(words) == 1:
-            return self._share(words[0])
-        if not words or not all(w in self.common_text or w in self.bounds_text for w in words):
+    def incidents_share(self, words: list[str]) -> float:
+        """The estimated share of incidents holding a value that holds every word."""
+        found, read = self._holding(words)
+        if not self.sampled_incidents:
             return 0.0
-        common = sum(f for v, f in self.common if all(w in v for w in words))
-        return common + self.bound_share * sum(1 for b in self.bounds_text.split("\n") if all(w in b for w in words))
-
-    def _share(self, word: str) -> float:
-        common = sum(f for v, f in self.common if word in v) if word in self.common_text else 0.0
-        return common + self.bound_share * self.bounds_text.count(word)
+        return min(1.0, len({self._incident_of[i] for i in found}) / read / self.sampled_incidents)
 
 
-EMPTY = Sample([], "", "", 0, 0.0, 0.0, 1.0)
+EMPTY = Sample([], 0.0, 1.0)
 
 
 async def _read_sample(conn) -> Sample:
-    row = await conn.fetchrow(STATISTICS)
-    if row is None:
-        return EMPTY
-    common = list(zip(row["common"] or [], row["freqs"] or [], strict=True))
-    bounds = row["bounds"] or []
-    rest = max(0.0, 1.0 - row["null_frac"] - sum(f for _, f in common))
-    return Sample(
-        common,
-        "\n".join(v for v, _ in common),
-        "\n".join(bounds),
-        len(bounds),
-        rest / len(bounds) if bounds else 0.0,
-        row["rows"],
-        row["incidents"],
-    )
+    sizes = await conn.fetchrow(SIZES)
+    wanted = SAMPLED / max(1.0, sizes["pairs"] / sizes["incidents"])  # incidents, for SAMPLED pairs
+    percent = 100.0 if sizes["incidents"] <= wanted else max(0.01, 100.0 * wanted / sizes["incidents"])
+    rows = await conn.fetch(SAMPLE, percent)
+    return Sample([(r["incident_id"], r["value_key"]) for r in rows], sizes["pairs"], sizes["incidents"])
 
 
-_sample = Periodic(STATISTICS_TTL, _read_sample)
+_sample = Periodic(SAMPLE_TTL, _read_sample)
 
 
 async def sample(conn) -> Sample:
-    """The statistics' sample, read at most every STATISTICS_TTL seconds in each process."""
+    """The sample, read at most every SAMPLE_TTL seconds in each process."""
     return await _sample.get(conn)
 
 
-def incidents_share(estimate: Sample, words: list[str]) -> float:
-    """The estimated share of incidents whose pairs hold the words."""
-    return min(1.0, estimate.share(words) * estimate.rows / PAIRS_PER_MATCH / max(estimate.incidents, 1.0))
-
-
 def values_cost(estimate: Sample, words: list[str]) -> float:
-    """VALUES' estimated cost, in microseconds: the pairs holding the words."""
-    return estimate.share(words) * estimate.rows * VALUES_PAIR_COST
+    """VALUES' estimated cost, in microseconds: the lists of the trigrams it looks up, the
+    candidates they give (the pairs holding every part looked up), and the matching pairs."""
+    chosen = _chosen_parts(words, estimate)
+    looked_up = sorted(chosen) if chosen is not None else words
+    entries = sum(estimate.share([p]) * max(1, len(p) - 2) for p in looked_up)
+    cost = entries * LIST_ENTRY_COST + estimate.share(looked_up) * CANDIDATE_COST
+    return (cost + estimate.share(words) * MATCH_COST) * estimate.rows
 
 
 def walk_size(estimate: Sample, words: list[str], limit: int) -> int:
     """How many of the newest incidents to walk before VALUES: twice as many as are expected to
     fill the page, when that is expected to cost less than VALUES; else none (0)."""
-    share = incidents_share(estimate, words)
+    share = estimate.incidents_share(words)
     if share <= 0:
         return 0
     expected = limit / share
     if expected * WALK_INCIDENT_COST >= values_cost(estimate, words):
         return 0
     return int(min(MOST_WALKED, max(LEAST_WALKED, 2 * expected)))
+
+
+def most_walked(estimate: Sample, words: list[str]) -> int:
+    """The most incidents a walk may check for what VALUES is expected to cost (at most
+    MOST_WALKED): a walk bounded by the page's last name match is worth it when no more than
+    these lie before that match."""
+    return int(min(MOST_WALKED, values_cost(estimate, words) / WALK_INCIDENT_COST))
 
 
 def longer_walk(estimate: Sample, words: list[str], walked: int) -> int:

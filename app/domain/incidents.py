@@ -415,6 +415,13 @@ SELECT w.*, c.walked FROM (
     ) x
 ) c LEFT JOIN ({statement}) w ON true
 """
+# How many incidents lie between the cursor and the bound, counted up to {most} (an index-only
+# scan of the recency index, a fraction of a walk's cost an incident).
+REGION = """
+SELECT count(*) FROM (
+    SELECT 1 FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {most}
+) x
+"""
 # Through the pairs' trigram index: every candidate, the newest first (sorted by an expression the
 # recency index cannot give, so that the planner does not walk it instead), then each checked
 # against the rule until the page is full (OFFSET 0 keeps the sorted candidates one subquery, whose
@@ -626,6 +633,17 @@ async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident
     estimate = await evidence.sample(conn)
     walk = evidence.walk_size(estimate, words, queue.limit)
     async with _one_connection(conn) as c:
+        most = evidence.most_walked(estimate, words)
+        if bound is not None and most > walk:
+            # The name matches filled the page: a walk stops at the last of them. When fewer
+            # incidents lie before it than the walk could check for VALUES' cost, walk them all.
+            params = Params()
+            keyset = _keyset(params, queue.key, queue.window)
+            region = REGION.format(
+                keyset=keyset, bound=_bound(params, bound, queue.window), order=queue.window.order, most=most + 1
+            )
+            if await c.fetchval(region, *params.values) <= most:
+                walk = most + 1
         while walk:
             sql, values = _evidence_step(queue, words, walk, bound, estimate)
             counted = await c.fetch(sql, *values)
