@@ -328,6 +328,19 @@ async def test_walking_and_the_value_index_give_the_same_pages(pool, many, monke
     assert found == sorted({n for n in range(1, 31) if (n - 1) % 3 == 0 or (n - 1) % 5 == 0}, reverse=True)
 
 
+async def test_a_walk_bounded_by_the_name_matches_gives_the_value_index_s_pages(pool, many, monkeypatch):
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: 0)
+    through_values = await _pages(pool, "7777", 4)
+    # The name matches fill each page: the few incidents before the last of them are all walked.
+    monkeypatch.setattr(evidence, "most_walked", lambda *a: 1_000)
+    steps = []
+    step = incidents._evidence_step
+    monkeypatch.setattr(incidents, "_evidence_step", lambda q, w, walk, *a: steps.append(walk) or step(q, w, walk, *a))
+    assert await _pages(pool, "7777", 4) == through_values
+    # (the later pages, which the name matches do not fill, go to the index)
+    assert 1_001 in steps and set(steps) <= {0, 1_001}
+
+
 def _sampled(values_of, incidents=1_000, total_incidents=1_000_000) -> evidence.Sample:
     """A sample of `incidents` incidents (values_of(n): incident n's values), standing for
     `total_incidents` with as many pairs each."""

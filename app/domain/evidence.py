@@ -45,8 +45,7 @@ MATCHED_MOST = 10  # the matched evidence shown per incident
 MAX_VALUE_LENGTH = 1000  # as alert_entities holds them
 
 LEAST_WALKED, MOST_WALKED = 200, 20_000
-# Measured with EXPLAIN ANALYZE at a million incidents and 4.07M pairs (README, Evidence search),
-# in microseconds:
+# Measured with EXPLAIN ANALYZE at a million incidents and 4.07M pairs, in microseconds:
 # - checking one incident's pairs in the walk, with the walk's own index scan: 2,455 incidents
 #   in 2.5 ms ("okafor");
 # - VALUES: a candidate pair the index found, read and checked ("okafor", 6,376 in 6.3 ms;
@@ -124,8 +123,8 @@ def alert_has_entity(params: Params, match: EntityMatch) -> str:
 
 def incident_has_evidence(params: Params, words: list[str], readable: str, estimate: Sample) -> str:
     """An incident with a readable alert whose evidence holds every word: the candidates from the
-    pairs' trigram index, looking up the words' rarest parts by the statistics' `estimate`
-    (index_lookup), each checked against the rule."""
+    pairs' trigram index, looking up the words' rarest parts by the sample (index_lookup), each
+    checked against the rule."""
     return INCIDENT_HAS_EVIDENCE.format(
         lookup=index_lookup(params, words, estimate),
         readable=readable,
@@ -143,8 +142,8 @@ def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
 
     As for names (search.word_clauses): a word such as "srv-69871" or "zoltan.howard7" would make
     the index read the lists of padded trigrams ("  6", " 69", "srv ") that a good part of the
-    values hold: 561-935 index pages and 7-14 ms at 12.7M entity rows, where "69871" alone reads
-    38 (0.6 ms) and "howard7" 2-3 ms. The parts are chosen by their estimated shares
+    values hold (561-935 index pages and 7-14 ms over the 12.7M entity rows that 0021 indexed,
+    where "69871" alone read 38, 0.6 ms). The parts are chosen by their estimated shares
     (search.choose_by_share) in the sample, a part the sample lacks as a tenth of one value's
     share. With no sample (an empty table) the index looks up the whole words.
     """
@@ -171,8 +170,9 @@ def alert_has_evidence(params: Params, words: list[str]) -> str:
 # SYSTEM), so that the incidents holding a fragment are counted as well as its values.
 SAMPLED = 50_000
 SAMPLE = """
-SELECT d.incident_id, d.value_key
-  FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1)) s JOIN incident_evidence d ON d.incident_id = s.id
+SELECT s.id AS incident_id, d.value_key
+  FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
+  LEFT JOIN incident_evidence d ON d.incident_id = s.id
 """
 SIZES = """
 SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'incident_evidence'::regclass), 0)::float8 AS pairs,
@@ -194,11 +194,14 @@ class Sample:
     fragment in 0.1% of them 50 times, and the incidents holding it directly.
     """
 
-    def __init__(self, pairs: list[tuple[int, str]], rows: float, incidents: float) -> None:
-        self.rows = rows  # pairs in the table
-        self.incidents = incidents  # incidents in the table
+    def __init__(self, pairs: list[tuple[int, str | None]], rows: float, incidents: float) -> None:
+        """`pairs`: the sampled incidents' pairs, incident by incident; (incident, None) for a
+        sampled incident without evidence. `rows`, `incidents`: how many the tables hold."""
+        self.rows = rows
+        self.incidents = incidents
+        self.sampled_incidents = len({n for n, _ in pairs})
+        pairs = [(n, v) for n, v in pairs if v is not None]
         self.values = len(pairs)
-        self.sampled_incidents = len({n for n, _ in pairs})  # those with evidence
         self._incident_of = [n for n, _ in pairs]
         self._starts: list[int] = []
         offset = 1
@@ -210,7 +213,8 @@ class Sample:
 
     def _holding(self, words: list[str]) -> tuple[list[int], float]:
         """The sampled values holding every word (up to COUNTED_MOST of them), and the share of
-        the sample read to find them."""
+        the sample read to find them: a common fragment's share is extrapolated from the first
+        values (in the sampled incidents' order, which has nothing to do with their values)."""
         if not words or not self.values:
             return [], 1.0
         text, starts = self._text, self._starts
@@ -247,7 +251,8 @@ async def _read_sample(conn) -> Sample:
     sizes = await conn.fetchrow(SIZES)
     wanted = SAMPLED / max(1.0, sizes["pairs"] / sizes["incidents"])  # incidents, for SAMPLED pairs
     percent = 100.0 if sizes["incidents"] <= wanted else max(0.01, 100.0 * wanted / sizes["incidents"])
-    rows = await conn.fetch(SAMPLE, percent)
+    # Whatever the estimates (reltuples is -1 before the first ANALYZE), at most 4 x the incidents.
+    rows = await conn.fetch(SAMPLE, percent, int(4 * wanted) + 1)
     return Sample([(r["incident_id"], r["value_key"]) for r in rows], sizes["pairs"], sizes["incidents"])
 
 
@@ -291,7 +296,7 @@ def most_walked(estimate: Sample, words: list[str]) -> int:
 def longer_walk(estimate: Sample, words: list[str], walked: int) -> int:
     """After a walk of `walked` incidents that did not fill the page: a walk of MOST_WALKED when
     VALUES is expected to cost more than that (a common fragment that the newest incidents happen
-    not to hold: after a burst of large incidents, "smith" in 89,000 rows); else none (0)."""
+    not to hold: after a burst of large incidents, "smith" in 220,000 pairs); else none (0)."""
     if walked < MOST_WALKED and values_cost(estimate, words) > MOST_WALKED * WALK_INCIDENT_COST:
         return MOST_WALKED
     return 0

@@ -18,9 +18,16 @@ class Periodic(Generic[T]):
         self.seconds = seconds
         self._read = read
         self._last: tuple[float, T] | None = None  # (when read, time.monotonic(); the value)
+        self._reading = False
 
     async def get(self, conn) -> T:
+        """The value; when it is due, read again, while the other callers meanwhile keep the
+        value they had (one read at a time once there is one)."""
         now = time.monotonic()
-        if self._last is None or now - self._last[0] > self.seconds:
-            self._last = (now, await self._read(conn))
+        if self._last is None or (now - self._last[0] > self.seconds and not self._reading):
+            self._reading = True
+            try:
+                self._last = (now, await self._read(conn))
+            finally:
+                self._reading = False
         return self._last[1]

@@ -13,8 +13,12 @@
 -- never removed when an alert moves out (that would mean reading every remaining alert's evidence
 -- in the move's critical section). The search uses the pairs to find candidates and checks each
 -- candidate against the plain rule (its readable alerts' entities) before it is listed, so a stale
--- pair costs one check and never a wrong answer (app/domain/evidence.py).
+-- pair costs one check and never a wrong answer (app/domain/evidence.py, which chooses between
+-- walking the newest incidents and the trigram index below from a sample of these pairs).
 SET LOCAL maintenance_work_mem = '512MB';
+-- No entity arrives and no alert moves between the backfill's snapshot and the triggers' creation
+-- (reads go on; writers wait for this migration: about 25 seconds at a million incidents).
+LOCK TABLE alerts, alert_entities IN SHARE ROW EXCLUSIVE MODE;
 
 CREATE TABLE incident_evidence (
     incident_id  bigint NOT NULL,  -- incidents are never deleted (0022); only triggers write here
@@ -25,10 +29,11 @@ SELECT DISTINCT a.incident_id, e.value_key FROM alert_entities e JOIN alerts a O
 ALTER TABLE incident_evidence ADD PRIMARY KEY (incident_id, value_key);
 CREATE INDEX incident_evidence_value_search ON incident_evidence USING gin (value_key gin_trgm_ops);
 
--- The search chooses between walking the newest incidents and the trigram index by the share of
--- pairs holding the words (as 0021 did for the entity rows).
-ALTER TABLE incident_evidence ALTER COLUMN value_key SET STATISTICS 1000;
 ANALYZE incident_evidence;
+-- Vacuums set off by inserts alone read the whole trigram index (GIN's cleanup pass), as 0017
+-- found for alerts: here too, only after a million inserted pairs.
+ALTER TABLE incident_evidence
+    SET (autovacuum_vacuum_insert_threshold = 1000000, autovacuum_vacuum_insert_scale_factor = 0);
 
 -- The trigram index over every entity row served only this search: each ingested entity paid an
 -- entry for it.
@@ -36,9 +41,9 @@ DROP INDEX alert_entities_value_search;
 ALTER TABLE alert_entities ALTER COLUMN value_key SET STATISTICS -1;
 
 -- New evidence: the alert's incident holds its values. Every writer of an incident's alerts holds
--- that incident's row lock (ingestion's and the moves' lock_incidents), so two transactions never
--- race on one incident's pairs. The alert is probed by its primary key (a scalar subquery is never
--- hashed: 0023).
+-- that incident's row lock (ingestion's LOCK_OPEN_INCIDENTS, the moves' lock_incidents; a new
+-- incident is its creator's alone), so two transactions never race on one incident's pairs. The
+-- alert is probed by its primary key (a scalar subquery is never hashed: 0023).
 CREATE FUNCTION add_incident_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO incident_evidence (incident_id, value_key)
@@ -57,17 +62,20 @@ CREATE TRIGGER alert_entities_evidence_update AFTER UPDATE ON alert_entities REF
     FOR EACH STATEMENT EXECUTE FUNCTION add_incident_evidence();
 
 -- Alerts that moved (linkAlerts, merges, reverts): their incident now holds their values. The
--- entity rows are probed per moved alert (OFFSET 0 keeps the subquery a probe whatever plan the
--- connection cached: 0023).
+-- statement is planned at each run (EXECUTE), for the transition tables' sizes: a plan cached for
+-- the connection (PL/pgSQL's way, 0023) would join a merge's 10,000 moved alerts as it joined the
+-- first move's one. The entity rows are probed per moved alert.
 CREATE FUNCTION move_incident_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO incident_evidence (incident_id, value_key)
-    SELECT DISTINCT n.incident_id, e.value_key
-      FROM new_rows n JOIN old_rows o ON o.id = n.id
-     CROSS JOIN LATERAL (SELECT x.value_key FROM alert_entities x WHERE x.alert_id = n.id OFFSET 0) e
-     WHERE o.incident_id <> n.incident_id
-     ORDER BY 1, 2
-    ON CONFLICT DO NOTHING;
+    EXECUTE $q$
+        INSERT INTO incident_evidence (incident_id, value_key)
+        SELECT DISTINCT n.incident_id, e.value_key
+          FROM new_rows n JOIN old_rows o ON o.id = n.id
+         CROSS JOIN LATERAL (SELECT x.value_key FROM alert_entities x WHERE x.alert_id = n.id OFFSET 0) e
+         WHERE o.incident_id <> n.incident_id
+         ORDER BY 1, 2
+        ON CONFLICT DO NOTHING
+    $q$;
     RETURN NULL;
 END
 $$;

@@ -186,7 +186,7 @@ async def anchor_index(url: str, present: bool) -> None:
 
 
 # The anchors' way with evidence (issue 16) is measured with pg_trgm on the entities' values as
-# they are (the product's index is on value_key, db/migrations/0021); built for their SQL and the
+# they are (the product's own is on each incident's values, db/migrations/0024); built for their SQL and the
 # plain rule's check, dropped before the writes as ANCHOR_INDEX is.
 ANCHOR_EVIDENCE_INDEX = "bench_anchor_entity_value_trgm"
 
@@ -198,7 +198,7 @@ async def anchor_evidence_index(url: str, present: bool) -> None:
 # What the writes touch, vacuumed before they are timed: an autovacuum set off by earlier runs'
 # writes (a million-row table's index cleanup takes tens of seconds) would otherwise land in the
 # middle of one measurement on one run and not on the next.
-WRITTEN = ("incidents", "alerts", "alert_entities", "activity_log")
+WRITTEN = ("incidents", "alerts", "alert_entities", "incident_evidence", "activity_log")
 
 
 async def vacuum_written(url: str, log=print) -> None:

@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 import asyncpg
 
 # The tables the API writes; the others do not change during a run.
-TABLES = ("incidents", "alerts", "alert_entities", "activity_log", "moves", "move_items", "move_incidents")
+TABLES = (
+    "incidents",
+    "alerts",
+    "alert_entities",
+    "incident_evidence",
+    "activity_log",
+    "moves",
+    "move_items",
+    "move_incidents",
+)
 
 COUNTERS = """
 SELECT (SELECT num_timed + num_requested FROM pg_stat_checkpointer) AS checkpoints,
