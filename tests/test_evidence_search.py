@@ -278,6 +278,36 @@ async def test_evidence_follows_alerts_moved_between_incidents(admin, soc, monke
     assert (await admin(QUEUE, f={"search": "9408-5"}))["incidents"]["totalCount"] == 1
 
 
+COUNTED = """
+SELECT a.incident_id, e.value_key, e.kind::text, a.scope, count(*)::integer AS entities
+  FROM alert_entities e JOIN alerts a ON a.id = e.alert_id GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+"""
+KEPT = "SELECT incident_id, value_key, kind::text, scope, entities FROM incident_evidence ORDER BY 1, 2, 3, 4"
+
+
+async def test_each_incident_s_values_are_counted_exactly_through_moves(admin, ingest, pool):
+    # Two alerts on one host in one incident, one in another scope elsewhere, then moves: one
+    # alert out (the host stays, counted once), the other after it (the host goes), and back.
+    await ingest(
+        alert_in("h1", "First", entities=[("device", "SRV-1"), ("user", "bob")]),
+        alert_in("h2", "Second", minutes=1, entities=[("device", "srv-1"), ("ip", "10.0.0.1")]),
+        alert_in("h3", "Third", minutes=600, scope="hr", entities=[("device", "SRV-1")]),
+    )
+    assert [tuple(r) for r in await pool.fetch(KEPT)] == [tuple(r) for r in await pool.fetch(COUNTED)]
+    for ids, target in (
+        ([2], {"createNew": True}),
+        ([1], {"existingIncidentId": inc(3)}),
+        ([1, 2], {"existingIncidentId": inc(1)}),
+    ):
+        data = await admin(LINK, ids=[alert_id(i) for i in ids], target=target)
+        assert data["linkAlerts"]["errors"] == []
+        assert [tuple(r) for r in await pool.fetch(KEPT)] == [tuple(r) for r in await pool.fetch(COUNTED)]
+    # An entity removed, and one changed: counted as well.
+    await pool.execute("DELETE FROM alert_entities WHERE value = '10.0.0.1'")
+    await pool.execute("UPDATE alert_entities SET value = 'alice' WHERE value = 'bob'")
+    assert [tuple(r) for r in await pool.fetch(KEPT)] == [tuple(r) for r in await pool.fetch(COUNTED)]
+
+
 # --- both ways of finding evidence matches give the same pages ----------------------------------
 
 

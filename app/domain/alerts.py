@@ -16,10 +16,10 @@ from app.domain.viewers import Viewer
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
-def readable(params: Params, viewer: Viewer) -> str:
-    """The alerts `a` in scopes the viewer may read."""
+def readable(params: Params, viewer: Viewer, alias: str = "a") -> str:
+    """The alerts `a` (or the rows `alias` with an alert scope) in scopes the viewer may read."""
     everything, scopes = params.add(viewer.reads_everything), params.add(viewer.readable_scopes)
-    return f"({everything} OR a.scope = ANY({scopes}::text[]))"
+    return f"({everything} OR {alias}.scope = ANY({scopes}::text[]))"
 
 
 ALERTS_BY_ID = "SELECT {columns} FROM alerts a WHERE a.id = ANY({ids}::bigint[]) AND {readable}"

@@ -490,13 +490,13 @@ SELECT st.incident_id, s.name, st.status, s.severity, s.last_activity_at, s.n, s
  ORDER BY st.incident_id
 """
 
-# Each incident's distinct evidence values, as db/migrations/0024's triggers keep them (off for a
-# superuser; for anyone else they have added them already).
+# Each incident's evidence values, counted per kind and scope, as db/migrations/0024's triggers
+# keep them (off for a superuser; for anyone else they have counted them already).
 INSERT_EVIDENCE = """
-INSERT INTO incident_evidence (incident_id, value_key)
-SELECT DISTINCT a.incident_id, lower(e.value)
+INSERT INTO incident_evidence (incident_id, value_key, kind, scope, entities, value)
+SELECT a.incident_id, e.value_key, e.kind, a.scope, count(*), min(e.value)
   FROM seed_alert a JOIN alert_entities e ON e.alert_id = a.id
- ORDER BY 1, 2
+ GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT DO NOTHING
 """
 

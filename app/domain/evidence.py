@@ -8,10 +8,10 @@ than 3 characters are looked for in names and titles only: pg_trgm has no trigra
 every entity row would be read.
 
 How a page of matches is found (app/domain/incidents.py asks for it beside the name matches):
-- The database keeps each incident's distinct evidence values (incident_evidence, db/migrations/
-  0024): a superset, since a value stays when its alert moves out. The pairs only find
-  candidates; each candidate is checked against the rule (its readable alerts' entities) before
-  it is listed, so the answer is always the rule's.
+- The database keeps each incident's evidence values, counted per kind and alert scope
+  (incident_evidence, db/migrations/0024), exactly: a row goes when the last entity holding it
+  moves out. The search reads these rows alone, the viewer's readable scopes' only, for the
+  matches and for the matched evidence it shows.
 - WALK: the newest incidents, each checked through its pairs (one index descent, about
   WALK_INCIDENT_COST microseconds an incident, whatever its size). It pays when the fragment is
   common ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as
@@ -39,6 +39,7 @@ from app.domain.models import EntityKind
 from app.domain.params import Params
 from app.domain.periodic import Periodic
 from app.domain.text import only_storable
+from app.domain.viewers import Viewer
 
 MIN_WORD = 3
 MATCHED_MOST = 10  # the matched evidence shown per incident
@@ -48,7 +49,7 @@ LEAST_WALKED, MOST_WALKED = 200, 20_000
 # Measured with EXPLAIN ANALYZE at a million incidents and 4.07M pairs, in microseconds:
 # - checking one incident's pairs in the walk, with the walk's own index scan: 2,455 incidents
 #   in 2.5 ms ("okafor");
-# - VALUES: a candidate pair the index found, read and checked ("okafor", 6,376 in 6.3 ms;
+# - VALUES: a candidate row the index found, read and checked ("okafor", 6,376 in 6.3 ms;
 #   "king" 21,202 in 32); a matching pair's incident read for its last activity (4,637 in 11 ms);
 #   an entry of a trigram's list read in the index ("king@contoso" as "king" and "contoso": about
 #   490,000 in 5.8 ms).
@@ -102,13 +103,13 @@ INCIDENT_HAS_ENTITY = """i.id IN (
 ALERT_HAS_ENTITY = """EXISTS (
     SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND e.kind = {kind}::entity_kind
        AND e.value_key = lower({value}))"""
-# The candidates (the pairs' trigram index), each checked against the rule.
-INCIDENT_HAS_EVIDENCE = """(i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup})
-     AND EXISTS (SELECT 1 FROM alerts a JOIN alert_entities e ON e.alert_id = a.id
-                  WHERE a.incident_id = i.id AND {readable} AND {holds}))"""
-# An incident whose pairs hold the words: one descent of their primary key. A scalar subquery,
-# so that the planner probes it per walked incident and never turns it into a join.
-CANDIDATE = "(SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {holds} LIMIT 1)"
+# Through the trigram index of the incidents' values.
+INCIDENT_HAS_EVIDENCE = "i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})"
+# The incident holds a readable value holding the words: one descent of the primary key. A scalar
+# subquery, so that the planner probes it per walked incident and never turns it into a join.
+HOLDS_EVIDENCE = (
+    "(SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {readable} AND {holds} LIMIT 1)"
+)
 # lower(value), not value_key: the primary key's index-only scan can check it.
 ALERT_HAS_EVIDENCE = "EXISTS (SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND {holds})"
 
@@ -121,20 +122,26 @@ def alert_has_entity(params: Params, match: EntityMatch) -> str:
     return ALERT_HAS_ENTITY.format(kind=params.add(match.kind), value=params.add(match.value))
 
 
-def incident_has_evidence(params: Params, words: list[str], readable: str, estimate: Sample) -> str:
-    """An incident with a readable alert whose evidence holds every word: the candidates from the
-    pairs' trigram index, looking up the words' rarest parts by the sample (index_lookup), each
-    checked against the rule."""
+def incident_has_evidence(params: Params, words: list[str], viewer: Viewer, estimate: Sample) -> str:
+    """An incident with a readable alert whose evidence holds every word, through the values'
+    trigram index, looking up the words' rarest parts by the sample (index_lookup)."""
     return INCIDENT_HAS_EVIDENCE.format(
-        lookup=index_lookup(params, words, estimate),
-        readable=readable,
-        holds=holds_words(params, words, "lower(e.value)"),
+        lookup=index_lookup(params, words, estimate), readable=readable_values(params, viewer)
     )
 
 
-def candidate(params: Params, words: list[str], incident: str = "i") -> str:
-    """The incident's pairs hold every word (a candidate, to be checked against the rule)."""
-    return CANDIDATE.format(incident=incident, holds=holds_words(params, words, "d.value_key"))
+def holds_evidence(params: Params, words: list[str], viewer: Viewer, incident: str = "i") -> str:
+    """The incident `incident` holds a value the viewer may read that holds every word."""
+    return HOLDS_EVIDENCE.format(
+        incident=incident, readable=readable_values(params, viewer), holds=holds_words(params, words, "d.value_key")
+    )
+
+
+def readable_values(params: Params, viewer: Viewer) -> str:
+    """The rows `d` of incident_evidence that the viewer may read: their alerts' scope's."""
+    from app.domain import alerts  # (alerts imports this module)
+
+    return alerts.readable(params, viewer, "d")
 
 
 def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:

@@ -392,19 +392,19 @@ SELECT w.*, c.part_counts FROM (
 # farther than the last of those ({bound}: a match beyond it cannot be on the page). Each row
 # carries the evidence that matched (MATCHED) after the incident's columns.
 MATCHED = """
-SELECT array_agg(m.kind ORDER BY m.kind, m.folded) AS kinds, array_agg(m.value ORDER BY m.kind, m.folded) AS vals
-  FROM (SELECT DISTINCT ON (e.kind, lower(e.value)) e.kind, lower(e.value) AS folded, e.value
-          FROM alerts a JOIN alert_entities e ON e.alert_id = a.id
-         WHERE a.incident_id = {incident}.id AND {readable} AND {holds}
-         ORDER BY e.kind, lower(e.value), e.value LIMIT {most}) m
+SELECT array_agg(m.kind ORDER BY m.kind, m.value_key) AS kinds, array_agg(m.value ORDER BY m.kind, m.value_key) AS vals
+  FROM (SELECT DISTINCT ON (d.kind, d.value_key) d.kind, d.value_key, d.value
+          FROM incident_evidence d
+         WHERE d.incident_id = {incident}.id AND {readable} AND {holds}
+         ORDER BY d.kind, d.value_key, d.value LIMIT {most}) m
 """
-# The walk: the newest incidents, those whose pairs hold the words (evidence.candidate) checked
-# against the rule (MATCHED finds their readable evidence), until the page is full.
+# The walk: the newest incidents, those holding readable values that hold the words
+# (evidence.holds_evidence) with those values (MATCHED), until the page is full.
 EVIDENCE_WALK = """
 SELECT {columns}, m.kinds::text[], m.vals FROM (
     SELECT * FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {walk}
 ) i CROSS JOIN LATERAL ({matched}) m
- WHERE {candidate} AND m.kinds IS NOT NULL AND {where} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {limit}
+ WHERE {holds} AND m.kinds IS NOT NULL AND {where} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {limit}
 """
 # The walk's statement, and how many incidents it had to check: fewer than WALK, it reached its
 # bound (or the end of the queue) and its answer is the whole of the evidence matches there.
@@ -422,14 +422,14 @@ SELECT count(*) FROM (
     SELECT 1 FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {most}
 ) x
 """
-# Through the pairs' trigram index: every candidate, the newest first (sorted by an expression the
-# recency index cannot give, so that the planner does not walk it instead), then each checked
-# against the rule until the page is full (OFFSET 0 keeps the sorted candidates one subquery, whose
+# Through the values' trigram index: every incident holding them, the newest first (sorted by an
+# expression the recency index cannot give, so that the planner does not walk it instead), then
+# the matched values of those on the page (OFFSET 0 keeps the sorted incidents one subquery, whose
 # order the outer ORDER BY reuses).
 EVIDENCE_VALUES = """
 SELECT {columns}, m.kinds::text[], m.vals FROM (
     SELECT i.*, i.last_activity_at + interval '0' AS recency FROM incidents i
-     WHERE i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup}) AND {where} AND {keyset} AND {bound}
+     WHERE {has_evidence} AND {where} AND {keyset} AND {bound}
      ORDER BY i.last_activity_at + interval '0' {order}, i.id {order} OFFSET 0
 ) i CROSS JOIN LATERAL ({matched}) m
  WHERE m.kinds IS NOT NULL ORDER BY i.recency {order}, i.id {order} LIMIT {limit}
@@ -580,14 +580,14 @@ def _evidence_step(
     if queue.number is not None:
         params.where(f"i.id <> {params.add(queue.number)}")
     window = queue.window
-    readable = readable_alerts(params, queue.viewer)
     keyset = _keyset(params, queue.key, window)
     bound_sql = _bound(params, bound, window)
-    holds = evidence.holds_words(params, words, "lower(e.value)")
-
-    def matched(incident: str) -> str:
-        return MATCHED.format(incident=incident, readable=readable, holds=holds, most=evidence.MATCHED_MOST)
-
+    matched = MATCHED.format(
+        incident="i",
+        readable=evidence.readable_values(params, queue.viewer),
+        holds=evidence.holds_words(params, words, "d.value_key"),
+        most=evidence.MATCHED_MOST,
+    )
     if walk:
         sql = EVIDENCE_WALK.format(
             columns=INCIDENT_COLUMNS,
@@ -595,25 +595,28 @@ def _evidence_step(
             bound=bound_sql,
             order=window.order,
             walk=walk,
-            matched=matched("i"),
-            candidate=evidence.candidate(params, words),
+            matched=matched,
+            holds=evidence.holds_evidence(params, words, queue.viewer),
             where=params.conditions,
             limit=params.add(queue.limit),
         )
     else:
         sql = EVIDENCE_VALUES.format(
             columns=INCIDENT_COLUMNS,
-            lookup=evidence.index_lookup(params, words, estimate),
+            has_evidence=evidence.incident_has_evidence(params, words, queue.viewer, estimate),
             where=params.conditions,
             keyset=keyset,
             bound=bound_sql,
             order=window.order,
             limit=params.add(queue.limit),
-            matched=matched("i"),
+            matched=matched,
         )
     if queue.alerts_first is not None:
         sql = WITH_FIRST_ALERTS.format(
-            step=sql, alert_columns=ALERT_COLUMNS, readable=readable, limit=params.add(queue.alerts_first + 1)
+            step=sql,
+            alert_columns=ALERT_COLUMNS,
+            readable=readable_alerts(params, queue.viewer),
+            limit=params.add(queue.alerts_first + 1),
         )
     if walk:
         sql = WALKED.format(statement=sql, keyset=keyset, bound=bound_sql, order=window.order, walk=walk)
@@ -816,7 +819,7 @@ async def count_incidents(*, conn: Conn, viewer: Viewer, flt: IncidentFilter) ->
         # A name match or an evidence match.
         by_name = " AND ".join(_word_clauses(params, flt, viewer))
         estimate = await evidence.sample(conn)
-        by_evidence = evidence.incident_has_evidence(params, words, readable_alerts(params, viewer), estimate)
+        by_evidence = evidence.incident_has_evidence(params, words, viewer, estimate)
         params.where(f"(({by_name}) OR {by_evidence})")
     else:
         _where_words(params, flt, viewer)

@@ -39,7 +39,6 @@ DECLARE
     pinned integer := 0;
     conditions text := '';
     by_evidence boolean;
-    in_value text := '';
     in_pairs text := '';
     visible constant text := '($2 @> ''{*}'' OR i.alert_scopes && $2 OR i.alert_scopes = ''{}'') AND i.id IS DISTINCT FROM $3';
 BEGIN
@@ -93,26 +92,23 @@ BEGIN
             OR NOT (w ~ '^[[:alnum:]]{2}' OR w ~ '[^[:alnum:]][[:alnum:]]'));
     IF by_evidence THEN
         FOR k IN 1 .. cardinality(patterns) LOOP
-            in_value := in_value || format(' AND e.value_key LIKE $1[%s]', k);
             in_pairs := in_pairs || format(' AND d.value_key LIKE $1[%s]', k);
         END LOOP;
         -- The name matches and the evidence matches each ordered and limited on their own, then
         -- together: as one WHERE with an OR, the planner can serve neither from its index (it
         -- walked the incidents and ran the evidence subquery for each: 2-6 requests a second at
         -- a million incidents). Each half is planned for its words: a rare host through the
-        -- trigram indexes, a common word by walking the newest incidents. The evidence half finds
-        -- its candidates through the schema's per-incident values (incident_evidence, with their
-        -- trigram index: db/migrations/0024) and checks each against the rule, as anyone writing
-        -- SQL against this schema would.
+        -- trigram indexes, a common word by walking the newest incidents. The evidence half reads
+        -- the schema's per-incident values (incident_evidence, counted per alert scope, with their
+        -- trigram index: db/migrations/0024), as anyone writing SQL against this schema would.
         RETURN QUERY EXECUTE
             'SELECT i.* FROM incidents i WHERE i.id IN ('
             ' (SELECT i.id FROM incidents i WHERE ' || visible || conditions ||
             '   ORDER BY i.last_activity_at DESC, i.id DESC LIMIT $4)'
             ' UNION ALL'
             ' (SELECT i.id FROM incidents i WHERE ' || visible ||
-            '   AND i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE true' || in_pairs || ')'
-            '   AND EXISTS (SELECT 1 FROM alerts a JOIN alert_entities e ON e.alert_id = a.id'
-            '                WHERE a.incident_id = i.id AND ($2 @> ''{*}'' OR a.scope = ANY($2))' || in_value || ')'
+            '   AND i.id IN (SELECT d.incident_id FROM incident_evidence d'
+            '                 WHERE ($2 @> ''{*}'' OR d.scope = ANY($2))' || in_pairs || ')'
             '   ORDER BY i.last_activity_at DESC, i.id DESC LIMIT $4))'
             ' ORDER BY i.last_activity_at DESC, i.id DESC LIMIT $4'
             USING patterns, scopes, number, n - pinned;
