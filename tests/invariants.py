@@ -22,6 +22,17 @@ SELECT a.id FROM alerts a
  WHERE last.to_incident_id <> a.incident_id
 """
 REDIRECTED_HOLDING = "SELECT id FROM incidents WHERE status = 'redirected' AND alert_count > 0"
+# incident_evidence's counts (db/migrations/0024) that are not their entities': either side's rows
+# missing from the other.
+WRONG_EVIDENCE = """
+WITH counted AS (
+    SELECT a.incident_id, e.value_key, e.kind, a.scope, count(*)::integer AS entities
+      FROM alert_entities e JOIN alerts a ON a.id = e.alert_id GROUP BY 1, 2, 3, 4),
+kept AS (SELECT incident_id, value_key, kind, scope, entities FROM incident_evidence)
+(SELECT 'missing' AS what, * FROM (SELECT * FROM counted EXCEPT SELECT * FROM kept) x)
+UNION ALL
+(SELECT 'extra', * FROM (SELECT * FROM kept EXCEPT SELECT * FROM counted) y)
+"""
 # Each item starts where the alert's previous item ended.
 BROKEN_CHAINS = """
 SELECT mi.alert_id, mi.move_id FROM move_items mi
@@ -33,11 +44,13 @@ SELECT mi.alert_id, mi.move_id FROM move_items mi
 
 async def assert_invariants(pool: asyncpg.Pool) -> None:
     """Every alert in exactly one incident (NOT NULL, a foreign key), counts, severities and scopes
-    right, every alert's history ending where it is, unbroken, and no REDIRECTED incident holding alerts."""
+    right, every alert's history ending where it is, unbroken, no REDIRECTED incident holding
+    alerts, and each incident's evidence counted as its alerts hold it."""
     assert await pool.fetch(WRONG_AGGREGATES) == []
     assert await pool.fetch(HISTORY_ELSEWHERE) == []
     assert await pool.fetch(BROKEN_CHAINS) == []
     assert await pool.fetch(REDIRECTED_HOLDING) == []
+    assert await pool.fetch(WRONG_EVIDENCE) == []
 
 
 async def redirect_by_hand(pool: asyncpg.Pool, source: int, target: int) -> None:

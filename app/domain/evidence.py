@@ -12,16 +12,17 @@ How a page of matches is found (app/domain/incidents.py asks for it beside the n
   (incident_evidence, db/migrations/0024), exactly: a row goes when the last entity holding it
   moves out. The search reads these rows alone, the viewer's readable scopes' only, for the
   matches and for the matched evidence it shows.
-- WALK: the newest incidents, each checked through its pairs (one index descent, about
-  WALK_INCIDENT_COST microseconds an incident, whatever its size). It pays when the fragment is
+- WALK: the newest incidents, each checked through its rows (a range of their primary key, about
+  WALK_INCIDENT_COST microseconds an incident of a few values; an incident of thousands of
+  distinct values costs as many). It pays when the fragment is
   common ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as
   many as the estimate says fill the page (walk_size); when that does not fill it, it walks on
   to MOST_WALKED if VALUES would cost more (longer_walk).
-- VALUES: the trigram index over the pairs finds every pair holding the fragment, then their
+- VALUES: the trigram index over the rows finds every row holding the fragment, then their
   incidents, the newest first. It pays when the fragment is rare ("9408"); its cost grows with
-  the pairs.
-The choice is made from a sample of the pairs (Sample: about 50,000, read every few minutes):
-the shares of pairs and of incidents holding the words, and so the way expected to cost less.
+  the rows.
+The choice is made from a sample of the rows (Sample: about 50,000, read every few minutes): the
+shares of rows and of incidents holding the words, and so the way expected to cost less.
 A walk that ends before filling the page without reaching its bound leaves the page to VALUES;
 when the name matches filled the page and few incidents lie before the last of them, the walk
 checks them all (incidents.REGION). Both give exactly the page of the plain rule; the
@@ -46,10 +47,11 @@ MATCHED_MOST = 10  # the matched evidence shown per incident
 MAX_VALUE_LENGTH = 1000  # as alert_entities holds them
 
 LEAST_WALKED, MOST_WALKED = 200, 20_000
-# Measured with EXPLAIN ANALYZE at a million incidents and 4.07M pairs, in microseconds:
-# - checking one incident's pairs in the walk, with the walk's own index scan: 2,455 incidents
+# Measured with EXPLAIN ANALYZE at a million incidents and 4.07M rows (of incident and value: the
+# kinds and scopes add few), in microseconds:
+# - checking one incident's rows in the walk, with the walk's own index scan: 2,455 incidents
 #   in 2.5 ms ("okafor");
-# - VALUES: a candidate row the index found, read and checked ("okafor", 6,376 in 6.3 ms;
+# - VALUES: a row the index found, read and its words checked ("okafor", 6,376 in 6.3 ms;
 #   "king" 21,202 in 32); a matching pair's incident read for its last activity (4,637 in 11 ms);
 #   an entry of a trigram's list read in the index ("king@contoso" as "king" and "contoso": about
 #   490,000 in 5.8 ms).
@@ -105,7 +107,7 @@ ALERT_HAS_ENTITY = """EXISTS (
        AND e.value_key = lower({value}))"""
 # Through the trigram index of the incidents' values.
 INCIDENT_HAS_EVIDENCE = "i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})"
-# The incident holds a readable value holding the words: one descent of the primary key. A scalar
+# The incident holds a readable value holding the words: a range of the primary key. A scalar
 # subquery, so that the planner probes it per walked incident and never turns it into a join.
 HOLDS_EVIDENCE = (
     "(SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {readable} AND {holds} LIMIT 1)"
