@@ -391,8 +391,8 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers_backw
     statements = [sql for sql, _ in recorder.statements]
     if way == "planner":
         # The plain rule's statement (after the newest 1,000 for several words), no other step;
-        # the evidence step (alert_entities) has ways of its own.
-        statements = [sql for sql in statements if "alert_entities" not in sql]
+        # the evidence step (incident_evidence) has ways of its own.
+        statements = [sql for sql in statements if "incident_evidence" not in sql]
         assert not any("activity_day" in sql or "interval '0'" in sql or "part_counts" in sql for sql in statements)
         return
     assert any("LIMIT 1000" in sql and " ASC" in sql for sql in statements)
