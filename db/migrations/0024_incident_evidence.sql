@@ -55,6 +55,24 @@ ALTER TABLE alert_entities ALTER COLUMN value_key SET STATISTICS -1;
 -- (EXECUTE), for the transition tables' sizes: a plan cached for the connection (PL/pgSQL's way,
 -- 0023) would treat a merge's 10,000 alerts as it treated the first move's one.
 
+-- Entity rows that left an (incident, value, kind, scope), n at a time: the rows they empty go,
+-- the others count fewer (never the same row twice: one row per key). One place for both
+-- triggers below, which pass what left as arrays (a transition table is seen only by its
+-- trigger's own function).
+CREATE FUNCTION uncount_incident_evidence(
+    incident_ids bigint[], value_keys text[], kinds entity_kind[], scopes text[], counts integer[]
+) RETURNS void LANGUAGE sql AS $$
+    WITH gone AS (
+        SELECT * FROM unnest(incident_ids, value_keys, kinds, scopes, counts) AS g(incident_id, value_key, kind, scope, n)),
+    emptied AS (
+        DELETE FROM incident_evidence d USING gone g
+         WHERE (d.incident_id, d.value_key, d.kind, d.scope) = (g.incident_id, g.value_key, g.kind, g.scope)
+           AND d.entities <= g.n)
+    UPDATE incident_evidence d SET entities = d.entities - g.n FROM gone g
+     WHERE (d.incident_id, d.value_key, d.kind, d.scope) = (g.incident_id, g.value_key, g.kind, g.scope)
+       AND d.entities > g.n
+$$;
+
 -- Entity rows added, removed or changed: their incidents' counts. `alerts` is read for each row's
 -- incident and scope (a missing alert: alert_entities_refer refuses the statement). The
 -- transition tables are seen by this function's own statements only, hence the one function.
@@ -62,18 +80,12 @@ CREATE FUNCTION entities_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         EXECUTE $q$
-            WITH gone AS (
-                SELECT a.incident_id, r.value_key, r.kind, a.scope, count(*)::integer AS n
-                  FROM old_rows r
-                 CROSS JOIN LATERAL (SELECT a.incident_id, a.scope FROM alerts a WHERE a.id = r.alert_id OFFSET 0) a
-                 GROUP BY 1, 2, 3, 4),
-            emptied AS (
-                DELETE FROM incident_evidence d USING gone g
-                 WHERE (d.incident_id, d.value_key, d.kind, d.scope) = (g.incident_id, g.value_key, g.kind, g.scope)
-                   AND d.entities <= g.n)
-            UPDATE incident_evidence d SET entities = d.entities - g.n FROM gone g
-             WHERE (d.incident_id, d.value_key, d.kind, d.scope) = (g.incident_id, g.value_key, g.kind, g.scope)
-               AND d.entities > g.n
+            SELECT uncount_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
+                                             array_agg(scope), array_agg(n))
+              FROM (SELECT a.incident_id, r.value_key, r.kind, a.scope, count(*)::integer AS n
+                      FROM old_rows r
+                     CROSS JOIN LATERAL (SELECT a.incident_id, a.scope FROM alerts a WHERE a.id = r.alert_id OFFSET 0) a
+                     GROUP BY 1, 2, 3, 4) gone
         $q$;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
@@ -112,19 +124,13 @@ CREATE TRIGGER alert_entities_evidence_truncate AFTER TRUNCATE ON alert_entities
 CREATE FUNCTION alerts_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE $q$
-        WITH gone AS (
-            SELECT o.incident_id, e.value_key, e.kind, o.scope, count(*)::integer AS n
-              FROM old_rows o JOIN new_rows n ON n.id = o.id
-             CROSS JOIN LATERAL (SELECT x.value_key, x.kind FROM alert_entities x WHERE x.alert_id = o.id OFFSET 0) e
-             WHERE (o.incident_id, o.scope) IS DISTINCT FROM (n.incident_id, n.scope)
-             GROUP BY 1, 2, 3, 4),
-        emptied AS (
-            DELETE FROM incident_evidence d USING gone g
-             WHERE (d.incident_id, d.value_key, d.kind, d.scope) = (g.incident_id, g.value_key, g.kind, g.scope)
-               AND d.entities <= g.n)
-        UPDATE incident_evidence d SET entities = d.entities - g.n FROM gone g
-         WHERE (d.incident_id, d.value_key, d.kind, d.scope) = (g.incident_id, g.value_key, g.kind, g.scope)
-           AND d.entities > g.n
+        SELECT uncount_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
+                                         array_agg(scope), array_agg(n))
+          FROM (SELECT o.incident_id, e.value_key, e.kind, o.scope, count(*)::integer AS n
+                  FROM old_rows o JOIN new_rows n ON n.id = o.id
+                 CROSS JOIN LATERAL (SELECT x.value_key, x.kind FROM alert_entities x WHERE x.alert_id = o.id OFFSET 0) e
+                 WHERE (o.incident_id, o.scope) IS DISTINCT FROM (n.incident_id, n.scope)
+                 GROUP BY 1, 2, 3, 4) gone
     $q$;
     EXECUTE $q$
         INSERT INTO incident_evidence AS d (incident_id, value_key, kind, scope, entities, value)
