@@ -189,6 +189,7 @@ SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'incident_evidence':
 """
 SAMPLE_TTL = 300.0  # seconds: the shares of fragments change over days, not minutes
 COUNTED_MOST = 400  # values found before a share is extrapolated from the part of the sample read
+COUNTS_KEPT = 4096  # words' counts a sample keeps (then it forgets them all and starts again)
 
 
 class Sample:
@@ -203,11 +204,11 @@ class Sample:
     fragment in 0.1% of them 50 times, and the incidents holding it directly.
     """
 
-    def __init__(self, pairs: list[tuple[int, str | None]], rows: float, incidents: float) -> None:
+    def __init__(self, pairs: list[tuple[int, str | None]], rows: float) -> None:
         """`pairs`: the sampled incidents' pairs, incident by incident; (incident, None) for a
-        sampled incident without evidence. `rows`, `incidents`: how many the tables hold."""
+        sampled incident without evidence. `rows`: how many the table holds."""
         self.rows = rows
-        self.incidents = incidents
+        self._counted: dict[tuple[str, ...], tuple[list[int], float]] = {}
         self.sampled_incidents = len({n for n, _ in pairs})
         pairs = [(n, v) for n, v in pairs if v is not None]
         self.values = len(pairs)
@@ -223,7 +224,17 @@ class Sample:
     def _holding(self, words: list[str]) -> tuple[list[int], float]:
         """The sampled values holding every word (up to COUNTED_MOST of them), and the share of
         the sample read to find them: a common fragment's share is extrapolated from the first
-        values (in the sampled incidents' order, which has nothing to do with their values)."""
+        values (in the sampled incidents' order, which has nothing to do with their values).
+        Kept for the sample's life: one search asks for the same words and parts several times
+        (walk_size, values_cost, index_lookup)."""
+        key = tuple(words)
+        if key not in self._counted:
+            if len(self._counted) >= COUNTS_KEPT:
+                self._counted.clear()
+            self._counted[key] = self._count(words)
+        return self._counted[key]
+
+    def _count(self, words: list[str]) -> tuple[list[int], float]:
         if not words or not self.values:
             return [], 1.0
         text, starts = self._text, self._starts
@@ -253,7 +264,7 @@ class Sample:
         return min(1.0, len({self._incident_of[i] for i in found}) / read / self.sampled_incidents)
 
 
-EMPTY = Sample([], 0.0, 1.0)
+EMPTY = Sample([], 0.0)
 
 
 async def _read_sample(conn) -> Sample:
@@ -262,7 +273,7 @@ async def _read_sample(conn) -> Sample:
     percent = 100.0 if sizes["incidents"] <= wanted else max(0.01, 100.0 * wanted / sizes["incidents"])
     # Whatever the estimates (reltuples is -1 before the first ANALYZE), at most 4 x the incidents.
     rows = await conn.fetch(SAMPLE, percent, int(4 * wanted) + 1)
-    return Sample([(r["incident_id"], r["value_key"]) for r in rows], sizes["pairs"], sizes["incidents"])
+    return Sample([(r["incident_id"], r["value_key"]) for r in rows], sizes["pairs"])
 
 
 _sample = Periodic(SAMPLE_TTL, _read_sample)
