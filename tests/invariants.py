@@ -33,6 +33,20 @@ kept AS (SELECT incident_id, value_key, kind, scope, entities FROM incident_evid
 UNION ALL
 (SELECT 'extra', * FROM (SELECT * FROM kept EXCEPT SELECT * FROM counted) y)
 """
+# incident_evidence_text's values (db/migrations/0025) that are not the incident's distinct
+# values in incident_evidence, either way, or twice (incidents holding a value with a newline,
+# which splits it here, left out).
+WRONG_EVIDENCE_TEXT = """
+WITH split AS (SELECT DISTINCT incident_id FROM incident_evidence WHERE strpos(value_key, E'\\n') > 0),
+written AS (
+    SELECT t.incident_id, e.value_key FROM incident_evidence_text t, unnest(string_to_array(t.entries, E'\\n')) e(value_key)
+     WHERE t.incident_id NOT IN (SELECT incident_id FROM split)),
+kept AS (
+    SELECT DISTINCT incident_id, value_key FROM incident_evidence WHERE incident_id NOT IN (SELECT incident_id FROM split))
+(SELECT 'missing' AS what, * FROM (SELECT * FROM kept EXCEPT ALL SELECT * FROM written) x)
+UNION ALL
+(SELECT 'extra', * FROM (SELECT * FROM written EXCEPT ALL SELECT * FROM kept) y)
+"""
 # Each item starts where the alert's previous item ended.
 BROKEN_CHAINS = """
 SELECT mi.alert_id, mi.move_id FROM move_items mi
@@ -45,12 +59,13 @@ SELECT mi.alert_id, mi.move_id FROM move_items mi
 async def assert_invariants(pool: asyncpg.Pool) -> None:
     """Every alert in exactly one incident (NOT NULL, a foreign key), counts, severities and scopes
     right, every alert's history ending where it is, unbroken, no REDIRECTED incident holding
-    alerts, and each incident's evidence counted as its alerts hold it."""
+    alerts, and each incident's evidence counted as its alerts hold it, and its values' text."""
     assert await pool.fetch(WRONG_AGGREGATES) == []
     assert await pool.fetch(HISTORY_ELSEWHERE) == []
     assert await pool.fetch(BROKEN_CHAINS) == []
     assert await pool.fetch(REDIRECTED_HOLDING) == []
     assert await pool.fetch(WRONG_EVIDENCE) == []
+    assert await pool.fetch(WRONG_EVIDENCE_TEXT) == []
 
 
 async def redirect_by_hand(pool: asyncpg.Pool, source: int, target: int) -> None:

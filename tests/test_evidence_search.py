@@ -9,6 +9,7 @@ from app.domain import evidence, incidents
 from app.domain.errors import InvalidArgument
 from app.domain.params import Params
 from app.domain.viewers import Viewer
+from tests import invariants
 from tests.conftest import alert_id, alert_in, inc
 
 QUEUE = """
@@ -285,6 +286,11 @@ SELECT a.incident_id, e.value_key, e.kind::text, a.scope, count(*)::integer AS e
 KEPT = "SELECT incident_id, value_key, kind::text, scope, entities FROM incident_evidence ORDER BY 1, 2, 3, 4"
 
 
+async def _written(pool) -> list:
+    """What incident_evidence_text holds that is not the incidents' distinct values, or the reverse."""
+    return [tuple(r) for r in await pool.fetch(invariants.WRONG_EVIDENCE_TEXT)]
+
+
 async def test_each_incident_s_values_are_counted_exactly_through_moves(admin, ingest, pool):
     # Two alerts on one host in one incident, one in another scope elsewhere, then moves: one
     # alert out (the host stays, counted once), the other after it (the host goes), and back.
@@ -294,6 +300,7 @@ async def test_each_incident_s_values_are_counted_exactly_through_moves(admin, i
         alert_in("h3", "Third", minutes=600, scope="hr", entities=[("device", "SRV-1")]),
     )
     assert [tuple(r) for r in await pool.fetch(KEPT)] == [tuple(r) for r in await pool.fetch(COUNTED)]
+    assert await _written(pool) == []
     for ids, target in (
         ([2], {"createNew": True}),
         ([1], {"existingIncidentId": inc(3)}),
@@ -302,10 +309,31 @@ async def test_each_incident_s_values_are_counted_exactly_through_moves(admin, i
         data = await admin(LINK, ids=[alert_id(i) for i in ids], target=target)
         assert data["linkAlerts"]["errors"] == []
         assert [tuple(r) for r in await pool.fetch(KEPT)] == [tuple(r) for r in await pool.fetch(COUNTED)]
+        assert await _written(pool) == []
+    assert await _written(pool) == []
     # An entity removed, and one changed: counted as well.
     await pool.execute("DELETE FROM alert_entities WHERE value = '10.0.0.1'")
     await pool.execute("UPDATE alert_entities SET value = 'alice' WHERE value = 'bob'")
     assert [tuple(r) for r in await pool.fetch(KEPT)] == [tuple(r) for r in await pool.fetch(COUNTED)]
+    assert await _written(pool) == []
+
+
+@pytest.mark.parametrize("walk_size", [0, 1_000])
+async def test_an_incident_matches_when_one_value_holds_every_word(admin, ingest, monkeypatch, walk_size):
+    # The walk first reads an incident's values as one text: "alpha beta" is in incident 1's text
+    # (two values), in one value of incident 2's alone, and in a value split by a newline in 3.
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
+    await ingest(
+        alert_in("w1", "First", entities=[("device", "alpha-host"), ("user", "beta-user")]),
+        alert_in("w2", "Second", minutes=600, entities=[("device", "alpha-beta-host")]),
+        alert_in("w3", "Third", minutes=1200, entities=[("file", "c:\\alpha\nbeta.exe")]),
+    )
+    assert await listed(admin, "alpha beta") == [
+        (3, [("FILE", "c:\\alpha\nbeta.exe")]),
+        (2, [("DEVICE", "alpha-beta-host")]),
+    ]
+    assert await listed(admin, "beta.exe") == [(3, [("FILE", "c:\\alpha\nbeta.exe")])]
+    assert await listed(admin, "a-user") == [(1, [("USER", "beta-user")])]
 
 
 # --- both ways of finding evidence matches give the same pages ----------------------------------

@@ -135,7 +135,7 @@ async def test_two_worlds_that_differ_only_in_unreadable_alerts_look_the_same(ma
 
     async def world(with_hidden: bool) -> dict:
         await pool.execute(
-            "TRUNCATE idempotency_keys, activity_log, move_items, move_incidents, moves, alert_entities, incident_evidence, alerts, incidents"
+            "TRUNCATE idempotency_keys, activity_log, move_items, move_incidents, moves, alert_entities, incident_evidence, incident_evidence_text, alerts, incidents"
             " RESTART IDENTITY CASCADE"
         )
         [visible] = await ingest(alert_in("d1", "Beacon on WS-1", severity="low", entities=[("device", "ws-1")]))

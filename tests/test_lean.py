@@ -172,7 +172,7 @@ async def test_ingestion_answers_as_the_normal_path_does(make_user, pool, lean_a
 
     async def empty() -> None:
         await pool.execute(
-            "TRUNCATE activity_log, move_items, move_incidents, moves, alert_entities, incident_evidence, alerts, incidents RESTART IDENTITY CASCADE"
+            "TRUNCATE activity_log, move_items, move_incidents, moves, alert_entities, incident_evidence, incident_evidence_text, alerts, incidents RESTART IDENTITY CASCADE"
         )
 
     batches = [{"alerts": a} for a in (_detections("a"), _detections("a"), bad)]
@@ -209,7 +209,7 @@ async def test_moves_answer_as_the_normal_path_does(make_user, pool, ingest, lea
 
     async def five_alerts() -> None:
         await pool.execute(
-            "TRUNCATE activity_log, move_items, move_incidents, moves, alert_entities, incident_evidence, alerts, incidents, idempotency_keys"
+            "TRUNCATE activity_log, move_items, move_incidents, moves, alert_entities, incident_evidence, incident_evidence_text, alerts, incidents, idempotency_keys"
             " RESTART IDENTITY CASCADE"
         )
         for n, scope in enumerate(["default", "default", "default", "default", "hr"]):

@@ -30,7 +30,7 @@ import asyncpg
 
 from app.domain.models import Severity
 
-TABLES = ("incidents", "alerts", "alert_entities", "incident_evidence", "activity_log")
+TABLES = ("incidents", "alerts", "alert_entities", "incident_evidence", "incident_evidence_text", "activity_log")
 
 # (category, title template): the most frequent detections first (drawn with weight 1/rank).
 DETECTIONS = [
@@ -500,6 +500,19 @@ SELECT a.incident_id, e.value_key, e.kind, a.scope, count(*), min(e.value)
     ON CONFLICT DO NOTHING
 """
 
+# Their values' text (db/migrations/0025), for the incidents the triggers have not written.
+INSERT_EVIDENCE_TEXT = """
+INSERT INTO incident_evidence_text (incident_id, chunk, entries)
+SELECT incident_id, chunk, string_agg(value_key, E'\\n' ORDER BY value_key)
+  FROM (SELECT incident_id, value_key,
+               ((sum(octet_length(value_key) + 1) OVER (PARTITION BY incident_id ORDER BY value_key) - 1) / 1800)::integer
+               AS chunk
+          FROM (SELECT DISTINCT d.incident_id, d.value_key FROM incident_evidence d
+                 WHERE d.incident_id IN (SELECT DISTINCT a.incident_id FROM seed_alert a)
+                   AND NOT EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = d.incident_id)) x) y
+ GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
 INSERT_LOG = """
 INSERT INTO activity_log (incident_id, kind, created_at, actor, alert_id)
 SELECT a.incident_id,
@@ -528,7 +541,8 @@ async def bulk_seed(*, conn: asyncpg.Connection, incidents: int, seed_value: flo
             # (foreign keys and 0014's and 0022's statement triggers) and the other triggers.
             await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(
-            "LOCK TABLE incidents, alerts, alert_entities, incident_evidence, activity_log IN EXCLUSIVE MODE"
+            "LOCK TABLE incidents, alerts, alert_entities, incident_evidence, incident_evidence_text, activity_log"
+            " IN EXCLUSIVE MODE"
         )
         indexes = await conn.fetch(SECONDARY_INDEXES, list(TABLES))
         for index in indexes:
@@ -545,6 +559,7 @@ async def bulk_seed(*, conn: asyncpg.Connection, incidents: int, seed_value: flo
         await conn.execute(INSERT_ALERTS, [c for c, _ in DETECTIONS])
         await conn.execute(INSERT_ENTITIES, templates)
         await conn.execute(INSERT_EVIDENCE)
+        await conn.execute(INSERT_EVIDENCE_TEXT)
         await conn.execute(INSERT_LOG)
         for table in ("incidents", "alerts"):
             await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")

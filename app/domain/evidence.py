@@ -12,10 +12,11 @@ How a page of matches is found (app/domain/incidents.py asks for it beside the n
   (incident_evidence, db/migrations/0024), exactly: a row goes when the last entity holding it
   moves out. The search reads these rows alone, the viewer's readable scopes' only, for the
   matches and for the matched evidence it shows.
-- WALK: the newest incidents, each checked through its rows (a range of their primary key, about
-  WALK_INCIDENT_COST microseconds an incident of a few values; an incident of thousands of
-  distinct values costs as many). It pays when the fragment is
-  common ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as
+- WALK: the newest incidents, each checked through its values' text (incident_evidence_text,
+  db/migrations/0025: its distinct values in rows of about 1,800 bytes, one strpos() a row per
+  word), then, when the text holds every word, through its rows (a range of their primary key):
+  about WALK_INCIDENT_COST microseconds an incident, a little more for one of thousands of
+  values. It pays when the fragment is common ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as
   many as the estimate says fill the page (walk_size); when that does not fill it, it walks on
   to MOST_WALKED if VALUES would cost more (longer_walk).
 - VALUES: the trigram index over the rows finds every row holding the fragment, then their
@@ -107,10 +108,15 @@ ALERT_HAS_ENTITY = """EXISTS (
        AND e.value_key = lower({value}))"""
 # Through the trigram index of the incidents' values.
 INCIDENT_HAS_EVIDENCE = "i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})"
-# The incident holds a readable value holding the words: a range of the primary key. A scalar
-# subquery, so that the planner probes it per walked incident and never turns it into a join.
+# The incident holds a readable value holding the words. First its values' text (0025: a row or
+# a few, where a word in none of its values is found in none), then, for the incidents whose text
+# holds every word, a range of incident_evidence's primary key: the value readable and holding all
+# the words. Scalar subqueries in a CASE, so that the planner probes them per walked incident, in
+# this order, and never turns them into joins.
 HOLDS_EVIDENCE = (
-    "(SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {readable} AND {holds} LIMIT 1)"
+    "CASE WHEN EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = {incident}.id AND {in_text})"
+    " THEN (SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {readable} AND {holds}"
+    " LIMIT 1) END"
 )
 # lower(value), not value_key: the primary key's index-only scan can check it.
 ALERT_HAS_EVIDENCE = "EXISTS (SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND {holds})"
@@ -135,7 +141,10 @@ def incident_has_evidence(params: Params, words: list[str], viewer: Viewer, esti
 def holds_evidence(params: Params, words: list[str], viewer: Viewer, incident: str = "i") -> str:
     """The incident `incident` holds a value the viewer may read that holds every word."""
     return HOLDS_EVIDENCE.format(
-        incident=incident, readable=readable_values(params, viewer), holds=holds_words(params, words, "d.value_key")
+        incident=incident,
+        in_text=" AND ".join(f"strpos(t.entries, {params.add(w)}) > 0" for w in words),
+        readable=readable_values(params, viewer),
+        holds=holds_words(params, words, "d.value_key"),
     )
 
 

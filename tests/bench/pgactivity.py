@@ -26,6 +26,7 @@ TABLES = (
     "alerts",
     "alert_entities",
     "incident_evidence",
+    "incident_evidence_text",
     "activity_log",
     "moves",
     "move_items",

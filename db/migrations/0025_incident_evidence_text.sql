@@ -1,0 +1,161 @@
+-- Each incident's distinct evidence values as text, a few kilobytes a row: what the typeahead's
+-- walk reads first, before the incident's rows of incident_evidence (issues 16 and 18).
+--
+-- The walk checks the newest incidents one by one. Through incident_evidence (0024) that read
+-- every value of an incident that did not match, about 0.1 microsecond a value; but ingestion
+-- correlates half of its alerts into the newest incidents, each bringing new files and URLs, so
+-- the incidents at the top of the queue grow to thousands of values: 118 of them held 132,000
+-- after a few runs of make bench, 15 ms for each search that walked past them, and the soak's
+-- typeahead p95 went from 86 to 425 ms in five minutes. Here the same check is one strpos() over
+-- about 1,800 bytes of values per row: a word that is in none of them is not in the incident.
+--
+-- The rows hold the set of the incident's value_keys, each once (whatever its kinds and scopes),
+-- separated by newlines, in chunks of about CHUNK_BYTES (1,800: under the 2 kB at which
+-- PostgreSQL compresses or moves a row's text out of line). A search's words never hold a newline
+-- (app/domain/search.words splits on whitespace), so a word found here lies within one value,
+-- and a word found nowhere here is in no value of the incident. Permissions, several words in one
+-- value, and the values shown are still read from incident_evidence, for the incidents that pass.
+--
+-- Kept by the same triggers as incident_evidence, under the same incident row locks: a value new
+-- to an incident is appended to its last chunk (or a new one); when a value leaves an incident
+-- (its last row in incident_evidence goes), the incident's chunks are written again from its
+-- rows. tests/invariants.py's WRONG_EVIDENCE_TEXT compares both.
+SET LOCAL maintenance_work_mem = '512MB';
+LOCK TABLE alerts, alert_entities, incident_evidence IN SHARE ROW EXCLUSIVE MODE;
+
+CREATE TABLE incident_evidence_text (
+    incident_id  bigint NOT NULL,
+    chunk        integer NOT NULL,
+    entries      text NOT NULL,  -- value_keys, newline-separated
+    PRIMARY KEY (incident_id, chunk)
+) WITH (fillfactor = 70);  -- room for an appended chunk's new version on its page (HOT)
+-- The rows' values that do not fit CHUNK_BYTES go to the next chunks: an entry belongs to the
+-- chunk where it ends, counting from the end of the last chunk's `bytes`.
+CREATE FUNCTION append_incident_evidence_text(incident_ids bigint[], value_keys text[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO incident_evidence_text AS t (incident_id, chunk, entries)
+    SELECT n.incident_id, n.chunk, string_agg(n.value_key, E'\n' ORDER BY n.value_key)
+      FROM (SELECT v.incident_id, v.value_key,
+                   (coalesce(l.chunk, -1)
+                    + (coalesce(l.bytes, 1800) + sum(octet_length(v.value_key) + 1) OVER w - 1) / 1800)::integer AS chunk
+              FROM unnest(incident_ids, value_keys) AS v(incident_id, value_key)
+              LEFT JOIN LATERAL (
+                  SELECT t.chunk, octet_length(t.entries) AS bytes FROM incident_evidence_text t
+                   WHERE t.incident_id = v.incident_id ORDER BY t.chunk DESC LIMIT 1) l ON true
+            WINDOW w AS (PARTITION BY v.incident_id ORDER BY v.value_key ROWS UNBOUNDED PRECEDING)) n
+     GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (incident_id, chunk) DO UPDATE SET entries = t.entries || E'\n' || excluded.entries
+$$;
+
+-- The incidents' chunks written again from their rows in incident_evidence (none: no chunk).
+CREATE FUNCTION rebuild_incident_evidence_text(incident_ids bigint[]) RETURNS void LANGUAGE sql AS $$
+    DELETE FROM incident_evidence_text WHERE incident_id = ANY(incident_ids);
+    SELECT append_incident_evidence_text(array_agg(x.incident_id), array_agg(x.value_key))
+      FROM (SELECT DISTINCT d.incident_id, d.value_key FROM incident_evidence d
+             WHERE d.incident_id = ANY(incident_ids)) x;
+$$;
+
+-- The backfill: every incident's values at once.
+INSERT INTO incident_evidence_text (incident_id, chunk, entries)
+SELECT incident_id, chunk, string_agg(value_key, E'\n' ORDER BY value_key)
+  FROM (SELECT incident_id, value_key,
+               ((sum(octet_length(value_key) + 1) OVER (PARTITION BY incident_id ORDER BY value_key) - 1) / 1800)::integer
+               AS chunk
+          FROM (SELECT DISTINCT incident_id, value_key FROM incident_evidence) x) y
+ GROUP BY 1, 2;
+ANALYZE incident_evidence_text;
+
+-- 0024's functions, now keeping the text too. Values that left: as before, then the incidents
+-- that no longer hold one of them at all get their chunks written again.
+CREATE OR REPLACE FUNCTION uncount_incident_evidence(
+    incident_ids bigint[], value_keys text[], kinds entity_kind[], scopes text[], counts integer[]
+) RETURNS void LANGUAGE sql AS $$
+    WITH gone AS (
+        SELECT * FROM unnest(incident_ids, value_keys, kinds, scopes, counts) AS g(incident_id, value_key, kind, scope, n)),
+    emptied AS (
+        DELETE FROM incident_evidence d USING gone g
+         WHERE (d.incident_id, d.value_key, d.kind, d.scope) = (g.incident_id, g.value_key, g.kind, g.scope)
+           AND d.entities <= g.n)
+    UPDATE incident_evidence d SET entities = d.entities - g.n FROM gone g
+     WHERE (d.incident_id, d.value_key, d.kind, d.scope) = (g.incident_id, g.value_key, g.kind, g.scope)
+       AND d.entities > g.n;
+    SELECT rebuild_incident_evidence_text(array_agg(DISTINCT g.incident_id))
+      FROM unnest(incident_ids, value_keys) AS g(incident_id, value_key)
+     WHERE NOT EXISTS (SELECT 1 FROM incident_evidence d WHERE d.incident_id = g.incident_id AND d.value_key = g.value_key);
+$$;
+
+-- Entity rows counted in: the counts, then the values new to their incidents appended (the outer
+-- statement sees the rows as they were before it: a value the incident held in no row).
+CREATE FUNCTION count_incident_evidence(
+    incident_ids bigint[], value_keys text[], kinds entity_kind[], scopes text[], counts integer[], spellings text[]
+) RETURNS void LANGUAGE sql AS $$
+    WITH counted AS (
+        INSERT INTO incident_evidence AS d (incident_id, value_key, kind, scope, entities, value)
+        SELECT * FROM unnest(incident_ids, value_keys, kinds, scopes, counts, spellings)
+         ORDER BY 1, 2, 3, 4
+            ON CONFLICT (incident_id, value_key, kind, scope) DO UPDATE SET entities = d.entities + excluded.entities
+        RETURNING d.incident_id, d.value_key, d.xmax = 0 AS inserted)
+    SELECT append_incident_evidence_text(array_agg(n.incident_id), array_agg(n.value_key))
+      FROM (SELECT DISTINCT c.incident_id, c.value_key FROM counted c
+             WHERE c.inserted
+               AND NOT EXISTS (SELECT 1 FROM incident_evidence x
+                                WHERE x.incident_id = c.incident_id AND x.value_key = c.value_key)) n;
+$$;
+
+CREATE OR REPLACE FUNCTION entities_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        EXECUTE $q$
+            SELECT uncount_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
+                                             array_agg(scope), array_agg(n))
+              FROM (SELECT a.incident_id, r.value_key, r.kind, a.scope, count(*)::integer AS n
+                      FROM old_rows r
+                     CROSS JOIN LATERAL (SELECT a.incident_id, a.scope FROM alerts a WHERE a.id = r.alert_id OFFSET 0) a
+                     GROUP BY 1, 2, 3, 4) gone
+        $q$;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        EXECUTE $q$
+            SELECT count_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
+                                           array_agg(scope), array_agg(n), array_agg(value))
+              FROM (SELECT a.incident_id, n.value_key, n.kind, a.scope, count(*)::integer AS n, min(n.value) AS value
+                      FROM new_rows n
+                     CROSS JOIN LATERAL (SELECT a.incident_id, a.scope FROM alerts a WHERE a.id = n.alert_id OFFSET 0) a
+                     GROUP BY 1, 2, 3, 4) added
+        $q$;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION entities_evidence_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM incident_evidence;
+    DELETE FROM incident_evidence_text;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION alerts_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE $q$
+        SELECT uncount_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
+                                         array_agg(scope), array_agg(n))
+          FROM (SELECT o.incident_id, e.value_key, e.kind, o.scope, count(*)::integer AS n
+                  FROM old_rows o JOIN new_rows n ON n.id = o.id
+                 CROSS JOIN LATERAL (SELECT x.value_key, x.kind FROM alert_entities x WHERE x.alert_id = o.id OFFSET 0) e
+                 WHERE (o.incident_id, o.scope) IS DISTINCT FROM (n.incident_id, n.scope)
+                 GROUP BY 1, 2, 3, 4) gone
+    $q$;
+    EXECUTE $q$
+        SELECT count_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
+                                       array_agg(scope), array_agg(n), array_agg(value))
+          FROM (SELECT n.incident_id, e.value_key, e.kind, n.scope, count(*)::integer AS n, min(e.value) AS value
+                  FROM new_rows n JOIN old_rows o ON o.id = n.id
+                 CROSS JOIN LATERAL (SELECT x.value_key, x.kind, x.value FROM alert_entities x WHERE x.alert_id = n.id OFFSET 0) e
+                 WHERE (o.incident_id, o.scope) IS DISTINCT FROM (n.incident_id, n.scope)
+                 GROUP BY 1, 2, 3, 4) added
+    $q$;
+    RETURN NULL;
+END
+$$;
