@@ -34,15 +34,20 @@ UNION ALL
 (SELECT 'extra', * FROM (SELECT * FROM kept EXCEPT SELECT * FROM counted) y)
 """
 # incident_evidence_text's values (db/migrations/0025) that are not the incident's distinct
-# values in incident_evidence, either way, or twice (incidents holding a value with a newline,
-# which splits it here, left out).
+# values in incident_evidence, either way, or twice, for the incidents with text and those of 64
+# rows or more, which must have it (incidents holding a value with a newline, which splits it
+# here, left out).
 WRONG_EVIDENCE_TEXT = """
 WITH split AS (SELECT DISTINCT incident_id FROM incident_evidence WHERE strpos(value_key, E'\\n') > 0),
 written AS (
     SELECT t.incident_id, e.value_key FROM incident_evidence_text t, unnest(string_to_array(t.entries, E'\\n')) e(value_key)
      WHERE t.incident_id NOT IN (SELECT incident_id FROM split)),
+textual AS (
+    SELECT incident_id FROM incident_evidence_text
+     UNION SELECT incident_id FROM incident_evidence GROUP BY 1 HAVING count(*) >= 64),
 kept AS (
-    SELECT DISTINCT incident_id, value_key FROM incident_evidence WHERE incident_id NOT IN (SELECT incident_id FROM split))
+    SELECT DISTINCT incident_id, value_key FROM incident_evidence
+     WHERE incident_id IN (SELECT incident_id FROM textual) AND incident_id NOT IN (SELECT incident_id FROM split))
 (SELECT 'missing' AS what, * FROM (SELECT * FROM kept EXCEPT ALL SELECT * FROM written) x)
 UNION ALL
 (SELECT 'extra', * FROM (SELECT * FROM written EXCEPT ALL SELECT * FROM kept) y)

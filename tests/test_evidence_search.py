@@ -291,14 +291,21 @@ async def _written(pool) -> list:
     return [tuple(r) for r in await pool.fetch(invariants.WRONG_EVIDENCE_TEXT)]
 
 
-async def test_each_incident_s_values_are_counted_exactly_through_moves(admin, ingest, pool):
+@pytest.mark.parametrize("filler", [0, 70])
+async def test_each_incident_s_values_are_counted_exactly_through_moves(admin, ingest, pool, filler):
     # Two alerts on one host in one incident, one in another scope elsewhere, then moves: one
     # alert out (the host stays, counted once), the other after it (the host goes), and back.
+    # With 70 more values on the first alert, its incident has text (0025), then the one it
+    # moves to, which gets it; the text is checked against the counts each time.
     await ingest(
-        alert_in("h1", "First", entities=[("device", "SRV-1"), ("user", "bob")]),
+        alert_in("h1", "First", entities=[("device", "SRV-1"), ("user", "bob"), *_filler("h1", filler)]),
         alert_in("h2", "Second", minutes=1, entities=[("device", "srv-1"), ("ip", "10.0.0.1")]),
         alert_in("h3", "Third", minutes=600, scope="hr", entities=[("device", "SRV-1")]),
     )
+    # (about 40 bytes a value: the text is two rows)
+    assert [
+        tuple(r) for r in await pool.fetch("SELECT incident_id, count(*) FROM incident_evidence_text GROUP BY 1")
+    ] == ([(1, 2)] if filler else [])
     assert [tuple(r) for r in await pool.fetch(KEPT)] == [tuple(r) for r in await pool.fetch(COUNTED)]
     assert await _written(pool) == []
     for ids, target in (
@@ -318,22 +325,28 @@ async def test_each_incident_s_values_are_counted_exactly_through_moves(admin, i
     assert await _written(pool) == []
 
 
+def _filler(tag: str, n: int = 70) -> list[tuple[str, str]]:
+    """Files enough for an incident of 64 values or more: one whose text the walk reads first (0025)."""
+    return [("file", f"{tag}-filler-{k}-{'x' * 24}.dll") for k in range(n)]
+
+
+@pytest.mark.parametrize("filler", [0, 70])
 @pytest.mark.parametrize("walk_size", [0, 1_000])
-async def test_an_incident_matches_when_one_value_holds_every_word(admin, ingest, monkeypatch, walk_size):
-    # The walk first reads an incident's values as one text: "alpha beta" is in incident 1's text
-    # (two values), in one value of incident 2's alone, and in a value split by a newline in 3.
+async def test_an_incident_matches_when_one_value_holds_every_word(admin, ingest, monkeypatch, walk_size, filler):
+    # With 70 more values, the walk first reads each incident's values as one text: "alpha beta"
+    # is in incident 1's (in two values), in one value of incident 2's alone, and in a value split
+    # by a newline in incident 3's.
     monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
     await ingest(
-        alert_in("w1", "First", entities=[("device", "alpha-host"), ("user", "beta-user")]),
-        alert_in("w2", "Second", minutes=600, entities=[("device", "alpha-beta-host")]),
-        alert_in("w3", "Third", minutes=1200, entities=[("file", "c:\\alpha\nbeta.exe")]),
+        alert_in("w1", "First", entities=[("device", "alpha-host"), ("user", "beta-user"), *_filler("w1", filler)]),
+        alert_in("w2", "Second", minutes=600, entities=[("device", "alpha-beta-host"), *_filler("w2", filler)]),
+        alert_in("w3", "Third", minutes=1200, entities=[("file", "c:\\alpha\nbeta.exe"), *_filler("w3", filler)]),
     )
-    assert await listed(admin, "alpha beta") == [
-        (3, [("FILE", "c:\\alpha\nbeta.exe")]),
-        (2, [("DEVICE", "alpha-beta-host")]),
-    ]
-    assert await listed(admin, "beta.exe") == [(3, [("FILE", "c:\\alpha\nbeta.exe")])]
+    split = (3, [("FILE", "c:\\alpha\nbeta.exe")])
+    assert await listed(admin, "alpha beta") == [split, (2, [("DEVICE", "alpha-beta-host")])]
+    assert await listed(admin, "beta.exe") == [split]
     assert await listed(admin, "a-user") == [(1, [("USER", "beta-user")])]
+    assert await listed(admin, "w2-filler-69") == [(2, [("FILE", f"w2-filler-69-{'x' * 24}.dll")])] * bool(filler)
 
 
 # --- both ways of finding evidence matches give the same pages ----------------------------------

@@ -686,12 +686,11 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer,
             "INSERT INTO incidents (name, severity, last_activity_at, alert_count, alert_scopes)"
             " VALUES ('Zanzibar exfiltration on WS-77', 'high', now() - interval '3 days', 1, ARRAY['default'])"
         )
-        # Their evidence, as 0024's and 0025's triggers would keep it for an alert on each incident's host.
+        # Their evidence, as 0024's triggers would count it for an alert on each incident's host.
         await conn.execute(
             "INSERT INTO incident_evidence (incident_id, value_key, kind, scope, entities, value)"
             " SELECT i.id, 'ws-' || i.id, 'device', 'default', 1, 'WS-' || i.id FROM incidents i"
         )
-        await conn.execute("INSERT INTO incident_evidence_text SELECT i.id, 0, 'ws-' || i.id FROM incidents i")
         # Rows inserted after the index was built wait in GIN's pending list until (auto)vacuum
         # moves them into the index; until then the planner prices the index far too high.
         await conn.execute("SELECT gin_clean_pending_list('incidents_name_search')")

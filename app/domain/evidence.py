@@ -12,11 +12,12 @@ How a page of matches is found (app/domain/incidents.py asks for it beside the n
   (incident_evidence, db/migrations/0024), exactly: a row goes when the last entity holding it
   moves out. The search reads these rows alone, the viewer's readable scopes' only, for the
   matches and for the matched evidence it shows.
-- WALK: the newest incidents, each checked through its values' text (incident_evidence_text,
-  db/migrations/0025: its distinct values in rows of about 1,800 bytes, one strpos() a row per
-  word), then, when the text holds every word, through its rows (a range of their primary key):
-  about WALK_INCIDENT_COST microseconds an incident, a little more for one of thousands of
-  values. It pays when the fragment is common ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as
+- WALK: the newest incidents, each checked through its rows (a range of their primary key,
+  about WALK_INCIDENT_COST microseconds an incident); an incident of 64 values or more first
+  through its values' text (incident_evidence_text, db/migrations/0025: its distinct values in
+  rows of about 1,800 bytes, one strpos() a row per word), its rows only when the text holds
+  every word, so that the incidents of thousands of values at the top of the queue cost a few
+  microseconds each, not one index entry a value. It pays when the fragment is common ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as
   many as the estimate says fill the page (walk_size); when that does not fill it, it walks on
   to MOST_WALKED if VALUES would cost more (longer_walk).
 - VALUES: the trigram index over the rows finds every row holding the fragment, then their
@@ -108,14 +109,15 @@ ALERT_HAS_ENTITY = """EXISTS (
        AND e.value_key = lower({value}))"""
 # Through the trigram index of the incidents' values.
 INCIDENT_HAS_EVIDENCE = "i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})"
-# The incident holds a readable value holding the words. First its values' text (0025: a row or
-# a few, where a word in none of its values is found in none), then, for the incidents whose text
-# holds every word, a range of incident_evidence's primary key: the value readable and holding all
-# the words. Scalar subqueries in a CASE, so that the planner probes them per walked incident, in
-# this order, and never turns them into joins.
+# The incident holds a readable value holding the words. First its values' text, if it has one
+# (0025: incidents of 64 values or more; a word in none of its rows is in none of its values),
+# then, for the incidents without text or whose text holds every word, a range of
+# incident_evidence's primary key: a readable value holding all the words. Scalar subqueries in a
+# CASE, so that the planner probes them per walked incident, in this order, and never turns them
+# into joins.
 HOLDS_EVIDENCE = (
-    "CASE WHEN EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = {incident}.id AND {in_text})"
-    " THEN (SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {readable} AND {holds}"
+    "CASE WHEN coalesce((SELECT bool_or({in_text}) FROM incident_evidence_text t WHERE t.incident_id = {incident}.id),"
+    " true) THEN (SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {readable} AND {holds}"
     " LIMIT 1) END"
 )
 # lower(value), not value_key: the primary key's index-only scan can check it.

@@ -1,25 +1,30 @@
--- Each incident's distinct evidence values as text, a few kilobytes a row: what the typeahead's
--- walk reads first, before the incident's rows of incident_evidence (issues 16 and 18).
+-- Each large incident's distinct evidence values as text, a few kilobytes a row: what the
+-- typeahead's walk reads first, before the incident's rows of incident_evidence (issues 16, 18).
 --
 -- The walk checks the newest incidents one by one. Through incident_evidence (0024) that read
--- every value of an incident that did not match, about 0.1 microsecond a value; but ingestion
--- correlates half of its alerts into the newest incidents, each bringing new files and URLs, so
--- the incidents at the top of the queue grow to thousands of values: 118 of them held 132,000
--- after a few runs of make bench, 15 ms for each search that walked past them, and the soak's
--- typeahead p95 went from 86 to 425 ms in five minutes. Here the same check is one strpos() over
--- about 1,800 bytes of values per row: a word that is in none of them is not in the incident.
+-- every value of an incident that did not match, about 0.1-0.35 microsecond a value; but
+-- ingestion correlates half of its alerts into the newest incidents, each bringing new files and
+-- URLs, so the incidents at the top of the queue grow to thousands of values: 118 of them held
+-- 132,000 after a few runs of make bench, 15 ms for each search that walked past them, and the
+-- soak's typeahead p95 went from 86 to 425 ms in five minutes. Here the same check is one
+-- strpos() over about 1,800 bytes of values a row: a word that is in none of them is in no
+-- value of the incident (120 incidents of 1,100 values: 7 ms, against 46 through their rows).
+--
+-- Only incidents of at least 64 values (rows of incident_evidence) have text: below that, the
+-- rows cost what the text would, and the incidents that moves churn (a few alerts each) pay
+-- nothing for it. An incident gets its text when a statement brings it to 64 rows, and keeps it.
 --
 -- The rows hold the set of the incident's value_keys, each once (whatever its kinds and scopes),
--- separated by newlines, in chunks of about CHUNK_BYTES (1,800: under the 2 kB at which
--- PostgreSQL compresses or moves a row's text out of line). A search's words never hold a newline
--- (app/domain/search.words splits on whitespace), so a word found here lies within one value,
--- and a word found nowhere here is in no value of the incident. Permissions, several words in one
--- value, and the values shown are still read from incident_evidence, for the incidents that pass.
+-- separated by newlines, in chunks of about 1,800 bytes (under the 2 kB at which PostgreSQL
+-- compresses a row or moves its text out of line). A search's words never hold a newline
+-- (app/domain/search.words splits on whitespace), so a word found in none of the chunks is in
+-- none of the values. Permissions, several words in one value, and the values shown are still
+-- read from incident_evidence, for the incidents that pass (app/domain/evidence.HOLDS_EVIDENCE).
 --
--- Kept by the same triggers as incident_evidence, under the same incident row locks: a value new
--- to an incident is appended to its last chunk (or a new one); when a value leaves an incident
--- (its last row in incident_evidence goes), the incident's chunks are written again from its
--- rows. tests/invariants.py's WRONG_EVIDENCE_TEXT compares both.
+-- Kept by 0024's triggers, under the same incident row locks: a value new to an incident with
+-- text is appended to its last chunk (or a new one); when a value leaves such an incident (its
+-- last row in incident_evidence goes), the incident's chunks are written again from its rows.
+-- tests/invariants.py's WRONG_EVIDENCE_TEXT compares both.
 SET LOCAL maintenance_work_mem = '512MB';
 LOCK TABLE alerts, alert_entities, incident_evidence IN SHARE ROW EXCLUSIVE MODE;
 
@@ -55,18 +60,26 @@ CREATE FUNCTION rebuild_incident_evidence_text(incident_ids bigint[]) RETURNS vo
              WHERE d.incident_id = ANY(incident_ids)) x;
 $$;
 
--- The backfill: every incident's values at once.
+-- Those of the incidents of 64 rows or more (an index-only count of at most 64 rows each); NULL
+-- for none.
+CREATE FUNCTION textual_incidents(incident_ids bigint[]) RETURNS bigint[] LANGUAGE sql STABLE AS $$
+    SELECT array_agg(s.id) FROM unnest(incident_ids) AS s(id)
+     WHERE (SELECT count(*) FROM (SELECT 1 FROM incident_evidence d WHERE d.incident_id = s.id LIMIT 64) x) >= 64
+$$;
+
+-- The backfill: the incidents of 64 rows or more, at once.
 INSERT INTO incident_evidence_text (incident_id, chunk, entries)
 SELECT incident_id, chunk, string_agg(value_key, E'\n' ORDER BY value_key)
   FROM (SELECT incident_id, value_key,
                ((sum(octet_length(value_key) + 1) OVER (PARTITION BY incident_id ORDER BY value_key) - 1) / 1800)::integer
                AS chunk
-          FROM (SELECT DISTINCT incident_id, value_key FROM incident_evidence) x) y
+          FROM (SELECT DISTINCT incident_id, value_key FROM incident_evidence
+                 WHERE incident_id IN (SELECT incident_id FROM incident_evidence GROUP BY 1 HAVING count(*) >= 64)) x) y
  GROUP BY 1, 2;
 ANALYZE incident_evidence_text;
 
 -- 0024's functions, now keeping the text too. Values that left: as before, then the incidents
--- that no longer hold one of them at all get their chunks written again.
+-- with text that no longer hold one of them at all get their chunks written again.
 CREATE OR REPLACE FUNCTION uncount_incident_evidence(
     incident_ids bigint[], value_keys text[], kinds entity_kind[], scopes text[], counts integer[]
 ) RETURNS void LANGUAGE sql AS $$
@@ -81,28 +94,19 @@ CREATE OR REPLACE FUNCTION uncount_incident_evidence(
        AND d.entities > g.n;
     SELECT rebuild_incident_evidence_text(array_agg(DISTINCT g.incident_id))
       FROM unnest(incident_ids, value_keys) AS g(incident_id, value_key)
-     WHERE NOT EXISTS (SELECT 1 FROM incident_evidence d WHERE d.incident_id = g.incident_id AND d.value_key = g.value_key);
+     WHERE EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = g.incident_id)
+       AND NOT EXISTS (SELECT 1 FROM incident_evidence d WHERE d.incident_id = g.incident_id AND d.value_key = g.value_key)
+    HAVING count(*) > 0;
 $$;
 
--- Entity rows counted in: the counts, then the values new to their incidents appended (the outer
--- statement sees the rows as they were before it: a value the incident held in no row).
-CREATE FUNCTION count_incident_evidence(
-    incident_ids bigint[], value_keys text[], kinds entity_kind[], scopes text[], counts integer[], spellings text[]
-) RETURNS void LANGUAGE sql AS $$
-    WITH counted AS (
-        INSERT INTO incident_evidence AS d (incident_id, value_key, kind, scope, entities, value)
-        SELECT * FROM unnest(incident_ids, value_keys, kinds, scopes, counts, spellings)
-         ORDER BY 1, 2, 3, 4
-            ON CONFLICT (incident_id, value_key, kind, scope) DO UPDATE SET entities = d.entities + excluded.entities
-        RETURNING d.incident_id, d.value_key, d.xmax = 0 AS inserted)
-    SELECT append_incident_evidence_text(array_agg(n.incident_id), array_agg(n.value_key))
-      FROM (SELECT DISTINCT c.incident_id, c.value_key FROM counted c
-             WHERE c.inserted
-               AND NOT EXISTS (SELECT 1 FROM incident_evidence x
-                                WHERE x.incident_id = c.incident_id AND x.value_key = c.value_key)) n;
-$$;
-
+-- Entity rows counted in (0024's INSERT, in `counted` below): the values new to their incidents
+-- are appended to the incidents' text, if they have one (the outer statement sees the rows as
+-- they were before it: a value new to the incident was in none of its rows). `grown`: the
+-- incidents without text that got new values; those now of 64 rows or more get their text.
 CREATE OR REPLACE FUNCTION entities_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    grown bigint[];
+    appended bigint;
 BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         EXECUTE $q$
@@ -116,13 +120,28 @@ BEGIN
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         EXECUTE $q$
-            SELECT count_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
-                                           array_agg(scope), array_agg(n), array_agg(value))
-              FROM (SELECT a.incident_id, n.value_key, n.kind, a.scope, count(*)::integer AS n, min(n.value) AS value
-                      FROM new_rows n
-                     CROSS JOIN LATERAL (SELECT a.incident_id, a.scope FROM alerts a WHERE a.id = n.alert_id OFFSET 0) a
-                     GROUP BY 1, 2, 3, 4) added
-        $q$;
+            WITH counted AS (
+                INSERT INTO incident_evidence AS d (incident_id, value_key, kind, scope, entities, value)
+                SELECT a.incident_id, n.value_key, n.kind, a.scope, count(*), min(n.value)
+                  FROM new_rows n
+                 CROSS JOIN LATERAL (SELECT a.incident_id, a.scope FROM alerts a WHERE a.id = n.alert_id OFFSET 0) a
+                 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+                ON CONFLICT (incident_id, value_key, kind, scope) DO UPDATE SET entities = d.entities + excluded.entities
+                RETURNING d.incident_id, d.value_key, d.xmax = 0 AS inserted),
+            fresh AS (
+                SELECT c.incident_id, c.value_key,
+                       EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = c.incident_id) AS written
+                  FROM (SELECT DISTINCT incident_id, value_key FROM counted WHERE inserted) c
+                 WHERE NOT EXISTS (SELECT 1 FROM incident_evidence x
+                                    WHERE x.incident_id = c.incident_id AND x.value_key = c.value_key))
+            SELECT (SELECT array_agg(DISTINCT incident_id) FROM fresh WHERE NOT written),
+                   (SELECT count(*) FROM (SELECT append_incident_evidence_text(array_agg(incident_id), array_agg(value_key))
+                                            FROM fresh WHERE written HAVING count(*) > 0) a)
+        $q$ INTO grown, appended;
+        grown := textual_incidents(grown);
+        IF grown IS NOT NULL THEN
+            PERFORM rebuild_incident_evidence_text(grown);
+        END IF;
     END IF;
     RETURN NULL;
 END
@@ -137,6 +156,9 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION alerts_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    grown bigint[];
+    appended bigint;
 BEGIN
     EXECUTE $q$
         SELECT uncount_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
@@ -148,14 +170,29 @@ BEGIN
                  GROUP BY 1, 2, 3, 4) gone
     $q$;
     EXECUTE $q$
-        SELECT count_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
-                                       array_agg(scope), array_agg(n), array_agg(value))
-          FROM (SELECT n.incident_id, e.value_key, e.kind, n.scope, count(*)::integer AS n, min(e.value) AS value
-                  FROM new_rows n JOIN old_rows o ON o.id = n.id
-                 CROSS JOIN LATERAL (SELECT x.value_key, x.kind, x.value FROM alert_entities x WHERE x.alert_id = n.id OFFSET 0) e
-                 WHERE (o.incident_id, o.scope) IS DISTINCT FROM (n.incident_id, n.scope)
-                 GROUP BY 1, 2, 3, 4) added
-    $q$;
+        WITH counted AS (
+            INSERT INTO incident_evidence AS d (incident_id, value_key, kind, scope, entities, value)
+            SELECT n.incident_id, e.value_key, e.kind, n.scope, count(*), min(e.value)
+              FROM new_rows n JOIN old_rows o ON o.id = n.id
+             CROSS JOIN LATERAL (SELECT x.value_key, x.kind, x.value FROM alert_entities x WHERE x.alert_id = n.id OFFSET 0) e
+             WHERE (o.incident_id, o.scope) IS DISTINCT FROM (n.incident_id, n.scope)
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            ON CONFLICT (incident_id, value_key, kind, scope) DO UPDATE SET entities = d.entities + excluded.entities
+            RETURNING d.incident_id, d.value_key, d.xmax = 0 AS inserted),
+        fresh AS (
+            SELECT c.incident_id, c.value_key,
+                   EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = c.incident_id) AS written
+              FROM (SELECT DISTINCT incident_id, value_key FROM counted WHERE inserted) c
+             WHERE NOT EXISTS (SELECT 1 FROM incident_evidence x
+                                WHERE x.incident_id = c.incident_id AND x.value_key = c.value_key))
+        SELECT (SELECT array_agg(DISTINCT incident_id) FROM fresh WHERE NOT written),
+               (SELECT count(*) FROM (SELECT append_incident_evidence_text(array_agg(incident_id), array_agg(value_key))
+                                        FROM fresh WHERE written HAVING count(*) > 0) a)
+    $q$ INTO grown, appended;
+    grown := textual_incidents(grown);
+    IF grown IS NOT NULL THEN
+        PERFORM rebuild_incident_evidence_text(grown);
+    END IF;
     RETURN NULL;
 END
 $$;
