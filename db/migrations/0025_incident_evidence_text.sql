@@ -60,13 +60,6 @@ CREATE FUNCTION rebuild_incident_evidence_text(incident_ids bigint[]) RETURNS vo
              WHERE d.incident_id = ANY(incident_ids)) x;
 $$;
 
--- Those of the incidents of 64 rows or more (an index-only count of at most 64 rows each); NULL
--- for none.
-CREATE FUNCTION textual_incidents(incident_ids bigint[]) RETURNS bigint[] LANGUAGE sql STABLE AS $$
-    SELECT array_agg(s.id) FROM unnest(incident_ids) AS s(id)
-     WHERE (SELECT count(*) FROM (SELECT 1 FROM incident_evidence d WHERE d.incident_id = s.id LIMIT 64) x) >= 64
-$$;
-
 -- The backfill: the incidents of 64 rows or more, at once.
 INSERT INTO incident_evidence_text (incident_id, chunk, entries)
 SELECT incident_id, chunk, string_agg(value_key, E'\n' ORDER BY value_key)
@@ -79,7 +72,8 @@ SELECT incident_id, chunk, string_agg(value_key, E'\n' ORDER BY value_key)
 ANALYZE incident_evidence_text;
 
 -- 0024's functions, now keeping the text too. Values that left: as before, then the incidents
--- with text that no longer hold one of them at all get their chunks written again.
+-- with text that no longer hold one of them at all get their chunks written again (a few probes
+-- of the primary keys for the incidents without text: the small ones, which moves churn).
 CREATE OR REPLACE FUNCTION uncount_incident_evidence(
     incident_ids bigint[], value_keys text[], kinds entity_kind[], scopes text[], counts integer[]
 ) RETURNS void LANGUAGE sql AS $$
@@ -99,14 +93,30 @@ CREATE OR REPLACE FUNCTION uncount_incident_evidence(
     HAVING count(*) > 0;
 $$;
 
--- Entity rows counted in (0024's INSERT, in `counted` below): the values new to their incidents
--- are appended to the incidents' text, if they have one (the outer statement sees the rows as
--- they were before it: a value new to the incident was in none of its rows). `grown`: the
--- incidents without text that got new values; those now of 64 rows or more get their text.
+-- Rows of incident_evidence just inserted (an incident, value, kind and scope it held in no
+-- row), one array entry per row: the values new to their incidents (no other row of the
+-- incident holds them) are appended to the text of those that have one; those without text and
+-- now of 64 rows or more get theirs. Called by the triggers below with what their INSERT
+-- returned, so that the statements they EXECUTE (planned at each run) stay 0024's, and these,
+-- planned for arrays, are planned once.
+CREATE FUNCTION incident_evidence_inserted(incident_ids bigint[], value_keys text[]) RETURNS void LANGUAGE sql AS $$
+    SELECT append_incident_evidence_text(array_agg(a.incident_id), array_agg(a.value_key))
+      FROM (SELECT incident_id, value_key, count(*) AS n FROM unnest(incident_ids, value_keys) AS v(incident_id, value_key)
+             GROUP BY 1, 2) a
+     WHERE EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = a.incident_id)
+       AND (SELECT count(*) FROM incident_evidence x WHERE x.incident_id = a.incident_id AND x.value_key = a.value_key) = a.n
+    HAVING count(*) > 0;
+    SELECT rebuild_incident_evidence_text(array_agg(g.id))
+      FROM (SELECT DISTINCT id FROM unnest(incident_ids) AS u(id)) g
+     WHERE NOT EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = g.id)
+       AND (SELECT count(*) FROM (SELECT 1 FROM incident_evidence d WHERE d.incident_id = g.id LIMIT 64) x) >= 64
+    HAVING count(*) > 0;
+$$;
+
 CREATE OR REPLACE FUNCTION entities_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    grown bigint[];
-    appended bigint;
+    inserted_ids bigint[];
+    inserted_keys text[];
 BEGIN
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         EXECUTE $q$
@@ -127,20 +137,11 @@ BEGIN
                  CROSS JOIN LATERAL (SELECT a.incident_id, a.scope FROM alerts a WHERE a.id = n.alert_id OFFSET 0) a
                  GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
                 ON CONFLICT (incident_id, value_key, kind, scope) DO UPDATE SET entities = d.entities + excluded.entities
-                RETURNING d.incident_id, d.value_key, d.xmax = 0 AS inserted),
-            fresh AS (
-                SELECT c.incident_id, c.value_key,
-                       EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = c.incident_id) AS written
-                  FROM (SELECT DISTINCT incident_id, value_key FROM counted WHERE inserted) c
-                 WHERE NOT EXISTS (SELECT 1 FROM incident_evidence x
-                                    WHERE x.incident_id = c.incident_id AND x.value_key = c.value_key))
-            SELECT (SELECT array_agg(DISTINCT incident_id) FROM fresh WHERE NOT written),
-                   (SELECT count(*) FROM (SELECT append_incident_evidence_text(array_agg(incident_id), array_agg(value_key))
-                                            FROM fresh WHERE written HAVING count(*) > 0) a)
-        $q$ INTO grown, appended;
-        grown := textual_incidents(grown);
-        IF grown IS NOT NULL THEN
-            PERFORM rebuild_incident_evidence_text(grown);
+                RETURNING d.incident_id, d.value_key, d.xmax = 0 AS inserted)
+            SELECT array_agg(incident_id) FILTER (WHERE inserted), array_agg(value_key) FILTER (WHERE inserted) FROM counted
+        $q$ INTO inserted_ids, inserted_keys;
+        IF inserted_ids IS NOT NULL THEN
+            PERFORM incident_evidence_inserted(inserted_ids, inserted_keys);
         END IF;
     END IF;
     RETURN NULL;
@@ -157,8 +158,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION alerts_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    grown bigint[];
-    appended bigint;
+    inserted_ids bigint[];
+    inserted_keys text[];
 BEGIN
     EXECUTE $q$
         SELECT uncount_incident_evidence(array_agg(incident_id), array_agg(value_key), array_agg(kind),
@@ -178,20 +179,11 @@ BEGIN
              WHERE (o.incident_id, o.scope) IS DISTINCT FROM (n.incident_id, n.scope)
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
             ON CONFLICT (incident_id, value_key, kind, scope) DO UPDATE SET entities = d.entities + excluded.entities
-            RETURNING d.incident_id, d.value_key, d.xmax = 0 AS inserted),
-        fresh AS (
-            SELECT c.incident_id, c.value_key,
-                   EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = c.incident_id) AS written
-              FROM (SELECT DISTINCT incident_id, value_key FROM counted WHERE inserted) c
-             WHERE NOT EXISTS (SELECT 1 FROM incident_evidence x
-                                WHERE x.incident_id = c.incident_id AND x.value_key = c.value_key))
-        SELECT (SELECT array_agg(DISTINCT incident_id) FROM fresh WHERE NOT written),
-               (SELECT count(*) FROM (SELECT append_incident_evidence_text(array_agg(incident_id), array_agg(value_key))
-                                        FROM fresh WHERE written HAVING count(*) > 0) a)
-    $q$ INTO grown, appended;
-    grown := textual_incidents(grown);
-    IF grown IS NOT NULL THEN
-        PERFORM rebuild_incident_evidence_text(grown);
+            RETURNING d.incident_id, d.value_key, d.xmax = 0 AS inserted)
+        SELECT array_agg(incident_id) FILTER (WHERE inserted), array_agg(value_key) FILTER (WHERE inserted) FROM counted
+    $q$ INTO inserted_ids, inserted_keys;
+    IF inserted_ids IS NOT NULL THEN
+        PERFORM incident_evidence_inserted(inserted_ids, inserted_keys);
     END IF;
     RETURN NULL;
 END
