@@ -108,7 +108,16 @@ ALERT_HAS_ENTITY = """EXISTS (
     SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND e.kind = {kind}::entity_kind
        AND e.value_key = lower({value}))"""
 # Through the trigram index of the incidents' values.
-INCIDENT_HAS_EVIDENCE = "i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})"
+# Its text first (TEXT_MAY_HOLD): when a name match bounds the page near the top of the queue, the
+# planner checks the few incidents there one by one instead, each through all its rows.
+INCIDENT_HAS_EVIDENCE = (
+    "{may_hold} AND i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})"
+)
+# The incident may hold the words: its text (0025) holds every word in one of its rows, or it has
+# no text (an incident of fewer than 64 values: its rows tell).
+TEXT_MAY_HOLD = (
+    "coalesce((SELECT bool_or({in_text}) FROM incident_evidence_text t WHERE t.incident_id = {incident}.id), true)"
+)
 # The incident holds a readable value holding the words. First its values' text, if it has one
 # (0025: incidents of 64 values or more; a word in none of its rows is in none of its values),
 # then, for the incidents without text or whose text holds every word, a range of
@@ -116,8 +125,7 @@ INCIDENT_HAS_EVIDENCE = "i.id IN (SELECT d.incident_id FROM incident_evidence d 
 # CASE, so that the planner probes them per walked incident, in this order, and never turns them
 # into joins.
 HOLDS_EVIDENCE = (
-    "CASE WHEN coalesce((SELECT bool_or({in_text}) FROM incident_evidence_text t WHERE t.incident_id = {incident}.id),"
-    " true) THEN (SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {readable} AND {holds}"
+    "CASE WHEN {may_hold} THEN (SELECT true FROM incident_evidence d WHERE d.incident_id = {incident}.id AND {readable} AND {holds}"
     " LIMIT 1) END"
 )
 # lower(value), not value_key: the primary key's index-only scan can check it.
@@ -136,15 +144,23 @@ def incident_has_evidence(params: Params, words: list[str], viewer: Viewer, esti
     """An incident with a readable alert whose evidence holds every word, through the values'
     trigram index, looking up the words' rarest parts by the sample (index_lookup)."""
     return INCIDENT_HAS_EVIDENCE.format(
-        lookup=index_lookup(params, words, estimate), readable=readable_values(params, viewer)
+        may_hold=text_may_hold(params, words, "i"),
+        lookup=index_lookup(params, words, estimate),
+        readable=readable_values(params, viewer),
     )
+
+
+def text_may_hold(params: Params, words: list[str], incident: str) -> str:
+    """The incident `incident` has no text, or a row of its text holds every word (TEXT_MAY_HOLD)."""
+    in_text = " AND ".join(f"strpos(t.entries, {params.add(w)}) > 0" for w in words)
+    return TEXT_MAY_HOLD.format(in_text=in_text, incident=incident)
 
 
 def holds_evidence(params: Params, words: list[str], viewer: Viewer, incident: str = "i") -> str:
     """The incident `incident` holds a value the viewer may read that holds every word."""
     return HOLDS_EVIDENCE.format(
         incident=incident,
-        in_text=" AND ".join(f"strpos(t.entries, {params.add(w)}) > 0" for w in words),
+        may_hold=text_may_hold(params, words, incident),
         readable=readable_values(params, viewer),
         holds=holds_words(params, words, "d.value_key"),
     )
