@@ -13,7 +13,7 @@ How a page of matches is found (app/domain/incidents.py asks for it beside the n
   moves out. The search reads these rows alone, the viewer's readable scopes' only, for the
   matches and for the matched evidence it shows.
 - WALK: the newest incidents, each checked through its rows (a range of their primary key,
-  about WALK_INCIDENT_COST microseconds an incident); an incident of 64 values or more first
+  about WALK_INCIDENT_COST microseconds an incident); an incident of 64 rows or more first
   through its values' text (incident_evidence_text, db/migrations/0025: its distinct values in
   rows of about 1,800 bytes, one strpos() a row per word), its rows only when the text holds
   every word, so that the incidents of thousands of values at the top of the queue cost a few
@@ -108,18 +108,14 @@ ALERT_HAS_ENTITY = """EXISTS (
     SELECT 1 FROM alert_entities e WHERE e.alert_id = a.id AND e.kind = {kind}::entity_kind
        AND e.value_key = lower({value}))"""
 # Through the trigram index of the incidents' values.
-# Its text first (TEXT_MAY_HOLD): when a name match bounds the page near the top of the queue, the
-# planner checks the few incidents there one by one instead, each through all its rows.
-INCIDENT_HAS_EVIDENCE = (
-    "{may_hold} AND i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})"
-)
+INCIDENT_HAS_EVIDENCE = "i.id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})"
 # The incident may hold the words: its text (0025) holds every word in one of its rows, or it has
-# no text (an incident of fewer than 64 values: its rows tell).
+# no text (an incident of fewer than 64 rows of incident_evidence: its rows tell).
 TEXT_MAY_HOLD = (
     "coalesce((SELECT bool_or({in_text}) FROM incident_evidence_text t WHERE t.incident_id = {incident}.id), true)"
 )
 # The incident holds a readable value holding the words. First its values' text, if it has one
-# (0025: incidents of 64 values or more; a word in none of its rows is in none of its values),
+# (0025: incidents of 64 rows or more; a word in none of its rows is in none of its values),
 # then, for the incidents without text or whose text holds every word, a range of
 # incident_evidence's primary key: a readable value holding all the words. Scalar subqueries in a
 # CASE, so that the planner probes them per walked incident, in this order, and never turns them
@@ -144,7 +140,6 @@ def incident_has_evidence(params: Params, words: list[str], viewer: Viewer, esti
     """An incident with a readable alert whose evidence holds every word, through the values'
     trigram index, looking up the words' rarest parts by the sample (index_lookup)."""
     return INCIDENT_HAS_EVIDENCE.format(
-        may_hold=text_may_hold(params, words, "i"),
         lookup=index_lookup(params, words, estimate),
         readable=readable_values(params, viewer),
     )

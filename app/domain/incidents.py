@@ -425,11 +425,13 @@ SELECT count(*) FROM (
 # Through the values' trigram index: every incident holding them, the newest first (sorted by an
 # expression the recency index cannot give, so that the planner does not walk it instead), then
 # the matched values of those on the page (OFFSET 0 keeps the sorted incidents one subquery, whose
-# order the outer ORDER BY reuses).
+# order the outer ORDER BY reuses). Each incident's text first (evidence.text_may_hold): when a
+# name match bounds the page near the top of the queue, the planner checks the few incidents
+# there one by one instead, each through its rows, and the top's incidents are the largest.
 EVIDENCE_VALUES = """
 SELECT {columns}, m.kinds::text[], m.vals FROM (
     SELECT i.*, i.last_activity_at + interval '0' AS recency FROM incidents i
-     WHERE {has_evidence} AND {where} AND {keyset} AND {bound}
+     WHERE {may_hold} AND {has_evidence} AND {where} AND {keyset} AND {bound}
      ORDER BY i.last_activity_at + interval '0' {order}, i.id {order} OFFSET 0
 ) i CROSS JOIN LATERAL ({matched}) m
  WHERE m.kinds IS NOT NULL ORDER BY i.recency {order}, i.id {order} LIMIT {limit}
@@ -603,6 +605,7 @@ def _evidence_step(
     else:
         sql = EVIDENCE_VALUES.format(
             columns=INCIDENT_COLUMNS,
+            may_hold=evidence.text_may_hold(params, words, "i"),
             has_evidence=evidence.incident_has_evidence(params, words, queue.viewer, estimate),
             where=params.conditions,
             keyset=keyset,

@@ -12,7 +12,8 @@
 --
 -- Only incidents of at least 64 values (rows of incident_evidence) have text: below that, the
 -- rows cost what the text would, and the incidents that moves churn (a few alerts each) pay
--- nothing for it. An incident gets its text when a statement brings it to 64 rows, and keeps it.
+-- nothing for it. An incident gets its text when a statement brings it to 64 rows, and keeps it
+-- until its last value leaves.
 --
 -- The rows hold the set of the incident's value_keys, each once (whatever its kinds and scopes),
 -- separated by newlines, in chunks of about 1,800 bytes (under the 2 kB at which PostgreSQL
