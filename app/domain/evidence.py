@@ -17,9 +17,10 @@ How a page of matches is found (app/domain/incidents.py asks for it beside the n
   through its values' text (incident_evidence_text, db/migrations/0025: its distinct values in
   rows of about 1,800 bytes, one strpos() a row per word), its rows only when the text holds
   every word, so that the incidents of thousands of values at the top of the queue cost a few
-  microseconds each, not one index entry a value. It pays when the fragment is common ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as
-  many as the estimate says fill the page (walk_size); when that does not fill it, it walks on
-  to MOST_WALKED if VALUES would cost more (longer_walk).
+  microseconds each, not one index entry a value. It pays when the fragment is common
+  ("contoso", "10.1"): the page fills within a few hundred incidents. It checks twice as many
+  as the estimate says fill the page (walk_size); when that does not fill it, it walks on to
+  MOST_WALKED if VALUES would cost more (longer_walk).
 - VALUES: the trigram index over the rows finds every row holding the fragment, then their
   incidents, the newest first. It pays when the fragment is rare ("9408"); its cost grows with
   the rows.
