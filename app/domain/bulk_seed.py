@@ -500,19 +500,14 @@ SELECT a.incident_id, e.value_key, e.kind, a.scope, count(*), min(e.value)
     ON CONFLICT DO NOTHING
 """
 
-# The text of those of 64 rows or more (db/migrations/0025), where the triggers have not written it.
+# The text of those of 64 rows or more (db/migrations/0025's function, as its triggers write it),
+# where the triggers have not written it.
 INSERT_EVIDENCE_TEXT = """
-INSERT INTO incident_evidence_text (incident_id, chunk, entries)
-SELECT incident_id, chunk, string_agg(value_key, E'\\n' ORDER BY value_key)
-  FROM (SELECT incident_id, value_key,
-               ((sum(octet_length(value_key) + 1) OVER (PARTITION BY incident_id ORDER BY value_key) - 1) / 1800)::integer
-               AS chunk
-          FROM (SELECT DISTINCT d.incident_id, d.value_key FROM incident_evidence d
-                 WHERE d.incident_id IN (SELECT e.incident_id FROM incident_evidence e
-                                          WHERE e.incident_id IN (SELECT DISTINCT a.incident_id FROM seed_alert a)
-                                          GROUP BY 1 HAVING count(*) >= 64)
-                   AND NOT EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = d.incident_id)) x) y
- GROUP BY 1, 2 ORDER BY 1, 2
+SELECT rebuild_incident_evidence_text(array_agg(e.incident_id))
+  FROM (SELECT d.incident_id FROM incident_evidence d
+         WHERE d.incident_id IN (SELECT DISTINCT a.incident_id FROM seed_alert a)
+           AND NOT EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = d.incident_id)
+         GROUP BY 1 HAVING count(*) >= 64) e
 """
 
 INSERT_LOG = """

@@ -40,8 +40,10 @@ CREATE TABLE incident_evidence_text (
     entries      text NOT NULL,  -- value_keys, newline-separated
     PRIMARY KEY (incident_id, chunk)
 ) WITH (fillfactor = 70);  -- room for an appended chunk's new version on its page (HOT)
--- The rows' values that do not fit CHUNK_BYTES go to the next chunks: an entry belongs to the
--- chunk where it ends, counting from the end of the last chunk's `bytes`.
+-- Values appended to incidents' text: those that do not fit the last chunk's 1,800 bytes go to
+-- the next chunks (a value belongs to the chunk where it ends, counting from the end of the last
+-- chunk's `bytes`). The one place that cuts the text into chunks: the rebuild, the backfill and
+-- bulk_seed come through here.
 CREATE FUNCTION append_incident_evidence_text(incident_ids bigint[], value_keys text[]) RETURNS void
 LANGUAGE sql SET plan_cache_mode = force_generic_plan AS $$
     INSERT INTO incident_evidence_text AS t (incident_id, chunk, entries)
@@ -67,15 +69,9 @@ SET plan_cache_mode = force_generic_plan AS $$
              WHERE d.incident_id = ANY(incident_ids)) x;
 $$;
 
--- The backfill: the incidents of 64 rows or more, at once.
-INSERT INTO incident_evidence_text (incident_id, chunk, entries)
-SELECT incident_id, chunk, string_agg(value_key, E'\n' ORDER BY value_key)
-  FROM (SELECT incident_id, value_key,
-               ((sum(octet_length(value_key) + 1) OVER (PARTITION BY incident_id ORDER BY value_key) - 1) / 1800)::integer
-               AS chunk
-          FROM (SELECT DISTINCT incident_id, value_key FROM incident_evidence
-                 WHERE incident_id IN (SELECT incident_id FROM incident_evidence GROUP BY 1 HAVING count(*) >= 64)) x) y
- GROUP BY 1, 2;
+-- The backfill: the incidents of 64 rows or more, written as the triggers write them.
+SELECT rebuild_incident_evidence_text(array_agg(incident_id))
+  FROM (SELECT incident_id FROM incident_evidence GROUP BY 1 HAVING count(*) >= 64) x;
 ANALYZE incident_evidence_text;
 
 -- 0024's functions, now keeping the text too. Values that left: as before, then the incidents
