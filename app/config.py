@@ -123,6 +123,7 @@ class Settings:
     link_max_alerts: int = 1000  # alert ids in one linkAlerts
     ingest_max_alerts: int = 500  # alerts in one ingestAlerts
     merge_max_alerts: int = 100_000  # alerts one mergeIncidents moves, over all its sources
+    correlation_max_alerts: int = 1000  # alerts an incident holds before correlation adds no more
     # Live updates (app/live.py): subscriptions one process holds, changes one may fall behind
     # before it is ended (SUBSCRIBER_TOO_SLOW), how far back a cursor may resume, heartbeats.
     live_max_subscriptions: int = 5000
@@ -153,6 +154,7 @@ class Settings:
             statement_timeout_ms=_limit("DB_STATEMENT_TIMEOUT_MS", 15000),
             correlation_window_hours=_float("CORRELATION_WINDOW_HOURS", 24.0),
             correlation_across_scopes=_bool("CORRELATION_ACROSS_SCOPES", False),
+            correlation_max_alerts=_limit("CORRELATION_MAX_ALERTS", cls.correlation_max_alerts),
             introspection=_bool("GRAPHQL_INTROSPECTION", True),
             max_body_bytes=_limit("MAX_BODY_BYTES", 1024 * 1024),
             max_concurrency=_limit("MAX_CONCURRENT_REQUESTS", 256),

@@ -54,7 +54,7 @@ from app.api.loaders import Loaders
 from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
-from app.domain import users
+from app.domain import ingestion, users
 from app.domain.viewers import Viewer
 from app.health import Readiness
 from app.listener import Listener
@@ -294,8 +294,7 @@ class GraphQLApp(GraphQL):
             pool=db.Database(state.pool, settings.pool_timeout, settings.connections_per_request),
             viewer=_NOBODY,
             request_id=uuid.uuid4().hex[:16],
-            correlation_window=timedelta(hours=settings.correlation_window_hours),
-            correlation_across_scopes=settings.correlation_across_scopes,
+            correlation=ingestion.Correlation.of(settings),
             live=getattr(state, "live", None),
             streams=True,
         )
@@ -577,7 +576,7 @@ def create_app(
     if settings.traces:
         from app import tracing  # only then: off, tracing costs nothing, not even this import
     graphql_app = GraphQLApp(settings)
-    window = timedelta(hours=settings.correlation_window_hours)
+    correlation = ingestion.Correlation.of(settings)
     pool_watch = metrics.PoolWatch(pool)
 
     @contextlib.asynccontextmanager
@@ -672,8 +671,7 @@ def create_app(
                 pool=database,
                 viewer=viewer,
                 request_id=request_id(scope),
-                correlation_window=window,
-                correlation_across_scopes=settings.correlation_across_scopes,
+                correlation=correlation,
                 observation=observation,
                 token=token.strip(),
                 live=request.app.state.live,

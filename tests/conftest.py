@@ -198,7 +198,7 @@ def ingest(pool: asyncpg.Pool):
     """Ingest alerts through the domain, as a detection source; returns the stored alerts."""
     source = Viewer(id=0, name="source", can_view_incidents=True, can_ingest=True, grants={"*": "write"})
 
-    async def run(*alerts: AlertIn, window_hours: float = 24, across_scopes: bool = False):
+    async def run(*alerts: AlertIn, window_hours: float = 24, across_scopes: bool = False, max_alerts: int = 1000):
         """across_scopes: correlate across scopes (CORRELATION_ACROSS_SCOPES), for set-ups that
         need incidents holding alerts of several scopes."""
         async with pool.acquire() as conn, conn.transaction():
@@ -206,8 +206,7 @@ def ingest(pool: asyncpg.Pool):
                 conn=conn,
                 viewer=source,
                 batch=list(alerts),
-                window=timedelta(hours=window_hours),
-                across_scopes=across_scopes,
+                correlation=ingestion.Correlation(timedelta(hours=window_hours), across_scopes, max_alerts),
             )
         return result.alerts
 

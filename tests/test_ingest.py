@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import asyncpg
@@ -10,7 +11,7 @@ import pytest
 
 from app.config import Settings
 from app.server import create_app
-from tests.conftest import NOW, Api, number_of
+from tests.conftest import NOW, Api, alert_in, number_of
 from tests.invariants import redirect_by_hand
 from tests.test_link_alerts import LINK
 
@@ -596,3 +597,107 @@ async def test_an_external_id_names_an_alert_within_its_scope(make_user, admin, 
     again = await send(sensor, detection("shared-id", "Beacon on WS-1"))
     assert again["alerts"][0]["id"] == result["alerts"][0]["id"]
     assert (await stored(pool))["alerts"] == 2
+
+
+# --- how much correlation gathers into one incident ----------------------------------------
+
+
+@pytest.fixture
+async def capped(pool, database_url, monkeypatch):
+    """An admin's Api on an app whose settings came from CORRELATION_MAX_ALERTS in the environment."""
+    clients = []
+
+    async def make(admin: Api, most: str) -> Api:
+        monkeypatch.setenv("CORRELATION_MAX_ALERTS", most)
+        settings = Settings(**{**Settings.from_env().__dict__, "database_url": database_url})
+        assert settings.correlation_max_alerts == int(most)
+        app = create_app(settings, pool=pool)
+        clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"))
+        return Api(clients[-1], admin.token)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def test_a_full_incident_takes_no_more_correlated_alerts(capped, admin):
+    """At CORRELATION_MAX_ALERTS the next related alert opens an incident of its own, and the
+    alerts after it that share the evidence join that one."""
+    api = await capped(admin, "3")
+    first = (await send(api, *(detection(f"a{n}", entities=[("USER", "dave")], minutes=n) for n in range(3))))["alerts"]
+    assert len({a["incident"]["id"] for a in first}) == 1
+    full = first[0]["incident"]["id"]
+
+    result = await send(api, detection("b0", "Dave again", entities=[("USER", "Dave")], minutes=5))
+    [overflow] = result["alerts"]
+    assert overflow["incident"]["id"] != full
+    assert overflow["incident"]["name"] == "Dave again"
+    assert [e["kind"] for e in result["logEntries"]] == ["INCIDENT_CREATED"]
+    then = (await send(api, detection("b1", entities=[("USER", "dave")], minutes=6)))["alerts"]
+    assert then[0]["incident"]["id"] == overflow["incident"]["id"]
+    assert [
+        (i["id"], i["alertCount"])
+        for i in [await incident_of(api, full), await incident_of(api, overflow["incident"]["id"])]
+    ] == [
+        (full, 3),
+        (overflow["incident"]["id"], 2),
+    ]
+
+
+async def test_a_batch_fills_an_incident_and_overflows_in_order(capped, admin):
+    api = await capped(admin, "3")
+    [stored_first] = (await send(api, detection("a0", entities=[("USER", "dave")])))["alerts"]
+    result = await send(api, *(detection(f"b{n}", entities=[("USER", "dave")], minutes=1 + n) for n in range(5)))
+
+    incidents = incident_ids(result)
+    assert incidents[:2] == [stored_first["incident"]["id"]] * 2  # 1 stored + 2 = 3
+    assert incidents[2] not in incidents[:2] and incidents[2:] == [incidents[2]] * 3
+    assert [(i["id"], i["alertCount"]) for i in result["incidents"]] == [
+        (stored_first["incident"]["id"], 3),
+        (incidents[2], 3),
+    ]
+    assert [e["kind"] for e in result["logEntries"]] == ["ALERT_CORRELATED"] * 2 + ["INCIDENT_CREATED"] + [
+        "ALERT_CORRELATED"
+    ] * 2
+
+
+async def test_a_full_incident_leaves_the_alert_to_another_relative(ingest):
+    """Only the full incident's evidence counts for nothing: the alert's other evidence still
+    correlates, with the most recent relative there."""
+    [on_host] = await ingest(alert_in("h", entities=[("device", "ws-9")]), max_alerts=2)
+    dave = await ingest(
+        *(alert_in(f"d{n}", entities=[("user", "dave")], minutes=10 + n) for n in range(2)), max_alerts=2
+    )
+    assert dave[0].incident_id == dave[1].incident_id != on_host.incident_id
+
+    [both] = await ingest(alert_in("x", entities=[("user", "dave"), ("device", "WS-9")], minutes=20), max_alerts=2)
+
+    assert both.incident_id == on_host.incident_id
+
+
+async def test_moves_are_not_capped(capped, admin):
+    """The cap is on what the machine decides; an analyst may link alerts into a full incident."""
+    api = await capped(admin, "2")
+    full = (await send(api, *(detection(f"a{n}", entities=[("USER", "dave")], minutes=n) for n in range(2))))["alerts"]
+    [other] = (await send(api, detection("z", entities=[("USER", "erin")])))["alerts"]
+    moved = (
+        await api(
+            LINK, ids=[other["id"]], target={"existingIncidentId": full[0]["incident"]["id"]}, comment="same story"
+        )
+    )["linkAlerts"]
+    assert moved["errors"] == []
+    assert (await incident_of(api, full[0]["incident"]["id"]))["alertCount"] == 3
+
+
+async def test_concurrent_batches_do_not_overfill_an_incident(ingest, pool):
+    """Two batches that both saw room for their alerts: the one that locks the incident second
+    finds it full and decides again."""
+    [first] = await ingest(alert_in("a", entities=[("user", "dave")]), max_alerts=3)
+    batches = [[alert_in(f"{side}{n}", entities=[("user", "dave")], minutes=1 + n) for n in range(2)] for side in "bc"]
+    for _ in range(5):
+        await asyncio.gather(*(ingest(*b, max_alerts=3) for b in batches))
+        batches = [[alert_in(f"{a.external_id}+", entities=a.entities, minutes=5) for a in b] for b in batches]
+    counts = await pool.fetch("SELECT alert_count FROM incidents ORDER BY id")
+    assert counts[0]["alert_count"] == 3 and all(r["alert_count"] <= 3 for r in counts)
+    assert sum(r["alert_count"] for r in counts) == 21
+    assert first.incident_id == (await pool.fetchval("SELECT min(id) FROM incidents"))

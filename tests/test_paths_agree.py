@@ -259,7 +259,7 @@ async def _build_dataset(pool: asyncpg.Pool, normal: httpx.AsyncClient, tokens: 
         ),
     ]
     async with pool.acquire() as conn, conn.transaction():
-        await ingestion.ingest_alerts(conn=conn, viewer=source, batch=batch, window=timedelta(hours=24))
+        await ingestion.ingest_alerts(conn=conn, viewer=source, batch=batch, correlation=ingestion.Correlation())
     # A second source's batch through the API.
     await _data(
         normal,

@@ -331,8 +331,7 @@ def group_key(
         id(operation),
         values,
         access_key(context.viewer),
-        context.correlation_window,
-        context.correlation_across_scopes,
+        context.correlation,
     )
 
 

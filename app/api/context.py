@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
 from graphql import OperationDefinitionNode
 
 from app.api.loaders import Loaders
+from app.domain.ingestion import Correlation
 from app.domain.viewers import Viewer
 from app.observe import Observation
 
@@ -22,8 +22,7 @@ class Context:
     pool: asyncpg.Pool
     viewer: Viewer
     request_id: str
-    correlation_window: timedelta
-    correlation_across_scopes: bool = False  # Settings.correlation_across_scopes
+    correlation: Correlation  # the process's settings
     loaders: Loaders = field(init=False)
     # The response keys of mutations that changed something: an error in their answer after that
     # must not read as "nothing was changed" (errors.translate).

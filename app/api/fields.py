@@ -812,8 +812,7 @@ async def ingest_alerts(parents, args, ctx: Context):
                 conn=conn,
                 viewer=ctx.viewer,
                 batch=batch,
-                window=ctx.correlation_window,
-                across_scopes=ctx.correlation_across_scopes,
+                correlation=ctx.correlation,
             ),
         )
     except Refused as refused:

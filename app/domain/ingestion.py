@@ -6,6 +6,14 @@ earlier, and writes ALERT_CORRELATED there; otherwise it opens a new incident na
 whose log gets INCIDENT_CREATED only (that alert shared no evidence with anything). A batch is
 one transaction, and its alerts correlate with each other in the order given. An externalId
 seen before in the same scope returns the existing alert unchanged.
+
+An incident that holds `max_alerts` alerts or more takes in no more by correlation (Google
+SecOps caps the alerts grouped into one case the same way): a related alert whose most recent
+relative is in a full incident counts that evidence as unshared, so it joins another relative's
+incident or opens a new one, and the alerts after it that share the evidence join that one.
+Without a cap, a busy user or host draws every alert of the day into one incident, which no
+analyst can triage and every move into or out of it pays for (README, ingestAlerts). Analysts'
+moves and merges are not capped: the cap is on what the machine decides.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from app.config import settings
+from app.config import Settings, settings
 from app.domain import activity, models
 from app.domain.activity import NewEntry
 from app.domain.errors import Problem, ProblemCode, Refused
@@ -35,6 +43,26 @@ from app.domain.text import TextLimit, storable
 from app.domain.viewers import SYSTEM_ACTOR, Viewer
 
 MAX_ENTITIES = 100
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """How ingestion correlates (CORRELATION_WINDOW_HOURS, CORRELATION_ACROSS_SCOPES and
+    CORRELATION_MAX_ALERTS; see the module's docstring)."""
+
+    window: timedelta = timedelta(hours=24)
+    across_scopes: bool = False
+    max_alerts: int = 1000
+
+    @classmethod
+    def of(cls, settings: Settings) -> Correlation:
+        return cls(
+            timedelta(hours=settings.correlation_window_hours),
+            settings.correlation_across_scopes,
+            settings.correlation_max_alerts,
+        )
+
+
 # Characters, and UTF-8 bytes where a btree holds the text (README, Security and limits).
 # (scope, external_id) is one entry of the alerts' unique key: a 600-byte scope and an id of 500
 # four-byte characters (2,000 bytes) fit it with their headers. An entity value is one entry of
@@ -71,11 +99,11 @@ NEW_INCIDENT_IDS = "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) AS
 # For every evidence row of the batch: its case-folded key, and the most recently detected
 # stored alert sharing it, within the window, in an ACTIVE or IN_PROGRESS incident.
 CANDIDATES = """
-SELECT e.n, lower(e.value) AS key, m.alert_id, m.detected_at, a.incident_id
+SELECT e.n, lower(e.value) AS key, m.alert_id, m.detected_at, a.incident_id, m.alert_count
   FROM unnest($1::entity_kind[], $2::text[], $3::timestamptz[], $5::text[])
        WITH ORDINALITY AS e(kind, value, detected, scope, n)
   LEFT JOIN LATERAL (
-      SELECT ae.alert_id, ae.detected_at
+      SELECT ae.alert_id, ae.detected_at, i.alert_count
         FROM alert_entities ae
         JOIN alerts a ON a.id = ae.alert_id
         JOIN incidents i ON i.id = a.incident_id
@@ -90,7 +118,7 @@ SELECT e.n, lower(e.value) AS key, m.alert_id, m.detected_at, a.incident_id
  ORDER BY e.n
 """
 LOCK_OPEN_INCIDENTS = """
-SELECT id, alert_scopes FROM incidents WHERE id = ANY($1::bigint[]) AND status IN ('active', 'in_progress')
+SELECT id, alert_scopes, alert_count FROM incidents WHERE id = ANY($1::bigint[]) AND status IN ('active', 'in_progress')
  ORDER BY id FOR UPDATE
 """
 # New incidents are written with their final derived fields: no second write per row.
@@ -242,8 +270,7 @@ async def ingest_alerts(
     conn: asyncpg.Connection,
     viewer: Viewer,
     batch: list[AlertIn],
-    window: timedelta,
-    across_scopes: bool = False,
+    correlation: Correlation,
 ) -> IngestResult:
     """Store new alerts and correlate each into an incident. Runs in the caller's transaction.
 
@@ -272,7 +299,7 @@ async def ingest_alerts(
             )
             for item in fresh.values()
         ]
-        await _correlate(conn, new, window, across_scopes)
+        await _correlate(conn, new, correlation)
         created = [n for n in new if n.creates]
         if created:
             incident_ids = sorted(r["id"] for r in await conn.fetch(NEW_INCIDENT_IDS, len(created)))
@@ -346,6 +373,15 @@ async def ingest_alerts(
     )
 
 
+def _incident_of(candidate: tuple) -> int | tuple[str, int]:
+    """The incident a correlation candidate is in: a stored one's id, or ("new", id(alert)) for
+    the one the batch's alert opens."""
+    if candidate[1] == 0:
+        return candidate[3]
+    root = _root(candidate[3])
+    return ("new", id(root)) if root.creates else root.incident_id
+
+
 def _root(n: _New) -> _New:
     """The alert of the batch whose incident this one joined, following joins back."""
     while n.joins is not None:
@@ -353,20 +389,25 @@ def _root(n: _New) -> _New:
     return n
 
 
-async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelta, across_scopes: bool) -> None:
+async def _correlate(conn: asyncpg.Connection, new: list[_New], correlation: Correlation) -> None:
     """Decide, in batch order, the incident each new alert joins.
 
-    Candidates are the stored alert that the database finds for each of its entities, and the
-    batch's earlier alerts sharing one; the most recently detected wins, ties going to the
-    higher alert id (the batch's alerts get higher ids than any stored one, in batch order).
-    Unless across_scopes, a candidate counts only when every alert of its incident is in the new
-    alert's scope: otherwise the answer would tell a source what other scopes hold, and show
-    their incident to its readers. The stored incidents chosen are then locked; if one was
-    closed, or took in another scope, meanwhile, decide again.
+    For each of its entities the candidate is the most recently detected related alert: the one
+    the database finds, or a batch's earlier alert sharing it, ties going to the higher alert id
+    (the batch's alerts get higher ids than any stored one, in batch order). A candidate whose
+    incident is full (`max_alerts`, counting the batch's alerts that joined it) counts for
+    nothing; of the others the most recent wins. Unless across_scopes, a stored candidate counts
+    only when every alert of its incident is in the new alert's scope: otherwise the answer would
+    tell a source what other scopes hold, and show their incident to its readers. The stored
+    incidents chosen are then locked; if one was closed, took in another scope, or filled up
+    meanwhile, decide again (a count that fell meanwhile is not looked for: the decision stands
+    as of the lookup).
     """
+    window, across_scopes, most = correlation.window, correlation.across_scopes, correlation.max_alerts
     evidence = [(n, k, v) for n in new for k, v in n.entities]
     for _ in range(10):
         stored: dict[int, list[tuple[tuple[str, str], tuple | None]]] = {id(n): [] for n in new}
+        held: dict[int | tuple[str, int], int] = {}  # the alerts each candidate incident holds (_incident_of)
         if evidence:
             rows = await conn.fetch(
                 CANDIDATES,
@@ -380,7 +421,10 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
             for (n, kind, _), row in zip(evidence, rows, strict=True):
                 match = (row["detected_at"], 0, row["alert_id"], row["incident_id"]) if row["alert_id"] else None
                 stored[id(n)].append(((kind, row["key"]), match))
+                if match:
+                    held[row["incident_id"]] = row["alert_count"]
         seen: dict[tuple[str, str], list[tuple[int, _New]]] = defaultdict(list)
+        joined: dict[int, int] = defaultdict(int)  # the batch's alerts joining each stored incident
         for position, n in enumerate(new):
             best: tuple | None = None
             for key, match in stored[id(n)]:
@@ -390,22 +434,34 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], window: timedelt
                     for p, e in seen[key]
                     if n.detected - window <= e.detected <= n.detected and (across_scopes or e.scope == n.scope)
                 ]
-                for c in candidates:
-                    if best is None or c[:3] > best[:3]:
-                        best = c
+                latest = max(candidates, key=lambda c: c[:3], default=None)
+                if latest is not None and held[_incident_of(latest)] < most and (best is None or latest[:3] > best[:3]):
+                    best = latest
             n.incident_id, n.joins, n.creates = None, None, best is None
             if best is not None and best[1] == 0:
                 n.incident_id = best[3]
+                joined[n.incident_id] += 1
             elif best is not None:
                 n.joins = best[3]
+            if n.creates:
+                held["new", id(n)] = 1
+            else:
+                held[_incident_of(best)] += 1
             for key, _ in stored[id(n)]:
                 seen[key].append((position, n))
         chosen = sorted({n.incident_id for n in new if n.incident_id is not None})
         if not chosen:
             return
-        locked = {r["id"]: r["alert_scopes"] for r in await conn.fetch(LOCK_OPEN_INCIDENTS, chosen)}
-        if len(locked) == len(chosen) and (
-            across_scopes or all(locked[n.incident_id] == [n.scope] for n in new if n.incident_id is not None)
+        locked = {r["id"]: r for r in await conn.fetch(LOCK_OPEN_INCIDENTS, chosen)}
+        after = {i: r["alert_count"] + joined[i] for i, r in locked.items()}  # with the batch's alerts
+        if (
+            len(locked) == len(chosen)
+            and (
+                across_scopes
+                or all(locked[n.incident_id]["alert_scopes"] == [n.scope] for n in new if n.incident_id is not None)
+            )
+            # Decided with the count the lock found, or with one that gives the same decisions.
+            and all(after[i] == held[i] or after[i] <= most for i in chosen)
         ):
             return
     raise asyncpg.SerializationError("incidents kept closing while alerts were correlated")

@@ -24,7 +24,7 @@ from app.config import settings
 from app.domain.bulk_seed import FIRST as ALL_FIRST
 from app.domain.bulk_seed import LAST as ALL_LAST
 from app.domain.bulk_seed import SEVERITY_WEIGHTS, bulk_seed
-from app.domain.ingestion import AlertIn, ingest_alerts
+from app.domain.ingestion import AlertIn, Correlation, ingest_alerts
 from app.domain.models import Access, EntityKind
 from app.domain.viewers import ALL_SCOPES, Viewer
 
@@ -137,5 +137,5 @@ async def _ingest_stories(*, conn: asyncpg.Connection, incidents: int, seed_valu
     for start in range(0, len(batch), size):
         async with conn.transaction():
             await ingest_alerts(
-                conn=conn, viewer=ingester, batch=batch[start : start + size], window=timedelta(hours=24)
+                conn=conn, viewer=ingester, batch=batch[start : start + size], correlation=Correlation()
             )
