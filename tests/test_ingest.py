@@ -690,14 +690,23 @@ async def test_moves_are_not_capped(capped, admin):
 
 
 async def test_concurrent_batches_do_not_overfill_an_incident(ingest, pool):
-    """Two batches that both saw room for their alerts: the one that locks the incident second
-    finds it full and decides again."""
-    [first] = await ingest(alert_in("a", entities=[("user", "dave")]), max_alerts=3)
+    """Two batches that both saw room for their alerts wait for the incident's lock; the second
+    to take it finds the first's alerts there and decides again: the incident ends full, not over."""
+    [first] = await ingest(alert_in("a", entities=[("user", "dave")]), max_alerts=4)
     batches = [[alert_in(f"{side}{n}", entities=[("user", "dave")], minutes=1 + n) for n in range(2)] for side in "bc"]
-    for _ in range(5):
-        await asyncio.gather(*(ingest(*b, max_alerts=3) for b in batches))
-        batches = [[alert_in(f"{a.external_id}+", entities=a.entities, minutes=5) for a in b] for b in batches]
-    counts = await pool.fetch("SELECT alert_count FROM incidents ORDER BY id")
-    assert counts[0]["alert_count"] == 3 and all(r["alert_count"] <= 3 for r in counts)
-    assert sum(r["alert_count"] for r in counts) == 21
-    assert first.incident_id == (await pool.fetchval("SELECT min(id) FROM incidents"))
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE", first.incident_id)
+        running = [asyncio.create_task(ingest(*b, max_alerts=4)) for b in batches]
+        for _ in range(500):  # both decided, both waiting for the incident
+            waiting = await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
+            )
+            if waiting == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting == 2
+    b, c = await asyncio.gather(*running)
+    incidents = {a.incident_id for a in b + c}
+    counts = dict(await pool.fetch("SELECT id, alert_count FROM incidents WHERE id = ANY($1::bigint[])", [*incidents]))
+    assert counts[first.incident_id] == 4
+    assert sorted(counts.values()) == [1, 4]

@@ -42,7 +42,7 @@ import io
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import graphql

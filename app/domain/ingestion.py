@@ -424,7 +424,7 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], correlation: Cor
                 if match:
                     held[row["incident_id"]] = row["alert_count"]
         seen: dict[tuple[str, str], list[tuple[int, _New]]] = defaultdict(list)
-        joined: dict[int, int] = defaultdict(int)  # the batch's alerts joining each stored incident
+        joined: dict[int, int] = defaultdict(int)  # the batch's alerts that join each stored incident
         for position, n in enumerate(new):
             best: tuple | None = None
             for key, match in stored[id(n)]:
@@ -440,13 +440,15 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], correlation: Cor
             n.incident_id, n.joins, n.creates = None, None, best is None
             if best is not None and best[1] == 0:
                 n.incident_id = best[3]
-                joined[n.incident_id] += 1
             elif best is not None:
                 n.joins = best[3]
             if n.creates:
                 held["new", id(n)] = 1
             else:
-                held[_incident_of(best)] += 1
+                incident = _incident_of(best)
+                held[incident] += 1
+                if isinstance(incident, int):  # directly, or through the batch's alert that joined it
+                    joined[incident] += 1
             for key, _ in stored[id(n)]:
                 seen[key].append((position, n))
         chosen = sorted({n.incident_id for n in new if n.incident_id is not None})
