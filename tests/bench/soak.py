@@ -119,6 +119,7 @@ class Generator:
         self.minutes: dict[int, Minute] = {}
         self.tasks: set[asyncio.Task] = set()
         self.first_error: str | None = None
+        self.answered: list[tuple[float, float]] = []  # (due, latency in ms) of each answered request
 
     async def run(self, start: float, end: float, minute_of) -> None:
         interval = 1 / self.load.per_second
@@ -159,9 +160,75 @@ class Generator:
         minute.late += late
         if ok:
             minute.latencies.append((done - due) * 1000)
+            self.answered.append((due, (done - due) * 1000))
             minute.units += self.load.unit
         else:
             minute.errors += 1
+
+
+# What PostgreSQL's backends are doing, sampled every SAMPLE_S: in the soak's worst second of each
+# minute (a stall: every load's requests waiting at once), what they were waiting for, and on what.
+SAMPLE_S = 0.2
+ACTIVE = """
+SELECT backend_type, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS wait,
+       regexp_replace(left(query, 70), '\\s+', ' ', 'g') AS query
+  FROM pg_stat_activity
+ WHERE pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'
+   AND backend_type IN ('client backend', 'autovacuum worker', 'checkpointer', 'walwriter')
+   AND (backend_type <> 'client backend' OR state = 'active')
+   AND wait_event_type IS DISTINCT FROM 'Activity'  -- a background process waiting for work
+"""
+
+
+class Backends:
+    """pg_stat_activity sampled on a connection of its own, with the time of each sample."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, list[tuple[str, str, str]]]] = []
+
+    async def run(self, db_url: str, until: float) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(db_url)
+        try:
+            while time.monotonic() < until:
+                rows = await conn.fetch(ACTIVE)
+                self.samples.append((time.monotonic(), [(r["backend_type"], r["wait"], r["query"]) for r in rows]))
+                await asyncio.sleep(SAMPLE_S)
+        finally:
+            await conn.close()
+
+    def during(self, start: float, end: float) -> dict:
+        """The commonest (backend, wait, statement) between start and end, and how many samples."""
+        counts: dict[str, int] = {}
+        taken = [rows for t, rows in self.samples if start <= t < end]
+        for rows in taken:
+            for backend, wait, query in rows:
+                who = "autovacuum" if backend == "autovacuum worker" else backend.split()[0]
+                key = f"{who} {wait} {query}".strip()
+                counts[key] = counts.get(key, 0) + 1
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+        return {"samples": len(taken), "top": [{"seen": n, "what": k} for k, n in top]}
+
+
+def worst_second(generators: dict[str, Generator], start: float, backends: Backends) -> dict | None:
+    """The second of the minute from `start` whose requests (of every load, by when each was due)
+    waited longest at the median, and what PostgreSQL was doing then and in the second before."""
+    by_second: dict[int, list[float]] = {}
+    for g in generators.values():
+        for due, ms in g.answered:
+            if start <= due < start + 60:
+                by_second.setdefault(int(due - start), []).append(ms)
+    ranked = [(percentile(v, 50), s, len(v)) for s, v in by_second.items() if len(v) >= 5]
+    if not ranked:
+        return None
+    median, second, n = max(ranked)
+    return {
+        "second": second,
+        "median_ms": round(median, 1),
+        "requests": n,
+        "postgres": backends.during(start + second - 1, start + second + 1),
+    }
 
 
 def figures(load: Load, m: Minute | None, seconds: float) -> dict:
@@ -211,7 +278,9 @@ def verdict(rows: list[dict]) -> dict:
     return out
 
 
-async def soak(api: str, token: str, data: bench_inputs.Inputs, activity: pgactivity.Activity, minutes: int) -> dict:
+async def soak(
+    api: str, token: str, data: bench_inputs.Inputs, activity: pgactivity.Activity, minutes: int, db_url: str
+) -> dict:
     rng = random.Random(11)
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     the_loads = {load.name: load for load in loads()}
@@ -244,6 +313,8 @@ async def soak(api: str, token: str, data: bench_inputs.Inputs, activity: pgacti
             return int((t - measured_from) // 60)  # -1: the warm-up
 
         runs = [asyncio.create_task(g.run(start, end, minute_of)) for g in generators.values()]
+        backends = Backends()
+        runs.append(asyncio.create_task(backends.run(db_url, end)))
         await asyncio.sleep(warmup)
         rows = []
         window = await asyncio.to_thread(activity.start_window)
@@ -261,6 +332,11 @@ async def soak(api: str, token: str, data: bench_inputs.Inputs, activity: pgacti
             print_minute(row, pg)
         await asyncio.to_thread(activity.end_window, window)
         await asyncio.gather(*runs)
+    # Judged once every request has been answered: those due in a minute's last seconds are.
+    print("the worst second of each minute (a stall shows as every load waiting at once):")
+    for row in rows:
+        row["worst_second"] = worst_second(generators, measured_from + (row["minute"] - 1) * 60, backends)
+        print_worst(row)
     errors = {name: g.first_error for name, g in generators.items() if g.first_error}
     return {"rows": rows, "errors": errors, "loads": {n: vars(load) for n, load in the_loads.items()}}
 
@@ -276,6 +352,18 @@ def print_minute(row: dict, pg: pgactivity.Window) -> None:
         parts.append(f"{name} {f['per_s']:,.1f}{unit} {p}{late}{errors}")
     print(f"minute {row['minute']:>2}: " + " | ".join(parts), flush=True)
     print(f"           postgres: {pg.summary()}", flush=True)
+
+
+def print_worst(row: dict) -> None:
+    worst = row["worst_second"]
+    if worst is None:
+        return
+    seen = "; ".join(f"{t['what']} x{t['seen']}" for t in worst["postgres"]["top"]) or "nothing active"
+    print(
+        f"minute {row['minute']:>2} :{worst['second']:02d}: median {worst['median_ms']:.0f} ms over"
+        f" {worst['requests']} requests; {worst['postgres']['samples']} samples of the 2 s around it: {seen}",
+        flush=True,
+    )
 
 
 def plot(result: dict, path: Path) -> None:
@@ -310,7 +398,7 @@ def main() -> None:
         rates = ", ".join(f"{load.name} {load.per_second * load.unit:g}/s" for load in loads())
         log(f"soak: {minutes} minutes after a 30 s warm-up; due per second: {rates}")
         with pgactivity.Activity(db_url) as activity:
-            result = asyncio.run(soak(server.url, token, data, activity, minutes))
+            result = asyncio.run(soak(server.url, token, data, activity, minutes, db_url))
         server_rss = rss.stop()
     finally:
         server.stop()
