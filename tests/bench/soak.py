@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 from app.config import ROOT
@@ -187,8 +188,6 @@ class Backends:
         self.samples: list[tuple[float, list[tuple[str, str, str]]]] = []
 
     async def run(self, db_url: str, until: float) -> None:
-        import asyncpg
-
         conn = await asyncpg.connect(db_url)
         try:
             while time.monotonic() < until:
@@ -213,7 +212,7 @@ class Backends:
 
 def worst_second(generators: dict[str, Generator], start: float, backends: Backends) -> dict | None:
     """The second of the minute from `start` whose requests (of every load, by when each was due)
-    waited longest at the median, and what PostgreSQL was doing then and in the second before."""
+    waited longest at the median, and what PostgreSQL was doing in it and in the second before."""
     by_second: dict[int, list[float]] = {}
     for g in generators.values():
         for due, ms in g.answered:
