@@ -255,6 +255,7 @@ class GraphQLApp(GraphQL):
             GRAPHQL_SSE_PROTOCOL: type("SSEHeartbeats", (SSETransport,), {"heartbeat_interval": heartbeat}),
         }
         self.settings = settings
+        self.correlation = ingestion.Correlation.of(settings)
         self.lean = LeanPath(self.schema._schema, limits)
         self.persisted = PersistedDocuments(trusted_only=settings.trusted_documents_only)
 
@@ -294,7 +295,7 @@ class GraphQLApp(GraphQL):
             pool=db.Database(state.pool, settings.pool_timeout, settings.connections_per_request),
             viewer=_NOBODY,
             request_id=uuid.uuid4().hex[:16],
-            correlation=ingestion.Correlation.of(settings),
+            correlation=self.correlation,
             live=getattr(state, "live", None),
             streams=True,
         )
@@ -576,7 +577,7 @@ def create_app(
     if settings.traces:
         from app import tracing  # only then: off, tracing costs nothing, not even this import
     graphql_app = GraphQLApp(settings)
-    correlation = ingestion.Correlation.of(settings)
+    correlation = graphql_app.correlation
     pool_watch = metrics.PoolWatch(pool)
 
     @contextlib.asynccontextmanager

@@ -198,7 +198,12 @@ def ingest(pool: asyncpg.Pool):
     """Ingest alerts through the domain, as a detection source; returns the stored alerts."""
     source = Viewer(id=0, name="source", can_view_incidents=True, can_ingest=True, grants={"*": "write"})
 
-    async def run(*alerts: AlertIn, window_hours: float = 24, across_scopes: bool = False, max_alerts: int = 1000):
+    async def run(
+        *alerts: AlertIn,
+        window_hours: float = 24,
+        across_scopes: bool = False,
+        max_alerts: int = ingestion.Correlation.max_alerts,
+    ):
         """across_scopes: correlate across scopes (CORRELATION_ACROSS_SCOPES), for set-ups that
         need incidents holding alerts of several scopes."""
         async with pool.acquire() as conn, conn.transaction():

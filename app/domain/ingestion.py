@@ -52,7 +52,7 @@ class Correlation:
 
     window: timedelta = timedelta(hours=24)
     across_scopes: bool = False
-    max_alerts: int = 1000
+    max_alerts: int = Settings.correlation_max_alerts
 
     @classmethod
     def of(cls, settings: Settings) -> Correlation:
@@ -407,7 +407,7 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], correlation: Cor
     evidence = [(n, k, v) for n in new for k, v in n.entities]
     for _ in range(10):
         stored: dict[int, list[tuple[tuple[str, str], tuple | None]]] = {id(n): [] for n in new}
-        held: dict[int | tuple[str, int], int] = {}  # the alerts each candidate incident holds (_incident_of)
+        found: dict[int, int] = {}  # the alerts each stored candidate incident held at the lookup
         if evidence:
             rows = await conn.fetch(
                 CANDIDATES,
@@ -422,9 +422,9 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], correlation: Cor
                 match = (row["detected_at"], 0, row["alert_id"], row["incident_id"]) if row["alert_id"] else None
                 stored[id(n)].append(((kind, row["key"]), match))
                 if match:
-                    held[row["incident_id"]] = row["alert_count"]
+                    found[row["incident_id"]] = row["alert_count"]
+        held: dict[int | tuple[str, int], int] = dict(found)  # and with the batch's alerts (_incident_of)
         seen: dict[tuple[str, str], list[tuple[int, _New]]] = defaultdict(list)
-        joined: dict[int, int] = defaultdict(int)  # the batch's alerts that join each stored incident
         for position, n in enumerate(new):
             best: tuple | None = None
             for key, match in stored[id(n)]:
@@ -445,17 +445,13 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], correlation: Cor
             if n.creates:
                 held["new", id(n)] = 1
             else:
-                incident = _incident_of(best)
-                held[incident] += 1
-                if isinstance(incident, int):  # directly, or through the batch's alert that joined it
-                    joined[incident] += 1
+                held[_incident_of(best)] += 1
             for key, _ in stored[id(n)]:
                 seen[key].append((position, n))
         chosen = sorted({n.incident_id for n in new if n.incident_id is not None})
         if not chosen:
             return
         locked = {r["id"]: r for r in await conn.fetch(LOCK_OPEN_INCIDENTS, chosen)}
-        after = {i: r["alert_count"] + joined[i] for i, r in locked.items()}  # with the batch's alerts
         if (
             len(locked) == len(chosen)
             and (
@@ -463,7 +459,10 @@ async def _correlate(conn: asyncpg.Connection, new: list[_New], correlation: Cor
                 or all(locked[n.incident_id]["alert_scopes"] == [n.scope] for n in new if n.incident_id is not None)
             )
             # Decided with the count the lock found, or with one that gives the same decisions.
-            and all(after[i] == held[i] or after[i] <= most for i in chosen)
+            and all(
+                locked[i]["alert_count"] == found[i] or locked[i]["alert_count"] + held[i] - found[i] <= most
+                for i in chosen
+            )
         ):
             return
     raise asyncpg.SerializationError("incidents kept closing while alerts were correlated")
