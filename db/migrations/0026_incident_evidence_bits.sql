@@ -1,0 +1,60 @@
+-- Each incident's evidence trigrams as 256 bits on its own row: what the typeahead's walk checks
+-- first, before its text (0025) and its rows of incident_evidence (0024) (issue 16).
+--
+-- The walk checks the newest incidents one by one for a fragment ("king@contoso"): at a million
+-- incidents, an index probe of incident_evidence_text (2 buffers, nearly always empty) and one
+-- of incident_evidence (3 buffers) an incident, 14,662 incidents in 20 ms for a page, where the
+-- incidents' own rows, read by the walk anyway, cost 9,544 buffers. Here the incident's row says
+-- which trigrams its values may hold: a value holding a word holds the word's trigrams, so an
+-- incident whose bits lack one of them holds no value with the word, and the walk passes it
+-- without a probe. The check is a filter, never the rule: the incidents that pass it are
+-- checked as before, through their text and rows.
+--
+-- The bits: for each trigram pg_trgm gives a value (show_trgm), the bit numbered by the first
+-- byte of the trigram's MD5 (a hash defined here, the same in every version of PostgreSQL and
+-- in Python: app/domain/evidence.query_bits computes a search's trigrams as pg_trgm extracts
+-- them from '%word%', and their bits). Median incident: 46 distinct trigrams, 16% of the bits
+-- set; a word's 5-10 trigrams then leave about one incident in 10,000 to probe.
+--
+-- A superset, kept by the triggers: a value new to an incident sets its bits
+-- (incident_evidence_inserted, under the incident's row lock that every writer of its alerts
+-- holds); a value that leaves clears none (another value may share the bit), so an incident's
+-- bits only grow. An incident whose values churned passes the check more often, never wrongly
+-- fails it. tests/invariants.py's MISSING_EVIDENCE_BITS checks the superset.
+SET LOCAL maintenance_work_mem = '512MB';
+LOCK TABLE incidents, alerts, alert_entities, incident_evidence IN SHARE ROW EXCLUSIVE MODE;
+
+-- One value's bits. IMMUTABLE: show_trgm and md5 are.
+CREATE FUNCTION evidence_bits(value_key text) RETURNS bit(256)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(bit_or(set_bit(B'0'::bit(256), get_byte(decode(md5(t), 'hex'), 0), 1)), B'0'::bit(256))
+      FROM unnest(show_trgm(value_key)) AS t
+$$;
+
+ALTER TABLE incidents ADD COLUMN evidence_bits bit(256) NOT NULL DEFAULT B'0'::bit(256);
+-- The backfill is not a change of the incidents (updated_at stays).
+ALTER TABLE incidents DISABLE TRIGGER incidents_updated_at;
+UPDATE incidents i SET evidence_bits = b.bits
+  FROM (SELECT incident_id, bit_or(evidence_bits(value_key)) AS bits FROM incident_evidence GROUP BY 1) b
+ WHERE i.id = b.incident_id;
+ALTER TABLE incidents ENABLE TRIGGER incidents_updated_at;
+
+-- 0025's function, now also setting the bits of the values new to their incidents.
+CREATE OR REPLACE FUNCTION incident_evidence_inserted(incident_ids bigint[], value_keys text[]) RETURNS void LANGUAGE sql
+SET plan_cache_mode = force_generic_plan AS $$
+    UPDATE incidents i SET evidence_bits = i.evidence_bits | b.bits
+      FROM (SELECT v.incident_id, bit_or(evidence_bits(v.value_key)) AS bits
+              FROM unnest(incident_ids, value_keys) AS v(incident_id, value_key) GROUP BY 1) b
+     WHERE i.id = b.incident_id AND (i.evidence_bits | b.bits) <> i.evidence_bits;
+    SELECT append_incident_evidence_text(array_agg(a.incident_id), array_agg(a.value_key))
+      FROM (SELECT incident_id, value_key, count(*) AS n FROM unnest(incident_ids, value_keys) AS v(incident_id, value_key)
+             GROUP BY 1, 2) a
+     WHERE EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = a.incident_id)
+       AND (SELECT count(*) FROM incident_evidence x WHERE x.incident_id = a.incident_id AND x.value_key = a.value_key) = a.n
+    HAVING count(*) > 0;
+    SELECT rebuild_incident_evidence_text(array_agg(g.id))
+      FROM (SELECT DISTINCT id FROM unnest(incident_ids) AS u(id)) g
+     WHERE NOT EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = g.id)
+       AND (SELECT count(*) FROM (SELECT 1 FROM incident_evidence d WHERE d.incident_id = g.id LIMIT 64) x) >= 64
+    HAVING count(*) > 0;
+$$;
