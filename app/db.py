@@ -163,6 +163,20 @@ class Database:
                 # cancelled statement's acknowledgement (asyncpg takes acquire's as the default).
                 await self.pool.release(conn, timeout=self.acquire_timeout)
 
+    @contextlib.asynccontextmanager
+    async def spare(self):
+        """Another connection for work that can run beside what the request's connection runs,
+        when one is free at once: a slot of this request's, and a connection of the pool idle or
+        not yet opened. Else None, and the caller goes on with the connection it holds: it never
+        waits for a second one (requests each holding one and waiting for another could hold the
+        whole pool, waiting)."""
+        pool = self.pool
+        if self.slots.locked() or (pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()):
+            yield None
+            return
+        async with self.acquire() as conn:
+            yield conn
+
     async def fetch(self, query: str, *args):
         async with self.acquire() as conn:
             return await conn.fetch(query, *args)

@@ -3,6 +3,8 @@ entity filter, and what a viewer who may not read an alert never finds through i
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from app.domain import evidence, incidents
@@ -437,6 +439,31 @@ async def test_one_walk_for_names_and_evidence_gives_the_steps_pages(pool, many,
     assert found == sorted({n for n in range(1, 31) if (n - 1) % 3 == 0 or (n - 1) % 5 == 0}, reverse=True)
     # (the walk of 1,000 settles every page after its NEAR step; a walk of 4, none)
     assert (incidents.INDEXED_STEP in steps) == (walk_size == 4)
+
+
+async def test_the_name_steps_and_the_evidence_run_at_once_on_two_connections(admin, many, monkeypatch):
+    # The steps, a NEAR step too short and no walk: the name steps left and the values' index
+    # run together, the second on a connection of the request's pool that was free (the domain
+    # given a bare pool runs them one after the other: the pages of _pages above).
+    monkeypatch.setattr(incidents, "PLANNER_CHOOSES_BELOW", 0)
+    monkeypatch.setattr(incidents, "NEAR", 2)
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: 0)
+    spares = []
+    spare = incidents._spare
+
+    @contextlib.asynccontextmanager
+    async def watched(conn):
+        async with spare(conn) as other:
+            spares.append(other is not None)
+            yield other
+
+    monkeypatch.setattr(incidents, "_spare", watched)
+    assert await listed(admin, "7777", first=20) == [
+        (n, [("DEVICE", "WS-7777-X")] if (n - 1) % 3 == 0 else [])
+        for n in range(30, 0, -1)
+        if (n - 1) % 3 == 0 or (n - 1) % 5 == 0
+    ]
+    assert spares == [True]
 
 
 # Values and every fragment of them of 3 characters or more: the bits a search computes for the

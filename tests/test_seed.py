@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.domain import bulk_seed, seed
+from tests import invariants
 
 CONSISTENCY = """
 SELECT
@@ -51,6 +52,11 @@ async def test_bulk_seed_writes_what_ingestion_would_have(pool):
             "alerts_without_device": 0,
             "entities_out_of_time": 0,
         }
+        # Each incident's evidence, its text and its bits, as the triggers would have written them.
+        assert await conn.fetch(invariants.WRONG_EVIDENCE) == []
+        assert await conn.fetch(invariants.WRONG_EVIDENCE_TEXT) == []
+        assert await conn.fetch(invariants.MISSING_EVIDENCE_BITS) == []
+        assert await conn.fetchval("SELECT count(*) FROM incidents WHERE evidence_bits = B'0'::bit(256)") == 0
         # Alert ids and incident numbers grow with time, as on ingestion.
         assert await conn.fetchval(
             "SELECT bool_and(ordered) FROM (SELECT detected_at >= lag(detected_at) OVER (ORDER BY id) AS ordered"

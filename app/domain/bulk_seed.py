@@ -459,11 +459,8 @@ SELECT a.id, 'bulk-' || a.incident_id || '-' || a.step, a.title, a.severity,
   FROM seed_alert a ORDER BY a.id
 """
 
-# The evidence each template names; every alert names its device and account.
-INSERT_ENTITIES = """
-INSERT INTO alert_entities (alert_id, kind, value, detected_at)
-SELECT a.id, e.kind, e.value, a.detected_at
-  FROM seed_alert a
+# The evidence each template names ($1: the templates); every alert names its device and account.
+ENTITIES_OF_ALERT = """
  CROSS JOIN LATERAL (
      VALUES ('device'::entity_kind, a.host, true),
             ('user', a.account, true),
@@ -472,14 +469,23 @@ SELECT a.id, e.kind, e.value, a.detected_at
             ('ip', a.ip, strpos(($1::text[])[a.detection], '{ip}') > 0),
             ('url', a.url, strpos(($1::text[])[a.detection], '{url}') > 0)
  ) AS e(kind, value, named)
+"""
+INSERT_ENTITIES = f"""
+INSERT INTO alert_entities (alert_id, kind, value, detected_at)
+SELECT a.id, e.kind, e.value, a.detected_at
+  FROM seed_alert a {ENTITIES_OF_ALERT}
  WHERE e.named
  ORDER BY a.id
 """
 
-# Named after the first alert, derived fields from all of them (as aggregates.RECOMPUTE).
-INSERT_INCIDENTS = """
-INSERT INTO incidents (id, name, status, severity, last_activity_at, alert_count, alert_scopes, created_at, name_scopes)
-SELECT st.incident_id, s.name, st.status, s.severity, s.last_activity_at, s.n, s.scopes, s.created_at, s.name_scopes
+# Named after the first alert, derived fields from all of them (as aggregates.RECOMPUTE), and the
+# evidence bits of their entities' values as db/migrations/0026's triggers set them (computed
+# here, before the entities exist: setting them after would write every incident twice).
+INSERT_INCIDENTS = f"""
+INSERT INTO incidents (id, name, status, severity, last_activity_at, alert_count, alert_scopes, created_at, name_scopes,
+                       evidence_bits)
+SELECT st.incident_id, s.name, st.status, s.severity, s.last_activity_at, s.n, s.scopes, s.created_at, s.name_scopes,
+       coalesce(b.bits, B'0'::bit(256))
   FROM seed_story st
   JOIN (SELECT a.incident_id, max(a.title) FILTER (WHERE a.step = 1) AS name,
                array_agg(a.scope) FILTER (WHERE a.step = 1) AS name_scopes,
@@ -487,6 +493,10 @@ SELECT st.incident_id, s.name, st.status, s.severity, s.last_activity_at, s.n, s
                max(a.severity) AS severity, max(a.detected_at) AS last_activity_at,
                count(*)::integer AS n, array_agg(DISTINCT a.scope ORDER BY a.scope) AS scopes
           FROM seed_alert a GROUP BY a.incident_id) s ON s.incident_id = st.incident_id
+  LEFT JOIN (SELECT v.incident_id, bit_or(evidence_bits(v.value_key)) AS bits
+               FROM (SELECT DISTINCT a.incident_id, lower(e.value) AS value_key
+                       FROM seed_alert a {ENTITIES_OF_ALERT} WHERE e.named) v
+              GROUP BY 1) b ON b.incident_id = st.incident_id
  ORDER BY st.incident_id
 """
 
@@ -552,7 +562,7 @@ async def bulk_seed(*, conn: asyncpg.Connection, incidents: int, seed_value: flo
         await conn.execute(STORIES, first_incident, now, incidents, SPAN, SCOPES, HOST_PREFIXES, FIRST, LAST, DOMAINS)
         templates = [t for _, t in DETECTIONS]
         await conn.execute(ALERTS, first_alert, SEVERITY_WEIGHTS, TOOLS, WORDS, FILE_EXTENSIONS, URL_TLDS, templates)
-        await conn.execute(INSERT_INCIDENTS)
+        await conn.execute(INSERT_INCIDENTS, templates)
         await conn.execute(INSERT_ALERTS, [c for c, _ in DETECTIONS])
         await conn.execute(INSERT_ENTITIES, templates)
         await conn.execute(INSERT_EVIDENCE)
