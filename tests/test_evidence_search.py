@@ -431,14 +431,21 @@ async def test_one_walk_for_names_and_evidence_gives_the_steps_pages(pool, many,
     monkeypatch.setattr(evidence, "walk_size", lambda *a: 0)
     through_steps = await _pages(pool, "7777", **paging)
     monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
-    steps = []
-    step = incidents._step
+    steps, walks = [], []
+    step, evidence_step = incidents._step, incidents._evidence_step
     monkeypatch.setattr(incidents, "_step", lambda q, s, *a, **k: steps.append(s) or step(q, s, *a, **k))
+    monkeypatch.setattr(
+        incidents,
+        "_evidence_step",
+        lambda q, w, walk, *a, **k: walks.append((walk, k.get("names", False))) or evidence_step(q, w, walk, *a, **k),
+    )
     assert await _pages(pool, "7777", **paging) == through_steps
     found = sorted((n for page in through_steps for n, _ in page), reverse=True)
     assert found == sorted({n for n in range(1, 31) if (n - 1) % 3 == 0 or (n - 1) % 5 == 0}, reverse=True)
-    # (the walk of 1,000 settles every page after its NEAR step; a walk of 4, none)
+    # (the walk of 1,000 settles every page after its NEAR step; a walk of 4, none, and the
+    # evidence's own steps do not walk those 4 again: the values' index)
     assert (incidents.INDEXED_STEP in steps) == (walk_size == 4)
+    assert {walk for walk, names in walks if not names} <= {0}
 
 
 async def test_the_name_steps_and_the_evidence_run_at_once_on_two_connections(admin, many, monkeypatch):
@@ -539,6 +546,11 @@ def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incident
     # expected incidents but at most MOST_WALKED. At 100,000 incidents it has 100 pairs: VALUES.
     assert evidence.walk_size(sample, ["bob@fabrikam"], 11) == evidence.MOST_WALKED
     assert evidence.walk_size(_sampled(values_of, total_incidents=100_000), ["bob@fabrikam"], 11) == 0
+    # In one incident of 2,000 (and 10,000,000 incidents, so that VALUES costs ten times more), the
+    # page is expected at the 22,000th incident: beyond what a walk reaches (WALK_REACH), VALUES.
+    rarer = _sampled(values_of, incidents=2_000, total_incidents=10_000_000)
+    assert rarer.incidents_share(["bob@fabrikam"]) == pytest.approx(1 / 2_000)
+    assert evidence.walk_size(rarer, ["bob@fabrikam"], 11) == 0
     # A walk that did not fill the page walks on when VALUES would cost more.
     assert evidence.longer_walk(sample, ["contoso"], 200) == evidence.MOST_WALKED
     assert evidence.longer_walk(sample, ["contoso"], evidence.MOST_WALKED) == 0

@@ -69,6 +69,11 @@ WALK_INCIDENT_COST = 1.2
 # WALK_INCIDENT_COST as before.
 WALK_ROW_COST = 0.4
 BITS_FILL = 0.25
+# A walk is worth starting only when the page is expected well within MOST_WALKED: at 0.75 of it,
+# a walk of MOST_WALKED finds the page's 11 matches with a chance of about 0.84 (Poisson); at 1.3
+# of it ("woodgrovebank.com king", once walks cost 0.4 microsecond an incident), 0.24, and the
+# walk that fails is paid on top of VALUES.
+WALK_REACH = 0.75
 CANDIDATE_COST = 2.0
 MATCH_COST = 2.5
 LIST_ENTRY_COST = 0.015
@@ -388,12 +393,13 @@ def walk_cost(words: list[str]) -> float:
 
 def walk_size(estimate: Sample, words: list[str], limit: int) -> int:
     """How many of the newest incidents to walk before VALUES: twice as many as are expected to
-    fill the page, when that is expected to cost less than VALUES; else none (0)."""
+    fill the page, when that is expected to cost less than VALUES and to fill it within
+    MOST_WALKED (WALK_REACH); else none (0)."""
     share = estimate.incidents_share(words)
     if share <= 0:
         return 0
     expected = limit / share
-    if expected * walk_cost(words) >= values_cost(estimate, words):
+    if expected > WALK_REACH * MOST_WALKED or expected * walk_cost(words) >= values_cost(estimate, words):
         return 0
     return int(min(MOST_WALKED, max(LEAST_WALKED, 2 * expected)))
 

@@ -550,19 +550,20 @@ async def _rows(conn: Conn, queue: _Queue) -> tuple[list, list]:
     work when they fill the page near the top of the queue: the NEAR step's case, settled before.
     (Each statement reads its own snapshot in either case: the steps never ran in one.)"""
     async with _one_connection(conn) as c:
-        names, both, rest = await _fetch(c, queue)
-        if both is not None:
-            return [], both
-        if rest is not None:
+        steps = await _fetch(c, queue)
+        if steps.both is not None:
+            return [], steps.both
+        names = steps.rows
+        if steps.rest is not None:
             async with _spare(conn) as other:
                 if other is not None:
                     async with asyncio.TaskGroup() as group:
-                        by_name = group.create_task(rest(c))
-                        by_evidence = group.create_task(_fetch_evidence(other, queue, []))
+                        by_name = group.create_task(steps.rest(c))
+                        by_evidence = group.create_task(_fetch_evidence(other, queue, [], steps.walked))
                     return by_name.result(), by_evidence.result()
-            names = await rest(c)
+            names = await steps.rest(c)
         matches = list({r[0]: Incident(*r[:_INCIDENT_FIELDS]) for r in names}.values())
-        return names, await _fetch_evidence(c, queue, matches)
+        return names, await _fetch_evidence(c, queue, matches, steps.walked)
 
 
 @contextlib.asynccontextmanager
@@ -577,36 +578,48 @@ async def _spare(conn: Conn):
         yield other
 
 
-async def _walk_both(conn: Conn, queue: _Queue) -> list | None:
+@dataclass(frozen=True)
+class _NameSteps:
+    """What _fetch found: the name matches' rows of the NEAR step, or of the one statement that
+    answers alone (records or tuples, the statement's columns in order); the rows of _walk_both
+    when it settled the page; when neither did, the name steps left (a function of the connection
+    to run them on, giving the rows of the first that finds queue.limit incidents, or of the
+    last); and how many incidents _walk_both walked without settling the page (the evidence's
+    own steps do not walk them again)."""
+
+    rows: list
+    both: list | None = None
+    rest: Callable[[Conn], Awaitable[list]] | None = None
+    walked: int = 0
+
+
+async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, int]:
     """After the NEAR step found too few name matches: when the evidence is to be walked for
     (evidence.walk_size), one walk of the newest incidents for the name and evidence matches
     together. Its rows when they settle the page (it found the page, or walked to the end of the
     queue); else None, and the steps go on as if it had not run. A fragment of a host or an email
     ("king@contoso") then costs the NEAR step and this walk, where the name steps over the whole
     table (RECENT, INDEXED: 5-8 ms at a million incidents for a word the names rarely hold) and
-    the evidence's own steps came on top."""
+    the evidence's own steps came on top. Also how many incidents it walked (0: none)."""
     words = evidence.words_for_evidence(search.words(queue.flt.search))
     if not words:
-        return None
+        return None, 0
     estimate = await evidence.sample(conn)
     walk = evidence.walk_size(estimate, words, queue.limit)
     if not walk:
-        return None
+        return None, 0
     sql, values = _evidence_step(queue, words, walk, None, estimate, names=True)
     counted = await conn.fetch(sql, *values)
     rows = [r[:-1] for r in counted if r[0] is not None]
     if _found(rows) >= queue.limit or counted[0][-1] < walk:
-        return rows
-    return None
+        return rows, walk
+    return None, walk
 
 
-async def _fetch(conn: Conn, queue: _Queue) -> tuple[list, list | None, Callable[[Conn], Awaitable[list]] | None]:
-    """The name matches' rows of the NEAR step, or of the one statement that answers alone:
-    records or tuples, the statement's columns in order; the rows of _walk_both when it settled
-    the page; and when neither did, the name steps left (a function of the connection to run
-    them on, giving the rows of the first that finds queue.limit incidents, or of the last)."""
+async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
+    """The name steps (_NameSteps): the NEAR step, then _walk_both, then the steps left."""
     if queue.before_pin:
-        return [], None, None
+        return _NameSteps([])
     words = search.words(queue.flt.search)
     parts = list(
         dict.fromkeys(part for word in words if search.has_trigrams(word) for part in search.index_parts(word))
@@ -615,7 +628,7 @@ async def _fetch(conn: Conn, queue: _Queue) -> tuple[list, list | None, Callable
     small = bool(parts) and await _planner_chooses(conn)
     if not parts or (small and len(parts) == 1):
         sql, values = _step(queue, PLAIN)
-        return await conn.fetch(sql, *values), None, None
+        return _NameSteps(await conn.fetch(sql, *values))
     if len(parts) == 1 or small:
         sql, values = _step(queue, NEAR_STEP)
         rows = await conn.fetch(sql, *values)
@@ -627,10 +640,10 @@ async def _fetch(conn: Conn, queue: _Queue) -> tuple[list, list | None, Callable
         rows = [r[:-1] for r in counted if r[0] is not None]
         indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total))
     if _found(rows) >= queue.limit:
-        return rows, None, None
-    both = await _walk_both(conn, queue)
+        return _NameSteps(rows)
+    both, walked = await _walk_both(conn, queue)
     if both is not None:
-        return rows, both, None
+        return _NameSteps(rows, both)
 
     async def rest(c: Conn) -> list:
         # At a small table, after the NEAR step, the planner's one statement (SMALL_TABLE above).
@@ -642,7 +655,7 @@ async def _fetch(conn: Conn, queue: _Queue) -> tuple[list, list | None, Callable
             found = await c.fetch(sql, *values)
         return found
 
-    return rows, None, rest
+    return _NameSteps(rows, rest=rest, walked=walked)
 
 
 def _bound(params: Params, bound: tuple | None, window: pagination.Window) -> str:
@@ -714,9 +727,11 @@ def _evidence_step(
     return sql, params.values
 
 
-async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident]) -> list:
+async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident], walked: int = 0) -> list:
     """The rows of the evidence matches that may be on the page: the incident's columns, the
-    matched evidence's kinds and values, then the first alerts' columns if the queue asks."""
+    matched evidence's kinds and values, then the first alerts' columns if the queue asks.
+    `walked`: the newest incidents _walk_both walked without filling the page; then a walk only
+    if a longer one is worth it (evidence.longer_walk), else the values' index."""
     words = evidence.words_for_evidence(search.words(queue.flt.search))
     if queue.before_pin or not words:
         return []
@@ -725,7 +740,7 @@ async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident
         nearest = sorted(name_matches, key=BY_ACTIVITY.key, reverse=not queue.window.backward)
         bound = (nearest[queue.limit - 1].last_activity_at, nearest[queue.limit - 1].id)
     estimate = await evidence.sample(conn)
-    walk = evidence.walk_size(estimate, words, queue.limit)
+    walk = evidence.longer_walk(estimate, words, walked) if walked else evidence.walk_size(estimate, words, queue.limit)
     async with _one_connection(conn) as c:
         most = evidence.most_walked(estimate, words)
         if bound is not None and most > walk:
