@@ -166,12 +166,15 @@ class Database:
     @contextlib.asynccontextmanager
     async def spare(self):
         """Another connection for work that can run beside what the request's connection runs,
-        when one is free at once: a slot of this request's, and a connection of the pool idle or
-        not yet opened. Else None, and the caller goes on with the connection it holds: it never
-        waits for a second one (requests each holding one and waiting for another could hold the
-        whole pool, waiting)."""
+        when the process's database is otherwise idle: no other connection of the pool in use
+        (this request's own aside), one free at once, and a slot of this request's. Else None, and
+        the caller goes on with the connection it holds. Two statements at once shorten a request
+        only while cores are idle; under load they add work (and the second connection's
+        overhead) for no gain. And it never waits for a second connection: requests each holding
+        one and waiting for another could hold the whole pool, waiting."""
         pool = self.pool
-        if self.slots.locked() or (pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()):
+        in_use = pool.get_size() - pool.get_idle_size()
+        if self.slots.locked() or in_use > 1 or in_use >= pool.get_max_size():
             yield None
             return
         async with self.acquire() as conn:

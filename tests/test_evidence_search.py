@@ -612,6 +612,22 @@ def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     params = Params()
     assert evidence.index_lookup(params, ["camille.hayes11"], evidence.EMPTY) == "d.value_key LIKE $1"
     assert params.values == ["%camille.hayes11%"]
+    # A part no rarer than one of its trigrams is looked up by that trigram alone: one list read
+    # instead of seven ("pro", "war" and "are" are in other values too).
+    domains = _sampled(
+        lambda n: [
+            "ivan.smith@proseware.com"
+            if n < 20
+            else "bob@software.org"
+            if n < 500
+            else "program.exe"
+            if n < 700
+            else "x"
+        ]
+    )
+    params = Params()
+    assert evidence.index_lookup(params, ["proseware"], domains) == "d.value_key LIKE $1 AND textlike(d.value_key, $2)"
+    assert params.values == ["%ros%", "%proseware%"]
     # Two common parts are both looked up: together they narrow what each alone would not.
     common = _sampled(lambda n: ["stewart@fourthcoffee" if n < 50 else "x"])
     params = Params()

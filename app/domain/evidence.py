@@ -249,13 +249,35 @@ def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
 
 
 def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
-    """The parts of the words the index looks up (index_lookup); None: the whole words."""
+    """The parts of the words the index looks up (index_lookup), each perhaps by its rarest
+    trigram (_looked_up); None: the whole words."""
     if not estimate.values:
         return None
-    parts = list(dict.fromkeys(part for word in words for part in search.index_parts(word)))
     unseen = 0.1 / estimate.values
+    parts = list(dict.fromkeys(_looked_up(part, estimate) for word in words for part in search.index_parts(word)))
     shares = [max(estimate.share([part]), unseen) for part in parts]
     return set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
+
+
+# A part is looked up by its rarest trigram when that is in at most TRIGRAM_SLACK times the
+# part's share of the values: the index then reads one trigram's list instead of each of the
+# part's ("proseware" has 7, among them "pro", "war" and "are", which many other values hold).
+# At a million incidents, the 825 rows holding "ivan" and "proseware": 18.2 ms through both
+# words' trigrams, 4.3 ms through "iva" and "sew" (the same rows: each is as rare as its word).
+TRIGRAM_SLACK = 1.5
+
+
+def _looked_up(part: str, estimate: Sample) -> str:
+    """The part, or its rarest trigram (search.trigrams) if that is nearly as rare (TRIGRAM_SLACK).
+    A part the sample lacks keeps its every trigram: the sample then tells nothing of the trigram's
+    share, and the part's lists narrow the most."""
+    candidates = search.trigrams(part)
+    if not candidates or estimate.share([part]) <= 0:
+        return part
+    rarest = min(candidates, key=lambda t: estimate.share([t]))
+    if estimate.share([rarest]) <= TRIGRAM_SLACK * estimate.share([part]):
+        return rarest
+    return part
 
 
 def alert_has_evidence(params: Params, words: list[str]) -> str:

@@ -107,11 +107,21 @@ def word_clauses(
             clauses.append(f"{column} LIKE {fold.format(params.add(like_pattern(word)))}")
             continue
         for part in parts:
-            if part in indexed and part not in looked_up:
-                looked_up.add(part)
-                clauses.append(f"{column} LIKE {fold.format(params.add(like_pattern(part)))}")
+            for looked in (part, *trigrams(part)):
+                if looked in indexed and looked not in looked_up:
+                    looked_up.add(looked)
+                    clauses.append(f"{column} LIKE {fold.format(params.add(like_pattern(looked)))}")
         clauses.append(f"textlike({column}, {fold.format(params.add(like_pattern(word)))})")
     return clauses
+
+
+def trigrams(part: str) -> list[str]:
+    """A part's 3-character substrings, when it is 4 or more ASCII letters and digits: each one
+    a trigram of pg_trgm's (the pattern '%abc%' gives it that one), which the index may look up
+    instead of the part's every trigram (evidence.index_lookup). None for other parts."""
+    if len(part) < 4 or not (part.isascii() and part.isalnum()):
+        return []
+    return [part[k : k + 3] for k in range(len(part) - 2)]
 
 
 def has_trigrams(word: str) -> bool:
