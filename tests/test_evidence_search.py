@@ -3,8 +3,10 @@ entity filter, and what a viewer who may not read an alert never finds through i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
+import asyncpg
 import pytest
 
 from app.domain import evidence, incidents
@@ -471,6 +473,31 @@ async def test_the_name_steps_and_the_evidence_run_at_once_on_two_connections(ad
         if (n - 1) % 3 == 0 or (n - 1) % 5 == 0
     ]
     assert spares == [True]
+
+
+async def test_a_statement_failing_beside_the_other_is_reported_as_itself(admin, soc, monkeypatch):
+    # The evidence's statement times out while the name steps left run beside it: the client is
+    # told TIMEOUT (retryable), not an internal error, and the name steps were cancelled.
+    cancelled = []
+
+    async def names_left(c):
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def steps(c, queue):
+        return incidents._NameSteps([], rest=names_left)
+
+    async def timing_out(*a):
+        raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
+
+    monkeypatch.setattr(incidents, "_fetch", steps)
+    monkeypatch.setattr(incidents, "_fetch_evidence", timing_out)
+    response = await admin.post(QUEUE, {"f": {"search": "9408"}, "first": 20})
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["TIMEOUT"]
+    assert cancelled == [True]
 
 
 # Values and every fragment of them of 3 characters or more: the bits a search computes for the

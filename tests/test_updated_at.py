@@ -60,3 +60,14 @@ async def test_a_change_to_an_alert_that_stays_updates_its_incident(admin, inges
 async def test_updated_since_refuses_what_is_not_a_moment(admin) -> None:
     errors = await admin.errors(QUEUE, since="yesterday")
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_the_evidence_bits_alone_are_not_a_change_of_the_incident(ingest, pool) -> None:
+    # The search's bits (db/migrations/0026) written alone leave updated_at; with anything else,
+    # updated_at moves as before.
+    (a,) = await ingest(alert_in("a1", entities=[("device", "a")]))
+    before = await pool.fetchval("SELECT updated_at FROM incidents WHERE id = $1", a.incident_id)
+    await pool.execute("UPDATE incidents SET evidence_bits = ~evidence_bits WHERE id = $1", a.incident_id)
+    assert await pool.fetchval("SELECT updated_at FROM incidents WHERE id = $1", a.incident_id) == before
+    await pool.execute("UPDATE incidents SET evidence_bits = ~evidence_bits, name = 'x' WHERE id = $1", a.incident_id)
+    assert await pool.fetchval("SELECT updated_at FROM incidents WHERE id = $1", a.incident_id) > before

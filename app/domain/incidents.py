@@ -543,33 +543,58 @@ async def _rows(conn: Conn, queue: _Queue) -> tuple[list, list]:
 
     When the name steps go on after the NEAR step (it found too few, and no walk settled the
     page), they and the evidence's own steps need nothing of each other: the evidence is then
-    looked for on a second connection at the same time, if the request's pool has one free at once
-    (Database.spare; else after them, on the same one). A rare fragment ("srv-77299") paid both
-    one after the other: at a million incidents 4-8 ms of name steps, then 6-11 ms through the
-    values' index. The evidence then has no bound from the name matches, which only spares it
-    work when they fill the page near the top of the queue: the NEAR step's case, settled before.
-    (Each statement reads its own snapshot in either case: the steps never ran in one.)"""
+    looked for at the same time on a second connection, when the request's Database offers one
+    (Database.spare: while no other request of the process holds a connection; else after them,
+    on the same one). A rare fragment ("srv-77299") paid both one after the other: at a million
+    incidents 4-8 ms of name steps, then 6-11 ms through the values' index. The evidence then
+    has no bound from the name matches: it may do more work when the RECENT or INDEXED step
+    fills the page. (Each statement reads its own snapshot in either case: the steps never ran in
+    one.)"""
     async with _one_connection(conn) as c:
         steps = await _fetch(c, queue)
         if steps.both is not None:
             return [], steps.both
-        names = steps.rows
         if steps.rest is not None:
             async with _spare(conn) as other:
                 if other is not None:
-                    async with asyncio.TaskGroup() as group:
-                        by_name = group.create_task(steps.rest(c))
-                        by_evidence = group.create_task(_fetch_evidence(other, queue, [], steps.walked))
-                    return by_name.result(), by_evidence.result()
+                    return await _at_once(
+                        (c, steps.rest), (other, lambda o: _fetch_evidence(o, queue, [], steps.walked))
+                    )
             names = await steps.rest(c)
+        else:
+            names = steps.rows
         matches = list({r[0]: Incident(*r[:_INCIDENT_FIELDS]) for r in names}.values())
         return names, await _fetch_evidence(c, queue, matches, steps.walked)
 
 
+async def _at_once(*works: tuple[Conn, Callable[[Conn], Awaitable[list]]]) -> tuple[list, ...]:
+    """Each work on its connection at the same time; their results in order. When one fails, the
+    others are cancelled and that failure is raised as it is, not in an ExceptionGroup (the API
+    maps a statement timeout or a lost connection to its code by its class), and a connection
+    whose statement was cancelled is closed, not reused (app.db.DIRTY's rule: an operation may
+    still be in flight on it)."""
+
+    async def run(c: Conn, work: Callable[[Conn], Awaitable[list]]) -> list:
+        try:
+            return await work(c)
+        except asyncio.CancelledError:
+            with contextlib.suppress(asyncpg.InterfaceError):
+                c.terminate()
+            raise
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(run(c, work)) for c, work in works]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return tuple(t.result() for t in tasks)
+
+
 @contextlib.asynccontextmanager
 async def _spare(conn: Conn):
-    """Another connection than the request's, if its pool has one free at once (app.db.Database.spare);
-    None for a single connection or a bare pool (the steps then run one after the other)."""
+    """Another connection than the request's when its Database offers one (app.db.Database.spare:
+    while no other request of the process holds a connection); None for a single connection or a
+    bare pool, or when it offers none (the steps then run one after the other)."""
     spare = getattr(conn, "spare", None)
     if spare is None:
         yield None
@@ -585,7 +610,8 @@ class _NameSteps:
     when it settled the page; when neither did, the name steps left (a function of the connection
     to run them on, giving the rows of the first that finds queue.limit incidents, or of the
     last); and how many incidents _walk_both walked without settling the page (the evidence's
-    own steps do not walk them again)."""
+    own steps then walk again only for a longer walk, evidence.longer_walk, from the cursor as
+    every walk: never a walk of the same size)."""
 
     rows: list
     both: list | None = None

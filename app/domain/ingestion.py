@@ -121,7 +121,8 @@ LOCK_OPEN_INCIDENTS = """
 SELECT id, alert_scopes, alert_count FROM incidents WHERE id = ANY($1::bigint[]) AND status IN ('active', 'in_progress')
  ORDER BY id FOR UPDATE
 """
-# New incidents are written with their final derived fields: no second write per row.
+# New incidents are written with their final derived fields (their evidence bits, 0026, are set
+# by the entities' trigger, a second write of the rows whose entities bring new values).
 CREATE_INCIDENTS = """
 INSERT INTO incidents (id, name, severity, last_activity_at, alert_count, alert_scopes, name_scopes)
 SELECT t.id, t.name, t.severity, t.last_activity_at, t.alert_count,

@@ -118,7 +118,7 @@ def word_clauses(
 def trigrams(part: str) -> list[str]:
     """A part's 3-character substrings, when it is 4 or more ASCII letters and digits: each one
     a trigram of pg_trgm's (the pattern '%abc%' gives it that one), which the index may look up
-    instead of the part's every trigram (evidence.index_lookup). None for other parts."""
+    instead of the part's every trigram (evidence.index_lookup). None ([]) for other parts."""
     if len(part) < 4 or not (part.isascii() and part.isalnum()):
         return []
     return [part[k : k + 3] for k in range(len(part) - 2)]
