@@ -117,10 +117,6 @@ DIRTY = (
 )
 
 
-# How long Database.spare may wait for its connection (opening one on localhost: a few ms).
-SPARE_WAIT = 0.1
-
-
 class Database:
     """One request's view of the pool: it waits at most acquire_timeout for a connection, then
     gets Busy, and holds at most max_connections at once, so that one request of many parallel
@@ -137,9 +133,7 @@ class Database:
         self.watch = watch
 
     @contextlib.asynccontextmanager
-    async def acquire(self, wait: float | None = None):
-        """A connection of the pool, waited for at most `wait` s (acquire_timeout by default), then Busy."""
-        wait = self.acquire_timeout if wait is None else wait
+    async def acquire(self):
         async with self.slots:
             watch = self.watch
             if watch is not None:
@@ -148,10 +142,10 @@ class Database:
             try:
                 # asyncio.timeout, not acquire(timeout=): that one runs the wait in a task of its
                 # own, on every statement.
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(self.acquire_timeout):
                     conn = await self.pool.acquire()
             except TimeoutError:
-                raise Busy(f"no database connection free within {wait:g} s") from None
+                raise Busy(f"no database connection free within {self.acquire_timeout:g} s") from None
             finally:
                 if watch is not None:
                     watch.waiting -= 1
@@ -168,30 +162,6 @@ class Database:
                 # A timeout here too: the connection would otherwise wait without end for a
                 # cancelled statement's acknowledgement (asyncpg takes acquire's as the default).
                 await self.pool.release(conn, timeout=self.acquire_timeout)
-
-    @contextlib.asynccontextmanager
-    async def spare(self):
-        """Another connection for work that can run beside what the request's connection runs,
-        when the process's database is otherwise idle: no other connection of the pool in use
-        (this request's own aside), one free at once, and a slot of this request's. Else None, and
-        the caller goes on with the connection it holds. Two statements at once shorten a request
-        only while cores are idle; under load they add work (and the second connection's
-        overhead) for no gain. It waits at most SPARE_WAIT (to open a connection), and a
-        connection it could not get or open is None too: requests each holding one and waiting
-        for another could hold the whole pool, waiting, and the request's work does not need it."""
-        pool = self.pool
-        in_use = pool.get_size() - pool.get_idle_size()
-        if self.slots.locked() or in_use > 1 or in_use >= pool.get_max_size():
-            yield None
-            return
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                # An idle connection at once; a new one (the pool keeps at least DB_POOL_MIN, 1
-                # by default, and closes the others after 5 idle minutes) within SPARE_WAIT.
-                conn = await stack.enter_async_context(self.acquire(wait=SPARE_WAIT))
-            except (Busy, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                conn = None  # (opening it failed: the caller goes on with its own)
-            yield conn
 
     async def fetch(self, query: str, *args):
         async with self.acquire() as conn:

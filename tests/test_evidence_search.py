@@ -3,10 +3,6 @@ entity filter, and what a viewer who may not read an alert never finds through i
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-import asyncpg
 import pytest
 
 from app.domain import evidence, incidents
@@ -448,56 +444,6 @@ async def test_one_walk_for_names_and_evidence_gives_the_steps_pages(pool, many,
     # evidence's own steps do not walk those 4 again: the values' index)
     assert (incidents.INDEXED_STEP in steps) == (walk_size == 4)
     assert {walk for walk, names in walks if not names} <= {0}
-
-
-async def test_the_name_steps_and_the_evidence_run_at_once_on_two_connections(admin, many, monkeypatch):
-    # The steps, a NEAR step too short and no walk: the name steps left and the values' index
-    # run together, the second on a connection of the request's pool that was free (the domain
-    # given a bare pool runs them one after the other: the pages of _pages above).
-    monkeypatch.setattr(incidents, "PLANNER_CHOOSES_BELOW", 0)
-    monkeypatch.setattr(incidents, "NEAR", 2)
-    monkeypatch.setattr(evidence, "walk_size", lambda *a: 0)
-    spares = []
-    spare = incidents._spare
-
-    @contextlib.asynccontextmanager
-    async def watched(conn):
-        async with spare(conn) as other:
-            spares.append(other is not None)
-            yield other
-
-    monkeypatch.setattr(incidents, "_spare", watched)
-    assert await listed(admin, "7777", first=20) == [
-        (n, [("DEVICE", "WS-7777-X")] if (n - 1) % 3 == 0 else [])
-        for n in range(30, 0, -1)
-        if (n - 1) % 3 == 0 or (n - 1) % 5 == 0
-    ]
-    assert spares == [True]
-
-
-async def test_a_statement_failing_beside_the_other_is_reported_as_itself(admin, soc, monkeypatch):
-    # The evidence's statement times out while the name steps left run beside it: the client is
-    # told TIMEOUT (retryable), not an internal error, and the name steps were cancelled.
-    cancelled = []
-
-    async def names_left(c):
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            cancelled.append(True)
-            raise
-
-    async def steps(c, queue):
-        return incidents._NameSteps([], rest=names_left)
-
-    async def timing_out(*a):
-        raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
-
-    monkeypatch.setattr(incidents, "_fetch", steps)
-    monkeypatch.setattr(incidents, "_fetch_evidence", timing_out)
-    response = await admin.post(QUEUE, {"f": {"search": "9408"}, "first": 20})
-    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["TIMEOUT"]
-    assert cancelled == [True]
 
 
 # Values and every fragment of them of 3 characters or more: the bits a search computes for the

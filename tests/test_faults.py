@@ -270,26 +270,6 @@ async def test_one_request_holds_at_most_its_share_of_connections(pool):
     assert await asyncio.wait_for(fourth, BOUND) == 4
 
 
-async def test_a_spare_connection_only_while_no_other_request_holds_one_and_never_waited_for(pool, database_url):
-    database, other = (db.Database(pool, acquire_timeout=5, max_connections=3) for _ in range(2))
-    async with database.acquire():
-        # The process's database otherwise idle: a second connection at once.
-        async with database.spare() as spare:
-            assert spare is not None and await spare.fetchval("SELECT 1") == 1
-        # Another request holding a connection: none (under load two at once only add work).
-        async with other.acquire(), database.spare() as spare:
-            assert spare is None
-    # A pool with every connection taken: none, and no wait (it would hold its own, waiting).
-    small = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-    try:
-        lone = db.Database(small, acquire_timeout=5)
-        async with lone.acquire():
-            async with asyncio.timeout(BOUND), lone.spare() as spare:
-                assert spare is None
-    finally:
-        await small.close()
-
-
 # --- A COMMIT whose answer never arrives -------------------------------------------------------
 # The client's connection is cut by a proxy right after it forwarded COMMIT: PostgreSQL commits,
 # the API never hears of it. The client is told the outcome is unknown, and nothing ran twice.

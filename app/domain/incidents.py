@@ -5,7 +5,6 @@ A viewer sees an incident that holds at least one alert they may read, or no ale
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
@@ -541,66 +540,18 @@ async def _rows(conn: Conn, queue: _Queue) -> tuple[list, list]:
     may be on the page; or, when the walk of _walk_both settled the page, none of the first and
     its rows (name matches among them, with an empty matched evidence unless they have some).
 
-    When the name steps go on after the NEAR step (it found too few, and no walk settled the
-    page), they and the evidence's own steps need nothing of each other: the evidence is then
-    looked for at the same time on a second connection, when the request's Database offers one
-    (Database.spare: while no other request of the process holds a connection; else after them,
-    on the same one). A rare fragment ("srv-77299") paid both one after the other: at a million
-    incidents 4-8 ms of name steps, then 6-11 ms through the values' index. The evidence then
-    has no bound from the name matches: it may do more work when the RECENT or INDEXED step
-    fills the page. (Each statement reads its own snapshot in either case: the steps never ran in
-    one.)"""
+    One connection, one statement after the other. Running the name steps left and the
+    evidence's own steps at once on a second connection (while no other request of the process
+    held one) was tried and taken out (2026-12-06, docs/benchmarks.md): at an open loop of 60% of
+    the floor's throughput its p99 was 4.6-5.0x the floor's, against 1.3-1.35x without, for no
+    clear gain at one connection."""
     async with _one_connection(conn) as c:
         steps = await _fetch(c, queue)
         if steps.both is not None:
             return [], steps.both
-        if steps.rest is not None:
-            async with _spare(conn) as other:
-                if other is not None:
-                    return await _at_once(
-                        (c, steps.rest), (other, lambda o: _fetch_evidence(o, queue, [], steps.walked))
-                    )
-            names = await steps.rest(c)
-        else:
-            names = steps.rows
+        names = steps.rows if steps.rest is None else await steps.rest(c)
         matches = list({r[0]: Incident(*r[:_INCIDENT_FIELDS]) for r in names}.values())
         return names, await _fetch_evidence(c, queue, matches, steps.walked)
-
-
-async def _at_once(*works: tuple[Conn, Callable[[Conn], Awaitable[list]]]) -> tuple[list, ...]:
-    """Each work on its connection at the same time; their results in order. When one fails, the
-    others are cancelled and that failure is raised as it is, not in an ExceptionGroup (the API
-    maps a statement timeout or a lost connection to its code by its class), and a connection
-    whose statement was cancelled is closed, not reused (app.db.DIRTY's rule: an operation may
-    still be in flight on it)."""
-
-    async def run(c: Conn, work: Callable[[Conn], Awaitable[list]]) -> list:
-        try:
-            return await work(c)
-        except asyncio.CancelledError:
-            with contextlib.suppress(asyncpg.InterfaceError):
-                c.terminate()
-            raise
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(run(c, work)) for c, work in works]
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return tuple(t.result() for t in tasks)
-
-
-@contextlib.asynccontextmanager
-async def _spare(conn: Conn):
-    """Another connection than the request's when its Database offers one (app.db.Database.spare:
-    while no other request of the process holds a connection); None for a single connection or a
-    bare pool, or when it offers none (the steps then run one after the other)."""
-    spare = getattr(conn, "spare", None)
-    if spare is None:
-        yield None
-        return
-    async with spare() as other:
-        yield other
 
 
 @dataclass(frozen=True)
