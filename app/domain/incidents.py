@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -549,24 +549,21 @@ async def _rows(conn: Conn, queue: _Queue) -> tuple[list, list]:
         steps = await _fetch(c, queue)
         if steps.both is not None:
             return [], steps.both
-        names = steps.rows if steps.rest is None else await steps.rest(c)
-        matches = list({r[0]: Incident(*r[:_INCIDENT_FIELDS]) for r in names}.values())
-        return names, await _fetch_evidence(c, queue, matches, steps.walked)
+        matches = list({r[0]: Incident(*r[:_INCIDENT_FIELDS]) for r in steps.rows}.values())
+        return steps.rows, await _fetch_evidence(c, queue, matches, steps.walked)
 
 
 @dataclass(frozen=True)
 class _NameSteps:
-    """What _fetch found: the name matches' rows of the NEAR step, or of the one statement that
-    answers alone (records or tuples, the statement's columns in order); the rows of _walk_both
-    when it settled the page; when neither did, the name steps left (a function of the connection
-    to run them on, giving the rows of the first that finds queue.limit incidents, or of the
-    last); and how many incidents _walk_both walked without settling the page (the evidence's
-    own steps then walk again only for a longer walk, evidence.longer_walk, from the cursor as
-    every walk: never a walk of the same size)."""
+    """What _fetch found: the name matches' rows (records or tuples, the statement's columns in
+    order) of the first step that found queue.limit incidents, or of the last; the rows of
+    _walk_both when it settled the page (then the name steps stopped there); and how many
+    incidents _walk_both walked without settling the page (the evidence's own steps then walk
+    again only for a longer walk, evidence.longer_walk, from the cursor as every walk: never a
+    walk of the same size)."""
 
     rows: list
     both: list | None = None
-    rest: Callable[[Conn], Awaitable[list]] | None = None
     walked: int = 0
 
 
@@ -621,18 +618,13 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
     both, walked = await _walk_both(conn, queue)
     if both is not None:
         return _NameSteps(rows, both)
-
-    async def rest(c: Conn) -> list:
-        # At a small table, after the NEAR step, the planner's one statement (SMALL_TABLE above).
-        found = rows
-        for step in (PLAIN,) if small else (RECENT_STEP, INDEXED_STEP):
-            if _found(found) >= queue.limit:
-                break
-            sql, values = _step(queue, step, None if step is PLAIN else indexed)
-            found = await c.fetch(sql, *values)
-        return found
-
-    return _NameSteps(rows, rest=rest, walked=walked)
+    # At a small table, after the NEAR step, the planner's one statement (SMALL_TABLE above).
+    for step in (PLAIN,) if small else (RECENT_STEP, INDEXED_STEP):
+        if _found(rows) >= queue.limit:
+            break
+        sql, values = _step(queue, step, None if step is PLAIN else indexed)
+        rows = await conn.fetch(sql, *values)
+    return _NameSteps(rows, walked=walked)
 
 
 def _bound(params: Params, bound: tuple | None, window: pagination.Window) -> str:
