@@ -17,8 +17,8 @@
 -- set; a word's 5-10 trigrams then leave about one incident in 10,000 to probe.
 --
 -- A superset, kept by the triggers: a value new to an incident sets its bits
--- (incident_evidence_inserted, under the incident's row lock that every writer of its alerts
--- holds); a value that leaves clears none (another value may share the bit), so an incident's
+-- (a trigger on incident_evidence's inserts, under the incident's row lock that every writer
+-- of its alerts holds); a value that leaves clears none (another value may share the bit), so an incident's
 -- bits only grow. An incident whose values churned passes the check more often, never wrongly
 -- fails it. tests/invariants.py's MISSING_EVIDENCE_BITS checks the superset.
 --
@@ -63,22 +63,15 @@ BEGIN
 END
 $$;
 
--- 0025's function, now also setting the bits of the values new to their incidents.
-CREATE OR REPLACE FUNCTION incident_evidence_inserted(incident_ids bigint[], value_keys text[]) RETURNS void LANGUAGE sql
-SET plan_cache_mode = force_generic_plan AS $$
+-- Rows new to incident_evidence set their values' bits on their incidents, whichever statement
+-- inserts them (0024's and 0025's triggers, under the incident row locks their writers hold).
+CREATE FUNCTION incident_evidence_bits_set() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
     UPDATE incidents i SET evidence_bits = i.evidence_bits | b.bits
-      FROM (SELECT v.incident_id, bit_or(evidence_bits(v.value_key)) AS bits
-              FROM unnest(incident_ids, value_keys) AS v(incident_id, value_key) GROUP BY 1) b
+      FROM (SELECT n.incident_id, bit_or(evidence_bits(n.value_key)) AS bits FROM new_rows n GROUP BY 1) b
      WHERE i.id = b.incident_id AND (i.evidence_bits | b.bits) <> i.evidence_bits;
-    SELECT append_incident_evidence_text(array_agg(a.incident_id), array_agg(a.value_key))
-      FROM (SELECT incident_id, value_key, count(*) AS n FROM unnest(incident_ids, value_keys) AS v(incident_id, value_key)
-             GROUP BY 1, 2) a
-     WHERE EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = a.incident_id)
-       AND (SELECT count(*) FROM incident_evidence x WHERE x.incident_id = a.incident_id AND x.value_key = a.value_key) = a.n
-    HAVING count(*) > 0;
-    SELECT rebuild_incident_evidence_text(array_agg(g.id))
-      FROM (SELECT DISTINCT id FROM unnest(incident_ids) AS u(id)) g
-     WHERE NOT EXISTS (SELECT 1 FROM incident_evidence_text t WHERE t.incident_id = g.id)
-       AND (SELECT count(*) FROM (SELECT 1 FROM incident_evidence d WHERE d.incident_id = g.id LIMIT 64) x) >= 64
-    HAVING count(*) > 0;
+    RETURN NULL;
+END
 $$;
+CREATE TRIGGER incident_evidence_bits AFTER INSERT ON incident_evidence REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION incident_evidence_bits_set();
