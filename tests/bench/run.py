@@ -1170,7 +1170,11 @@ def main() -> None:
             "typeahead_open_loop_floor_p99_ms": ms(opened["floor"]["p99_ms"]),
             "typeahead_open_loop_anchor_p99_ms": ms(opened["anchor"]["p99_ms"]),
             "typeahead_open_loop_achieved_per_s": {k: round(o["achieved_per_s"], 1) for k, o in opened.items()},
-            "small_mix_vs_anchor": round(mix["rps"] / anchor["rps"], 2) if scale_name == "small" else None,
+            # Like with like: our search (names and evidence) against the anchors' SQL for the same
+            # search, on the same inputs (the evidence rounds); the name-only anchors' row stays above.
+            "small_mix_vs_anchor": (
+                round(evidence_mix["graphql"]["rps"] / evidence_mix["anchor"]["rps"], 2) if scale_name == "small" else None
+            ),
             **evidence_figures(evidence_mix),
             **{k: v for k, v in writes.items() if k != "ingest_alerts_per_s"},
             **merge_figures(merged),
@@ -1239,8 +1243,10 @@ def main() -> None:
             )
         if final["small_mix_vs_anchor"] is not None:
             row(
-                "typeahead, realistic mix at the small scale: ours / the anchors' SQL",
-                f"{final['small_mix_vs_anchor']:.2f}x ({mix['rps']:,.0f} against {anchor['rps']:,.0f} rps)",
+                "typeahead with evidence, realistic mix at the small scale: ours / the anchors' SQL",
+                f"{final['small_mix_vs_anchor']:.2f}x ({evidence_mix['graphql']['rps']:,.0f} against"
+                f" {evidence_mix['anchor']['rps']:,.0f} rps; names only, their SQL searching names alone:"
+                f" {mix['rps'] / anchor['rps']:.2f}x)",
                 ">= 1.0x",
             )
         table.extend(tail_rows(tail, scale.tail_passes))
