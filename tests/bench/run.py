@@ -1173,7 +1173,9 @@ def main() -> None:
             # Like with like: our search (names and evidence) against the anchors' SQL for the same
             # search, on the same inputs (the evidence rounds); the name-only anchors' row stays above.
             "small_mix_vs_anchor": (
-                round(evidence_mix["graphql"]["rps"] / evidence_mix["anchor"]["rps"], 2) if scale_name == "small" else None
+                round(evidence_mix["graphql"]["rps"] / evidence_mix["anchor"]["rps"], 2)
+                if scale_name == "small"
+                else None
             ),
             **evidence_figures(evidence_mix),
             **{k: v for k, v in writes.items() if k != "ingest_alerts_per_s"},
