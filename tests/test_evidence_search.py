@@ -319,6 +319,17 @@ async def test_each_incident_s_values_are_counted_exactly_through_moves(admin, i
         assert await _written(pool) == []
         assert await _bits_missing(pool) == []
     assert await _written(pool) == []
+    # One statement moving alerts both ways between two incidents that share a value (a revert's
+    # shape), one of them changing scope too: each (incident, value, kind, scope) by its net.
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT 1 FROM incidents WHERE id IN (1, 2) ORDER BY id FOR UPDATE")
+        await conn.execute(
+            "UPDATE alerts SET incident_id = CASE id WHEN 3 THEN 1 ELSE 2 END,"
+            " scope = CASE id WHEN 2 THEN 'hr' ELSE scope END WHERE id IN (2, 3)"
+        )
+    assert [tuple(r) for r in await pool.fetch(KEPT)] == [tuple(r) for r in await pool.fetch(COUNTED)]
+    assert await _written(pool) == []
+    assert await _bits_missing(pool) == []
     # An entity removed, and one changed: counted as well.
     await pool.execute("DELETE FROM alert_entities WHERE value = '10.0.0.1'")
     await pool.execute("UPDATE alert_entities SET value = 'alice' WHERE value = 'bob'")
