@@ -457,6 +457,28 @@ async def test_one_walk_for_names_and_evidence_gives_the_steps_pages(pool, many,
     assert {walk for walk, names in walks if not names} <= {0}
 
 
+@pytest.mark.parametrize("walk_size", [0, 1_000, 4])
+async def test_the_pages_with_their_first_alerts_hold_the_same_incidents(pool, many, monkeypatch, walk_size):
+    # The typeahead's one statement with each incident's first alerts (the lean path's), through
+    # the walk of both kinds, the evidence's own walk and the values' index: the incidents of the
+    # pages without alerts, each with its alert.
+    monkeypatch.setattr(incidents, "PLANNER_CHOOSES_BELOW", 0)
+    monkeypatch.setattr(incidents, "NEAR", 2)
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
+    without = await _pages(pool, "7777", 4)
+    pages, cursor = [], None
+    while True:
+        page, alerts = await incidents.list_incidents_with_alerts(
+            conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search="7777"), first=4, after=cursor, alerts_first=5
+        )
+        pages.append([(i.id, getattr(i, "matched_evidence", ())) for i in page.items])
+        assert {i.id: [a.incident_id for a in alerts[i.id].items] for i in page.items} == {i.id: [i.id] for i in page.items}
+        if not page.has_next:
+            break
+        cursor = page.end_cursor
+    assert pages == without
+
+
 # Values and every fragment of them of 3 characters or more: the bits a search computes for the
 # fragment (evidence.query_bits) are set in the value's (0026's evidence_bits), and the trigrams
 # it computes are among pg_trgm's, so that the walk never passes an incident holding the fragment.

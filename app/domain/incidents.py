@@ -412,12 +412,17 @@ EVIDENCE_MATCHES = "{holds} AND m.kinds IS NOT NULL"
 NAME_OR_EVIDENCE = "(({names}) OR {holds})"
 # The walk's statement, and how many incidents it had to check: fewer than WALK, it reached its
 # bound (or the end of the queue) and its answer is the whole of the evidence matches there.
+# Counted only when the walk did not fill the page (a full page needs no count: WALK is given);
+# the count is an index-only scan of the walk's incidents, 1-1.5 ms for 20,000, and a CASE runs
+# its subquery only when it reaches it. (The statement's first column is the incident's id.)
 WALKED = """
+WITH w(walked_incident) AS MATERIALIZED ({statement})
 SELECT w.*, c.walked FROM (
-    SELECT count(*) AS walked FROM (
-        SELECT 1 FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {walk}
-    ) x
-) c LEFT JOIN ({statement}) w ON true
+    SELECT CASE WHEN (SELECT count(DISTINCT w.walked_incident) FROM w) >= {limit} THEN {walk}::bigint
+           ELSE (SELECT count(*) FROM (
+                     SELECT 1 FROM incidents i WHERE {keyset} AND {bound}
+                      ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {walk}) x) END AS walked
+) c LEFT JOIN w ON true
 """
 # How many incidents lie between the cursor and the bound, counted up to {most} (an index-only
 # scan of the recency index, a fraction of a walk's cost an incident).
@@ -648,6 +653,7 @@ def _evidence_step(
     window = queue.window
     keyset = _keyset(params, queue.key, window)
     bound_sql = _bound(params, bound, window)
+    limit = params.add(queue.limit)
     matched = MATCHED.format(
         incident="i",
         readable=evidence.readable_values(params, queue.viewer),
@@ -670,7 +676,7 @@ def _evidence_step(
             matched=matched,
             matches=matches,
             where=params.conditions,
-            limit=params.add(queue.limit),
+            limit=limit,
         )
     else:
         sql = EVIDENCE_VALUES.format(
@@ -681,7 +687,7 @@ def _evidence_step(
             keyset=keyset,
             bound=bound_sql,
             order=window.order,
-            limit=params.add(queue.limit),
+            limit=limit,
             matched=matched,
         )
     if queue.alerts_first is not None:
@@ -692,7 +698,7 @@ def _evidence_step(
             limit=params.add(queue.alerts_first + 1),
         )
     if walk:
-        sql = WALKED.format(statement=sql, keyset=keyset, bound=bound_sql, order=window.order, walk=walk)
+        sql = WALKED.format(statement=sql, keyset=keyset, bound=bound_sql, order=window.order, walk=walk, limit=limit)
     return sql, params.values
 
 
