@@ -469,10 +469,17 @@ async def test_the_pages_with_their_first_alerts_hold_the_same_incidents(pool, m
     pages, cursor = [], None
     while True:
         page, alerts = await incidents.list_incidents_with_alerts(
-            conn=pool, viewer=EVERYONE, flt=incidents.IncidentFilter(search="7777"), first=4, after=cursor, alerts_first=5
+            conn=pool,
+            viewer=EVERYONE,
+            flt=incidents.IncidentFilter(search="7777"),
+            first=4,
+            after=cursor,
+            alerts_first=5,
         )
         pages.append([(i.id, getattr(i, "matched_evidence", ())) for i in page.items])
-        assert {i.id: [a.incident_id for a in alerts[i.id].items] for i in page.items} == {i.id: [i.id] for i in page.items}
+        assert {i.id: [a.incident_id for a in alerts[i.id].items] for i in page.items} == {
+            i.id: [i.id] for i in page.items
+        }
         if not page.has_next:
             break
         cursor = page.end_cursor
