@@ -422,7 +422,9 @@ async def test_a_walk_bounded_by_the_name_matches_gives_the_value_index_s_pages(
     monkeypatch.setattr(evidence, "most_walked", lambda *a: 1_000)
     steps = []
     step = incidents._evidence_step
-    monkeypatch.setattr(incidents, "_evidence_step", lambda q, w, walk, *a: steps.append(walk) or step(q, w, walk, *a))
+    monkeypatch.setattr(
+        incidents, "_evidence_step", lambda q, w, walk, *a, **k: steps.append(walk) or step(q, w, walk, *a, **k)
+    )
     assert await _pages(pool, "7777", 4) == through_values
     # (the later pages, which the name matches do not fill, go to the index)
     assert 1_001 in steps and set(steps) <= {0, 1_001}
@@ -455,6 +457,33 @@ async def test_one_walk_for_names_and_evidence_gives_the_steps_pages(pool, many,
     # evidence's own steps do not walk those 4 again: the values' index)
     assert (incidents.INDEXED_STEP in steps) == (walk_size == 4)
     assert {walk for walk, names in walks if not names} <= {0}
+
+
+@pytest.mark.parametrize("backward", [False, True])
+async def test_the_evidence_walk_goes_on_from_where_the_walk_of_both_stopped(pool, many, monkeypatch, backward):
+    # When the walk for both kinds (_walk_both) does not settle the page, a longer walk for the
+    # evidence goes on from the last incident it checked, with the evidence matches it found,
+    # instead of walking those incidents again: the pages of the steps alone all the same.
+    monkeypatch.setattr(incidents, "PLANNER_CHOOSES_BELOW", 0)
+    monkeypatch.setattr(incidents, "NEAR", 2)
+    paging = {"last": 4} if backward else {"first": 4}
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: 0)
+    through_steps = await _pages(pool, "7777", **paging)
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: 3)
+    monkeypatch.setattr(evidence, "longer_walk", lambda estimate, words, walked: 1_000 if walked < 1_000 else 0)
+    walks = []
+    evidence_step = incidents._evidence_step
+    monkeypatch.setattr(
+        incidents,
+        "_evidence_step",
+        lambda q, w, walk, *a, **k: (
+            walks.append((walk, k.get("names", False), k.get("after") is not None))
+            or evidence_step(q, w, walk, *a, **k)
+        ),
+    )
+    assert await _pages(pool, "7777", **paging) == through_steps
+    assert (3, True, False) in walks
+    assert any(walk and not names and after for walk, names, after in walks)
 
 
 @pytest.mark.parametrize("walk_size", [0, 1_000, 4])

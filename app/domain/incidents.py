@@ -410,20 +410,43 @@ EVIDENCE_MATCHES = "{holds} AND m.kinds IS NOT NULL"
 # The walk that also finds the name matches (_walk_both): its condition names only the walked
 # incident, so that it filters them before the matched evidence is read (for those that pass).
 NAME_OR_EVIDENCE = "(({names}) OR {holds})"
-# The walk's statement, and how many incidents it had to check: fewer than WALK, it reached its
-# bound (or the end of the queue) and its answer is the whole of the evidence matches there.
-# Counted only when the walk did not fill the page (a full page needs no count: WALK is given);
-# the count is an index-only scan of the walk's incidents, 1-1.5 ms for 20,000, and a CASE runs
-# its subquery only when it reaches it. (The statement's first column is the incident's id.)
+# The walk's statement, and, when it did not fill the page, where it stopped (the last three
+# columns, _Walked): whether it reached its bound or the end of the queue (then its answer is the
+# whole of the matches there), else the key of the last incident it checked, from which a longer
+# walk goes on. Read only when the page is not full (the one-time filter on `f.found`): an
+# index-only scan of the walk's incidents, 1-1.5 ms for 20,000. (The statement's first column is
+# the incident's id.)
 WALKED = """
-WITH w(walked_incident) AS MATERIALIZED ({statement})
-SELECT w.*, c.walked FROM (
-    SELECT CASE WHEN (SELECT count(DISTINCT w.walked_incident) FROM w) >= {limit} THEN {walk}::bigint
-           ELSE (SELECT count(*) FROM (
-                     SELECT 1 FROM incidents i WHERE {keyset} AND {bound}
-                      ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {walk}) x) END AS walked
-) c LEFT JOIN w ON true
+WITH w(walked_incident) AS MATERIALIZED ({statement}),
+f AS (SELECT count(DISTINCT w.walked_incident) AS found FROM w)
+SELECT w.*, e.reached_end, e.to_at, e.to_id FROM f
+  LEFT JOIN LATERAL (
+      SELECT x.id IS NULL AS reached_end, x.last_activity_at AS to_at, x.id AS to_id
+        FROM (SELECT 1) one LEFT JOIN (
+            SELECT i.last_activity_at, i.id FROM incidents i WHERE {keyset} AND {bound}
+             ORDER BY i.last_activity_at {order}, i.id {order} OFFSET {walk} - 1 LIMIT 1) x ON true
+       WHERE f.found < {limit}
+  ) e ON true
+  LEFT JOIN w ON true
 """
+
+
+@dataclass(frozen=True)
+class _Walked:
+    """A walk's rows, and where it stopped when it did not fill the page (WALKED)."""
+
+    rows: list
+    reached_end: bool  # it reached its bound or the end of the queue (False: it filled the page, or stopped short)
+    to: tuple | None  # stopped short: the key of the last incident it checked
+
+    @classmethod
+    def of(cls, counted: list) -> _Walked:
+        reached_end, at, number = counted[0][-3:]
+        return cls(
+            [r[:-3] for r in counted if r[0] is not None], bool(reached_end), None if at is None else (at, number)
+        )
+
+
 # How many incidents lie between the cursor and the bound, counted up to {most} (an index-only
 # scan of the recency index, a fraction of a walk's cost an incident).
 REGION = """
@@ -562,37 +585,36 @@ async def _rows(conn: Conn, queue: _Queue) -> tuple[list, list]:
 class _NameSteps:
     """What _fetch found: the name matches' rows (records or tuples, the statement's columns in
     order) of the first step that found queue.limit incidents, or of the last; the rows of
-    _walk_both when it settled the page (then the name steps stopped there); and how many
-    incidents _walk_both walked without settling the page (the evidence's own steps then walk
-    again only for a longer walk, evidence.longer_walk, from the cursor as every walk: never a
-    walk of the same size)."""
+    _walk_both when it settled the page (then the name steps stopped there); and the walk of
+    _walk_both when it did not (the evidence's own steps go on from where it stopped, for a
+    longer walk, evidence.longer_walk, or go to the values' index)."""
 
     rows: list
     both: list | None = None
-    walked: int = 0
+    walked: tuple[int, _Walked] | None = None
 
 
-async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, int]:
+async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, tuple[int, _Walked] | None]:
     """After the NEAR step found too few name matches: when the evidence is to be walked for
     (evidence.walk_size), one walk of the newest incidents for the name and evidence matches
     together. Its rows when they settle the page (it found the page, or walked to the end of the
     queue); else None, and the steps go on as if it had not run. A fragment of a host or an email
     ("king@contoso") then costs the NEAR step and this walk, where the name steps over the whole
     table (RECENT, INDEXED: 5-8 ms at a million incidents for a word the names rarely hold) and
-    the evidence's own steps came on top. Also how many incidents it walked (0: none)."""
+    the evidence's own steps came on top. Also, when it did not, how many incidents it walked and
+    where it stopped (None: no walk)."""
     words = evidence.words_for_evidence(search.words(queue.flt.search))
     if not words:
-        return None, 0
+        return None, None
     estimate = await evidence.sample(conn)
     walk = evidence.walk_size(estimate, words, queue.limit)
     if not walk:
-        return None, 0
+        return None, None
     sql, values = _evidence_step(queue, words, walk, None, estimate, names=True)
-    counted = await conn.fetch(sql, *values)
-    rows = [r[:-1] for r in counted if r[0] is not None]
-    if _found(rows) >= queue.limit or counted[0][-1] < walk:
-        return rows, walk
-    return None, walk
+    walked = _Walked.of(await conn.fetch(sql, *values))
+    if _found(walked.rows) >= queue.limit or walked.reached_end:
+        return walked.rows, None
+    return None, (walk, walked)
 
 
 async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
@@ -641,17 +663,24 @@ def _bound(params: Params, bound: tuple | None, window: pagination.Window) -> st
 
 
 def _evidence_step(
-    queue: _Queue, words: list[str], walk: int, bound: tuple | None, estimate: evidence.Sample, names: bool = False
+    queue: _Queue,
+    words: list[str],
+    walk: int,
+    bound: tuple | None,
+    estimate: evidence.Sample,
+    names: bool = False,
+    after: tuple | None = None,
 ) -> tuple[str, list]:
     """The evidence matches beyond the cursor, by walking up to `walk` of the newest incidents
-    (with how many it walked as the last column) or, when 0, through the values' trigram index.
-    `names`: the walk also lists the name matches (their matched evidence empty unless they have
-    some)."""
+    (with where it stopped as the last columns: _Walked) or, when 0, through the values' trigram
+    index. `names`: the walk also lists the name matches (their matched evidence empty unless
+    they have some). `after`: a walk goes on beyond this key (where an earlier walk stopped)
+    instead of the cursor."""
     params = _filtered(queue.viewer, queue.flt)
     if queue.number is not None:
         params.where(f"i.id <> {params.add(queue.number)}")
     window = queue.window
-    keyset = _keyset(params, queue.key, window)
+    keyset = _keyset(params, queue.key if after is None else after, window)
     bound_sql = _bound(params, bound, window)
     limit = params.add(queue.limit)
     matched = MATCHED.format(
@@ -702,11 +731,14 @@ def _evidence_step(
     return sql, params.values
 
 
-async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident], walked: int = 0) -> list:
+async def _fetch_evidence(
+    conn: Conn, queue: _Queue, name_matches: list[Incident], walked: tuple[int, _Walked] | None = None
+) -> list:
     """The rows of the evidence matches that may be on the page: the incident's columns, the
     matched evidence's kinds and values, then the first alerts' columns if the queue asks.
-    `walked`: the newest incidents _walk_both walked without filling the page; then a walk only
-    if a longer one is worth it (evidence.longer_walk), else the values' index."""
+    `walked`: how many of the newest incidents _walk_both walked without filling the page, and
+    where it stopped; then a walk only if a longer one is worth it (evidence.longer_walk), going
+    on from there with the evidence matches it found, else the values' index."""
     words = evidence.words_for_evidence(search.words(queue.flt.search))
     if queue.before_pin or not words:
         return []
@@ -715,7 +747,12 @@ async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident
         nearest = sorted(name_matches, key=BY_ACTIVITY.key, reverse=not queue.window.backward)
         bound = (nearest[queue.limit - 1].last_activity_at, nearest[queue.limit - 1].id)
     estimate = await evidence.sample(conn)
-    walk = evidence.longer_walk(estimate, words, walked) if walked else evidence.walk_size(estimate, words, queue.limit)
+    # Walked so far beyond the cursor, up to `after`, and the evidence matches found there.
+    done, after, found = 0, None, []
+    if walked is not None:
+        done, both = walked
+        after, found = both.to, [r for r in both.rows if r[_INCIDENT_FIELDS] is not None]
+    walk = evidence.longer_walk(estimate, words, done) if done else evidence.walk_size(estimate, words, queue.limit)
     async with _one_connection(conn) as c:
         most = evidence.most_walked(estimate, words)
         if bound is not None and most > walk:
@@ -728,12 +765,13 @@ async def _fetch_evidence(conn: Conn, queue: _Queue, name_matches: list[Incident
             )
             if await c.fetchval(region, *params.values) <= most:
                 walk = most + 1
-        while walk:
-            sql, values = _evidence_step(queue, words, walk, bound, estimate)
-            counted = await c.fetch(sql, *values)
-            rows = [r[:-1] for r in counted if r[0] is not None]
-            if _found(rows) >= queue.limit or counted[0][-1] < walk:
-                return rows
+        while walk > done:
+            sql, values = _evidence_step(queue, words, walk - done, bound, estimate, after=after)
+            step = _Walked.of(await c.fetch(sql, *values))
+            found += step.rows
+            if _found(found) >= queue.limit or step.reached_end:
+                return found
+            done, after = walk, step.to
             walk = evidence.longer_walk(estimate, words, walk)
         sql, values = _evidence_step(queue, words, 0, bound, estimate)
         return await c.fetch(sql, *values)
