@@ -22,6 +22,7 @@ def test_the_json_line_has_the_issues_tail_keys() -> None:
         "typeahead_open_loop_anchor_p99_ms",
         "typeahead_open_loop_achieved_per_s",
         "small_mix_vs_anchor",
+        "small_name_mix_vs_anchor",
     ):
         assert key in run.JSON_KEYS
 

@@ -738,7 +738,9 @@ async def _fetch_evidence(
     matched evidence's kinds and values, then the first alerts' columns if the queue asks.
     `walked`: how many of the newest incidents _walk_both walked without filling the page, and
     where it stopped; then a walk only if a longer one is worth it (evidence.longer_walk), going
-    on from there with the evidence matches it found, else the values' index."""
+    on from there with the evidence matches it found, else the values' index. Each statement
+    reads its own snapshot (as the name steps do): an incident that activity brings from beyond
+    where a walk stopped to before it, between two walks, is not on this page."""
     words = evidence.words_for_evidence(search.words(queue.flt.search))
     if queue.before_pin or not words:
         return []
@@ -768,7 +770,8 @@ async def _fetch_evidence(
         while walk > done:
             sql, values = _evidence_step(queue, words, walk - done, bound, estimate, after=after)
             step = _Walked.of(await c.fetch(sql, *values))
-            found += step.rows
+            later = {r[0] for r in step.rows}  # (as this statement saw them, if a move changed one meanwhile)
+            found = [r for r in found if r[0] not in later] + step.rows
             if _found(found) >= queue.limit or step.reached_end:
                 return found
             done, after = walk, step.to

@@ -6,14 +6,17 @@
 -- have joined a merge's 10,000 by nested loops. Here the statement needs no join of the two: each
 -- alert's old placement counts -1 and its new one +1, summed by alert and placement (an alert
 -- whose incident and scope stayed sums to 0 and is left out), then by (incident, value, kind,
--- scope) over the alerts' entities. Aggregates and one index probe per alert, whatever the
+-- scope) over the alerts' entities. Aggregates and one index probe per placement, whatever the
 -- size, so the plan can be cached (static SQL, planned once per connection). Values that a
--- statement both takes out of and brings into one incident (a revert) net out first.
+-- statement both takes out of and brings into one incident (a revert) net out first: their row
+-- stays as it was, with the spelling it had (as a row that keeps a count above 0 keeps its
+-- spelling: the shown spelling is one an alert of the incident held when the row was made).
 --
 -- The bits (0026) are computed from the new rows' trigrams in one aggregate, instead of one call
 -- of evidence_bits() per value (a SQL function with an aggregate is never inlined: its own
--- executor per call). tests/invariants.MISSING_EVIDENCE_BITS checks the result against
--- evidence_bits(), the definition.
+-- executor per call). tests/invariants.MISSING_EVIDENCE_BITS checks that no bit evidence_bits(),
+-- the definition, gives is missing (a missing bit would hide an incident from the walk; an extra
+-- one would only cost it a probe).
 --
 -- Measured on the benchmark's database (a million incidents, moves of 1-10 alerts of the movers'
 -- pool, one at a time): see docs/benchmarks.md, 2026-12-06.
