@@ -433,17 +433,19 @@ SELECT w.*, e.reached_end, e.to_at, e.to_id FROM f
 
 @dataclass(frozen=True)
 class _Walked:
-    """A walk's rows, and where it stopped when it did not fill the page (WALKED)."""
+    """A walk of up to `size` incidents: its rows, and where it stopped when it did not fill the
+    page (WALKED)."""
 
+    size: int
     rows: list
     reached_end: bool  # it reached its bound or the end of the queue (False: it filled the page, or stopped short)
     to: tuple | None  # stopped short: the key of the last incident it checked
 
     @classmethod
-    def of(cls, counted: list) -> _Walked:
+    def of(cls, size: int, counted: list) -> _Walked:
         reached_end, at, number = counted[0][-3:]
         return cls(
-            [r[:-3] for r in counted if r[0] is not None], bool(reached_end), None if at is None else (at, number)
+            size, [r[:-3] for r in counted if r[0] is not None], bool(reached_end), None if at is None else (at, number)
         )
 
 
@@ -591,18 +593,17 @@ class _NameSteps:
 
     rows: list
     both: list | None = None
-    walked: tuple[int, _Walked] | None = None
+    walked: _Walked | None = None
 
 
-async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, tuple[int, _Walked] | None]:
+async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, _Walked | None]:
     """After the NEAR step found too few name matches: when the evidence is to be walked for
     (evidence.walk_size), one walk of the newest incidents for the name and evidence matches
     together. Its rows when they settle the page (it found the page, or walked to the end of the
     queue); else None, and the steps go on as if it had not run. A fragment of a host or an email
     ("king@contoso") then costs the NEAR step and this walk, where the name steps over the whole
     table (RECENT, INDEXED: 5-8 ms at a million incidents for a word the names rarely hold) and
-    the evidence's own steps came on top. Also, when it did not, how many incidents it walked and
-    where it stopped (None: no walk)."""
+    the evidence's own steps came on top. Also, when it did not, the walk (None: no walk)."""
     words = evidence.words_for_evidence(search.words(queue.flt.search))
     if not words:
         return None, None
@@ -611,10 +612,10 @@ async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, tuple[int,
     if not walk:
         return None, None
     sql, values = _evidence_step(queue, words, walk, None, estimate, names=True)
-    walked = _Walked.of(await conn.fetch(sql, *values))
+    walked = _Walked.of(walk, await conn.fetch(sql, *values))
     if _found(walked.rows) >= queue.limit or walked.reached_end:
         return walked.rows, None
-    return None, (walk, walked)
+    return None, walked
 
 
 async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
@@ -732,13 +733,13 @@ def _evidence_step(
 
 
 async def _fetch_evidence(
-    conn: Conn, queue: _Queue, name_matches: list[Incident], walked: tuple[int, _Walked] | None = None
+    conn: Conn, queue: _Queue, name_matches: list[Incident], walked: _Walked | None = None
 ) -> list:
     """The rows of the evidence matches that may be on the page: the incident's columns, the
     matched evidence's kinds and values, then the first alerts' columns if the queue asks.
-    `walked`: how many of the newest incidents _walk_both walked without filling the page, and
-    where it stopped; then a walk only if a longer one is worth it (evidence.longer_walk), going
-    on from there with the evidence matches it found, else the values' index. Each statement
+    `walked`: the walk of _walk_both that did not fill the page; then a walk only if a longer one
+    is worth it (evidence.longer_walk), going on from where it stopped with the evidence matches
+    it found, else the values' index. Each statement
     reads its own snapshot (as the name steps do): an incident that activity brings from beyond
     where a walk stopped to before it, between two walks, is not on this page."""
     words = evidence.words_for_evidence(search.words(queue.flt.search))
@@ -752,8 +753,8 @@ async def _fetch_evidence(
     # Walked so far beyond the cursor, up to `after`, and the evidence matches found there.
     done, after, found = 0, None, []
     if walked is not None:
-        done, both = walked
-        after, found = both.to, [r for r in both.rows if r[_INCIDENT_FIELDS] is not None]
+        done, after = walked.size, walked.to
+        found = [r for r in walked.rows if r[_INCIDENT_FIELDS] is not None]
     walk = evidence.longer_walk(estimate, words, done) if done else evidence.walk_size(estimate, words, queue.limit)
     async with _one_connection(conn) as c:
         most = evidence.most_walked(estimate, words)
@@ -769,7 +770,7 @@ async def _fetch_evidence(
                 walk = most + 1
         while walk > done:
             sql, values = _evidence_step(queue, words, walk - done, bound, estimate, after=after)
-            step = _Walked.of(await c.fetch(sql, *values))
+            step = _Walked.of(walk - done, await c.fetch(sql, *values))
             later = {r[0] for r in step.rows}  # (as this statement saw them, if a move changed one meanwhile)
             found = [r for r in found if r[0] not in later] + step.rows
             if _found(found) >= queue.limit or step.reached_end:
