@@ -52,13 +52,17 @@ kept AS (
 UNION ALL
 (SELECT 'extra', * FROM (SELECT * FROM written EXCEPT ALL SELECT * FROM kept) y)
 """
-# Incidents whose evidence bits (db/migrations/0026) lack a bit of one of their values: the
-# typeahead's walk would pass them by.
+# Incidents whose evidence bits (db/migrations/0026), or wide bits (0028), lack a bit of one of
+# their values: the typeahead's walk would pass them by; or that keep wide bits or not against
+# the threshold (evidence_wide_kept of their bits).
 MISSING_EVIDENCE_BITS = """
 SELECT i.id FROM incidents i
-  JOIN (SELECT incident_id, bit_or(evidence_bits(value_key)) AS bits FROM incident_evidence GROUP BY 1) b
+  JOIN (SELECT incident_id, bit_or(evidence_bits(value_key)) AS bits, bit_or(evidence_wide_bits(value_key)) AS wide
+          FROM incident_evidence GROUP BY 1) b
     ON b.incident_id = i.id
  WHERE (i.evidence_bits & b.bits) <> b.bits
+    OR (i.evidence_wide_bits IS NOT NULL) <> evidence_wide_kept(i.evidence_bits)
+    OR (i.evidence_wide_bits & b.wide) <> b.wide
 """
 # Each item starts where the alert's previous item ended.
 BROKEN_CHAINS = """

@@ -535,8 +535,13 @@ VALUES_FOR_BITS = [
 async def test_a_value_s_bits_hold_the_bits_of_every_fragment_it_holds(pool):
     for value in VALUES_FOR_BITS:
         key = value.lower()
-        bits, trigrams = await pool.fetchrow("SELECT evidence_bits($1)::text, show_trgm($1)", key)
+        bits, wide, trigrams = await pool.fetchrow(
+            "SELECT evidence_bits($1)::text, evidence_wide_bits($1)::text, show_trgm($1)", key
+        )
         assert bits.count("1") == len({evidence.trigram_bit(t) for t in trigrams if t.isascii()}) or not key.isascii()
+        assert wide.count("1") == len({evidence.trigram_wide_bit(t) for t in trigrams}) or not key.isascii()
+        # A trigram's narrow bit is its wide bit's first 8 of 12.
+        assert {b >> 4 for b, c in enumerate(wide) if c == "1"} == {b for b, c in enumerate(bits) if c == "1"}
         for start in range(len(key)):
             for end in range(start + 3, len(key) + 1):
                 fragment = key[start:end]
@@ -546,6 +551,8 @@ async def test_a_value_s_bits_hold_the_bits_of_every_fragment_it_holds(pool):
                     continue
                 assert evidence.query_trigrams(fragment) <= set(trigrams), (value, fragment)
                 assert all(b == "1" for b, m in zip(bits, mask, strict=True) if m == "1"), (value, fragment)
+                wide_mask = evidence.query_wide_bits([fragment])
+                assert all(b == "1" for b, m in zip(wide, wide_mask, strict=True) if m == "1"), (value, fragment)
 
 
 async def test_a_search_the_bits_do_not_cover_still_finds_its_incident(admin, ingest, monkeypatch):
@@ -555,6 +562,39 @@ async def test_a_search_the_bits_do_not_cover_still_finds_its_incident(admin, in
     assert evidence.query_bits(["ström"]) is None
     assert await listed(admin, "ström@") == [(1, [("USER", "björn.ström@contoso.com")])]
     assert await listed(admin, "rn.str") == [(1, [("USER", "björn.ström@contoso.com")])]
+
+
+def _hosts(tag: str, n: int) -> list[tuple[str, str]]:
+    """Hosts of scattered digits: their trigrams set more than half of an incident's 256 bits."""
+    return [("device", f"{tag}-{k * 7919 % 100_000:05d}") for k in range(n)]
+
+
+@pytest.mark.parametrize("walk_size", [0, 1_000])
+async def test_an_incident_of_many_values_is_found_by_each_of_them(admin, ingest, pool, monkeypatch, walk_size):
+    # Given an incident whose values grew past half of its 256 bits (then it keeps 4,096 too,
+    # db/migrations/0028, computed from all its values at that moment), a fragment of its first
+    # value, and of a value that joined it afterwards (by ingestion, then by a move), still finds it.
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
+    wide = "SELECT bit_count(evidence_bits), evidence_wide_bits IS NOT NULL FROM incidents WHERE id = 1"
+    await ingest(alert_in("m0", "First", entities=[("device", "first-host-zq")]))
+    assert tuple(await pool.fetchrow(wide))[1] is False
+    await ingest(
+        *(
+            alert_in(f"m{k}", "More", minutes=k, entities=[("device", "first-host-zq"), *_hosts(f"h{k}", 40)])
+            for k in range(1, 4)
+        )
+    )
+    count, kept = await pool.fetchrow(wide)
+    assert count >= 128 and kept
+    assert await _bits_missing(pool) == []
+    assert await listed(admin, "st-host-z") == [(1, [("DEVICE", "first-host-zq")])]
+    await ingest(alert_in("m4", "Later", minutes=5, entities=[("device", "first-host-zq"), ("user", "late.qx@corp")]))
+    assert await listed(admin, "late.qx") == [(1, [("USER", "late.qx@corp")])]
+    (other,) = await ingest(alert_in("o1", "Elsewhere", minutes=3000, entities=[("ip", "172.31.254.9")]))
+    data = await admin(LINK, ids=[alert_id(other.id)], target={"existingIncidentId": inc(1)})
+    assert data["linkAlerts"]["errors"] == []
+    assert await _bits_missing(pool) == []
+    assert await listed(admin, "31.254.9") == [(1, [("IP", "172.31.254.9")])]
 
 
 def _sampled(values_of, incidents=1_000, total_incidents=1_000_000) -> evidence.Sample:

@@ -12,7 +12,9 @@ How a page of matches is found (app/domain/incidents.py asks for it beside the n
   (incident_evidence, db/migrations/0024), exactly: a row goes when the last entity holding it
   moves out. The search reads these rows alone, the viewer's readable scopes' only, for the
   matches and for the matched evidence it shows.
-- WALK: the newest incidents, each checked through its rows (a range of their primary key,
+- WALK: the newest incidents, each checked first through the evidence bits on its own row (a
+  superset of its values' trigrams, hashed: 256 bits, and 4,096 more for an incident whose 256
+  are half set, db/migrations/0026 and 0028), then through its rows (a range of their primary key,
   about WALK_INCIDENT_COST microseconds an incident); an incident of 64 rows or more first
   through its values' text (incident_evidence_text, db/migrations/0025: its distinct values in
   rows of about 1,800 bytes, one strpos() a row per word), its rows only when the text holds
@@ -37,6 +39,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain import search
@@ -116,9 +119,10 @@ def entity_match(kind: str, value: str, field: str = "filter.entity") -> EntityM
     return EntityMatch(str(kind), value)
 
 
-# --- the incidents' evidence bits (db/migrations/0026) ----------------------------------------
+# --- the incidents' evidence bits (db/migrations/0026 and 0028) ------------------------------
 
 BITS = 256
+WIDE_BITS = 4096  # kept by the incidents with 128 of their BITS set or more (0028's evidence_wide_kept)
 _ASCII_WORD = re.compile(r"[ -~]+")  # printable ASCII: pg_trgm's trigrams of it are its characters
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
@@ -142,27 +146,47 @@ def trigram_bit(trigram: str) -> int:
     return hashlib.md5(trigram.encode()).digest()[0]
 
 
+def trigram_wide_bit(trigram: str) -> int:
+    """The wide bit a trigram sets (0028's evidence_wide_bits(): the first 12 bits of its MD5)."""
+    digest = hashlib.md5(trigram.encode()).digest()
+    return (digest[0] << 4) | (digest[1] >> 4)
+
+
+def _bit_string(words: list[str], size: int, bit: Callable[[str], int]) -> str | None:
+    if not all(_ASCII_WORD.fullmatch(w) for w in words):
+        return None
+    bits = ["0"] * size
+    for word in words:
+        for trigram in query_trigrams(word.lower()):
+            bits[bit(trigram)] = "1"
+    return "".join(bits)
+
+
 def query_bits(words: list[str]) -> str | None:
     """The bits every incident holding a value that holds all the words has set, as a bit string
     ('0' and '1', the first bit first, as PostgreSQL's bit type writes it); None when a word is not
     printable ASCII (pg_trgm's trigrams of other letters depend on the database's locale and are
     hashed by it): the incidents' bits are then not checked."""
-    if not all(_ASCII_WORD.fullmatch(w) for w in words):
-        return None
-    bits = ["0"] * BITS
-    for word in words:
-        for trigram in query_trigrams(word.lower()):
-            bits[trigram_bit(trigram)] = "1"
-    return "".join(bits)
+    return _bit_string(words, BITS, trigram_bit)
+
+
+def query_wide_bits(words: list[str]) -> str | None:
+    """The same as query_bits, of the wide bits (those of the incidents that keep them)."""
+    return _bit_string(words, WIDE_BITS, trigram_wide_bit)
 
 
 def bits_may_hold(params: Params, words: list[str], incident: str) -> str:
-    """The incident's evidence bits hold the words' (query_bits): it may hold a value holding them."""
-    bits = query_bits(words)
-    if bits is None or "1" not in bits:
+    """The incident's evidence bits hold the words' (query_bits), and so do its wide bits when it
+    keeps them (query_wide_bits): it may hold a value holding them."""
+    bits, wide = query_bits(words), query_wide_bits(words)
+    if bits is None or wide is None or "1" not in bits:
         return "true"
     mask = f"{params.add(bits)}::text::bit({BITS})"
-    return f"({incident}.evidence_bits & {mask}) = {mask}"
+    wide_mask = f"{params.add(wide)}::text::bit({WIDE_BITS})"
+    return (
+        f"(({incident}.evidence_bits & {mask}) = {mask}"
+        f" AND ({incident}.evidence_wide_bits IS NULL OR ({incident}.evidence_wide_bits & {wide_mask}) = {wide_mask}))"
+    )
 
 
 # Conditions on an incident `i` or an alert `a`.
