@@ -13,7 +13,7 @@
 -- its values, the bit numbered by the first 12 bits of the trigram's MD5 (so a trigram's narrow
 -- bit, the first byte, is its wide bit divided by 16). 1,000 trigrams set about 22% of them, and
 -- a word's 5 trigrams then pass about one such incident in 2,000. Only incidents past the
--- threshold carry them (about 2,100 of a million on the benchmark's seed; 512 bytes each, in the
+-- threshold carry them (1,763 of a million on a fresh benchmark seed; 512 bytes each, in the
 -- row); the others keep NULL, and the check skips it for them.
 --
 -- Kept as 0026's are, a superset: a value new to an incident sets its wide bits too (the same
