@@ -57,8 +57,8 @@ UNION ALL
 # the threshold (evidence_wide_kept of their bits).
 MISSING_EVIDENCE_BITS = """
 SELECT i.id FROM incidents i
-  JOIN (SELECT incident_id, bit_or(evidence_bits(value_key)) AS bits, bit_or(evidence_wide_bits(value_key)) AS wide
-          FROM incident_evidence GROUP BY 1) b
+  LEFT JOIN (SELECT incident_id, bit_or(evidence_bits(value_key)) AS bits, bit_or(evidence_wide_bits(value_key)) AS wide
+               FROM incident_evidence GROUP BY 1) b
     ON b.incident_id = i.id
  WHERE (i.evidence_bits & b.bits) <> b.bits
     OR (i.evidence_wide_bits IS NOT NULL) <> evidence_wide_kept(i.evidence_bits)

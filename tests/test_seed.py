@@ -70,6 +70,24 @@ async def test_bulk_seed_writes_what_ingestion_would_have(pool):
         assert await conn.fetchval("SELECT nextval(pg_get_serial_sequence('alerts', 'id'))") == counts["a"] + 1
 
 
+async def test_bulk_seed_writes_the_wide_bits_of_the_incidents_that_keep_them(pool):
+    # The threshold (db/migrations/0028's evidence_wide_kept) lowered for the test, so that about
+    # half the seeded incidents keep wide bits: the seed writes them as the triggers would have.
+    definition = await pool.fetchval("SELECT pg_get_functiondef('evidence_wide_kept(bit)'::regprocedure)")
+    await pool.execute(
+        "CREATE OR REPLACE FUNCTION evidence_wide_kept(bits bit(256)) RETURNS boolean"
+        " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT bit_count(bits) >= 40 $$"
+    )
+    try:
+        async with pool.acquire() as conn:
+            await bulk_seed.bulk_seed(conn=conn, incidents=100)
+        kept = await pool.fetchval("SELECT count(*) FROM incidents WHERE evidence_wide_bits IS NOT NULL")
+        assert 0 < kept < 100
+        assert await pool.fetch(invariants.MISSING_EVIDENCE_BITS) == []
+    finally:
+        await pool.execute(definition)
+
+
 async def test_entities_are_shared_across_incidents_for_correlation(pool):
     async with pool.acquire() as conn:
         await bulk_seed.bulk_seed(conn=conn, incidents=2000)

@@ -71,3 +71,10 @@ async def test_the_evidence_bits_alone_are_not_a_change_of_the_incident(ingest, 
     assert await pool.fetchval("SELECT updated_at FROM incidents WHERE id = $1", a.incident_id) == before
     await pool.execute("UPDATE incidents SET evidence_bits = ~evidence_bits, name = 'x' WHERE id = $1", a.incident_id)
     assert await pool.fetchval("SELECT updated_at FROM incidents WHERE id = $1", a.incident_id) > before
+    # So do the wide bits (0028).
+    before = await pool.fetchval("SELECT updated_at FROM incidents WHERE id = $1", a.incident_id)
+    wide = "B'1'::bit(4096)"
+    await pool.execute(f"UPDATE incidents SET evidence_wide_bits = {wide} WHERE id = $1", a.incident_id)
+    assert await pool.fetchval("SELECT updated_at FROM incidents WHERE id = $1", a.incident_id) == before
+    await pool.execute(f"UPDATE incidents SET evidence_wide_bits = ~{wide}, name = 'y' WHERE id = $1", a.incident_id)
+    assert await pool.fetchval("SELECT updated_at FROM incidents WHERE id = $1", a.incident_id) > before

@@ -147,7 +147,7 @@ def trigram_bit(trigram: str) -> int:
 
 
 def trigram_wide_bit(trigram: str) -> int:
-    """The wide bit a trigram sets (0028's evidence_wide_bits(): the first 12 bits of its MD5)."""
+    """The wide bit a trigram sets (0028's evidence_wide_bit(): the first 12 bits of its MD5)."""
     digest = hashlib.md5(trigram.encode()).digest()
     return (digest[0] << 4) | (digest[1] >> 4)
 
