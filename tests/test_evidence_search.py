@@ -612,7 +612,9 @@ async def test_the_wide_bits_pass_by_an_incident_the_narrow_bits_let_through(ing
     # but whose wide bits it lacks: the walk's check (bits_may_hold) passes it by; a fragment of
     # one of its values passes.
     await ingest(alert_in("b1", "Big", entities=[("device", "big-one-qv"), *_hosts("b", 99)]))
-    narrow, wide = await pool.fetchrow("SELECT evidence_bits::text, evidence_wide_bits::text FROM incidents WHERE id = 1")
+    narrow, wide = await pool.fetchrow(
+        "SELECT evidence_bits::text, evidence_wide_bits::text FROM incidents WHERE id = 1"
+    )
     assert wide is not None
 
     def holds(have: str, mask: str | None) -> bool:
