@@ -598,11 +598,12 @@ async def test_an_incident_of_many_values_is_found_by_each_of_them(admin, ingest
     # An incident that reaches the threshold through a move gets the bits of the values it held.
     (target,) = await ingest(alert_in("t1", "Target", minutes=6000, entities=[("device", "target-only-kz")]))
     (source,) = await ingest(alert_in("s1", "Source", minutes=6100, entities=_hosts("s", 90)))
-    assert await pool.fetchval(wide.replace("id = 1", "id = $1"), source.incident_id) is not None
+    kept = "SELECT evidence_wide_bits IS NOT NULL FROM incidents WHERE id = $1"
+    assert await pool.fetchval(kept, source.incident_id) is True
+    assert await pool.fetchval(kept, target.incident_id) is False
     data = await admin(LINK, ids=[alert_id(source.id)], target={"existingIncidentId": inc(target.incident_id)})
     assert data["linkAlerts"]["errors"] == []
-    kept = "SELECT evidence_wide_bits IS NOT NULL FROM incidents WHERE id = $1"
-    assert await pool.fetchval(kept, target.incident_id)
+    assert await pool.fetchval(kept, target.incident_id) is True
     assert await _bits_missing(pool) == []
     assert await listed(admin, "only-kz") == [(target.incident_id, [("DEVICE", "target-only-kz")])]
 

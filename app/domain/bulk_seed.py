@@ -521,10 +521,11 @@ SELECT rebuild_incident_evidence_text(array_agg(e.incident_id))
 """
 
 # The wide bits of the seeded incidents that keep them (db/migrations/0028, as its triggers set
-# them), from their values: after those exist; a second write of a few incidents in a thousand.
+# them), from their values: after those exist; a second write of a few incidents in a thousand
+# (with the triggers on, for a seed by a role that is not a superuser, they may have set them).
 SET_WIDE_BITS = """
 UPDATE incidents SET evidence_wide_bits = incident_evidence_wide_bits(id)
- WHERE id > $1 AND evidence_wide_kept(evidence_bits)
+ WHERE id > $1 AND evidence_wide_kept(evidence_bits) AND evidence_wide_bits IS NULL
 """
 
 INSERT_LOG = """

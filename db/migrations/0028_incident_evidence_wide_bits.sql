@@ -2,14 +2,14 @@
 -- 256 of 0026, kept only where those 256 stopped telling incidents apart.
 --
 -- The walk checks each incident's 256 bits before reading its text (0025) and its rows (0024). A
--- large incident's values hold hundreds of distinct trigrams (on the benchmark's database those of
--- 100-999 alerts hold 440 on average, up to about 1,000), which set nearly all of the 256 bits: the
+-- large incident's values hold hundreds of distinct trigrams (on a fresh benchmark seed, those with
+-- 225 or more of 256 bits set held 442 on average, up to 1,056), which set nearly all of the bits: the
 -- check passes them all, and the walk reads their text, kilobytes each. Ingestion grows such
 -- incidents at the top of the queue, where the walk starts: over `make soak`'s 15 minutes the
 -- typeahead's p95 went from 30 to 47 ms, as the incidents of 100-999 alerts among the newest
 -- 20,000 reached 245 of 256 bits set on average.
 --
--- Here an incident with WIDE_FROM (128) of its 256 bits set also keeps 4,096: for each trigram of
+-- Here an incident with 128 of its 256 bits set (evidence_wide_kept()) also keeps 4,096: for each trigram of
 -- its values, the bit numbered by the first 12 bits of the trigram's MD5 (so a trigram's narrow
 -- bit, the first byte, is its wide bit divided by 16). 1,000 trigrams set about 22% of them, and
 -- a word's 5 trigrams then pass about one such incident in 2,000. Only incidents past the
@@ -42,9 +42,12 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
       FROM unnest(show_trgm(value_key)) AS t CROSS JOIN LATERAL decode(md5(t), 'hex') AS d
 $$;
 
--- An incident's wide bits, from all of its values as they are.
+-- An incident's wide bits, from all of its values as they are. VOLATILE: called in a statement,
+-- it reads with a snapshot of its own, so that it also sees the values another transaction
+-- committed since that statement began (in the trigger below: one whose change of the incident's
+-- row that statement then met).
 CREATE FUNCTION incident_evidence_wide_bits(incident bigint) RETURNS bit(4096)
-LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql VOLATILE STRICT PARALLEL SAFE AS $$
     SELECT coalesce(bit_or(set_bit(B'0'::bit(4096), evidence_wide_bit(d), 1)), B'0'::bit(4096))
       FROM (SELECT DISTINCT t FROM incident_evidence v CROSS JOIN LATERAL unnest(show_trgm(v.value_key)) AS t
              WHERE v.incident_id = incident) x
@@ -52,8 +55,8 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
 $$;
 
 -- NULL: the incident keeps no wide bits (fewer than the threshold of its narrow bits are set).
--- MAIN: kept in the row (compressed first, if a row ever needs it), never in a TOAST table that
--- the walk would read for each incident it checks.
+-- MAIN: kept in the row (compressed first, if a row ever needs it; out of line only as a last
+-- resort), not in a TOAST table that the walk would read for each incident it checks.
 ALTER TABLE incidents ADD COLUMN evidence_wide_bits bit(4096);
 ALTER TABLE incidents ALTER COLUMN evidence_wide_bits SET STORAGE MAIN;
 
@@ -78,11 +81,11 @@ ALTER TABLE incidents ENABLE TRIGGER incidents_updated_at;
 -- - its narrow bits get the new rows';
 -- - an incident that keeps wide bits gets the new rows' (computed only for those: `kept`, read
 --   with the statement's snapshot); one whose narrow bits reach the threshold gets them from all
---   its values, the new rows among them (the trigger runs after the insert, and each statement
---   of a function takes a new snapshot). So does one that keeps them where `kept` did not see it,
---   and one past the threshold without them (neither happens while every writer of an incident's
---   evidence holds the incident's row lock, as ingestion and the moves do; a write that did not
---   would be caught up here, not pass the incident by).
+--   its values, the new rows among them (the trigger runs after the insert, and
+--   incident_evidence_wide_bits reads with a snapshot of its own). So does one that keeps them
+--   where `kept` did not see it (added to those it has: none is dropped), and one past the
+--   threshold without them. Neither happens while every writer of an incident's evidence holds
+--   the incident's row lock, as ingestion and the moves do.
 CREATE OR REPLACE FUNCTION incident_evidence_bits_set() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     WITH kept AS MATERIALIZED (
@@ -94,7 +97,7 @@ BEGIN
            evidence_wide_bits = CASE
                WHEN i.evidence_wide_bits IS NOT NULL AND b.wide IS NOT NULL THEN i.evidence_wide_bits | b.wide
                WHEN i.evidence_wide_bits IS NOT NULL OR evidence_wide_kept(i.evidence_bits | b.bits)
-                   THEN incident_evidence_wide_bits(i.id)
+                   THEN coalesce(i.evidence_wide_bits, B'0'::bit(4096)) | incident_evidence_wide_bits(i.id)
            END
       FROM (SELECT n.incident_id, bit_or(set_bit(B'0'::bit(256), get_byte(d, 0), 1)) AS bits,
                    bit_or(set_bit(B'0'::bit(4096), evidence_wide_bit(d), 1)) FILTER (WHERE w.id IS NOT NULL) AS wide
