@@ -34,12 +34,20 @@ from app.domain.viewers import Viewer
 
 MAX_COMMENT = 30_000
 
-# The alerts $1 locked in id order, then their incidents and the target $2 (if any) in id order,
-# in one statement. The incidents are those of the alerts as locked, after any move that finished
-# while this one waited for them, and lock_incidents (db/migrations/0006) reads them with a
-# snapshot taken after that wait, so it also holds an incident such a move created.
+# The wait for the incidents (moves.WAITING: $3, the keys, and $4 its class; before any row
+# lock, so that the move holds no transaction id while it waits), then the alerts $1 locked in id
+# order, then their incidents and the target $2 (if any) in id order, in one statement: the
+# incidents a move holds are held for one round trip fewer. The alerts' rows are the latest
+# (FOR UPDATE follows a row updated after the statement's snapshot), so the incidents are those
+# of the alerts as locked, after any move that finished while this one waited for them, and
+# lock_incidents (db/migrations/0006) reads them with a snapshot taken after that wait, so it
+# also holds an incident such a move created.
 LOCK = f"""
-WITH a AS MATERIALIZED (SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE)
+WITH w AS MATERIALIZED ({moves.WAITING.format(keys="$3", wait_class="$4")}),
+a AS MATERIALIZED (
+    SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) AND (SELECT count(*) FROM w) >= 0
+     ORDER BY a.id FOR UPDATE
+)
 SELECT (SELECT array_agg(a) FROM a) AS alerts,
        (SELECT array_agg(i) FROM (
             SELECT {INCIDENT_COLUMNS} FROM lock_incidents(ARRAY(SELECT a.incident_id FROM a) || $2::bigint) i
@@ -242,8 +250,8 @@ async def link_alerts(
     selected_ids = [numbers[i] for i in ids]
     # The incidents as read above (a move that commits meanwhile changes them: the row locks decide).
     touched = [found[n].incident_id for n in selected_ids]
-    await moves.wait_for_incidents(conn, touched if target_id is None else [*touched, target_id])
-    row = await conn.fetchrow(LOCK, sorted(selected_ids), target_id)
+    waits = moves.wait_keys(touched if target_id is None else [*touched, target_id])
+    row = await conn.fetchrow(LOCK, sorted(selected_ids), target_id, waits, moves.WAIT_CLASS)
     locked = {r[0]: Alert(*r) for r in row["alerts"] or []}
     selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
     incidents = {r[0]: Incident(*r) for r in row["incidents"] or []}

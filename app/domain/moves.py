@@ -393,20 +393,28 @@ LOCK_INCIDENTS = f"SELECT {models.INCIDENT_COLUMNS} FROM lock_incidents($1::bigi
 # subscriber load). The row locks taken next still decide who writes what; these only move the
 # waiting before the first write, in the same global order (incidents by number). A move of more
 # than WAIT_MAX incidents skips them (PostgreSQL's lock table is shared and bounded) and waits on
-# its rows.
+# its rows. Merges and reverts wait in a statement of their own (wait_for_incidents); linkAlerts
+# in its lock statement, before its first row lock (linking.LOCK: one round trip fewer).
 WAIT_CLASS = 7341
 WAIT_MAX = 64
-WAIT_FOR_INCIDENTS = """
-SELECT pg_advisory_xact_lock($2::int, k) FROM (SELECT DISTINCT k FROM unnest($1::int[]) k ORDER BY k) s
-"""
+# {keys} and {wait_class}: the parameters of wait_keys() and WAIT_CLASS.
+WAITING = "SELECT pg_advisory_xact_lock({wait_class}::int, k) FROM (SELECT DISTINCT k FROM unnest({keys}::int[]) k ORDER BY k) s"
+WAIT_FOR_INCIDENTS = WAITING.format(keys="$1", wait_class="$2")
+
+
+def wait_keys(ids: list[int]) -> list[int]:
+    """The advisory keys a move of these incidents waits on: none when there are more than
+    WAIT_MAX, or a number is not 32-bit (db/migrations/0013; it skips the waiting, not the move)."""
+    wanted = sorted(set(ids))
+    if 0 < len(wanted) <= WAIT_MAX and wanted[0] > 0 and wanted[-1] <= 2**31 - 1:
+        return wanted
+    return []
 
 
 async def wait_for_incidents(conn: asyncpg.Connection, ids: list[int]) -> None:
     """Wait, holding no transaction id, until no other move waits for or changes these incidents.
     Call before the transaction's first write or lock."""
-    wanted = sorted(set(ids))
-    # Numbers are 32-bit (db/migrations/0013); one that is not skips the waiting, not the move.
-    if 0 < len(wanted) <= WAIT_MAX and wanted[0] > 0 and wanted[-1] <= 2**31 - 1:
+    if wanted := wait_keys(ids):
         await conn.execute(WAIT_FOR_INCIDENTS, wanted, WAIT_CLASS)
 
 
