@@ -37,7 +37,8 @@ MAX_COMMENT = 30_000
 # The wait for the incidents (moves.WAITING: $3, the keys, and $4 its class; before any row
 # lock, so that the move holds no transaction id while it waits), then the alerts $1 locked in id
 # order, then their incidents and the target $2 (if any) in id order, in one statement: the
-# incidents a move holds are held for one round trip fewer. The alerts' rows are the latest
+# advisory locks other moves queue on are held one round trip less (the row locks as before);
+# the wait and the row locks share one statement_timeout. The alerts' rows are the latest
 # (FOR UPDATE follows a row updated after the statement's snapshot), so the incidents are those
 # of the alerts as locked, after any move that finished while this one waited for them, and
 # lock_incidents (db/migrations/0006) reads them with a snapshot taken after that wait, so it
