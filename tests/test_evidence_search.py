@@ -639,7 +639,7 @@ def _sampled(values_of, incidents=1_000, total_incidents=1_000_000) -> evidence.
     """A sample of `incidents` incidents (values_of(n): incident n's values), standing for
     `total_incidents` with as many pairs each."""
     pairs = [(n, v) for n in range(incidents) for v in values_of(n)]
-    return evidence.Sample(pairs, len(pairs) * total_incidents / incidents)
+    return evidence.Sample.of(pairs, len(pairs) * total_incidents / incidents)
 
 
 def test_the_estimate_walks_for_common_fragments_and_twice_the_expected_incidents():

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -313,8 +314,18 @@ def alert_has_evidence(params: Params, words: list[str]) -> str:
 # About SAMPLED pairs: those of the incidents in a sample of incidents' blocks (TABLESAMPLE
 # SYSTEM), so that the incidents holding a fragment are counted as well as its values.
 SAMPLED = 50_000
+# Packed by PostgreSQL into one row (Sample's own layout: the values in one string, each
+# followed by a newline, with their lengths and incidents in the same order), so that a process
+# holds the sample without first holding 50,000 records and the tuples made of them: reading it
+# that way grew each server process's resident memory by 15 MB at its first search, and by 4 MB
+# more at each read after (glibc keeps what such short-lived objects used).
 SAMPLE = """
-SELECT s.id AS incident_id, d.value_key
+SELECT count(DISTINCT s.id) AS incidents,
+       coalesce(array_agg(d.incident_id ORDER BY d.incident_id, d.value_key) FILTER (WHERE d.value_key IS NOT NULL),
+                '{}') AS incident_of,
+       coalesce(array_agg(length(d.value_key) ORDER BY d.incident_id, d.value_key)
+                    FILTER (WHERE d.value_key IS NOT NULL), '{}') AS lengths,
+       E'\\n' || coalesce(string_agg(d.value_key || E'\\n', '' ORDER BY d.incident_id, d.value_key), '') AS text
   FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
   LEFT JOIN incident_evidence d ON d.incident_id = s.id
 """
@@ -339,22 +350,31 @@ class Sample:
     fragment in 0.1% of them 50 times, and the incidents holding it directly.
     """
 
-    def __init__(self, pairs: list[tuple[int, str | None]], rows: float) -> None:
-        """`pairs`: the sampled incidents' pairs, incident by incident; (incident, None) for a
-        sampled incident without evidence. `rows`: how many the table holds."""
+    def __init__(self, *, incidents: int, incident_of: list[int], lengths: list[int], text: str, rows: float) -> None:
+        """`incidents`: how many incidents were sampled (with or without evidence); `text`: their
+        values, incident by incident, each after a newline (and one at the end); `lengths` and
+        `incident_of`: each value's length and incident, in that order. `rows`: how many pairs
+        the table holds."""
         self.rows = rows
         self._counted: dict[tuple[str, ...], tuple[list[int], float]] = {}
-        self.sampled_incidents = len({n for n, _ in pairs})
-        pairs = [(n, v) for n, v in pairs if v is not None]
-        self.values = len(pairs)
-        self._incident_of = [n for n, _ in pairs]
-        self._starts: list[int] = []
-        offset = 1
-        for _, value in pairs:
-            self._starts.append(offset)
-            offset += len(value) + 1
-        self._starts.append(offset)
-        self._text = "\n" + "".join(v + "\n" for _, v in pairs)
+        self.sampled_incidents = incidents
+        self.values = len(lengths)
+        self._incident_of = incident_of
+        self._starts = list(itertools.accumulate((n + 1 for n in lengths), initial=1))
+        self._text = text
+
+    @classmethod
+    def of(cls, pairs: list[tuple[int, str | None]], rows: float) -> Sample:
+        """The sample of these pairs, incident by incident; (incident, None) for a sampled
+        incident without evidence. `rows`: how many the table holds."""
+        held = [(n, v) for n, v in pairs if v is not None]
+        return cls(
+            incidents=len({n for n, _ in pairs}),
+            incident_of=[n for n, _ in held],
+            lengths=[len(v) for _, v in held],
+            text="\n" + "".join(v + "\n" for _, v in held),
+            rows=rows,
+        )
 
     def _holding(self, words: list[str]) -> tuple[list[int], float]:
         """The sampled values holding every word (up to COUNTED_MOST of them), and the share of
@@ -399,7 +419,7 @@ class Sample:
         return min(1.0, len({self._incident_of[i] for i in found}) / read / self.sampled_incidents)
 
 
-EMPTY = Sample([], 0.0)
+EMPTY = Sample.of([], 0.0)
 
 
 async def _read_sample(conn) -> Sample:
@@ -407,8 +427,14 @@ async def _read_sample(conn) -> Sample:
     wanted = SAMPLED / max(1.0, sizes["pairs"] / sizes["incidents"])  # incidents, for SAMPLED pairs
     percent = 100.0 if sizes["incidents"] <= wanted else max(0.01, 100.0 * wanted / sizes["incidents"])
     # Whatever the estimates (reltuples is -1 before the first ANALYZE), at most 4 x the incidents.
-    rows = await conn.fetch(SAMPLE, percent, int(4 * wanted) + 1)
-    return Sample([(r["incident_id"], r["value_key"]) for r in rows], sizes["pairs"])
+    row = await conn.fetchrow(SAMPLE, percent, int(4 * wanted) + 1)
+    return Sample(
+        incidents=row["incidents"],
+        incident_of=row["incident_of"],
+        lengths=row["lengths"],
+        text=row["text"],
+        rows=sizes["pairs"],
+    )
 
 
 _sample = Periodic(SAMPLE_TTL, _read_sample)

@@ -1,0 +1,68 @@
+"""What a process reads now and then (app/domain/periodic.py) and the evidence sample it keeps."""
+
+import asyncio
+
+import asyncpg
+
+from app.domain import evidence
+from app.domain.periodic import Periodic
+from tests.conftest import alert_in
+
+
+async def test_callers_before_the_first_value_wait_for_one_read():
+    reads = []
+    release = asyncio.Event()
+
+    async def read(conn):
+        reads.append(conn)
+        await release.wait()
+        return len(reads)
+
+    value = Periodic(300.0, read)
+    waiting = [asyncio.create_task(value.get(n)) for n in range(4)]
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await asyncio.gather(*waiting) == [1, 1, 1, 1]
+    assert reads == [0]
+
+
+async def test_a_failed_first_read_leaves_the_next_caller_to_read():
+    calls = []
+
+    async def read(conn):
+        calls.append(conn)
+        if len(calls) == 1:
+            raise ConnectionError("gone")
+        return "read"
+
+    value = Periodic(300.0, read)
+    first = await asyncio.gather(value.get(1), return_exceptions=True)
+    assert isinstance(first[0], ConnectionError)
+    assert await value.get(2) == "read"
+
+
+async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool: asyncpg.Pool, ingest):
+    """PostgreSQL packs the sample (values, lengths, incidents in one row); Sample.of builds it
+    from pairs: the two agree on what they count, an incident without evidence included."""
+    await ingest(
+        alert_in("a1", "PowerShell", entities=[("device", "SRV-9408-51"), ("user", "king@contoso.com")]),
+        alert_in("a2", "Phishing", minutes=10, entities=[("device", "SRV-9408-52")]),
+        alert_in("a3", "Beaconing", minutes=20, entities=[]),
+    )
+    async with pool.acquire() as conn:
+        await conn.execute("ANALYZE incidents, incident_evidence")
+        read = await evidence._read_sample(conn)
+        pairs = [
+            (r["id"], r["value_key"])
+            for r in await conn.fetch(
+                "SELECT i.id, d.value_key FROM incidents i LEFT JOIN incident_evidence d ON d.incident_id = i.id"
+                " ORDER BY i.id, d.value_key"
+            )
+        ]
+    assert (3, None) in pairs and (1, "srv-9408-51") in pairs and (2, "srv-9408-52") in pairs
+    built = evidence.Sample.of(pairs, read.rows)
+    assert (read.values, read.sampled_incidents) == (built.values, built.sampled_incidents) == (len(pairs) - 1, 3)
+    for words in (["9408"], ["srv-9408-5"], ["contoso"], ["9408-52"], ["nothing"]):
+        assert read.share(words) == built.share(words)
+        assert read.incidents_share(words) == built.incidents_share(words)
+    assert read.incidents_share(["9408"]) == 2 / 3
