@@ -7,6 +7,10 @@ read at the start and end of each window. What the views do not count is sampled
 on a connection of its own: which tables autovacuum was working on (pg_stat_progress_vacuum), and
 the GIN indexes' pending lists (pgstattuple's pgstatginindex: a list that shrinks was merged,
 by autovacuum, by the write that found it full, or by the server's post-commit merge).
+
+And what the machine did: the share of its CPU time that was idle, waiting for the disk, or
+stolen by the hypervisor (/proc/stat: a virtual machine whose host runs other guests loses
+that share of its cores, and every figure of the window with it).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import threading
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -64,6 +69,30 @@ SELECT p.relid::regclass::text AS relname, a.query LIKE 'autovacuum:%' AS auto
 ANALYZING = """
 SELECT p.relid::regclass::text AS relname FROM pg_stat_progress_analyze p
 """
+# /proc/stat's first line: the machine's CPU time in ticks, by what it went to.
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_cpu(stat: Path = Path("/proc/stat")) -> dict[str, int] | None:
+    """The machine's CPU ticks so far, by CPU_FIELDS; None where there is no /proc/stat."""
+    try:
+        first = stat.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if first[:1] != ["cpu"] or len(first) < 1 + len(CPU_FIELDS):
+        return None
+    return dict(zip(CPU_FIELDS, (int(v) for v in first[1 : 1 + len(CPU_FIELDS)]), strict=True))
+
+
+def cpu_shares(start: dict[str, int] | None, end: dict[str, int] | None) -> dict[str, float]:
+    """Percent of the CPU time between two readings that was idle, waiting for I/O, or stolen."""
+    if start is None or end is None:
+        return {}
+    spent = {k: end[k] - start[k] for k in CPU_FIELDS}
+    total = sum(spent.values())
+    if total <= 0:
+        return {}
+    return {k: 100.0 * spent[k] / total for k in ("idle", "iowait", "steal")}
 
 
 @dataclass
@@ -85,6 +114,7 @@ class Window:
     gin_pending_max: Counter = field(default_factory=Counter)  # index: the longest list seen
     dead_tuples: dict = field(default_factory=dict)  # table: at the end
     updates: dict = field(default_factory=dict)  # table: (updates, of which HOT)
+    cpu: dict = field(default_factory=dict)  # idle, iowait, steal: percent of the machine's CPU time
 
     def as_json(self) -> dict:
         return {
@@ -103,6 +133,7 @@ class Window:
             "gin_pending_max": dict(self.gin_pending_max),
             "dead_tuples": self.dead_tuples,
             "updates": {t: {"rows": n, "hot": hot} for t, (n, hot) in self.updates.items() if n},
+            **{f"cpu_{k}_pct": round(v, 1) for k, v in self.cpu.items()},
         }
 
     def summary(self) -> str:
@@ -142,6 +173,11 @@ class Window:
         if updated:  # an update that is not HOT writes an entry into every index of its table
             parts.append(
                 "updates " + ", ".join(f"{t} {n:,} ({hot / n:.0%} HOT)" for t, (n, hot) in sorted(updated.items()))
+            )
+        if self.cpu:
+            parts.append(
+                f"CPU {self.cpu['idle']:.0f}% idle, {self.cpu['iowait']:.0f}% waiting for I/O,"
+                f" {self.cpu['steal']:.0f}% stolen by the hypervisor"
             )
         return "; ".join(parts)
 
@@ -276,12 +312,13 @@ class Activity:
         async with self._using:
             row = {k: int(v or 0) for k, v in (await self._conn.fetchrow(self._counter_sql)).items()}
             tables = {r["relname"]: dict(r) for r in await self._conn.fetch(TABLE_COUNTERS, list(TABLES))}
-        return {**row, "tables": tables}
+        return {**row, "tables": tables, "cpu": machine_cpu()}
 
     @staticmethod
     def _difference(w: Window, start: dict, end: dict) -> None:
         for key in ("checkpoints", "checkpoints_requested", "checkpoint_buffers", "checkpoint_ms", "wal_bytes"):
             setattr(w, key, end[key] - start[key])
+        w.cpu = cpu_shares(start["cpu"], end["cpu"])
         for table, now in end["tables"].items():
             before = start["tables"].get(table, defaultdict(int))
             if n := now["autovacuum_count"] - before["autovacuum_count"]:
