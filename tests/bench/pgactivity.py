@@ -19,9 +19,9 @@ import asyncio
 import threading
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 
