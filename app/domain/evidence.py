@@ -356,7 +356,7 @@ class Sample:
         `incident_of`: each value's length and incident, in that order. `rows`: how many pairs
         the table holds."""
         self.rows = rows
-        self._counted: dict[tuple[str, ...], tuple[list[int], float]] = {}
+        self._counted: dict[tuple[str, ...], tuple[int, int, float]] = {}
         self.sampled_incidents = incidents
         self.values = len(lengths)
         self._incident_of = incident_of
@@ -376,17 +376,20 @@ class Sample:
             rows=rows,
         )
 
-    def _holding(self, words: list[str]) -> tuple[list[int], float]:
-        """The sampled values holding every word (up to COUNTED_MOST of them), and the share of
-        the sample read to find them: a common fragment's share is extrapolated from the first
-        values (in the sampled incidents' order, which has nothing to do with their values).
-        Kept for the sample's life: one search asks for the same words and parts several times
-        (walk_size, values_cost, index_lookup)."""
+    def _holding(self, words: list[str]) -> tuple[int, int, float]:
+        """How many sampled values hold every word (up to COUNTED_MOST), how many incidents
+        those are, and the share of the sample read to find them: a common fragment's share is
+        extrapolated from the first values (in the sampled incidents' order, which has nothing
+        to do with their values). Kept for the sample's life, as counts (not the values found:
+        COUNTS_KEPT lists of up to COUNTED_MOST indexes would be tens of MB a process): one
+        search asks for the same words and parts several times (walk_size, values_cost,
+        index_lookup)."""
         key = tuple(words)
         if key not in self._counted:
             if len(self._counted) >= COUNTS_KEPT:
                 self._counted.clear()
-            self._counted[key] = self._count(words)
+            found, read = self._count(words)
+            self._counted[key] = (len(found), len({self._incident_of[i] for i in found}), read)
         return self._counted[key]
 
     def _count(self, words: list[str]) -> tuple[list[int], float]:
@@ -408,15 +411,15 @@ class Sample:
 
     def share(self, words: list[str]) -> float:
         """The estimated share of pairs whose value holds every word."""
-        found, read = self._holding(words)
-        return len(found) / read / self.values if self.values else 0.0
+        values, _, read = self._holding(words)
+        return values / read / self.values if self.values else 0.0
 
     def incidents_share(self, words: list[str]) -> float:
         """The estimated share of incidents holding a value that holds every word."""
-        found, read = self._holding(words)
+        _, incidents, read = self._holding(words)
         if not self.sampled_incidents:
             return 0.0
-        return min(1.0, len({self._incident_of[i] for i in found}) / read / self.sampled_incidents)
+        return min(1.0, incidents / read / self.sampled_incidents)
 
 
 EMPTY = Sample.of([], 0.0)
