@@ -23,3 +23,12 @@ def test_without_proc_stat_the_window_says_nothing_of_the_cpu(tmp_path):
     window = pgactivity.Window()
     assert "CPU" not in window.summary()
     assert not any(k.startswith("cpu_") for k in window.as_json())
+
+
+def test_the_final_json_line_keeps_each_phases_cpu_shares():
+    from tests.bench import run
+
+    kept = {
+        k for k in pgactivity.Window(cpu={"idle": 1.0, "iowait": 0.0, "steal": 20.0}).as_json() if k in run.PHASE_KEYS
+    }
+    assert {"cpu_idle_pct", "cpu_iowait_pct", "cpu_steal_pct", "checkpoints", "wal_mb"} <= kept

@@ -3,6 +3,7 @@
 import asyncio
 
 import asyncpg
+import pytest
 
 from app.domain import evidence
 from app.domain.periodic import Periodic
@@ -26,19 +27,49 @@ async def test_callers_before_the_first_value_wait_for_one_read():
     assert reads == [0]
 
 
-async def test_a_failed_first_read_leaves_the_next_caller_to_read():
-    calls = []
+async def test_callers_waiting_for_a_first_read_that_fails_fail_with_it_and_the_next_reads_again():
+    reads = []
+    release = asyncio.Event()
 
     async def read(conn):
-        calls.append(conn)
-        if len(calls) == 1:
+        reads.append(conn)
+        if len(reads) == 1:
+            await release.wait()
             raise ConnectionError("gone")
         return "read"
 
     value = Periodic(300.0, read)
-    first = await asyncio.gather(value.get(1), return_exceptions=True)
-    assert isinstance(first[0], ConnectionError)
-    assert await value.get(2) == "read"
+    waiting = [asyncio.create_task(value.get(n)) for n in range(3)]
+    await asyncio.sleep(0.01)
+    release.set()
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert [type(o) for o in outcomes] == [ConnectionError] * 3
+    assert reads == [0]  # one read for the three, not one after another
+    assert await value.get(3) == "read"
+    assert reads == [0, 3]
+
+
+async def test_when_the_caller_reading_first_is_cancelled_a_waiting_one_reads():
+    reads = []
+    started = asyncio.Event()
+
+    async def read(conn):
+        reads.append(conn)
+        if conn == 0:
+            started.set()
+            await asyncio.sleep(10)
+        return f"read on {conn}"
+
+    value = Periodic(300.0, read)
+    first = asyncio.create_task(value.get(0))
+    await started.wait()
+    second = asyncio.create_task(value.get(1))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await second == "read on 1"
+    assert reads == [0, 1]
 
 
 async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool: asyncpg.Pool, ingest):

@@ -315,17 +315,20 @@ def alert_has_evidence(params: Params, words: list[str]) -> str:
 # SYSTEM), so that the incidents holding a fragment are counted as well as its values.
 SAMPLED = 50_000
 # Packed by PostgreSQL into one row (Sample's own layout: the values in one string, each
-# followed by a newline, with their lengths and incidents in the same order), so that a process
-# holds the sample without first holding 50,000 records and the tuples made of them: reading it
-# that way grew each server process's resident memory by 15 MB at its first search, and by 4 MB
-# more at each read after (glibc keeps what such short-lived objects used).
+# followed by a newline, with their lengths and incidents in the same order: the incidents in
+# an order that has nothing to do with their age, for the extrapolation of Sample._holding, and
+# each incident's values together), so that a process holds the sample without first holding
+# 50,000 records and the tuples made of them: reading it that way grew each server process's
+# resident memory by 15 MB at its first search, and by 4 MB more at each read after (glibc
+# keeps what such short-lived objects used).
 SAMPLE = """
 SELECT count(DISTINCT s.id) AS incidents,
-       coalesce(array_agg(d.incident_id ORDER BY d.incident_id, d.value_key) FILTER (WHERE d.value_key IS NOT NULL),
-                '{}') AS incident_of,
-       coalesce(array_agg(length(d.value_key) ORDER BY d.incident_id, d.value_key)
+       coalesce(array_agg(d.incident_id ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key)
+                    FILTER (WHERE d.value_key IS NOT NULL), '{}') AS incident_of,
+       coalesce(array_agg(length(d.value_key) ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key)
                     FILTER (WHERE d.value_key IS NOT NULL), '{}') AS lengths,
-       E'\\n' || coalesce(string_agg(d.value_key || E'\\n', '' ORDER BY d.incident_id, d.value_key), '') AS text
+       E'\\n' || coalesce(string_agg(d.value_key || E'\\n', ''
+                                     ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key), '') AS text
   FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
   LEFT JOIN incident_evidence d ON d.incident_id = s.id
 """

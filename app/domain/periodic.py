@@ -14,27 +14,34 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class _ReaderCancelled(Exception):
+    """The caller reading the first value was cancelled: a caller waiting for it reads it."""
+
+
 class Periodic(Generic[T]):
     def __init__(self, seconds: float, read: Callable[[object], Awaitable[T]]) -> None:
         self.seconds = seconds
         self._read = read
         self._last: tuple[float, T] | None = None  # (when read, time.monotonic(); the value)
         self._reading = False
-        self._first: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._first: asyncio.Future | None = None  # the first read's outcome, while it runs
 
     async def get(self, conn) -> T:
         """The value; when it is due, read again, while the other callers meanwhile keep the
         value they had (one read at a time once there is one). Before there is one, the callers
-        wait for the first read instead of each reading it (a process that starts under load
-        would otherwise read it once per request in flight, and hold each copy meanwhile)."""
-        if self._last is None:
+        share the first read, each on its own connection's turn: the one that starts it reads
+        on its connection, and the others wait for its outcome, the value or the same error (a
+        process that starts under load would otherwise read it once per request in flight, and
+        hold each copy meanwhile). Should the reader be cancelled, a waiter reads instead."""
+        while self._last is None:
             loop = asyncio.get_running_loop()
-            if self._first is None or self._first[0] is not loop:
-                self._first = (loop, asyncio.Lock())
-            async with self._first[1]:
-                if self._last is None:
-                    self._last = (time.monotonic(), await self._read(conn))
-            return self._last[1]
+            pending = self._first
+            if pending is not None and not pending.done() and pending.get_loop() is loop:
+                try:
+                    return await asyncio.shield(pending)
+                except _ReaderCancelled:
+                    continue
+            return await self._read_first(conn, loop)
         now = time.monotonic()
         if now - self._last[0] > self.seconds and not self._reading:
             self._reading = True
@@ -43,3 +50,17 @@ class Periodic(Generic[T]):
             finally:
                 self._reading = False
         return self._last[1]
+
+    async def _read_first(self, conn, loop: asyncio.AbstractEventLoop) -> T:
+        outcome = self._first = loop.create_future()
+        try:
+            value = await self._read(conn)
+        except BaseException as exc:
+            outcome.set_exception(_ReaderCancelled() if isinstance(exc, asyncio.CancelledError) else exc)
+            outcome.exception()  # retrieved: no waiter may be there to (asyncio would log it)
+            raise
+        finally:
+            self._first = None
+        self._last = (time.monotonic(), value)
+        outcome.set_result(value)
+        return value

@@ -79,6 +79,17 @@ WORKERS = os.cpu_count() or 1
 # PostGraphile's Node processes: one served more than two did in issue 19's measurements.
 POSTGRAPHILE_PROCESSES = int(os.environ.get("BENCH_POSTGRAPHILE_PROCESSES", "1"))
 
+# What the final JSON line keeps of each phase's account (pgactivity.Window.as_json).
+PHASE_KEYS = (
+    "checkpoints",
+    "wal_mb",
+    "autovacuum",
+    "vacuum_seconds",
+    "gin_merges",
+    "cpu_idle_pct",
+    "cpu_iowait_pct",
+    "cpu_steal_pct",
+)
 TYPEAHEAD = (
     "query Typeahead($q: String!) { incidents(filter: {search: $q}, first: 10) { edges { node {"
     " id name status severity lastActivityAt alertCount"
@@ -1199,12 +1210,7 @@ def main() -> None:
             "incidents": counts["incidents"],
             "alerts": counts["alerts"],
             "postgres_during": {
-                phase: {
-                    k: v
-                    for k, v in w.as_json().items()
-                    if k in ("checkpoints", "wal_mb", "autovacuum", "vacuum_seconds", "gin_merges")
-                }
-                for phase, w in during.items()
+                phase: {k: v for k, v in w.as_json().items() if k in PHASE_KEYS} for phase, w in during.items()
             },
         }
         typeahead_errors = sum(r["errors"] + r["socket_errors"] + r["non_2xx"] for r in results.values())
