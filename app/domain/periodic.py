@@ -29,10 +29,10 @@ class Periodic(Generic[T]):
     async def get(self, conn) -> T:
         """The value; when it is due, read again, while the other callers meanwhile keep the
         value they had (one read at a time once there is one). Before there is one, the callers
-        share the first read, each on its own connection's turn: the one that starts it reads
-        on its connection, and the others wait for its outcome, the value or the same error (a
-        process that starts under load would otherwise read it once per request in flight, and
-        hold each copy meanwhile). Should the reader be cancelled, a waiter reads instead."""
+        share the first read: the one that starts it reads on its own connection, and the others
+        wait for its outcome, the value or the same error (a process that starts under load
+        would otherwise read it once per request in flight, and hold each copy meanwhile).
+        Should the reader be cancelled, a waiter reads instead."""
         while self._last is None:
             loop = asyncio.get_running_loop()
             pending = self._first
