@@ -321,14 +321,13 @@ SAMPLED = 50_000
 # 50,000 records and the tuples made of them: reading it that way grew each server process's
 # resident memory by 15 MB at its first search, and by 4 MB more at each read after (glibc
 # keeps what such short-lived objects used).
-SAMPLE = """
+# One order for the three aggregates, so that the i-th value, length and incident are one pair's.
+_SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
+SAMPLE = f"""
 SELECT count(DISTINCT s.id) AS incidents,
-       coalesce(array_agg(d.incident_id ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key)
-                    FILTER (WHERE d.value_key IS NOT NULL), '{}') AS incident_of,
-       coalesce(array_agg(length(d.value_key) ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key)
-                    FILTER (WHERE d.value_key IS NOT NULL), '{}') AS lengths,
-       E'\\n' || coalesce(string_agg(d.value_key || E'\\n', ''
-                                     ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key), '') AS text
+       coalesce(array_agg(d.incident_id {_SAMPLE_ORDER}) FILTER (WHERE d.value_key IS NOT NULL), '{{}}') AS incident_of,
+       coalesce(array_agg(length(d.value_key) {_SAMPLE_ORDER}) FILTER (WHERE d.value_key IS NOT NULL), '{{}}') AS lengths,
+       E'\\n' || coalesce(string_agg(d.value_key || E'\\n', '' {_SAMPLE_ORDER}), '') AS text
   FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
   LEFT JOIN incident_evidence d ON d.incident_id = s.id
 """
