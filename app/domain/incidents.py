@@ -305,6 +305,7 @@ def _pinned(viewer: Viewer, flt: IncidentFilter, number: int) -> Params:
 # ({order} ASC, pagination.Window), or from the oldest incident without one; its NEAR incidents
 # are the 1,000 above the cursor, and its RECENT days the 7 from the cursor's day on (DAYS_AFTER).
 NEAR, RECENT_DAYS = 1_000, 7
+REGION_COUNTED_MOST = NEAR  # _fetch_evidence counts the incidents before a bound up to this
 
 NEAR_STEP = """
 SELECT {columns} FROM (
@@ -449,8 +450,15 @@ class _Walked:
         )
 
 
-# How many incidents lie between the cursor and the bound, counted up to {most} (an index-only
-# scan of the recency index, a fraction of a walk's cost an incident).
+# How many incidents lie between the cursor and the bound, counted up to {most}: an index-only
+# scan of the recency index, yet about as costly an incident as a walk, since the newest
+# incidents are those that writes change and their pages are seldom all-visible (20,345 heap
+# fetches for 19,553 entries, 14 ms, on the benchmark's database after its writes). So a region
+# is counted only up to REGION_COUNTED_MOST, and only when the NEAR step did not already tell:
+# when the name steps went past it, more than NEAR incidents lie before the bound, and on the
+# benchmark's 249 typeahead inputs every such region was longer than a walk's allowance
+# (evidence.most_walked), 40 of 40: counting them (2-14 ms each, up to 20,001 entries) only
+# confirmed VALUES (2026-12-06).
 REGION = """
 SELECT count(*) FROM (
     SELECT 1 FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {most}
@@ -580,7 +588,7 @@ async def _rows(conn: Conn, queue: _Queue) -> tuple[list, list]:
         if steps.both is not None:
             return [], steps.both
         matches = list({r[0]: Incident(*r[:_INCIDENT_FIELDS]) for r in steps.rows}.values())
-        return steps.rows, await _fetch_evidence(c, queue, matches, steps.walked)
+        return steps.rows, await _fetch_evidence(c, queue, matches, steps.walked, steps.near)
 
 
 @dataclass(frozen=True)
@@ -594,6 +602,10 @@ class _NameSteps:
     rows: list
     both: list | None = None
     walked: _Walked | None = None
+    # Whether the NEAR step found the name matches of a full page (then the last of them lies
+    # within the NEAR incidents from the cursor), or found too few (then beyond them); None
+    # when no NEAR step ran.
+    near: bool | None = None
 
 
 async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, _Walked | None]:
@@ -642,17 +654,17 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         rows = [r[:-1] for r in counted if r[0] is not None]
         indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total))
     if _found(rows) >= queue.limit:
-        return _NameSteps(rows)
+        return _NameSteps(rows, near=True)
     both, walked = await _walk_both(conn, queue)
     if both is not None:
-        return _NameSteps(rows, both)
+        return _NameSteps(rows, both, near=False)
     # At a small table, after the NEAR step, the planner's one statement (SMALL_TABLE above).
     for step in (PLAIN,) if small else (RECENT_STEP, INDEXED_STEP):
         if _found(rows) >= queue.limit:
             break
         sql, values = _step(queue, step, None if step is PLAIN else indexed)
         rows = await conn.fetch(sql, *values)
-    return _NameSteps(rows, walked=walked)
+    return _NameSteps(rows, walked=walked, near=False)
 
 
 def _bound(params: Params, bound: tuple | None, window: pagination.Window) -> str:
@@ -733,13 +745,14 @@ def _evidence_step(
 
 
 async def _fetch_evidence(
-    conn: Conn, queue: _Queue, name_matches: list[Incident], walked: _Walked | None = None
+    conn: Conn, queue: _Queue, name_matches: list[Incident], walked: _Walked | None = None, near: bool | None = None
 ) -> list:
     """The rows of the evidence matches that may be on the page: the incident's columns, the
     matched evidence's kinds and values, then the first alerts' columns if the queue asks.
     `walked`: the walk of _walk_both that did not fill the page; then a walk only if a longer one
     is worth it (evidence.longer_walk), going on from where it stopped with the evidence matches
-    it found, else the values' index. Each statement
+    it found, else the values' index. `near`: where the name steps found the page's last name
+    match (_NameSteps.near). Each statement
     reads its own snapshot (as the name steps do): an incident that activity brings from beyond
     where a walk stopped to before it, between two walks, is not on this page."""
     words = evidence.words_for_evidence(search.words(queue.flt.search))
@@ -761,13 +774,21 @@ async def _fetch_evidence(
         if bound is not None and most > walk:
             # The name matches filled the page: a walk stops at the last of them. When fewer
             # incidents lie before it than the walk could check for VALUES' cost, walk them all.
-            params = Params()
-            keyset = _keyset(params, queue.key, queue.window)
-            region = REGION.format(
-                keyset=keyset, bound=_bound(params, bound, queue.window), order=queue.window.order, most=most + 1
-            )
-            if await c.fetchval(region, *params.values) <= most:
-                walk = most + 1
+            # How many lie there is known from the NEAR step, or counted up to NEAR at most
+            # (REGION_COUNTED_MOST).
+            if near is False:
+                pass  # more than NEAR incidents lie before it: no walk of them all
+            elif near and most >= NEAR:
+                walk = most + 1  # no more than NEAR do
+            else:
+                counted = min(most, REGION_COUNTED_MOST)
+                params = Params()
+                keyset = _keyset(params, queue.key, queue.window)
+                region = REGION.format(
+                    keyset=keyset, bound=_bound(params, bound, queue.window), order=queue.window.order, most=counted + 1
+                )
+                if await c.fetchval(region, *params.values) <= counted:
+                    walk = most + 1
         while walk > done:
             sql, values = _evidence_step(queue, words, walk - done, bound, estimate, after=after)
             step = _Walked.of(walk - done, await c.fetch(sql, *values))
