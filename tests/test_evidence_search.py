@@ -3,6 +3,8 @@ entity filter, and what a viewer who may not read an alert never finds through i
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from app.domain import evidence, incidents
@@ -471,6 +473,37 @@ async def test_the_near_step_tells_how_many_incidents_lie_before_the_name_matche
     assert counted == []
     # (the first page's name matches fill it; a page that they do not fill goes to the index)
     assert steps[0] == (1_001 if near == 1_000 else 0) and 0 in steps and set(steps) <= {0, steps[0]}
+
+
+def _plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+@pytest.mark.parametrize("walk_size", [1_000, 4])
+async def test_where_a_walk_stopped_is_read_only_when_the_page_is_not_full(pool, many, monkeypatch, walk_size):
+    # A walk's statement (WALKED) also reads where it stopped, a scan of the recency index as
+    # long as the walk (at the top of the queue, whose pages writes keep from being all-visible,
+    # about what the walk itself costs), behind a one-time filter on the matches it found: never
+    # run when the walk filled the page (a walk of 1,000 here), run when it did not (of 4).
+    monkeypatch.setattr(incidents, "PLANNER_CHOOSES_BELOW", 0)
+    monkeypatch.setattr(incidents, "NEAR", 2)
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: walk_size)
+    walked = []
+    async with pool.acquire() as conn:
+        conn.add_query_logger(lambda r: walked.append((r.query, r.args)) if "walked_incident" in r.query else None)
+        page = await incidents.list_incidents(
+            conn=conn, viewer=EVERYONE, flt=incidents.IncidentFilter(search="7777"), first=4
+        )
+        await conn.fetchval("SELECT 1")
+        assert len(page.items) == 4 and walked
+        sql, args = walked[0]
+        plan = json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args))[0]["Plan"]
+    gates = [n for n in _plan_nodes(plan) if "walked_incident" in n.get("One-Time Filter", "")]
+    assert len(gates) == 1, "where the walk stopped is read behind a one-time filter"
+    read = [n["Actual Loops"] for n in _plan_nodes(gates[0]) if n.get("Relation Name") == "incidents"]
+    assert read == ([0] if walk_size == 1_000 else [1])
 
 
 @pytest.mark.parametrize("walk_size", [1_000, 4])
