@@ -40,7 +40,9 @@ import bisect
 import hashlib
 import itertools
 import re
-from collections.abc import Callable
+import sys
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from app.domain import search
@@ -325,8 +327,10 @@ SAMPLED = 50_000
 _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 SAMPLE = f"""
 SELECT count(DISTINCT s.id) AS incidents,
-       coalesce(array_agg(d.incident_id {_SAMPLE_ORDER}) FILTER (WHERE d.value_key IS NOT NULL), '{{}}') AS incident_of,
-       coalesce(array_agg(length(d.value_key) {_SAMPLE_ORDER}) FILTER (WHERE d.value_key IS NOT NULL), '{{}}') AS lengths,
+       -- incident_of and lengths: 8- and 4-byte integers, big-endian, one after the other (_unpacked)
+       coalesce(string_agg(int8send(d.incident_id), '' {_SAMPLE_ORDER}) FILTER (WHERE d.value_key IS NOT NULL), '')
+           AS incident_of,
+       coalesce(string_agg(int4send(length(d.value_key)), '' {_SAMPLE_ORDER}), '') AS lengths,
        E'\\n' || coalesce(string_agg(d.value_key || E'\\n', '' {_SAMPLE_ORDER}), '') AS text
   FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
   LEFT JOIN incident_evidence d ON d.incident_id = s.id
@@ -352,17 +356,20 @@ class Sample:
     fragment in 0.1% of them 50 times, and the incidents holding it directly.
     """
 
-    def __init__(self, *, incidents: int, incident_of: list[int], lengths: list[int], text: str, rows: float) -> None:
+    def __init__(
+        self, *, incidents: int, incident_of: Sequence[int], lengths: Sequence[int], text: str, rows: float
+    ) -> None:
         """`incidents`: how many incidents were sampled (with or without evidence); `text`: their
         values, incident by incident, each after a newline (and one at the end); `lengths` and
         `incident_of`: each value's length and incident, in that order. `rows`: how many pairs
-        the table holds."""
+        the table holds. The numbers are kept as arrays of machine integers, 8 bytes each, not
+        lists of Python's (36 bytes each): 0.8 MB instead of 3.6 for 50,000 values, a process."""
         self.rows = rows
         self._counted: dict[tuple[str, ...], tuple[int, int, float]] = {}
         self.sampled_incidents = incidents
         self.values = len(lengths)
-        self._incident_of = incident_of
-        self._starts = list(itertools.accumulate((n + 1 for n in lengths), initial=1))
+        self._incident_of = incident_of if isinstance(incident_of, array) else array("q", incident_of)
+        self._starts = array("q", itertools.accumulate((n + 1 for n in lengths), initial=1))
         self._text = text
 
     @classmethod
@@ -427,6 +434,16 @@ class Sample:
 EMPTY = Sample.of([], 0.0)
 
 
+def _unpacked(packed: bytes, code: str) -> array:
+    """Big-endian integers, one after the other (int8send, int4send), as an array: no Python
+    integer object made for each, as decoding a PostgreSQL array would."""
+    numbers = array(code)
+    numbers.frombytes(packed)
+    if sys.byteorder == "little":
+        numbers.byteswap()
+    return numbers
+
+
 async def _read_sample(conn) -> Sample:
     sizes = await conn.fetchrow(SIZES)
     wanted = SAMPLED / max(1.0, sizes["pairs"] / sizes["incidents"])  # incidents, for SAMPLED pairs
@@ -435,8 +452,8 @@ async def _read_sample(conn) -> Sample:
     row = await conn.fetchrow(SAMPLE, percent, int(4 * wanted) + 1)
     return Sample(
         incidents=row["incidents"],
-        incident_of=row["incident_of"],
-        lengths=row["lengths"],
+        incident_of=_unpacked(row["incident_of"], "q"),
+        lengths=_unpacked(row["lengths"], "i"),
         text=row["text"],
         rows=sizes["pairs"],
     )
