@@ -446,30 +446,34 @@ async def test_a_walk_bounded_by_the_name_matches_gives_the_value_index_s_pages(
     through_values = await _pages(pool, "7777", 4)
     # The name matches fill each page: the few incidents before the last of them are all walked.
     # (At this small table one statement finds them, so no NEAR step tells how many lie there:
-    # they are counted, up to REGION_COUNTED_MOST whatever the walk's allowance.)
+    # they are counted, up to the walk's allowance.)
     monkeypatch.setattr(evidence, "most_walked", lambda *a: most)
     counted = _counting_regions(monkeypatch)
     steps = _walks(monkeypatch)
     assert await _pages(pool, "7777", 4) == through_values
     # (the later pages, which the name matches do not fill, go to the index)
     assert most + 1 in steps and set(steps) <= {0, most + 1}
-    assert counted and set(counted) == {incidents.REGION_COUNTED_MOST + 1}
+    assert counted and set(counted) == {most + 1}
 
 
 @pytest.mark.parametrize("near", [1_000, 2])
-async def test_the_near_step_tells_how_many_incidents_lie_before_the_name_matches(pool, many, monkeypatch, near):
+@pytest.mark.parametrize("backward", [False, True])
+async def test_the_near_step_tells_how_many_incidents_lie_before_the_name_matches(
+    pool, many, monkeypatch, near, backward
+):
     # The typeahead's steps, whatever the table's size. A NEAR step that fills the page puts
     # its last name match within NEAR incidents of the cursor: a walk allowed that many walks
     # them all, uncounted. One that does not fill it (NEAR of 2 incidents) puts it beyond: no
     # walk of them all, no count either, and the values' index. The same pages either way.
     monkeypatch.setattr(incidents, "PLANNER_CHOOSES_BELOW", 0)
     monkeypatch.setattr(evidence, "walk_size", lambda *a: 0)
-    through_values = await _pages(pool, "7777", 4)
+    paging = {"last": 4} if backward else {"first": 4}
+    through_values = await _pages(pool, "7777", **paging)
     monkeypatch.setattr(incidents, "NEAR", near)
     monkeypatch.setattr(evidence, "most_walked", lambda *a: 1_000)
     counted = _counting_regions(monkeypatch)
     steps = _walks(monkeypatch)
-    assert await _pages(pool, "7777", 4) == through_values
+    assert await _pages(pool, "7777", **paging) == through_values
     assert counted == []
     # (the first page's name matches fill it; a page that they do not fill goes to the index)
     assert steps[0] == (1_001 if near == 1_000 else 0) and 0 in steps and set(steps) <= {0, steps[0]}

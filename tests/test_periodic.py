@@ -97,3 +97,12 @@ async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool
         assert read.share(words) == built.share(words)
         assert read.incidents_share(words) == built.incidents_share(words)
     assert read.incidents_share(["9408"]) == 2 / 3
+
+
+async def test_the_sample_of_an_empty_database_is_empty(pool: asyncpg.Pool):
+    """No incident, no value: an empty sample, which counts nothing (its packed columns are
+    empty byte strings, not NULL)."""
+    async with pool.acquire() as conn:
+        read = await evidence._read_sample(conn)
+    assert (read.values, read.sampled_incidents) == (0, 0)
+    assert read.share(["9408"]) == read.incidents_share(["9408"]) == 0.0

@@ -324,6 +324,12 @@ SAMPLED = 50_000
 # resident memory by 15 MB at its first search, and by 4 MB more at each read after (glibc
 # keeps what such short-lived objects used).
 # One order for the three aggregates, so that the i-th value, length and incident are one pair's.
+# The typecodes of 8- and 4-byte integers (C's long long is 8 bytes everywhere; int is 4 on
+# every platform CPython supports, but the array module promises only 2).
+_INT8 = "q"
+_INT4 = next(code for code in "ilh" if array(code).itemsize == 4)
+
+
 _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 SAMPLE = f"""
 SELECT count(DISTINCT s.id) AS incidents,
@@ -368,8 +374,8 @@ class Sample:
         self._counted: dict[tuple[str, ...], tuple[int, int, float]] = {}
         self.sampled_incidents = incidents
         self.values = len(lengths)
-        self._incident_of = incident_of if isinstance(incident_of, array) else array("q", incident_of)
-        self._starts = array("q", itertools.accumulate((n + 1 for n in lengths), initial=1))
+        self._incident_of = incident_of if isinstance(incident_of, array) else array(_INT8, incident_of)
+        self._starts = array(_INT8, itertools.accumulate((n + 1 for n in lengths), initial=1))
         self._text = text
 
     @classmethod
@@ -450,10 +456,13 @@ async def _read_sample(conn) -> Sample:
     percent = 100.0 if sizes["incidents"] <= wanted else max(0.01, 100.0 * wanted / sizes["incidents"])
     # Whatever the estimates (reltuples is -1 before the first ANALYZE), at most 4 x the incidents.
     row = await conn.fetchrow(SAMPLE, percent, int(4 * wanted) + 1)
+    incident_of, lengths = _unpacked(row["incident_of"], _INT8), _unpacked(row["lengths"], _INT4)
+    if len(incident_of) != len(lengths):  # the aggregates' rows differ: no sample rather than a wrong one
+        raise RuntimeError(f"evidence sample: {len(incident_of)} incidents for {len(lengths)} values")
     return Sample(
         incidents=row["incidents"],
-        incident_of=_unpacked(row["incident_of"], "q"),
-        lengths=_unpacked(row["lengths"], "i"),
+        incident_of=incident_of,
+        lengths=lengths,
         text=row["text"],
         rows=sizes["pairs"],
     )

@@ -305,7 +305,6 @@ def _pinned(viewer: Viewer, flt: IncidentFilter, number: int) -> Params:
 # ({order} ASC, pagination.Window), or from the oldest incident without one; its NEAR incidents
 # are the 1,000 above the cursor, and its RECENT days the 7 from the cursor's day on (DAYS_AFTER).
 NEAR, RECENT_DAYS = 1_000, 7
-REGION_COUNTED_MOST = NEAR  # _fetch_evidence counts the incidents before a bound up to this
 
 NEAR_STEP = """
 SELECT {columns} FROM (
@@ -457,11 +456,14 @@ class _Walked:
 # scan of the recency index, yet about as costly an incident as a walk, since the newest
 # incidents are those that writes change and their pages are seldom all-visible (20,345 heap
 # fetches for 19,553 entries, 14 ms, on the benchmark's database after its writes). So a region
-# is counted only up to REGION_COUNTED_MOST, and only when the NEAR step did not already tell:
-# when the name steps went past it, more than NEAR incidents lie before the bound, and on the
-# benchmark's 249 typeahead inputs every such region was longer than a walk's allowance
-# (evidence.most_walked), 40 of 40: counting them (2-14 ms each, up to 20,001 entries) only
-# confirmed VALUES (2026-12-06).
+# is counted only when the NEAR step did not already tell. When it found the page's name
+# matches, no more than NEAR incidents lie before the last of them: a walk allowed NEAR or more
+# walks them all, uncounted. When it found too few (the name steps went on past its NEAR
+# incidents), more than NEAR lie there, and on the benchmark's 249 typeahead inputs every such
+# region was longer than the walk's allowance (evidence.most_walked), 40 of 40 at a million
+# incidents: counting them (2-14 ms each, up to 20,001 entries) only confirmed VALUES
+# (2026-12-06); they are not counted. Still counted: a NEAR step's region when the allowance is
+# under NEAR, and a small table's, which one statement searches without a NEAR step.
 REGION = """
 SELECT count(*) FROM (
     SELECT 1 FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {most}
@@ -777,20 +779,18 @@ async def _fetch_evidence(
         if bound is not None and most > walk:
             # The name matches filled the page: a walk stops at the last of them. When fewer
             # incidents lie before it than the walk could check for VALUES' cost, walk them all.
-            # How many lie there is known from the NEAR step, or counted up to NEAR at most
-            # (REGION_COUNTED_MOST).
+            # The NEAR step may tell how many lie there (REGION); else they are counted.
             if near is False:
                 pass  # more than NEAR incidents lie before it: no walk of them all
             elif near and most >= NEAR:
                 walk = most + 1  # no more than NEAR do
             else:
-                counted = min(most, REGION_COUNTED_MOST)
                 params = Params()
                 keyset = _keyset(params, queue.key, queue.window)
                 region = REGION.format(
-                    keyset=keyset, bound=_bound(params, bound, queue.window), order=queue.window.order, most=counted + 1
+                    keyset=keyset, bound=_bound(params, bound, queue.window), order=queue.window.order, most=most + 1
                 )
-                if await c.fetchval(region, *params.values) <= counted:
+                if await c.fetchval(region, *params.values) <= most:
                     walk = most + 1
         while walk > done:
             sql, values = _evidence_step(queue, words, walk - done, bound, estimate, after=after)

@@ -883,11 +883,12 @@ def main_tail(db_url: str) -> None:
         fq = bodies_file(workdir, "mix-floor.jsonl", [{"q": q} for q in data.mix])
         floor_rps = load(floor, fq, path="/floor", token=token, seconds=scale.seconds, warmup=scale.warmup)["rps"]
         rate = OPEN_LOOP_SHARE * floor_rps
-        # Our server warmed as the floor was (make bench's earlier loads do it there): else the
-        # open loop met a worker that the one connection never reached, reading its evidence
-        # sample and opening its pool's connections (p99 2.4-8x the floor's, against 1.25x warm).
+        # Our server warmed as the floor was (make bench's earlier loads do it there), over
+        # enough connections to reach every worker: else the open loop met a worker that the one
+        # connection never reached, reading its evidence sample and opening its pool's
+        # connections (2026-12-06, six runs: p99 2.4-19x the floor's cold, 1.46-1.48x warmed).
         gq = bodies_file(workdir, "mix-graphql.jsonl", [{"query": TYPEAHEAD, "variables": {"q": q}} for q in data.mix])
-        load(server.url, gq, path="/graphql", token=token, seconds=scale.seconds, warmup=scale.warmup)
+        load(server.url, gq, path="/graphql", token=token, seconds=scale.seconds, warmup=0, connections=4 * WORKERS)
         during: dict[str, pgactivity.Window] = {}
         with pgactivity.Activity(db_url) as activity:
             tail, errors, opened = measure_tail(server.url, floor, token, data, scale, rate, activity, during)
