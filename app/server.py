@@ -54,7 +54,7 @@ from app.api.loaders import Loaders
 from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
-from app.domain import ingestion, users
+from app.domain import evidence, ingestion, users
 from app.domain.viewers import Viewer
 from app.health import Readiness
 from app.listener import Listener
@@ -610,10 +610,14 @@ def create_app(
                 await app.state.listener.start()
                 await app.state.live.start()  # its reads of the log every 2 s make no spans either
         sampling = asyncio.create_task(pool_watch.run())
+        evidence_sample = asyncio.create_task(evidence.keep_sample_fresh(app.state.pool))
         try:
             yield
         finally:
             sampling.cancel()
+            evidence_sample.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await evidence_sample  # (not reading on the pool as it closes)
             await app.state.tokens.stop()
             if app.state.live is not None:
                 await app.state.live.stop()

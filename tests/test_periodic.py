@@ -1,6 +1,7 @@
 """What a process reads now and then (app/domain/periodic.py) and the evidence sample it keeps."""
 
 import asyncio
+import contextlib
 
 import asyncpg
 import pytest
@@ -106,3 +107,48 @@ async def test_the_sample_of_an_empty_database_is_empty(pool: asyncpg.Pool):
         read = await evidence._read_sample(conn)
     assert (read.values, read.sampled_incidents) == (0, 0)
     assert read.share(["9408"]) == read.incidents_share(["9408"]) == 0.0
+
+
+async def test_a_refresh_reads_again_and_the_callers_get_its_value_without_reading():
+    reads = []
+
+    async def read(conn):
+        reads.append(conn)
+        await asyncio.sleep(0.01)
+        return len(reads)
+
+    value = Periodic(300.0, read)
+    await value.refresh("first")  # no value yet: the first read, as get does it
+    assert await value.get("caller") == 1 and reads == ["first"]
+    again = asyncio.create_task(value.refresh("again"))
+    await asyncio.sleep(0)
+    await value.refresh("meanwhile")  # a read is under way: nothing more
+    assert await value.get("caller") == 1  # the value it had, not waiting
+    await again
+    assert await value.get("caller") == 2 and reads == ["first", "again"]
+
+
+async def test_the_sample_is_kept_fresh_whatever_a_read_fails_with(monkeypatch, caplog):
+    outcomes = iter([RuntimeError("the database is away"), 1, asyncpg.InterfaceError("closed"), 2])
+    reads = []
+
+    async def read(pool):
+        reads.append(pool)
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(evidence, "_sample", Periodic(evidence.SAMPLE_TTL, read))
+    monkeypatch.setattr(evidence, "SAMPLE_FRESH_EVERY", 0.01)
+    keeping = asyncio.create_task(evidence.keep_sample_fresh("pool"))
+    for _ in range(200):
+        if len(reads) == 4:
+            break
+        await asyncio.sleep(0.01)
+    keeping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeping
+    assert reads == ["pool"] * 4
+    assert await evidence.sample("caller") == 2  # read by the task: the caller does not read
+    assert "reading the evidence sample failed" in caplog.text

@@ -51,6 +51,21 @@ class Periodic(Generic[T]):
                 self._reading = False
         return self._last[1]
 
+    async def refresh(self, conn) -> None:
+        """Read the value again now, unless a read is under way (before there is one, as get
+        reads it, shared with the callers waiting for it): for a task that keeps the value
+        fresh, so that no caller waits for a read. Its errors are the caller's."""
+        if self._last is None:
+            await self.get(conn)
+            return
+        if self._reading:
+            return
+        self._reading = True
+        try:
+            self._last = (time.monotonic(), await self._read(conn))
+        finally:
+            self._reading = False
+
     async def _read_first(self, conn, loop: asyncio.AbstractEventLoop) -> T:
         outcome = self._first = loop.create_future()
         try:
