@@ -483,8 +483,8 @@ async def sample(conn) -> Sample:
 
 async def keep_sample_fresh(pool) -> None:
     """Read the sample now, then every SAMPLE_FRESH_EVERY seconds, on the pool's connections,
-    so that no search waits for a read (about 0.1 s at a million incidents: at one connection
-    one request in each process every 5 minutes took 97 ms where its class took 25). The server
+    so that no search waits for a read (about 0.1 s at a million incidents, paid before by the
+    search that found the sample due, and waited for by a process's first searches). The server
     runs it in each process (app/server.py); a read that fails is logged, and the searches then
     read the sample themselves when it is due, as without this task."""
     while True:
