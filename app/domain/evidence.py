@@ -321,19 +321,14 @@ def alert_has_evidence(params: Params, words: list[str]) -> str:
 # SYSTEM), so that the incidents holding a fragment are counted as well as its values.
 SAMPLED = 50_000
 # Packed by PostgreSQL into one row (Sample's own layout: the values in one string, each
-# followed by a newline, with their lengths and incidents in the same order: the incidents in
+# followed by a newline, with their lengths and incidents in the same order, as bytes of machine
+# integers rather than arrays, which would be decoded into Python integers: the incidents in
 # an order that has nothing to do with their age, for the extrapolation of Sample._holding, and
 # each incident's values together), so that a process holds the sample without first holding
 # 50,000 records and the tuples made of them: reading it that way grew each server process's
 # resident memory by 15 MB at its first search, and by 4 MB more at each read after (glibc
 # keeps what such short-lived objects used).
 # One order for the three aggregates, so that the i-th value, length and incident are one pair's.
-# The typecodes of 8- and 4-byte integers (C's long long is 8 bytes everywhere; int is 4 on
-# every platform CPython supports, but the array module promises only 2).
-_INT8 = "q"
-_INT4 = next(code for code in "ilh" if array(code).itemsize == 4)
-
-
 _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 SAMPLE = f"""
 SELECT count(DISTINCT s.id) AS incidents,
@@ -353,6 +348,12 @@ SAMPLE_TTL = 300.0  # seconds: the shares of fragments change over days, not min
 SAMPLE_FRESH_EVERY = 0.9 * SAMPLE_TTL  # keep_sample_fresh: before a search finds it due
 COUNTED_MOST = 400  # values found before a share is extrapolated from the part of the sample read
 COUNTS_KEPT = 4096  # words' counts a sample keeps (then it forgets them all and starts again)
+
+
+# The typecodes of 8- and 4-byte integers (C's long long is 8 bytes everywhere; int is 4 on
+# every platform CPython supports, but the array module promises only 2).
+_INT8 = "q"
+_INT4 = next(code for code in "ilh" if array(code).itemsize == 4)
 
 
 class Sample:
