@@ -42,13 +42,8 @@ class Periodic(Generic[T]):
                 except _ReaderCancelled:
                     continue
             return await self._read_first(conn, loop)
-        now = time.monotonic()
-        if now - self._last[0] > self.seconds and not self._reading:
-            self._reading = True
-            try:
-                self._last = (now, await self._read(conn))
-            finally:
-                self._reading = False
+        if time.monotonic() - self._last[0] > self.seconds:
+            await self._read_again(conn)
         return self._last[1]
 
     async def refresh(self, conn) -> None:
@@ -57,12 +52,17 @@ class Periodic(Generic[T]):
         fresh, so that no caller waits for a read. Its errors are the caller's."""
         if self._last is None:
             await self.get(conn)
-            return
+        else:
+            await self._read_again(conn)
+
+    async def _read_again(self, conn) -> None:
+        """Once there is a value: read it again, unless a read is under way."""
         if self._reading:
             return
         self._reading = True
         try:
-            self._last = (time.monotonic(), await self._read(conn))
+            now = time.monotonic()
+            self._last = (now, await self._read(conn))
         finally:
             self._reading = False
 
