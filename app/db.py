@@ -70,13 +70,23 @@ async def create_pool(url: str, settings: Settings) -> asyncpg.Pool:
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
         timeout=settings.pool_timeout,  # connecting: a database that is down fails fast
         reset=keep_session,
+        init=install_session_functions,
     )
+
+
+async def install_session_functions(conn: asyncpg.Connection) -> None:
+    """The domain's functions of a session (pg_temp: app/domain/linking.SESSION_SQL), on every
+    connection the pool opens."""
+    from app.domain import linking
+
+    await conn.execute(linking.SESSION_SQL)
 
 
 async def keep_session(conn: asyncpg.Connection) -> None:
     """Nothing to reset when a connection returns to the pool, unless it is not clean.
 
-    The app keeps no session state (only SET LOCAL and transaction-level advisory locks), so the
+    The app keeps no session state (only SET LOCAL, transaction-level advisory locks, and the
+    functions install_session_functions made, which stay), so the
     default reset query would be one wasted round trip per query. A connection still inside a
     transaction is not clean: raising here makes the pool close it instead of reusing it.
     """

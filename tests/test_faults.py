@@ -46,9 +46,9 @@ async def _where(pool, number):
 async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_nothing(admin, ingest, pool, monkeypatch):
     a, b = await ingest(alert_in("a"), alert_in("b"))
     entries_before = await pool.fetchval("SELECT count(*) FROM activity_log")
-    move = linking.MOVE
-    # The alerts are locked and being moved, the transaction is open: now the connection dies.
-    monkeypatch.setattr(linking, "MOVE", move.rstrip() + ", pg_terminate_backend(pg_backend_pid()) AS killed")
+    move = linking.LINK
+    # The alerts are locked and moved, the transaction is open: now the connection dies.
+    monkeypatch.setattr(linking, "LINK", move.replace("SELECT *", "SELECT *, pg_terminate_backend(pg_backend_pid())", 1))
     response = await admin.post(LINK, {"ids": [alert_id(a.id)], "to": inc(b.incident_id)})
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
@@ -56,7 +56,7 @@ async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_not
     assert await _where(pool, a.id) == a.incident_id
     assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_before
 
-    monkeypatch.setattr(linking, "MOVE", move)
+    monkeypatch.setattr(linking, "LINK", move)
     retried = (await admin(LINK, ids=[alert_id(a.id)], to=inc(b.incident_id)))["linkAlerts"]
     assert retried["errors"] == []
     assert await _where(pool, a.id) == b.incident_id

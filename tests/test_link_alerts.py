@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
+from app.domain import linking
+from app.domain.models import Incident, IncidentStatus
+from app.domain.viewers import Viewer
 from tests.conftest import alert_id, alert_in, inc
 from tests.invariants import redirect_by_hand
 
@@ -377,3 +381,92 @@ async def test_a_source_left_with_only_unreadable_alerts_is_not_shown(make_user,
     assert result["sourceIncidents"] == []
     assert {e["incident"]["id"] for e in result["logEntries"]} == {inc(t.incident_id)}
     assert "Payroll" not in str(result)
+
+
+# --- the target checked again once locked (linking.SESSION_SQL's step 3) ------------------------
+
+
+async def test_a_target_merged_after_the_check_but_before_the_lock_is_refused(admin, ingest, pool, monkeypatch):
+    a, b, c = await ingest(alert_in("a"), alert_in("b"), alert_in("c"))
+    as_checked = await linking._incident(pool, b.incident_id)
+    await redirect_by_hand(pool, b.incident_id, c.incident_id)
+    entries = await pool.fetchval("SELECT count(*) FROM activity_log")
+
+    async def stale(conn, number):  # the check read the target before the merge committed
+        return as_checked
+
+    monkeypatch.setattr(linking, "_incident", stale)
+    result = await link(admin, [a.id], existingIncidentId=inc(b.incident_id))
+
+    assert [e["code"] for e in result["errors"]] == ["TARGET_NOT_LINKABLE"]
+    assert await incident_ids(pool, [a.id]) == {a.id: a.incident_id}
+    assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries
+
+
+async def test_a_target_that_became_invisible_before_the_lock_looks_like_an_unknown_one(
+    make_user, ingest, pool, monkeypatch
+):
+    analyst = await make_user("analyst", "default=write")
+    a, secret = await ingest(alert_in("a"), alert_in("s", scope="hr"))
+    as_checked = dataclasses.replace(await linking._incident(pool, secret.incident_id), alert_scopes=["default"])
+
+    async def stale(conn, number):  # the check read the target while it held an alert of `default`
+        return as_checked
+
+    monkeypatch.setattr(linking, "_incident", stale)
+    result = await link(analyst, [a.id], existingIncidentId=inc(secret.incident_id))
+
+    assert [e["code"] for e in result["errors"]] == ["INCIDENT_NOT_FOUND"]
+    assert await incident_ids(pool, [a.id]) == {a.id: a.incident_id}
+
+
+SCOPES = [[], ["default"], ["hr"], ["default", "hr"]]
+VIEWERS = [
+    Viewer(1, "everyone's", True, False, {"*": "write"}),
+    Viewer(2, "default's", True, False, {"default": "write"}),
+    Viewer(3, "hr reader", True, False, {"default": "write", "hr": "read"}),
+]
+
+
+@pytest.mark.parametrize("status", list(IncidentStatus))
+async def test_the_lock_time_check_and_the_first_check_agree(ingest, pool, status):
+    """The function's check (SQL) and _target_problems (Python) decide alike, for every status,
+    every set of scopes and every kind of viewer: the function refuses what Python would."""
+    [a] = await ingest(alert_in("a"))
+    for scopes in SCOPES:
+        for viewer in VIEWERS:
+            async with pool.acquire() as conn:
+                undo = conn.transaction()
+                await undo.start()
+                try:
+                    target = await conn.fetchval(
+                        "INSERT INTO incidents (name, severity, last_activity_at, status, alert_scopes, redirect_incident_id)"
+                        " VALUES ('t', 'low', now(), $1::incident_status, $2, CASE WHEN $1 = 'redirected' THEN $3::bigint END)"
+                        " RETURNING id",
+                        status,
+                        scopes,
+                        a.incident_id,
+                    )
+                    row = await conn.fetchrow(
+                        linking.LINK,
+                        [a.id],
+                        target,
+                        [],
+                        0,
+                        True,
+                        viewer.name,
+                        "why",
+                        viewer.reads_everything,
+                        viewer.readable_scopes,
+                        None,
+                        None,
+                        None,
+                        None,
+                    )
+                    problems = linking._target_problems(
+                        linking.Target(existing_incident_id=inc(target)), Incident(*row["target"]), viewer
+                    )
+                    assert row["refused"] == bool(problems), (status, scopes, viewer.name)
+                    assert (row["move_id"] is None) == bool(problems), (status, scopes, viewer.name)
+                finally:
+                    await undo.rollback()  # every case from the same state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.domain.models import INCIDENT_COLUMNS
 
-# The derived fields of the incidents $1 from the alerts {alerts} gives (a relation `a` that may
+# The derived fields of the incidents {incidents} (a bigint[]) from the alerts {alerts} gives (a relation `a` that may
 # read the incident t.id), with {status} free for more SET clauses.
 # Severity and last activity are kept as they were when no alert is left, and so are the scopes
 # that decide who sees the incident: its name and log came from those alerts, so an incident
@@ -15,7 +15,7 @@ UPDATE incidents i
        last_activity_at = coalesce(s.last_activity_at, i.last_activity_at),
        alert_count = s.n,
        alert_scopes = coalesce(s.scopes, i.alert_scopes){{status}}
-  FROM unnest($1::bigint[]) AS t(id)
+  FROM unnest({{incidents}}::bigint[]) AS t(id)
   CROSS JOIN LATERAL (
       SELECT max(a.severity) AS severity, max(a.detected_at) AS last_activity_at,
              count(*)::integer AS n, array_agg(DISTINCT a.scope ORDER BY a.scope) AS scopes

@@ -37,11 +37,15 @@ from app.domain.viewers import Viewer
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
+# The incidents `i` a viewer may see ({everything}: they read every scope; {scopes}: those they
+# may read): one of the scopes their alerts ever had (alert_scopes) is readable, or they never
+# held an alert. is_visible below is the same rule for an incident in hand.
+VISIBLE = "({everything} OR i.alert_scopes && {scopes}::text[] OR i.alert_scopes = '{{}}')"
+
+
 def visible(params: Params, viewer: Viewer) -> str:
-    """The incidents `i` the viewer may see: one of the scopes their alerts ever had
-    (alert_scopes) is readable, or they never held an alert."""
-    everything, scopes = params.add(viewer.reads_everything), params.add(viewer.readable_scopes)
-    return f"({everything} OR i.alert_scopes && {scopes}::text[] OR i.alert_scopes = '{{}}')"
+    """The incidents `i` the viewer may see (VISIBLE)."""
+    return VISIBLE.format(everything=params.add(viewer.reads_everything), scopes=params.add(viewer.readable_scopes))
 
 
 INCIDENTS_BY_ID = """

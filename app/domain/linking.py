@@ -14,17 +14,15 @@ import asyncpg
 
 from app.config import settings
 from app.domain import activity, aggregates, models, moves, naming
-from app.domain.activity import NewEntry
 from app.domain.errors import Problem, ProblemCode, Refused
 from app.domain.ids import ALERT, INCIDENT, parse_id
-from app.domain.incidents import is_visible
+from app.domain.incidents import VISIBLE, is_visible
 from app.domain.models import (
     ALERT_COLUMNS,
     ENTRY_COLUMNS,
     INCIDENT_COLUMNS,
     SEVERITY_ORDER,
     ActivityEntry,
-    ActivityKind,
     Alert,
     Incident,
     IncidentStatus,
@@ -34,106 +32,161 @@ from app.domain.viewers import Viewer
 
 MAX_COMMENT = 30_000
 
-# The wait for the incidents (moves.WAITING: $3, the keys, and $4 its class; before any row
-# lock, so that the move holds no transaction id while it waits), then the alerts $1 locked in id
-# order, then their incidents and the target $2 (if any) in id order, in one statement: the
-# advisory locks other moves queue on are held one round trip less (the row locks as before);
-# the wait and the row locks share one statement_timeout. The alerts' rows are the latest
-# (FOR UPDATE follows a row updated after the statement's snapshot), so the incidents are those
-# of the alerts as locked, after any move that finished while this one waited for them, and
-# lock_incidents (db/migrations/0006) reads them with a snapshot taken after that wait, so it
-# also holds an incident such a move created.
-LOCK = f"""
-WITH w AS MATERIALIZED ({moves.WAITING.format(keys="$3", wait_class="$4")}),
-a AS MATERIALIZED (
-    SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[]) AND (SELECT count(*) FROM w) >= 0
-     ORDER BY a.id FOR UPDATE
-)
-SELECT (SELECT array_agg(a) FROM a) AS alerts,
-       (SELECT array_agg(i) FROM (
-            SELECT {INCIDENT_COLUMNS} FROM lock_incidents(ARRAY(SELECT a.incident_id FROM a) || $2::bigint) i
-       ) i) AS incidents
-"""
 DEVICES = """
 SELECT DISTINCT ON (value_key) value FROM alert_entities
  WHERE alert_id = ANY($1::bigint[]) AND kind = 'device' ORDER BY value_key, value
 """
-CREATE_INCIDENT = f"""
-INSERT INTO incidents AS i (name, severity, last_activity_at, name_scopes) VALUES ($1, $2::severity, $3, $4)
-RETURNING {INCIDENT_COLUMNS}
-"""
 ALERTS_BY_ID = f"SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY($1::bigint[])"
+INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
 
-# The move, in one statement (the movers hold their row locks for one round trip): the alerts'
-# new incident; the incidents' derived fields and status (an incident left with no alerts is
-# finished: resolved; alerts arriving in a resolved incident are unhandled work: reopened); and
-# the log entries, in order: the given ones ($8-$14: the new incident's, then each alert's
-# unlinked and linked), then each resolved source's, then the reopened target's.
-# Every part reads the snapshot from before the move, so an incident's alerts are counted as
-# they will be: its own but the moving ones, and for the target those too.
-#   $1 the target and the sources, $2 the target, $3 the moving alerts, $4 the sources that
-#   were open (active or in progress), $5 the actor, $6 the comment, $7 the source the reopened
-#   entry names (or null: the target was not resolved).
+# The move is one statement from the wait to the log: a function of the session (SESSION_SQL,
+# which app/db.py runs on every connection the pool opens), so that the advisory locks other
+# moves queue on, and the row locks, are held for no round trip to the server but the COMMIT's.
+# Written in two statements with the server between them, the 16 movers spent 1.4 ms a move
+# idle in a transaction holding their incidents, against 3.5-4 ms running (docs/benchmarks.md,
+# 2026-12-06 day). A function in pg_temp, made from this module's SQL, rather than a migration:
+# the statement stays beside the rules it shares (aggregates.RECOMPUTE, incidents.VISIBLE, the
+# column lists), and two versions of the server never share one definition.
+#
+# Its statements, each with a snapshot of its own (PL/pgSQL, in READ COMMITTED):
+#   1. the plan mode: generic plans (planned once per connection) for a move of fewer than
+#      GENERIC_PLANS_BELOW alerts: a custom plan of the move took 0.7-0.9 ms of its 3.3-3.7 ms
+#      (a million incidents, 2026-12-04), time spent holding the locks. Every row the statements
+#      read is reached by a primary key or by alerts_incident, whatever the values; what a
+#      generic plan loses is the hashing of a constant array of 9 elements or more
+#      (`a.id <> ALL(...)` against each alert of the incidents a move touches).
+#   2. the wait for the incidents (moves.WAITING), before any row lock, so that the move holds
+#      no transaction id while it waits; then the alerts locked in id order; then their
+#      incidents and the target in id order (lock_incidents, db/migrations/0006). Each reads the
+#      rows as the one before left them locked: after any move that committed meanwhile, and
+#      holding an incident such a move created.
+#   3. the target's check, again now that it is locked: an incident the viewer may see
+#      (incidents.VISIBLE) that is not REDIRECTED; else nothing is written and `refused` says so.
+#   4. a new target, when asked for: named by the caller (from the alerts as read before the
+#      wait: their titles, categories and devices do not move), created after the wait.
+#   5. the alerts that move (those not in the target already: none is a replay, nothing written)
+#      and what the move needs of their incidents.
+#   6. the move, in one statement: the alerts' new incident; the incidents' derived fields and
+#      status (an incident left with no alerts is finished: resolved; alerts arriving in a
+#      resolved incident are unhandled work: reopened); the moves row, an item for each alert,
+#      the incidents it touched; and the log entries, in order: the new incident's, then each
+#      alert's unlinked and linked (in the order the caller gave them), then each resolved
+#      source's, then the reopened target's, all naming the move. Every part reads the snapshot
+#      from before the move, so an incident's alerts are counted as they will be: its own but
+#      the moving ones, and for the target those too.
+# It answers one row: refused; the target as it was before the move; the alerts, locked, as they
+# were before the move; the touched incidents after it; the entries written; the move's id.
 _RECOMPUTE_AFTER_MOVE = aggregates.RECOMPUTE.format(
+    incidents="v_touched",
     alerts="""(
-             SELECT a.severity, a.detected_at, a.scope FROM alerts a WHERE a.incident_id = t.id AND a.id <> ALL($3::bigint[])
+             SELECT a.severity, a.detected_at, a.scope FROM alerts a WHERE a.incident_id = t.id AND a.id <> ALL(v_moving)
              UNION ALL
-             SELECT a.severity, a.detected_at, a.scope FROM alerts a WHERE t.id = $2 AND a.id = ANY($3::bigint[])
+             SELECT a.severity, a.detected_at, a.scope FROM alerts a WHERE t.id = v_target AND a.id = ANY(v_moving)
         ) a""",
     status=""",
-       status = CASE WHEN i.id <> $2 AND s.n = 0 AND i.status IN ('active', 'in_progress') THEN 'resolved'::incident_status
-                     WHEN i.id = $2 AND i.status = 'resolved' THEN 'active'::incident_status
+       status = CASE WHEN i.id <> v_target AND s.n = 0 AND i.status IN ('active', 'in_progress')
+                     THEN 'resolved'::incident_status
+                     WHEN i.id = v_target AND i.status = 'resolved' THEN 'active'::incident_status
                      ELSE i.status END""",
 )
-# The move is recorded in the same statement: the moves row ($15: it created its target), an item
-# for each alert (its incident as the statement found it, before the update), the incidents it
-# touched, and the move on every log entry.
-MOVE = f"""
-WITH moved AS (UPDATE alerts SET incident_id = $2 WHERE id = ANY($3::bigint[]) RETURNING id),
-incident AS ({_RECOMPUTE_AFTER_MOVE}),
-mv AS (
-    INSERT INTO moves (kind, actor, comment, target_incident_id, created_target, alert_count, alert_scopes,
-                       source_incident_ids)
-    SELECT 'link', $5, $6, $2, $15, count(*), array_agg(DISTINCT a.scope ORDER BY a.scope),
-           array_agg(DISTINCT a.incident_id ORDER BY a.incident_id)
-      FROM alerts a WHERE a.id = ANY($3::bigint[])
-    RETURNING id
-),
-item AS (
-    INSERT INTO move_items (move_id, alert_id, from_incident_id, to_incident_id)
-    SELECT mv.id, a.id, a.incident_id, $2 FROM mv, alerts a WHERE a.id = ANY($3::bigint[])
-),
-touched AS (INSERT INTO move_incidents (incident_id, move_id) SELECT t.id, mv.id FROM mv, unnest($1::bigint[]) t(id)),
-l AS (
-    INSERT INTO activity_log ({activity.INSERT_COLUMNS}, move_id)
-    SELECT {activity.INSERT_COLUMNS}, (SELECT id FROM mv) FROM (
-        SELECT 1 AS part, n, {activity.INSERT_COLUMNS} FROM unnest({activity.entry_parameters(8)})
-             WITH ORDINALITY AS e({activity.INSERT_COLUMNS}, n)
-        UNION ALL
-        SELECT 2, i.id, i.id, 'incident_resolved'::activity_kind, $5::text, $6::text, NULL::bigint, $2, NULL::integer
-          FROM incident i WHERE i.alert_count = 0 AND i.id = ANY($4::bigint[])
-        UNION ALL
-        SELECT 3, 0, $2, 'incident_reopened'::activity_kind, $5::text, $6::text, NULL::bigint, $7::bigint, NULL::integer
-         WHERE $7::bigint IS NOT NULL
-    ) e ORDER BY part, n
-    RETURNING *
+_TARGET = f"(SELECT t FROM (SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = v_target) t)"
+_ALERTS = (
+    f"(SELECT array_agg(a ORDER BY a.id) FROM (SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = ANY(p_alerts)) a)"
 )
-SELECT (SELECT array_agg(i) FROM incident i) AS incidents,
-       (SELECT array_agg(e ORDER BY e.id) FROM (SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id) e) AS entries,
-       (SELECT id FROM mv) AS move_id
+_ENTRY = "p_actor, p_comment"
+SESSION_SQL = f"""
+CREATE OR REPLACE FUNCTION pg_temp.link_alerts(
+    p_alerts bigint[], p_target bigint, p_wait_keys integer[], p_wait_class integer, p_generic boolean,
+    p_actor text, p_comment text, p_reads_everything boolean, p_readable text[],
+    p_name text, p_severity severity, p_last_activity_at timestamptz, p_name_scopes text[]
+) RETURNS SETOF record LANGUAGE plpgsql AS $link$
+DECLARE
+    v_target bigint := p_target;
+    v_moving bigint[];
+    v_sources bigint[];
+    v_touched bigint[];
+    v_open bigint[];
+    v_reopened_from bigint;
+BEGIN
+    PERFORM set_config('plan_cache_mode', CASE WHEN p_generic THEN 'force_generic_plan' ELSE 'force_custom_plan' END,
+                       true);
+    PERFORM {moves.WAITING.format(keys="p_wait_keys", wait_class="p_wait_class").removeprefix("SELECT ")};
+    PERFORM 1 FROM alerts a WHERE a.id = ANY(p_alerts) ORDER BY a.id FOR UPDATE;
+    PERFORM 1 FROM lock_incidents(ARRAY(SELECT a.incident_id FROM alerts a WHERE a.id = ANY(p_alerts)) || p_target);
+    IF p_target IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM incidents i
+         WHERE i.id = p_target AND i.status <> 'redirected'
+           AND {VISIBLE.format(everything="p_reads_everything", scopes="p_readable")}
+    ) THEN
+        RETURN QUERY SELECT true, {_TARGET}, NULL::record[], NULL::record[], NULL::record[], NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_target IS NULL THEN
+        INSERT INTO incidents (name, severity, last_activity_at, name_scopes)
+        VALUES (p_name, p_severity, p_last_activity_at, p_name_scopes) RETURNING id INTO v_target;
+    END IF;
+    SELECT array_agg(a.id ORDER BY o.n), array_agg(DISTINCT a.incident_id ORDER BY a.incident_id)
+      INTO v_moving, v_sources
+      FROM unnest(p_alerts) WITH ORDINALITY AS o(id, n) JOIN alerts a ON a.id = o.id
+     WHERE a.incident_id <> v_target;
+    IF v_moving IS NULL THEN
+        RETURN QUERY SELECT false, {_TARGET}, {_ALERTS}, NULL::record[], NULL::record[], NULL::bigint;
+        RETURN;
+    END IF;
+    SELECT array_agg(i.id ORDER BY i.id) FILTER (WHERE i.id <> v_target AND i.status IN ('active', 'in_progress')),
+           CASE WHEN bool_or(i.id = v_target AND i.status = 'resolved') THEN v_sources[1] END,
+           array_agg(i.id ORDER BY i.id)
+      INTO v_open, v_reopened_from, v_touched
+      FROM incidents i WHERE i.id = ANY(v_sources || v_target);
+    RETURN QUERY
+    WITH moved AS (UPDATE alerts SET incident_id = v_target WHERE id = ANY(v_moving) RETURNING id),
+    incident AS ({_RECOMPUTE_AFTER_MOVE}),
+    mv AS (
+        INSERT INTO moves (kind, actor, comment, target_incident_id, created_target, alert_count, alert_scopes,
+                           source_incident_ids)
+        SELECT 'link', p_actor, p_comment, v_target, p_target IS NULL, count(*),
+               array_agg(DISTINCT a.scope ORDER BY a.scope), array_agg(DISTINCT a.incident_id ORDER BY a.incident_id)
+          FROM alerts a WHERE a.id = ANY(v_moving)
+        RETURNING id
+    ),
+    item AS (
+        INSERT INTO move_items (move_id, alert_id, from_incident_id, to_incident_id)
+        SELECT mv.id, a.id, a.incident_id, v_target FROM mv, alerts a WHERE a.id = ANY(v_moving)
+    ),
+    touched AS (INSERT INTO move_incidents (incident_id, move_id) SELECT t.id, mv.id FROM mv, unnest(v_touched) t(id)),
+    l AS (
+        INSERT INTO activity_log ({activity.INSERT_COLUMNS}, move_id)
+        SELECT {activity.INSERT_COLUMNS}, (SELECT id FROM mv) FROM (
+            SELECT 1 AS part, 0::bigint AS n, v_target AS incident_id, 'incident_created'::activity_kind AS kind,
+                   p_actor AS actor, p_comment AS comment, NULL::bigint AS alert_id, NULL::bigint AS other_incident_id,
+                   cardinality(p_alerts) AS alert_count
+             WHERE p_target IS NULL
+            UNION ALL
+            SELECT 1, 2 * o.n - 1, a.incident_id, 'alert_unlinked', {_ENTRY}, a.id, v_target, NULL
+              FROM unnest(v_moving) WITH ORDINALITY AS o(id, n) JOIN alerts a ON a.id = o.id
+            UNION ALL
+            SELECT 1, 2 * o.n, v_target, 'alert_linked', {_ENTRY}, a.id, a.incident_id, NULL
+              FROM unnest(v_moving) WITH ORDINALITY AS o(id, n) JOIN alerts a ON a.id = o.id
+            UNION ALL
+            SELECT 2, i.id, i.id, 'incident_resolved', {_ENTRY}, NULL, v_target, NULL
+              FROM incident i WHERE i.alert_count = 0 AND i.id = ANY(v_open)
+            UNION ALL
+            SELECT 3, 0, v_target, 'incident_reopened', {_ENTRY}, NULL, v_reopened_from, NULL
+             WHERE v_reopened_from IS NOT NULL
+        ) e ORDER BY part, n
+        RETURNING *
+    )
+    SELECT false, {_TARGET}, {_ALERTS}, (SELECT array_agg(i) FROM incident i),
+           (SELECT array_agg(e ORDER BY e.id) FROM (SELECT {ENTRY_COLUMNS} FROM l LEFT JOIN alerts la ON la.id = l.alert_id) e),
+           (SELECT id FROM mv);
+END
+$link$
 """
-INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
-# A move of a few alerts (an analyst's) plans its statements once per connection (generic
-# plans) instead of at every call, as the app's connections do otherwise (app/db.py): a custom
-# plan of MOVE took 0.7-0.9 ms of its 3.3-3.7 ms (a million incidents, one connection,
-# 2026-12-04), time the movers spend holding the row locks others queue for. Every row these
-# statements read is reached by a primary key or by alerts_incident, whatever the values; what a
-# generic plan loses is the hashing of a constant array of GENERIC_PLANS_BELOW elements or more
-# (`a.id <> ALL($3)` against each alert of the incidents a move touches), so larger moves keep
-# their custom plans (the same statement either way: a move's statements do not depend on its size).
-PLAN_MODE = "SELECT set_config('plan_cache_mode', $1, true)"
+LINK = """
+SELECT * FROM pg_temp.link_alerts($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    AS m(refused boolean, target record, alerts record[], incidents record[], entries record[], move_id bigint)
+"""
 GENERIC_PLANS_BELOW = 9  # PostgreSQL's MIN_ARRAY_SIZE_FOR_HASHED_SAOP
-OPEN = (IncidentStatus.ACTIVE, IncidentStatus.IN_PROGRESS)  # a source emptied by the move is resolved
 
 
 @dataclass(frozen=True)
@@ -221,7 +274,6 @@ async def link_alerts(
     ids = _distinct_alerts(ids)
     numbers = {i: n for i in ids if (n := parse_id(i, ALERT)) is not None}
 
-    await conn.execute(PLAN_MODE, "force_generic_plan" if len(ids) < GENERIC_PLANS_BELOW else "force_custom_plan")
     # Permissions are decided before any lock is taken: waiting on the lock of an alert or an
     # incident the viewer may not see would tell, by its timing, that it exists.
     found = {r["id"]: models.alert(r) for r in await conn.fetch(ALERTS_BY_ID, sorted(numbers.values()))} if ids else {}
@@ -251,59 +303,37 @@ async def link_alerts(
     selected_ids = [numbers[i] for i in ids]
     # The incidents as read above (a move that commits meanwhile changes them: the row locks decide).
     touched = [found[n].incident_id for n in selected_ids]
-    waits = moves.wait_keys(touched if target_id is None else [*touched, target_id])
-    row = await conn.fetchrow(LOCK, sorted(selected_ids), target_id, waits, moves.WAIT_CLASS)
-    locked = {r[0]: Alert(*r) for r in row["alerts"] or []}
-    selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
-    incidents = {r[0]: Incident(*r) for r in row["incidents"] or []}
-    # The target may have changed before we locked it.
-    if target.existing_incident_id is not None and (
-        problems := _target_problems(target, incidents.get(target_id), viewer)
-    ):
-        raise Refused(problems)
-
-    entries: list[NewEntry] = []
-    if target.create_new:
-        target_incident = await _create_incident(conn, selected)
-        entries.append(
-            NewEntry(target_incident.id, ActivityKind.INCIDENT_CREATED, viewer.name, comment, alert_count=len(selected))
-        )
-    else:
-        target_incident = incidents[target_id]  # type: ignore[index]
-
-    moving = [a for a in selected if a.incident_id != target_incident.id]
-    if not moving:  # a replay: every alert is already there
-        return LinkResult(target_incident, [], selected, [])
-
-    for a in moving:
-        entries.append(
-            NewEntry(a.incident_id, ActivityKind.ALERT_UNLINKED, viewer.name, comment, a.id, target_incident.id)
-        )
-        entries.append(
-            NewEntry(target_incident.id, ActivityKind.ALERT_LINKED, viewer.name, comment, a.id, a.incident_id)
-        )
-    moved_from = sorted({a.incident_id for a in moving})
+    new = await _new_incident(conn, [found[n] for n in selected_ids]) if target.create_new else _NO_NEW_INCIDENT
     row = await conn.fetchrow(
-        MOVE,
-        sorted({target_incident.id, *moved_from}),
-        target_incident.id,
-        [a.id for a in moving],
-        [i for i in moved_from if incidents[i].status in OPEN],
+        LINK,
+        selected_ids,
+        target_id,
+        moves.wait_keys(touched if target_id is None else [*touched, target_id]),
+        moves.WAIT_CLASS,
+        len(selected_ids) < GENERIC_PLANS_BELOW,
         viewer.name,
         comment,
-        moved_from[0] if target_incident.status == IncidentStatus.RESOLVED else None,
-        *activity.entry_arrays(entries),
-        bool(target.create_new),
+        viewer.reads_everything,
+        viewer.readable_scopes,
+        *new,
     )
+    before = Incident(*row["target"]) if row["target"] is not None else None
+    if row["refused"]:  # the target changed before it was locked; nothing was written
+        if not (problems := _target_problems(target, before, viewer)):
+            raise RuntimeError(f"the move refused target {target_id}, which this viewer may link to")
+        raise Refused(problems)
+    locked = {r[0]: Alert(*r) for r in row["alerts"]}
+    selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them
+    if row["move_id"] is None:  # a replay: every alert is already there
+        return LinkResult(before, [], selected, [])
     after = {r[0]: Incident(*r) for r in row["incidents"]}
-    written = [ActivityEntry(*r) for r in row["entries"]]
     return visible_result(
         LinkResult(
-            target=after[target_incident.id],
-            sources=[after[i] for i in moved_from],
+            target=after[before.id],
+            sources=[incident for number, incident in sorted(after.items()) if number != before.id],
             # As they are now: locked since they were read, and only moved since.
-            alerts=[dataclasses.replace(a, incident_id=target_incident.id) for a in selected],
-            entries=written,
+            alerts=[dataclasses.replace(a, incident_id=before.id) for a in selected],
+            entries=[ActivityEntry(*r) for r in row["entries"]],
             move_id=row["move_id"],
         ),
         viewer,
@@ -371,12 +401,16 @@ async def _incident(conn: asyncpg.Connection, number: int | None) -> Incident | 
     return models.incident(row) if row else None
 
 
-async def _create_incident(conn: asyncpg.Connection, alerts: list[Alert]) -> Incident:
+# No new incident: the function's last four arguments.
+_NO_NEW_INCIDENT = (None, None, None, None)
+
+
+async def _new_incident(conn: asyncpg.Connection, alerts: list[Alert]) -> tuple:
+    """The new incident's name, severity, last activity and name scopes, from the alerts as read
+    before the wait (their titles, categories, devices and scopes do not move; the severity and
+    last activity are recomputed by the move itself)."""
     by_time = sorted(alerts, key=lambda a: (a.detected_at, a.id))
     devices = [r["value"] for r in await conn.fetch(DEVICES, [a.id for a in alerts])]
     name = naming.incident_name([a.title for a in by_time], [a.category for a in by_time], devices)
     severity = max((a.severity for a in alerts), key=SEVERITY_ORDER.index)
-    row = await conn.fetchrow(
-        CREATE_INCIDENT, name, severity, max(a.detected_at for a in alerts), sorted({a.scope for a in alerts})
-    )
-    return models.incident(row)
+    return name, severity, max(a.detected_at for a in alerts), sorted({a.scope for a in alerts})

@@ -245,6 +245,7 @@ SELECT id FROM mv
 # redirect, to an incident merged since, is not written again), and the log entries, each naming the
 # move ($5).
 _RECOMPUTE_AFTER_APPLY = aggregates.RECOMPUTE.format(
+    incidents="$1",
     alerts="(SELECT a.severity, a.detected_at, a.scope FROM alerts a WHERE a.incident_id = t.id) a",
     status=""",
        status = (SELECT st.status FROM unnest($1::bigint[], $2::incident_status[]) st(id, status) WHERE st.id = i.id),
