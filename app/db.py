@@ -221,6 +221,35 @@ async def in_transaction(
     raise AssertionError("unreachable")
 
 
+async def in_one_statement(
+    pool: Database | asyncpg.Pool,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    attempts: int = 5,
+) -> T:
+    """Run work(conn) outside any transaction: for work whose writes are one statement, which
+    commits as it ends, so that the locks it takes are held for no round trip to the server.
+
+    A serialization failure or deadlock is retried: PostgreSQL reported it, so that statement
+    rolled back. When the connection breaks while work runs, the statement may have committed:
+    that raises OutcomeUnknown and is never retried.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            async with pool.acquire() as conn:
+                try:
+                    return await work(conn)
+                except asyncio.CancelledError:
+                    raise
+                except DIRTY as exc:
+                    raise OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
+        except RETRYABLE:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
+    raise AssertionError("unreachable")
+
+
 async def _once(conn: asyncpg.Connection, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     transaction = conn.transaction()
     await transaction.start()

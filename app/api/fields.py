@@ -28,7 +28,7 @@ from app import metrics, observe
 from app.api import background, ids
 from app.api.context import Context
 from app.config import settings
-from app.db import OutcomeUnknown, in_transaction
+from app.db import OutcomeUnknown, in_one_statement, in_transaction
 from app.domain import (
     activity,
     alerts,
@@ -614,7 +614,9 @@ async def link_alerts(parents, args, ctx: Context):
         )
 
     try:
-        result = await in_transaction(ctx.pool, work)
+        # Without a key the move is one statement (linking.LINK) and commits as it ends; with
+        # one, the key is claimed and its result recorded in the move's transaction.
+        result = await (in_one_statement if key is None else in_transaction)(ctx.pool, work)
     except Refused as refused:
         observe.payload_errors(ctx.observation, "linkAlerts", [str(p.code) for p in refused.problems])
         return [LinkAlertsPayload(None, [], [], [], [MutationError.of(p) for p in refused.problems])]
