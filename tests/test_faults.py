@@ -43,21 +43,45 @@ async def _where(pool, number):
     return await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", number)
 
 
-async def test_connection_killed_inside_link_alerts_is_retryable_and_changes_nothing(admin, ingest, pool, monkeypatch):
+LINK_WITH_KEY = """
+mutation($ids: [ID!]!, $to: ID!, $key: String) {
+  linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "same story", idempotencyKey: $key) {
+    targetIncident { id alertCount }
+    errors { code message }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("key", "code", "retryable"),
+    [
+        # The move is one statement that commits as it ends: the client cannot tell whether the
+        # connection died before or after, and without a key a retry could move them twice.
+        (None, "OUTCOME_UNKNOWN", False),
+        # With a key the move runs in a transaction that claims the key, not committed yet.
+        ("k-1", "DATABASE_UNAVAILABLE", True),
+    ],
+)
+async def test_connection_killed_inside_link_alerts_changes_nothing(
+    admin, ingest, pool, monkeypatch, key, code, retryable
+):
     a, b = await ingest(alert_in("a"), alert_in("b"))
     entries_before = await pool.fetchval("SELECT count(*) FROM activity_log")
     move = linking.LINK
-    # The alerts are locked and moved, the transaction is open: now the connection dies.
-    monkeypatch.setattr(linking, "LINK", move.replace("SELECT *", "SELECT *, pg_terminate_backend(pg_backend_pid())", 1))
-    response = await admin.post(LINK, {"ids": [alert_id(a.id)], "to": inc(b.incident_id)})
+    # The alerts are locked and moved, nothing committed: now the connection dies.
+    monkeypatch.setattr(
+        linking, "LINK", move.replace("SELECT *", "SELECT *, pg_terminate_backend(pg_backend_pid())", 1)
+    )
+    response = await admin.post(LINK_WITH_KEY, {"ids": [alert_id(a.id)], "to": inc(b.incident_id), "key": key})
     [error] = response.json()["errors"]
-    assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
-    assert error["extensions"]["retryable"] is True
+    assert error["extensions"]["code"] == code
+    assert error["extensions"]["retryable"] is retryable
     assert await _where(pool, a.id) == a.incident_id
     assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_before
 
     monkeypatch.setattr(linking, "LINK", move)
-    retried = (await admin(LINK, ids=[alert_id(a.id)], to=inc(b.incident_id)))["linkAlerts"]
+    retried = (await admin(LINK_WITH_KEY, ids=[alert_id(a.id)], to=inc(b.incident_id), key=key))["linkAlerts"]
     assert retried["errors"] == []
     assert await _where(pool, a.id) == b.incident_id
 

@@ -265,7 +265,8 @@ async def link_alerts(
 ) -> LinkResult:
     """Move alerts to an existing or a new incident, writing both incidents' logs.
 
-    Must run inside a transaction owned by the caller; raises Refused with every problem found:
+    Runs in the caller's transaction, or in none: its writes are one statement (LINK), which
+    then commits as it ends. Raises Refused, having written nothing, with every problem found:
     the input's, the alerts' and the target's at once (the alerts and the target are looked up
     whatever the input's problems, with the statements a move runs anyway). The result shows
     only what the viewer may see after the move.

@@ -395,7 +395,7 @@ LOCK_INCIDENTS = f"SELECT {models.INCIDENT_COLUMNS} FROM lock_incidents($1::bigi
 # waiting before the first write, in the same global order (incidents by number). A move of more
 # than WAIT_MAX incidents skips them (PostgreSQL's lock table is shared and bounded) and waits on
 # its rows. Merges and reverts wait in a statement of their own (wait_for_incidents); linkAlerts
-# in its lock statement, before its first row lock (linking.LOCK: one round trip fewer).
+# in its one statement, before its first row lock (linking.SESSION_SQL).
 WAIT_CLASS = 7341
 WAIT_MAX = 64
 # {keys} and {wait_class}: the parameters of wait_keys() and WAIT_CLASS.

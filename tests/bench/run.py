@@ -706,6 +706,14 @@ def evidence_rows(e: dict) -> list[tuple[str, str, str]]:
     ]
 
 
+def slowest(latencies: list[float], n: int = 3) -> str:
+    """The n slowest requests, each with its place in the sequence (1 is the first timed one, just
+    after the checkpoint's first writes of the warm-up): whether a p95 is the first requests'
+    full-page images (issue 18) or a stall later on."""
+    worst = sorted(range(len(latencies)), key=lambda i: -latencies[i])[:n]
+    return ", ".join(f"#{i + 1} {latencies[i]:.0f} ms" for i in sorted(worst, key=lambda i: -latencies[i]))
+
+
 def timed_mutations(
     client: httpx.Client, base: str, token: str, requests: list[tuple[str, dict]], payloads: list | None = None
 ) -> list[float]:
@@ -1019,6 +1027,9 @@ def main() -> None:
     if sys.argv[1:2] == ["writes"]:
         main_writes(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
         return
+    if sys.argv[1:2] == ["movers"]:
+        main_movers(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
+        return
     if sys.argv[1:2] == ["merges"]:
         main_merges(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
         return
@@ -1273,12 +1284,14 @@ def main() -> None:
         row("typeahead errors", f"{typeahead_errors}", "0")
         row(
             "linkAlerts, 100 alerts",
-            f"p95 {final['link_100_p95_ms']} ms (median {statistics.median(link[100]):.0f}, n={len(link[100])})",
+            f"p95 {final['link_100_p95_ms']} ms (median {statistics.median(link[100]):.0f}, n={len(link[100])};"
+            f" slowest {slowest(link[100])})",
             "p95 <= 100 ms",
         )
         row(
             "linkAlerts, 1,000 alerts",
-            f"p95 {final['link_1000_p95_ms']} ms (median {statistics.median(link[1000]):.0f}, n={len(link[1000])})",
+            f"p95 {final['link_1000_p95_ms']} ms (median {statistics.median(link[1000]):.0f}, n={len(link[1000])};"
+            f" slowest {slowest(link[1000])})",
             "p95 <= 1,000 ms",
         )
         row(
@@ -1432,10 +1445,30 @@ def write_figures(link: dict[int, list[float]], moves: dict, ingest_ms: list[flo
     return {
         "link_100_p95_ms": round(percentile(link[100], 95), 1),
         "link_1000_p95_ms": round(percentile(link[1000], 95), 1),
+        "link_100_slowest": slowest(link[100]),
         "moves_per_s": round(moves["rps"], 1),
         "move_errors": move_errors(moves),
         "ingest_alerts_per_s": round(500 * len(ingest_ms) / (sum(ingest_ms) / 1000)),
     }
+
+
+def main_movers(db_url: str) -> None:
+    """The 16 movers alone, on a seeded database of any size: a server of this checkout, 5 s of
+    warm-up, then three runs of 10 s, their moves a second on one line. Run it from two
+    checkouts in turn to compare their moves (issue 18)."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
+    token = asyncio.run(make_token(db_url))
+    data = asyncio.run(bench_inputs.build(db_url, link_runs=SCALES["full"].link_runs))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-movers-", dir=ROOT / ".data"))
+    server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
+    try:
+        server.wait_healthy()
+        movers(server.url, token, data, 5)
+        runs = [movers(server.url, token, data, 10) for _ in range(3)]
+    finally:
+        server.stop()
+    print(json.dumps({"moves_per_s": [round(r["rps"], 1) for r in runs], "move_errors": sum(map(move_errors, runs))}))
 
 
 def main_merges(db_url: str) -> None:
