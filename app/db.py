@@ -19,6 +19,7 @@ from app.config import ROOT, Settings
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = ROOT / "db" / "migrations"
 T = TypeVar("T")
+P = TypeVar("P")
 
 # Every connection plans each statement for its actual parameters: with asyncpg's prepared
 # statements PostgreSQL would otherwise switch to a generic plan after five runs, and a generic
@@ -223,22 +224,25 @@ async def in_transaction(
 
 async def in_one_statement(
     pool: Database | asyncpg.Pool,
-    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    read: Callable[[asyncpg.Connection], Awaitable[P]],
+    write: Callable[[asyncpg.Connection, P], Awaitable[T]],
     *,
     attempts: int = 5,
 ) -> T:
-    """Run work(conn) outside any transaction: for work whose writes are one statement, which
-    commits as it ends, so that the locks it takes are held for no round trip to the server.
+    """read(conn), statements that write nothing, then write(conn, what read returned): one
+    statement outside any transaction, which commits as it ends, so that the locks it takes are
+    held for no round trip to the server.
 
-    A serialization failure or deadlock is retried: PostgreSQL reported it, so that statement
-    rolled back. When the connection breaks while work runs, the statement may have committed:
-    that raises OutcomeUnknown and is never retried.
+    A connection lost during read changed nothing: its error is raised as it is. Lost during
+    write, the statement may have committed: OutcomeUnknown, never retried. A serialization
+    failure or deadlock is retried from read: PostgreSQL reported it, so the statement rolled back.
     """
     for attempt in range(1, attempts + 1):
         try:
             async with pool.acquire() as conn:
+                planned = await read(conn)
                 try:
-                    return await work(conn)
+                    return await write(conn, planned)
                 except asyncio.CancelledError:
                     raise
                 except DIRTY as exc:

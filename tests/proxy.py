@@ -50,6 +50,25 @@ def is_commit(message: Message) -> bool:
     return message.kind == b"Q" and message.text.strip().rstrip(";").strip().upper() == "COMMIT"
 
 
+def statement_run(fragment: str) -> Callable[[Message], bool]:
+    """A trigger for a statement outside a transaction, whose Sync commits it: the Sync after
+    the next run (Bind) of a statement prepared (Parse) with `fragment` in its SQL."""
+    prepared: set[bytes] = set()
+    bound = False
+
+    def trigger(message: Message) -> bool:
+        nonlocal bound
+        if message.kind == b"P" and fragment in message.text:
+            prepared.add(message.body.partition(b"\0")[0])
+        elif message.kind == b"B":
+            bound = message.body.partition(b"\0")[2].partition(b"\0")[0] in prepared
+        elif message.kind == b"S" and bound:
+            return True
+        return False
+
+    return trigger
+
+
 def upstream_of(url: str) -> tuple[str | None, str | None, int]:
     """(unix socket path, tcp host, port) of a libpq-style URL, as asyncpg reads it."""
     parts = urlsplit(url)

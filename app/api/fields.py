@@ -599,11 +599,10 @@ async def link_alerts(parents, args, ctx: Context):
     )
     alert_ids, comment, key = [str(i) for i in args["alertIds"]], args["comment"], args.get("idempotencyKey")
 
+    def plan(conn):
+        return linking.plan_link(conn=conn, viewer=ctx.viewer, alert_ids=alert_ids, target=target, comment=comment)
+
     async def work(conn):
-        if key is None:
-            return await linking.link_alerts(
-                conn=conn, viewer=ctx.viewer, alert_ids=alert_ids, target=target, comment=comment
-            )
         return await idempotency.link_alerts_once(
             conn=conn,
             viewer=ctx.viewer,
@@ -614,9 +613,12 @@ async def link_alerts(parents, args, ctx: Context):
         )
 
     try:
-        # Without a key the move is one statement (linking.LINK) and commits as it ends; with
-        # one, the key is claimed and its result recorded in the move's transaction.
-        result = await (in_one_statement if key is None else in_transaction)(ctx.pool, work)
+        # Without a key the move is one statement (linking.apply_link) and commits as it ends;
+        # with one, the key is claimed and its result recorded in the move's transaction.
+        if key is None:
+            result = await in_one_statement(ctx.pool, plan, linking.apply_link)
+        else:
+            result = await in_transaction(ctx.pool, work)
     except Refused as refused:
         observe.payload_errors(ctx.observation, "linkAlerts", [str(p.code) for p in refused.problems])
         return [LinkAlertsPayload(None, [], [], [], [MutationError.of(p) for p in refused.problems])]

@@ -260,17 +260,31 @@ def _check_input(
     return ids, text, problems
 
 
+@dataclass(frozen=True)
+class LinkPlan:
+    """A move checked and ready to apply: apply_link's one statement's arguments."""
+
+    target: Target
+    viewer: Viewer
+    selected_ids: list[int]  # in the order given, once each
+    arguments: tuple
+
+
 async def link_alerts(
     *, conn: asyncpg.Connection, viewer: Viewer, alert_ids: list[str], target: Target, comment: str
 ) -> LinkResult:
-    """Move alerts to an existing or a new incident, writing both incidents' logs.
+    """Move alerts to an existing or a new incident, writing both incidents' logs: plan_link,
+    then apply_link, in the caller's transaction."""
+    plan = await plan_link(conn=conn, viewer=viewer, alert_ids=alert_ids, target=target, comment=comment)
+    return await apply_link(conn, plan)
 
-    Runs in the caller's transaction, or in none: its writes are one statement (LINK), which
-    then commits as it ends. Raises Refused, having written nothing, with every problem found:
-    the input's, the alerts' and the target's at once (the alerts and the target are looked up
-    whatever the input's problems, with the statements a move runs anyway). The result shows
-    only what the viewer may see after the move.
-    """
+
+async def plan_link(
+    *, conn: asyncpg.Connection, viewer: Viewer, alert_ids: list[str], target: Target, comment: str
+) -> LinkPlan:
+    """The move's checks, by statements that write nothing: raises Refused with every problem
+    found, the input's, the alerts' and the target's at once (the alerts and the target are
+    looked up whatever the input's problems, with the statements a move runs anyway)."""
     ids, comment, problems = _check_input(viewer, alert_ids, target, comment)
     ids = _distinct_alerts(ids)
     numbers = {i: n for i in ids if (n := parse_id(i, ALERT)) is not None}
@@ -305,8 +319,7 @@ async def link_alerts(
     # The incidents as read above (a move that commits meanwhile changes them: the row locks decide).
     touched = [found[n].incident_id for n in selected_ids]
     new = await _new_incident(conn, [found[n] for n in selected_ids]) if target.create_new else _NO_NEW_INCIDENT
-    row = await conn.fetchrow(
-        LINK,
+    arguments = (
         selected_ids,
         target_id,
         moves.wait_keys(touched if target_id is None else [*touched, target_id]),
@@ -318,10 +331,19 @@ async def link_alerts(
         viewer.readable_scopes,
         *new,
     )
+    return LinkPlan(target, viewer, selected_ids, arguments)
+
+
+async def apply_link(conn: asyncpg.Connection, plan: LinkPlan) -> LinkResult:
+    """The move, in one statement (LINK): in the caller's transaction, or in none, when it
+    commits as it ends. Raises Refused, having written nothing, when the target changed since
+    plan_link read it. The result shows only what the viewer may see after the move."""
+    target, viewer, selected_ids = plan.target, plan.viewer, plan.selected_ids
+    row = await conn.fetchrow(LINK, *plan.arguments)
     before = Incident(*row["target"]) if row["target"] is not None else None
     if row["refused"]:  # the target changed before it was locked; nothing was written
         if not (problems := _target_problems(target, before, viewer)):
-            raise RuntimeError(f"the move refused target {target_id}, which this viewer may link to")
+            raise RuntimeError(f"the move refused target {target.existing_incident_id}, which this viewer may link to")
         raise Refused(problems)
     locked = {r[0]: Alert(*r) for r in row["alerts"]}
     selected = [locked[n] for n in selected_ids]  # as they are now that no one else can move them

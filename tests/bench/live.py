@@ -224,7 +224,7 @@ def probe_moves(
     to_event, answered = [], []
     deadline = time.monotonic() + seconds
     loop = asyncio.new_event_loop()
-    conn = loop.run_until_complete(asyncpg.connect(db_url, server_settings=db.SERVER_SETTINGS)) if db_url else None
+    conn = loop.run_until_complete(_connect(db_url)) if db_url else None
     try:
         with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
             side, n = 1, 0
@@ -255,6 +255,13 @@ def probe_moves(
 
 
 _PROBE = Viewer(id=0, name="bench probe", can_view_incidents=True, can_ingest=False, grants={"*": "write"})
+
+
+async def _connect(db_url: str) -> asyncpg.Connection:
+    """A connection like the app pool's: its settings and its session's functions (the move)."""
+    conn = await asyncpg.connect(db_url, server_settings=db.SERVER_SETTINGS)
+    await db.install_session_functions(conn)
+    return conn
 
 
 async def _commit_move(conn: asyncpg.Connection, alert: int, to: int) -> float:
@@ -316,7 +323,7 @@ async def _cpu_per_event(server, db_url: str, token: str, alert: int, pair, subs
     process = psutil.Process(server.proc.pid)
     cpu_before = sum(process.cpu_times()[:2])
     started = time.monotonic()
-    conn = await asyncpg.connect(db_url, server_settings=db.SERVER_SETTINGS)
+    conn = await _connect(db_url)
     try:
         for n in range(moves):
             await _commit_move(conn, alert, pair[(n + 1) % 2])
