@@ -834,3 +834,25 @@ def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     assert evidence.index_lookup(params, ["stewart@fourthcoffee"], common) == (
         "d.value_key LIKE $1 AND d.value_key LIKE $2 AND textlike(d.value_key, $3)"
     )
+
+
+async def test_a_walk_that_stops_on_a_near_miss_does_not_list_it(pool, ingest, monkeypatch):
+    # A walk of one incident that stops on a near miss: its values hold every trigram of the
+    # words but not the words ("abc bcd" against "abcd"), so its bits pass and no value matches,
+    # a condition that is null (holds_evidence's last subquery finds no row): not a match. The
+    # older incident holding the words, found past where the walk stopped, is the page.
+    monkeypatch.setattr(incidents, "PLANNER_CHOOSES_BELOW", 0)
+    monkeypatch.setattr(incidents, "NEAR", 2)
+    monkeypatch.setattr(evidence, "walk_size", lambda *a: 1)
+    (older,) = await ingest(alert_in("m", "Sign-in from a new country", entities=[("user", "xabcdx")]))
+    (newer,) = await ingest(alert_in("n", "Sign-in from a new device", minutes=5, entities=[("user", "abc bcd")]))
+    walked = []
+    async with pool.acquire() as conn:
+        conn.add_query_logger(lambda r: walked.append(r.query) if "walked_incident" in r.query else None)
+        page = await incidents.list_incidents(
+            conn=conn, viewer=EVERYONE, flt=incidents.IncidentFilter(search="abcd"), first=4
+        )
+        await conn.fetchval("SELECT 1")
+    assert walked, "the search walked"
+    assert [i.id for i in page.items] == [older.incident_id]
+    assert newer.incident_id != older.incident_id
