@@ -104,8 +104,8 @@ class BrokenConnection(Exception):
 
 
 class OutcomeUnknown(Exception):
-    """The connection broke while COMMIT was in flight: the transaction may or may not have been
-    applied. Never retried: the caller reports it, and says whether the client may retry (only
+    """The connection broke while COMMIT was in flight, or while a statement that commits as it
+    ends ran (in_one_statement): the change may or may not have been applied. Never retried: the caller reports it, and says whether the client may retry (only
     when an idempotency key makes the retry safe)."""
 
     retryable: bool = False
@@ -234,16 +234,20 @@ async def in_one_statement(
     held for no round trip to the server.
 
     A connection lost during read changed nothing: its error is raised as it is. Lost during
-    write, the statement may have committed: OutcomeUnknown, never retried. A serialization
+    write, the statement may have committed: OutcomeUnknown, never retried (also when it was lost
+    while asyncpg prepared the statement, on a connection's first write: nothing ran then, but
+    the client is told only what is certain). A serialization
     failure or deadlock is retried from read: PostgreSQL reported it, so the statement rolled back.
     """
     for attempt in range(1, attempts + 1):
         try:
             async with pool.acquire() as conn:
                 planned = await read(conn)
+                if conn.is_closed():  # lost after read: nothing of write was sent
+                    raise asyncpg.ConnectionDoesNotExistError("the connection closed before the write")
                 try:
                     return await write(conn, planned)
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, asyncpg.DataError):  # DataError: an argument not sent
                     raise
                 except DIRTY as exc:
                     raise OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc

@@ -388,9 +388,9 @@ async def _move_whose_commit_is_cut(admin, ingest, pool, database_url, settings,
         new = await _where(pool, a.id)
         assert [tuple(r) for r in await _incidents(pool)] == [(a.incident_id, "active", 1), (new, "active", 1)]
         assert await _log_kinds(pool, last_entry) == ONE_MOVE_TO_A_NEW_INCIDENT
-        # PostgreSQL committed it, once: COMMIT's tag; without a key, no error in the answer to
-        # the Sync that ended the statement's own transaction (the statement's tag may have gone
-        # out before the proxy cut the client, as PostgreSQL flushes before it waits for Sync).
+        # The cut message was answered once: COMMIT's tag; without a key, what the proxy read
+        # after the cut of the statement's Sync (its tag, or nothing when that had gone out
+        # before). That it committed, once, is the database's state above.
         if key:
             assert app.proxy.answers == ["COMMIT"]
         else:

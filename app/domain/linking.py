@@ -1,7 +1,7 @@
 """Moving alerts to another incident: the flow behind linkAlerts.
 
-All-or-nothing: either every alert moves, or the caller's transaction is rolled back by the
-Refused exception and nothing changes. Row locks are taken in a fixed order (alerts by id, then
+All-or-nothing: either every alert moves, or nothing changes (Refused is raised before the move's
+one statement writes, or by it having written nothing). Row locks are taken in a fixed order (alerts by id, then
 incidents by id) so that concurrent moves of overlapping alerts queue up instead of deadlocking.
 """
 
