@@ -87,8 +87,8 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     """Nothing to reset when a connection returns to the pool, unless it is not clean.
 
     The app keeps no session state (only SET LOCAL, transaction-level advisory locks, and the
-    functions install_session_functions made, which stay), so the
-    default reset query would be one wasted round trip per query. A connection still inside a
+    functions install_session_functions made, which stay), so the default reset query would be
+    one wasted round trip per query. A connection still inside a
     transaction is not clean: raising here makes the pool close it instead of reusing it.
     """
     if conn.is_in_transaction():
@@ -105,8 +105,9 @@ class BrokenConnection(Exception):
 
 class OutcomeUnknown(Exception):
     """The connection broke while COMMIT was in flight, or while a statement that commits as it
-    ends ran (in_one_statement): the change may or may not have been applied. Never retried: the caller reports it, and says whether the client may retry (only
-    when an idempotency key makes the retry safe)."""
+    ends ran (in_one_statement): the change may or may not have been applied. Never retried: the
+    caller reports it, and says whether the client may retry (only when an idempotency key makes
+    the retry safe)."""
 
     retryable: bool = False
 
@@ -236,8 +237,8 @@ async def in_one_statement(
     A connection lost during read changed nothing: its error is raised as it is. Lost during
     write, the statement may have committed: OutcomeUnknown, never retried (also when it was lost
     while asyncpg prepared the statement, on a connection's first write: nothing ran then, but
-    the client is told only what is certain). A serialization
-    failure or deadlock is retried from read: PostgreSQL reported it, so the statement rolled back.
+    the client is told only what is certain). A serialization failure or deadlock is retried
+    from read: PostgreSQL reported it, so the statement rolled back.
     """
     for attempt in range(1, attempts + 1):
         try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from app.domain.models import INCIDENT_COLUMNS
 
-# The derived fields of the incidents {incidents} (a bigint[]) from the alerts {alerts} gives (a relation `a` that may
-# read the incident t.id), with {status} free for more SET clauses.
+# The derived fields of the incidents {incidents} (a bigint[]) from the alerts {alerts} gives (a
+# relation `a` that may read the incident t.id), with {status} free for more SET clauses.
 # Severity and last activity are kept as they were when no alert is left, and so are the scopes
 # that decide who sees the incident: its name and log came from those alerts, so an incident
 # emptied by moves stays visible to those who could see it, and to no one else.

@@ -1,8 +1,9 @@
 """Moving alerts to another incident: the flow behind linkAlerts.
 
 All-or-nothing: either every alert moves, or nothing changes (Refused is raised before the move's
-one statement writes, or by it having written nothing). Row locks are taken in a fixed order (alerts by id, then
-incidents by id) so that concurrent moves of overlapping alerts queue up instead of deadlocking.
+one statement, or after it wrote nothing). Row locks are taken in a fixed order (alerts by id,
+then incidents by id) so that concurrent moves of overlapping alerts queue up instead of
+deadlocking.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
 # The move is one statement from the wait to the log: a function of the session (SESSION_SQL,
 # which app/db.py runs on every connection the pool opens), so that the advisory locks other
 # moves queue on, and the row locks, are held for no round trip to the server but the COMMIT's.
-# Written in two statements with the server between them, the 16 movers spent 1.4 ms a move
-# idle in a transaction holding their incidents, against 3.5-4 ms running (docs/benchmarks.md,
-# 2026-12-06 day). A function in pg_temp, made from this module's SQL, rather than a migration:
+# Written in two statements with the server between them and a COMMIT, the 16 movers spent
+# 1.4 ms a move idle in a transaction holding their incidents, against 3.5-4 ms running; called
+# outside a transaction, so that it commits as it ends, the function took them from 189 to 204
+# moves/s, and inside one it gained nothing (docs/benchmarks.md, 2026-12-06 late evening): it is
+# COMMIT's round trip that the others wait for. A function in pg_temp, made from this module's SQL, rather than a migration:
 # the statement stays beside the rules it shares (aggregates.RECOMPUTE, incidents.VISIBLE, the
 # column lists), and two versions of the server never share one definition.
 #
