@@ -210,17 +210,14 @@ async def in_transaction(
     rolled back. When the connection breaks during COMMIT, the outcome is unknown: that raises
     OutcomeUnknown and is never retried.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            if isinstance(pool, asyncpg.Connection):
-                return await _once(pool, work)
-            async with pool.acquire() as conn:
-                return await _once(conn, work)
-        except RETRYABLE:
-            if attempt == attempts:
-                raise
-            await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
-    raise AssertionError("unreachable")
+
+    async def attempt() -> T:
+        if isinstance(pool, asyncpg.Connection):
+            return await _once(pool, work)
+        async with pool.acquire() as conn:
+            return await _once(conn, work)
+
+    return await _retried(attempt, attempts)
 
 
 async def in_one_statement(
@@ -240,22 +237,33 @@ async def in_one_statement(
     the client is told only what is certain). A serialization failure or deadlock is retried
     from read: PostgreSQL reported it, so the statement rolled back.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            async with pool.acquire() as conn:
-                planned = await read(conn)
-                if conn.is_closed():  # lost after read: nothing of write was sent
-                    raise asyncpg.ConnectionDoesNotExistError("the connection closed before the write")
-                try:
-                    return await write(conn, planned)
-                except (asyncio.CancelledError, asyncpg.DataError):  # DataError: an argument not sent
-                    raise
-                except DIRTY as exc:
-                    raise OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
-        except RETRYABLE:
-            if attempt == attempts:
+
+    async def attempt() -> T:
+        async with pool.acquire() as conn:
+            planned = await read(conn)
+            if conn.is_closed():  # lost after read: nothing of write was sent
+                raise asyncpg.ConnectionDoesNotExistError("the connection closed before the write")
+            try:
+                return await write(conn, planned)
+            except (asyncio.CancelledError, asyncpg.DataError):  # DataError: an argument not sent
                 raise
-            await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
+            except DIRTY as exc:
+                raise OutcomeUnknown(f"{type(exc).__name__}: {exc}") from exc
+
+    return await _retried(attempt, attempts)
+
+
+async def _retried(attempt: Callable[[], Awaitable[T]], attempts: int) -> T:
+    """attempt(), again after a serialization failure or deadlock (PostgreSQL reported it, so
+    what it ran rolled back), at most `attempts` times, with a short random pause growing with
+    each try."""
+    for n in range(1, attempts + 1):
+        try:
+            return await attempt()
+        except RETRYABLE:
+            if n == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0.005, 0.02) * n)
     raise AssertionError("unreachable")
 
 

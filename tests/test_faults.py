@@ -28,8 +28,8 @@ from tests.live import Server
 from tests.proxy import Message, PgProxy, is_commit, statement_run
 
 LINK = """
-mutation($ids: [ID!]!, $to: ID!) {
-  linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "same story") {
+mutation($ids: [ID!]!, $to: ID!, $key: String) {
+  linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "same story", idempotencyKey: $key) {
     targetIncident { id alertCount }
     errors { code message }
   }
@@ -41,16 +41,6 @@ JSON_TYPES = ("application/json", "application/graphql-response+json")
 
 async def _where(pool, number):
     return await pool.fetchval("SELECT incident_id FROM alerts WHERE id = $1", number)
-
-
-LINK_WITH_KEY = """
-mutation($ids: [ID!]!, $to: ID!, $key: String) {
-  linkAlerts(alertIds: $ids, target: {existingIncidentId: $to}, comment: "same story", idempotencyKey: $key) {
-    targetIncident { id alertCount }
-    errors { code message }
-  }
-}
-"""
 
 
 @pytest.mark.parametrize(
@@ -73,7 +63,7 @@ async def test_connection_killed_inside_link_alerts_changes_nothing(
     monkeypatch.setattr(
         linking, "LINK", move.replace("SELECT *", "SELECT *, pg_terminate_backend(pg_backend_pid())", 1)
     )
-    response = await admin.post(LINK_WITH_KEY, {"ids": [alert_id(a.id)], "to": inc(b.incident_id), "key": key})
+    response = await admin.post(LINK, {"ids": [alert_id(a.id)], "to": inc(b.incident_id), "key": key})
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == code
     assert error["extensions"]["retryable"] is retryable
@@ -81,7 +71,7 @@ async def test_connection_killed_inside_link_alerts_changes_nothing(
     assert await pool.fetchval("SELECT count(*) FROM activity_log") == entries_before
 
     monkeypatch.setattr(linking, "LINK", move)
-    retried = (await admin(LINK_WITH_KEY, ids=[alert_id(a.id)], to=inc(b.incident_id), key=key))["linkAlerts"]
+    retried = (await admin(LINK, ids=[alert_id(a.id)], to=inc(b.incident_id), key=key))["linkAlerts"]
     assert retried["errors"] == []
     assert await _where(pool, a.id) == b.incident_id
 

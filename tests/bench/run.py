@@ -711,7 +711,7 @@ def slowest(latencies: list[float], n: int = 3) -> str:
     after the checkpoint's first writes of the warm-up): whether a p95 is the first requests'
     full-page images (issue 18) or a stall later on."""
     worst = sorted(range(len(latencies)), key=lambda i: -latencies[i])[:n]
-    return ", ".join(f"#{i + 1} {latencies[i]:.0f} ms" for i in sorted(worst, key=lambda i: -latencies[i]))
+    return ", ".join(f"#{i + 1} {latencies[i]:.0f} ms" for i in worst)
 
 
 def timed_mutations(
