@@ -26,7 +26,7 @@ from app.domain.viewers import Viewer
 from app.server import create_app
 
 TABLES = (
-    "access_audit, idempotency_keys, activity_log, move_incidents, move_items, moves, alert_entities, incident_evidence, incident_evidence_text, alerts,"
+    "access_audit, idempotency_keys, activity_log, move_incidents, move_items, moves, alert_entities, incident_evidence, incident_evidence_text, alert_titles, alerts,"
     " incidents, api_tokens, grants, users, persisted_documents"
 )
 

@@ -64,6 +64,12 @@ SELECT i.id FROM incidents i
     OR (i.evidence_wide_bits IS NOT NULL) <> evidence_wide_kept(i.evidence_bits)
     OR (i.evidence_wide_bits & b.wide) <> b.wide
 """
+# Titles that the search (alert_titles, db/migrations/0029) holds otherwise than the alerts, or not
+# once.
+WRONG_TITLES = """
+SELECT a.id, a.title, t.alert_id, t.title FROM alerts a FULL JOIN alert_titles t ON t.alert_id = a.id
+ WHERE a.id IS NULL OR t.alert_id IS NULL OR a.title <> t.title
+"""
 # Each item starts where the alert's previous item ended.
 BROKEN_CHAINS = """
 SELECT mi.alert_id, mi.move_id FROM move_items mi
@@ -76,7 +82,8 @@ SELECT mi.alert_id, mi.move_id FROM move_items mi
 async def assert_invariants(pool: asyncpg.Pool) -> None:
     """Every alert in exactly one incident (NOT NULL, a foreign key), counts, severities and scopes
     right, every alert's history ending where it is, unbroken, no REDIRECTED incident holding
-    alerts, and each incident's evidence counted as its alerts hold it, its values' text, and its bits."""
+    alerts, each incident's evidence counted as its alerts hold it, its values' text, and its bits,
+    and each alert's title in the titles' search."""
     assert await pool.fetch(WRONG_AGGREGATES) == []
     assert await pool.fetch(HISTORY_ELSEWHERE) == []
     assert await pool.fetch(BROKEN_CHAINS) == []
@@ -84,6 +91,7 @@ async def assert_invariants(pool: asyncpg.Pool) -> None:
     assert await pool.fetch(WRONG_EVIDENCE) == []
     assert await pool.fetch(WRONG_EVIDENCE_TEXT) == []
     assert await pool.fetch(MISSING_EVIDENCE_BITS) == []
+    assert await pool.fetch(WRONG_TITLES) == []
 
 
 async def redirect_by_hand(pool: asyncpg.Pool, source: int, target: int) -> None:

@@ -56,6 +56,7 @@ async def test_bulk_seed_writes_what_ingestion_would_have(pool):
         assert await conn.fetch(invariants.WRONG_EVIDENCE) == []
         assert await conn.fetch(invariants.WRONG_EVIDENCE_TEXT) == []
         assert await conn.fetch(invariants.MISSING_EVIDENCE_BITS) == []
+        assert await conn.fetch(invariants.WRONG_TITLES) == []
         assert await conn.fetchval("SELECT count(*) FROM incidents WHERE evidence_bits = B'0'::bit(256)") == 0
         # Alert ids and incident numbers grow with time, as on ingestion.
         assert await conn.fetchval(

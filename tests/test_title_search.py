@@ -1,0 +1,50 @@
+"""The titles' search in a table of its own (db/migrations/0029): a move writes nothing into it,
+and it holds every alert's title as the alert does."""
+
+from __future__ import annotations
+
+from tests import invariants
+from tests.conftest import alert_in, inc
+from tests.test_queries import ALERTS
+from tests.test_revert import link
+
+
+async def _titles(api, search: str, **flt) -> list[str]:
+    page = (await api(ALERTS, filter={"search": search, **flt}, first=50))["alerts"]
+    return [e["node"]["title"] for e in page["edges"]]
+
+
+async def test_no_index_of_alerts_is_a_gin_index(pool):
+    """A move rewrites its alerts' rows (incident_id is indexed, so no update is HOT) and so adds an
+    entry to every index of alerts: a trigram index there would take some 40 for each alert moved,
+    whose pending-list merges and full-page images were the slow moves of issue 18."""
+    methods = await pool.fetch(
+        "SELECT c.relname, am.amname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+        " JOIN pg_am am ON am.oid = c.relam WHERE x.indrelid = 'alerts'::regclass"
+    )
+    assert methods and all(r["amname"] == "btree" for r in methods), methods
+
+
+async def test_a_move_leaves_the_titles_alone_and_the_search_follows_the_alert(admin, ingest, pool):
+    a, b = await ingest(alert_in("a", "Beacon to rare domain"), alert_in("b", "Credential dump", category="Other"))
+    version = "SELECT xmin::text FROM alert_titles WHERE alert_id = $1"
+    before = await pool.fetchval(version, a.id)
+    await link(admin, [a.id], existingIncidentId=inc(b.incident_id))
+    assert await pool.fetchval(version, a.id) == before  # the row was not written again
+    assert await _titles(admin, "rare beacon", incidentId=inc(b.incident_id)) == ["Beacon to rare domain"]
+    assert await _titles(admin, "rare beacon", incidentId=inc(a.incident_id)) == []
+    await invariants.assert_invariants(pool)
+
+
+async def test_a_changed_title_is_searched_as_it_now_reads(admin, ingest, pool):
+    (a,) = await ingest(alert_in("a", "Suspicious logon"))
+    await pool.execute("UPDATE alerts SET title = 'Impossible travel' WHERE id = $1", a.id)
+    assert await _titles(admin, "impossible") == ["Impossible travel"]
+    assert await _titles(admin, "suspicious") == []
+    assert await pool.fetch(invariants.WRONG_TITLES) == []
+
+
+async def test_emptying_the_alerts_empties_the_search(ingest, pool):
+    await ingest(alert_in("a"), alert_in("b"))
+    await pool.execute("TRUNCATE alerts, incidents CASCADE")
+    assert await pool.fetchval("SELECT count(*) FROM alert_titles") == 0
