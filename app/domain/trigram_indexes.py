@@ -16,8 +16,8 @@ import asyncpg
 MERGE_LOCK = 7_340_002
 MERGE_PENDING_ENTRIES = """
 SELECT sum(gin_clean_pending_list(c.oid)) FROM pg_class c
- WHERE c.oid IN ('alert_titles_search'::regclass, 'incidents_name_search'::regclass,
-                 'incident_evidence_value_search'::regclass)
+ WHERE c.oid IN (to_regclass('alert_titles_search'), to_regclass('incidents_name_search'),
+                 to_regclass('incident_evidence_value_search'))
    AND pg_has_role(c.relowner, 'USAGE') AND pg_try_advisory_xact_lock($1)
 """
 

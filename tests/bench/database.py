@@ -198,7 +198,15 @@ async def anchor_evidence_index(url: str, present: bool) -> None:
 # What the writes touch, vacuumed before they are timed: an autovacuum set off by earlier runs'
 # writes (a million-row table's index cleanup takes tens of seconds) would otherwise land in the
 # middle of one measurement on one run and not on the next.
-WRITTEN = ("incidents", "alerts", "alert_entities", "incident_evidence", "incident_evidence_text", "activity_log")
+WRITTEN = (
+    "incidents",
+    "alerts",
+    "alert_titles",
+    "alert_entities",
+    "incident_evidence",
+    "incident_evidence_text",
+    "activity_log",
+)
 
 
 async def vacuum_written(url: str, log=print) -> None:

@@ -29,6 +29,7 @@ import asyncpg
 TABLES = (
     "incidents",
     "alerts",
+    "alert_titles",
     "alert_entities",
     "incident_evidence",
     "incident_evidence_text",
