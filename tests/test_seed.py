@@ -68,6 +68,7 @@ async def test_bulk_seed_writes_what_ingestion_would_have(pool):
             r["indexname"] for r in await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'incidents'")
         }
         assert {"incidents_name_search", "incidents_recent"} <= names
+        assert await conn.fetchval("SELECT to_regclass('alert_titles_search')") is not None
         assert await conn.fetchval("SELECT nextval(pg_get_serial_sequence('alerts', 'id'))") == counts["a"] + 1
 
 

@@ -3,6 +3,7 @@ and it holds every alert's title as the alert does."""
 
 from __future__ import annotations
 
+from app.config import ROOT
 from tests import invariants
 from tests.conftest import alert_in, inc
 from tests.test_queries import ALERTS
@@ -48,3 +49,28 @@ async def test_emptying_the_alerts_empties_the_search(ingest, pool):
     await ingest(alert_in("a"), alert_in("b"))
     await pool.execute("TRUNCATE alerts, incidents CASCADE")
     assert await pool.fetchval("SELECT count(*) FROM alert_titles") == 0
+
+
+UNDO_0029 = """
+DROP TRIGGER alerts_titles ON alerts; DROP TRIGGER alerts_title_changed ON alerts;
+DROP TRIGGER alerts_titles_truncate ON alerts;
+DROP FUNCTION add_alert_titles(), change_alert_title(), alerts_titles_truncated();
+DROP TABLE alert_titles;
+CREATE INDEX alerts_title_trgm ON alerts USING gin (title gin_trgm_ops);
+"""
+
+
+async def test_the_migration_searches_the_titles_of_the_alerts_already_there(ingest, pool):
+    await ingest(alert_in("a", "Beacon to rare domain"), alert_in("b", "Credential dump", category="Other"))
+    migration = (ROOT / "db" / "migrations" / "0029_alert_title_search.sql").read_text()
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute(UNDO_0029)  # the database as the version before left it
+            await conn.execute(migration)
+            assert await conn.fetch(invariants.WRONG_TITLES) == []
+            assert await conn.fetchval("SELECT count(*) FROM alert_titles") == 2
+            assert await conn.fetchval("SELECT to_regclass('alerts_title_trgm')") is None
+        finally:
+            await transaction.rollback()
