@@ -74,3 +74,14 @@ async def test_the_migration_searches_the_titles_of_the_alerts_already_there(ing
             assert await conn.fetchval("SELECT to_regclass('alerts_title_trgm')") is None
         finally:
             await transaction.rollback()
+
+
+async def test_a_search_by_title_alone_finds_words_with_and_without_trigrams(admin, ingest):
+    """A word of two letters has no trigram, so the search is by title alone (no evidence), and the
+    other word may be found through alert_titles' index: both must hold."""
+    await ingest(alert_in("a", "Beacon to rare domain"), alert_in("b", "Beacon from host", category="Other"))
+    assert await _titles(admin, "to beacon") == ["Beacon to rare domain"]
+    assert await _titles(admin, "BEACON TO") == ["Beacon to rare domain"]
+    assert await _titles(admin, "to dump") == []
+    page = (await admin(ALERTS, filter={"search": "to beacon"}, first=50))["alerts"]
+    assert page["totalCount"] == 1
