@@ -312,7 +312,7 @@ def _looked_up(part: str, estimate: Sample) -> str:
 
 
 def alert_has_evidence(params: Params, words: list[str]) -> str:
-    return ALERT_HAS_EVIDENCE.format(holds=holds_words(params, words, "e.value_key"))
+    return ALERT_HAS_EVIDENCE.format(holds=holds_words(params, words, "lower(e.value)"))
 
 
 # --- choosing the way --------------------------------------------------------------------------

