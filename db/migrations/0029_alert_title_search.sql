@@ -11,7 +11,9 @@
 -- "Soak, stalls and repeatability"). Titles never change
 -- when an alert moves, so here they are indexed in alert_titles, which only ingestion writes,
 -- and the index on alerts goes: a move now writes into four btree indexes of alerts and into no
--- GIN index.
+-- GIN index. Measured B/A/B/A at a million incidents: 14-24% less WAL for the moves, more idle
+-- CPU, and no change in their time or rate beyond the runs' spread; no vacuum of alerts reads
+-- the title index any more.
 --
 -- alerts.title stays what every read shows; alert_titles is kept by the triggers below and
 -- nothing else writes it (no foreign key: its rows are made from the alerts' own, and alerts are
