@@ -47,9 +47,10 @@ INCIDENT_BY_ID = f"SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id = $1"
 # 1.4 ms a move idle in a transaction holding their incidents, against 3.5-4 ms running; called
 # outside a transaction, so that it commits as it ends, the function took them from 189 to 204
 # moves/s, and inside one it gained nothing (docs/benchmarks.md, 2026-12-06 late evening): it is
-# COMMIT's round trip that the others wait for. A function in pg_temp, made from this module's SQL, rather than a migration:
-# the statement stays beside the rules it shares (aggregates.RECOMPUTE, incidents.VISIBLE, the
-# column lists), and two versions of the server never share one definition.
+# COMMIT's round trip that the others wait for. A function in pg_temp, made from this module's
+# SQL, rather than a migration: the statement stays beside the rules it shares
+# (aggregates.RECOMPUTE, incidents.VISIBLE, the column lists), and two versions of the server
+# never share one definition.
 #
 # Its statements, each with a snapshot of its own (PL/pgSQL, in READ COMMITTED):
 #   1. the plan mode: generic plans (planned once per connection) for a move of fewer than

@@ -32,10 +32,9 @@ import asyncpg
 import httpx
 
 from app.config import ROOT
-from app.domain.ids import ALERT, INCIDENT, typed_id
 from tests.bench import database, merges
 from tests.bench import inputs as bench_inputs
-from tests.bench.run import LINK, SCALES, WORKERS, make_token, percentile, timed_mutations
+from tests.bench.run import SCALES, WORKERS, link_request, make_token, percentile, timed_mutations
 from tests.live import Server
 
 
@@ -117,13 +116,7 @@ def each(scale_name: str, moves: int) -> None:
         with httpx.Client(timeout=60) as client:
             try:
                 for n, ids in enumerate(sets):
-                    request = (
-                        LINK,
-                        {
-                            "ids": [typed_id(ALERT, a) for a in ids],
-                            "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
-                        },
-                    )
+                    request = link_request(ids, data.link_targets[n % len(data.link_targets)])
                     before = asyncio.run(wal(db_url, checkpoint=n == 1))
                     (ms,) = timed_mutations(client, server.url, token, [request], linked)
                     if n > 0:  # the first is the warm-up, before the CHECKPOINT
@@ -162,10 +155,7 @@ def main() -> None:
             rounds = [("after a checkpoint", True), ("no checkpoint since", False), ("after a checkpoint", True)]
             for n, (label, checkpoint) in enumerate(rounds):
                 targets = data.link_targets[n % len(data.link_targets) :] + data.link_targets
-                requests = [
-                    (LINK, {"ids": [typed_id(ALERT, a) for a in ids], "to": typed_id(INCIDENT, targets[k])})
-                    for k, ids in enumerate(sets)
-                ]
+                requests = [link_request(ids, targets[k]) for k, ids in enumerate(sets)]
                 before = asyncio.run(wal(db_url, checkpoint))
                 ms = timed_mutations(client, server.url, token, requests)
                 written = asyncio.run(wal(db_url)) - before

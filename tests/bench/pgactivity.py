@@ -25,19 +25,10 @@ from pathlib import Path
 
 import asyncpg
 
+from tests.bench.database import WRITTEN
+
 # The tables the API writes; the others do not change during a run.
-TABLES = (
-    "incidents",
-    "alerts",
-    "alert_titles",
-    "alert_entities",
-    "incident_evidence",
-    "incident_evidence_text",
-    "activity_log",
-    "moves",
-    "move_items",
-    "move_incidents",
-)
+TABLES = (*WRITTEN, "moves", "move_items", "move_incidents")
 
 COUNTERS = """
 SELECT (SELECT num_timed + num_requested FROM pg_stat_checkpointer) AS checkpoints,

@@ -185,6 +185,11 @@ JSON_KEYS = [
 ]
 
 
+def link_request(alerts: list[int], target: int) -> tuple[str, dict]:
+    """A linkAlerts of these alerts into this incident, as timed_mutations sends it."""
+    return LINK, {"ids": [typed_id(ALERT, a) for a in alerts], "to": typed_id(INCIDENT, target)}
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -1376,14 +1381,7 @@ def measure_writes(
         try:
             for size, sets_ in data.link_sets.items():
                 requests = [
-                    (
-                        LINK,
-                        {
-                            "ids": [typed_id(ALERT, a) for a in ids],
-                            "to": typed_id(INCIDENT, data.link_targets[n % len(data.link_targets)]),
-                        },
-                    )
-                    for n, ids in enumerate(sets_)
+                    link_request(ids, data.link_targets[n % len(data.link_targets)]) for n, ids in enumerate(sets_)
                 ]
                 timed_mutations(client, api, token, requests[:1], linked)  # warm-up
                 with activity.window() as during[f"linkAlerts {size}"]:
