@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.domain import evidence, incidents
+from app.domain import alerts, evidence, incidents
 from app.domain.errors import InvalidArgument
 from app.domain.params import Params
 from app.domain.viewers import Viewer
@@ -856,3 +856,75 @@ async def test_a_walk_that_stops_on_a_near_miss_does_not_list_it(pool, ingest, m
     assert walked, "the search walked"
     assert [i.id for i in page.items] == [older.incident_id]
     assert newer.incident_id != older.incident_id
+
+
+# --- alerts: the walk of the newest alerts, then the indexes --------------------------------------
+
+
+async def _alert_pages(pool, viewer: Viewer, search: str, first=None, last=None) -> list[list[str]]:
+    """Every page of an alerts search, forward with `first` or backward with `last`: external ids."""
+    pages, cursor = [], None
+    flt = alerts.AlertFilter(search=search)
+    while True:
+        if last is None:
+            page = await alerts.list_alerts(conn=pool, viewer=viewer, flt=flt, first=first, after=cursor)
+        else:
+            page = await alerts.list_alerts(conn=pool, viewer=viewer, flt=flt, last=last, before=cursor)
+        pages.append([a.external_id for a in page.items])
+        if not (page.has_next if last is None else page.has_previous):
+            return pages
+        cursor = page.end_cursor if last is None else page.start_cursor
+
+
+def _statements(monkeypatch) -> list[str]:
+    """Which of the alerts search's statements run from now on (WALK, INDEXED)."""
+    ran: list[str] = []
+    for name in ("WALK", "INDEXED"):
+
+        class Recording(str):
+            def format(self, *args, _name=name, **kwargs):
+                ran.append(_name)
+                return str.format(self, *args, **kwargs)
+
+        monkeypatch.setattr(alerts, name, Recording(getattr(alerts, name)))
+    return ran
+
+
+@pytest.mark.parametrize("walked", [1, 3, 7, 2_000])
+async def test_an_alert_search_walks_the_newest_then_goes_on_through_the_indexes(pool, many, monkeypatch, walked):
+    # Host 7777 in every third alert's device and every fifth alert's title: whether the walk of
+    # the newest alerts fills the page, stops short of it, or reads them all, the pages are the
+    # rule's, forward and backward.
+    monkeypatch.setattr(alerts, "WALKED_ALERTS", walked)
+    ran = _statements(monkeypatch)
+    expected = [f"k{n}" for n in range(29, -1, -1) if n % 3 == 0 or n % 5 == 0]
+    forward = await _alert_pages(pool, EVERYONE, "7777", first=4)
+    assert [a for page in forward for a in page] == expected
+    assert [len(page) for page in forward] == [4, 4, 4, 2]
+    backward = await _alert_pages(pool, EVERYONE, "7777", last=4)
+    assert [a for page in reversed(backward) for a in page] == expected
+    # A title-only word of a search that may be evidence, and an entity's alone.
+    assert [a for page in await _alert_pages(pool, EVERYONE, "on ws-7777", first=3) for a in page] == [
+        f"k{n}" for n in range(25, -1, -5)
+    ]
+    assert await _alert_pages(pool, EVERYONE, "ws-13", first=3) == [["k13"]]
+    assert ("INDEXED" in ran) == (walked < 30)
+    assert await alerts.count_alerts(conn=pool, viewer=EVERYONE, flt=alerts.AlertFilter(search="7777")) == 14
+
+
+@pytest.mark.parametrize("by_index", [True, False])
+async def test_an_alert_search_s_count_is_the_rule_s_either_way(pool, many, mixed, make_user, monkeypatch, by_index):
+    monkeypatch.setattr(alerts, "COUNTED_BY_INDEX_MOST", 1.0 if by_index else -1.0)
+    monkeypatch.setattr(alerts, "WALKED_ALERTS", 1)
+
+    async def count(viewer, search):
+        return await alerts.count_alerts(conn=pool, viewer=viewer, flt=alerts.AlertFilter(search=search))
+
+    assert await count(EVERYONE, "7777") == 14
+    assert await count(EVERYONE, "detection 1") == 12  # 1, 10-19 and 21: titles only
+    assert await count(EVERYONE, "ws-1") == 10  # ws-1, ws-1x but 12, 15 and 18 (WS-7777-X); d1, h1
+    dana = Viewer(id=0, name="dana", can_view_incidents=True, can_ingest=False, grants={"default": "read"})
+    assert await count(dana, "salaries") == 0 and await count(EVERYONE, "salaries") == 1
+    assert await _alert_pages(pool, dana, "salaries", first=5) == [[]]
+    assert await _alert_pages(pool, dana, "payroll", first=5) == [[]]
+    assert await _alert_pages(pool, EVERYONE, "payroll", first=5) == [["h1"]]

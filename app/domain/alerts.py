@@ -93,20 +93,10 @@ def _title_has(params: Params, words: list[str], indexed: bool) -> str:
     return f"({clause})"
 
 
-def _filtered(viewer: Viewer, flt: AlertFilter) -> Params:
-    """Alerts the viewer may read that match the filter: every word in the title, or in the value
-    of one of its entities (evidence.words_for_evidence)."""
+def _unsearched(viewer: Viewer, flt: AlertFilter) -> Params:
+    """Alerts the viewer may read that match the filter's every condition but its search."""
     params = Params()
     params.where(readable(params, viewer))
-    words = search.words(flt.search)
-    by_evidence = evidence.words_for_evidence(words)
-    if by_evidence:
-        # In an OR the planner walks the alerts either way (no index serves both sides): the
-        # title is read with the row, as before 0029, and no probe of alert_titles is added.
-        in_title = _title_has(params, words, indexed=False)
-        params.where(f"({in_title} OR {evidence.alert_has_evidence(params, by_evidence)})")
-    elif words:
-        params.where(_title_has(params, words, indexed=True))
     if flt.entity is not None:
         params.where(evidence.alert_has_entity(params, flt.entity))
     if flt.incident_id is not None:
@@ -116,10 +106,118 @@ def _filtered(viewer: Viewer, flt: AlertFilter) -> Params:
     return params
 
 
+def _matches(params: Params, words: list[str], by_evidence: list[str]) -> str:
+    """The alert matches the search: every word in its title, or in the value of one of its
+    entities (evidence.words_for_evidence: `by_evidence`, when every word may be)."""
+    if by_evidence:
+        # In an OR no index serves both sides: the title is read with the row, as before 0029,
+        # and no probe of alert_titles is added (the search's index step finds both: INDEXED).
+        in_title = _title_has(params, words, indexed=False)
+        return f"({in_title} OR {evidence.alert_has_evidence(params, by_evidence)})"
+    return _title_has(params, words, indexed=True)
+
+
+def _filtered(viewer: Viewer, flt: AlertFilter) -> Params:
+    """Alerts the viewer may read that match the filter, search included."""
+    params = _unsearched(viewer, flt)
+    words = search.words(flt.search)
+    if words:
+        params.where(_matches(params, words, evidence.words_for_evidence(words)))
+    return params
+
+
 ALERTS = """
 SELECT {columns} FROM alerts a WHERE {where}
  ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit}
 """
+
+# A search whose words may be evidence, over all the alerts (not one incident's), is found in two
+# steps, as incidents are (app/domain/evidence.py), but without an estimate: the alerts are many
+# (5M at a million incidents) and one OR of title and evidence is served by no index, so the one
+# statement walked them all for a rare word (2 s a page, 3-7 s for its count).
+# - WALK: the newest WALKED_ALERTS alerts (of the other conditions, from the cursor), each checked
+#   by its title and its entities' primary key. A common word ("contoso", "powershell") fills the
+#   page there in a few milliseconds.
+# - INDEXED: when the walk did not fill the page and did not reach the list's end, the alerts
+#   beyond the last walked one that match through the indexes: those whose title's trigrams hold
+#   the words (alert_titles, 0029), and the alerts of the incidents holding a readable value
+#   holding them (incident_evidence's trigram index, 0024), each then checked by the rule itself.
+#   Its cost grows with the matches, and a word that fills no page in the newest 2,000 alerts
+#   has few.
+# Both steps check the rule itself: together they give the plain statement's page.
+WALKED_ALERTS = 2_000
+WALK = """
+WITH walked AS MATERIALIZED (
+    SELECT * FROM alerts a WHERE {where} ORDER BY a.detected_at {order}, a.id {order} LIMIT {walked}
+)
+(SELECT {columns}, NULL::bigint AS walked FROM walked a WHERE {matches}
+  ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit})
+UNION ALL
+(SELECT {columns}, (SELECT count(*) FROM walked) FROM walked a
+  ORDER BY a.detected_at {reverse}, a.id {reverse} LIMIT 1)
+"""
+# Each side sorted and cut to the page by itself, then together.
+INDEXED = """
+SELECT * FROM (
+    (SELECT {columns} FROM alerts a
+      WHERE a.id IN (SELECT t.alert_id FROM alert_titles t WHERE {in_titles}) AND {where}
+      ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit})
+    UNION
+    (SELECT {columns} FROM alerts a
+      WHERE a.incident_id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})
+        AND {where}
+      ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit})
+) a ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit}
+"""
+
+
+def _keyset(params: Params, key: tuple | None, window: pagination.Window) -> None:
+    if key is not None:
+        params.where(f"(a.detected_at, a.id) {window.beyond} ({params.add(key[0])}, {params.add(key[1])})")
+
+
+def _indexed(params: Params, words: list[str], viewer: Viewer, estimate: evidence.Sample) -> dict[str, str]:
+    """INDEXED's ways in: the titles' and the incidents' values' trigram indexes."""
+    return {
+        "in_titles": " AND ".join(f"t.title ILIKE {params.add(search.like_pattern(w))}" for w in words),
+        "lookup": evidence.index_lookup(params, words, estimate),
+        "readable": evidence.readable_values(params, viewer),
+    }
+
+
+async def _search_all(
+    conn: Conn, viewer: Viewer, flt: AlertFilter, words: list[str], window: pagination.Window, key: tuple | None
+) -> list[Alert]:
+    """Up to window.rows alerts matching a search that may be evidence, from the cursor (WALK, then INDEXED)."""
+    params = _unsearched(viewer, flt)
+    _keyset(params, key, window)
+    where = params.conditions
+    sql = WALK.format(
+        columns=ALERT_COLUMNS,
+        where=where,
+        order=window.order,
+        reverse="ASC" if window.order == "DESC" else "DESC",
+        walked=params.add(WALKED_ALERTS),
+        matches=_matches(params, words, words),
+        limit=params.add(window.rows),
+    )
+    rows = await conn.fetch(sql, *params.values)
+    found = [models.alert({k: v for k, v in r.items() if k != "walked"}) for r in rows if r["walked"] is None]
+    last = [r for r in rows if r["walked"] is not None]
+    if len(found) >= window.rows or not last or last[0]["walked"] < WALKED_ALERTS:
+        return found
+    # The page goes on beyond the last walked alert, found through the indexes.
+    params = _unsearched(viewer, flt)
+    _keyset(params, (last[0]["detected_at"], last[0]["id"]), window)
+    params.where(_matches(params, words, words))
+    sql = INDEXED.format(
+        columns=ALERT_COLUMNS,
+        where=params.conditions,
+        order=window.order,
+        limit=params.add(window.rows - len(found)),
+        **_indexed(params, words, viewer, await evidence.sample(conn)),
+    )
+    return [*found, *(models.alert(r) for r in await conn.fetch(sql, *params.values))]
 
 
 async def list_alerts(
@@ -136,20 +234,45 @@ async def list_alerts(
     or backward (last, before), as pagination.window takes them."""
     window = pagination.window(first=first, after=after, last=last, before=before)
     key = pagination.decode(window.cursor, "a", (datetime, int), window.cursor_argument)
-    params = _filtered(viewer, flt)
-    if key is not None:
-        params.where(f"(a.detected_at, a.id) {window.beyond} ({params.add(key[0])}, {params.add(key[1])})")
-    sql = ALERTS.format(
-        columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows)
-    )
-    rows = await conn.fetch(sql, *params.values)
-    return pagination.page_of([models.alert(r) for r in rows], window, _cursor)
+    words = search.words(flt.search)
+    if flt.incident_id is None and evidence.words_for_evidence(words):
+        found = await _search_all(conn, viewer, flt, words, window, key)
+    else:  # one incident's alerts (its index), or a title search (alert_titles' index may serve)
+        params = _filtered(viewer, flt)
+        _keyset(params, key, window)
+        sql = ALERTS.format(
+            columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows)
+        )
+        found = [models.alert(r) for r in await conn.fetch(sql, *params.values)]
+    return pagination.page_of(found, window, _cursor)
 
 
 COUNT_ALERTS = "SELECT count(*) FROM alerts a WHERE {where}"
+COUNT_INDEXED = """
+SELECT count(*) FROM (
+    SELECT a.id FROM alerts a
+     WHERE a.id IN (SELECT t.alert_id FROM alert_titles t WHERE {in_titles}) AND {where}
+    UNION
+    SELECT a.id FROM alerts a
+     WHERE a.incident_id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})
+       AND {where}
+) a
+"""
+# A search whose evidence matches are expected in more than this share of the incidents is
+# counted by reading every alert (COUNT_ALERTS): through the indexes it would read most of them
+# one by one.
+COUNTED_BY_INDEX_MOST = 0.01
 
 
 async def count_alerts(*, conn: Conn, viewer: Viewer, flt: AlertFilter) -> int:
+    words = search.words(flt.search)
+    if flt.incident_id is None and evidence.words_for_evidence(words):
+        estimate = await evidence.sample(conn)
+        if estimate.incidents_share(words) <= COUNTED_BY_INDEX_MOST:
+            params = _unsearched(viewer, flt)
+            params.where(_matches(params, words, words))
+            sql = COUNT_INDEXED.format(where=params.conditions, **_indexed(params, words, viewer, estimate))
+            return await conn.fetchval(sql, *params.values)
     params = _filtered(viewer, flt)
     return await conn.fetchval(COUNT_ALERTS.format(where=params.conditions), *params.values)
 
