@@ -877,25 +877,26 @@ async def _alert_pages(pool, viewer: Viewer, search: str, first=None, last=None)
 
 
 def _statements(monkeypatch) -> list[str]:
-    """Which of the alerts search's statements run from now on (WALK, INDEXED)."""
+    """Which way the alerts search's evidence side takes from now on (ALERTS: the walk, INDEXED_EVIDENCE)."""
     ran: list[str] = []
-    for name in ("WALK", "INDEXED"):
+    for name in ("ALERTS", "INDEXED_EVIDENCE"):
 
         class Recording(str):
             def format(self, *args, _name=name, **kwargs):
-                ran.append(_name)
+                if "alert_entities" in kwargs.get("where", ""):
+                    ran.append(_name)
                 return str.format(self, *args, **kwargs)
 
         monkeypatch.setattr(alerts, name, Recording(getattr(alerts, name)))
     return ran
 
 
-@pytest.mark.parametrize("walked", [1, 3, 7, 2_000])
-async def test_an_alert_search_walks_the_newest_then_goes_on_through_the_indexes(pool, many, monkeypatch, walked):
-    # Host 7777 in every third alert's device and every fifth alert's title: whether the walk of
-    # the newest alerts fills the page, stops short of it, or reads them all, the pages are the
-    # rule's, forward and backward.
-    monkeypatch.setattr(alerts, "WALKED_ALERTS", walked)
+@pytest.mark.parametrize("by_index", [True, False])
+async def test_an_alert_search_finds_evidence_through_the_index_or_walking_alike(pool, many, monkeypatch, by_index):
+    # Host 7777 in every third alert's device and every fifth alert's title: whether the evidence
+    # is found through the incidents' values or by walking the newest alerts, the pages are the
+    # rule's, forward and backward, and so is the count.
+    monkeypatch.setattr(alerts, "INDEXED_EVIDENCE_MOST", 1.0 if by_index else -1.0)
     ran = _statements(monkeypatch)
     expected = [f"k{n}" for n in range(29, -1, -1) if n % 3 == 0 or n % 5 == 0]
     forward = await _alert_pages(pool, EVERYONE, "7777", first=4)
@@ -903,19 +904,18 @@ async def test_an_alert_search_walks_the_newest_then_goes_on_through_the_indexes
     assert [len(page) for page in forward] == [4, 4, 4, 2]
     backward = await _alert_pages(pool, EVERYONE, "7777", last=4)
     assert [a for page in reversed(backward) for a in page] == expected
-    # A title-only word of a search that may be evidence, and an entity's alone.
+    # Words in a title alone, and in an entity's value alone.
     assert [a for page in await _alert_pages(pool, EVERYONE, "on ws-7777", first=3) for a in page] == [
         f"k{n}" for n in range(25, -1, -5)
     ]
     assert await _alert_pages(pool, EVERYONE, "ws-13", first=3) == [["k13"]]
-    assert ("INDEXED" in ran) == (walked < 30)
+    assert set(ran) == {"INDEXED_EVIDENCE" if by_index else "ALERTS"}
     assert await alerts.count_alerts(conn=pool, viewer=EVERYONE, flt=alerts.AlertFilter(search="7777")) == 14
 
 
 @pytest.mark.parametrize("by_index", [True, False])
-async def test_an_alert_search_s_count_is_the_rule_s_either_way(pool, many, mixed, make_user, monkeypatch, by_index):
-    monkeypatch.setattr(alerts, "COUNTED_BY_INDEX_MOST", 1.0 if by_index else -1.0)
-    monkeypatch.setattr(alerts, "WALKED_ALERTS", 1)
+async def test_an_alert_search_s_count_is_the_rule_s_either_way(pool, many, mixed, monkeypatch, by_index):
+    monkeypatch.setattr(alerts, "INDEXED_EVIDENCE_MOST", 1.0 if by_index else -1.0)
 
     async def count(viewer, search):
         return await alerts.count_alerts(conn=pool, viewer=viewer, flt=alerts.AlertFilter(search=search))

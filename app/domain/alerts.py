@@ -106,23 +106,24 @@ def _unsearched(viewer: Viewer, flt: AlertFilter) -> Params:
     return params
 
 
-def _matches(params: Params, words: list[str], by_evidence: list[str]) -> str:
+def _matches(params: Params, words: list[str], by_evidence: list[str], probe: bool) -> str:
     """The alert matches the search: every word in its title, or in the value of one of its
-    entities (evidence.words_for_evidence: `by_evidence`, when every word may be)."""
+    entities (evidence.words_for_evidence: `by_evidence`, when every word may be). `probe`: the
+    entities are probed alert by alert (evidence.alert_has_evidence)."""
     if by_evidence:
         # In an OR no index serves both sides: the title is read with the row, as before 0029,
-        # and no probe of alert_titles is added (the search's index step finds both: INDEXED).
+        # and no probe of alert_titles is added.
         in_title = _title_has(params, words, indexed=False)
-        return f"({in_title} OR {evidence.alert_has_evidence(params, by_evidence)})"
+        return f"({in_title} OR {evidence.alert_has_evidence(params, by_evidence, probe)})"
     return _title_has(params, words, indexed=True)
 
 
-def _filtered(viewer: Viewer, flt: AlertFilter) -> Params:
+def _filtered(viewer: Viewer, flt: AlertFilter, probe: bool = True) -> Params:
     """Alerts the viewer may read that match the filter, search included."""
     params = _unsearched(viewer, flt)
     words = search.words(flt.search)
     if words:
-        params.where(_matches(params, words, evidence.words_for_evidence(words)))
+        params.where(_matches(params, words, evidence.words_for_evidence(words), probe))
     return params
 
 
@@ -131,50 +132,33 @@ SELECT {columns} FROM alerts a WHERE {where}
  ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit}
 """
 
-# A search whose words may be evidence, over all the alerts (not one incident's), is found in two
-# steps, as incidents are (app/domain/evidence.py), but without an estimate: the alerts are many
-# (5M at a million incidents) and one OR of title and evidence is served by no index, so the one
-# statement walked them all for a rare word (2 s a page, 3-7 s for its count).
-# - WALK: the newest WALKED_ALERTS alerts (of the other conditions, from the cursor), each checked
-#   by its title and its entities' primary key. A common word ("contoso", "powershell") fills the
-#   page there in a few milliseconds.
-# - INDEXED: when the walk did not fill the page and did not reach the list's end, the alerts
-#   beyond the last walked one that match through the indexes: those whose title's trigrams hold
-#   the words (alert_titles, 0029), and the alerts of the incidents holding a readable value
-#   holding them (incident_evidence's trigram index, 0024), each then checked by the rule itself
-#   (CANDIDATES).
-#   Its cost grows with the candidates: a word that fills no page in the newest 2,000 alerts
-#   is usually rare, and a common one found only in older alerts costs what its matches do.
-# Both steps check the rule itself: together they give the plain statement's page.
-WALKED_ALERTS = 2_000
-WALK = """
-WITH walked AS MATERIALIZED (
-    SELECT * FROM alerts a WHERE {where} ORDER BY a.detected_at {order}, a.id {order} LIMIT {walked}
-)
-(SELECT {columns}, NULL::bigint AS walked FROM walked a WHERE {matches}
-  ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit})
-UNION ALL
-(SELECT {columns}, (SELECT count(*) FROM walked) FROM walked a
-  ORDER BY a.detected_at {reverse}, a.id {reverse} LIMIT 1)
-"""
-# The candidates first, in no order, then their rows checked and sorted: with an ORDER BY ... LIMIT
-# over alerts the planner would rather walk alerts_recent from the bound, the rule's EXISTS
-# hashed over every entity row, than start from the indexes (a review's scratch database: 108-162
-# ms at 200,000 alerts, seconds at 5M).
-CANDIDATES = """
+# A search whose words may be evidence, over all the alerts (not one incident's): no index serves
+# the OR of title and evidence, and the one statement read every alert, or every entity row
+# (12.7M at a million incidents), for a word that matches few (1.1-1.7 s a page, 4-5 s for its
+# count; 3.6 s a page for a word matching none). A page is the newest of two pages, each found
+# the way that suits its side (their union's first rows are the first rows of the union of each
+# side's first rows):
+# - the titles: the title-only search's statement (ALERTS with _title_has), whose way PostgreSQL
+#   chooses from the titles' statistics: walking the newest alerts for a common word
+#   ("powershell", in one alert of ten), the titles' trigram index (alert_titles, 0029) for a
+#   rare one;
+# - the evidence: for a fragment the evidence sample (evidence.Sample) finds in at most
+#   INDEXED_EVIDENCE_MOST of the incidents, the alerts of the incidents holding a readable value
+#   holding it (incident_evidence's trigram index, 0024: INDEXED_EVIDENCE), each probed by its
+#   own entities; for a commoner one, the newest alerts probed one by one until the page is full
+#   (ALERTS with the probe). At a million incidents the index's candidates cost about 3
+#   microseconds each (5 alerts an incident), the walk about 2 an alert, and a fragment in a
+#   share s of the incidents fills a page of 21 within about 100 / s alerts: the two meet near
+#   s = 0.005. The estimate chooses the way, never the answer.
+INDEXED_EVIDENCE_MOST = 0.005
+INDEXED_EVIDENCE = """
 WITH candidates AS MATERIALIZED (
-    SELECT t.alert_id AS id FROM alert_titles t WHERE {in_titles}
-    UNION
     SELECT c.id FROM alerts c
      WHERE c.incident_id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})
 )
-"""
-INDEXED = (
-    CANDIDATES
-    + """SELECT {columns} FROM candidates c JOIN alerts a ON a.id = c.id WHERE {where}
+SELECT {columns} FROM candidates c JOIN alerts a ON a.id = c.id WHERE {where}
  ORDER BY a.detected_at {order}, a.id {order} LIMIT {limit}
 """
-)
 
 
 def _keyset(params: Params, key: tuple | None, window: pagination.Window) -> None:
@@ -182,10 +166,9 @@ def _keyset(params: Params, key: tuple | None, window: pagination.Window) -> Non
         params.where(f"(a.detected_at, a.id) {window.beyond} ({params.add(key[0])}, {params.add(key[1])})")
 
 
-def _indexed(params: Params, words: list[str], viewer: Viewer, estimate: evidence.Sample) -> dict[str, str]:
-    """INDEXED's ways in: the titles' and the incidents' values' trigram indexes."""
+def _evidence_lookup(params: Params, words: list[str], viewer: Viewer, estimate: evidence.Sample) -> dict[str, str]:
+    """The incidents holding a readable value that holds the words, through the values' trigram index."""
     return {
-        "in_titles": " AND ".join(f"t.title ILIKE {params.add(search.like_pattern(w))}" for w in words),
         "lookup": evidence.index_lookup(params, words, estimate),
         "readable": evidence.readable_values(params, viewer),
     }
@@ -194,36 +177,30 @@ def _indexed(params: Params, words: list[str], viewer: Viewer, estimate: evidenc
 async def _search_all(
     conn: Conn, viewer: Viewer, flt: AlertFilter, words: list[str], window: pagination.Window, key: tuple | None
 ) -> list[Alert]:
-    """Up to window.rows alerts matching a search that may be evidence, from the cursor (WALK, then INDEXED)."""
+    """Up to window.rows alerts matching a search whose words may be evidence, from the cursor:
+    the titles' page and the evidence's, merged."""
+    found: dict[int, Alert] = {}
     params = _unsearched(viewer, flt)
     _keyset(params, key, window)
-    where = params.conditions
-    sql = WALK.format(
-        columns=ALERT_COLUMNS,
-        where=where,
-        order=window.order,
-        reverse="ASC" if window.order == "DESC" else "DESC",
-        walked=params.add(WALKED_ALERTS),
-        matches=_matches(params, words, words),
-        limit=params.add(window.rows),
+    params.where(_title_has(params, words, indexed=True))
+    sql = ALERTS.format(
+        columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows)
     )
-    rows = await conn.fetch(sql, *params.values)
-    found = [models.alert({k: v for k, v in r.items() if k != "walked"}) for r in rows if r["walked"] is None]
-    last = [r for r in rows if r["walked"] is not None]
-    if len(found) >= window.rows or not last or last[0]["walked"] < WALKED_ALERTS:
-        return found
-    # The page goes on beyond the last walked alert, found through the indexes.
+    found.update((r["id"], models.alert(r)) for r in await conn.fetch(sql, *params.values))
+
+    estimate = await evidence.sample(conn)
     params = _unsearched(viewer, flt)
-    _keyset(params, (last[0]["detected_at"], last[0]["id"]), window)
-    params.where(_matches(params, words, words))
-    sql = INDEXED.format(
-        columns=ALERT_COLUMNS,
-        where=params.conditions,
-        order=window.order,
-        limit=params.add(window.rows - len(found)),
-        **_indexed(params, words, viewer, await evidence.sample(conn)),
+    _keyset(params, key, window)
+    params.where(evidence.alert_has_evidence(params, words, probe=True))
+    statement, ways = ALERTS, {}
+    if estimate.incidents_share(words) <= INDEXED_EVIDENCE_MOST:
+        statement, ways = INDEXED_EVIDENCE, _evidence_lookup(params, words, viewer, estimate)
+    sql = statement.format(
+        columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows), **ways
     )
-    return [*found, *(models.alert(r) for r in await conn.fetch(sql, *params.values))]
+    found.update((r["id"], models.alert(r)) for r in await conn.fetch(sql, *params.values))
+    newest_first = window.order == "DESC"
+    return sorted(found.values(), key=lambda a: (a.detected_at, a.id), reverse=newest_first)[: window.rows]
 
 
 async def list_alerts(
@@ -254,23 +231,34 @@ async def list_alerts(
 
 
 COUNT_ALERTS = "SELECT count(*) FROM alerts a WHERE {where}"
-COUNT_INDEXED = CANDIDATES + "SELECT count(*) FROM candidates c JOIN alerts a ON a.id = c.id WHERE {where}"
-# A search whose evidence matches are expected in more than this share of the incidents is
-# counted by reading every alert (COUNT_ALERTS): through the indexes it would read most of them
-# one by one.
-COUNTED_BY_INDEX_MOST = 0.01
+# The count of a search whose evidence the sample finds rare: the alerts whose title's trigrams
+# hold the words and those of the incidents holding a readable value holding them, each checked
+# by the rule. A commoner one is counted over every alert (COUNT_ALERTS), its entities read once
+# in a hash rather than probed alert by alert.
+COUNT_INDEXED = """
+WITH candidates AS MATERIALIZED (
+    SELECT t.alert_id AS id FROM alert_titles t WHERE {in_titles}
+    UNION
+    SELECT c.id FROM alerts c
+     WHERE c.incident_id IN (SELECT d.incident_id FROM incident_evidence d WHERE {lookup} AND {readable})
+)
+SELECT count(*) FROM candidates c JOIN alerts a ON a.id = c.id WHERE {where}
+"""
 
 
 async def count_alerts(*, conn: Conn, viewer: Viewer, flt: AlertFilter) -> int:
     words = search.words(flt.search)
     if flt.incident_id is None and evidence.words_for_evidence(words):
         estimate = await evidence.sample(conn)
-        if estimate.incidents_share(words) <= COUNTED_BY_INDEX_MOST:
+        if estimate.incidents_share(words) <= INDEXED_EVIDENCE_MOST:
             params = _unsearched(viewer, flt)
-            params.where(_matches(params, words, words))
-            sql = COUNT_INDEXED.format(where=params.conditions, **_indexed(params, words, viewer, estimate))
+            params.where(_matches(params, words, words, probe=True))
+            in_titles = " AND ".join(f"t.title ILIKE {params.add(search.like_pattern(w))}" for w in words)
+            sql = COUNT_INDEXED.format(
+                where=params.conditions, in_titles=in_titles, **_evidence_lookup(params, words, viewer, estimate)
+            )
             return await conn.fetchval(sql, *params.values)
-    params = _filtered(viewer, flt)
+    params = _filtered(viewer, flt, probe=False)
     return await conn.fetchval(COUNT_ALERTS.format(where=params.conditions), *params.values)
 
 
