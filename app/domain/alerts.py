@@ -88,9 +88,13 @@ def _title_has(params: Params, words: list[str], indexed: bool) -> str:
     clause = " AND ".join(f"a.title ILIKE {p}" for p in patterns)
     with_trigrams = [p for word, p in zip(words, patterns, strict=True) if search.has_trigrams(word)]
     if indexed and with_trigrams:
-        likes = " AND ".join(f"t.title ILIKE {p}" for p in with_trigrams)
-        clause += " AND " + TITLE_INDEXED.format(likes=likes)
+        clause += " AND " + TITLE_INDEXED.format(likes=_titles_hold(with_trigrams))
     return f"({clause})"
+
+
+def _titles_hold(patterns: list[str]) -> str:
+    """alert_titles' row `t` holds every pattern (placeholders), as its trigram index can serve."""
+    return " AND ".join(f"t.title ILIKE {p}" for p in patterns)
 
 
 def _unsearched(viewer: Viewer, flt: AlertFilter) -> Params:
@@ -253,7 +257,7 @@ async def count_alerts(*, conn: Conn, viewer: Viewer, flt: AlertFilter) -> int:
         if estimate.incidents_share(words) <= INDEXED_EVIDENCE_MOST:
             params = _unsearched(viewer, flt)
             params.where(_matches(params, words, words, probe=True))
-            in_titles = " AND ".join(f"t.title ILIKE {params.add(search.like_pattern(w))}" for w in words)
+            in_titles = _titles_hold([params.add(search.like_pattern(w)) for w in words])
             sql = COUNT_INDEXED.format(
                 where=params.conditions, in_titles=in_titles, **_evidence_lookup(params, words, viewer, estimate)
             )
