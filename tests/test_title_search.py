@@ -103,8 +103,9 @@ async def test_every_gin_index_has_its_pending_entries_merged_after_bulk_writes(
 
 
 def test_the_titles_index_is_asked_only_by_a_search_by_title_alone():
-    """In an OR with the evidence the alerts are walked and each title read with its row; a probe of
-    alert_titles would only cost. By title alone (a word without trigrams) its index may serve."""
+    """In an OR with the evidence (one incident's alerts, or a count over every alert) the alerts
+    are read and each title with its row; a probe of alert_titles would only cost. By title alone
+    (a word without trigrams) its index may serve."""
     viewer = Viewer(id=1, name="v", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
     with_evidence = alerts._filtered(viewer, alerts.AlertFilter(search="beacon rare"))
     assert "alert_titles" not in with_evidence.conditions and "alert_entities" in with_evidence.conditions

@@ -178,31 +178,38 @@ def _evidence_lookup(params: Params, words: list[str], viewer: Viewer, estimate:
     }
 
 
+def _searches_every_alert(flt: AlertFilter, words: list[str]) -> bool:
+    """The search may be evidence, over every alert (not one incident's): _search_all, COUNT_INDEXED."""
+    return flt.incident_id is None and bool(evidence.words_for_evidence(words))
+
+
+async def _page_rows(conn: Conn, statement: str, params: Params, window: pagination.Window, **ways: str) -> list[Alert]:
+    """Up to window.rows alerts of a statement of ALERTS' shape (its `where` the params' conditions)."""
+    sql = statement.format(
+        columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows), **ways
+    )
+    return [models.alert(r) for r in await conn.fetch(sql, *params.values)]
+
+
 async def _search_all(
     conn: Conn, viewer: Viewer, flt: AlertFilter, words: list[str], window: pagination.Window, key: tuple | None
 ) -> list[Alert]:
     """Up to window.rows alerts matching a search whose words may be evidence, from the cursor:
     the titles' page and the evidence's, merged."""
-    found: dict[int, Alert] = {}
     params = _unsearched(viewer, flt)
     _keyset(params, key, window)
     params.where(_title_has(params, words, indexed=True))
-    sql = ALERTS.format(
-        columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows)
-    )
-    found.update((r["id"], models.alert(r)) for r in await conn.fetch(sql, *params.values))
+    found = {a.id: a for a in await _page_rows(conn, ALERTS, params, window)}
 
     estimate = await evidence.sample(conn)
     params = _unsearched(viewer, flt)
     _keyset(params, key, window)
     params.where(evidence.alert_has_evidence(params, words, probe=True))
-    statement, ways = ALERTS, {}
     if estimate.incidents_share(words) <= INDEXED_EVIDENCE_MOST:
-        statement, ways = INDEXED_EVIDENCE, _evidence_lookup(params, words, viewer, estimate)
-    sql = statement.format(
-        columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows), **ways
-    )
-    found.update((r["id"], models.alert(r)) for r in await conn.fetch(sql, *params.values))
+        ways = _evidence_lookup(params, words, viewer, estimate)
+        found.update((a.id, a) for a in await _page_rows(conn, INDEXED_EVIDENCE, params, window, **ways))
+    else:
+        found.update((a.id, a) for a in await _page_rows(conn, ALERTS, params, window))
     newest_first = window.order == "DESC"
     return sorted(found.values(), key=lambda a: (a.detected_at, a.id), reverse=newest_first)[: window.rows]
 
@@ -222,15 +229,12 @@ async def list_alerts(
     window = pagination.window(first=first, after=after, last=last, before=before)
     key = pagination.decode(window.cursor, "a", (datetime, int), window.cursor_argument)
     words = search.words(flt.search)
-    if flt.incident_id is None and evidence.words_for_evidence(words):
+    if _searches_every_alert(flt, words):
         found = await _search_all(conn, viewer, flt, words, window, key)
     else:  # one incident's alerts (its index), or a title search (alert_titles' index may serve)
         params = _filtered(viewer, flt)
         _keyset(params, key, window)
-        sql = ALERTS.format(
-            columns=ALERT_COLUMNS, where=params.conditions, order=window.order, limit=params.add(window.rows)
-        )
-        found = [models.alert(r) for r in await conn.fetch(sql, *params.values)]
+        found = await _page_rows(conn, ALERTS, params, window)
     return pagination.page_of(found, window, _cursor)
 
 
@@ -252,7 +256,7 @@ SELECT count(*) FROM candidates c JOIN alerts a ON a.id = c.id WHERE {where}
 
 async def count_alerts(*, conn: Conn, viewer: Viewer, flt: AlertFilter) -> int:
     words = search.words(flt.search)
-    if flt.incident_id is None and evidence.words_for_evidence(words):
+    if _searches_every_alert(flt, words):
         estimate = await evidence.sample(conn)
         if estimate.incidents_share(words) <= INDEXED_EVIDENCE_MOST:
             params = _unsearched(viewer, flt)
