@@ -54,7 +54,7 @@ from app.api.loaders import Loaders
 from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
-from app.domain import evidence, ingestion, users
+from app.domain import evidence, ingestion, trigram_indexes, users
 from app.domain.viewers import Viewer
 from app.health import Readiness
 from app.listener import Listener
@@ -611,13 +611,16 @@ def create_app(
                 await app.state.live.start()  # its reads of the log every 2 s make no spans either
         sampling = asyncio.create_task(pool_watch.run())
         evidence_sample = asyncio.create_task(evidence.keep_sample_fresh(app.state.pool))
+        with tracing.untraced() if settings.traces else contextlib.nullcontext():
+            merging = asyncio.create_task(trigram_indexes.keep_pending_lists_short(app.state.pool))
         try:
             yield
         finally:
             sampling.cancel()
-            evidence_sample.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await evidence_sample  # (not reading on the pool as it closes)
+            for task in (evidence_sample, merging):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task  # (not reading on the pool as it closes)
             await app.state.tokens.stop()
             if app.state.live is not None:
                 await app.state.live.stop()

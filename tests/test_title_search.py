@@ -3,6 +3,7 @@ and it holds every alert's title as the alert does."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from app.config import ROOT
@@ -100,6 +101,30 @@ async def test_every_gin_index_has_its_pending_entries_merged_after_bulk_writes(
         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE am.amname = 'gin' AND n.nspname = current_schema()"
     )
     assert {r["relname"] for r in gin} == named
+
+
+PENDING_PAGES = "SELECT gin_clean_pending_list(to_regclass($1))"  # merges, and says how many pages were pending
+
+
+async def test_a_server_merges_the_pending_entries_of_small_writes(monkeypatch, settings, pool, ingest):
+    """A write too small to have them merged after it leaves its entries pending, where every
+    search would read them until the list is full: the server merges them every MERGE_EVERY s."""
+    from app.server import create_app
+
+    indexes = ["incidents_name_search", "incident_evidence_value_search", "alert_titles_search"]
+    monkeypatch.setattr(trigram_indexes, "MERGE_EVERY", 0.05)
+    app = create_app(settings)
+    async with pool.acquire() as holder, app.router.lifespan_context(app):
+        # Given every merge held back (the server's, and those of other servers on this database)
+        await holder.execute("SELECT pg_advisory_lock($1)", trigram_indexes.MERGE_LOCK)
+        await ingest(alert_in("held", "Beacon held back", entities=[("device", "srv-held-1")]))
+        await asyncio.sleep(0.3)
+        assert all([await holder.fetchval(PENDING_PAGES, index) > 0 for index in indexes])
+        # When the lock is free, the same write's entries are merged within a few rounds
+        await holder.execute("SELECT pg_advisory_unlock($1)", trigram_indexes.MERGE_LOCK)
+        await ingest(alert_in("merged", "Beacon merged", entities=[("device", "srv-merged-1")]))
+        await asyncio.sleep(0.5)
+        assert [await holder.fetchval(PENDING_PAGES, index) for index in indexes] == [0, 0, 0]
 
 
 def test_the_titles_index_is_asked_only_by_a_search_by_title_alone():
