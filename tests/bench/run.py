@@ -4,6 +4,7 @@
     python -m tests.bench.run merges DATABASE_URL   # the merges' measurements alone, on any database
     python -m tests.bench.run tail DATABASE_URL     # the typeahead's tail alone (1 connection, open loop)
     python -m tests.bench.run live DATABASE_URL     # live updates' measurements alone (tests/bench/live.py)
+    python -m tests.bench.run searching DATABASE_URL  # evidence typed at 1 connection while 16 movers run
 
 Seeds its own database when needed (tests/bench/database.py), starts the real server
 (`incidents serve`) and the floor (tests/bench/floor.py) under the same uvicorn settings, and
@@ -325,10 +326,13 @@ OPEN_LOOP_P99_RATIO = 1.5  # ours at most this times the floor's p99 at that rat
 OPEN_LOOP_IN_FLIGHT = 32  # connections, and requests sent and unanswered, per target
 
 
-def one_connection(base: str, token: str, bodies: list[dict], passes: int) -> tuple[list[list[float]], int]:
-    """The bodies in turn over one keep-alive connection, one warm-up pass and then `passes`
-    passes: each body's latencies (ms) and the errors (not HTTP 200, or an "errors" entry, as
-    bodies.lua counts them). http.client, so that the client adds little to what it measures."""
+def one_connection(
+    base: str, token: str, bodies: list[dict], passes: int, *, warm_up: bool = True
+) -> tuple[list[list[float]], int]:
+    """The bodies in turn over one keep-alive connection, one warm-up pass (unless not
+    `warm_up`) and then `passes` passes: each body's latencies (ms) and the errors (not HTTP 200,
+    or an "errors" entry, as bodies.lua counts them). http.client, so that the client adds
+    little to what it measures."""
     url = urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
@@ -336,7 +340,7 @@ def one_connection(base: str, token: str, bodies: list[dict], passes: int) -> tu
     latencies: list[list[float]] = [[] for _ in bodies]
     errors = 0
     try:
-        for n in range(passes + 1):
+        for n in range(0 if warm_up else 1, passes + 1):
             for i, body in enumerate(encoded):
                 started = time.perf_counter()
                 conn.request("POST", "/graphql", body, headers)
@@ -1038,6 +1042,9 @@ def main() -> None:
     if sys.argv[1:2] == ["movers"]:
         main_movers(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
         return
+    if sys.argv[1:2] == ["searching"]:
+        main_searching(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
+        return
     if sys.argv[1:2] == ["merges"]:
         main_merges(sys.argv[2] if len(sys.argv) > 2 else os.environ["DATABASE_URL"])
         return
@@ -1470,6 +1477,70 @@ def main_movers(db_url: str) -> None:
     finally:
         server.stop()
     print(json.dumps({"moves_per_s": [round(r["rps"], 1) for r in runs], "move_errors": sum(map(move_errors, runs))}))
+
+
+SEARCHING_CLASSES = ("host", "host part", "email", "email part", "file")
+PENDING_PAGES = """
+SELECT c.relname, gin_clean_pending_list(c.oid) FROM pg_class c
+ JOIN pg_index x ON x.indexrelid = c.oid JOIN pg_am am ON am.oid = c.relam
+ WHERE am.amname = 'gin' AND c.relnamespace = current_schema()::regnamespace ORDER BY c.relname
+"""
+
+
+async def merge_pending_pages(db_url: str) -> dict[str, int]:
+    """Merges every GIN index's pending list; the pages each held."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        return {r[0]: r[1] for r in await conn.fetch(PENDING_PAGES)}
+    finally:
+        await conn.close()
+
+
+def main_searching(db_url: str) -> None:
+    """A SOC's afternoon in miniature (issue 18): the 16 movers for SECONDS (default 40), and,
+    from 30% of the way in, one connection typing the mix's hosts, emails and files over and over
+    until they stop, from a server of this checkout. Prints the GIN indexes' pending pages before
+    (merged, so that each run starts alike) and after, and a JSON line: the typeahead's p50, p95
+    and p99 (ms) and the moves a second. Run it from two checkouts in turn to compare them."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
+    seconds = int(os.environ.get("SECONDS_MOVING", "40"))
+    token = asyncio.run(make_token(db_url))
+    data = asyncio.run(bench_inputs.build(db_url, link_runs=SCALES["full"].link_runs))
+    typed = [q for q, c in zip(data.mix, data.mix_classes, strict=True) if c in SEARCHING_CLASSES]
+    bodies = [{"query": TYPEAHEAD, "variables": {"q": q}} for q in typed]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-searching-", dir=ROOT / ".data"))
+    server = Server(db_url, workdir / "server.log", env={"WEB_CONCURRENCY": str(WORKERS)})
+    try:
+        server.wait_healthy()
+        print("pending pages before (merged):", asyncio.run(merge_pending_pages(db_url)), flush=True)
+        one_connection(server.url, token, bodies, 0)  # its warm-up pass
+        moved: dict = {}
+        moving = threading.Thread(target=lambda: moved.update(movers(server.url, token, data, seconds)))
+        moving.start()
+        time.sleep(seconds * 0.3)
+        latencies: list[float] = []
+        errors = 0
+        while moving.is_alive():
+            by_input, failed = one_connection(server.url, token, bodies, 1, warm_up=False)
+            latencies += [x for each in by_input for x in each]
+            errors += failed
+        moving.join()
+        print("pending pages after:", asyncio.run(merge_pending_pages(db_url)), flush=True)
+    finally:
+        server.stop()
+    figures = {f"typeahead_p{p}_ms": round(percentile(latencies, p), 1) for p in (50, 95, 99)}
+    print(
+        json.dumps(
+            {
+                "typeahead_requests": len(latencies),
+                **figures,
+                "typeahead_errors": errors,
+                "moves_per_s": round(moved["rps"], 1),
+                "move_errors": move_errors(moved),
+            }
+        )
+    )
 
 
 def main_merges(db_url: str) -> None:
