@@ -65,7 +65,9 @@ POOL_SIZE = Gauge(
     "incident_graph_db_pool_connections", "Open connections of the request pools.", multiprocess_mode="livesum"
 )
 POOL_IN_USE = Gauge(
-    "incident_graph_db_pool_in_use", "Connections of the request pools held by requests.", multiprocess_mode="livesum"
+    "incident_graph_db_pool_in_use",
+    "Connections of the request pools in use: by requests, and by the trigram indexes' merges.",
+    multiprocess_mode="livesum",
 )
 POOL_WAITING = Gauge(
     "incident_graph_db_pool_waiting",

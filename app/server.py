@@ -619,8 +619,9 @@ def create_app(
             sampling.cancel()
             for task in (evidence_sample, merging):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task  # (not reading on the pool as it closes)
+            # (not reading on the pool as it closes; bounded: a cancelled statement's connection
+            # may wait for the server to confirm the cancel)
+            await asyncio.wait({evidence_sample, merging}, timeout=5)
             await app.state.tokens.stop()
             if app.state.live is not None:
                 await app.state.live.stop()

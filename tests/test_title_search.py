@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from app.config import ROOT
 from app.domain import alerts, trigram_indexes
@@ -92,6 +96,31 @@ async def test_a_search_by_title_alone_finds_words_with_and_without_trigrams(adm
     assert page["totalCount"] == 1
 
 
+async def test_a_server_whose_role_owns_no_trigram_index_says_so_once_and_stops_merging(database_url, pool, caplog):
+    """Only an index's owner may merge its list: under another role every merge would be skipped
+    in silence, the lists left to fill (docs/operations.md)."""
+    role = f"ig_not_owner_{uuid.uuid4().hex[:12]}"
+    await pool.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        url = urlsplit(database_url)
+        as_role = urlunsplit(url._replace(netloc=f"{role}@{url.netloc.rpartition('@')[2]}"))
+        other = await asyncpg.create_pool(as_role, min_size=1, max_size=1)
+        try:
+            await asyncio.wait_for(trigram_indexes.keep_pending_lists_short(other), 10)  # it returns
+        finally:
+            await other.close()
+    finally:
+        await pool.execute(f"DROP ROLE {role}")
+    assert "does not own the trigram indexes" in caplog.text
+
+
+async def test_the_ownership_check_names_the_indexes_the_merge_names(pool):
+    assert await pool.fetchval(trigram_indexes.OWNS_NONE) is False  # the tests' role owns them
+    assert re.findall(r"to_regclass\('(\w+)'\)", trigram_indexes.OWNS_NONE) == re.findall(
+        r"to_regclass\('(\w+)'\)", trigram_indexes.MERGE_PENDING_ENTRIES
+    )
+
+
 async def test_every_gin_index_has_its_pending_entries_merged_after_bulk_writes(pool):
     """trigram_indexes names its indexes with to_regclass, which skips a name that is not there:
     a renamed or new GIN index would silently be left to inline merges (issue 18's slow moves)."""
@@ -117,11 +146,13 @@ async def test_a_server_merges_the_pending_entries_of_small_writes(monkeypatch, 
     async with pool.acquire() as holder, app.router.lifespan_context(app):
         # Given every merge held back (the server's, and those of other servers on this database)
         await holder.execute("SELECT pg_advisory_lock($1)", trigram_indexes.MERGE_LOCK)
-        await ingest(alert_in("held", "Beacon held back", entities=[("device", "srv-held-1")]))
-        await asyncio.sleep(0.3)
-        assert all([await holder.fetchval(PENDING_PAGES, index) > 0 for index in indexes])
+        try:
+            await ingest(alert_in("held", "Beacon held back", entities=[("device", "srv-held-1")]))
+            await asyncio.sleep(0.3)
+            assert all([await holder.fetchval(PENDING_PAGES, index) > 0 for index in indexes])
+        finally:  # (the pool keeps its sessions: a lock left held would stop every later merge)
+            await holder.execute("SELECT pg_advisory_unlock($1)", trigram_indexes.MERGE_LOCK)
         # When the lock is free, the same write's entries are merged within a few rounds
-        await holder.execute("SELECT pg_advisory_unlock($1)", trigram_indexes.MERGE_LOCK)
         await ingest(alert_in("merged", "Beacon merged", entities=[("device", "srv-merged-1")]))
         await asyncio.sleep(0.5)
         assert [await holder.fetchval(PENDING_PAGES, index) for index in indexes] == [0, 0, 0]

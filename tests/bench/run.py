@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -327,12 +327,18 @@ OPEN_LOOP_IN_FLIGHT = 32  # connections, and requests sent and unanswered, per t
 
 
 def one_connection(
-    base: str, token: str, bodies: list[dict], passes: int, *, warm_up: bool = True
+    base: str,
+    token: str,
+    bodies: list[dict],
+    passes: int,
+    *,
+    warm_up: bool = True,
+    until: Callable[[], bool] | None = None,
 ) -> tuple[list[list[float]], int]:
     """The bodies in turn over one keep-alive connection, one warm-up pass (unless not
-    `warm_up`) and then `passes` passes: each body's latencies (ms) and the errors (not HTTP 200,
-    or an "errors" entry, as bodies.lua counts them). http.client, so that the client adds
-    little to what it measures."""
+    `warm_up`) and then `passes` passes, or until `until()` holds before a request: each body's
+    latencies (ms) and the errors (not HTTP 200, or an "errors" entry, as bodies.lua counts
+    them). http.client, so that the client adds little to what it measures."""
     url = urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
@@ -342,6 +348,8 @@ def one_connection(
     try:
         for n in range(0 if warm_up else 1, passes + 1):
             for i, body in enumerate(encoded):
+                if until is not None and until():
+                    return latencies, errors
                 started = time.perf_counter()
                 conn.request("POST", "/graphql", body, headers)
                 response = conn.getresponse()
@@ -1500,7 +1508,7 @@ def main_searching(db_url: str) -> None:
     """A SOC's afternoon in miniature (issue 18): the 16 movers for SECONDS (default 40), and,
     from 30% of the way in, one connection typing the mix's hosts, emails and files over and over
     until they stop, from a server of this checkout. Prints the GIN indexes' pending pages before
-    (merged, so that each run starts alike) and after, and a JSON line: the typeahead's p50, p95
+    (merged, so that each run starts alike) and right after, and a JSON line: the typeahead's p50, p95
     and p99 (ms) and the moves a second. Run it from two checkouts in turn to compare them."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
@@ -1522,10 +1530,16 @@ def main_searching(db_url: str) -> None:
         latencies: list[float] = []
         errors = 0
         while moving.is_alive():
-            by_input, failed = one_connection(server.url, token, bodies, 1, warm_up=False)
+            by_input, failed = one_connection(
+                server.url, token, bodies, 1, warm_up=False, until=lambda: not moving.is_alive()
+            )
             latencies += [x for each in by_input for x in each]
             errors += failed
         moving.join()
+        if "rps" not in moved:
+            sys.exit("the movers failed (wrk): see above")
+        if not latencies:
+            sys.exit(f"no request typed while the movers ran: SECONDS_MOVING={seconds} is too short")
         print("pending pages after:", asyncio.run(merge_pending_pages(db_url)), flush=True)
     finally:
         server.stop()
