@@ -54,7 +54,7 @@ from app.api.loaders import Loaders
 from app.api.persisted import DocumentRefused, PersistedDocuments
 from app.api.schema import build_schema
 from app.config import DEMO_TOKEN_VARIABLE, Settings
-from app.domain import evidence, incidents, ingestion, trigram_indexes, users
+from app.domain import evidence, ingestion, trigram_indexes, users
 from app.domain.viewers import Viewer
 from app.health import Readiness
 from app.listener import Listener
@@ -611,19 +611,17 @@ def create_app(
                 await app.state.live.start()  # its reads of the log every 2 s make no spans either
         sampling = asyncio.create_task(pool_watch.run())
         evidence_sample = asyncio.create_task(evidence.keep_sample_fresh(app.state.pool))
-        name_sample = asyncio.create_task(incidents.keep_name_sample_fresh(app.state.pool))
         with tracing.untraced() if settings.traces else contextlib.nullcontext():
             merging = asyncio.create_task(trigram_indexes.keep_pending_lists_short(app.state.pool))
         try:
             yield
         finally:
             sampling.cancel()
-            upkeep = {evidence_sample, name_sample, merging}
-            for task in upkeep:
+            for task in (evidence_sample, merging):
                 task.cancel()
             # (not reading on the pool as it closes; bounded: a cancelled statement's connection
             # may wait for the server to confirm the cancel)
-            await asyncio.wait(upkeep, timeout=5)
+            await asyncio.wait({evidence_sample, merging}, timeout=5)
             await app.state.tokens.stop()
             if app.state.live is not None:
                 await app.state.live.stop()

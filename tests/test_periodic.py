@@ -1,4 +1,4 @@
-"""What a process reads now and then (app/domain/periodic.py): the evidence sample and the names' sample."""
+"""What a process reads now and then (app/domain/periodic.py) and the evidence sample it keeps."""
 
 import asyncio
 import contextlib
@@ -6,7 +6,7 @@ import contextlib
 import asyncpg
 import pytest
 
-from app.domain import evidence, incidents
+from app.domain import evidence
 from app.domain.periodic import Periodic
 from tests.conftest import alert_in
 
@@ -98,22 +98,6 @@ async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool
         assert read.share(words) == built.share(words)
         assert read.incidents_share(words) == built.incidents_share(words)
     assert read.incidents_share(["9408"]) == 2 / 3
-
-
-async def test_the_names_sample_read_from_the_database_holds_every_name_of_a_small_table(pool: asyncpg.Pool, ingest):
-    """A table of fewer than NAMES_SAMPLED incidents is sampled whole: each name once, folded."""
-    await ingest(
-        alert_in("a1", "PowerShell", entities=[("device", "SRV-9408-51")]),
-        alert_in("a2", "Phishing", minutes=10, entities=[("user", "king@contoso.com")], category="Other"),
-    )
-    async with pool.acquire() as conn:
-        read = await incidents._read_names(conn)
-        names = [r[0] for r in await conn.fetch("SELECT name_folded FROM incidents ORDER BY id")]
-    assert len(names) == 2 and all(n == n.lower() for n in names)
-    built = evidence.Sample.of(list(enumerate(names)), read.rows)
-    assert (read.values, read.sampled_incidents) == (built.values, built.sampled_incidents) == (2, 2)
-    for word in ("9408", "king", "powershell", "nothing", names[0]):
-        assert read.share([word]) == built.share([word])
 
 
 async def test_the_sample_of_an_empty_database_is_empty(pool: asyncpg.Pool):

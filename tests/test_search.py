@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from app.domain import search
-from app.domain.evidence import Sample
 
 
 @pytest.mark.parametrize(
@@ -54,25 +53,3 @@ def test_the_rarest_part_is_looked_up_then_others_while_they_pay():
     assert chosen == ["proseware", "ivan"]
     # A rare part leaves too few rows to check for a common one to pay.
     assert search.choose_index_parts(["on", "ws-4821"], [400, 0], sample=1000, total=1_000_000) == ["ws-4821"]
-
-
-def test_a_part_is_looked_up_by_its_rarest_trigram_only_when_that_is_as_rare():
-    """search.looked_up, on a sample of names: the index then reads one trigram's list instead of
-    each of the part's ("ing", which the titles' words hold, is never the one)."""
-    names = [
-        "forwarding rule for king.lee@contoso.com",
-        "sign-in using a new device for ivan.king",
-        "suspicious sign-in for olivia.smith",
-        "credential dumping on srv-9408",
-        "possible lateral movement using remote services",
-        "phishing email to smith.king@contoso.com",
-    ]
-    sample = Sample.of(list(enumerate(names)), rows=len(names))
-    assert search.looked_up("king", sample) == "kin"  # "kin" is in as many names as "king"; "ing" in all
-    assert search.looked_up("using", sample) == "usi"
-    # Every trigram of "contoso" is in its names and no fewer: the rarest, as rare as the part.
-    assert search.looked_up("contoso", sample) in search.trigrams("contoso")
-    # A part in none of the sampled names keeps its every trigram: the sample tells nothing.
-    assert search.looked_up("tailspintoys", sample) == "tailspintoys"
-    # A part whose every trigram is far commoner than itself keeps them all.
-    assert search.looked_up("abcd", Sample.of(list(enumerate(["abcd", "abcx", "xbcd"])), rows=3)) == "abcd"

@@ -366,41 +366,6 @@ async def _planner_chooses(conn: Conn) -> bool:
     return await _table_rows.get(conn) < PLANNER_CHOOSES_BELOW
 
 
-# The names' sample: how many names hold a part, and each of its trigrams, so that steps 2 and 3
-# look a part up by its rarest trigram when that is nearly as rare (search.looked_up, as the
-# evidence's index does): "king@contoso" then reads the list of "kin" and not that of "ing",
-# which the titles' words put in a good part of the names. About NAMES_SAMPLED names from a
-# sample of the table's blocks, in an order that has nothing to do with their text (Sample's
-# extrapolation), packed as the evidence's sample is; re-read every evidence.SAMPLE_TTL seconds
-# in each process. It chooses the way, never the answer. A part in none of the sampled names
-# keeps its every trigram (search.looked_up).
-NAMES_SAMPLED = 10_000
-NAME_SAMPLE = """
-SELECT count(*) AS incidents,
-       coalesce(string_agg(int8send(s.id), '' ORDER BY hashint8(s.id), s.id), '') AS incident_of,
-       coalesce(string_agg(int4send(length(s.name_folded)), '' ORDER BY hashint8(s.id), s.id), '') AS lengths,
-       E'\\n' || coalesce(string_agg(s.name_folded || E'\\n', '' ORDER BY hashint8(s.id), s.id), '') AS text
-  FROM (SELECT s.id, s.name_folded FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
-"""
-
-
-async def _read_names(conn: Conn) -> evidence.Sample:
-    rows = max(1, await _table_rows.get(conn))
-    percent = min(100.0, max(0.01, 100.0 * NAMES_SAMPLED / rows))
-    row = await conn.fetchrow(NAME_SAMPLE, percent, 4 * NAMES_SAMPLED)
-    return evidence.Sample.packed(row, rows=float(rows))
-
-
-_names = Periodic(evidence.SAMPLE_TTL, _read_names)
-
-
-async def keep_name_sample_fresh(pool) -> None:
-    """As evidence.keep_sample_fresh, for the names' sample."""
-    await _names.keep_fresh(
-        pool, lambda: evidence.SAMPLE_FRESH_EVERY, "reading the names' sample failed; the searches will read it"
-    )
-
-
 # list_incidents_with_alerts: a step's incidents (q) and each one's first readable alerts, in
 # the step's round trip. The incident's id stays the first column.
 WITH_FIRST_ALERTS = """
@@ -697,9 +662,6 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         total, *counts = counted[0][-1]
         rows = [r[:-1] for r in counted if r[0] is not None]
         indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total))
-    if not small:
-        names = await _names.get(conn)
-        indexed = frozenset(search.looked_up(part, names) for part in indexed)
     if _found(rows) >= queue.limit:
         return _NameSteps(rows, near=True)
     both, walked = await _walk_both(conn, queue)

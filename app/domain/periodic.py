@@ -7,13 +7,11 @@ value costs at most a slower plan until the next read.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 
 class _ReaderCancelled(Exception):
@@ -56,17 +54,6 @@ class Periodic(Generic[T]):
             await self.get(conn)
         else:
             await self._read_again(conn)
-
-    async def keep_fresh(self, pool, every: Callable[[], float], failed: str) -> None:
-        """Refresh the value now, then every every() seconds, on the pool's connections, for a
-        task of the server's; a read that fails is logged (`failed`) and the callers then read
-        it themselves when it is due, as without the task."""
-        while True:
-            try:
-                await self.refresh(pool)
-            except Exception:  # an optimisation only
-                log.warning(failed, exc_info=True)
-            await asyncio.sleep(every())
 
     async def _read_again(self, conn) -> None:
         """Once there is a value: read it again, unless a read is under way."""

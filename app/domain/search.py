@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import Protocol
 
 from app.domain.errors import InvalidArgument
 from app.domain.ids import INCIDENT, parse_id, parse_number
@@ -123,34 +122,6 @@ def trigrams(part: str) -> list[str]:
     if len(part) < 4 or not (part.isascii() and part.isalnum()):
         return []
     return [part[k : k + 3] for k in range(len(part) - 2)]
-
-
-class Shares(Protocol):
-    def share(self, words: list[str]) -> float:
-        """The estimated share of the sampled texts holding every word."""
-        ...
-
-
-# A part is looked up by its rarest trigram when that is in at most TRIGRAM_SLACK times the
-# part's share of the values (or names): the index then reads one trigram's list instead of each of the
-# part's ("proseware" has 7, among them "pro", "war" and "are", which many other values hold).
-# At a million incidents, the 825 rows holding "ivan" and "proseware": 18.2 ms through both
-# words' trigrams, 4.3 ms through "iva" and "sew" (the same rows: each is as rare as its word).
-TRIGRAM_SLACK = 1.5
-
-
-def looked_up(part: str, estimate: Shares) -> str:
-    """The part, or its rarest trigram (trigrams) if that is nearly as rare (TRIGRAM_SLACK), by the
-    shares of a sample of the indexed text (evidence.Sample: the values', or the names').
-    A part the sample lacks keeps its every trigram: the sample then tells nothing of the trigram's
-    share, and the part's lists narrow the most."""
-    candidates = trigrams(part)
-    if not candidates or estimate.share([part]) <= 0:
-        return part
-    rarest = min(candidates, key=lambda t: estimate.share([t]))
-    if estimate.share([rarest]) <= TRIGRAM_SLACK * estimate.share([part]):
-        return rarest
-    return part
 
 
 def has_trigrams(word: str) -> bool:
