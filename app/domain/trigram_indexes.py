@@ -5,8 +5,9 @@ of it, which at millions of alerts stalls that write for seconds: a move of one 
 likely as anything. The bulk writers (ingestion, moves) have the lists merged after they commit
 instead (tens of milliseconds, cheaper per entry than writing each into the index), so that
 interactive writes find them short. One merge at a time: a write that finds one running leaves
-its entries to it or the next. Only the indexes' owner may merge (as for VACUUM); for anyone
-else autovacuum does it.
+its entries to it or the next. Only the indexes' owner may merge (a member of the owning role,
+or a superuser; not the database's owner nor pg_maintain, who may VACUUM): for anyone else
+autovacuum does it.
 
 The small moves' entries are not merged after each move (a merge per move cost the analysts'
 moves more than it saved them): every server process merges what is pending every MERGE_EVERY

@@ -1505,7 +1505,7 @@ async def merge_pending_pages(db_url: str) -> dict[str, int]:
 
 
 def main_searching(db_url: str) -> None:
-    """A SOC's afternoon in miniature (issue 18): the 16 movers for SECONDS (default 40), and,
+    """A SOC's afternoon in miniature (issue 18): the 16 movers for SECONDS_MOVING seconds (default 40), and,
     from 30% of the way in, one connection typing the mix's hosts, emails and files over and over
     until they stop, from a server of this checkout. Prints the GIN indexes' pending pages before
     (merged, so that each run starts alike) and right after, and a JSON line: the typeahead's p50, p95
