@@ -98,6 +98,12 @@ async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool
         assert read.share(words) == built.share(words)
         assert read.incidents_share(words) == built.incidents_share(words)
     assert read.incidents_share(["9408"]) == 2 / 3
+    # A trigram's share is read from the counts PostgreSQL made of pg_trgm's trigrams, and is
+    # what counting it in the values gives.
+    for trigram in ("940", "srv", "con", "ont", "52", "kin", "zzq", "-95", "9-5"):
+        counted = sum(trigram in v for _, v in pairs if v is not None) / read.values
+        assert read.share([trigram]) == built.share([trigram]) == pytest.approx(counted), trigram
+    assert read.share(["408"]) == 2 / 3 and read.share(["zzq"]) == 0.0
 
 
 async def test_the_sample_of_an_empty_database_is_empty(pool: asyncpg.Pool):

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import hashlib
 import itertools
 import logging
@@ -334,16 +335,28 @@ SAMPLED = 50_000
 # resident memory by 15 MB at its first search, and by 4 MB more at each read after (glibc
 # keeps what such short-lived objects used).
 # One order for the three aggregates, so that the i-th value, length and incident are one pair's.
+# Also each trigram of letters and digits that the sampled values hold, with how many hold it
+# (pg_trgm's own trigrams: such a trigram is in a value exactly when pg_trgm gives it one), in
+# code point order: a part's trigrams are looked up there (_looked_up), not counted in Python,
+# which cost 1-2 ms a trigram, 10-20 ms for an input seen first (an email's 14 trigrams).
 _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 SAMPLE = f"""
-SELECT count(DISTINCT s.id) AS incidents,
+WITH p AS MATERIALIZED (
+    SELECT s.id, d.incident_id, d.value_key
+      FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
+      LEFT JOIN incident_evidence d ON d.incident_id = s.id
+), g AS (
+    SELECT t, count(*)::int4 AS n FROM p, unnest(show_trgm(p.value_key)) t WHERE t ~ '^[a-z0-9]{{3}}$' GROUP BY t
+)
+SELECT count(DISTINCT d.id) AS incidents,
        -- incident_of and lengths: 8- and 4-byte integers, big-endian, one after the other (_unpacked)
        coalesce(string_agg(int8send(d.incident_id), '' {_SAMPLE_ORDER}) FILTER (WHERE d.value_key IS NOT NULL), '')
            AS incident_of,
        coalesce(string_agg(int4send(length(d.value_key)), '' {_SAMPLE_ORDER}), '') AS lengths,
-       E'\\n' || coalesce(string_agg(d.value_key || E'\\n', '' {_SAMPLE_ORDER}), '') AS text
-  FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
-  LEFT JOIN incident_evidence d ON d.incident_id = s.id
+       E'\\n' || coalesce(string_agg(d.value_key || E'\\n', '' {_SAMPLE_ORDER}), '') AS text,
+       (SELECT coalesce(string_agg(g.t, '' ORDER BY g.t COLLATE "C"), '') FROM g) AS trigrams,
+       (SELECT coalesce(string_agg(int4send(g.n), '' ORDER BY g.t COLLATE "C"), '') FROM g) AS trigram_counts
+  FROM p d
 """
 SIZES = """
 SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'incident_evidence'::regclass), 0)::float8 AS pairs,
@@ -353,6 +366,9 @@ SAMPLE_TTL = 300.0  # seconds: the shares of fragments change over days, not min
 SAMPLE_FRESH_EVERY = 0.9 * SAMPLE_TTL  # keep_sample_fresh: before a search finds it due
 COUNTED_MOST = 400  # values found before a share is extrapolated from the part of the sample read
 COUNTS_KEPT = 4096  # words' counts a sample keeps (then it forgets them all and starts again)
+
+
+_TRIGRAM = re.compile(r"[a-z0-9]{3}\Z")  # a trigram of pg_trgm's of letters and digits, as the sample counts them
 
 
 # The typecodes of 8- and 4-byte integers (C's long long is 8 bytes everywhere; int is 4 on
@@ -374,13 +390,24 @@ class Sample:
     """
 
     def __init__(
-        self, *, incidents: int, incident_of: Sequence[int], lengths: Sequence[int], text: str, rows: float
+        self,
+        *,
+        incidents: int,
+        incident_of: Sequence[int],
+        lengths: Sequence[int],
+        text: str,
+        rows: float,
+        trigrams: str | None = None,
+        trigram_counts: Sequence[int] = (),
     ) -> None:
         """`incidents`: how many incidents were sampled (with or without evidence); `text`: their
         values, incident by incident, each after a newline (and one at the end); `lengths` and
         `incident_of`: each value's length and incident, in that order. `rows`: how many pairs
         the table holds. The numbers are kept as arrays of machine integers, 8 bytes each, not
-        lists of Python's (36 bytes each): 0.8 MB instead of 3.6 for 50,000 values, a process."""
+        lists of Python's (36 bytes each): 0.8 MB instead of 3.6 for 50,000 values, a process.
+        `trigrams`: the trigrams of letters and digits the values hold, one after the other in
+        code point order, with how many values hold each in `trigram_counts` (None: counted in
+        the text like any word)."""
         self.rows = rows
         self._counted: dict[tuple[str, ...], tuple[int, int, float]] = {}
         self.sampled_incidents = incidents
@@ -388,18 +415,25 @@ class Sample:
         self._incident_of = incident_of if isinstance(incident_of, array) else array(_INT8, incident_of)
         self._starts = array(_INT8, itertools.accumulate((n + 1 for n in lengths), initial=1))
         self._text = text
+        self._trigrams = trigrams
+        self._trigram_counts = trigram_counts if isinstance(trigram_counts, array) else array(_INT4, trigram_counts)
 
     @classmethod
     def of(cls, pairs: list[tuple[int, str | None]], rows: float) -> Sample:
         """The sample of these pairs, incident by incident; (incident, None) for a sampled
         incident without evidence. `rows`: how many the table holds."""
         held = [(n, v) for n, v in pairs if v is not None]
+        counts = collections.Counter(
+            t for _, v in held for t in {v[k : k + 3] for k in range(len(v) - 2)} if _TRIGRAM.match(t)
+        )
         return cls(
             incidents=len({n for n, _ in pairs}),
             incident_of=[n for n, _ in held],
             lengths=[len(v) for _, v in held],
             text="\n" + "".join(v + "\n" for _, v in held),
             rows=rows,
+            trigrams="".join(sorted(counts)),
+            trigram_counts=[counts[t] for t in sorted(counts)],
         )
 
     def _holding(self, words: list[str]) -> tuple[int, int, float]:
@@ -437,8 +471,21 @@ class Sample:
 
     def share(self, words: list[str]) -> float:
         """The estimated share of pairs whose value holds every word."""
+        if len(words) == 1 and self._trigrams is not None and _TRIGRAM.match(words[0]):
+            return self._trigram_count(words[0]) / self.values if self.values else 0.0
         values, _, read = self._holding(words)
         return values / read / self.values if self.values else 0.0
+
+    def _trigram_count(self, trigram: str) -> int:
+        """How many sampled values hold the trigram (a binary search of `trigrams`)."""
+        known, low, high = self._trigrams, 0, len(self._trigram_counts)
+        while low < high:
+            middle = (low + high) // 2
+            if known[3 * middle : 3 * middle + 3] < trigram:
+                low = middle + 1
+            else:
+                high = middle
+        return self._trigram_counts[low] if known[3 * low : 3 * low + 3] == trigram else 0
 
     def incidents_share(self, words: list[str]) -> float:
         """The estimated share of incidents holding a value that holds every word."""
@@ -468,7 +515,9 @@ async def _read_sample(conn) -> Sample:
     # Whatever the estimates (reltuples is -1 before the first ANALYZE), at most 4 x the incidents.
     row = await conn.fetchrow(SAMPLE, percent, int(4 * wanted) + 1)
     incident_of, lengths = _unpacked(row["incident_of"], _INT8), _unpacked(row["lengths"], _INT4)
-    if len(incident_of) != len(lengths):  # the aggregates' rows differ: no sample rather than a wrong one
+    trigram_counts = _unpacked(row["trigram_counts"], _INT4)
+    if len(incident_of) != len(lengths) or len(row["trigrams"]) != 3 * len(trigram_counts):
+        # the aggregates' rows differ: no sample rather than a wrong one
         raise RuntimeError(f"evidence sample: {len(incident_of)} incidents for {len(lengths)} values")
     return Sample(
         incidents=row["incidents"],
@@ -476,6 +525,8 @@ async def _read_sample(conn) -> Sample:
         lengths=lengths,
         text=row["text"],
         rows=sizes["pairs"],
+        trigrams=row["trigrams"],
+        trigram_counts=trigram_counts,
     )
 
 
