@@ -98,12 +98,27 @@ async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool
         assert read.share(words) == built.share(words)
         assert read.incidents_share(words) == built.incidents_share(words)
     assert read.incidents_share(["9408"]) == 2 / 3
-    # A trigram's share is read from the counts PostgreSQL made of pg_trgm's trigrams, and is
-    # what counting it in the values gives.
+    # A trigram's share is read from the counts PostgreSQL made of pg_trgm's trigrams (other
+    # words' are counted in the text), and is what counting it in the values gives.
+    assert (read._trigram_count("408"), read._trigram_count("con"), read._trigram_count("zzq")) == (2, 1, 0)
+    assert read._trigram_count("zzz") == read._trigram_count("000") == 0  # past either end
     for trigram in ("940", "srv", "con", "ont", "52", "kin", "zzq", "-95", "9-5"):
         counted = sum(trigram in v for _, v in pairs if v is not None) / read.values
         assert read.share([trigram]) == built.share([trigram]) == pytest.approx(counted), trigram
     assert read.share(["408"]) == 2 / 3 and read.share(["zzq"]) == 0.0
+
+
+async def test_a_trigram_is_counted_in_the_values_that_hold_it_whatever_their_other_characters(pool, ingest):
+    """pg_trgm hashes a trigram holding a character beyond ASCII, and the hash may print as three
+    letters and digits ("rlé" as "r39"): such a value counts only the trigrams it holds."""
+    await ingest(alert_in("a1", "Sign-in", entities=[("user", "charlé@contoso.com"), ("device", "wörk-r39")]))
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT show_trgm('charlé@contoso.com') @> '{r39}'")  # (the hash)
+        read = await evidence._read_sample(conn)
+    assert read.values == 2
+    assert read.share(["r39"]) == 0.5  # wörk-r39's, not charlé's
+    assert read.share(["con"]) == read.share(["cha"]) == 0.5 and read.share(["rlé"]) == 0.5
+    assert read._trigram_count("r39") == 1
 
 
 async def test_the_sample_of_an_empty_database_is_empty(pool: asyncpg.Pool):
@@ -113,6 +128,7 @@ async def test_the_sample_of_an_empty_database_is_empty(pool: asyncpg.Pool):
         read = await evidence._read_sample(conn)
     assert (read.values, read.sampled_incidents) == (0, 0)
     assert read.share(["9408"]) == read.incidents_share(["9408"]) == 0.0
+    assert read.share(["940"]) == 0.0 and read._trigram_count("940") == 0
 
 
 async def test_a_refresh_reads_again_and_the_callers_get_its_value_without_reading():

@@ -336,17 +336,19 @@ SAMPLED = 50_000
 # keeps what such short-lived objects used).
 # One order for the three aggregates, so that the i-th value, length and incident are one pair's.
 # Also each trigram of letters and digits that the sampled values hold, with how many hold it
-# (pg_trgm's own trigrams: such a trigram is in a value exactly when pg_trgm gives it one), in
-# code point order: a part's trigrams are looked up there (_looked_up), not counted in Python,
+# (pg_trgm's own trigrams: such a trigram is in a value exactly when pg_trgm gives it one, but
+# for a value with other characters, where pg_trgm's hash of a trigram holding one may print as
+# three letters and digits: those values' are checked), in code point order: a part's trigrams are looked up there (_looked_up), not counted in Python,
 # which cost 1-2 ms a trigram, 10-20 ms for an input seen first (an email's 14 trigrams).
 _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 SAMPLE = f"""
 WITH p AS MATERIALIZED (
-    SELECT s.id, d.incident_id, d.value_key
+    SELECT s.id, d.incident_id, d.value_key, octet_length(d.value_key) = length(d.value_key) AS ascii
       FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
       LEFT JOIN incident_evidence d ON d.incident_id = s.id
 ), g AS (
-    SELECT t, count(*)::int4 AS n FROM p, unnest(show_trgm(p.value_key)) t WHERE t ~ '^[a-z0-9]{{3}}$' GROUP BY t
+    SELECT t, count(*)::int4 AS n FROM p, unnest(show_trgm(p.value_key)) t
+     WHERE t ~ '^[a-z0-9]{{3}}$' AND (p.ascii OR strpos(p.value_key, t) > 0) GROUP BY t
 )
 SELECT count(DISTINCT d.id) AS incidents,
        -- incident_of and lengths: 8- and 4-byte integers, big-endian, one after the other (_unpacked)
@@ -518,7 +520,10 @@ async def _read_sample(conn) -> Sample:
     trigram_counts = _unpacked(row["trigram_counts"], _INT4)
     if len(incident_of) != len(lengths) or len(row["trigrams"]) != 3 * len(trigram_counts):
         # the aggregates' rows differ: no sample rather than a wrong one
-        raise RuntimeError(f"evidence sample: {len(incident_of)} incidents for {len(lengths)} values")
+        raise RuntimeError(
+            f"evidence sample: {len(incident_of)} incidents for {len(lengths)} values,"
+            f" {len(row['trigrams'])} characters of trigrams for {len(trigram_counts)} counts"
+        )
     return Sample(
         incidents=row["incidents"],
         incident_of=incident_of,
