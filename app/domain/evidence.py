@@ -335,11 +335,12 @@ SAMPLED = 50_000
 # resident memory by 15 MB at its first search, and by 4 MB more at each read after (glibc
 # keeps what such short-lived objects used).
 # One order for the three aggregates, so that the i-th value, length and incident are one pair's.
-# Also each trigram of letters and digits that the sampled values hold, with how many hold it
-# (pg_trgm's own trigrams: such a trigram is in a value exactly when pg_trgm gives it one, but
-# for a value with other characters, where pg_trgm's hash of a trigram holding one may print as
-# three letters and digits: those values' are checked), in code point order: a part's trigrams are looked up there (_looked_up), not counted in Python,
-# which cost 1-2 ms a trigram, 10-20 ms for an input seen first (an email's 14 trigrams).
+# Also each trigram of letters and digits that the sampled values hold, with how many hold it,
+# in code point order: pg_trgm's own trigrams (such a trigram is in a value exactly when pg_trgm
+# gives it one, but for a value with other characters, where pg_trgm's hash of a trigram holding
+# one may print as three letters and digits: those values' are checked). A part's trigrams are
+# looked up there (_looked_up), not counted in Python, which cost 1-2 ms a trigram, 10-20 ms
+# for an input seen first (an email's 14 trigrams).
 _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 SAMPLE = f"""
 WITH p AS MATERIALIZED (
@@ -428,14 +429,15 @@ class Sample:
         counts = collections.Counter(
             t for _, v in held for t in {v[k : k + 3] for k in range(len(v) - 2)} if _TRIGRAM.match(t)
         )
+        trigrams = sorted(counts)
         return cls(
             incidents=len({n for n, _ in pairs}),
             incident_of=[n for n, _ in held],
             lengths=[len(v) for _, v in held],
             text="\n" + "".join(v + "\n" for _, v in held),
             rows=rows,
-            trigrams="".join(sorted(counts)),
-            trigram_counts=[counts[t] for t in sorted(counts)],
+            trigrams="".join(trigrams),
+            trigram_counts=[counts[t] for t in trigrams],
         )
 
     def _holding(self, words: list[str]) -> tuple[int, int, float]:

@@ -1505,11 +1505,12 @@ async def merge_pending_pages(db_url: str) -> dict[str, int]:
 
 
 def main_searching(db_url: str) -> None:
-    """A SOC's afternoon in miniature (issue 18): the 16 movers for SECONDS_MOVING seconds (default 40), and,
-    from 30% of the way in, one connection typing the mix's hosts, emails and files over and over
-    until they stop, from a server of this checkout. Prints the GIN indexes' pending pages before
-    (merged, so that each run starts alike) and right after, and a JSON line: the typeahead's p50, p95
-    and p99 (ms) and the moves a second. Run it from two checkouts in turn to compare them."""
+    """A SOC's afternoon in miniature (issue 18): the 16 movers for SECONDS_MOVING seconds
+    (default 40), and, from 30% of the way in, one connection typing the mix's hosts, emails and
+    files over and over until they stop, from a server of this checkout. Prints the GIN indexes'
+    pending pages before (merged, so that each run starts alike) and right after, and a JSON
+    line: the typeahead's p50, p95 and p99 (ms) and the moves a second. Run it from two
+    checkouts in turn to compare them."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make bench-deps` installs it (Debian package wrk)")
     seconds = int(os.environ.get("SECONDS_MOVING", "40"))
