@@ -91,8 +91,9 @@ async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool
                 " ORDER BY i.id, d.value_key"
             )
         ]
+        names = [r["name_folded"] for r in await conn.fetch("SELECT name_folded FROM incidents")]
     assert (3, None) in pairs and (1, "srv-9408-51") in pairs and (2, "srv-9408-52") in pairs
-    built = evidence.Sample.of(pairs, read.rows)
+    built = evidence.Sample.of(pairs, read.rows, names)
     assert (read.values, read.sampled_incidents) == (built.values, built.sampled_incidents) == (len(pairs) - 1, 3)
     for words in (["9408"], ["srv-9408-5"], ["contoso"], ["9408-52"], ["nothing"]):
         assert read.share(words) == built.share(words)
@@ -106,6 +107,13 @@ async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool
         counted = sum(trigram in v for _, v in pairs if v is not None) / read.values
         assert read.share([trigram]) == built.share([trigram]) == pytest.approx(counted), trigram
     assert read.share(["408"]) == 2 / 3 and read.share(["zzq"]) == 0.0
+    # And in the sampled incidents' names, each name once.
+    assert read.names.texts == built.names.texts == 3
+    held = {n[k : k + 3] for n in names for k in range(len(n) - 2)}
+    assert len(held) >= 20  # ("PowerShell", "Phishing", "Beaconing": their names)
+    for trigram in [*sorted(held), "zzq", "9-5"]:
+        counted = sum(trigram in n for n in names) if trigram.isalnum() else 0
+        assert read.names.count(trigram) == built.names.count(trigram) == counted, trigram
 
 
 async def test_a_trigram_is_counted_in_the_values_that_hold_it_whatever_their_other_characters(pool, ingest):

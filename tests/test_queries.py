@@ -8,8 +8,10 @@ import json
 import orjson
 import pytest
 
-from app.domain import incidents
+from app.domain import evidence, incidents
+from app.domain import search as search_rules
 from app.domain.ids import LOG_ENTRY, parse_id
+from app.domain.periodic import Periodic
 from app.domain.viewers import Viewer
 from tests.conftest import alert_id, alert_in, inc, log_id
 from tests.invariants import redirect_by_hand
@@ -671,7 +673,10 @@ def index_names(plan: dict) -> set[str]:
         ),
     ],
 )
-async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer, monkeypatch):
+@pytest.mark.parametrize("sampled", ["common", "rare"])
+async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer, sampled, monkeypatch):
+    """`sampled`: what the sample's names say of the word: in all of them (the RECENT step runs),
+    or its trigram "bar" in none (it does not, and the names' index looks up "bar" alone)."""
     choose_way(monkeypatch, "steps")  # as at a million incidents
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -696,6 +701,9 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer,
         await conn.execute("SELECT gin_clean_pending_list('incidents_name_search')")
         await conn.execute("SELECT gin_clean_pending_list('incident_evidence_value_search')")
         await conn.execute("ANALYZE incidents, incident_evidence")
+        sample = await evidence._read_sample(conn)
+        sample.names = evidence.Trigrams.of(["zanzibar" if sampled == "common" else "zanziba"] * 10_000)
+        monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(sample)))
         # At 5,000 rows the planner may rightly prefer a sequential scan of so small a table;
         # the point here is that the statement as built (one ILIKE per word, nothing wrapped
         # around the name) is one the trigram index can serve, as it must at a million incidents.
@@ -707,22 +715,30 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer,
         )
 
         assert [i.name for i in page.items] == ["Zanzibar exfiltration on WS-77"]
-        # The newest incidents first, then those of the last days, then all: the last two
-        # through the trigram index, the second with the day of last activity in its condition.
-        # Then the evidence matches (issue 16), through the trigram index of the incidents' evidence values.
+        # The newest incidents first, then those of the last days (unless the sample says the
+        # word is rare), then all: the last two through the trigram index, the second with the
+        # day of last activity in its condition. Then the evidence matches (issue 16), through
+        # the trigram index of the incidents' evidence values.
         # (what a process reads once in a while, whenever it is due, left out: the cursors' key,
         # the evidence's sample)
         periodic = ("cursor_sealing_key", "pg_class", "TABLESAMPLE")
         steps = [(sql, args) for sql, args in recorder.statements if not any(p in sql for p in periodic)]
-        _near, recent, everything, *evidence_steps = steps
-        for sql, args in (recent, everything):
+        if sampled == "rare":
+            _near, everything, *evidence_steps = steps
+            assert "activity_day" not in everything[0] and "%bar%" in everything[1]
+            recent = None
+        else:
+            _near, recent, everything, *evidence_steps = steps
+            assert "activity_day" in recent[0] and "%zanzibar%" in everything[1]
+        for sql, args in (recent, everything) if recent else (everything,):
             plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
             assert "incidents_name_search" in index_names(plan), json.dumps(plan, indent=1)
         sql, args = evidence_steps[-1]
         plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))[0]["Plan"]
         assert "incident_evidence_value_search" in index_names(plan), json.dumps(plan, indent=1)
-        plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {recent[0]}", *recent[1]))[0]["Plan"]
-        assert "last_activity_at" in index_conditions(plan), json.dumps(plan, indent=1)
+        if recent:
+            plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {recent[0]}", *recent[1]))[0]["Plan"]
+            assert "last_activity_at" in index_conditions(plan), json.dumps(plan, indent=1)
 
 
 async def test_a_search_too_long_or_with_too_many_words_is_refused_not_truncated(admin, ingest):
@@ -772,10 +788,16 @@ STEPPED_SEARCHES = [
 ]
 
 
-@pytest.mark.parametrize("way", ["steps", "planner"])
+@pytest.mark.parametrize("way", ["steps", "planner", "trigrams"])
 @pytest.mark.parametrize("with_alerts", [False, True])
 async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool, with_alerts, way, monkeypatch):
-    choose_way(monkeypatch, way)
+    """`trigrams`: the steps, with a sample of names in which each part's last trigram is rare
+    (search.looked_up_by_trigram), so that the names' index looks up that trigram alone."""
+    choose_way(monkeypatch, "planner" if way == "planner" else "steps")
+    if way == "trigrams":
+        parts = {p for text in STEPPED_SEARCHES for w in search_rules.words(text) for p in search_rules.index_parts(w)}
+        names = [p[:-1] for p in parts if search_rules.trigrams(p)] * 50
+        monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(evidence.Sample.of([], 1.0, names))))
     viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
     await pool.execute(
         """
@@ -836,6 +858,9 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
         statements = [sql for sql in statements if "incident_evidence" not in sql]
         assert not any("activity_day" in sql or "interval '0'" in sql or "part_counts" in sql for sql in statements)
         return
+    if way == "trigrams":  # (words that the newest 1,000 do not answer) "zanzibar" by "bar", "hq-10143" by "143"
+        looked_up = {a for _, args in recorder.statements for a in args if isinstance(a, str)}
+        assert {"%bar%", "%143%"} <= looked_up
     # Every step answered some of them: the newest 1,000, the sample of which words to look up,
     # the last 7 days, and everything.
     assert any("LIMIT 1000" in sql for sql in statements)
@@ -844,10 +869,19 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
     assert any("interval '0'" in sql and "activity_day" not in sql for sql in statements)
 
 
+def fake_read(value):
+    async def read(conn):
+        return value
+
+    return read
+
+
 def choose_way(monkeypatch, way: str) -> None:
     """The typeahead's steps, or the planner's one statement (as at a small table), whatever the
     table's size (incidents.PLANNER_CHOOSES_BELOW)."""
     monkeypatch.setattr(incidents, "PLANNER_CHOOSES_BELOW", 0 if way == "steps" else 10**12)
+    if way == "steps":  # and the estimates of rows from the sample's shares, as at a million incidents
+        monkeypatch.setattr(incidents, "_table_rows", Periodic(30.0, fake_read(1_000_000)))
 
 
 async def test_a_field_cancelled_by_its_siblings_error_does_not_fail_the_others_waiting_on_the_same_load(

@@ -53,3 +53,27 @@ def test_the_rarest_part_is_looked_up_then_others_while_they_pay():
     assert chosen == ["proseware", "ivan"]
     # A rare part leaves too few rows to check for a common one to pay.
     assert search.choose_index_parts(["on", "ws-4821"], [400, 0], sample=1000, total=1_000_000) == ["ws-4821"]
+
+
+def shares(counts: dict[str, int], texts: int = 10_000):
+    return lambda trigram: counts.get(trigram, 0) / texts
+
+
+def test_a_part_is_looked_up_by_its_rarest_trigram_when_that_costs_less_than_its_every_list():
+    # "war" and "are" in a good part of the names, "itw" in few: its one list and rows.
+    common = shares({"lit": 300, "itw": 4, "twa": 6, "war": 900, "are": 1500})
+    assert search.looked_up_by_trigram("litware", common, None) == "itw"
+    # Every trigram about as rare: the lists together narrow more than one does.
+    even = shares({"smi": 40, "mit": 60, "ith": 50})
+    assert search.looked_up_by_trigram("smith", even, None) == "smith"
+    # The part's share known: the rarest trigram when nearly as rare as the part.
+    assert search.looked_up_by_trigram("smith", even, 0.003) == "smi"
+    assert search.looked_up_by_trigram("smith", even, 0.002) == "smith"
+    # None in the sample: its every list, each short.
+    assert search.looked_up_by_trigram("zanzibar", shares({}), None) == "zanzibar"
+    # One unseen among seen ones: that one.
+    unseen = shares({"zan": 30, "anz": 20, "nzi": 20, "zib": 0, "iba": 40, "bar": 300})
+    assert search.looked_up_by_trigram("zanzibar", unseen, None) == "zib"
+    # Parts without trigrams of their own (short, or not letters and digits) stay as they are.
+    assert search.looked_up_by_trigram("ws-4821", common, None) == "ws-4821"
+    assert search.looked_up_by_trigram("com", common, 0.5) == "com"

@@ -293,25 +293,14 @@ def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
     return set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
 
 
-# A part is looked up by its rarest trigram when that is in at most TRIGRAM_SLACK times the
-# part's share of the values: the index then reads one trigram's list instead of each of the
-# part's ("proseware" has 7, among them "pro", "war" and "are", which many other values hold).
-# At a million incidents, the 825 rows holding "ivan" and "proseware": 18.2 ms through both
-# words' trigrams, 4.3 ms through "iva" and "sew" (the same rows: each is as rare as its word).
-TRIGRAM_SLACK = 1.5
-
-
 def _looked_up(part: str, estimate: Sample) -> str:
-    """The part, or its rarest trigram (search.trigrams) if that is nearly as rare (TRIGRAM_SLACK).
-    A part the sample lacks keeps its every trigram: the sample then tells nothing of the trigram's
+    """The part, or its rarest trigram if that is nearly as rare (search.looked_up_by_trigram). A
+    part the sample lacks keeps its every trigram: the sample then tells nothing of the trigram's
     share, and the part's lists narrow the most."""
-    candidates = search.trigrams(part)
-    if not candidates or estimate.share([part]) <= 0:
+    share = estimate.share([part]) if search.trigrams(part) else 0.0
+    if share <= 0:
         return part
-    rarest = min(candidates, key=lambda t: estimate.share([t]))
-    if estimate.share([rarest]) <= TRIGRAM_SLACK * estimate.share([part]):
-        return rarest
-    return part
+    return search.looked_up_by_trigram(part, lambda t: estimate.share([t]), share)
 
 
 def alert_has_evidence(params: Params, words: list[str], probe: bool) -> str:
@@ -342,14 +331,21 @@ SAMPLED = 50_000
 # looked up there (_looked_up), not counted in Python, which cost 1-2 ms a trigram, 10-20 ms
 # for an input seen first (an email's 14 trigrams).
 _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
+# The sampled incidents' names are counted the same way (n): how many names hold each trigram,
+# for the names' index (search.looked_up_by_trigram). One sample, one statement, for both.
+_TRIGRAMS_OF = """
+    SELECT t, count(*)::int4 AS n FROM {rows}, unnest(show_trgm({text})) t
+     WHERE t ~ '^[a-z0-9]{{3}}$' AND ({ascii} OR strpos({text}, t) > 0) GROUP BY t"""
+_PACKED_TRIGRAMS = """(SELECT coalesce(string_agg({g}.t, '' ORDER BY {g}.t COLLATE "C"), '') FROM {g}) AS {name}s,
+       (SELECT coalesce(string_agg(int4send({g}.n), '' ORDER BY {g}.t COLLATE "C"), '') FROM {g}) AS {name}_counts"""
 SAMPLE = f"""
-WITH p AS MATERIALIZED (
+WITH s AS MATERIALIZED (
+    SELECT s.id, s.name_folded FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2
+), p AS MATERIALIZED (
     SELECT s.id, d.incident_id, d.value_key, octet_length(d.value_key) = length(d.value_key) AS ascii
-      FROM (SELECT s.id FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2) s
-      LEFT JOIN incident_evidence d ON d.incident_id = s.id
-), g AS (
-    SELECT t, count(*)::int4 AS n FROM p, unnest(show_trgm(p.value_key)) t
-     WHERE t ~ '^[a-z0-9]{{3}}$' AND (p.ascii OR strpos(p.value_key, t) > 0) GROUP BY t
+      FROM s LEFT JOIN incident_evidence d ON d.incident_id = s.id
+), g AS ({_TRIGRAMS_OF.format(rows="p", text="p.value_key", ascii="p.ascii")}
+), n AS ({_TRIGRAMS_OF.format(rows="s", text="s.name_folded", ascii="octet_length(s.name_folded) = length(s.name_folded)")}
 )
 SELECT count(DISTINCT d.id) AS incidents,
        -- incident_of and lengths: 8- and 4-byte integers, big-endian, one after the other (_unpacked)
@@ -357,8 +353,8 @@ SELECT count(DISTINCT d.id) AS incidents,
            AS incident_of,
        coalesce(string_agg(int4send(length(d.value_key)), '' {_SAMPLE_ORDER}), '') AS lengths,
        E'\\n' || coalesce(string_agg(d.value_key || E'\\n', '' {_SAMPLE_ORDER}), '') AS text,
-       (SELECT coalesce(string_agg(g.t, '' ORDER BY g.t COLLATE "C"), '') FROM g) AS trigrams,
-       (SELECT coalesce(string_agg(int4send(g.n), '' ORDER BY g.t COLLATE "C"), '') FROM g) AS trigram_counts
+       {_PACKED_TRIGRAMS.format(g="g", name="trigram")},
+       {_PACKED_TRIGRAMS.format(g="n", name="name_trigram")}
   FROM p d
 """
 SIZES = """
@@ -378,6 +374,43 @@ _TRIGRAM = re.compile(r"[a-z0-9]{3}\Z")  # a trigram of pg_trgm's of letters and
 # every platform CPython supports, but the array module promises only 2).
 _INT8 = "q"
 _INT4 = next(code for code in "ilh" if array(code).itemsize == 4)
+
+
+class Trigrams:
+    """How many of a sample's texts hold each trigram of letters and digits (counted by
+    PostgreSQL: SAMPLE), kept packed: the trigrams one after the other in code point order, and
+    their counts as machine integers (about 5,000 of each at a million incidents, 35 KB)."""
+
+    def __init__(self, trigrams: str, counts: Sequence[int], texts: int) -> None:
+        if len(trigrams) != 3 * len(counts):
+            raise RuntimeError(f"sample: {len(trigrams)} characters of trigrams for {len(counts)} counts")
+        self.texts = texts
+        self._trigrams = trigrams
+        self._counts = counts if isinstance(counts, array) else array(_INT4, counts)
+
+    @classmethod
+    def of(cls, texts: list[str]) -> Trigrams:
+        """The counts of these texts, as SAMPLE makes them."""
+        counts = collections.Counter(
+            t for v in texts for t in {v[k : k + 3] for k in range(len(v) - 2)} if _TRIGRAM.match(t)
+        )
+        known = sorted(counts)
+        return cls("".join(known), [counts[t] for t in known], len(texts))
+
+    def share(self, trigram: str) -> float:
+        """The share of the sampled texts holding the trigram."""
+        return self.count(trigram) / self.texts if self.texts else 0.0
+
+    def count(self, trigram: str) -> int:
+        """How many sampled texts hold the trigram (a binary search)."""
+        known, low, high = self._trigrams, 0, len(self._counts)
+        while low < high:
+            middle = (low + high) // 2
+            if known[3 * middle : 3 * middle + 3] < trigram:
+                low = middle + 1
+            else:
+                high = middle
+        return self._counts[low] if known[3 * low : 3 * low + 3] == trigram else 0
 
 
 class Sample:
@@ -400,17 +433,16 @@ class Sample:
         lengths: Sequence[int],
         text: str,
         rows: float,
-        trigrams: str | None = None,
-        trigram_counts: Sequence[int] = (),
+        trigrams: Trigrams | None = None,
+        names: Trigrams | None = None,
     ) -> None:
         """`incidents`: how many incidents were sampled (with or without evidence); `text`: their
         values, incident by incident, each after a newline (and one at the end); `lengths` and
         `incident_of`: each value's length and incident, in that order. `rows`: how many pairs
         the table holds. The numbers are kept as arrays of machine integers, 8 bytes each, not
         lists of Python's (36 bytes each): 0.8 MB instead of 3.6 for 50,000 values, a process.
-        `trigrams`: the trigrams of letters and digits the values hold, one after the other in
-        code point order, with how many values hold each in `trigram_counts` (None: counted in
-        the text like any word)."""
+        `trigrams`: how many values hold each trigram of letters and digits (None: counted in
+        the text like any word). `names`: how many of the sampled incidents' names hold each."""
         self.rows = rows
         self._counted: dict[tuple[str, ...], tuple[int, int, float]] = {}
         self.sampled_incidents = incidents
@@ -419,25 +451,22 @@ class Sample:
         self._starts = array(_INT8, itertools.accumulate((n + 1 for n in lengths), initial=1))
         self._text = text
         self._trigrams = trigrams
-        self._trigram_counts = trigram_counts if isinstance(trigram_counts, array) else array(_INT4, trigram_counts)
+        self.names = names if names is not None else Trigrams("", (), incidents)
 
     @classmethod
-    def of(cls, pairs: list[tuple[int, str | None]], rows: float) -> Sample:
+    def of(cls, pairs: list[tuple[int, str | None]], rows: float, names: list[str] = ()) -> Sample:
         """The sample of these pairs, incident by incident; (incident, None) for a sampled
-        incident without evidence. `rows`: how many the table holds."""
+        incident without evidence. `rows`: how many the table holds. `names`: the sampled
+        incidents' names, folded."""
         held = [(n, v) for n, v in pairs if v is not None]
-        counts = collections.Counter(
-            t for _, v in held for t in {v[k : k + 3] for k in range(len(v) - 2)} if _TRIGRAM.match(t)
-        )
-        trigrams = sorted(counts)
         return cls(
             incidents=len({n for n, _ in pairs}),
             incident_of=[n for n, _ in held],
             lengths=[len(v) for _, v in held],
             text="\n" + "".join(v + "\n" for _, v in held),
             rows=rows,
-            trigrams="".join(trigrams),
-            trigram_counts=[counts[t] for t in trigrams],
+            trigrams=Trigrams.of([v for _, v in held]),
+            names=Trigrams.of(list(names)),
         )
 
     def _holding(self, words: list[str]) -> tuple[int, int, float]:
@@ -481,15 +510,8 @@ class Sample:
         return values / read / self.values if self.values else 0.0
 
     def _trigram_count(self, trigram: str) -> int:
-        """How many sampled values hold the trigram (a binary search of `trigrams`)."""
-        known, low, high = self._trigrams, 0, len(self._trigram_counts)
-        while low < high:
-            middle = (low + high) // 2
-            if known[3 * middle : 3 * middle + 3] < trigram:
-                low = middle + 1
-            else:
-                high = middle
-        return self._trigram_counts[low] if known[3 * low : 3 * low + 3] == trigram else 0
+        """How many sampled values hold the trigram."""
+        return self._trigrams.count(trigram) if self._trigrams is not None else 0
 
     def incidents_share(self, words: list[str]) -> float:
         """The estimated share of incidents holding a value that holds every word."""
@@ -519,21 +541,16 @@ async def _read_sample(conn) -> Sample:
     # Whatever the estimates (reltuples is -1 before the first ANALYZE), at most 4 x the incidents.
     row = await conn.fetchrow(SAMPLE, percent, int(4 * wanted) + 1)
     incident_of, lengths = _unpacked(row["incident_of"], _INT8), _unpacked(row["lengths"], _INT4)
-    trigram_counts = _unpacked(row["trigram_counts"], _INT4)
-    if len(incident_of) != len(lengths) or len(row["trigrams"]) != 3 * len(trigram_counts):
-        # the aggregates' rows differ: no sample rather than a wrong one
-        raise RuntimeError(
-            f"evidence sample: {len(incident_of)} incidents for {len(lengths)} values,"
-            f" {len(row['trigrams'])} characters of trigrams for {len(trigram_counts)} counts"
-        )
+    if len(incident_of) != len(lengths):  # the aggregates' rows differ: no sample rather than a wrong one
+        raise RuntimeError(f"evidence sample: {len(incident_of)} incidents for {len(lengths)} values")
     return Sample(
         incidents=row["incidents"],
         incident_of=incident_of,
         lengths=lengths,
         text=row["text"],
         rows=sizes["pairs"],
-        trigrams=row["trigrams"],
-        trigram_counts=trigram_counts,
+        trigrams=Trigrams(row["trigrams"], _unpacked(row["trigram_counts"], _INT4), len(lengths)),
+        names=Trigrams(row["name_trigrams"], _unpacked(row["name_trigram_counts"], _INT4), row["incidents"]),
     )
 
 
