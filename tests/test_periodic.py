@@ -182,3 +182,17 @@ async def test_the_sample_is_kept_fresh_whatever_a_read_fails_with(monkeypatch, 
     assert reads == ["pool"] * 4
     assert await evidence.sample("caller") == 2  # read by the task: the caller does not read
     assert "reading the evidence sample failed" in caplog.text
+
+
+async def test_the_current_value_is_read_by_no_one():
+    """current(): the value last read, without reading it (None before the first read)."""
+    reads = []
+
+    async def read(conn):
+        reads.append(conn)
+        return f"read on {conn}"
+
+    value = Periodic(0.0, read)
+    assert value.current() is None and reads == []
+    assert await value.get(0) == "read on 0"
+    assert value.current() == "read on 0" and reads == [0]  # due again (0 s), yet not read

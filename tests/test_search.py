@@ -69,8 +69,9 @@ def test_a_part_is_looked_up_by_its_rarest_trigram_when_that_costs_less_than_its
     # The part's share known: the rarest trigram when nearly as rare as the part.
     assert search.looked_up_by_trigram("smith", even, 0.003) == "smi"
     assert search.looked_up_by_trigram("smith", even, 0.002) == "smith"
-    # None in the sample: its every list, each short.
+    # None in the sample: its every list, each short (whatever the part's share, or no names sampled).
     assert search.looked_up_by_trigram("zanzibar", shares({}), None) == "zanzibar"
+    assert search.looked_up_by_trigram("proseware", shares({}), 0.003) == "proseware"
     # One unseen among seen ones: that one.
     unseen = shares({"zan": 30, "anz": 20, "nzi": 20, "zib": 0, "iba": 40, "bar": 300})
     assert search.looked_up_by_trigram("zanzibar", unseen, None) == "zib"

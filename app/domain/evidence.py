@@ -451,7 +451,7 @@ class Sample:
         self._starts = array(_INT8, itertools.accumulate((n + 1 for n in lengths), initial=1))
         self._text = text
         self._trigrams = trigrams
-        self.names = names if names is not None else Trigrams("", (), incidents)
+        self.names = names if names is not None else Trigrams("", (), 0)  # (0 texts: nothing known)
 
     @classmethod
     def of(cls, pairs: list[tuple[int, str | None]], rows: float, names: list[str] = ()) -> Sample:
@@ -560,6 +560,12 @@ _sample = Periodic(SAMPLE_TTL, _read_sample)
 async def sample(conn) -> Sample:
     """The sample, read at most every SAMPLE_TTL seconds in each process."""
     return await _sample.get(conn)
+
+
+def sample_read() -> Sample | None:
+    """The sample if this process has read it, without reading it (None before the first read):
+    for a search that would not otherwise wait for it (incidents._fetch's name steps)."""
+    return _sample.current()
 
 
 async def keep_sample_fresh(pool) -> None:

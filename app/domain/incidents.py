@@ -697,8 +697,9 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
     if both is not None:
         return _NameSteps(rows, both, near=False)
     steps = (PLAIN,) if small else (RECENT_STEP, INDEXED_STEP)
-    if not small:
-        names = (await evidence.sample(conn)).names
+    estimate = None if small else evidence.sample_read()  # (read by now for a search with evidence words)
+    if estimate is not None and estimate.names.texts:
+        names = estimate.names
         indexed = frozenset(
             search.looked_up_by_trigram(part, names.share, near_counts[part] / NEAR if near_counts.get(part) else None)
             for part in indexed

@@ -46,6 +46,10 @@ class Periodic(Generic[T]):
             await self._read_again(conn)
         return self._last[1]
 
+    def current(self) -> T | None:
+        """The value last read, however old, without reading (None before the first read)."""
+        return None if self._last is None else self._last[1]
+
     async def refresh(self, conn) -> None:
         """Read the value again now, unless a read is under way (before there is one, as get
         reads it, shared with the callers waiting for it): for a task that keeps the value

@@ -155,6 +155,8 @@ def looked_up_by_trigram(part: str, share_of: Callable[[str], float], part_share
     if not candidates:
         return part
     shares = {t: share_of(t) for t in candidates}
+    if not any(shares.values()):
+        return part
     rarest = min(candidates, key=shares.__getitem__)
     if part_share is not None:
         return rarest if shares[rarest] <= TRIGRAM_SLACK * part_share else part
@@ -163,8 +165,9 @@ def looked_up_by_trigram(part: str, share_of: Callable[[str], float], part_share
 
 def sampled_at_most(looked: str, counts: TrigramCounts) -> int | None:
     """At most how many of the sample's texts hold what the index looks up (a part, or one of its
-    trigrams): its rarest trigram's count; None when it has no trigram of letters and digits
-    alone ("ws-4821", "fs-54": then nothing is known)."""
+    trigrams): its rarest trigram's count; None unless it is ASCII letters and digits alone (a
+    whole "ws-4821" or "fs-54", looked up with the padded trigrams its punctuation gives, which
+    the sample does not count: then nothing is known)."""
     if len(looked) == 3 and looked.isascii() and looked.isalnum():
         return counts.count(looked)
     held = trigrams(looked)
