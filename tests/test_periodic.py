@@ -196,3 +196,25 @@ async def test_the_current_value_is_read_by_no_one():
     assert value.current() is None and reads == []
     assert await value.get(0) == "read on 0"
     assert value.current() == "read on 0" and reads == [0]  # due again (0 s), yet not read
+
+
+async def test_the_sample_is_read_again_after_a_random_share_of_its_period(monkeypatch):
+    """Each process draws its wait anew, from SAMPLE_JITTER of the period to all of it, so that
+    the processes that started together do not read the sample at the same moments."""
+    waits = []
+
+    async def read(pool):
+        return 1
+
+    async def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 50:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(evidence, "_sample", Periodic(evidence.SAMPLE_TTL, read))
+    monkeypatch.setattr(evidence.asyncio, "sleep", sleep)
+    with contextlib.suppress(asyncio.CancelledError):
+        await evidence.keep_sample_fresh("pool")
+    period = evidence.SAMPLE_FRESH_EVERY
+    assert all(evidence.SAMPLE_JITTER * period <= w <= period for w in waits)
+    assert len(set(waits)) > 40  # drawn each time
