@@ -20,8 +20,9 @@ import pytest
 
 from app import db
 from app.config import ROOT, Settings
-from app.domain import ids, ingestion, users
+from app.domain import evidence, ids, incidents, ingestion, users
 from app.domain.ingestion import AlertIn
+from app.domain.periodic import Periodic
 from app.domain.viewers import Viewer
 from app.server import create_app
 
@@ -103,6 +104,15 @@ async def pool(database_url: str, settings: Settings):
 async def clean(request, pool: asyncpg.Pool):
     await pool.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_estimates(monkeypatch):
+    """What a process reads once in a while to choose a search's way (the evidence sample, the
+    table's size), read afresh in each test rather than kept from an earlier test's database:
+    the way then follows this test's data, whatever ran before it."""
+    monkeypatch.setattr(evidence, "_sample", Periodic(evidence.SAMPLE_TTL, evidence._read_sample))
+    monkeypatch.setattr(incidents, "_table_rows", Periodic(incidents.TABLE_ROWS_SECONDS, incidents._read_table_rows))
 
 
 @pytest.fixture(params=[True, False], ids=["lean-path", "graphql-core"])

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+from types import SimpleNamespace
 
 import asyncpg
 import pytest
@@ -212,7 +213,7 @@ async def test_the_sample_is_read_again_after_a_random_share_of_its_period(monke
             raise asyncio.CancelledError
 
     monkeypatch.setattr(evidence, "_sample", Periodic(evidence.SAMPLE_TTL, read))
-    monkeypatch.setattr(evidence.asyncio, "sleep", sleep)
+    monkeypatch.setattr(evidence, "asyncio", SimpleNamespace(sleep=sleep))  # (its only use of asyncio)
     with contextlib.suppress(asyncio.CancelledError):
         await evidence.keep_sample_fresh("pool")
     period = evidence.SAMPLE_FRESH_EVERY

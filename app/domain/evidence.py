@@ -334,7 +334,8 @@ SAMPLED = 50_000
 _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 # The sampled incidents' names are counted the same way (n): how many names hold each trigram,
 # for the names' index (search.looked_up_by_trigram). One sample, one statement, for both; the
-# names of at most NAMES_COUNTED of its incidents (the first sampled blocks'), since show_trgm
+# names of at most NAMES_COUNTED of its incidents (spread as the values' order is: an order that
+# has nothing to do with their age or place in the table), since show_trgm
 # costs about 15 microseconds a name (12,000 names: 180 ms of a read's 600 ms; 5,000: 80).
 NAMES_COUNTED = 5_000
 _TRIGRAMS_OF = """
@@ -350,7 +351,7 @@ WITH s AS MATERIALIZED (
       FROM s LEFT JOIN incident_evidence d ON d.incident_id = s.id
 ), g AS ({_TRIGRAMS_OF.format(rows="p", text="p.value_key", ascii="p.ascii")}
 ), c AS MATERIALIZED (
-    SELECT s.name_folded FROM s LIMIT {NAMES_COUNTED}
+    SELECT s.name_folded FROM s ORDER BY hashint8(s.id), s.id LIMIT {NAMES_COUNTED}
 ), n AS ({_TRIGRAMS_OF.format(rows="c s", text="s.name_folded", ascii="octet_length(s.name_folded) = length(s.name_folded)")}
 )
 SELECT count(DISTINCT d.id) AS incidents,
@@ -373,9 +374,9 @@ SAMPLE_FRESH_EVERY = 0.9 * SAMPLE_TTL  # keep_sample_fresh: before a search find
 # keep_sample_fresh waits a random share of SAMPLE_FRESH_EVERY, from SAMPLE_JITTER of it to all of
 # it, between reads: the server's processes start together, and with one fixed period their
 # reads (500 ms of PostgreSQL's CPU each at a million incidents) ran at the same moment, every
-# 270 s, on a machine of two cores. In two 10-minute soaks (2026-12-07) the worst second of
-# minutes 5 and 9 caught the sample's statement in 8 of 10 samples of pg_stat_activity, its
-# requests at a median of 33 ms against 14-18 in the other minutes' worst seconds.
+# 270 s, on a machine of two cores. In two 10-minute soaks (2026-12-07) the worst seconds of
+# minutes 5 and 9 caught the sample's statement in 4-8 of 10 samples of pg_stat_activity, their
+# requests at a median of 22-40 ms against 14-19 in most other minutes' worst seconds.
 SAMPLE_JITTER = 0.75
 COUNTED_MOST = 400  # values found before a share is extrapolated from the part of the sample read
 COUNTS_KEPT = 4096  # words' counts a sample keeps (then it forgets them all and starts again)
@@ -456,7 +457,8 @@ class Sample:
         the table holds. The numbers are kept as arrays of machine integers, 8 bytes each, not
         lists of Python's (36 bytes each): 0.8 MB instead of 3.6 for 50,000 values, a process.
         `trigrams`: how many values hold each trigram of letters and digits (None: counted in
-        the text like any word). `names`: how many of the sampled incidents' names hold each."""
+        the text like any word). `names`: how many of the names of NAMES_COUNTED of the sampled
+        incidents (or all, if fewer) hold each."""
         self.rows = rows
         self._counted: dict[tuple[str, ...], tuple[int, int, float]] = {}
         self.sampled_incidents = incidents
