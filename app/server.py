@@ -617,11 +617,12 @@ def create_app(
             yield
         finally:
             sampling.cancel()
-            for task in (evidence_sample, merging):
+            upkeep = {evidence_sample, merging}
+            for task in upkeep:
                 task.cancel()
             # (not reading on the pool as it closes; bounded: a cancelled statement's connection
             # may wait for the server to confirm the cancel)
-            await asyncio.wait({evidence_sample, merging}, timeout=5)
+            await asyncio.wait(upkeep, timeout=5)
             await app.state.tokens.stop()
             if app.state.live is not None:
                 await app.state.live.stop()

@@ -8,18 +8,18 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from app.domain import activity, alerts, evidence, incidents, pagination
+from app.domain import activity, alerts, incidents, pagination
 from app.domain.errors import InvalidArgument
-from app.domain.periodic import Periodic
 from app.domain.viewers import Viewer
 from tests.conftest import alert_id, alert_in, inc
 from tests.test_queries import (
     STEPPED_SEARCHES,
     RecordingConnection,
     choose_way,
-    fake_read,
     index_conditions,
     index_names,
+    pin_sample_names,
+    search_steps,
 )
 
 EVERYTHING = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
@@ -511,9 +511,7 @@ async def test_a_backward_search_uses_the_recency_and_trigram_indexes(pool, monk
         await conn.execute("SELECT gin_clean_pending_list('incidents_name_search')")
         await conn.execute("ANALYZE incidents")
         # A sample whose names all hold "zanzibar": the steps take RECENT (test_queries has the other case).
-        sample = await evidence._read_sample(conn)
-        sample.names = evidence.Trigrams.of(["zanzibar"] * 10_000)
-        monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(sample)))
+        await pin_sample_names(monkeypatch, conn, ["zanzibar"] * 10_000)
         await conn.execute("SET LOCAL enable_seqscan = off")  # 5,000 rows: see test_queries' forward test
         recorder = RecordingConnection(conn)
         flt = incidents.IncidentFilter(search="zanzibar")
@@ -528,9 +526,7 @@ async def test_a_backward_search_uses_the_recency_and_trigram_indexes(pool, monk
 
             assert [i.name for i in page.items] == ["Zanzibar exfiltration on WS-77"]
             # (then the evidence matches, issue 16: tests/test_evidence_search.py pages them both ways)
-            periodic = ("cursor_sealing_key", "pg_class", "TABLESAMPLE")  # (read once in a while)
-            steps = [(sql, args) for sql, args in recorder.statements if not any(p in sql for p in periodic)]
-            near, recent, everything, *_evidence = steps
+            near, recent, everything, *_evidence = search_steps(recorder)
             assert scans_backward(await explained(conn, near), "incidents_recent")
             for statement in (recent, everything):
                 plan = await explained(conn, statement)

@@ -701,9 +701,7 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer,
         await conn.execute("SELECT gin_clean_pending_list('incidents_name_search')")
         await conn.execute("SELECT gin_clean_pending_list('incident_evidence_value_search')")
         await conn.execute("ANALYZE incidents, incident_evidence")
-        sample = await evidence._read_sample(conn)
-        sample.names = evidence.Trigrams.of(["zanzibar" if sampled == "common" else "zanziba"] * 10_000)
-        monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(sample)))
+        await pin_sample_names(monkeypatch, conn, ["zanzibar" if sampled == "common" else "zanziba"] * 10_000)
         # At 5,000 rows the planner may rightly prefer a sequential scan of so small a table;
         # the point here is that the statement as built (one ILIKE per word, nothing wrapped
         # around the name) is one the trigram index can serve, as it must at a million incidents.
@@ -721,8 +719,7 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer,
         # the trigram index of the incidents' evidence values.
         # (what a process reads once in a while, whenever it is due, left out: the cursors' key,
         # the evidence's sample)
-        periodic = ("cursor_sealing_key", "pg_class", "TABLESAMPLE")
-        steps = [(sql, args) for sql, args in recorder.statements if not any(p in sql for p in periodic)]
+        steps = search_steps(recorder)
         if sampled == "rare":
             _near, everything, *evidence_steps = steps
             assert "activity_day" not in everything[0] and "%bar%" in everything[1]
@@ -878,6 +875,24 @@ def fake_read(value):
         return value
 
     return read
+
+
+async def pin_sample_names(monkeypatch, conn, names: list[str]) -> None:
+    """The evidence sample of this database, read now and kept, with these names' trigrams as the
+    sampled names' (what the name steps choose their way by)."""
+    sample = await evidence._read_sample(conn)
+    sample.names = evidence.Trigrams.of(names)
+    monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(sample)))
+
+
+# What a process reads once in a while, whenever it is due: the cursors' key, the table's size,
+# the evidence's sample.
+PERIODIC_READS = ("cursor_sealing_key", "pg_class", "TABLESAMPLE")
+
+
+def search_steps(recorder: RecordingConnection) -> list[tuple[str, tuple]]:
+    """The statements a search sent, without the once-in-a-while reads (PERIODIC_READS)."""
+    return [(sql, args) for sql, args in recorder.statements if not any(p in sql for p in PERIODIC_READS)]
 
 
 def choose_way(monkeypatch, way: str) -> None:

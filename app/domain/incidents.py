@@ -701,7 +701,7 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         return _NameSteps(rows, both, near=False)
     steps = (PLAIN,) if small else (RECENT_STEP, INDEXED_STEP)
     estimate = None if small else evidence.sample_read()  # (read by now for a search with evidence words)
-    if estimate is not None and estimate.names.texts:
+    if estimate is not None:  # (no names sampled: every part as it is, and RECENT kept)
         names = estimate.names
         indexed = frozenset(
             search.looked_up_by_trigram(part, names.share, near_counts[part] / NEAR if near_counts.get(part) else None)
