@@ -836,6 +836,29 @@ def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     )
 
 
+def test_a_word_is_looked_up_whole_when_its_run_is_common_and_the_word_is_not():
+    # A host number shared by many hosts' names ("fs-85218", "ws-85218", ...): the run finds all
+    # of them, the whole word only the one host's, which pays for its padded trigrams' lists.
+    def values_of(n):
+        return [f"{('ws', 'lt', 'srv', 'web')[n % 4]}-85218" if n % 20 < 16 else f"v{n}", "fs-85218" if n == 3 else "x"]
+
+    sample = _sampled(values_of, total_incidents=1_000_000)
+
+    def lookup(words, estimate=sample):
+        params = Params()
+        return evidence.index_lookup(params, words, estimate), params.values
+
+    assert lookup(["fs-85218"]) == ("d.value_key LIKE $1", ["%fs-85218%"])
+    # A run that few values hold is looked up alone, the word checked on the rows it finds.
+    assert lookup(["fs-4821"]) == ("d.value_key LIKE $1 AND textlike(d.value_key, $2)", ["%4821%", "%fs-4821%"])
+    # Runs that are all common, in a word that no value holds: reading the padded lists of three
+    # runs costs more than checking what the runs find.
+    files = _sampled(lambda n: [f"vpn_{n}.dll" if n < 200 else f"x{n}"], total_incidents=10_000)
+    assert lookup(["vpn_vpn.dll"], files)[0].startswith("d.value_key LIKE $1 AND d.value_key LIKE $2")
+    # VALUES' estimate counts the padded lists of what it looks up whole.
+    assert evidence.values_cost(sample, ["fs-85218"]) >= 2 * evidence.WHOLE_LOOKUP_COST
+
+
 async def test_a_walk_that_stops_on_a_near_miss_does_not_list_it(pool, ingest, monkeypatch):
     # A walk of one incident that stops on a near miss: its values hold every trigram of the
     # words but not the words ("abc bcd" against "abcd"), so its bits pass and no value matches,

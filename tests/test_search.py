@@ -34,11 +34,13 @@ def test_which_words_the_trigram_index_can_narrow(word, expected):
     assert search.has_trigrams(word) is expected
 
 
-def test_index_parts_are_runs_when_there_are_two_long_ones_or_one_of_five():
+def test_index_parts_are_runs_when_there_are_two_long_ones_or_one_of_four():
     assert search.index_parts("alice.smith@contoso.com") == ["alice", "smith", "contoso", "com"]
     assert search.index_parts("ws-48213") == ["48213"]
-    assert search.index_parts("ws-4821") == ["ws-4821"]
+    assert search.index_parts("ws-4821") == ["4821"]
+    assert search.index_parts("lt-527") == ["lt-527"]
     assert search.index_parts("7z.exe") == ["7z.exe"]
+    assert search.runs_of("-ws--4821.") == ["ws", "4821"]
     assert search.index_parts("kerberoasting") == ["kerberoasting"]
 
 

@@ -285,13 +285,45 @@ def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
 
 def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
     """The parts of the words the index looks up (index_lookup), each perhaps by its rarest
-    trigram (_looked_up); None: the whole words."""
+    trigram (_looked_up), or a word whole instead of its parts (_whole_pays); None: the whole
+    words."""
     if not estimate.values:
         return None
     unseen = 0.1 / estimate.values
-    parts = list(dict.fromkeys(_looked_up(part, estimate) for word in words for part in search.index_parts(word)))
+    total = max(estimate.rows, 1.0)
+    looked: list[str] = []
+    for word in words:
+        parts = list(dict.fromkeys(_looked_up(part, estimate) for part in search.index_parts(word)))
+        looked.extend([word] if _whole_pays(word, parts, estimate, unseen) else parts)
+    parts = list(dict.fromkeys(looked))
     shares = [max(estimate.share([part]), unseen) for part in parts]
-    return set(search.choose_by_share(parts, shares, total=max(estimate.rows, 1.0)))
+    return set(search.choose_by_share(parts, shares, total=total))
+
+
+# A word with punctuation looked up whole makes the index read the lists of its padded trigrams
+# ("fs ", "  8", " 85" for "fs-85218"), which a good part of the values hold: about
+# WHOLE_LOOKUP_COST microseconds a run more than looking up its long runs alone (measured at a
+# million incidents, 2026-12-07: 2.6-4.0 ms in the index for "fs-85218", "srv-77299", "ws-6070",
+# "lt-527", against 0.2-0.8 for their runs; 7-14 ms for an email's five runs). It pays when the runs are common enough that the rows they add to those the
+# word finds cost more than that to check, at RUN_ROW_COST each (the rows read and their words
+# checked: "85218" is in 2,757 values and "fs-85218" in 189, 4.8 ms by the run against 2.9 whole;
+# "6070" in 1,774, "ws-6070" in 511, 2.9 ms by the run against 3.9 whole).
+WHOLE_LOOKUP_COST = 1_250.0
+RUN_ROW_COST = 1.45
+
+
+def _whole_pays(word: str, parts: list[str], estimate: Sample, unseen: float) -> bool:
+    """Whether the index should look the word up whole rather than by `parts` (its runs as
+    _looked_up gives them), by the sample's shares: the rows the runs chosen (search.choose_by_share)
+    add to the word's own cost more to check than the word's padded trigrams cost to read
+    (WHOLE_LOOKUP_COST for each of its runs)."""
+    if parts == [word]:
+        return False
+    total = max(estimate.rows, 1.0)
+    shares = [max(estimate.share([part]), unseen) for part in parts]
+    chosen = search.choose_by_share(parts, shares, total=total)
+    added = (max(estimate.share(chosen), unseen) - max(estimate.share([word]), unseen)) * total
+    return added * RUN_ROW_COST > WHOLE_LOOKUP_COST * len(search.runs_of(word))
 
 
 def _looked_up(part: str, estimate: Sample) -> str:
@@ -600,13 +632,16 @@ async def keep_sample_fresh(pool) -> None:
 
 
 def values_cost(estimate: Sample, words: list[str]) -> float:
-    """VALUES' estimated cost, in microseconds: the lists of the trigrams it looks up, the
-    candidates they give (the pairs holding every part looked up), and the matching pairs."""
+    """VALUES' estimated cost, in microseconds: the lists of the trigrams it looks up (those of a
+    word with punctuation, looked up whole, at WHOLE_LOOKUP_COST a run), the candidates they give
+    (the pairs holding every part looked up), and the matching pairs."""
     chosen = _chosen_parts(words, estimate)
     looked_up = sorted(chosen) if chosen is not None else words
     entries = sum(estimate.share([p]) * max(1, len(p) - 2) for p in looked_up)
     cost = entries * LIST_ENTRY_COST + estimate.share(looked_up) * CANDIDATE_COST
-    return (cost + estimate.share(words) * MATCH_COST) * estimate.rows
+    # (and the padded trigrams' lists of what is looked up with punctuation: _whole_pays)
+    padded = sum(WHOLE_LOOKUP_COST * len(search.runs_of(p)) for p in looked_up if len(search.runs_of(p)) > 1)
+    return (cost + estimate.share(words) * MATCH_COST) * estimate.rows + padded
 
 
 def walk_cost(words: list[str]) -> float:
