@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 
 import orjson
 import pytest
@@ -793,8 +794,11 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
     choose_way(monkeypatch, "planner" if way == "planner" else "steps")
     if way == "trigrams":
         parts = {p for text in STEPPED_SEARCHES for w in search_rules.words(text) for p in search_rules.index_parts(w)}
-        # (enough names that a trigram none holds is one of at most 500 candidates: RECENT skipped)
+        # (enough names that a trigram none holds is one of at most 500 candidates: RECENT skipped;
+        # the hosts looked up whole ("ws-12") in them, so that those keep their RECENT step)
         names = [p[:-1] for p in parts if search_rules.trigrams(p)] * 400
+        words = [w for text in STEPPED_SEARCHES for w in search_rules.words(text)]
+        names += [w for w in words if not w.isalnum() and search_rules.index_parts(w) == [w]] * 400
         monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(evidence.Sample.of([], 1.0, names))))
     viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
     await pool.execute(
@@ -919,3 +923,30 @@ async def test_a_field_cancelled_by_its_siblings_error_does_not_fail_the_others_
     assert response.status_code == 200
     assert body["data"] == {"k1": None, "alert": {"incident": {"id": inc(a.incident_id)}}}
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_a_host_whose_number_many_names_share_is_looked_up_whole_in_the_names(monkeypatch):
+    # At a million incidents: "85218" in 2% of the sampled names (the hosts ws-, lt-, srv- and
+    # web-85218), "fs-85218" in one; "4821" in one name, as its host. The names' index looks up
+    # "fs-85218" whole (its padded trigrams' lists cost less than checking 20,000 names), and
+    # "ws-4821" by its run.
+    choose_way(monkeypatch, "steps")
+    names = [f"malware on {('ws', 'lt', 'srv', 'web')[n % 4]}-85218" for n in range(100)]
+    names += ["malware on fs-85218", "logon from ws-4821"] + [f"incident {n}" for n in range(4_898)]
+    sampled = evidence.Trigrams.of(names)
+    assert sampled.holding(["85218"]) == 101 and sampled.holding(["fs-85218"]) == 1
+    assert sampled.holding(["malware", "fs-"]) == 1 and sampled.holding(["nowhere"]) == 0
+    assert await incidents._name_parts(None, "fs-85218", sampled) == ["fs-85218"]
+    assert await incidents._name_parts(None, "ws-4821", sampled) == ["4821"]
+    # Without the sample's names (before its first read), the runs.
+    assert await incidents._name_parts(None, "fs-85218", None) == ["85218"]
+    assert evidence.Trigrams("", [], 0).holding(["85218"]) is None
+
+
+def test_the_sampled_names_held_by_a_common_word_are_extrapolated_from_the_part_read():
+    # (in an order that has nothing to do with what they hold, as SAMPLE gives them)
+    names = ["windows host"] * 4_000 + ["linux host"] * 4_000
+    random.Random(5).shuffle(names)
+    sampled = evidence.Trigrams.of(names)
+    assert sampled.holding(["windows"]) == pytest.approx(4_000, rel=0.15)
+    assert sampled.holding(["host"]) == pytest.approx(8_000, rel=0.01)

@@ -301,29 +301,27 @@ def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
 
 
 # A word with punctuation looked up whole makes the index read the lists of its padded trigrams
-# ("fs ", "  8", " 85" for "fs-85218"), which a good part of the values hold: about
-# WHOLE_LOOKUP_COST microseconds a run more than looking up its long runs alone (measured at a
-# million incidents, 2026-12-07: 2.6-4.0 ms in the index for "fs-85218", "srv-77299", "ws-6070",
-# "lt-527", against 0.2-0.8 for their runs; 7-14 ms for an email's five runs). It pays when the runs are common enough that the rows they add to those the
-# word finds cost more than that to check, at RUN_ROW_COST each (the rows read and their words
-# checked: "85218" is in 2,757 values and "fs-85218" in 189, 4.8 ms by the run against 2.9 whole;
-# "6070" in 1,774, "ws-6070" in 511, 2.9 ms by the run against 3.9 whole).
+# (search.whole_pays): about WHOLE_LOOKUP_COST microseconds a run more than its long runs alone
+# (measured at a million incidents, 2026-12-07: 2.6-4.0 ms in the values' index for
+# "fs-85218", "srv-77299", "ws-6070", "lt-527", against 0.2-0.8 for their runs; 7-14 ms for an
+# email's five runs), each row the runs find costing RUN_ROW_COST to read and check: "85218" is
+# in 2,757 values and "fs-85218" in 189, 4.8 ms by the run against 2.9 whole; "6070" in 1,774,
+# "ws-6070" in 511, 2.9 ms by the run against 3.9 whole.
 WHOLE_LOOKUP_COST = 1_250.0
 RUN_ROW_COST = 1.45
 
 
 def _whole_pays(word: str, parts: list[str], estimate: Sample, unseen: float) -> bool:
     """Whether the index should look the word up whole rather than by `parts` (its runs as
-    _looked_up gives them), by the sample's shares: the rows the runs chosen (search.choose_by_share)
-    add to the word's own cost more to check than the word's padded trigrams cost to read
-    (WHOLE_LOOKUP_COST for each of its runs)."""
+    _looked_up gives them), by the sample's shares of the word and of the runs that would be
+    chosen (search.choose_by_share)."""
     if parts == [word]:
         return False
     total = max(estimate.rows, 1.0)
     shares = [max(estimate.share([part]), unseen) for part in parts]
     chosen = search.choose_by_share(parts, shares, total=total)
     added = (max(estimate.share(chosen), unseen) - max(estimate.share([word]), unseen)) * total
-    return added * RUN_ROW_COST > WHOLE_LOOKUP_COST * len(search.runs_of(word))
+    return search.whole_pays(word, added, row_cost=RUN_ROW_COST, run_cost=WHOLE_LOOKUP_COST)
 
 
 def _looked_up(part: str, estimate: Sample) -> str:
@@ -369,6 +367,8 @@ _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 # names of at most NAMES_COUNTED of its incidents (spread as the values' order is: an order that
 # has nothing to do with their age or place in the table), since show_trgm
 # costs about 15 microseconds a name (12,000 names: 180 ms of a read's 600 ms; 5,000: 80).
+# The names themselves come too (name_text, in the same order), for how many hold a word
+# (Trigrams.holding: incidents._name_parts).
 NAMES_COUNTED = 5_000
 _TRIGRAMS_OF = """
     SELECT t, count(*)::int4 AS n FROM {rows}, unnest(show_trgm({text})) t
@@ -383,7 +383,7 @@ WITH s AS MATERIALIZED (
       FROM s LEFT JOIN incident_evidence d ON d.incident_id = s.id
 ), g AS ({_TRIGRAMS_OF.format(rows="p", text="p.value_key", ascii="p.ascii")}
 ), c AS MATERIALIZED (
-    SELECT s.name_folded FROM s ORDER BY hashint8(s.id), s.id LIMIT {NAMES_COUNTED}
+    SELECT s.id, s.name_folded FROM s ORDER BY hashint8(s.id), s.id LIMIT {NAMES_COUNTED}
 ), n AS ({_TRIGRAMS_OF.format(rows="c s", text="s.name_folded", ascii="octet_length(s.name_folded) = length(s.name_folded)")}
 )
 SELECT count(DISTINCT d.id) AS incidents,
@@ -394,7 +394,9 @@ SELECT count(DISTINCT d.id) AS incidents,
        E'\\n' || coalesce(string_agg(d.value_key || E'\\n', '' {_SAMPLE_ORDER}), '') AS text,
        {_PACKED_TRIGRAMS.format(g="g", name="trigram")},
        {_PACKED_TRIGRAMS.format(g="n", name="name_trigram")},
-       (SELECT count(*) FROM c) AS names
+       (SELECT count(*) FROM c) AS names,
+       E'\\n' || (SELECT coalesce(string_agg(translate(c.name_folded, E'\\n', ' ') || E'\\n', ''
+                                            ORDER BY hashint8(c.id), c.id), '') FROM c) AS name_text
   FROM p d
 """
 SIZES = """
@@ -426,14 +428,19 @@ _INT4 = next(code for code in "ilh" if array(code).itemsize == 4)
 class Trigrams:
     """How many of a sample's texts hold each trigram of letters and digits (counted by
     PostgreSQL: SAMPLE), kept packed: the trigrams one after the other in code point order, and
-    their counts as machine integers (about 5,000 of each at a million incidents, 35 KB)."""
+    their counts as machine integers (about 5,000 of each at a million incidents, 35 KB). Also,
+    when given, the texts themselves, each after a newline (and one at the end; a newline in a
+    text read as a space), for how many hold given words (holding): the names of the sample's
+    incidents, 5,000 at most (NAMES_COUNTED: about 350 KB)."""
 
-    def __init__(self, trigrams: str, counts: Sequence[int], texts: int) -> None:
+    def __init__(self, trigrams: str, counts: Sequence[int], texts: int, text: str = "") -> None:
         if len(trigrams) != 3 * len(counts):
             raise RuntimeError(f"sample: {len(trigrams)} characters of trigrams for {len(counts)} counts")
         self.texts = texts
         self._trigrams = trigrams
         self._counts = counts if isinstance(counts, array) else array(_INT4, counts)
+        self._text = text
+        self._held: dict[tuple[str, ...], float] = {}
 
     @classmethod
     def of(cls, texts: list[str]) -> Trigrams:
@@ -442,7 +449,30 @@ class Trigrams:
             t for v in texts for t in {v[k : k + 3] for k in range(len(v) - 2)} if _TRIGRAM.match(t)
         )
         known = sorted(counts)
-        return cls("".join(known), [counts[t] for t in known], len(texts))
+        text = "\n" + "".join(v.replace("\n", " ") + "\n" for v in texts)
+        return cls("".join(known), [counts[t] for t in known], len(texts), text)
+
+    def holding(self, words: list[str]) -> float | None:
+        """How many of the sampled texts hold every word (None: the texts are not kept), counted
+        up to COUNTED_MOST and then extrapolated from the part of the texts read (as
+        Sample._holding), and kept for the sample's life (COUNTS_KEPT at most)."""
+        text = self._text
+        if not text or not words:
+            return None
+        key = tuple(words)
+        if key not in self._held:
+            if len(self._held) >= COUNTS_KEPT:
+                self._held.clear()
+            first = max(words, key=len)
+            found, at = 0, text.find(first)
+            while at != -1:
+                start, end = text.rfind("\n", 0, at) + 1, text.find("\n", at)
+                found += all(w in text[start:end] for w in words)
+                if found >= COUNTED_MOST:
+                    break
+                at = text.find(first, end)
+            self._held[key] = found if at == -1 else found * len(text) / (end + 1)
+        return self._held[key]
 
     def share(self, trigram: str) -> float:
         """The share of the sampled texts holding the trigram."""
@@ -598,7 +628,9 @@ async def _read_sample(conn) -> Sample:
         text=row["text"],
         rows=sizes["pairs"],
         trigrams=Trigrams(row["trigrams"], _unpacked(row["trigram_counts"], _INT4), len(lengths)),
-        names=Trigrams(row["name_trigrams"], _unpacked(row["name_trigram_counts"], _INT4), row["names"]),
+        names=Trigrams(
+            row["name_trigrams"], _unpacked(row["name_trigram_counts"], _INT4), row["names"], row["name_text"]
+        ),
     )
 
 
