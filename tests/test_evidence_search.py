@@ -836,7 +836,7 @@ def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     )
 
 
-def test_a_word_is_looked_up_whole_when_its_run_is_common_and_the_word_is_not():
+def test_a_word_is_looked_up_whole_when_its_run_is_common_and_the_word_is_not(monkeypatch):
     # A host number shared by many hosts' names ("fs-85218", "ws-85218", ...): the run finds all
     # of them, the whole word only the one host's, which pays for its padded trigrams' lists.
     def values_of(n):
@@ -854,9 +854,26 @@ def test_a_word_is_looked_up_whole_when_its_run_is_common_and_the_word_is_not():
     # Runs that are all common, in a word that no value holds: reading the padded lists of three
     # runs costs more than checking what the runs find.
     files = _sampled(lambda n: [f"vpn_{n}.dll" if n < 200 else f"x{n}"], total_incidents=10_000)
-    assert lookup(["vpn_vpn.dll"], files)[0].startswith("d.value_key LIKE $1 AND d.value_key LIKE $2")
-    # VALUES' estimate counts the padded lists of what it looks up whole.
-    assert evidence.values_cost(sample, ["fs-85218"]) >= 2 * evidence.WHOLE_LOOKUP_COST
+    sql, values = lookup(["vpn_vpn.dll"], files)
+    assert sql == "d.value_key LIKE $1 AND d.value_key LIKE $2 AND textlike(d.value_key, $3)"
+    assert sorted(values[:2]) == ["%dll%", "%vpn%"] and values[2] == "%vpn\\_vpn.dll%"
+
+    # A word without punctuation keeps its rarest trigram, whatever the rows it adds ("sew" in
+    # a third more values than "proseware": looked up by "sew" alone, never whole).
+    def values_of(n):
+        if n < 60:
+            return ["proseware.com"]
+        return ["sewing" if n < 80 else "newark" if n < 100 else "prose software" if n < 600 else f"x{n}"]
+
+    words = _sampled(values_of)
+    assert lookup(["proseware"], words) == (
+        "d.value_key LIKE $1 AND textlike(d.value_key, $2)",
+        ["%sew%", "%proseware%"],
+    )
+    # VALUES' estimate counts the padded lists of what it looks up whole: two runs' worth.
+    with_lists = evidence.values_cost(sample, ["fs-85218"])
+    monkeypatch.setattr(evidence, "WHOLE_LOOKUP_COST", 0.0)
+    assert with_lists - evidence.values_cost(sample, ["fs-85218"]) == pytest.approx(2 * 1_250.0)
 
 
 async def test_a_walk_that_stops_on_a_near_miss_does_not_list_it(pool, ingest, monkeypatch):

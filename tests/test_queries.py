@@ -794,11 +794,8 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
     choose_way(monkeypatch, "planner" if way == "planner" else "steps")
     if way == "trigrams":
         parts = {p for text in STEPPED_SEARCHES for w in search_rules.words(text) for p in search_rules.index_parts(w)}
-        # (enough names that a trigram none holds is one of at most 500 candidates: RECENT skipped;
-        # the hosts looked up whole ("ws-12") in them, so that those keep their RECENT step)
+        # (enough names that a trigram none holds is one of at most 500 candidates: RECENT skipped)
         names = [p[:-1] for p in parts if search_rules.trigrams(p)] * 400
-        words = [w for text in STEPPED_SEARCHES for w in search_rules.words(text)]
-        names += [w for w in words if not w.isalnum() and search_rules.index_parts(w) == [w]] * 400
         monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(evidence.Sample.of([], 1.0, names))))
     viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
     await pool.execute(

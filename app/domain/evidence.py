@@ -293,8 +293,9 @@ def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
     total = max(estimate.rows, 1.0)
     looked: list[str] = []
     for word in words:
-        parts = list(dict.fromkeys(_looked_up(part, estimate) for part in search.index_parts(word)))
-        looked.extend([word] if _whole_pays(word, parts, estimate, unseen) else parts)
+        runs = search.index_parts(word)
+        parts = list(dict.fromkeys(_looked_up(part, estimate) for part in runs))
+        looked.extend([word] if runs != [word] and _whole_pays(word, parts, estimate, unseen) else parts)
     parts = list(dict.fromkeys(looked))
     shares = [max(estimate.share([part]), unseen) for part in parts]
     return set(search.choose_by_share(parts, shares, total=total))
@@ -312,11 +313,9 @@ RUN_ROW_COST = 1.45
 
 
 def _whole_pays(word: str, parts: list[str], estimate: Sample, unseen: float) -> bool:
-    """Whether the index should look the word up whole rather than by `parts` (its runs as
-    _looked_up gives them), by the sample's shares of the word and of the runs that would be
-    chosen (search.choose_by_share)."""
-    if parts == [word]:
-        return False
+    """Whether the index should look a word with runs (search.index_parts) up whole rather than
+    by `parts` (its runs as _looked_up gives them), by the sample's shares of the word and of the
+    runs that would be chosen (search.choose_by_share)."""
     total = max(estimate.rows, 1.0)
     shares = [max(estimate.share([part]), unseen) for part in parts]
     chosen = search.choose_by_share(parts, shares, total=total)
@@ -454,8 +453,9 @@ class Trigrams:
 
     def holding(self, words: list[str]) -> float | None:
         """How many of the sampled texts hold every word (None: the texts are not kept), counted
-        up to COUNTED_MOST and then extrapolated from the part of the texts read (as
-        Sample._holding), and kept for the sample's life (COUNTS_KEPT at most)."""
+        up to COUNTED_MOST and then extrapolated from the share of the text read (the texts are
+        in an order that has nothing to do with what they hold), and kept for the sample's life
+        (COUNTS_KEPT at most)."""
         text = self._text
         if not text or not words:
             return None
@@ -467,6 +467,8 @@ class Trigrams:
             found, at = 0, text.find(first)
             while at != -1:
                 start, end = text.rfind("\n", 0, at) + 1, text.find("\n", at)
+                if end < 0:  # (a text without its closing newline: the last one ends the string)
+                    end = len(text)
                 found += all(w in text[start:end] for w in words)
                 if found >= COUNTED_MOST:
                     break

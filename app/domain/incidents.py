@@ -661,16 +661,12 @@ FEW_CANDIDATES = 500
 SAMPLE_SLACK = 2
 
 
-def _sampled_holding(looked: str, names: evidence.Trigrams) -> float | None:
-    counted = search.sampled_at_most(looked, names)
-    return names.holding([looked]) if counted is None else counted
-
-
 async def _few_hold(conn: Conn, indexed: frozenset[str], names: evidence.Trigrams) -> bool:
-    """Whether the names' index finds at most FEW_CANDIDATES rows for what it looks up: by the
-    sampled names holding its rarest trigram (search.sampled_at_most), or, for what that cannot
-    tell (a word looked up whole, with its punctuation's padded trigrams), holding it."""
-    held = [n for n in (_sampled_holding(looked, names) for looked in indexed) if n is not None]
+    """Whether the names' index finds at most FEW_CANDIDATES rows for what it looks up, by the
+    sampled names holding its rarest trigram (search.sampled_at_most: nothing known of a word
+    looked up whole with its punctuation, whose padded trigrams' lists find more names than
+    those that hold it)."""
+    held = [n for n in (search.sampled_at_most(looked, names) for looked in indexed) if n is not None]
     if not held or not names.texts:
         return False
     return (min(held) + SAMPLE_SLACK) / names.texts * await _table_rows.get(conn) <= FEW_CANDIDATES

@@ -57,9 +57,9 @@ def index_parts(word: str) -> list[str]:
     part of the names: at a million incidents, 1.9 ms in the names' index for "ws-4821", 0.23 ms
     for "4821" and its 104 names checked; "lt-7390" 1.9 against 0.5, 2026-12-07). A word with a
     shorter one keeps its own trigrams ("ws-709", "7z.exe": there the padded trigram of the short
-    run is what narrows it: "527" is in 3,617 names, "lt-527" in 582). The values' index may
-    still look such a word up whole, when the sample says that its run is common
-    (evidence._chosen_parts).
+    run is what narrows it: "527" is in 3,617 names, "lt-527" in 582). A word with runs may
+    still be looked up whole, when the sample says that its runs are common and it is not
+    (whole_pays: evidence._chosen_parts for the values, incidents._name_parts for the names).
     """
     runs = [run for run in runs_of(word) if len(run) >= 3]
     if len(runs) >= 2 or (len(runs) == 1 and len(runs[0]) >= 4 and runs[0] != word):
@@ -118,7 +118,7 @@ def word_clauses(
     """Clauses, all of which hold when every word is in `column` (a case-folded text), the
     trigram index looking up only the `indexed` parts of the words (index_parts; None: each word
     as it is). A word that is indexed (its own part, or looked up whole instead of its parts:
-    evidence._chosen_parts) is its own LIKE; any other word is
+    whole_pays) is its own LIKE; any other word is
     checked on the rows found as a function call, which the index cannot serve, so that it does
     not look up the word's other trigrams. A part two words share is looked up once. `fold` wraps
     each pattern's placeholder ("lower({})": names are folded by PostgreSQL's lower())."""
@@ -188,8 +188,9 @@ def looked_up_by_trigram(part: str, share_of: Callable[[str], float], part_share
 def sampled_at_most(looked: str, counts: TrigramCounts) -> int | None:
     """At most how many of the sample's texts hold what the index looks up (a part, or one of its
     trigrams): its rarest trigram's count; None unless it is ASCII letters and digits alone (a
-    whole "ws-4821" or "fs-54", looked up with the padded trigrams its punctuation gives, which
-    the sample does not count: then nothing is known)."""
+    whole "ws-709" or "fs-54", looked up with the padded trigrams its punctuation gives, which
+    the sample does not count, and which find more texts than those holding the word: then
+    nothing is known)."""
     if len(looked) == 3 and looked.isascii() and looked.isalnum():
         return counts.count(looked)
     held = trigrams(looked)
