@@ -673,9 +673,10 @@ def values_cost(estimate: Sample, words: list[str]) -> float:
     looked_up = sorted(chosen) if chosen is not None else words
     entries = sum(estimate.share([p]) * max(1, len(p) - 2) for p in looked_up)
     cost = entries * LIST_ENTRY_COST + estimate.share(looked_up) * CANDIDATE_COST
-    # (and the padded trigrams' lists of what is looked up with punctuation: _whole_pays)
+    # (and the padded trigrams' lists of what is looked up with punctuation: _whole_pays; none
+    # known of an empty table, or of one PostgreSQL has not counted yet: no walk is chosen there)
     padded = sum(WHOLE_LOOKUP_COST * len(search.runs_of(p)) for p in looked_up if len(search.runs_of(p)) > 1)
-    return (cost + estimate.share(words) * MATCH_COST) * estimate.rows + padded
+    return (cost + estimate.share(words) * MATCH_COST) * estimate.rows + (padded if estimate.rows else 0.0)
 
 
 def walk_cost(words: list[str]) -> float:

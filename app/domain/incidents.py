@@ -661,7 +661,7 @@ FEW_CANDIDATES = 500
 SAMPLE_SLACK = 2
 
 
-async def _few_hold(conn: Conn, indexed: frozenset[str], names: evidence.Trigrams) -> bool:
+async def _few_hold(conn: Conn, indexed: frozenset[str], names: search.TrigramCounts) -> bool:
     """Whether the names' index finds at most FEW_CANDIDATES rows for what it looks up, by the
     sampled names holding its rarest trigram (search.sampled_at_most: nothing known of a word
     looked up whole with its punctuation, whose padded trigrams' lists find more names than
