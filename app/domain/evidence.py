@@ -316,11 +316,14 @@ def _whole_pays(word: str, parts: list[str], estimate: Sample, unseen: float) ->
     """Whether the index should look a word with runs (search.index_parts) up whole rather than
     by `parts` (its runs as _looked_up gives them), by the sample's shares of the word and of the
     runs that would be chosen (search.choose_by_share)."""
-    total = max(estimate.rows, 1.0)
-    shares = [max(estimate.share([part]), unseen) for part in parts]
-    chosen = search.choose_by_share(parts, shares, total=total)
-    added = (max(estimate.share(chosen), unseen) - max(estimate.share([word]), unseen)) * total
-    return search.whole_pays(word, added, row_cost=RUN_ROW_COST, run_cost=WHOLE_LOOKUP_COST)
+    return search.whole_pays(
+        word,
+        parts,
+        lambda words: max(estimate.share(words), unseen),
+        total=max(estimate.rows, 1.0),
+        row_cost=RUN_ROW_COST,
+        run_cost=WHOLE_LOOKUP_COST,
+    )
 
 
 def _looked_up(part: str, estimate: Sample) -> str:

@@ -688,12 +688,14 @@ async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) ->
     parts = search.index_parts(word)
     if parts == [word] or names is None:
         return parts
-    rows = await _table_rows.get(conn)
-    unseen = 0.1 / names.texts
-    shares = [max((names.holding([part]) or 0) / names.texts, unseen) for part in parts]
-    chosen = search.choose_by_share(parts, shares, total=max(rows, 1))  # (as the NEAR step's counts would choose)
-    added = ((names.holding(chosen) or 0) - (names.holding([word]) or 0)) / names.texts * rows
-    return [word] if search.whole_pays(word, added, row_cost=NAME_ROW_COST, run_cost=NAME_RUN_COST) else parts
+    unseen = 0.1 / names.texts  # (a share none of the sampled names shows, as evidence._chosen_parts takes it)
+
+    def share_of(words: list[str]) -> float:
+        return max((names.holding(words) or 0) / names.texts, unseen)
+
+    rows = max(await _table_rows.get(conn), 1)
+    whole = search.whole_pays(word, parts, share_of, total=rows, row_cost=NAME_ROW_COST, run_cost=NAME_RUN_COST)
+    return [word] if whole else parts
 
 
 async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:

@@ -73,14 +73,25 @@ def runs_of(word: str) -> list[str]:
     return [run for run in _RUNS.split(word) if run]
 
 
-def whole_pays(word: str, added_rows: float, *, row_cost: float, run_cost: float) -> bool:
+def whole_pays(
+    word: str,
+    parts: list[str],
+    share_of: Callable[[list[str]], float],
+    *,
+    total: float,
+    row_cost: float,
+    run_cost: float,
+) -> bool:
     """Whether the trigram index should look a word with punctuation up whole rather than by its
-    runs (index_parts): when the rows its runs find beyond the word's own (`added_rows`) cost
-    more to check (`row_cost` microseconds each) than the lists of the word's padded trigrams
-    cost to read (about `run_cost` microseconds for each of its runs: "fs ", "  8" and " 85" for
-    "fs-85218", which a good part of the texts hold). A host number that many hosts share
-    ("85218" in the names of 1,764 incidents, "fs-85218" in 121) is then looked up with its
-    host's prefix."""
+    runs (`parts`, as index_parts gives them, perhaps each by its rarest trigram): when the rows
+    that the parts choose_by_share would choose find beyond the word's own cost more to check
+    (`row_cost` microseconds each) than the lists of the word's padded trigrams cost to read
+    (about `run_cost` microseconds for each of its runs: "fs ", "  8" and " 85" for "fs-85218",
+    which a good part of the texts hold). `share_of`: the estimated share of the `total` rows
+    holding every one of some words. A host number that many hosts share ("85218" in the names
+    of 1,764 incidents, "fs-85218" in 121) is then looked up with its host's prefix."""
+    chosen = choose_by_share(parts, [share_of([part]) for part in parts], total=total)
+    added_rows = (share_of(chosen) - share_of([word])) * total
     return added_rows * row_cost > run_cost * len(runs_of(word))
 
 
