@@ -680,6 +680,9 @@ async def _few_hold(conn: Conn, indexed: frozenset[str], names: search.TrigramCo
 # by "85218"; "srv-77299" 3.1 and 3.9; "ws-6070" 2.6 and 2.1).
 NAME_RUN_COST = 900.0
 NAME_ROW_COST = 1.9
+# The count taken for what none of the sampled names holds (a share none of them shows, as
+# evidence._chosen_parts takes it).
+SAMPLE_UNSEEN = 0.1
 
 
 async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) -> list[str]:
@@ -688,7 +691,7 @@ async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) ->
     parts = search.index_parts(word)
     if parts == [word] or names is None:
         return parts
-    unseen = 0.1 / names.texts  # (a share none of the sampled names shows, as evidence._chosen_parts takes it)
+    unseen = SAMPLE_UNSEEN / names.texts
 
     def share_of(words: list[str]) -> float:
         return max((names.holding(words) or 0) / names.texts, unseen)
@@ -698,8 +701,25 @@ async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) ->
     return [word] if whole else parts
 
 
+# The NEAR step is skipped when the sample's names say it finds fewer than a page (their share of
+# what holds every word, plus SAMPLE_SLACK, times NEAR): it would walk 1,000 names for nothing
+# (1-2 ms at a million incidents, twice that on a database aged by writes) before the steps that
+# find the page. The steps left then choose their parts by the sample's shares instead of the NEAR
+# names' counts, and the evidence's steps know only what a NEAR step that found too few would
+# have told (_NameSteps.near False: the page's last name match, if any, lies beyond NEAR
+# incidents). Measured in one process on fixed samples (two at a time, the 200 inputs of the
+# benchmark's mix at a million incidents, 2026-12-07): the sum of the inputs' medians 1,331 ->
+# 1,098 and 1,457 -> 1,185 ms, none slower by more than noise; skipping it also where it expects
+# fewer than two pages made mid-frequency words 1.5-2.7 ms slower ("impersonation", "registry").
+def _near_finds_few(words: list[str], names: evidence.Trigrams, limit: int) -> bool:
+    """Whether the sample's names say that the NEAR step finds fewer than `limit` name matches."""
+    held = names.holding(words)
+    return held is not None and (held + SAMPLE_SLACK) / names.texts * NEAR < limit
+
+
 async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
-    """The name steps (_NameSteps): the NEAR step, then _walk_both, then the steps left."""
+    """The name steps (_NameSteps): the NEAR step (unless the sample's names say it finds too few),
+    then _walk_both, then the steps left."""
     if queue.before_pin:
         return _NameSteps([])
     words = search.words(queue.flt.search)
@@ -714,8 +734,19 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
     if not parts or (small and len(parts) == 1):
         sql, values = _step(queue, PLAIN)
         return _NameSteps(await conn.fetch(sql, *values))
-    near_counts: dict[str, int] = {}  # how many of the NEAR names hold each part, when counted
-    if len(parts) == 1 or small:
+    # Each part's share of the names, when known: of the NEAR names, counted there, or of the
+    # sample's names when the NEAR step is skipped.
+    shares: dict[str, float] = {}
+    if not small and sampled is not None and _near_finds_few(words, sampled, queue.limit):
+        rows = []
+        if len(parts) > 1:
+            shares = {p: (sampled.holding([p]) or 0) / sampled.texts for p in parts}
+            total = max(await _table_rows.get(conn), 1)
+            parts = search.choose_by_share(
+                parts, [max(shares[p], SAMPLE_UNSEEN / sampled.texts) for p in parts], total=total
+            )
+        indexed = frozenset(parts)
+    elif len(parts) == 1 or small:
         sql, values = _step(queue, NEAR_STEP)
         rows = await conn.fetch(sql, *values)
         indexed = frozenset(parts)
@@ -725,7 +756,7 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         total, *counts = counted[0][-1]
         rows = [r[:-1] for r in counted if r[0] is not None]
         indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total))
-        near_counts = dict(zip(parts, counts, strict=True))
+        shares = {part: n / NEAR for part, n in zip(parts, counts, strict=True)}
     if _found(rows) >= queue.limit:
         return _NameSteps(rows, near=True)
     both, walked = await _walk_both(conn, queue)
@@ -736,8 +767,7 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
     if estimate is not None:  # (no names sampled: every part as it is, and RECENT kept)
         names = estimate.names
         indexed = frozenset(
-            search.looked_up_by_trigram(part, names.share, near_counts[part] / NEAR if near_counts.get(part) else None)
-            for part in indexed
+            search.looked_up_by_trigram(part, names.share, shares.get(part) or None) for part in indexed
         )
         if await _few_hold(conn, indexed, names):
             steps = (INDEXED_STEP,)
