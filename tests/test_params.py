@@ -31,6 +31,7 @@ SEARCHES = [
     "fs-1",
     "user5@contoso",
     "powershell ws-77",
+    "lateral ws-2",  # several parts in enough names that the NEAR step runs, counting them
     "rare ws-3",
     "c2",
     "rare",
