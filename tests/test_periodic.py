@@ -110,6 +110,7 @@ async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool
     assert read.share(["408"]) == 2 / 3 and read.share(["zzq"]) == 0.0
     # And in the sampled incidents' names, each name once.
     assert read.names.texts == built.names.texts == 3
+    assert read.names.recent == 3  # (all three active in the last 7 days; Trigrams.of knows not)
     held = {n[k : k + 3] for n in names for k in range(len(n) - 2)}
     assert len(held) >= 20  # ("PowerShell", "Phishing", "Beaconing": their names)
     for trigram in [*sorted(held), "zzq", "9-5"]:

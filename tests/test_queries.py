@@ -739,6 +739,51 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer,
             assert "last_activity_at" in index_conditions(plan), json.dumps(plan, indent=1)
 
 
+@pytest.mark.parametrize("recent", [None, 10])
+async def test_the_last_days_are_searched_first_only_unless_the_sample_says_they_hold_too_few(
+    pool, recent, monkeypatch
+):
+    """The RECENT step (the names' index asked for the last 7 days) is skipped when the sample's
+    names say it finds fewer than a page: "zanzibar" is in 20 of their 5,000 (too many rows for the
+    index to skip RECENT by its candidates alone), and 10 of those 5,000 incidents were active in
+    the last 7 days (of a million incidents, as choose_way has it: 8.8 expected). With that share
+    not known, it runs (and finds nothing: only older incidents hold the word). The plain rule's
+    pages either way."""
+    choose_way(monkeypatch, "steps")  # as at a million incidents
+    viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
+    async with pool.acquire() as conn:
+        await conn.execute(
+            """
+            INSERT INTO incidents (name, severity, last_activity_at, alert_count, alert_scopes)
+            SELECT concat_ws(' ', 'Suspicious PowerShell on WS-' || g, CASE WHEN g % 50 = 0 AND g > 1200 THEN 'Zanzibar' END),
+                   'medium', now() - g * interval '10 minutes', 1, ARRAY['default']
+              FROM generate_series(1, 3000) g
+            """
+        )
+        await conn.execute("ANALYZE incidents")
+        await pin_sample_names(monkeypatch, conn, ["zanzibar"] * 20 + ["other"] * 4_980, recent)
+        await evidence.sample(conn)  # (read, as the server's task reads it before the searches)
+        expected = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM incidents WHERE name ILIKE '%zanzibar%' ORDER BY last_activity_at DESC, id DESC"
+            )
+        ]
+        recorder = RecordingConnection(conn)
+        found: list[int] = []
+        after = None
+        for _ in range(2):
+            page = await incidents.list_incidents(
+                conn=recorder, viewer=viewer, flt=incidents.IncidentFilter(search="zanzibar"), first=10, after=after
+            )
+            found += [i.id for i in page.items]
+            after = page.cursors[-1]
+        assert found == expected[:20]
+        steps = [sql for sql, _ in search_steps(recorder)]
+        assert any("activity_day" in sql for sql in steps) == (recent is None)
+        assert any("interval '0'" in sql and "activity_day" not in sql for sql in steps)
+
+
 @pytest.mark.parametrize("sampled", ["common", "rare"])
 async def test_the_newest_names_are_walked_only_when_the_sample_says_they_hold_a_page(pool, sampled, monkeypatch):
     """The NEAR step (the newest 1,000 names) runs when the sample's names say it finds a page
@@ -927,11 +972,13 @@ def fake_read(value):
     return read
 
 
-async def pin_sample_names(monkeypatch, conn, names: list[str]) -> None:
+async def pin_sample_names(monkeypatch, conn, names: list[str], recent: int | None = None) -> None:
     """The evidence sample of this database, read now and kept, with these names' trigrams as the
-    sampled names' (what the name steps choose their way by)."""
+    sampled names' (what the name steps choose their way by), `recent` of them active in the
+    last 7 days (None: not known)."""
     sample = await evidence._read_sample(conn)
     sample.names = evidence.Trigrams.of(names)
+    sample.names.recent = recent
     monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(sample)))
 
 

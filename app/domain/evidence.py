@@ -370,8 +370,10 @@ _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 # has nothing to do with their age or place in the table), since show_trgm
 # costs about 15 microseconds a name (12,000 names: 180 ms of a read's 600 ms; 5,000: 80).
 # The names themselves come too (name_text, in the same order), for how many hold a word
-# (Trigrams.holding: incidents._name_parts).
+# (Trigrams.holding: incidents._name_parts), and how many of them were active in the last
+# RECENT_DAYS (the days of the names' RECENT step: incidents._recent_finds_few).
 NAMES_COUNTED = 5_000
+RECENT_DAYS = 7
 _TRIGRAMS_OF = """
     SELECT t, count(*)::int4 AS n FROM {rows}, unnest(show_trgm({text})) t
      WHERE t ~ '^[a-z0-9]{{3}}$' AND ({ascii} OR strpos({text}, t) > 0) GROUP BY t"""
@@ -379,13 +381,13 @@ _PACKED_TRIGRAMS = """(SELECT coalesce(string_agg({g}.t, '' ORDER BY {g}.t COLLA
        (SELECT coalesce(string_agg(int4send({g}.n), '' ORDER BY {g}.t COLLATE "C"), '') FROM {g}) AS {name}_counts"""
 SAMPLE = f"""
 WITH s AS MATERIALIZED (
-    SELECT s.id, s.name_folded FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2
+    SELECT s.id, s.name_folded, s.last_activity_at FROM incidents s TABLESAMPLE SYSTEM ($1) LIMIT $2
 ), p AS MATERIALIZED (
     SELECT s.id, d.incident_id, d.value_key, octet_length(d.value_key) = length(d.value_key) AS ascii
       FROM s LEFT JOIN incident_evidence d ON d.incident_id = s.id
 ), g AS ({_TRIGRAMS_OF.format(rows="p", text="p.value_key", ascii="p.ascii")}
 ), c AS MATERIALIZED (
-    SELECT s.id, s.name_folded FROM s ORDER BY hashint8(s.id), s.id LIMIT {NAMES_COUNTED}
+    SELECT s.id, s.name_folded, s.last_activity_at FROM s ORDER BY hashint8(s.id), s.id LIMIT {NAMES_COUNTED}
 ), n AS ({_TRIGRAMS_OF.format(rows="c s", text="s.name_folded", ascii="octet_length(s.name_folded) = length(s.name_folded)")}
 )
 SELECT count(DISTINCT d.id) AS incidents,
@@ -397,6 +399,7 @@ SELECT count(DISTINCT d.id) AS incidents,
        {_PACKED_TRIGRAMS.format(g="g", name="trigram")},
        {_PACKED_TRIGRAMS.format(g="n", name="name_trigram")},
        (SELECT count(*) FROM c) AS names,
+       (SELECT count(*) FROM c WHERE c.last_activity_at >= now() - interval '{RECENT_DAYS} days') AS recent_names,
        E'\\n' || (SELECT coalesce(string_agg(translate(c.name_folded, E'\\n', ' ') || E'\\n', ''
                                             ORDER BY hashint8(c.id), c.id), '') FROM c) AS name_text
   FROM p d
@@ -435,10 +438,13 @@ class Trigrams:
     text read as a space), for how many hold given words (holding): the names of the sample's
     incidents, 5,000 at most (NAMES_COUNTED: about 350 KB)."""
 
-    def __init__(self, trigrams: str, counts: Sequence[int], texts: int, text: str = "") -> None:
+    def __init__(
+        self, trigrams: str, counts: Sequence[int], texts: int, text: str = "", recent: int | None = None
+    ) -> None:
         if len(trigrams) != 3 * len(counts):
             raise RuntimeError(f"sample: {len(trigrams)} characters of trigrams for {len(counts)} counts")
         self.texts = texts
+        self.recent = recent  # how many of the texts' incidents were active in the last RECENT_DAYS (None: not known)
         self._trigrams = trigrams
         self._counts = counts if isinstance(counts, array) else array(_INT4, counts)
         self._text = text
@@ -634,7 +640,11 @@ async def _read_sample(conn) -> Sample:
         rows=sizes["pairs"],
         trigrams=Trigrams(row["trigrams"], _unpacked(row["trigram_counts"], _INT4), len(lengths)),
         names=Trigrams(
-            row["name_trigrams"], _unpacked(row["name_trigram_counts"], _INT4), row["names"], row["name_text"]
+            row["name_trigrams"],
+            _unpacked(row["name_trigram_counts"], _INT4),
+            row["names"],
+            row["name_text"],
+            row["recent_names"],
         ),
     )
 

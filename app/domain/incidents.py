@@ -308,7 +308,8 @@ def _pinned(viewer: Viewer, flt: IncidentFilter, number: int) -> Params:
 # A backward page (last, before) takes the same steps the other way: from the cursor upwards
 # ({order} ASC, pagination.Window), or from the oldest incident without one; its NEAR incidents
 # are the 1,000 above the cursor, and its RECENT days the 7 from the cursor's day on (DAYS_AFTER).
-NEAR, RECENT_DAYS = 1_000, 7
+NEAR = 1_000
+RECENT_DAYS = evidence.RECENT_DAYS  # (one number for the step and the sample that counts its names)
 
 NEAR_STEP = """
 SELECT {columns} FROM (
@@ -701,8 +702,8 @@ async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) ->
     return [word] if whole else parts
 
 
-# The NEAR step is skipped when the sample's names say it finds fewer than a page (their share of
-# what holds every word, plus SAMPLE_SLACK, times NEAR): it would walk 1,000 names for nothing
+# The NEAR step is skipped when the sample's names say it finds fewer than a page (at most so many
+# of them hold some word, plus SAMPLE_SLACK, times NEAR): it would walk 1,000 names for nothing
 # (1-2 ms at a million incidents, twice that on a database aged by writes) before the steps that
 # find the page. The steps left then choose their parts by the sample's shares instead of the NEAR
 # names' counts, and the evidence's steps know only what a NEAR step that found too few would
@@ -713,8 +714,31 @@ async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) ->
 # fewer than two pages made mid-frequency words 1.5-2.7 ms slower ("impersonation", "registry").
 def _near_finds_few(words: list[str], names: evidence.Trigrams, limit: int) -> bool:
     """Whether the sample's names say that the NEAR step finds fewer than `limit` name matches."""
-    held = names.holding(words)
-    return held is not None and (held + SAMPLE_SLACK) / names.texts * NEAR < limit
+    most = min(_names_holding_at_most(word, names) for word in words)
+    return (most + SAMPLE_SLACK) / names.texts * NEAR < limit
+
+
+def _names_holding_at_most(word: str, names: evidence.Trigrams) -> float:
+    """At most how many of the sampled names hold the word, from what costs nothing to know: a
+    word with punctuation counted whole (by _name_parts, and kept), or the count of a plain
+    word's rarest trigram (search.sampled_at_most). Counting a common word's names on its first
+    search cost about 1 ms ("on", "suspicious"), as much as the NEAR step that finds its page."""
+    held = names.holding([word]) if search.index_parts(word) != [word] else search.sampled_at_most(word, names)
+    return names.texts if held is None else held
+
+
+# The RECENT step is also skipped when the sample's names say that it finds fewer than a page: at
+# most so many of them hold some word (_names_holding_at_most), plus SAMPLE_SLACK, times the
+# share of them active in its days (the sample's incidents), of the table's rows. It would read
+# the trigram lists that INDEXED reads again after it: "rivera@contoso" is in 78 names of a
+# million, 3 of them among the 19,047 incidents active in the last 7 days (2.7 ms for RECENT,
+# then 9.5 for INDEXED).
+async def _recent_finds_few(conn: Conn, words: list[str], names: evidence.Trigrams, limit: int) -> bool:
+    if names.recent is None or not names.texts:
+        return False
+    most = min(_names_holding_at_most(word, names) for word in words)
+    rows = await _table_rows.get(conn)
+    return (most + SAMPLE_SLACK) / names.texts * names.recent / names.texts * rows < limit
 
 
 async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
@@ -769,7 +793,7 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         indexed = frozenset(
             search.looked_up_by_trigram(part, names.share, shares.get(part) or None) for part in indexed
         )
-        if await _few_hold(conn, indexed, names):
+        if await _few_hold(conn, indexed, names) or await _recent_finds_few(conn, words, names, queue.limit):
             steps = (INDEXED_STEP,)
     # At a small table, after the NEAR step, the planner's one statement (SMALL_TABLE above).
     for step in steps:
