@@ -75,14 +75,20 @@ async def test_when_the_caller_reading_first_is_cancelled_a_waiting_one_reads():
     assert reads == [0, 1]
 
 
+def ago(days: float) -> float:
+    """alert_in's minutes (after its NOW) of a detection so many days before the wall clock's now."""
+    return (datetime.now(UTC) - NOW).total_seconds() / 60 - days * 24 * 60
+
+
 async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool: asyncpg.Pool, ingest):
     """PostgreSQL packs the sample (values, lengths, incidents in one row); Sample.of builds it
     from pairs: the two agree on what they count, an incident without evidence included."""
     await ingest(
-        alert_in("a1", "PowerShell", entities=[("device", "SRV-9408-51"), ("user", "king@contoso.com")]),
-        alert_in("a2", "Phishing", minutes=10, entities=[("device", "SRV-9408-52")]),
-        # (detected now, where the others are weeks old: its incident is active in the last 7 days)
-        alert_in("a3", "Beaconing", minutes=(datetime.now(UTC) - NOW).total_seconds() / 60, entities=[]),
+        alert_in(
+            "a1", "PowerShell", minutes=ago(30), entities=[("device", "SRV-9408-51"), ("user", "king@contoso.com")]
+        ),
+        alert_in("a2", "Phishing", minutes=ago(20), entities=[("device", "SRV-9408-52")]),
+        alert_in("a3", "Beaconing", minutes=ago(0), entities=[]),  # (active in the last 7 days)
     )
     async with pool.acquire() as conn:
         await conn.execute("ANALYZE incidents, incident_evidence")

@@ -283,13 +283,18 @@ def index_lookup(params: Params, words: list[str], estimate: Sample) -> str:
     return " AND ".join(search.word_clauses(params, words, "d.value_key", _chosen_parts(words, estimate)))
 
 
+# The count taken for what none of a sample's texts holds (a share none of them shows): a tenth
+# of one text, for the values here and the names (incidents._name_share).
+UNSEEN = 0.1
+
+
 def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
     """The parts of the words the index looks up (index_lookup), each perhaps by its rarest
     trigram (_looked_up), or a word whole instead of its parts (_whole_pays); None: the whole
     words."""
     if not estimate.values:
         return None
-    unseen = 0.1 / estimate.values
+    unseen = UNSEEN / estimate.values
     total = max(estimate.rows, 1.0)
     looked: list[str] = []
     for word in words:
@@ -370,10 +375,13 @@ _SAMPLE_ORDER = "ORDER BY hashint8(d.incident_id), d.incident_id, d.value_key"
 # has nothing to do with their age or place in the table), since show_trgm
 # costs about 15 microseconds a name (12,000 names: 180 ms of a read's 600 ms; 5,000: 80).
 # The names themselves come too (name_text, in the same order), for how many hold a word
-# (Trigrams.holding: incidents._name_parts), and how many of them were active in the last
-# RECENT_DAYS (the days of the names' RECENT step: incidents._recent_finds_few).
+# (Trigrams.holding: incidents._name_parts), and how many of them were active on the last
+# RECENT_DAYS days (DAYS_BEFORE from now: the names' RECENT step's days, incidents._recent_finds_few).
 NAMES_COUNTED = 5_000
 RECENT_DAYS = 7
+# An incident `i` active on the RECENT_DAYS days up to {since}'s ({days}: RECENT_DAYS - 1): one
+# rule for the names' RECENT step (incidents.RECENT_STEP) and the sample's count of its incidents.
+DAYS_BEFORE = "activity_day(i.last_activity_at) >= activity_day({since}) - {days}"
 _TRIGRAMS_OF = """
     SELECT t, count(*)::int4 AS n FROM {rows}, unnest(show_trgm({text})) t
      WHERE t ~ '^[a-z0-9]{{3}}$' AND ({ascii} OR strpos({text}, t) > 0) GROUP BY t"""
@@ -399,7 +407,7 @@ SELECT count(DISTINCT d.id) AS incidents,
        {_PACKED_TRIGRAMS.format(g="g", name="trigram")},
        {_PACKED_TRIGRAMS.format(g="n", name="name_trigram")},
        (SELECT count(*) FROM c) AS names,
-       (SELECT count(*) FROM c WHERE c.last_activity_at >= now() - interval '{RECENT_DAYS} days') AS recent_names,
+       (SELECT count(*) FROM c i WHERE {DAYS_BEFORE.format(since="now()", days=RECENT_DAYS - 1)}) AS recent_names,
        E'\\n' || (SELECT coalesce(string_agg(translate(c.name_folded, E'\\n', ' ') || E'\\n', ''
                                             ORDER BY hashint8(c.id), c.id), '') FROM c) AS name_text
   FROM p d

@@ -302,6 +302,8 @@ def _pinned(viewer: Viewer, flt: IncidentFilter, number: int) -> Params:
 #    (it also holds each incident's day: db/migrations/0005), so that a word in 0.01-1% of the
 #    names reads at most a few hundred rows.
 # 3. INDEXED: the trigram index over everything: a word rare enough to get here has few matches.
+# Steps 1 and 2 are skipped when the evidence sample's names say they find fewer than a page
+# (_near_finds_few, _recent_finds_few): a rare host or email then starts at the index.
 # Steps 2 and 3 feed the index the words' runs of letters and digits (search.index_parts), only
 # those that pay (PART_COUNTS below), and order by an expression, so that the planner never walks
 # the recency index there (for a rare word that reads the whole table).
@@ -321,7 +323,7 @@ SELECT {columns} FROM incidents i
  WHERE {days} AND {where} AND {keyset}
  ORDER BY i.last_activity_at + interval '0' {order}, i.id {order} LIMIT {limit}
 """
-DAYS_BEFORE = "activity_day(i.last_activity_at) >= activity_day({since}) - {days}"
+DAYS_BEFORE = evidence.DAYS_BEFORE  # "activity_day(i.last_activity_at) >= activity_day({since}) - {days}"
 # Both bounds: the index cannot tell the rows below the cursor from those above it.
 DAYS_AFTER = "activity_day(i.last_activity_at) BETWEEN activity_day({since}) AND activity_day({since}) + {days}"
 OLDEST_ACTIVITY = "(SELECT min(last_activity_at) FROM incidents)"
@@ -379,7 +381,8 @@ SELECT q.*, {alert_columns} FROM ({step}) q
 
 # Before steps 2 and 3 of a search with several parts, which parts the index should look up: a
 # part in most names ("com", "powershell") costs the index more than it saves (it has to read
-# every trigram's list). The NEAR names are the sample: the NEAR step counts each part in them
+# every trigram's list). The NEAR names are the sample (or, when the NEAR step is skipped, the
+# evidence sample's names: _fetch): the NEAR step counts each part in them
 # as it reads them, and always answers at least one row, its last column the table's size and
 # then each part's count (the other columns null when the step found nothing).
 PART_COUNTS = """
@@ -467,8 +470,11 @@ class _Walked:
 # incidents), more than NEAR lie there, and on the benchmark's 249 typeahead inputs every such
 # region was longer than the walk's allowance (evidence.most_walked), 40 of 40 at a million
 # incidents: counting them (2-14 ms each, up to 20,001 entries) only confirmed VALUES
-# (2026-12-06); they are not counted. Still counted: a NEAR step's region when the allowance is
-# under NEAR, and a small table's, which one statement searches without a NEAR step.
+# (2026-12-06); they are not counted. Nor are they when the NEAR step was skipped because the
+# sample's names say it finds too few (_near_finds_few): then, as far as the sample knows, the
+# page's last name match lies beyond its NEAR incidents too. Still counted: a NEAR step's region
+# when the allowance is under NEAR, and a small table's, which one statement searches without a
+# NEAR step.
 REGION = """
 SELECT count(*) FROM (
     SELECT 1 FROM incidents i WHERE {keyset} AND {bound} ORDER BY i.last_activity_at {order}, i.id {order} LIMIT {most}
@@ -613,13 +619,14 @@ class _NameSteps:
     both: list | None = None
     walked: _Walked | None = None
     # Whether the NEAR step found the name matches of a full page (then the last of them lies
-    # within the NEAR incidents from the cursor), or found too few (then beyond them); None
-    # when no NEAR step ran.
+    # within the NEAR incidents from the cursor), or found too few, or was skipped because the
+    # sample's names say it would (then beyond them, as far as is known); None when no NEAR
+    # step was taken or judged (a small table's).
     near: bool | None = None
 
 
 async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, _Walked | None]:
-    """After the NEAR step found too few name matches: when the evidence is to be walked for
+    """After the NEAR step found too few name matches (or was skipped: _near_finds_few): when the evidence is to be walked for
     (evidence.walk_size), one walk of the newest incidents for the name and evidence matches
     together. Its rows when they settle the page (it found the page, or walked to the end of the
     queue); else None, and the steps go on as if it had not run. A fragment of a host or an email
@@ -640,24 +647,26 @@ async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, _Walked | 
     return None, walked
 
 
-# After the NEAR step, the names' index looks each part up perhaps by its rarest trigram
-# (search.looked_up_by_trigram), by how many of the sampled incidents' names hold each trigram
-# (evidence.Sample.names, counted by PostgreSQL with the evidence's sample) and, when the NEAR
-# step counted the part, by its share of the NEAR names: "ivan.smith@proseware.com" by "iva",
-# "smi" and "sew" instead of the ten lists of "smith" and "proseware" ("ith", "war" and "are" in
-# 8-17% of the names: 5.2 ms in the index alone). It also skips the RECENT step when the sample's
+# After the NEAR step (or without it: _near_finds_few), the names' index looks each part up
+# perhaps by its rarest trigram (search.looked_up_by_trigram), by how many of the sampled
+# incidents' names hold each trigram (evidence.Sample.names, counted by PostgreSQL with the
+# evidence's sample) and by the part's share of the NEAR names, when the NEAR step counted it, or
+# of the sample's names, when it was skipped: "ivan.smith@proseware.com" by "iva", "smi" and
+# "sew" instead of the ten lists of "smith" and "proseware" ("ith", "war" and "are" in 8-17% of
+# the names: 5.2 ms in the index alone). It also skips the RECENT step when the sample's
 # names say that the INDEXED step's candidates are few (FEW_CANDIDATES at most, estimated from
 # the count in the sample of the rarest thing looked up, plus SAMPLE_SLACK: a count of 0 is no
 # proof of absence): RECENT then finds the page only when 10 of those few are recent, and
 # otherwise INDEXED reads the same trigram lists again after it; reading 500 rows costs INDEXED
-# about what RECENT costs (2.3-3 ms). Both choose the way, never the answer. Measured in one
+# about what RECENT costs (2.3-3 ms); and when they say that RECENT's days hold too few of the
+# matches (_recent_finds_few). All choose the way, never the answer. Measured in one
 # process on one sample at a time (three samples, the 198 inputs of the benchmark's mix, a
 # million incidents, 2026-12-07): the inputs' total 1,237 ms before, 1,157 with the trigrams,
 # 1,146 with both; inputs above 15 ms 9 before, 3 after ("rivera@contoso" 21.8 -> 16.5 ms,
 # "ivan.smith@proseware.com" 22.8 -> 15.5, "woodgrovebank.com king" 20.0 -> 13.1). With the
-# names of evidence.NAMES_COUNTED (5,000) incidents counted, the estimate is at most 500 at a
-# million incidents only for what none of them holds (2/5,000 of the rows: 400), and never
-# above 1.25 million incidents: a skip only where the sample is sure.
+# names of evidence.NAMES_COUNTED (5,000) incidents counted, the estimate of candidates is at most
+# 500 at a million incidents only for what none of them holds (2/5,000 of the rows: 400), and
+# never above 1.25 million incidents.
 FEW_CANDIDATES = 500
 SAMPLE_SLACK = 2
 
@@ -681,9 +690,11 @@ async def _few_hold(conn: Conn, indexed: frozenset[str], names: search.TrigramCo
 # by "85218"; "srv-77299" 3.1 and 3.9; "ws-6070" 2.6 and 2.1).
 NAME_RUN_COST = 900.0
 NAME_ROW_COST = 1.9
-# The count taken for what none of the sampled names holds (a share none of them shows, as
-# evidence._chosen_parts takes it).
-SAMPLE_UNSEEN = 0.1
+
+
+def _name_share(names: evidence.Trigrams, words: list[str]) -> float:
+    """The share of the sample's names holding every word (at least evidence.UNSEEN of a name)."""
+    return max(names.holding(words) or 0, evidence.UNSEEN) / names.texts
 
 
 async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) -> list[str]:
@@ -692,30 +703,33 @@ async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) ->
     parts = search.index_parts(word)
     if parts == [word] or names is None:
         return parts
-    unseen = SAMPLE_UNSEEN / names.texts
-
-    def share_of(words: list[str]) -> float:
-        return max((names.holding(words) or 0) / names.texts, unseen)
-
     rows = max(await _table_rows.get(conn), 1)
-    whole = search.whole_pays(word, parts, share_of, total=rows, row_cost=NAME_ROW_COST, run_cost=NAME_RUN_COST)
+    whole = search.whole_pays(
+        word, parts, lambda w: _name_share(names, w), total=rows, row_cost=NAME_ROW_COST, run_cost=NAME_RUN_COST
+    )
     return [word] if whole else parts
 
 
-# The NEAR step is skipped when the sample's names say it finds fewer than a page (at most so many
-# of them hold some word, plus SAMPLE_SLACK, times NEAR): it would walk 1,000 names for nothing
-# (1-2 ms at a million incidents, twice that on a database aged by writes) before the steps that
-# find the page. The steps left then choose their parts by the sample's shares instead of the NEAR
-# names' counts, and the evidence's steps know only what a NEAR step that found too few would
-# have told (_NameSteps.near False: the page's last name match, if any, lies beyond NEAR
-# incidents). Measured in one process on fixed samples (two at a time, the 200 inputs of the
-# benchmark's mix at a million incidents, 2026-12-07): the sum of the inputs' medians 1,331 ->
-# 1,098 and 1,457 -> 1,185 ms, none slower by more than noise; skipping it also where it expects
-# fewer than two pages made mid-frequency words 1.5-2.7 ms slower ("impersonation", "registry").
-def _near_finds_few(words: list[str], names: evidence.Trigrams, limit: int) -> bool:
-    """Whether the sample's names say that the NEAR step finds fewer than `limit` name matches."""
-    most = min(_names_holding_at_most(word, names) for word in words)
-    return (most + SAMPLE_SLACK) / names.texts * NEAR < limit
+# The NEAR step is skipped when the sample's names say it finds fewer than a page (_names_holding:
+# at most so many of them hold some word, times NEAR): it would walk 1,000 names for nothing (1-2
+# ms at a million incidents, twice that on a database aged by writes, or a slower machine) before
+# the steps that find the page. The steps left then choose their parts by the sample's names
+# instead of the NEAR names' counts, and the evidence's steps are told what a NEAR step that found
+# too few would have told them (_NameSteps.near False), as the sample judges it. Measured in one
+# process on fixed samples (two at a time, the 200 inputs of the benchmark's mix at a million
+# incidents, the two ways alternating input by input, 2026-12-07): the sum of the inputs' medians
+# 1,271 -> 1,082 ms, inputs above 15 ms 17 -> 11, none slower by more than noise; skipping it
+# also where it expects fewer than two pages made mid-frequency words 1.5-2.7 ms slower
+# ("impersonation", "registry"). The RECENT step is also skipped, on a search's first page (its
+# days are the last days up to now: evidence.DAYS_BEFORE), when that share times the share of the
+# sampled incidents active in those days (plus SAMPLE_SLACK each) of the table's rows is under a
+# page: "rivera@contoso" is in 78 names of a million, 3 of them among the 19,047 incidents active
+# in the last 7 days (2.7 ms for RECENT, then 9.5 for INDEXED). (It takes a word's names and
+# their activity to be independent: a word that only this week's incidents hold is found by
+# INDEXED, reading all of its names.) Measured the same way: 1,360 -> 1,322 and 1,445 -> 1,381 ms.
+def _names_holding(words: list[str], names: evidence.Trigrams) -> float:
+    """At most which share of the sample's names hold every word, plus SAMPLE_SLACK names."""
+    return (min(_names_holding_at_most(word, names) for word in words) + SAMPLE_SLACK) / names.texts
 
 
 def _names_holding_at_most(word: str, names: evidence.Trigrams) -> float:
@@ -727,18 +741,17 @@ def _names_holding_at_most(word: str, names: evidence.Trigrams) -> float:
     return names.texts if held is None else held
 
 
-# The RECENT step is also skipped when the sample's names say that it finds fewer than a page: at
-# most so many of them hold some word (_names_holding_at_most), plus SAMPLE_SLACK, times the
-# share of them active in its days (the sample's incidents), of the table's rows. It would read
-# the trigram lists that INDEXED reads again after it: "rivera@contoso" is in 78 names of a
-# million, 3 of them among the 19,047 incidents active in the last 7 days (2.7 ms for RECENT,
-# then 9.5 for INDEXED).
-async def _recent_finds_few(conn: Conn, words: list[str], names: evidence.Trigrams, limit: int) -> bool:
-    if names.recent is None or not names.texts:
+def _near_finds_few(words: list[str], names: evidence.Trigrams, limit: int) -> bool:
+    """Whether the sample's names say that the NEAR step finds fewer than `limit` name matches."""
+    return _names_holding(words, names) * NEAR < limit
+
+
+async def _recent_finds_few(conn: Conn, queue: _Queue, words: list[str], names: evidence.Trigrams) -> bool:
+    """Whether the sample's names say that the RECENT step of a first page finds fewer than a page."""
+    if names.recent is None or not names.texts or queue.key is not None or queue.window.backward:
         return False
-    most = min(_names_holding_at_most(word, names) for word in words)
-    rows = await _table_rows.get(conn)
-    return (most + SAMPLE_SLACK) / names.texts * names.recent / names.texts * rows < limit
+    active = (names.recent + SAMPLE_SLACK) / names.texts
+    return _names_holding(words, names) * active * await _table_rows.get(conn) < queue.limit
 
 
 async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
@@ -759,16 +772,15 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         sql, values = _step(queue, PLAIN)
         return _NameSteps(await conn.fetch(sql, *values))
     # Each part's share of the names, when known: of the NEAR names, counted there, or of the
-    # sample's names when the NEAR step is skipped.
+    # sample's names when the NEAR step is skipped (judged as _names_holding_at_most judges them).
     shares: dict[str, float] = {}
     if not small and sampled is not None and _near_finds_few(words, sampled, queue.limit):
         rows = []
         if len(parts) > 1:
-            shares = {p: (sampled.holding([p]) or 0) / sampled.texts for p in parts}
+            shares = {p: _names_holding_at_most(p, sampled) / sampled.texts for p in parts}
             total = max(await _table_rows.get(conn), 1)
-            parts = search.choose_by_share(
-                parts, [max(shares[p], SAMPLE_UNSEEN / sampled.texts) for p in parts], total=total
-            )
+            floor = evidence.UNSEEN / sampled.texts
+            parts = search.choose_by_share(parts, [max(shares[p], floor) for p in parts], total=total)
         indexed = frozenset(parts)
     elif len(parts) == 1 or small:
         sql, values = _step(queue, NEAR_STEP)
@@ -793,7 +805,7 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         indexed = frozenset(
             search.looked_up_by_trigram(part, names.share, shares.get(part) or None) for part in indexed
         )
-        if await _few_hold(conn, indexed, names) or await _recent_finds_few(conn, words, names, queue.limit):
+        if await _few_hold(conn, indexed, names) or await _recent_finds_few(conn, queue, words, names):
             steps = (INDEXED_STEP,)
     # At a small table, after the NEAR step, the planner's one statement (SMALL_TABLE above).
     for step in steps:
@@ -913,7 +925,7 @@ async def _fetch_evidence(
             # incidents lie before it than the walk could check for VALUES' cost, walk them all.
             # The NEAR step may tell how many lie there (REGION); else they are counted.
             if near is False:
-                pass  # more than NEAR incidents lie before it: no walk of them all
+                pass  # more than NEAR incidents lie before it (or so the sample says): no walk of them all
             elif near and most >= NEAR:
                 walk = most + 1  # no more than NEAR do
             else:
