@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import asyncpg
@@ -75,6 +75,13 @@ async def test_when_the_caller_reading_first_is_cancelled_a_waiting_one_reads():
     assert reads == [0, 1]
 
 
+def before_recent_days() -> float:
+    """alert_in's minutes of a detection an hour before the first of the RECENT step's days."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day = today - timedelta(days=evidence.RECENT_DAYS - 1)
+    return (first_day - timedelta(hours=1) - NOW).total_seconds() / 60
+
+
 def ago(days: float) -> float:
     """alert_in's minutes (after its NOW) of a detection so many days before the wall clock's now."""
     return (datetime.now(UTC) - NOW).total_seconds() / 60 - days * 24 * 60
@@ -87,7 +94,9 @@ async def test_the_sample_read_from_the_database_is_the_sample_of_its_pairs(pool
         alert_in(
             "a1", "PowerShell", minutes=ago(30), entities=[("device", "SRV-9408-51"), ("user", "king@contoso.com")]
         ),
-        alert_in("a2", "Phishing", minutes=ago(20), entities=[("device", "SRV-9408-52")]),
+        # (the day before the RECENT step's days, within 7 x 24 hours of now unless it is 23:00:
+        # the sample counts the incidents active on those days, as the step takes them)
+        alert_in("a2", "Phishing", minutes=before_recent_days(), entities=[("device", "SRV-9408-52")]),
         alert_in("a3", "Beaconing", minutes=ago(0), entities=[]),  # (active in the last 7 days)
     )
     async with pool.acquire() as conn:

@@ -651,7 +651,8 @@ async def _walk_both(conn: Conn, queue: _Queue) -> tuple[list | None, _Walked | 
 # perhaps by its rarest trigram (search.looked_up_by_trigram), by how many of the sampled
 # incidents' names hold each trigram (evidence.Sample.names, counted by PostgreSQL with the
 # evidence's sample) and by the part's share of the NEAR names, when the NEAR step counted it, or
-# of the sample's names, when it was skipped: "ivan.smith@proseware.com" by "iva", "smi" and
+# of the sample's names, when it was skipped and _name_parts counted it (a run of a word with
+# punctuation; a plain word's share is then not known): "ivan.smith@proseware.com" by "iva", "smi" and
 # "sew" instead of the ten lists of "smith" and "proseware" ("ith", "war" and "are" in 8-17% of
 # the names: 5.2 ms in the index alone). It also skips the RECENT step when the sample's
 # names say that the INDEXED step's candidates are few (FEW_CANDIDATES at most, estimated from
@@ -729,16 +730,26 @@ async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) ->
 # INDEXED, reading all of its names.) Measured the same way: 1,360 -> 1,322 and 1,445 -> 1,381 ms.
 def _names_holding(words: list[str], names: evidence.Trigrams) -> float:
     """At most which share of the sample's names hold every word, plus SAMPLE_SLACK names."""
-    return (min(_names_holding_at_most(word, names) for word in words) + SAMPLE_SLACK) / names.texts
+    return (min(_names_holding_at_most(word, words, names) for word in words) + SAMPLE_SLACK) / names.texts
 
 
-def _names_holding_at_most(word: str, names: evidence.Trigrams) -> float:
-    """At most how many of the sampled names hold the word, from what costs nothing to know: a
-    word with punctuation counted whole (by _name_parts, and kept), or the count of a plain
-    word's rarest trigram (search.sampled_at_most). Counting a common word's names on its first
-    search cost about 1 ms ("on", "suspicious"), as much as the NEAR step that finds its page."""
-    held = names.holding([word]) if search.index_parts(word) != [word] else search.sampled_at_most(word, names)
+def _names_holding_at_most(word: str, words: list[str], names: evidence.Trigrams) -> float:
+    """At most how many of the sampled names hold the word (a word, or a part of one), from what
+    costs nothing to know: its count (_name_counted), else the count of its rarest trigram
+    (search.sampled_at_most), else all of them. Counting a common word's names on its first search
+    cost about 1 ms ("on", "suspicious"), as much as the NEAR step that finds its page."""
+    held = _name_counted(word, words, names)
+    if held is None:
+        held = search.sampled_at_most(word, names)
     return names.texts if held is None else held
+
+
+def _name_counted(part: str, words: list[str], names: evidence.Trigrams) -> float | None:
+    """How many of the sampled names hold a word of the search that has runs of its own
+    (search.index_parts: "fs-54", "rivera@contoso"), or one of those runs ("rivera"), as
+    _name_parts counted them (and the names keep); None for a word typed that is its own only
+    part ("lateral"), whose names were not counted."""
+    return names.holding([part]) if part not in words or search.index_parts(part) != [part] else None
 
 
 def _near_finds_few(words: list[str], names: evidence.Trigrams, limit: int) -> bool:
@@ -772,15 +783,16 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         sql, values = _step(queue, PLAIN)
         return _NameSteps(await conn.fetch(sql, *values))
     # Each part's share of the names, when known: of the NEAR names, counted there, or of the
-    # sample's names when the NEAR step is skipped (judged as _names_holding_at_most judges them).
+    # sample's names when the NEAR step is skipped and _name_parts counted it (_name_counted).
     shares: dict[str, float] = {}
     if not small and sampled is not None and _near_finds_few(words, sampled, queue.limit):
         rows = []
         if len(parts) > 1:
-            shares = {p: _names_holding_at_most(p, sampled) / sampled.texts for p in parts}
-            total = max(await _table_rows.get(conn), 1)
             floor = evidence.UNSEEN / sampled.texts
-            parts = search.choose_by_share(parts, [max(shares[p], floor) for p in parts], total=total)
+            at_most = [max(_names_holding_at_most(p, words, sampled) / sampled.texts, floor) for p in parts]
+            counted = {p: _name_counted(p, words, sampled) for p in parts}
+            shares = {p: n / sampled.texts for p, n in counted.items() if n is not None}  # (not bounds)
+            parts = search.choose_by_share(parts, at_most, total=max(await _table_rows.get(conn), 1))
         indexed = frozenset(parts)
     elif len(parts) == 1 or small:
         sql, values = _step(queue, NEAR_STEP)
