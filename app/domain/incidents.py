@@ -748,8 +748,9 @@ def _name_counted(part: str, words: list[str], names: evidence.Trigrams) -> floa
     """How many of the sampled names hold a word of the search that has runs of its own
     (search.index_parts: "fs-54", "rivera@contoso"), or one of those runs ("rivera"), as
     _name_parts counted them (and the names keep); None for a word typed that is its own only
-    part ("lateral"), whose names were not counted."""
-    return names.holding([part]) if part not in words or search.index_parts(part) != [part] else None
+    part ("lateral"), or that has no trigram ("c2"), whose names were not counted."""
+    counted = search.has_trigrams(part) and (part not in words or search.index_parts(part) != [part])
+    return names.holding([part]) if counted else None
 
 
 def _near_finds_few(words: list[str], names: evidence.Trigrams, limit: int) -> bool:
