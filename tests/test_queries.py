@@ -739,6 +739,21 @@ async def test_typeahead_for_a_rare_word_can_use_the_trigram_index(pool, viewer,
             assert "last_activity_at" in index_conditions(plan), json.dumps(plan, indent=1)
 
 
+async def zanzibar_incidents(conn, older_than: int = 0) -> None:
+    """3,000 incidents, one every 10 minutes from now back, every 50th of those beyond the newest
+    `older_than` named "... Zanzibar"."""
+    await conn.execute(
+        """
+        INSERT INTO incidents (name, severity, last_activity_at, alert_count, alert_scopes)
+        SELECT concat_ws(' ', 'Suspicious PowerShell on WS-' || g, CASE WHEN g % 50 = 0 AND g > $1 THEN 'Zanzibar' END),
+               'medium', now() - g * interval '10 minutes', 1, ARRAY['default']
+          FROM generate_series(1, 3000) g
+        """,
+        older_than,
+    )
+    await conn.execute("ANALYZE incidents")
+
+
 @pytest.mark.parametrize("recent", [None, 5, 500])
 async def test_the_last_days_are_searched_first_only_unless_the_sample_says_they_hold_too_few(
     pool, recent, monkeypatch
@@ -752,15 +767,7 @@ async def test_the_last_days_are_searched_first_only_unless_the_sample_says_they
     choose_way(monkeypatch, "steps")  # as at a million incidents
     viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
     async with pool.acquire() as conn:
-        await conn.execute(
-            """
-            INSERT INTO incidents (name, severity, last_activity_at, alert_count, alert_scopes)
-            SELECT concat_ws(' ', 'Suspicious PowerShell on WS-' || g, CASE WHEN g % 50 = 0 AND g > 1200 THEN 'Zanzibar' END),
-                   'medium', now() - g * interval '10 minutes', 1, ARRAY['default']
-              FROM generate_series(1, 3000) g
-            """
-        )
-        await conn.execute("ANALYZE incidents")
+        await zanzibar_incidents(conn, older_than=1200)
         await pin_sample_names(monkeypatch, conn, ["zanzibar"] * 20 + ["other"] * 4_980, recent)
         await evidence.sample(conn)  # (read, as the server's task reads it before the searches)
         expected = [
@@ -797,15 +804,7 @@ async def test_the_newest_names_are_walked_only_when_the_sample_says_they_hold_a
     choose_way(monkeypatch, "steps")  # as at a million incidents
     viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
     async with pool.acquire() as conn:
-        await conn.execute(
-            """
-            INSERT INTO incidents (name, severity, last_activity_at, alert_count, alert_scopes)
-            SELECT concat_ws(' ', 'Suspicious PowerShell on WS-' || g, CASE WHEN g % 50 = 0 THEN 'Zanzibar' END),
-                   'medium', now() - g * interval '10 minutes', 1, ARRAY['default']
-              FROM generate_series(1, 3000) g
-            """
-        )
-        await conn.execute("ANALYZE incidents")
+        await zanzibar_incidents(conn)
         held = 100 if sampled == "common" else 0
         await pin_sample_names(monkeypatch, conn, ["zanzibar on ws-1"] * held + ["other"] * (5_000 - held))
         await evidence.sample(conn)  # (read, as the server's task reads it before the searches)
