@@ -836,9 +836,10 @@ def test_the_value_index_looks_up_only_the_rarest_parts_and_checks_every_word():
     )
 
 
-def test_a_word_is_looked_up_whole_when_its_run_is_common_and_the_word_is_not(monkeypatch):
+def test_a_word_is_looked_up_by_its_pieces_when_its_run_is_common_and_the_word_is_not(monkeypatch):
     # A host number shared by many hosts' names ("fs-85218", "ws-85218", ...): the run finds all
-    # of them, the whole word only the one host's, which pays for its padded trigrams' lists.
+    # of them, the word's pieces ("fs-" with the run) only the one host's, which pays for
+    # intersecting the prefix's list with the run's.
     def values_of(n):
         return [f"{('ws', 'lt', 'srv', 'web')[n % 4]}-85218" if n % 20 < 16 else f"v{n}", "fs-85218" if n == 3 else "x"]
 
@@ -848,7 +849,18 @@ def test_a_word_is_looked_up_whole_when_its_run_is_common_and_the_word_is_not(mo
         params = Params()
         return evidence.index_lookup(params, words, estimate), params.values
 
-    assert lookup(["fs-85218"]) == ("d.value_key LIKE $1", ["%fs-85218%"])
+    sql, values = lookup(["fs-85218"])
+    assert sql == "d.value_key LIKE $1 AND d.value_key LIKE $2 AND textlike(d.value_key, $3)"
+    assert "%fs-%" in values[:2] and values[2] == "%fs-85218%"
+    (run,) = [v.strip("%") for v in values[:2] if v != "%fs-%"]
+    assert run in "85218" and len(run) >= 3  # (the run, or its rarest trigram)
+    # A word whose only long run is short has no parts but itself: its pieces, never the padded
+    # trigrams of the run ("  5", " 52"); a word without a long run is looked up whole.
+    assert lookup(["lt-527"]) == (
+        "d.value_key LIKE $1 AND d.value_key LIKE $2 AND textlike(d.value_key, $3)",
+        ["%lt-%", "%527%", "%lt-527%"],
+    )
+    assert lookup(["fs-54"]) == ("d.value_key LIKE $1", ["%fs-54%"])
     # A run that few values hold is looked up alone, the word checked on the rows it finds.
     assert lookup(["fs-4821"]) == ("d.value_key LIKE $1 AND textlike(d.value_key, $2)", ["%4821%", "%fs-4821%"])
     # Runs that are all common, in a word that no value holds: reading the padded lists of three
@@ -870,10 +882,15 @@ def test_a_word_is_looked_up_whole_when_its_run_is_common_and_the_word_is_not(mo
         "d.value_key LIKE $1 AND textlike(d.value_key, $2)",
         ["%sew%", "%proseware%"],
     )
-    # VALUES' estimate counts the padded lists of what it looks up whole: two runs' worth.
-    with_lists = evidence.values_cost(sample, ["fs-85218"])
+    # VALUES' estimate counts a piece's list where the run's entries are, and the padded lists of
+    # what it looks up whole: two runs' worth.
+    with_pieces = evidence.values_cost(sample, ["fs-85218"])
+    monkeypatch.setattr(evidence, "PIECE_ROW_COST", 0.0)
+    expected = 0.7 * sample.share([run]) * sample.rows
+    assert with_pieces - evidence.values_cost(sample, ["fs-85218"]) == pytest.approx(expected)
+    with_lists = evidence.values_cost(sample, ["fs-54"])
     monkeypatch.setattr(evidence, "WHOLE_LOOKUP_COST", 0.0)
-    assert with_lists - evidence.values_cost(sample, ["fs-85218"]) == pytest.approx(2 * 1_250.0)
+    assert with_lists - evidence.values_cost(sample, ["fs-54"]) == pytest.approx(2 * 1_250.0)
 
 
 async def test_a_walk_that_stops_on_a_near_miss_does_not_list_it(pool, ingest, monkeypatch):

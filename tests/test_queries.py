@@ -880,6 +880,9 @@ STEPPED_SEARCHES = [
     "hq-12",
     "lateral hq-11",
     "lateral ws-2",  # several parts in enough names that the NEAR step runs, counting them
+    "ws-299",  # (looked up by its pieces, "ws-" and "299": search.pieces)
+    "lateral ws-2999",
+    "hq-10143 c2",
 ]
 
 
@@ -894,6 +897,7 @@ async def test_each_step_of_the_search_answers_what_the_plain_rule_answers(pool,
         # (enough names that a trigram none holds is one of at most 500 candidates: RECENT skipped)
         names = [p[:-1] for p in parts if search_rules.trigrams(p)] * 400
         names += ["lateral ws-2"] * 400  # (held whole: the NEAR step runs for it, counting its parts)
+        names += ["fs-2999"] * 400  # ("2999" common, "ws-2999" not: looked up by its pieces)
         monkeypatch.setattr(evidence, "_sample", Periodic(300.0, fake_read(evidence.Sample.of([], 1.0, names))))
     viewer = Viewer(id=1, name="everything", can_view_incidents=True, can_ingest=False, grants={"*": "read"})
     await pool.execute(
@@ -1028,21 +1032,24 @@ async def test_a_field_cancelled_by_its_siblings_error_does_not_fail_the_others_
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
 
 
-async def test_a_host_whose_number_many_names_share_is_looked_up_whole_in_the_names(monkeypatch):
+async def test_a_host_whose_number_many_names_share_is_looked_up_by_its_pieces_in_the_names(monkeypatch):
     # At a million incidents: "85218" in 2% of the sampled names (the hosts ws-, lt-, srv- and
     # web-85218), "fs-85218" in one; "4821" in one name, as its host. The names' index looks up
-    # "fs-85218" whole (its padded trigrams' lists cost less than checking 20,000 names), and
-    # "ws-4821" by its run.
+    # "fs-85218" by its pieces, "fs-" with the run (intersecting the prefix's list costs less
+    # than checking 20,000 names), and "ws-4821" by its run; "lt-527", whose only long run is
+    # short, by its pieces (never its run's padded trigrams), "fs-54", without a long run, whole.
     choose_way(monkeypatch, "steps")
     names = [f"malware on {('ws', 'lt', 'srv', 'web')[n % 4]}-85218" for n in range(100)]
-    names += ["malware on fs-85218", "logon from ws-4821"] + [f"incident {n}" for n in range(4_898)]
+    names += ["malware on fs-85218", "logon from ws-4821"] + [f"incident {n}" for n in range(4_899) if n != 4821]
     sampled = evidence.Trigrams.of(names)
     assert sampled.holding(["85218"]) == 101 and sampled.holding(["fs-85218"]) == 1
     assert sampled.holding(["malware", "fs-"]) == 1 and sampled.holding(["nowhere"]) == 0
-    assert await incidents._name_parts(None, "fs-85218", sampled) == ["fs-85218"]
-    assert await incidents._name_parts(None, "ws-4821", sampled) == ["4821"]
+    assert await incidents._name_parts(None, "fs-85218", sampled) == ([], ["fs-", "85218"])
+    assert await incidents._name_parts(None, "ws-4821", sampled) == (["4821"], [])
+    assert await incidents._name_parts(None, "lt-527", sampled) == ([], ["lt-", "527"])
+    assert await incidents._name_parts(None, "fs-54", sampled) == (["fs-54"], [])
     # Without the sample's names (before its first read), the runs.
-    assert await incidents._name_parts(None, "fs-85218", None) == ["85218"]
+    assert await incidents._name_parts(None, "fs-85218", None) == (["85218"], [])
     assert evidence.Trigrams("", [], 0).holding(["85218"]) is None
 
 

@@ -44,6 +44,21 @@ def test_index_parts_are_runs_when_there_are_two_long_ones_or_one_of_four():
     assert search.index_parts("kerberoasting") == ["kerberoasting"]
 
 
+def test_a_words_pieces_are_its_long_runs_and_its_short_runs_with_their_punctuation():
+    # (pg_trgm gives "ws-" the one trigram "ws ", "-54" the padded "  5" and " 54")
+    assert search.pieces("ws-6070") == ["ws-", "6070"]
+    assert search.pieces("srv-77299") == ["srv", "77299"]
+    assert search.pieces("lt-527") == ["lt-", "527"]
+    assert search.pieces("7z.exe") == ["7z.", "exe"]
+    assert search.pieces("x.ab-1234") == ["ab-", "1234"]
+    assert search.pieces("1234-ab") == ["1234", "-ab"]
+    # Without a long run, or without punctuation, the word itself.
+    assert search.pieces("fs-54") == ["fs-54"]
+    assert search.pieces("a.b-cd") == ["a.b-cd"]
+    assert search.pieces("lateral") == ["lateral"]
+    assert search.is_piece("ws-") and search.is_piece("-54") and not search.is_piece("6070")
+
+
 def test_the_rarest_part_is_looked_up_then_others_while_they_pay():
     parts = ["powershell", "ws-4821"]
     # The host is in none of the 1,000 sampled names, PowerShell in 150: only the host.

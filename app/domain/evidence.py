@@ -289,45 +289,53 @@ UNSEEN = 0.1
 
 
 def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
-    """The parts of the words the index looks up (index_lookup), each perhaps by its rarest
-    trigram (_looked_up), or a word whole instead of its parts (_whole_pays); None: the whole
-    words."""
+    """The parts of the words the index looks up (index_parts), each perhaps by its rarest
+    trigram (_looked_up), or a word's pieces (search.pieces) instead of its parts when that pays
+    (_pieces_pay: all of them, not chosen among the other parts, since a piece is read only where
+    the rarer parts' entries are); None: the whole words."""
     if not estimate.values:
         return None
     unseen = UNSEEN / estimate.values
     total = max(estimate.rows, 1.0)
     looked: list[str] = []
+    kept: list[str] = []
     for word in words:
         runs = search.index_parts(word)
         parts = list(dict.fromkeys(_looked_up(part, estimate) for part in runs))
-        looked.extend([word] if runs != [word] and _whole_pays(word, parts, estimate, unseen) else parts)
+        pieces = search.pieces(word)
+        if pieces != [word] and (runs == [word] or _pieces_pay(word, parts, estimate, unseen)):
+            kept.extend(_looked_up(piece, estimate) for piece in pieces)
+        else:
+            looked.extend(parts)
     parts = list(dict.fromkeys(looked))
     shares = [max(estimate.share([part]), unseen) for part in parts]
-    return set(search.choose_by_share(parts, shares, total=total))
+    return set(search.choose_by_share(parts, shares, total=total) if parts else ()) | set(kept)
 
 
-# A word with punctuation looked up whole makes the index read the lists of its padded trigrams
-# (search.whole_pays): about WHOLE_LOOKUP_COST microseconds a run more than its long runs alone
-# (measured at a million incidents, 2026-12-07: 2.6-4.0 ms in the values' index for
-# "fs-85218", "srv-77299", "ws-6070", "lt-527", against 0.2-0.8 for their runs; 7-14 ms for an
-# email's five runs), each row the runs find costing RUN_ROW_COST to read and check: "85218" is
-# in 2,757 values and "fs-85218" in 189, 4.8 ms by the run against 2.9 whole; "6070" in 1,774,
-# "ws-6070" in 511, 2.9 ms by the run against 3.9 whole.
+# A word with punctuation is looked up by its pieces (search.pieces_pay) when the rows its runs
+# find beyond it cost more to check (RUN_ROW_COST microseconds each) than the pieces cost to
+# intersect with them (PIECE_ROW_COST a row the runs find). Measured at a million incidents
+# (2026-12-07): "85218" is in 2,757 values and "fs-85218" in 189: 0.8 ms in the index by the run,
+# then its 2,757 rows read and checked; 1.1 ms by "fs-" and "85218", then 189. "77299" alone 0.75
+# ms, with "srv" 1.3 (2,815 rows -> 409); "6070" 0.36, with "ws-" 1.5 (1,774 -> 534).
+# WHOLE_LOOKUP_COST: a run's padded trigrams, for a word whose pieces need them (no long run:
+# "fs-54"), about 1.25 ms each in the values' index.
 WHOLE_LOOKUP_COST = 1_250.0
 RUN_ROW_COST = 1.45
+PIECE_ROW_COST = 0.7
 
 
-def _whole_pays(word: str, parts: list[str], estimate: Sample, unseen: float) -> bool:
-    """Whether the index should look a word with runs (search.index_parts) up whole rather than
-    by `parts` (its runs as _looked_up gives them), by the sample's shares of the word and of the
-    runs that would be chosen (search.choose_by_share)."""
-    return search.whole_pays(
+def _pieces_pay(word: str, parts: list[str], estimate: Sample, unseen: float) -> bool:
+    """Whether the index should look a word with runs (search.index_parts) up by its pieces
+    rather than by `parts` (its runs as _looked_up gives them), by the sample's shares of the
+    word and of the runs that would be chosen (search.choose_by_share)."""
+    return search.pieces_pay(
         word,
         parts,
         lambda words: max(estimate.share(words), unseen),
         total=max(estimate.rows, 1.0),
         row_cost=RUN_ROW_COST,
-        run_cost=WHOLE_LOOKUP_COST,
+        piece_cost=PIECE_ROW_COST,
     )
 
 
@@ -688,15 +696,20 @@ async def keep_sample_fresh(pool) -> None:
 
 def values_cost(estimate: Sample, words: list[str]) -> float:
     """VALUES' estimated cost, in microseconds: the lists of the trigrams it looks up (those of a
-    word with punctuation, looked up whole, at WHOLE_LOOKUP_COST a run), the candidates they give
+    word looked up whole with its punctuation, at WHOLE_LOOKUP_COST a run; a piece, search.pieces,
+    at PIECE_ROW_COST a row the runs find), the candidates they give
     (the pairs holding every part looked up), and the matching pairs."""
     chosen = _chosen_parts(words, estimate)
     looked_up = sorted(chosen) if chosen is not None else words
-    entries = sum(estimate.share([p]) * max(1, len(p) - 2) for p in looked_up)
+    pieces = [p for p in looked_up if search.is_piece(p)]
+    runs = [p for p in looked_up if not search.is_piece(p)]
+    entries = sum(estimate.share([p]) * max(1, len(p) - 2) for p in runs)
     cost = entries * LIST_ENTRY_COST + estimate.share(looked_up) * CANDIDATE_COST
-    # (and the padded trigrams' lists of what is looked up with punctuation: _whole_pays; none
-    # known of an empty table, or of one PostgreSQL has not counted yet: no walk is chosen there)
-    padded = sum(WHOLE_LOOKUP_COST * len(search.runs_of(p)) for p in looked_up if len(search.runs_of(p)) > 1)
+    # (a piece's list is read where the runs' entries are: PIECE_ROW_COST a row they find; and
+    # the padded trigrams' lists of a word looked up whole with punctuation, "fs-54"; none known
+    # of an empty table, or of one PostgreSQL has not counted yet: no walk is chosen there)
+    cost += len(pieces) * PIECE_ROW_COST * (estimate.share(runs) if runs else 1.0)
+    padded = sum(WHOLE_LOOKUP_COST * len(search.runs_of(p)) for p in runs if len(search.runs_of(p)) > 1)
     return (cost + estimate.share(words) * MATCH_COST) * estimate.rows + (padded if estimate.rows else 0.0)
 
 

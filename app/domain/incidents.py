@@ -698,17 +698,27 @@ def _name_share(names: evidence.Trigrams, words: list[str]) -> float:
     return max(names.holding(words) or 0, evidence.UNSEEN) / names.texts
 
 
-async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) -> list[str]:
-    """What the names' index looks up for the word: its parts (search.index_parts), or the word
-    whole when that pays (above); `names`: the sample's names, if this process has read them."""
+async def _name_parts(conn: Conn, word: str, names: evidence.Trigrams | None) -> tuple[list[str], list[str]]:
+    """What the names' index looks up for the word: its parts (search.index_parts) to choose
+    among, and its pieces (search.pieces) to look up all, when they pay (above) or the word has
+    no parts but itself ("lt-527"); `names`: the sample's names, if this process has read them
+    (else its parts as they are)."""
     parts = search.index_parts(word)
-    if parts == [word] or names is None:
-        return parts
+    pieces = search.pieces(word)
+    if names is None or pieces == [word]:
+        return parts, []
+    if parts == [word]:
+        return [], pieces
     rows = max(await _table_rows.get(conn), 1)
-    whole = search.whole_pays(
-        word, parts, lambda w: _name_share(names, w), total=rows, row_cost=NAME_ROW_COST, run_cost=NAME_RUN_COST
+    pays = search.pieces_pay(
+        word,
+        parts,
+        lambda w: _name_share(names, w),
+        total=rows,
+        row_cost=NAME_ROW_COST,
+        piece_cost=evidence.PIECE_ROW_COST,
     )
-    return [word] if whole else parts
+    return ([], pieces) if pays else (parts, [])
 
 
 # The NEAR step is skipped when the sample's names say it finds fewer than a page (_names_holding:
@@ -775,12 +785,17 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
     estimate = evidence.sample_read()  # (None before this process's first read: the parts as they are)
     sampled = None if estimate is None or not estimate.names.texts else estimate.names
     parts: list[str] = []
+    kept: list[str] = []  # (pieces, all looked up: not chosen among the parts)
+    small = any(search.has_trigrams(word) for word in words) and await _planner_chooses(conn)
     for word in words:
         if search.has_trigrams(word):
-            parts += [part for part in await _name_parts(conn, word, sampled) if part not in parts]
+            chosen, pieces = await _name_parts(conn, word, sampled)
+            if small and pieces:  # (the planner's one statement looks the word up whole)
+                chosen, pieces = [word], []
+            parts += [part for part in chosen if part not in parts]
+            kept += [piece for piece in pieces if piece not in kept and piece not in parts]
     # The typeahead's steps walk the order of last activity (a search has no other sort: _queue).
-    small = bool(parts) and await _planner_chooses(conn)
-    if not parts or (small and len(parts) == 1):
+    if not (parts or kept) or (small and len(parts) == 1):
         sql, values = _step(queue, PLAIN)
         return _NameSteps(await conn.fetch(sql, *values))
     # Each part's share of the names, when known: of the NEAR names, counted there, or of the
@@ -794,17 +809,17 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
             counted = {p: _name_counted(p, words, sampled) for p in parts}
             shares = {p: n / sampled.texts for p, n in counted.items() if n is not None}  # (not bounds)
             parts = search.choose_by_share(parts, at_most, total=max(await _table_rows.get(conn), 1))
-        indexed = frozenset(parts)
-    elif len(parts) == 1 or small:
+        indexed = frozenset(parts + kept)
+    elif len(parts) <= 1 or small:
         sql, values = _step(queue, NEAR_STEP)
         rows = await conn.fetch(sql, *values)
-        indexed = frozenset(parts)
+        indexed = frozenset(parts + kept)
     else:
         sql, values = _step(queue, NEAR_STEP, count_parts=parts)
         counted = await conn.fetch(sql, *values)
         total, *counts = counted[0][-1]
         rows = [r[:-1] for r in counted if r[0] is not None]
-        indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total))
+        indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total) + kept)
         shares = {part: n / NEAR for part, n in zip(parts, counts, strict=True)}
     if _found(rows) >= queue.limit:
         return _NameSteps(rows, near=True)
