@@ -59,6 +59,29 @@ def test_a_words_pieces_are_its_long_runs_and_its_short_runs_with_their_punctuat
     assert search.is_piece("ws-") and search.is_piece("-54") and not search.is_piece("6070")
 
 
+def test_a_part_looked_up_beside_others_is_narrowed_to_its_rarest_trigram_when_the_sample_says_so():
+    # 1,000 sampled texts: "riv", rivera's rarest trigram, in 40 ("rivera" in 10, "driver" in 30),
+    # "tos" in 20; the ten texts holding "tos" and "riv" all hold "rivera": beside "tos", "riv"
+    # finds no more.
+    texts = ["x.rivera@contoso"] * 10 + ["driver"] * 30 + ["era"] * 40 + ["contoso.com"] * 10 + ["other"] * 910
+
+    def share_of(words):
+        return sum(all(w in t for w in words) for t in texts) / len(texts)
+
+    def trigram_share(trigram):
+        return share_of([trigram])
+
+    assert search.narrowed({"rivera", "tos"}, share_of, trigram_share) == {"riv", "tos"}
+    # Alone, a part keeps its every trigram: nothing narrows what the trigram adds.
+    assert search.narrowed({"rivera"}, share_of, trigram_share) == {"rivera"}
+    # Beside a part that does not narrow it (a fifth of the texts holding "other" hold "driver"),
+    # and where the sample holds none of what is looked up, the parts as they are.
+    texts += ["driver other"] * 40 + ["rivera other"] * 5 + ["era"] * 100
+    assert min(search.trigrams("rivera"), key=trigram_share) == "riv"
+    assert "rivera" in search.narrowed({"rivera", "other"}, share_of, trigram_share)  # ("other" by "oth": as rare)
+    assert search.narrowed({"rivera", "zanzibar"}, share_of, trigram_share) == {"rivera", "zanzibar"}
+
+
 def test_the_rarest_part_is_looked_up_then_others_while_they_pay():
     parts = ["powershell", "ws-4821"]
     # The host is in none of the 1,000 sampled names, PowerShell in 150: only the host.

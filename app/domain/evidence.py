@@ -292,7 +292,8 @@ def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
     """The parts of the words the index looks up (index_parts), each perhaps by its rarest
     trigram (_looked_up), or a word's pieces (search.pieces) instead of its parts when that pays
     (_pieces_pay: all of them, not chosen among the other parts, since a piece is read only where
-    the rarer parts' entries are); None: the whole words."""
+    the rarer parts' entries are), then each by its rarest trigram where, beside the others, it
+    finds nearly as few (search.narrowed); None: the whole words."""
     if not estimate.values:
         return None
     unseen = UNSEEN / estimate.values
@@ -309,7 +310,8 @@ def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
             looked.extend(parts)
     parts = list(dict.fromkeys(looked))
     shares = [max(estimate.share([part]), unseen) for part in parts]
-    return set(search.choose_by_share(parts, shares, total=total) if parts else ()) | set(kept)
+    chosen = set(search.choose_by_share(parts, shares, total=total) if parts else ()) | set(kept)
+    return search.narrowed(chosen, estimate.share, lambda t: estimate.share([t]))
 
 
 # A word with punctuation is looked up by its pieces (search.pieces_pay) when the rows its runs

@@ -831,7 +831,11 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
     if estimate is not None:  # (no names sampled: every part as it is, and RECENT kept)
         names = estimate.names
         indexed = frozenset(
-            search.looked_up_by_trigram(part, names.share, shares.get(part) or None) for part in indexed
+            search.narrowed(
+                {search.looked_up_by_trigram(part, names.share, shares.get(part) or None) for part in indexed},
+                lambda words: (names.holding(words) or 0) / max(names.texts, 1),
+                names.share,
+            )
         )
         if await _few_hold(conn, indexed, names) or await _recent_finds_few(conn, queue, words, names):
             steps = (INDEXED_STEP,)

@@ -244,6 +244,35 @@ def looked_up_by_trigram(part: str, share_of: Callable[[str], float], part_share
     return rarest if shares[rarest] * (1 + INDEX_ENTRY_COST) < INDEX_ENTRY_COST * sum(shares.values()) else part
 
 
+def narrowed(
+    looked: Collection[str], share_of: Callable[[list[str]], float], trigram_share: Callable[[str], float]
+) -> set[str]:
+    """What the index looks up (`looked`, two or more parts, pieces or trigrams), each part of 4
+    or more letters and digits by its rarest trigram instead where the sample says that, looked up
+    together with the others, the trigram finds nearly as few texts as the part (TRIGRAM_SLACK;
+    `share_of`: the sample's share of the texts holding every one of some words; nothing is
+    swapped where the sample holds none of what is looked up, and so tells nothing of what a
+    trigram would add: "srv" with "698" instead of "69871", a host too rare to be sampled, would
+    find every "srv" value with "698"): the others' lists narrow what the trigram adds, and the
+    part's other trigrams are lists the index reads too. At a million incidents, "riv" and "tos" find the same 580 values
+    as "rivera" and "tos" (in 2.4 ms of the values' index against 3.7; 190 names in 1.0 ms
+    against 3.4), though "riv" alone is in four times the values "rivera" is; "oli" and "lit" the
+    630 values of "olivia" and "lit" (1.1 against 1.9; 162 names, 0.6 against 2.5), 2026-12-07."""
+    chosen = set(looked)
+    if len(chosen) < 2:
+        return chosen
+    for part in sorted(chosen):
+        candidates = trigrams(part)
+        if not candidates:
+            continue
+        rarest = min(candidates, key=trigram_share)
+        swapped = chosen - {part} | {rarest}
+        held = share_of(sorted(chosen))
+        if rarest not in chosen and held > 0 and share_of(sorted(swapped)) <= TRIGRAM_SLACK * held:
+            chosen = swapped
+    return chosen
+
+
 def sampled_at_most(looked: str, counts: TrigramCounts) -> int | None:
     """At most how many of the sample's texts hold what the index looks up (a part, or one of its
     trigrams): its rarest trigram's count; None unless it is ASCII letters and digits alone (a
