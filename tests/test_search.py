@@ -59,6 +59,39 @@ def test_a_words_pieces_are_its_long_runs_and_its_short_runs_with_their_punctuat
     assert search.is_piece("ws-") and search.is_piece("-54") and not search.is_piece("6070")
 
 
+def test_pieces_pay_only_for_the_rows_they_take_off_what_the_runs_find():
+    # A host whose number other hosts share: "6070" in 0.04% of a million texts, "ws-" and
+    # "6070" together in 0.012%: 280 rows fewer to check for one list intersected where 400 are.
+    shares = {("6070",): 0.0004, ("6070", "ws-"): 0.00012, ("ws-6070",): 0.0001}
+
+    def share_of(words):
+        return shares.get(tuple(sorted(words)), 0.3)
+
+    assert search.pieces_pay("ws-6070", ["6070"], share_of, total=1_000_000, row_cost=1.45, piece_cost=0.7)
+    # An email whose runs' trigrams together find what all its pieces find (the fewer values
+    # holding the word are fewer only by its punctuation, which the index cannot look up): its
+    # runs, as chosen, not its pieces.
+    shares = {
+        ("riv",): 0.004,
+        ("tos",): 0.02,
+        ("riv", "tos"): 0.0006,
+        ("contoso", "rivera"): 0.0006,
+        ("rivera@contoso",): 0.0001,
+    }
+    assert search.choose_by_share(["riv", "tos"], [0.004, 0.02], total=1_000_000) == ["riv", "tos"]
+    assert not search.pieces_pay(
+        "rivera@contoso", ["riv", "tos"], share_of, total=1_000_000, row_cost=1.45, piece_cost=0.7
+    )
+
+
+def test_parts_beside_what_is_looked_up_anyway_are_chosen_only_if_they_pay():
+    # "powershell srv-88109": the host's pieces find 0.04% of the rows; PowerShell's list (in 30%)
+    # would take off fewer rows than it costs to read. A rarer word is still looked up.
+    assert search.choose_by_share(["powershell"], [0.3], total=1_000_000, given=0.0004) == []
+    assert search.choose_by_share(["zanzibar"], [0.00001], total=1_000_000, given=0.0004) == ["zanzibar"]
+    assert search.choose_by_share(["powershell"], [0.3], total=1_000_000) == ["powershell"]
+
+
 def test_a_part_looked_up_beside_others_is_narrowed_to_its_rarest_trigram_when_the_sample_says_so():
     # 1,000 sampled texts: "riv", rivera's rarest trigram, in 40 ("rivera" in 10, "driver" in 30),
     # "tos" in 20; the ten texts holding "tos" and "riv" all hold "rivera": beside "tos", "riv"

@@ -310,7 +310,8 @@ def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
             looked.extend(parts)
     parts = list(dict.fromkeys(looked))
     shares = [max(estimate.share([part]), unseen) for part in parts]
-    chosen = set(search.choose_by_share(parts, shares, total=total) if parts else ()) | set(kept)
+    given = max(estimate.share(kept), unseen) if kept else None  # (then the other words' parts only if they pay)
+    chosen = set(search.choose_by_share(parts, shares, total=total, given=given) if parts else ()) | set(kept)
     return search.narrowed(chosen, estimate.share, lambda t: estimate.share([t]))
 
 
@@ -703,14 +704,14 @@ def values_cost(estimate: Sample, words: list[str]) -> float:
     (the pairs holding every part looked up), and the matching pairs."""
     chosen = _chosen_parts(words, estimate)
     looked_up = sorted(chosen) if chosen is not None else words
-    pieces = [p for p in looked_up if search.is_piece(p)]
-    runs = [p for p in looked_up if not search.is_piece(p)]
+    pieces = [p for p in looked_up if search.is_piece(p) and p not in words]  # ("ws-", not a typed "(fs-54)")
+    runs = [p for p in looked_up if p not in pieces]
     entries = sum(estimate.share([p]) * max(1, len(p) - 2) for p in runs)
     cost = entries * LIST_ENTRY_COST + estimate.share(looked_up) * CANDIDATE_COST
     # (a piece's list is read where the runs' entries are: PIECE_ROW_COST a row they find; and
     # the padded trigrams' lists of a word looked up whole with punctuation, "fs-54"; none known
     # of an empty table, or of one PostgreSQL has not counted yet: no walk is chosen there)
-    cost += len(pieces) * PIECE_ROW_COST * (estimate.share(runs) if runs else 1.0)
+    cost += len(pieces) * PIECE_ROW_COST * estimate.share(runs or looked_up)
     padded = sum(WHOLE_LOOKUP_COST * len(search.runs_of(p)) for p in runs if len(search.runs_of(p)) > 1)
     return (cost + estimate.share(words) * MATCH_COST) * estimate.rows + (padded if estimate.rows else 0.0)
 

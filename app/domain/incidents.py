@@ -684,12 +684,11 @@ async def _few_hold(conn: Conn, indexed: frozenset[str], names: search.TrigramCo
 
 
 # A word with punctuation whose long run is common in the names and the word is not ("fs-85218":
-# "85218" in 1,764 names at a million incidents, the word in 121) is looked up whole by the
-# names' index (search.whole_pays), judged by how many of the sample's names (evidence.Sample.names)
-# hold each: the word's padded trigrams cost about NAME_RUN_COST microseconds a run to read, each
-# name the run finds NAME_ROW_COST to read and check (2026-12-07: "fs-85218" 1.8 ms whole, 3.7
-# by "85218"; "srv-77299" 3.1 and 3.9; "ws-6070" 2.6 and 2.1).
-NAME_RUN_COST = 900.0
+# "85218" in 1,764 names at a million incidents, the word in 121) is looked up by its pieces
+# ("fs-" and "85218": search.pieces_pay), judged by how many of the sample's names
+# (evidence.Sample.names) hold each: each name the run finds costs NAME_ROW_COST to read and
+# check, each piece evidence.PIECE_ROW_COST a name the runs find to intersect (2026-12-07:
+# "fs-85218" 0.8 ms by its pieces, 1.6 whole, 0.47 by "85218" and its 1,764 names to check).
 NAME_ROW_COST = 1.9
 
 
@@ -793,7 +792,7 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
             if small and pieces:  # (the planner's one statement looks the word up whole)
                 chosen, pieces = [word], []
             parts += [part for part in chosen if part not in parts]
-            kept += [piece for piece in pieces if piece not in kept and piece not in parts]
+            kept += [piece for piece in pieces if piece not in kept]
     # The typeahead's steps walk the order of last activity (a search has no other sort: _queue).
     if not (parts or kept) or (small and len(parts) == 1):
         sql, values = _step(queue, PLAIN)
@@ -803,24 +802,31 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
     shares: dict[str, float] = {}
     if not small and sampled is not None and _near_finds_few(words, sampled, queue.limit):
         rows = []
-        if len(parts) > 1:
+        if len(parts) + bool(kept) > 1:
             floor = evidence.UNSEEN / sampled.texts
             at_most = [max(_names_holding_at_most(p, words, sampled) / sampled.texts, floor) for p in parts]
             counted = {p: _name_counted(p, words, sampled) for p in parts}
             shares = {p: n / sampled.texts for p, n in counted.items() if n is not None}  # (not bounds)
-            parts = search.choose_by_share(parts, at_most, total=max(await _table_rows.get(conn), 1))
+            # (the pieces are looked up anyway: the other parts only if they pay beside them)
+            given = min(
+                (max(_names_holding_at_most(k, words, sampled) / sampled.texts, floor) for k in kept), default=None
+            )
+            parts = search.choose_by_share(parts, at_most, total=max(await _table_rows.get(conn), 1), given=given)
         indexed = frozenset(parts + kept)
-    elif len(parts) <= 1 or small:
+    elif len(parts) + bool(kept) <= 1 or small:
         sql, values = _step(queue, NEAR_STEP)
         rows = await conn.fetch(sql, *values)
         indexed = frozenset(parts + kept)
     else:
-        sql, values = _step(queue, NEAR_STEP, count_parts=parts)
+        sql, values = _step(queue, NEAR_STEP, count_parts=parts + kept)
         counted = await conn.fetch(sql, *values)
         total, *counts = counted[0][-1]
         rows = [r[:-1] for r in counted if r[0] is not None]
-        indexed = frozenset(search.choose_index_parts(parts, counts, sample=NEAR, total=total) + kept)
-        shares = {part: n / NEAR for part, n in zip(parts, counts, strict=True)}
+        by_part = dict(zip(parts + kept, counts, strict=True))
+        given = min(((by_part[k] + 1) / (NEAR + 1) for k in kept), default=None)
+        chosen = search.choose_index_parts(parts, [by_part[p] for p in parts], sample=NEAR, total=total, given=given)
+        indexed = frozenset(chosen + kept)
+        shares = {part: by_part[part] / NEAR for part in parts}
     if _found(rows) >= queue.limit:
         return _NameSteps(rows, near=True)
     both, walked = await _walk_both(conn, queue)

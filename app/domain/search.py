@@ -57,10 +57,11 @@ def index_parts(word: str) -> list[str]:
     ("ws-4821" by "4821": its trigrams are rare, where the padded "ws " and "  4" are in a good
     part of the names: at a million incidents, 1.9 ms in the names' index for "ws-4821", 0.23 ms
     for "4821" and its 104 names checked; "lt-7390" 1.9 against 0.5, 2026-12-07). A word with a
-    shorter one keeps its own trigrams ("ws-709", "7z.exe": there the padded trigram of the short
-    run is what narrows it: "527" is in 3,617 names, "lt-527" in 582). A word with runs may
-    still be looked up whole, when the sample says that its runs are common and it is not
-    (whole_pays: evidence._chosen_parts for the values, incidents._name_parts for the names).
+    shorter one is its own part ("lt-527", "7z.exe": "527" is in 3,617 names, "lt-527" in 582),
+    looked up by its pieces ("lt-" and "527") once the sample is read. A word with punctuation
+    may still be looked up by its pieces (pieces: "ws-" and "6070"), when the sample says that
+    its runs are common and its pieces are not (pieces_pay: evidence._chosen_parts for the
+    values, incidents._name_parts for the names).
     """
     runs = [run for run in runs_of(word) if len(run) >= 3]
     if len(runs) >= 2 or (len(runs) == 1 and len(runs[0]) >= 4 and runs[0] != word):
@@ -112,11 +113,6 @@ def is_piece(part: str) -> bool:
     return not (part[:1].isalnum() and part[-1:].isalnum())
 
 
-def long_runs(word: str) -> list[str]:
-    """The word's runs of 3 or more letters and digits (its pieces that need no punctuation)."""
-    return [run for run in runs_of(word) if len(run) >= 3]
-
-
 def pieces_pay(
     word: str,
     parts: list[str],
@@ -130,7 +126,7 @@ def pieces_pay(
     (pieces: its runs of 2 with their punctuation too) rather than by the runs (`parts`, as
     index_parts gives them, perhaps each by its rarest trigram) that choose_by_share would
     choose among themselves: when the rows that the parts
-    choose find beyond the word's own cost more to check (`row_cost`
+    choose find beyond those holding every piece cost more to check (`row_cost`
     microseconds each) than the pieces they lack cost to intersect with them (`piece_cost`
     microseconds a row the runs find, each: the index steps through a common piece's long list
     only where the rarer one's entries are). `share_of`: the estimated share of the `total` rows holding every one of
@@ -138,7 +134,7 @@ def pieces_pay(
     "fs-85218" in 121) is then looked up with its host's prefix ("fs-")."""
     chosen = choose_by_share(parts, [share_of([part]) for part in parts], total=total)
     run_rows = share_of(chosen) * total
-    added_rows = run_rows - share_of([word]) * total
+    added_rows = run_rows - share_of(pieces(word)) * total
     return added_rows * row_cost > piece_cost * run_rows * (len(pieces(word)) - len(chosen))
 
 
@@ -147,23 +143,28 @@ def pieces_pay(
 INDEX_ENTRY_COST = 0.03
 
 
-def choose_index_parts(parts: list[str], counts: list[int], *, sample: int, total: int) -> list[str]:
+def choose_index_parts(
+    parts: list[str], counts: list[int], *, sample: int, total: int, given: float | None = None
+) -> list[str]:
     """Which parts the trigram index should look up, given how many of `sample` names hold each.
 
     The rarest, then the next rarest while it saves more rows to check than it costs the index
     to read its trigrams' lists (at least as long as the names holding it): "alice smith" looks
     up both words, "powershell WS-4821" only the host. The rows found are checked for every word.
     """
-    return choose_by_share(parts, [(n + 1) / (sample + 1) for n in counts], total=max(total, sample))
+    return choose_by_share(parts, [(n + 1) / (sample + 1) for n in counts], total=max(total, sample), given=given)
 
 
-def choose_by_share(parts: list[str], shares: list[float], *, total: float) -> list[str]:
-    """choose_index_parts with each part's share of the `total` rows known (or estimated)."""
+def choose_by_share(parts: list[str], shares: list[float], *, total: float, given: float | None = None) -> list[str]:
+    """choose_index_parts with each part's share of the `total` rows known (or estimated).
+    `given`: the share of the rows that what is looked up anyway finds (a word's pieces, all
+    looked up: pieces_pay); then no part needs to be chosen ("powershell srv-88109": the host's
+    pieces alone, not PowerShell's lists)."""
     by_rarity = sorted(zip(shares, parts, strict=True))
     chosen: list[str] = []
-    expected = float(total)
+    expected = float(total) if given is None else given * total
     for share, part in by_rarity:
-        if chosen and expected * (1 - share) <= share * total * INDEX_ENTRY_COST:
+        if (chosen or given is not None) and expected * (1 - share) <= share * total * INDEX_ENTRY_COST:
             break
         chosen.append(part)
         expected *= share
@@ -251,7 +252,7 @@ def narrowed(
     or more letters and digits by its rarest trigram instead where the sample says that, looked up
     together with the others, the trigram finds nearly as few texts as the part (TRIGRAM_SLACK;
     `share_of`: the sample's share of the texts holding every one of some words; nothing is
-    swapped where the sample holds none of what is looked up, and so tells nothing of what a
+    swapped where none of the sample's texts holds all of what is looked up, which tells nothing of what a
     trigram would add: "srv" with "698" instead of "69871", a host too rare to be sampled, would
     find every "srv" value with "698"): the others' lists narrow what the trigram adds, and the
     part's other trigrams are lists the index reads too. At a million incidents, "riv" and "tos" find the same 580 values
@@ -261,14 +262,16 @@ def narrowed(
     chosen = set(looked)
     if len(chosen) < 2:
         return chosen
+    held = share_of(sorted(chosen))  # (each swap judged against the parts as chosen: no slack compounded)
+    if held <= 0:
+        return chosen
     for part in sorted(chosen):
         candidates = trigrams(part)
         if not candidates:
             continue
         rarest = min(candidates, key=trigram_share)
         swapped = chosen - {part} | {rarest}
-        held = share_of(sorted(chosen))
-        if rarest not in chosen and held > 0 and share_of(sorted(swapped)) <= TRIGRAM_SLACK * held:
+        if rarest not in chosen and share_of(sorted(swapped)) <= TRIGRAM_SLACK * held:
             chosen = swapped
     return chosen
 
