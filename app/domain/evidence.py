@@ -316,8 +316,8 @@ def _chosen_parts(words: list[str], estimate: Sample) -> set[str] | None:
 
 
 # A word with punctuation is looked up by its pieces (search.pieces_pay) when the rows its runs
-# find beyond it cost more to check (RUN_ROW_COST microseconds each) than the pieces cost to
-# intersect with them (PIECE_ROW_COST a row the runs find). Measured at a million incidents
+# find beyond those holding every piece cost more to check (RUN_ROW_COST microseconds each) than
+# the pieces cost to intersect with them (PIECE_ROW_COST a row the runs find). Measured at a million incidents
 # (2026-12-07): "85218" is in 2,757 values and "fs-85218" in 189: 0.8 ms in the index by the run,
 # then its 2,757 rows read and checked; 1.1 ms by "fs-" and "85218", then 189. "77299" alone 0.75
 # ms, with "srv" 1.3 (2,815 rows -> 409); "6070" 0.36, with "ws-" 1.5 (1,774 -> 534).
@@ -331,7 +331,8 @@ PIECE_ROW_COST = 0.7
 def _pieces_pay(word: str, parts: list[str], estimate: Sample, unseen: float) -> bool:
     """Whether the index should look a word with runs (search.index_parts) up by its pieces
     rather than by `parts` (its runs as _looked_up gives them), by the sample's shares of the
-    word and of the runs that would be chosen (search.choose_by_share)."""
+    texts holding every piece and of those holding the runs that would be chosen
+    (search.choose_by_share)."""
     return search.pieces_pay(
         word,
         parts,
