@@ -985,3 +985,15 @@ async def test_an_alert_search_s_count_is_the_rule_s_either_way(pool, many, mixe
     assert await _alert_pages(pool, dana, "salaries", first=5) == [[]]
     assert await _alert_pages(pool, dana, "payroll", first=5) == [[]]
     assert await _alert_pages(pool, EVERYONE, "payroll", first=5) == [["h1"]]
+
+
+def test_a_count_of_several_words_walks_the_rarest_and_counts_what_any_walk_would():
+    # Many "lt-" hosts, few "527"s: the count walks the occurrences of "527" (its trigram the
+    # rarer), and finds the same texts a walk of "lt-" would.
+    texts = [f"lt-{n}" for n in range(3_000)] + ["ws-527", "lt-527", "lt-5271"]
+    names = evidence.Trigrams.of(texts)
+    assert evidence._anchor(["lt-", "527"], names.count) == "527"
+    assert evidence._anchor(["lt-", "x.y"], names.count) == "lt-"  # (no trigram counted: the longest)
+    assert names.holding(["lt-", "527"]) == sum("lt-" in t and "527" in t for t in texts)
+    values = evidence.Sample.of([(n, t) for n, t in enumerate(texts)], float(len(texts)))
+    assert values.share(["lt-", "527"]) == pytest.approx(sum("lt-" in t and "527" in t for t in texts) / len(texts))

@@ -442,6 +442,16 @@ COUNTS_KEPT = 4096  # words' counts a sample keeps (then it forgets them all and
 
 
 _TRIGRAM = re.compile(r"[a-z0-9]{3}\Z")  # a trigram of pg_trgm's of letters and digits, as the sample counts them
+_ALNUM = re.compile(r"[a-z0-9]{3,}\Z")
+
+
+def _anchor(words: list[str], count: Callable[[str], int]) -> str:
+    """The word whose occurrences a count of the texts holding every word walks: the one whose
+    rarest trigram the fewest sampled texts hold (`count`, for words of letters and digits), else
+    the longest. The count is the same whichever it walks; a common anchor costs the walk: "lt-"
+    beside "527" walked every "lt-" host of the sample, 10-17 ms on a search's first sight."""
+    known = [(min(count(w[k : k + 3]) for k in range(len(w) - 2)), w) for w in words if _ALNUM.match(w)]
+    return min(known)[1] if known else max(words, key=len)
 
 
 # The typecodes of 8- and 4-byte integers (C's long long is 8 bytes everywhere; int is 4 on
@@ -492,7 +502,7 @@ class Trigrams:
         if key not in self._held:
             if len(self._held) >= COUNTS_KEPT:
                 self._held.clear()
-            first = max(words, key=len)
+            first = _anchor(words, self.count)
             found, at = 0, text.find(first)
             while at != -1:
                 start, end = text.rfind("\n", 0, at) + 1, text.find("\n", at)
@@ -598,7 +608,7 @@ class Sample:
         if not words or not self.values:
             return [], 1.0
         text, starts = self._text, self._starts
-        first = max(words, key=len)
+        first = _anchor(words, self._trigram_count)
         found: list[int] = []
         at = text.find(first)
         while at != -1:
