@@ -992,8 +992,8 @@ def test_a_count_of_several_words_walks_the_rarest_and_counts_what_any_walk_woul
     # rarer), and finds the same texts a walk of "lt-" would.
     texts = [f"lt-{n}" for n in range(3_000)] + ["ws-527", "lt-527", "lt-5271"]
     names = evidence.Trigrams.of(texts)
-    assert evidence._anchor(["lt-", "527"], names.count) == "527"
-    assert evidence._anchor(["lt-", "x.y"], names.count) == "lt-"  # (no trigram counted: the longest)
+    assert evidence._anchor(["lt-", "527"], names) == "527"
+    assert evidence._anchor(["lt-", "x.y"], names) == "lt-"  # (no trigram counted: the longest)
     assert names.holding(["lt-", "527"]) == sum("lt-" in t and "527" in t for t in texts)
     values = evidence.Sample.of([(n, t) for n, t in enumerate(texts)], float(len(texts)))
     assert values.share(["lt-", "527"]) == pytest.approx(sum("lt-" in t and "527" in t for t in texts) / len(texts))

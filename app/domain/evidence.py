@@ -442,15 +442,16 @@ COUNTS_KEPT = 4096  # words' counts a sample keeps (then it forgets them all and
 
 
 _TRIGRAM = re.compile(r"[a-z0-9]{3}\Z")  # a trigram of pg_trgm's of letters and digits, as the sample counts them
-_ALNUM = re.compile(r"[a-z0-9]{3,}\Z")
 
 
-def _anchor(words: list[str], count: Callable[[str], int]) -> str:
+def _anchor(words: list[str], counts: search.TrigramCounts | None) -> str:
     """The word whose occurrences a count of the texts holding every word walks: the one whose
-    rarest trigram the fewest sampled texts hold (`count`, for words of letters and digits), else
-    the longest. The count is the same whichever it walks; a common anchor costs the walk: "lt-"
-    beside "527" walked every "lt-" host of the sample, 10-17 ms on a search's first sight."""
-    known = [(min(count(w[k : k + 3]) for k in range(len(w) - 2)), w) for w in words if _ALNUM.match(w)]
+    rarest trigram the fewest sampled texts hold (search.sampled_at_most, for words of letters
+    and digits), else the longest. The count is the same whichever it walks; a common anchor
+    costs the walk: "lt-" beside "527" walked every "lt-" host of the sample, 10-17 ms on a
+    search's first sight."""
+    held = [] if counts is None else [(search.sampled_at_most(w, counts), w) for w in words]
+    known = [(n, w) for n, w in held if n is not None]
     return min(known)[1] if known else max(words, key=len)
 
 
@@ -502,7 +503,7 @@ class Trigrams:
         if key not in self._held:
             if len(self._held) >= COUNTS_KEPT:
                 self._held.clear()
-            first = _anchor(words, self.count)
+            first = _anchor(words, self)
             found, at = 0, text.find(first)
             while at != -1:
                 start, end = text.rfind("\n", 0, at) + 1, text.find("\n", at)
@@ -608,7 +609,7 @@ class Sample:
         if not words or not self.values:
             return [], 1.0
         text, starts = self._text, self._starts
-        first = _anchor(words, self._trigram_count)
+        first = _anchor(words, self._trigrams)
         found: list[int] = []
         at = text.find(first)
         while at != -1:

@@ -132,10 +132,11 @@ def pieces_pay(
     only where the rarer one's entries are). `share_of`: the estimated share of the `total` rows holding every one of
     some words. A host number that many hosts share ("85218" in the names of 1,764 incidents,
     "fs-85218" in 121) is then looked up with its host's prefix ("fs-")."""
+    whole = pieces(word)
     chosen = choose_by_share(parts, [share_of([part]) for part in parts], total=total)
     run_rows = share_of(chosen) * total
-    added_rows = run_rows - share_of(pieces(word)) * total
-    return added_rows * row_cost > piece_cost * run_rows * (len(pieces(word)) - len(chosen))
+    added_rows = run_rows - share_of(whole) * total
+    return added_rows * row_cost > piece_cost * run_rows * (len(whole) - len(chosen))
 
 
 # What one entry of a trigram's list costs the index to read, against what one row costs the
