@@ -224,10 +224,10 @@ async def test_several_worker_processes_serve_and_stop_together(database_url, ad
     server = Server(database_url, tmp_path / "server.log", env={"WEB_CONCURRENCY": "2"})
     try:
         server.wait_healthy()
-        workers = [
-            p for p in psutil.Process(server.proc.pid).children() if "resource_tracker" not in " ".join(p.cmdline())
-        ]
+        workers = psutil.Process(server.proc.pid).children()
+        # Two workers and nothing else: no multiprocessing resource tracker (cli._without_resource_tracker).
         assert len(workers) == 2
+        assert all("spawn_main" in " ".join(p.cmdline()) for p in workers)
         async with httpx.AsyncClient(base_url=server.url, timeout=BOUND, trust_env=False) as c:
             headers = {"Authorization": f"Bearer {admin.token}"}
             body = {
