@@ -17,6 +17,7 @@ def test_the_json_line_has_the_issues_tail_keys() -> None:
     for key in (
         "typeahead_1conn_p99_ms",
         "typeahead_1conn_by_class",
+        "typeahead_1conn_floor_p99_ms",
         "typeahead_open_loop_p99_ms",
         "typeahead_open_loop_floor_p99_ms",
         "typeahead_open_loop_anchor_p99_ms",

@@ -152,6 +152,7 @@ JSON_KEYS = [
     "typeahead_1conn_p99_ms",
     "typeahead_1conn_max_ms",
     "typeahead_1conn_by_class",
+    "typeahead_1conn_floor_p99_ms",
     "typeahead_open_loop_per_s",
     "typeahead_open_loop_p99_ms",
     "typeahead_open_loop_floor_p99_ms",
@@ -334,8 +335,9 @@ def one_connection(
     *,
     warm_up: bool = True,
     until: Callable[[], bool] | None = None,
+    path: str = "/graphql",
 ) -> tuple[list[list[float]], int]:
-    """The bodies in turn over one keep-alive connection, one warm-up pass (unless not
+    """The bodies in turn over one keep-alive connection to `path`, one warm-up pass (unless not
     `warm_up`) and then `passes` passes, or until `until()` holds before a request: each body's
     latencies (ms) and the errors (not HTTP 200, or an "errors" entry, as bodies.lua counts
     them). http.client, so that the client adds little to what it measures."""
@@ -351,7 +353,7 @@ def one_connection(
                 if until is not None and until():
                     return latencies, errors
                 started = time.perf_counter()
-                conn.request("POST", "/graphql", body, headers)
+                conn.request("POST", path, body, headers)
                 response = conn.getresponse()
                 answer = response.read()
                 elapsed = (time.perf_counter() - started) * 1000
@@ -872,13 +874,23 @@ def measure_tail(
     rate: float,
     activity: pgactivity.Activity,
     during: dict[str, pgactivity.Window],
-) -> tuple[dict[str, dict], int, dict[str, dict]]:
-    """The mix at one connection (by input class, and its errors), then the open loop at `rate`
-    for our server, the floor and the anchors' SQL (which needs database.ANCHOR_INDEX)."""
+) -> tuple[dict[str, dict], dict, int, dict[str, dict]]:
+    """The mix at one connection (by input class, and its errors), then the floor's (the same
+    domain functions, so the same SQL, through a bare Starlette route: what the server adds to
+    the SQL's tail), then the open loop at `rate` for our server, the floor and the anchors' SQL
+    (which needs database.ANCHOR_INDEX)."""
     bodies = [{"query": TYPEAHEAD, "variables": {"q": q}} for q in data.mix]
-    log(f"typeahead tail: the mix at 1 connection, {scale.tail_passes} passes after a warm-up pass")
+    log(
+        f"typeahead tail: the mix at 1 connection, {scale.tail_passes} passes after a warm-up pass, ours then the floor"
+    )
     with activity.window() as during["typeahead 1 connection"]:
         one_conn, errors = one_connection(api, token, bodies, scale.tail_passes)
+        floor_conn, floor_errors = one_connection(
+            floor, token, [{"q": q} for q in data.mix], scale.tail_passes, path="/floor"
+        )
+    if floor_errors:
+        raise RuntimeError(f"the floor answered {floor_errors} of the mix's requests at one connection with an error")
+    floor_tail = tail_by_class(data.mix, data.mix_classes, floor_conn)["all"]
     log(f"typeahead tail: open loop at {rate:.0f}/s, ours, the floor and the anchors' SQL in turn")
     targets = {
         "graphql": (api, "/graphql", token, bodies),
@@ -890,7 +902,7 @@ def measure_tail(
     for name, o in opened.items():
         if o["first_error"]:
             log(f"open loop {name}: first error {o['first_error']}")
-    return tail_by_class(data.mix, data.mix_classes, one_conn), errors, opened
+    return tail_by_class(data.mix, data.mix_classes, one_conn), floor_tail, errors, opened
 
 
 def main_tail(db_url: str) -> None:
@@ -919,33 +931,36 @@ def main_tail(db_url: str) -> None:
         load(server.url, gq, path="/graphql", token=token, seconds=scale.seconds, warmup=0, connections=4 * WORKERS)
         during: dict[str, pgactivity.Window] = {}
         with pgactivity.Activity(db_url) as activity:
-            tail, errors, opened = measure_tail(server.url, floor, token, data, scale, rate, activity, during)
+            tail, floor_tail, errors, opened = measure_tail(
+                server.url, floor, token, data, scale, rate, activity, during
+            )
     finally:
         if floor_proc is not None:
             stop(floor_proc)
         server.stop()
         asyncio.run(database.anchor_index(db_url, present=False))
-    rows = [*tail_rows(tail, scale.tail_passes), *open_loop_rows(opened, rate, floor_rps)]
+    rows = [*tail_rows(tail, floor_tail, scale.tail_passes), *open_loop_rows(opened, rate, floor_rps)]
     width = max(len(row[0]) for row in rows)
     for what, value, target in rows:
         print(f"| {what.ljust(width)} | {value} | {target} |")
     print(f"errors: {errors + sum(o['errors'] for o in opened.values())}")
-    print(json.dumps({"tail": tail, "open_loop": opened}))
+    print(json.dumps({"tail": tail, "floor_tail": floor_tail, "open_loop": opened}))
 
 
 def ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def tail_rows(tail: dict[str, dict], passes: int) -> list[tuple[str, str, str]]:
-    """The one-connection rows of the table: the whole mix, then each input class."""
+def tail_rows(tail: dict[str, dict], floor_tail: dict, passes: int) -> list[tuple[str, str, str]]:
+    """The one-connection rows of the table: the whole mix (and the floor's), then each input class."""
     everything = tail["all"]
     worst = max((k for k in tail if k != "all"), key=lambda k: tail[k]["p99_ms"])
     rows = [
         (
             "typeahead, realistic mix, 1 connection",
             f"p99 {everything['p99_ms']:.1f} ms, max {everything['max_ms']:.1f} ({everything['requests']:,} requests,"
-            f" {passes} passes); worst class {worst}: p99 {tail[worst]['p99_ms']:.1f} ms",
+            f" {passes} passes); worst class {worst}: p99 {tail[worst]['p99_ms']:.1f} ms;"
+            f" the floor (the same SQL, bare Starlette) p99 {floor_tail['p99_ms']:.1f} ms, max {floor_tail['max_ms']:.1f}",
             f"p99 <= {ONE_CONNECTION_P99_MS} ms, every class p99 <= {CLASS_P99_MS} ms",
         )
     ]
@@ -1158,7 +1173,7 @@ def main() -> None:
         postgraphile.stop()  # nothing after the typeahead measures it
 
         rate = OPEN_LOOP_SHARE * results["mix_floor"]["rps"]
-        tail, one_conn_errors, opened = measure_tail(api, floor, token, data, scale, rate, activity, during)
+        tail, floor_tail, one_conn_errors, opened = measure_tail(api, floor, token, data, scale, rate, activity, during)
         with activity.window() as during["typeahead with evidence"]:
             evidence_mix = measure_evidence_mix(db_url, api, floor, token, data, scale, workdir)
         asyncio.run(database.anchor_index(db_url, present=False))
@@ -1217,6 +1232,7 @@ def main() -> None:
             "typeahead_1conn_p99_ms": tail["all"]["p99_ms"],
             "typeahead_1conn_max_ms": tail["all"]["max_ms"],
             "typeahead_1conn_by_class": {k: v for k, v in tail.items() if k != "all"},
+            "typeahead_1conn_floor_p99_ms": floor_tail["p99_ms"],
             "typeahead_open_loop_per_s": round(rate),
             "typeahead_open_loop_p99_ms": ms(opened["graphql"]["p99_ms"]),
             "typeahead_open_loop_floor_p99_ms": ms(opened["floor"]["p99_ms"]),
@@ -1301,7 +1317,7 @@ def main() -> None:
                 f" {mix['rps'] / anchor['rps']:.2f}x)",
                 ">= 1.0x",
             )
-        table.extend(tail_rows(tail, scale.tail_passes))
+        table.extend(tail_rows(tail, floor_tail, scale.tail_passes))
         table.extend(open_loop_rows(opened, rate, results["mix_floor"]["rps"]))
         table.extend(evidence_rows(evidence_mix))
         row("typeahead errors", f"{typeahead_errors}", "0")
