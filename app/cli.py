@@ -506,18 +506,20 @@ def _serve(settings: Settings, args, workers: int, demo_token: str | None) -> No
     os.environ.pop(DEMO_TOKEN_VARIABLE, None)
     if demo_token:
         os.environ[DEMO_TOKEN_VARIABLE] = demo_token
-    _without_resource_tracker()
+    without_resource_tracker()
     uvicorn.run("app.server:app_from_env", factory=True, workers=workers, **options)
 
 
-def _without_resource_tracker() -> None:
-    """Spare the supervisor's multiprocessing its resource tracker: a Python process of its own
-    (13 MB resident, 2026-12-07) that uvicorn's `spawn` workers would otherwise start, to unlink
-    semaphores and shared memory that a crashed process leaves. Neither the workers nor this
-    process make any (the workers' metrics are prometheus_client's files, which the command
-    removes itself: _metrics_directory); so the tracker is handed a descriptor that writes
-    nowhere, which it takes for a live tracker. CPython's private API: where it is not there,
-    nothing is done and the tracker starts as before."""
+def without_resource_tracker() -> None:
+    """Spare a supervisor of uvicorn workers multiprocessing's resource tracker: a Python process
+    of its own (13 MB resident, 2026-12-07) that the supervisor starts as it spawns its first
+    worker (each worker is handed its descriptor), to unlink semaphores and shared memory that
+    a crashed process leaves. Neither the workers nor the supervisor make any (the workers'
+    metrics are prometheus_client's files, which the command removes itself: _metrics_directory);
+    so the tracker is handed a descriptor that writes nowhere (not inherited: only the spawned
+    workers are passed it), which it takes for a live tracker. CPython's private API: where it
+    is not there, nothing is done and the tracker starts as before (tests/test_faults.py then
+    fails). The benchmark's floor runs its workers the same way."""
     from multiprocessing import resource_tracker
 
     tracker = getattr(resource_tracker, "_resource_tracker", None)

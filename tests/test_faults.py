@@ -225,7 +225,7 @@ async def test_several_worker_processes_serve_and_stop_together(database_url, ad
     try:
         server.wait_healthy()
         workers = psutil.Process(server.proc.pid).children()
-        # Two workers and nothing else: no multiprocessing resource tracker (cli._without_resource_tracker).
+        # Two workers and nothing else: no multiprocessing resource tracker (cli.without_resource_tracker).
         assert len(workers) == 2
         assert all("spawn_main" in " ".join(p.cmdline()) for p in workers)
         async with httpx.AsyncClient(base_url=server.url, timeout=BOUND, trust_env=False) as c:

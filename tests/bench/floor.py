@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app import db
-from app.cli import uvicorn_options
+from app.cli import uvicorn_options, without_resource_tracker
 from app.config import Settings
 from app.domain import alerts, evidence, incidents, models, search
 from app.domain.models import INCIDENT_COLUMNS
@@ -142,6 +142,8 @@ def main() -> None:
     port = int(sys.argv[1])
     settings = Settings.from_env()
     workers = settings.workers
+    if workers > 1:
+        without_resource_tracker()  # as `incidents serve` supervises its workers
     uvicorn.run(
         "tests.bench.floor:app_from_env" if workers > 1 else create_app(settings),
         factory=workers > 1,

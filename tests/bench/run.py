@@ -885,12 +885,13 @@ def measure_tail(
     )
     with activity.window() as during["typeahead 1 connection"]:
         one_conn, errors = one_connection(api, token, bodies, scale.tail_passes)
+    with activity.window() as during["typeahead 1 connection, floor"]:
         floor_conn, floor_errors = one_connection(
             floor, token, [{"q": q} for q in data.mix], scale.tail_passes, path="/floor"
         )
     if floor_errors:
-        raise RuntimeError(f"the floor answered {floor_errors} of the mix's requests at one connection with an error")
-    floor_tail = tail_by_class(data.mix, data.mix_classes, floor_conn)["all"]
+        log(f"typeahead tail: the floor answered {floor_errors} requests at one connection with an error")
+    floor_tail = {**tail_by_class(data.mix, data.mix_classes, floor_conn)["all"], "errors": floor_errors}
     log(f"typeahead tail: open loop at {rate:.0f}/s, ours, the floor and the anchors' SQL in turn")
     targets = {
         "graphql": (api, "/graphql", token, bodies),
@@ -960,7 +961,8 @@ def tail_rows(tail: dict[str, dict], floor_tail: dict, passes: int) -> list[tupl
             "typeahead, realistic mix, 1 connection",
             f"p99 {everything['p99_ms']:.1f} ms, max {everything['max_ms']:.1f} ({everything['requests']:,} requests,"
             f" {passes} passes); worst class {worst}: p99 {tail[worst]['p99_ms']:.1f} ms;"
-            f" the floor (the same SQL, bare Starlette) p99 {floor_tail['p99_ms']:.1f} ms, max {floor_tail['max_ms']:.1f}",
+            f" the floor (the same SQL, bare Starlette) p99 {floor_tail['p99_ms']:.1f} ms, max {floor_tail['max_ms']:.1f}"
+            + (f", {floor_tail['errors']} errors" if floor_tail["errors"] else ""),
             f"p99 <= {ONE_CONNECTION_P99_MS} ms, every class p99 <= {CLASS_P99_MS} ms",
         )
     ]
