@@ -804,14 +804,16 @@ async def _fetch(conn: Conn, queue: _Queue) -> _NameSteps:
         rows = []
         if len(parts) + bool(kept) > 1:
             floor = evidence.UNSEEN / sampled.texts
-            at_most = [max(_names_holding_at_most(p, words, sampled) / sampled.texts, floor) for p in parts]
+
+            def at_most(part: str) -> float:  # (a bound on its share of the names)
+                return max(_names_holding_at_most(part, words, sampled) / sampled.texts, floor)
+
             counted = {p: _name_counted(p, words, sampled) for p in parts}
             shares = {p: n / sampled.texts for p, n in counted.items() if n is not None}  # (not bounds)
             # (the pieces are looked up anyway: the other parts only if they pay beside them)
-            given = min(
-                (max(_names_holding_at_most(k, words, sampled) / sampled.texts, floor) for k in kept), default=None
-            )
-            parts = search.choose_by_share(parts, at_most, total=max(await _table_rows.get(conn), 1), given=given)
+            given = min((at_most(k) for k in kept), default=None)
+            total = max(await _table_rows.get(conn), 1)
+            parts = search.choose_by_share(parts, [at_most(p) for p in parts], total=total, given=given)
         indexed = frozenset(parts + kept)
     elif len(parts) + bool(kept) <= 1 or small:
         sql, values = _step(queue, NEAR_STEP)
